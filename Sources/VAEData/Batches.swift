@@ -1,0 +1,67 @@
+import VAEKernels
+
+// How a global batch is cut over ranks. Epoch e uses one permutation of the
+// training set that depends only on (seed, e); global batch s is
+// permutation[s*G ..< (s+1)*G] and rank r takes the r-th contiguous slice of
+// G / worldSize examples. A last partial global batch is dropped.
+
+public struct EpochPlan: Sendable {
+    public let permutation: [Int32]
+    public let globalBatchSize: Int
+    public let localBatchSize: Int
+    public let rank: Int
+    public var steps: Int { permutation.count / globalBatchSize }
+
+    public init(exampleCount: Int, globalBatchSize: Int, rank: Int, worldSize: Int, generator: Philox4x32, epoch: Int) {
+        precondition(globalBatchSize % worldSize == 0)
+        permutation = epochPermutation(count: exampleCount, generator: generator, epoch: epoch)
+        self.globalBatchSize = globalBatchSize
+        self.localBatchSize = globalBatchSize / worldSize
+        self.rank = rank
+    }
+
+    /// This rank's example indices for global batch `step`.
+    public func localIndices(step: Int) -> ArraySlice<Int32> {
+        let start = step * globalBatchSize + rank * localBatchSize
+        return permutation[start ..< start + localBatchSize]
+    }
+}
+
+/// The slice of 0 ..< count that rank `rank` of `worldSize` evaluates: contiguous,
+/// sizes differing by at most one.
+public func shardRange(count: Int, rank: Int, worldSize: Int) -> Range<Int> {
+    let base = count / worldSize, extra = count % worldSize
+    let start = rank * base + min(rank, extra)
+    return start ..< start + base + (rank < extra ? 1 : 0)
+}
+
+private let byteToUnit: [Float] = (0..<256).map { Float($0) / 255 }
+
+/// Copies images `indices` into out [indices.count, D] as pixel / 255 in [0, 1],
+/// or, with `binarize`, as Bernoulli(pixel / 255) draws keyed by (seed, epoch, index).
+public func fillBatch(_ out: UnsafeMutablePointer<Float>, from images: ImageSet, indices: some Collection<Int32>,
+                      binarize: Bool, generator: Philox4x32, epoch: Int) {
+    let d = images.pixelsPerImage
+    images.pixels.withUnsafeBufferPointer { pixels in
+        byteToUnit.withUnsafeBufferPointer { table in
+            var row = out
+            for index in indices {
+                let source = pixels.baseAddress! + Int(index) * d
+                for i in 0..<d { row[i] = table[Int(source[i])] }
+                if binarize {
+                    var i = 0
+                    var blockIndex = 0
+                    while i < d {
+                        let bits = generator.block(stream: .binarization, epoch: epoch, index: Int(index), block: blockIndex)
+                        for lane in 0..<4 where i < d {
+                            row[i] = uniformOpen(bits[lane]) < row[i] ? 1 : 0
+                            i += 1
+                        }
+                        blockIndex += 1
+                    }
+                }
+                row += d
+            }
+        }
+    }
+}

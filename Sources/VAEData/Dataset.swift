@@ -1,0 +1,106 @@
+import Foundation
+
+/// Images as bytes [count, rows * columns], 0 = background, 255 = full ink.
+public struct ImageSet: Sendable {
+    public var count: Int
+    public var rows: Int
+    public var columns: Int
+    public var pixels: [UInt8]
+    public var labels: [UInt8]?
+    /// Ground-truth factors of variation [count, factorNames.count] (synthetic data only).
+    public var factors: [Float]?
+    public var factorNames: [String]
+
+    public init(count: Int, rows: Int, columns: Int, pixels: [UInt8], labels: [UInt8]? = nil,
+                factors: [Float]? = nil, factorNames: [String] = []) {
+        precondition(pixels.count == count * rows * columns)
+        self.count = count
+        self.rows = rows
+        self.columns = columns
+        self.pixels = pixels
+        self.labels = labels
+        self.factors = factors
+        self.factorNames = factorNames
+    }
+
+    public var pixelsPerImage: Int { rows * columns }
+}
+
+/// A train/test split of one dataset.
+public struct Dataset: Sendable {
+    public var name: String
+    public var train: ImageSet
+    public var test: ImageSet
+
+    public static let defaultDirectory = "/usr/share/datasets/fashion-mnist"
+
+    /// `spec` is a folder of IDX files, `synthetic` (20,000 + 2,000 images) or
+    /// `synthetic:N` (N training images and N/10 test images, at least 1).
+    public static func load(_ spec: String) throws(DataError) -> Dataset {
+        if spec == "synthetic" || spec.hasPrefix("synthetic:") {
+            var trainCount = 20_000
+            if spec.hasPrefix("synthetic:") {
+                guard let n = Int(spec.dropFirst("synthetic:".count)), n >= 1, n <= 10_000_000 else {
+                    throw .configuration("--data \(spec): expected synthetic:N with N a count from 1 to 10000000")
+                }
+                trainCount = n
+            }
+            return Synthetic.generate(trainCount: trainCount, testCount: max(trainCount / 10, 1), seed: Synthetic.defaultSeed)
+        }
+        return try loadIDXDirectory(spec)
+    }
+
+    /// Loads train-images-idx3-ubyte and t10k-images-idx3-ubyte (each raw or .gz, also
+    /// the train-images.idx3-ubyte spelling) and the label files when present.
+    public static func loadIDXDirectory(_ directory: String) throws(DataError) -> Dataset {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) else {
+            throw .missing(path: directory,
+                           hint: directory == defaultDirectory
+                               ? "install it with: apt-get install dataset-fashion-mnist, or pass --data DIR or --data synthetic"
+                               : "pass --data with a folder of IDX files, or --data synthetic")
+        }
+        guard isDirectory.boolValue else {
+            throw .invalid(path: directory, reason: "is not a folder (--data takes the folder that holds train-images-idx3-ubyte[.gz])")
+        }
+        let train = try loadSplit(directory, prefix: "train")
+        let test = try loadSplit(directory, prefix: "t10k")
+        guard train.rows == test.rows, train.columns == test.columns else {
+            throw .invalid(path: directory, reason: "training images are \(train.rows)x\(train.columns) but test images are \(test.rows)x\(test.columns)")
+        }
+        let name = URL(fileURLWithPath: directory).lastPathComponent
+        return Dataset(name: name, train: train, test: test)
+    }
+
+    static func find(_ directory: String, stem: String, kind: String) -> String? {
+        let candidates = ["\(stem)-\(kind)", "\(stem)-\(kind.replacingOccurrences(of: "-idx", with: ".idx"))"]
+        for name in candidates {
+            for suffix in ["", ".gz"] {
+                let path = (directory as NSString).appendingPathComponent(name + suffix)
+                if FileManager.default.fileExists(atPath: path) { return path }
+            }
+        }
+        return nil
+    }
+
+    static func loadSplit(_ directory: String, prefix: String) throws(DataError) -> ImageSet {
+        guard let imagePath = find(directory, stem: "\(prefix)-images", kind: "idx3-ubyte") else {
+            let path = (directory as NSString).appendingPathComponent("\(prefix)-images-idx3-ubyte[.gz]")
+            throw .missing(path: path, hint: "a data folder holds train-images-idx3-ubyte and t10k-images-idx3-ubyte, gzipped or not")
+        }
+        let images = try IDX.read(path: imagePath)
+        guard images.shape.count == 3, images.shape[0] > 0, images.shape[1] > 0, images.shape[2] > 0 else {
+            throw .invalid(path: imagePath, reason: "expected images of shape [count, rows, columns], found \(images.shape)")
+        }
+        let count = images.shape[0]
+        var labels: [UInt8]?
+        if let labelPath = find(directory, stem: "\(prefix)-labels", kind: "idx1-ubyte") {
+            let array = try IDX.read(path: labelPath)
+            guard array.shape == [count] else {
+                throw .invalid(path: labelPath, reason: "expected \(count) labels (one per image), found shape \(array.shape)")
+            }
+            labels = array.bytes
+        }
+        return ImageSet(count: count, rows: images.shape[1], columns: images.shape[2], pixels: images.bytes, labels: labels)
+    }
+}

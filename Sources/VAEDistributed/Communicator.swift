@@ -1,0 +1,79 @@
+import Foundation
+
+// What data-parallel training needs from a process group: the rank and world size,
+// in-place sum allreduce (blocking, and started now / finished later so it overlaps
+// with backward), broadcast, barrier, and a way to end every rank at once.
+
+public protocol Communicator: AnyObject, Sendable {
+    var rank: Int { get }
+    var size: Int { get }
+    /// A short name for messages: "mpi" or "single-process".
+    var backend: String { get }
+
+    func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws(CommunicatorError)
+    func allreduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) throws(CommunicatorError)
+    /// Min and max of one value over all ranks (cheap agreement checks).
+    func allreduceMinMax(_ value: UInt64) throws(CommunicatorError) -> (min: UInt64, max: UInt64)
+    /// Starts an in-place sum allreduce; the buffer must not be touched until `finishReductions`.
+    func startAllreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws(CommunicatorError)
+    /// Waits for every reduction started with `startAllreduceSum`.
+    func finishReductions() throws(CommunicatorError)
+    func broadcast(_ buffer: UnsafeMutableRawPointer, byteCount: Int, root: Int) throws(CommunicatorError)
+    func barrier() throws(CommunicatorError)
+    /// Ends every rank of the job with `code` (MPI_Abort); never returns.
+    func abort(code: Int32) -> Never
+    func finalize()
+}
+
+public struct CommunicatorError: Error, CustomStringConvertible {
+    public let call: String
+    public let message: String
+    public init(call: String, message: String) { self.call = call; self.message = message }
+    public var description: String { "\(call) failed: \(message)" }
+}
+
+extension Communicator {
+    public var isRoot: Bool { rank == 0 }
+
+    /// Broadcasts an array of trivial values from `root` (the count must agree).
+    public func broadcast<T: BitwiseCopyable>(_ array: inout [T], root: Int) throws(CommunicatorError) {
+        let count = array.count
+        var failure: CommunicatorError?
+        array.withUnsafeMutableBytes { raw in
+            do throws(CommunicatorError) { try broadcast(raw.baseAddress!, byteCount: count * MemoryLayout<T>.stride, root: root) } catch { failure = error }
+        }
+        if let failure { throw failure }
+    }
+}
+
+/// The world of one process: every collective is the identity.
+public final class SingleProcessCommunicator: Communicator {
+    public init() {}
+    public var rank: Int { 0 }
+    public var size: Int { 1 }
+    public var backend: String { "single-process" }
+    public func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) {}
+    public func allreduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) {}
+    public func allreduceMinMax(_ value: UInt64) -> (min: UInt64, max: UInt64) { (value, value) }
+    public func startAllreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) {}
+    public func finishReductions() {}
+    public func broadcast(_ buffer: UnsafeMutableRawPointer, byteCount: Int, root: Int) {}
+    public func barrier() {}
+    public func abort(code: Int32) -> Never { exit(code) }
+    public func finalize() {}
+}
+
+/// True when this process was started by an MPI launcher (mpirun/mpiexec of Open MPI,
+/// srun with PMIx or PMI2, Hydra): then MPI must be initialized. VAE_DIST_MPI=0 or 1 overrides.
+public func launchedByMPI(environment: [String: String] = ProcessInfo.processInfo.environment) -> Bool {
+    if let forced = environment["VAE_DIST_MPI"] { return forced == "1" }
+    for key in ["OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE", "MPI_LOCALNRANKS"] where environment[key] != nil {
+        return true
+    }
+    return false
+}
+
+/// The communicator for this process: MPI when launched by mpirun/srun, else single-process.
+public func makeCommunicator() throws(CommunicatorError) -> any Communicator {
+    launchedByMPI() ? try MPICommunicator() : SingleProcessCommunicator()
+}

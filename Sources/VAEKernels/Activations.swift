@@ -1,0 +1,73 @@
+// Bias and ReLU as forward/backward pairs over [rows, columns] row-major buffers.
+
+/// out[r, c] += bias[c]
+public func biasForward(_ out: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, rows: Int, columns: Int) {
+    let full = columns & ~15
+    for r in 0..<rows {
+        let row = out + r * columns
+        var c = 0
+        while c < full { store16(load16(row + c) + load16(bias + c), row + c); c += 16 }
+        while c < columns { row[c] += bias[c]; c += 1 }
+    }
+}
+
+/// dbias[c] += sum over rows of dout[r, c]
+public func biasBackward(_ dbias: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>, rows: Int, columns: Int) {
+    let full = columns & ~15
+    var c = 0
+    while c < full {
+        var acc = load16(dbias + c)
+        for r in 0..<rows { acc += load16(dout + r * columns + c) }
+        store16(acc, dbias + c)
+        c += 16
+    }
+    while c < columns {
+        var acc = dbias[c]
+        for r in 0..<rows { acc += dout[r * columns + c] }
+        dbias[c] = acc
+        c += 1
+    }
+}
+
+/// out = max(out + bias, 0), in place: the bias and ReLU epilogue of a hidden layer.
+public func biasReluForward(_ out: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, rows: Int, columns: Int) {
+    let full = columns & ~15
+    let zero = SIMD16<Float>()
+    for r in 0..<rows {
+        let row = out + r * columns
+        var c = 0
+        while c < full { store16(pointwiseMax(load16(row + c) + load16(bias + c), zero), row + c); c += 16 }
+        while c < columns { row[c] = max(row[c] + bias[c], 0); c += 1 }
+    }
+}
+
+/// dinp = dout where out > 0, else 0 (in place on dout allowed). `out` is the ReLU output.
+public func reluBackward(_ dinp: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>, _ out: UnsafePointer<Float>, count: Int) {
+    let full = count & ~15
+    var i = 0
+    let zero = SIMD16<Float>()
+    while i < full {
+        let d = load16(dout + i)
+        store16(d.replacing(with: zero, where: load16(out + i) .<= zero), dinp + i)
+        i += 16
+    }
+    while i < count { dinp[i] = out[i] > 0 ? dout[i] : 0; i += 1 }
+}
+
+// MARK: - References
+
+public func biasReluForwardNaive(_ out: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, rows: Int, columns: Int) {
+    for r in 0..<rows { for c in 0..<columns { out[r * columns + c] = max(out[r * columns + c] + bias[c], 0) } }
+}
+
+public func biasBackwardNaive(_ dbias: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>, rows: Int, columns: Int) {
+    for c in 0..<columns {
+        var acc = Double(dbias[c])
+        for r in 0..<rows { acc += Double(dout[r * columns + c]) }
+        dbias[c] = Float(acc)
+    }
+}
+
+public func reluBackwardNaive(_ dinp: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>, _ out: UnsafePointer<Float>, count: Int) {
+    for i in 0..<count { dinp[i] = out[i] > 0 ? dout[i] : 0 }
+}

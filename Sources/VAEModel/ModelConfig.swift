@@ -1,0 +1,51 @@
+// What the VAE is: image shape, MLP widths, latent size, likelihood, beta.
+
+public enum Likelihood: String, Codable, Sendable, CaseIterable {
+    /// Sigmoid output, binary cross-entropy summed over pixels.
+    case bernoulli
+    /// Per-pixel Gaussian with a learned per-pixel log-variance; NLL includes its constants.
+    case gaussian
+}
+
+public struct ModelConfig: Codable, Equatable, Sendable {
+    public var imageHeight: Int
+    public var imageWidth: Int
+    /// Encoder hidden widths, input side first; the decoder mirrors them.
+    public var hidden: [Int]
+    public var latent: Int
+    public var likelihood: Likelihood
+    /// Weight of the KL term (beta-VAE; 1 gives the ELBO).
+    public var beta: Float
+    /// Plain autoencoder: z = mu, no KL term.
+    public var autoencoder: Bool
+
+    public init(imageHeight: Int = 28, imageWidth: Int = 28, hidden: [Int] = [400], latent: Int = 20,
+                likelihood: Likelihood = .bernoulli, beta: Float = 1, autoencoder: Bool = false) {
+        self.imageHeight = imageHeight
+        self.imageWidth = imageWidth
+        self.hidden = hidden
+        self.latent = latent
+        self.likelihood = likelihood
+        self.beta = beta
+        self.autoencoder = autoencoder
+    }
+
+    public var inputDimension: Int { imageHeight * imageWidth }
+
+    /// Checks the numbers; the message names the option to change.
+    public func validate() throws(ModelConfigError) {
+        if imageHeight <= 0 || imageWidth <= 0 { throw .invalid("image size \(imageHeight)x\(imageWidth) must be positive") }
+        if hidden.isEmpty || hidden.contains(where: { $0 <= 0 }) {
+            throw .invalid("--hidden must list positive layer widths, such as 400 or 512,256 (got \(hidden.map(String.init).joined(separator: ",")))")
+        }
+        if latent <= 0 { throw .invalid("--latent must be a positive number of dimensions (got \(latent))") }
+        if !beta.isFinite || beta < 0 { throw .invalid("--beta must be a finite number >= 0 (got \(beta))") }
+    }
+}
+
+public enum ModelConfigError: Error, CustomStringConvertible {
+    case invalid(String)
+    public var description: String {
+        switch self { case .invalid(let message): message }
+    }
+}

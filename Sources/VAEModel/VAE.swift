@@ -1,0 +1,251 @@
+import Foundation
+import VAEKernels
+
+// The Variational Autoencoder (Kingma & Welling 2014):
+//
+//   encoder  q(z|x) = N(mu(x), diag(exp(logvar(x))))     MLP, ReLU, two linear heads
+//   sample   z = mu + exp(0.5 logvar) * eps,  eps ~ N(0, I)  (the reparameterization trick)
+//   decoder  p(x|z) from logits(z)                         MLP mirroring the encoder
+//   loss     recon(x, z) + beta * KL(q(z|x) || N(0, I))    per example; beta = 1: the
+//            negative ELBO. Autoencoder mode: z = mu and no KL.
+//
+// Parameters and gradients are each one flat buffer (see ParameterLayout). A
+// `VAEWorkspace` holds the activations for one batch size; forward and backward
+// are explicit paired functions over it and never allocate.
+
+public final class VAE: @unchecked Sendable {
+    public let config: ModelConfig
+    public let layout: ParameterLayout
+    public var parameterCount: Int { layout.count }
+    /// [parameterCount] all parameters, named views in `layout`.
+    public let parameters: UnsafeMutablePointer<Float>
+    /// [parameterCount] gradients, same layout; backward accumulates into it.
+    public let gradients: UnsafeMutablePointer<Float>
+
+    public init(config: ModelConfig) {
+        self.config = config
+        layout = ParameterLayout(config)
+        parameters = allocateAligned(layout.count)
+        gradients = allocateAligned(layout.count)
+    }
+
+    deinit {
+        parameters.deallocate()
+        gradients.deallocate()
+    }
+
+    /// torch.nn.Linear's default: weight and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+    /// decoder.logvar starts at 0 (unit variance). Deterministic in the seed.
+    public func initialize(seed: UInt64) {
+        let generator = Philox4x32(seed: seed)
+        for (index, tensor) in layout.tensors.enumerated() {
+            let p = parameters + tensor.offset
+            if tensor.name == "decoder.logvar" {
+                p.update(repeating: 0, count: tensor.count)
+                continue
+            }
+            let fanIn = tensorFanIn(tensor)
+            let bound = 1 / Float(fanIn).squareRoot()
+            fillUniform(p, count: tensor.count, generator: generator, stream: .initialization, epoch: 0, index: index)
+            for i in 0..<tensor.count { p[i] = (2 * p[i] - 1) * bound }
+        }
+    }
+
+    private func tensorFanIn(_ tensor: TensorSpec) -> Int {
+        // A bias has the fan-in of its weight: the layer's input width.
+        if tensor.shape.count == 2 { return tensor.shape[1] }
+        let weightName = tensor.name.replacingSuffix(".bias", with: ".weight")
+        return layout.tensor(named: weightName)?.shape[1] ?? 1
+    }
+
+    public func zeroGradients() { gradients.update(repeating: 0, count: layout.count) }
+
+    // MARK: Forward
+
+    /// Runs the encoder, the reparameterization and the decoder on x [batch, D],
+    /// and the per-example loss terms into `workspace.recon` and `workspace.kl`.
+    /// `eps` [batch, latent] is the noise; nil decodes the mean (z = mu).
+    /// With `lossScale` set, also seeds the backward pass: d(lossScale * recon)/d(logits).
+    public func forward(_ workspace: VAEWorkspace, x: UnsafePointer<Float>, eps: UnsafePointer<Float>?,
+                        batch: Int, lossScale: Float?) {
+        precondition(batch <= workspace.capacity, "batch \(batch) exceeds workspace capacity \(workspace.capacity)")
+        let l = config.latent
+        encode(workspace, x: x, batch: batch)
+        let mu = UnsafePointer(workspace.heads), logvar = UnsafePointer(workspace.heads + l)
+        if config.autoencoder || eps == nil {
+            for r in 0..<batch { (workspace.z + r * l).update(from: mu + r * 2 * l, count: l) }
+        } else {
+            reparameterizeForward(z: workspace.z, mu: mu, logvar: logvar, eps: eps!, rows: batch, latent: l, stride: 2 * l)
+        }
+        decode(workspace, z: workspace.z, batch: batch)
+        let d = config.inputDimension
+        switch config.likelihood {
+        case .bernoulli:
+            bernoulliNLLForwardBackward(recon: workspace.recon, dlogits: lossScale == nil ? nil : workspace.dlogits,
+                                        logits: workspace.logits, targets: x, rows: batch, columns: d, scale: lossScale ?? 0)
+        case .gaussian:
+            let lv = layout.outputLogvar!
+            gaussianNLLForwardBackward(recon: workspace.recon, dmean: lossScale == nil ? nil : workspace.dlogits,
+                                       dlogvar: lossScale == nil ? nil : gradients + lv,
+                                       mean: workspace.logits, logvar: parameters + lv, targets: x,
+                                       rows: batch, columns: d, scale: lossScale ?? 0)
+        }
+        if config.autoencoder {
+            workspace.kl.update(repeating: 0, count: batch)
+        } else {
+            klForward(kl: workspace.kl, mu: mu, logvar: logvar, rows: batch, latent: l, stride: 2 * l)
+        }
+    }
+
+    /// Encoder only: x [batch, D] -> workspace.heads [batch, 2 * latent] = (mu | logvar) per row.
+    public func encode(_ workspace: VAEWorkspace, x: UnsafePointer<Float>, batch: Int) {
+        var input = x
+        for (i, layer) in layout.encoder.enumerated() {
+            linearForward(workspace.encoderHidden[i], input, parameters + layer.weight, parameters + layer.bias,
+                          batch: batch, inFeatures: layer.inFeatures, outFeatures: layer.outFeatures, relu: true,
+                          workspace: workspace.gemm)
+            input = UnsafePointer(workspace.encoderHidden[i])
+        }
+        let head = layout.head
+        linearForward(workspace.heads, input, parameters + head.weight, parameters + head.bias,
+                      batch: batch, inFeatures: head.inFeatures, outFeatures: head.outFeatures, relu: false,
+                      workspace: workspace.gemm)
+    }
+
+    /// Decoder only: z [batch, latent] -> workspace.logits [batch, D].
+    public func decode(_ workspace: VAEWorkspace, z: UnsafePointer<Float>, batch: Int) {
+        var input = z
+        for (i, layer) in layout.decoder.enumerated() {
+            linearForward(workspace.decoderHidden[i], input, parameters + layer.weight, parameters + layer.bias,
+                          batch: batch, inFeatures: layer.inFeatures, outFeatures: layer.outFeatures, relu: true,
+                          workspace: workspace.gemm)
+            input = UnsafePointer(workspace.decoderHidden[i])
+        }
+        let out = layout.output
+        linearForward(workspace.logits, input, parameters + out.weight, parameters + out.bias,
+                      batch: batch, inFeatures: out.inFeatures, outFeatures: out.outFeatures, relu: false,
+                      workspace: workspace.gemm)
+    }
+
+    /// The decoder's mean image in [0, 1] from workspace.logits: sigmoid (bernoulli)
+    /// or the clamped mean (gaussian). images [batch, D].
+    public func meanImages(_ workspace: VAEWorkspace, into images: UnsafeMutablePointer<Float>, batch: Int) {
+        let n = batch * config.inputDimension
+        for i in 0..<n {
+            let v = workspace.logits[i]
+            switch config.likelihood {
+            case .bernoulli: images[i] = 1 / (1 + exp(-v))
+            case .gaussian: images[i] = min(max(v, 0), 1)
+            }
+        }
+    }
+
+    // MARK: Backward
+
+    /// Accumulates d(lossScale * sum_b (recon_b + beta * KL_b)) / d(parameters) into
+    /// `gradients`, after `forward` with the same `lossScale`, x and eps.
+    public func backward(_ workspace: VAEWorkspace, x: UnsafePointer<Float>, eps: UnsafePointer<Float>?,
+                         batch: Int, lossScale: Float) {
+        let l = config.latent
+        let ws = workspace.gemm
+        // Decoder: dlogits [batch, D] was seeded by the fused likelihood in forward.
+        var dout = workspace.dlogits
+        let out = layout.output
+        let decoderCount = layout.decoder.count
+        let lastDecoderInput = decoderCount > 0 ? UnsafePointer(workspace.decoderHidden[decoderCount - 1]) : UnsafePointer(workspace.z)
+        let dLast = decoderCount > 0 ? workspace.decoderGradient[decoderCount - 1] : workspace.dz
+        linearBackward(dLast, gradients + out.weight, gradients + out.bias, dout, lastDecoderInput, parameters + out.weight,
+                       batch: batch, inFeatures: out.inFeatures, outFeatures: out.outFeatures, workspace: ws)
+        for i in stride(from: decoderCount - 1, through: 0, by: -1) {
+            let layer = layout.decoder[i]
+            let activation = workspace.decoderHidden[i]
+            dout = workspace.decoderGradient[i]
+            reluBackward(dout, dout, activation, count: batch * layer.outFeatures)
+            let input = i > 0 ? UnsafePointer(workspace.decoderHidden[i - 1]) : UnsafePointer(workspace.z)
+            let dinp = i > 0 ? workspace.decoderGradient[i - 1] : workspace.dz
+            linearBackward(dinp, gradients + layer.weight, gradients + layer.bias, dout, input, parameters + layer.weight,
+                           batch: batch, inFeatures: layer.inFeatures, outFeatures: layer.outFeatures, workspace: ws)
+        }
+        // Latent: dz -> (dmu | dlogvar) in dheads [batch, 2 * latent].
+        let dheads = workspace.dheads
+        dheads.update(repeating: 0, count: batch * 2 * l)
+        let mu = UnsafePointer(workspace.heads), logvar = UnsafePointer(workspace.heads + l)
+        if config.autoencoder || eps == nil {
+            for r in 0..<batch { (dheads + r * 2 * l).update(from: workspace.dz + r * l, count: l) }
+        } else {
+            reparameterizeBackward(dmu: dheads, dlogvar: dheads + l, dz: workspace.dz, logvar: logvar, eps: eps!,
+                                   rows: batch, latent: l, stride: 2 * l)
+        }
+        if !config.autoencoder {
+            klBackward(dmu: dheads, dlogvar: dheads + l, mu: mu, logvar: logvar, rows: batch, latent: l, stride: 2 * l,
+                       scale: lossScale * config.beta)
+        }
+        // Encoder heads and hidden layers; the input x needs no gradient.
+        let encoderCount = layout.encoder.count
+        let head = layout.head
+        let headInput = UnsafePointer(workspace.encoderHidden[encoderCount - 1])
+        linearBackward(workspace.encoderGradient[encoderCount - 1], gradients + head.weight, gradients + head.bias,
+                       dheads, headInput, parameters + head.weight,
+                       batch: batch, inFeatures: head.inFeatures, outFeatures: head.outFeatures, workspace: ws)
+        for i in stride(from: encoderCount - 1, through: 0, by: -1) {
+            let layer = layout.encoder[i]
+            dout = workspace.encoderGradient[i]
+            reluBackward(dout, dout, workspace.encoderHidden[i], count: batch * layer.outFeatures)
+            let input = i > 0 ? UnsafePointer(workspace.encoderHidden[i - 1]) : x
+            let dinp = i > 0 ? workspace.encoderGradient[i - 1] : nil
+            linearBackward(dinp, gradients + layer.weight, gradients + layer.bias, dout, input, parameters + layer.weight,
+                           batch: batch, inFeatures: layer.inFeatures, outFeatures: layer.outFeatures, workspace: ws)
+        }
+    }
+}
+
+/// Activations and their gradients for batches of up to `capacity` examples.
+public final class VAEWorkspace: @unchecked Sendable {
+    public let capacity: Int
+    public let gemm = GEMMWorkspace()
+    public let encoderHidden: [UnsafeMutablePointer<Float>]    // [capacity, hidden[i]] after ReLU
+    public let encoderGradient: [UnsafeMutablePointer<Float>]  // same shapes
+    public let heads: UnsafeMutablePointer<Float>              // [capacity, 2 * latent] (mu | logvar)
+    public let dheads: UnsafeMutablePointer<Float>
+    public let z: UnsafeMutablePointer<Float>                  // [capacity, latent]
+    public let dz: UnsafeMutablePointer<Float>
+    public let decoderHidden: [UnsafeMutablePointer<Float>]    // [capacity, reversed hidden[i]] after ReLU
+    public let decoderGradient: [UnsafeMutablePointer<Float>]
+    public let logits: UnsafeMutablePointer<Float>             // [capacity, D]
+    public let dlogits: UnsafeMutablePointer<Float>
+    public let recon: UnsafeMutablePointer<Float>              // [capacity] -log p(x|z) per example
+    public let kl: UnsafeMutablePointer<Float>                 // [capacity] KL(q(z|x) || p(z)) per example
+    private var owned: [UnsafeMutablePointer<Float>] = []
+
+    public init(config: ModelConfig, capacity: Int) {
+        self.capacity = capacity
+        var all: [UnsafeMutablePointer<Float>] = []
+        func buffer(_ count: Int) -> UnsafeMutablePointer<Float> {
+            let p = allocateAligned(capacity * count)
+            all.append(p)
+            return p
+        }
+        let l = config.latent, d = config.inputDimension
+        encoderHidden = config.hidden.map { buffer($0) }
+        encoderGradient = config.hidden.map { buffer($0) }
+        heads = buffer(2 * l)
+        dheads = buffer(2 * l)
+        z = buffer(l)
+        dz = buffer(l)
+        decoderHidden = config.hidden.reversed().map { buffer($0) }
+        decoderGradient = config.hidden.reversed().map { buffer($0) }
+        logits = buffer(d)
+        dlogits = buffer(d)
+        recon = buffer(1)
+        kl = buffer(1)
+        owned = all
+    }
+
+    deinit { for p in owned { p.deallocate() } }
+}
+
+extension String {
+    func replacingSuffix(_ suffix: String, with replacement: String) -> String {
+        hasSuffix(suffix) ? String(dropLast(suffix.count)) + replacement : self
+    }
+}

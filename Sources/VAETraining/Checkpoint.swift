@@ -1,0 +1,107 @@
+import Foundation
+import VAEModel
+
+// A checkpoint is one safetensors file (see DESIGN.md):
+//   model tensors by their torch-style names (ParameterLayout), F32, weights [out, in];
+//   optimizer.<name>.exp_avg and optimizer.<name>.exp_avg_sq, the Adam moments;
+//   __metadata__: format = vae-dist/1, config (JSON of model and training options),
+//   epoch, step (Adam steps taken), world_size, dataset, parameter_count.
+
+public struct CheckpointConfig: Codable, Equatable, Sendable {
+    public var model: ModelConfig
+    public var training: TrainingOptions
+}
+
+public struct Checkpoint: Sendable {
+    public static let format = "vae-dist/1"
+    public var config: CheckpointConfig
+    public var epoch: Int
+    public var step: Int
+    public var worldSize: Int
+    public var dataset: String
+    public var metadata: [String: String]
+    /// [parameterCount] in layout order.
+    public var parameters: [Float]
+    public var firstMoment: [Float]?
+    public var secondMoment: [Float]?
+
+    /// Serializes the model (and the optimizer, when given).
+    public static func encode(model: VAE, optimizer: AdamOptimizer?, config: CheckpointConfig,
+                              epoch: Int, worldSize: Int, dataset: String, extra: [String: String] = [:]) -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let configJSON = String(decoding: (try? encoder.encode(config)) ?? Data(), as: UTF8.self)
+        var metadata = extra
+        metadata["format"] = format
+        metadata["config"] = configJSON
+        metadata["epoch"] = String(epoch)
+        metadata["step"] = String(optimizer?.step ?? 0)
+        metadata["world_size"] = String(worldSize)
+        metadata["dataset"] = dataset
+        metadata["parameter_count"] = String(model.parameterCount)
+        var tensors: [(name: String, shape: [Int], bytes: UnsafeRawBufferPointer)] = []
+        func add(_ prefix: String, _ suffix: String, _ base: UnsafeMutablePointer<Float>) {
+            for t in model.layout.tensors {
+                tensors.append((prefix + t.name + suffix, t.shape, UnsafeRawBufferPointer(start: base + t.offset, count: t.count * 4)))
+            }
+        }
+        add("", "", model.parameters)
+        if let optimizer {
+            add("optimizer.", ".exp_avg", optimizer.firstMoment)
+            add("optimizer.", ".exp_avg_sq", optimizer.secondMoment)
+        }
+        return Safetensors.encode(metadata: metadata, tensors: tensors)
+    }
+
+    public static func load(path: String) throws(TrainingError) -> Checkpoint {
+        try decode(try Safetensors.read(path: path), path: path)
+    }
+
+    public static func decode(_ file: SafetensorsFile, path: String) throws(TrainingError) -> Checkpoint {
+        let m = file.metadata
+        guard m["format"] == format else {
+            throw .checkpoint(path: path, reason: "metadata format is \(m["format"].map { "'\($0)'" } ?? "missing"), expected '\(format)' (not a vae-dist checkpoint)")
+        }
+        guard let configText = m["config"],
+              let config = try? JSONDecoder().decode(CheckpointConfig.self, from: Data(configText.utf8)) else {
+            throw .checkpoint(path: path, reason: "metadata config is missing or not valid JSON")
+        }
+        do { try config.model.validate() } catch { throw .checkpoint(path: path, reason: "model config is invalid: \(error)") }
+        guard let epoch = m["epoch"].flatMap(Int.init), epoch >= 0,
+              let step = m["step"].flatMap(Int.init), step >= 0 else {
+            throw .checkpoint(path: path, reason: "metadata epoch/step missing or not numbers")
+        }
+        let layout = ParameterLayout(config.model)
+        func gather(_ prefix: String, _ suffix: String) throws(TrainingError) -> [Float] {
+            var out = [Float](repeating: 0, count: layout.count)
+            for t in layout.tensors {
+                let bytes = try file.floats(prefix + t.name + suffix, shape: t.shape, path: path)
+                out.withUnsafeMutableBytes { raw in
+                    bytes.withUnsafeBytes { src in
+                        (raw.baseAddress! + t.offset * 4).copyMemory(from: src.baseAddress!, byteCount: src.count)
+                    }
+                }
+            }
+            return out
+        }
+        let parameters = try gather("", "")
+        var first: [Float]?, second: [Float]?
+        if file.tensor("optimizer.\(layout.tensors[0].name).exp_avg") != nil {
+            first = try gather("optimizer.", ".exp_avg")
+            second = try gather("optimizer.", ".exp_avg_sq")
+        }
+        if let bad = parameters.firstIndex(where: { !$0.isFinite }) {
+            throw .checkpoint(path: path, reason: "parameter \(bad) is not finite")
+        }
+        return Checkpoint(config: config, epoch: epoch, step: step, worldSize: m["world_size"].flatMap(Int.init) ?? 1,
+                          dataset: m["dataset"] ?? "", metadata: m, parameters: parameters,
+                          firstMoment: first, secondMoment: second)
+    }
+
+    /// A model holding this checkpoint's parameters.
+    public func makeModel() -> VAE {
+        let model = VAE(config: config.model)
+        parameters.withUnsafeBufferPointer { model.parameters.update(from: $0.baseAddress!, count: $0.count) }
+        return model
+    }
+}

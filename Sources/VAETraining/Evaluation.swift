@@ -1,0 +1,60 @@
+import VAEData
+import VAEDistributed
+import VAEKernels
+import VAEModel
+
+/// Sums over a set of examples, nats.
+public struct LossSums: Sendable {
+    public var recon = 0.0
+    public var kl = 0.0
+    public var count = 0.0
+
+    public func mean(beta: Double) -> (loss: Double, recon: Double, kl: Double) {
+        let c = max(count, 1)
+        return ((recon + beta * kl) / c, recon / c, kl / c)
+    }
+}
+
+/// The binarization draw of a test image is fixed (not per epoch): epoch key below.
+let testEpochKey = Int(UInt32.max)
+
+/// Evaluates the negative ELBO on `images[range]` with one sample of z per example
+/// (eps fixed per test example, so epochs compare on the same noise).
+public func evaluate(model: VAE, workspace: VAEWorkspace, images: ImageSet, range: Range<Int>,
+                     binarize: Bool, seed: UInt64) -> LossSums {
+    let generator = Philox4x32(seed: seed)
+    let d = model.config.inputDimension, l = model.config.latent
+    let capacity = workspace.capacity
+    let x = allocateAligned(capacity * d), eps = allocateAligned(capacity * l)
+    defer { x.deallocate(); eps.deallocate() }
+    var sums = LossSums()
+    var start = range.lowerBound
+    while start < range.upperBound {
+        let batch = min(capacity, range.upperBound - start)
+        let indices = (start..<(start + batch)).lazy.map { Int32($0) }
+        fillBatch(x, from: images, indices: indices, binarize: binarize, generator: generator, epoch: testEpochKey)
+        for r in 0..<batch {
+            fillNormal(eps + r * l, count: l, generator: generator, stream: .evaluation, epoch: 0, index: start + r)
+        }
+        model.forward(workspace, x: x, eps: eps, batch: batch, lossScale: nil)
+        for r in 0..<batch {
+            sums.recon += Double(workspace.recon[r])
+            sums.kl += Double(workspace.kl[r])
+        }
+        sums.count += Double(batch)
+        start += batch
+    }
+    return sums
+}
+
+/// Evaluates the whole test set sharded over ranks, reduced so every rank has the totals.
+public func evaluateDistributed(model: VAE, workspace: VAEWorkspace, images: ImageSet, binarize: Bool, seed: UInt64,
+                                communicator: any Communicator) throws(CommunicatorError) -> LossSums {
+    let range = shardRange(count: images.count, rank: communicator.rank, worldSize: communicator.size)
+    let local = evaluate(model: model, workspace: workspace, images: images, range: range, binarize: binarize, seed: seed)
+    var totals = [local.recon, local.kl, local.count]
+    try totals.withUnsafeMutableBufferPointer { buffer throws(CommunicatorError) in
+        try communicator.allreduceSum(buffer.baseAddress!, count: 3)
+    }
+    return LossSums(recon: totals[0], kl: totals[1], count: totals[2])
+}

@@ -1,0 +1,48 @@
+import Foundation
+
+/// One line of metrics.jsonl: nats per example, averaged over the epoch / test set.
+public struct EpochMetrics: Sendable {
+    public var epoch = 0
+    public var step = 0
+    public var trainLoss = 0.0, trainRecon = 0.0, trainKL = 0.0
+    public var testLoss = 0.0, testRecon = 0.0, testKL = 0.0
+    public var epochSeconds = 0.0, evalSeconds = 0.0, imageSeconds = 0.0
+    public var samplesPerSecond = 0.0
+    public var computeSeconds = 0.0, communicationSeconds = 0.0, optimizerSeconds = 0.0
+    public var worldSize = 1
+    public var peakMemoryMB = 0.0
+
+    public var trainNELBO: Double { trainRecon + trainKL }
+    public var testNELBO: Double { testRecon + testKL }
+
+    /// A JSON object with a fixed key order.
+    public var jsonLine: String {
+        func n(_ v: Double) -> String { v.isFinite ? String(format: "%.6g", v) : "null" }
+        let fields: [(String, String)] = [
+            ("epoch", "\(epoch)"), ("step", "\(step)"),
+            ("train_loss", n(trainLoss)), ("train_recon", n(trainRecon)), ("train_kl", n(trainKL)), ("train_nelbo", n(trainNELBO)),
+            ("test_loss", n(testLoss)), ("test_recon", n(testRecon)), ("test_kl", n(testKL)), ("test_nelbo", n(testNELBO)),
+            ("epoch_seconds", n(epochSeconds)), ("eval_seconds", n(evalSeconds)), ("image_seconds", n(imageSeconds)),
+            ("samples_per_second", n(samplesPerSecond)),
+            ("compute_seconds", n(computeSeconds)), ("communication_seconds", n(communicationSeconds)),
+            ("optimizer_seconds", n(optimizerSeconds)),
+            ("world_size", "\(worldSize)"), ("peak_memory_mb", n(peakMemoryMB)),
+        ]
+        return "{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}"
+    }
+}
+
+/// Seconds on a monotonic clock.
+@inline(__always)
+public func now() -> Double {
+    var t = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &t)
+    return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
+}
+
+/// Peak resident memory of this process in MB (getrusage; Linux reports KiB).
+public func peakMemoryMB() -> Double {
+    var usage = rusage()
+    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+    return Double(usage.ru_maxrss) / 1024
+}

@@ -1,0 +1,59 @@
+import VAEData
+
+// Minimal PNG encoder (8-bit grayscale, no interlace) and image grids in the
+// manner of torchvision.utils.make_grid: tiles with padding, upscaled so 28x28
+// digits are visible without zooming.
+
+public enum PNG {
+    /// pixels [height, width], row-major.
+    public static func encodeGray(width: Int, height: Int, pixels: [UInt8]) -> [UInt8] {
+        precondition(pixels.count == width * height)
+        var raw = [UInt8]()
+        raw.reserveCapacity((width + 1) * height)
+        for y in 0..<height {
+            raw.append(0)  // filter type: none
+            raw += pixels[(y * width)..<((y + 1) * width)]
+        }
+        var out: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
+        var header = bigEndian(UInt32(width)) + bigEndian(UInt32(height))
+        header += [8, 0, 0, 0, 0]  // bit depth 8, grayscale, deflate, adaptive filter, no interlace
+        chunk(&out, "IHDR", header)
+        chunk(&out, "IDAT", deflate(raw, level: 9))
+        chunk(&out, "IEND", [])
+        return out
+    }
+
+    static func chunk(_ out: inout [UInt8], _ type: String, _ data: [UInt8]) {
+        out += bigEndian(UInt32(data.count))
+        let typed = Array(type.utf8) + data
+        out += typed
+        out += bigEndian(crc32(typed))
+    }
+
+    static func bigEndian(_ v: UInt32) -> [UInt8] {
+        [UInt8(v >> 24), UInt8((v >> 16) & 0xff), UInt8((v >> 8) & 0xff), UInt8(v & 0xff)]
+    }
+}
+
+/// Tiles of `rows` x `columns` images, each [tileHeight, tileWidth] in [0, 1],
+/// upscaled by `scale`, separated by `padding` pixels (before scaling) of gray.
+public func imageGrid(_ images: [Float], count: Int, tileHeight: Int, tileWidth: Int, columns: Int,
+                      scale: Int = 2, padding: Int = 2) -> (width: Int, height: Int, pixels: [UInt8]) {
+    let gridColumns = max(1, min(columns, count))
+    let gridRows = max(1, (count + gridColumns - 1) / gridColumns)
+    let cellW = tileWidth + padding, cellH = tileHeight + padding
+    let width = (gridColumns * cellW + padding) * scale, height = (gridRows * cellH + padding) * scale
+    var pixels = [UInt8](repeating: 96, count: width * height)
+    for index in 0..<count {
+        let originX = (padding + (index % gridColumns) * cellW) * scale
+        let originY = (padding + (index / gridColumns) * cellH) * scale
+        for y in 0..<(tileHeight * scale) {
+            for x in 0..<(tileWidth * scale) {
+                let v = images[index * tileHeight * tileWidth + (y / scale) * tileWidth + x / scale]
+                let clamped = v.isFinite ? min(max(v, 0), 1) : 0
+                pixels[(originY + y) * width + originX + x] = UInt8((clamped * 255).rounded())
+            }
+        }
+    }
+    return (width, height, pixels)
+}

@@ -1,0 +1,25 @@
+import Foundation
+
+/// Rank 0's progress display: a live bar with loss and samples/s on a terminal,
+/// nothing in between epochs when output goes to a file or pipe.
+struct ProgressBar {
+    let interactive = isatty(STDOUT_FILENO) == 1
+    var lastDraw = 0.0
+
+    mutating func update(epoch: Int, epochs: Int, step: Int, steps: Int, loss: Double, samplesPerSecond: Double) {
+        guard interactive else { return }
+        let t = now()
+        guard t - lastDraw > 0.1 || step == steps else { return }
+        lastDraw = t
+        let width = 30
+        let filled = steps > 0 ? width * step / steps : width
+        let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
+        let line = String(format: "\repoch %d/%d [%@] %d/%d loss %.2f  %.0f samples/s ", epoch, epochs, bar, step, steps, loss, samplesPerSecond)
+        FileHandle.standardOutput.write(Data(line.utf8))
+    }
+
+    func finish() {
+        guard interactive else { return }
+        FileHandle.standardOutput.write(Data("\r\u{1B}[K".utf8))
+    }
+}

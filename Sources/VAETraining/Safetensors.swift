@@ -1,0 +1,179 @@
+import Foundation
+
+// The safetensors format (https://github.com/huggingface/safetensors):
+//   8 bytes   little-endian UInt64 N, the header length
+//   N bytes   UTF-8 JSON: {"__metadata__": {str: str}, name: {"dtype": "F32",
+//             "shape": [..], "data_offsets": [begin, end]}, ...}, padded with
+//             spaces so the data starts 8-byte aligned
+//   the data  tensors back to back; offsets are relative to the data's start and
+//             must tile it exactly (no gaps, no overlap).
+
+public struct SafetensorsTensor: Equatable, Sendable {
+    public var name: String
+    public var dtype: String
+    public var shape: [Int]
+    /// Byte range in the data section.
+    public var begin: Int
+    public var end: Int
+}
+
+public struct SafetensorsFile: Sendable {
+    public var metadata: [String: String]
+    /// Sorted by offset.
+    public var tensors: [SafetensorsTensor]
+    /// The data section.
+    public var data: [UInt8]
+
+    public func tensor(_ name: String) -> SafetensorsTensor? { tensors.first { $0.name == name } }
+
+    /// The tensor's values; it must be F32 of the given shape.
+    public func floats(_ name: String, shape: [Int], path: String) throws(TrainingError) -> ArraySlice<UInt8> {
+        guard let t = tensor(name) else { throw .checkpoint(path: path, reason: "has no tensor \(name)") }
+        guard t.dtype == "F32" else { throw .checkpoint(path: path, reason: "tensor \(name) is \(t.dtype), expected F32") }
+        guard t.shape == shape else {
+            throw .checkpoint(path: path, reason: "tensor \(name) has shape \(t.shape), this model needs \(shape) (another architecture?)")
+        }
+        return data[t.begin..<t.end]
+    }
+}
+
+public enum Safetensors {
+    /// The reference implementation refuses headers above 100 MB.
+    public static let maximumHeaderLength = 100_000_000
+    static let elementSizes: [String: Int] = [
+        "BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
+        "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8,
+    ]
+
+    /// Serializes F32 tensors given as (name, shape, bytes) in file order.
+    public static func encode(metadata: [String: String], tensors: [(name: String, shape: [Int], bytes: UnsafeRawBufferPointer)]) -> [UInt8] {
+        var header = "{\"__metadata__\":{"
+        header += metadata.keys.sorted().map { "\(jsonString($0)):\(jsonString(metadata[$0]!))" }.joined(separator: ",")
+        header += "}"
+        var offset = 0
+        for t in tensors {
+            let end = offset + t.bytes.count
+            header += ",\(jsonString(t.name)):{\"dtype\":\"F32\",\"shape\":[\(t.shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(end)]}"
+            offset = end
+        }
+        header += "}"
+        var headerBytes = Array(header.utf8)
+        while headerBytes.count % 8 != 0 { headerBytes.append(0x20) }
+        var out = [UInt8]()
+        out.reserveCapacity(8 + headerBytes.count + offset)
+        let n = UInt64(headerBytes.count)
+        for i in 0..<8 { out.append(UInt8(truncatingIfNeeded: n >> (8 * UInt64(i)))) }
+        out += headerBytes
+        for t in tensors { out.append(contentsOf: t.bytes) }
+        return out
+    }
+
+    /// Parses and validates strictly; `path` names the file in errors.
+    public static func decode(_ bytes: [UInt8], path: String) throws(TrainingError) -> SafetensorsFile {
+        func fail(_ reason: String) -> TrainingError { .checkpoint(path: path, reason: "not a valid safetensors file: \(reason)") }
+        guard bytes.count >= 8 else { throw fail("\(bytes.count) bytes is shorter than the 8-byte header length") }
+        var n: UInt64 = 0
+        for i in 0..<8 { n |= UInt64(bytes[i]) << (8 * UInt64(i)) }
+        guard n <= UInt64(maximumHeaderLength) else { throw fail("header length \(n) exceeds the 100 MB limit") }
+        guard n >= 2, 8 + Int(n) <= bytes.count else {
+            throw fail("header length \(n) does not fit in the file's \(bytes.count) bytes (truncated?)")
+        }
+        let headerEnd = 8 + Int(n)
+        let object: Any
+        do {
+            object = try JSONSerialization.jsonObject(with: Data(bytes[8..<headerEnd]), options: [])
+        } catch {
+            throw fail("header is not valid JSON")
+        }
+        guard let entries = object as? [String: Any] else { throw fail("header is not a JSON object") }
+        var metadata: [String: String] = [:]
+        var tensors: [SafetensorsTensor] = []
+        for (name, value) in entries {
+            if name == "__metadata__" {
+                guard let dict = value as? [String: Any] else { throw fail("__metadata__ is not an object") }
+                for (k, v) in dict {
+                    guard let s = v as? String else { throw fail("__metadata__ value for \(k) is not a string") }
+                    metadata[k] = s
+                }
+                continue
+            }
+            guard let info = value as? [String: Any],
+                  let dtype = info["dtype"] as? String,
+                  let shapeValues = info["shape"] as? [Any],
+                  let offsetValues = info["data_offsets"] as? [Any] else {
+                throw fail("tensor \(name) lacks dtype, shape or data_offsets")
+            }
+            guard let size = elementSizes[dtype] else { throw fail("tensor \(name) has unknown dtype \(dtype)") }
+            let shape = try shapeValues.map { v throws(TrainingError) -> Int in
+                guard let i = exactInteger(v), i >= 0, i <= 1 << 40 else { throw fail("tensor \(name) has a bad shape") }
+                return i
+            }
+            guard offsetValues.count == 2, let begin = exactInteger(offsetValues[0]), let end = exactInteger(offsetValues[1]),
+                  begin >= 0, end >= begin else {
+                throw fail("tensor \(name) has bad data_offsets")
+            }
+            var count = 1
+            for s in shape {
+                let (product, overflow) = count.multipliedReportingOverflow(by: s)
+                guard !overflow, product <= 1 << 40 else { throw fail("tensor \(name) shape \(shape) is too large") }
+                count = product
+            }
+            guard count * size == end - begin else {
+                throw fail("tensor \(name): shape \(shape) of \(dtype) needs \(count * size) bytes but data_offsets span \(end - begin)")
+            }
+            tensors.append(SafetensorsTensor(name: name, dtype: dtype, shape: shape, begin: begin, end: end))
+        }
+        tensors.sort { ($0.begin, $0.end, $0.name) < ($1.begin, $1.end, $1.name) }
+        let dataSize = bytes.count - headerEnd
+        var expected = 0
+        for t in tensors {
+            guard t.begin == expected else {
+                throw fail(t.begin < expected ? "tensor \(t.name) overlaps the tensor before it" : "gap before tensor \(t.name) at byte \(expected)")
+            }
+            expected = t.end
+        }
+        guard expected == dataSize else {
+            throw fail(expected > dataSize
+                ? "tensors need \(expected) bytes of data but the file holds \(dataSize) (truncated?)"
+                : "\(dataSize - expected) bytes of data after the last tensor")
+        }
+        return SafetensorsFile(metadata: metadata, tensors: tensors, data: Array(bytes[headerEnd...]))
+    }
+
+    public static func read(path: String) throws(TrainingError) -> SafetensorsFile {
+        let bytes: [UInt8]
+        do {
+            bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        } catch {
+            if !FileManager.default.fileExists(atPath: path) { throw .file(path: path, reason: "not found") }
+            throw .file(path: path, reason: "cannot be read (\((error as NSError).localizedDescription))")
+        }
+        return try decode(bytes, path: path)
+    }
+
+    private static func exactInteger(_ value: Any) -> Int? {
+        if let n = value as? NSNumber, String(cString: n.objCType) != "c" {  // "c": a JSON boolean
+            let d = n.doubleValue
+            guard d.rounded() == d, abs(d) < 9e15 else { return nil }
+            return n.intValue
+        }
+        return nil
+    }
+}
+
+/// A JSON string literal.
+func jsonString(_ s: String) -> String {
+    var out = "\""
+    for scalar in s.unicodeScalars {
+        switch scalar {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        default:
+            if scalar.value < 0x20 { out += String(format: "\\u%04x", scalar.value) } else { out.unicodeScalars.append(scalar) }
+        }
+    }
+    return out + "\""
+}

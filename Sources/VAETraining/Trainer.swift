@@ -1,0 +1,306 @@
+import Foundation
+import VAEData
+import VAEDistributed
+import VAEKernels
+import VAEModel
+
+// Data-parallel training (DESIGN.md, "Data parallelism"). Every rank:
+//   1. builds the same model; rank 0 initializes (or loads) it and broadcasts it;
+//   2. per step takes its slice of the global batch from the (seed, epoch) permutation,
+//      draws eps per example from (seed, epoch, example index),
+//   3. runs forward and backward with the chain rule seeded by dloss = 1 / globalBatch,
+//      so the allreduced SUM of gradients is the global-batch mean,
+//   4. applies the same Adam update to the same parameters.
+// Loss sums are reduced once per epoch; the test set is evaluated sharded and reduced.
+// Rank 0 alone writes metrics, images and checkpoints.
+
+public final class Trainer {
+    public let options: TrainingOptions
+    public let modelConfig: ModelConfig
+    public let communicator: any Communicator
+    public let dataset: Dataset
+    public let model: VAE
+    public let optimizer: AdamOptimizer
+    /// Completed epochs (from the resumed checkpoint, then counting up).
+    public private(set) var epoch = 0
+    public private(set) var history: [EpochMetrics] = []
+    let log: (String) -> Void
+    let generator: Philox4x32
+    let workspace: VAEWorkspace
+    let evalWorkspace: VAEWorkspace
+    let x: UnsafeMutablePointer<Float>    // [localBatch, D] this rank's inputs
+    let eps: UnsafeMutablePointer<Float>  // [localBatch, latent] their noise
+    var localBatch: Int { options.batchSize / communicator.size }
+
+    public var checkpointDirectory: String { (options.output as NSString).appendingPathComponent("checkpoints") }
+    public var latestCheckpoint: String { (checkpointDirectory as NSString).appendingPathComponent("latest.safetensors") }
+    var metricsPath: String { (options.output as NSString).appendingPathComponent("metrics.jsonl") }
+
+    /// `log` receives rank 0's human-readable lines.
+    public init(options: TrainingOptions, model requested: ModelConfig, resume: Bool, communicator: any Communicator,
+                log: @escaping (String) -> Void) throws {
+        try options.validate(worldSize: communicator.size)
+        self.options = options
+        self.communicator = communicator
+        self.log = communicator.isRoot ? log : { _ in }
+        dataset = try Dataset.load(options.data)
+        var config = requested
+        config.imageHeight = dataset.train.rows
+        config.imageWidth = dataset.train.columns
+        try config.validate()
+        if options.batchSize > dataset.train.count {
+            throw TrainingError.option("--batch-size \(options.batchSize) exceeds the \(dataset.train.count) training images of \(options.data)")
+        }
+
+        var checkpoint: Checkpoint?
+        if resume {
+            let loaded = try Self.loadBroadcast(path: (options.output as NSString).appendingPathComponent("checkpoints/latest.safetensors"),
+                                                communicator: communicator)
+            if loaded.config.model != config {
+                throw TrainingError.checkpoint(path: "\(options.output)/checkpoints/latest.safetensors",
+                    reason: "was trained as \(describe(loaded.config.model)) but this run asks for \(describe(config)): pass the same model options to resume, or another --out")
+            }
+            checkpoint = loaded
+        }
+        modelConfig = config
+        model = VAE(config: config)
+        optimizer = AdamOptimizer(count: model.parameterCount, hyper: options.adam)
+        generator = Philox4x32(seed: options.seed)
+        workspace = VAEWorkspace(config: config, capacity: options.batchSize / communicator.size)
+        evalWorkspace = VAEWorkspace(config: config, capacity: 500)
+        x = allocateAligned(options.batchSize / communicator.size * config.inputDimension)
+        eps = allocateAligned(options.batchSize / communicator.size * config.latent)
+
+        if let checkpoint {
+            checkpoint.parameters.withUnsafeBufferPointer { model.parameters.update(from: $0.baseAddress!, count: $0.count) }
+            if let m = checkpoint.firstMoment, let v = checkpoint.secondMoment {
+                m.withUnsafeBufferPointer { optimizer.firstMoment.update(from: $0.baseAddress!, count: $0.count) }
+                v.withUnsafeBufferPointer { optimizer.secondMoment.update(from: $0.baseAddress!, count: $0.count) }
+            }
+            optimizer.step = checkpoint.step
+            epoch = checkpoint.epoch
+            let old = checkpoint.config.training
+            if old.seed != options.seed || old.batchSize != options.batchSize || old.learningRate != options.learningRate
+                || old.binarize != options.binarize {
+                self.log("warning: resuming with other --seed/--batch-size/--lr/--binarize than the checkpoint; the run will not match an uninterrupted one")
+            }
+        } else {
+            if communicator.isRoot { model.initialize(seed: options.seed) }
+        }
+        // Rank 0's parameters and optimizer state are the truth for every rank.
+        try communicator.broadcast(UnsafeMutableRawPointer(model.parameters), byteCount: model.parameterCount * 4, root: 0)
+        try checkAgreement()
+        if communicator.isRoot { try prepareOutput(resume: resume) }
+    }
+
+    deinit {
+        x.deallocate()
+        eps.deallocate()
+    }
+
+    /// Every rank must run the same configuration on the same data shape: compare a hash.
+    func checkAgreement() throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        var text = String(decoding: try encoder.encode(CheckpointConfig(model: modelConfig, training: options)), as: UTF8.self)
+        text += "|\(model.parameterCount)|\(dataset.train.count)|\(dataset.test.count)|\(epoch)|\(optimizer.step)"
+        let hash = fnv1a(text)
+        let (low, high) = try communicator.allreduceMinMax(hash)
+        if low != high {
+            throw TrainingError.training("rank \(communicator.rank): ranks disagree on the configuration, data or checkpoint (hash \(String(hash, radix: 16))); start every rank with the same options and data")
+        }
+    }
+
+    /// Rank 0 reads the file and broadcasts its bytes, so ranks need no shared filesystem.
+    static func loadBroadcast(path: String, communicator: any Communicator) throws -> Checkpoint {
+        var bytes: [UInt8] = []
+        var length = [Int64(0)]
+        if communicator.isRoot {
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw TrainingError.checkpoint(path: path, reason: "not found, nothing to resume (train without --resume first)")
+            }
+            do { bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path))) } catch {
+                throw TrainingError.file(path: path, reason: "cannot be read")
+            }
+            length[0] = Int64(bytes.count)
+        }
+        try communicator.broadcast(&length, root: 0)
+        if !communicator.isRoot { bytes = [UInt8](repeating: 0, count: Int(length[0])) }
+        try communicator.broadcast(&bytes, root: 0)
+        return try Checkpoint.decode(try Safetensors.decode(bytes, path: path), path: path)
+    }
+
+    func prepareOutput(resume: Bool) throws {
+        for folder in [options.output, checkpointDirectory,
+                       (options.output as NSString).appendingPathComponent("samples"),
+                       (options.output as NSString).appendingPathComponent("reconstructions")] {
+            try AtomicFile.makeDirectory(folder)
+        }
+        // Keep the metrics of epochs the checkpoint holds; drop later ones (a crash
+        // after their line but before their checkpoint).
+        var kept = ""
+        if resume, let text = try? String(contentsOfFile: metricsPath, encoding: .utf8) {
+            for line in text.split(separator: "\n") {
+                if let data = line.data(using: .utf8),
+                   let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                   let e = object["epoch"] as? Int, e <= epoch {
+                    kept += line + "\n"
+                }
+            }
+        }
+        try AtomicFile.write(Array(kept.utf8), to: metricsPath)
+    }
+
+    // MARK: The loop
+
+    public func run() throws {
+        let size = communicator.size
+        log("vae-dist: training \(describe(modelConfig)) (\(model.parameterCount) parameters) on \(dataset.name) "
+            + "(\(dataset.train.count) train / \(dataset.test.count) test images), \(size) rank\(size == 1 ? "" : "s") "
+            + "(\(communicator.backend)), global batch \(options.batchSize), output \(options.output)")
+        if epoch >= options.epochs {
+            log("vae-dist: the checkpoint has \(epoch) epochs, --epochs is \(options.epochs): nothing to do")
+            return
+        }
+        while epoch < options.epochs {
+            try trainEpoch(epoch + 1)
+        }
+    }
+
+    func trainEpoch(_ e: Int) throws {
+        let plan = EpochPlan(exampleCount: dataset.train.count, globalBatchSize: options.batchSize, rank: communicator.rank,
+                             worldSize: communicator.size, generator: generator, epoch: e)
+        let b = localBatch, l = modelConfig.latent
+        let lossScale = 1 / Float(options.batchSize)  // d(mean loss)/d(example loss): seeds the chain rule
+        var recon = 0.0, kl = 0.0
+        var compute = 0.0, communication = 0.0, optimizing = 0.0
+        var progress = ProgressBar()
+        let start = now()
+        for step in 0..<plan.steps {
+            let t0 = now()
+            let indices = plan.localIndices(step: step)
+            fillBatch(x, from: dataset.train, indices: indices, binarize: options.binarize, generator: generator, epoch: e)
+            for (r, index) in indices.enumerated() {
+                fillNormal(eps + r * l, count: l, generator: generator, stream: .reparameterization, epoch: e, index: Int(index))
+            }
+            model.zeroGradients()
+            model.forward(workspace, x: x, eps: eps, batch: b, lossScale: lossScale)
+            model.backward(workspace, x: x, eps: eps, batch: b, lossScale: lossScale)
+            for r in 0..<b {
+                recon += Double(workspace.recon[r])
+                kl += Double(workspace.kl[r])
+            }
+            let t1 = now()
+            if communicator.size > 1 { try communicator.allreduceSum(model.gradients, count: model.parameterCount) }
+            let t2 = now()
+            optimizer.update(model)
+            let t3 = now()
+            compute += t1 - t0; communication += t2 - t1; optimizing += t3 - t2
+            if communicator.isRoot && progress.interactive {
+                let seen = Double((step + 1) * b)
+                progress.update(epoch: e, epochs: options.epochs, step: step + 1, steps: plan.steps,
+                                loss: (recon + Double(modelConfig.beta) * kl) / seen,
+                                samplesPerSecond: Double((step + 1) * options.batchSize) / (now() - start))
+            }
+        }
+        let epochSeconds = now() - start
+        progress.finish()
+
+        var sums = [recon, kl]
+        try sums.withUnsafeMutableBufferPointer { p throws(CommunicatorError) in try communicator.allreduceSum(p.baseAddress!, count: 2) }
+        let evalStart = now()
+        let test = try evaluateDistributed(model: model, workspace: evalWorkspace, images: dataset.test, binarize: options.binarize,
+                                           seed: options.seed, communicator: communicator)
+        let evalSeconds = now() - evalStart
+        let beta = Double(modelConfig.beta)
+        let seen = Double(max(plan.steps * options.batchSize, 1))
+        var metrics = EpochMetrics()
+        metrics.epoch = e
+        metrics.step = optimizer.step
+        metrics.trainRecon = sums[0] / seen
+        metrics.trainKL = sums[1] / seen
+        metrics.trainLoss = metrics.trainRecon + beta * metrics.trainKL
+        let testMean = test.mean(beta: beta)
+        metrics.testLoss = testMean.loss
+        metrics.testRecon = testMean.recon
+        metrics.testKL = testMean.kl
+        metrics.epochSeconds = epochSeconds
+        metrics.evalSeconds = evalSeconds
+        metrics.samplesPerSecond = Double(plan.steps * options.batchSize) / epochSeconds
+        metrics.computeSeconds = compute
+        metrics.communicationSeconds = communication
+        metrics.optimizerSeconds = optimizing
+        metrics.worldSize = communicator.size
+        metrics.peakMemoryMB = peakMemoryMB()
+        epoch = e
+        if communicator.isRoot {
+            let imageStart = now()
+            try writeImages(epoch: e)
+            metrics.imageSeconds = now() - imageStart
+            if e % options.checkpointEvery == 0 || e == options.epochs { try writeCheckpoint(epoch: e) }
+            try appendMetrics(metrics)
+        }
+        history.append(metrics)
+        log(String(format: "epoch %d/%d  train_loss %.2f  test_nelbo %.2f (recon %.2f + kl %.2f)  %.0f samples/s  %.1fs",
+                   e, options.epochs, metrics.trainLoss, metrics.testNELBO, metrics.testRecon, metrics.testKL,
+                   metrics.samplesPerSecond, epochSeconds))
+    }
+
+    // MARK: Rank 0's files
+
+    func appendMetrics(_ metrics: EpochMetrics) throws {
+        guard let handle = FileHandle(forWritingAtPath: metricsPath) else {
+            throw TrainingError.file(path: metricsPath, reason: "cannot be opened for appending")
+        }
+        defer { try? handle.close() }
+        do {
+            try handle.seekToEnd()
+            try handle.write(contentsOf: Data((metrics.jsonLine + "\n").utf8))
+            try handle.synchronize()
+        } catch {
+            throw TrainingError.file(path: metricsPath, reason: "write failed (\((error as NSError).localizedDescription))")
+        }
+    }
+
+    func writeImages(epoch e: Int) throws {
+        let name = String(format: "epoch-%04d.png", e)
+        let h = modelConfig.imageHeight, w = modelConfig.imageWidth
+        let samples = samplePrior(model: model, count: 64, seed: options.seed)
+        try writeImageGrid(samples, count: 64, height: h, width: w, columns: 8,
+                           to: "\(options.output)/samples/\(name)")
+        let indices = Array(0..<min(16, dataset.test.count))
+        let grid = reconstructionGrid(model: model, images: dataset.test, indices: indices, columns: 8)
+        try writeImageGrid(grid, count: grid.count / (h * w), height: h, width: w, columns: 8,
+                           to: "\(options.output)/reconstructions/\(name)")
+    }
+
+    func writeCheckpoint(epoch e: Int) throws {
+        let bytes = Checkpoint.encode(model: model, optimizer: optimizer,
+                                      config: CheckpointConfig(model: modelConfig, training: options),
+                                      epoch: e, worldSize: communicator.size, dataset: dataset.name)
+        let path = (checkpointDirectory as NSString).appendingPathComponent(String(format: "epoch-%04d.safetensors", e))
+        try AtomicFile.write(bytes, to: path)
+        try AtomicFile.replaceLink(latestCheckpoint, target: path, bytes: bytes)
+        // Keep the newest `keepCheckpoints` epoch files.
+        let files = ((try? FileManager.default.contentsOfDirectory(atPath: checkpointDirectory)) ?? [])
+            .filter { $0.hasPrefix("epoch-") && $0.hasSuffix(".safetensors") }.sorted()
+        for old in files.dropLast(options.keepCheckpoints) {
+            try? FileManager.default.removeItem(atPath: (checkpointDirectory as NSString).appendingPathComponent(old))
+        }
+    }
+}
+
+/// "784-400-20 VAE (bernoulli)" and the like.
+public func describe(_ config: ModelConfig) -> String {
+    let widths = ([config.inputDimension] + config.hidden + [config.latent]).map(String.init).joined(separator: "-")
+    var kind = config.autoencoder ? "autoencoder" : (config.beta == 1 ? "VAE" : "beta-VAE (beta \(config.beta))")
+    kind += " (\(config.likelihood.rawValue))"
+    return "\(widths) \(kind)"
+}
+
+/// 64-bit FNV-1a.
+func fnv1a(_ text: String) -> UInt64 {
+    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    for byte in text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
+    return hash
+}

@@ -1,0 +1,22 @@
+// Errors the training layer throws: each carries what was wrong and where, and a
+// hint when there is an obvious next step. Only the executable decides to exit.
+
+public enum TrainingError: Error, CustomStringConvertible {
+    /// A bad option value or combination.
+    case option(String)
+    /// A file that cannot be read or written.
+    case file(path: String, reason: String)
+    /// A checkpoint that is malformed or does not fit this run.
+    case checkpoint(path: String, reason: String)
+    /// Ranks disagree or training diverged.
+    case training(String)
+
+    public var description: String {
+        switch self {
+        case .option(let message): message
+        case .file(let path, let reason): "\(path): \(reason)"
+        case .checkpoint(let path, let reason): "checkpoint \(path): \(reason)"
+        case .training(let message): message
+        }
+    }
+}

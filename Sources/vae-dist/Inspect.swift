@@ -1,0 +1,28 @@
+import ArgumentParser
+import Foundation
+import VAETraining
+
+struct Inspect: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List a checkpoint's tensors, shapes and metadata.")
+    @Argument(help: "A safetensors file.") var file: String
+    @Flag(help: "Print JSON instead of a table.") var json = false
+
+    func run() throws {
+        try reportingErrors {
+            let st = try Safetensors.read(path: file)
+            if json {
+                var object: [String: Any] = ["metadata": st.metadata]
+                object["tensors"] = st.tensors.map { ["name": $0.name, "dtype": $0.dtype, "shape": $0.shape, "data_offsets": [$0.begin, $0.end]] as [String: Any] }
+                let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+                print(String(decoding: data, as: UTF8.self))
+                return
+            }
+            print("\(file): \(st.tensors.count) tensors, \(st.data.count) bytes of data")
+            for key in st.metadata.keys.sorted() { print("  \(key) = \(st.metadata[key]!)") }
+            let width = st.tensors.map(\.name.count).max() ?? 0
+            for t in st.tensors {
+                print("  " + t.name.padding(toLength: width, withPad: " ", startingAt: 0) + "  \(t.dtype)  \(t.shape)")
+            }
+        }
+    }
+}

@@ -1,0 +1,88 @@
+import ArgumentParser
+import Foundation
+import VAEDistributed
+import VAEModel
+import VAETraining
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train a VAE (data-parallel when launched by mpirun or srun).",
+        discussion: "Writes OUT/metrics.jsonl, OUT/checkpoints/, OUT/samples/ and OUT/reconstructions/.")
+
+    @Option(help: "Folder of IDX files, or 'synthetic' / 'synthetic:N' for the built-in shapes dataset.")
+    var data = "/usr/share/datasets/fashion-mnist"
+    @Option(help: "Epochs to train in total (a resumed run continues up to this number).")
+    var epochs = 10
+    @Option(name: .customLong("batch-size"), help: "Global batch size, split evenly over ranks.")
+    var batchSize = 128
+    @Option(help: "Hidden layer widths of the encoder, comma-separated (the decoder mirrors them).")
+    var hidden = "400"
+    @Option(help: "Latent dimensions.")
+    var latent = 20
+    @Option(help: "Adam learning rate.")
+    var lr: Float = 1e-3
+    @Option(help: "Decoder likelihood: bernoulli or gaussian.")
+    var likelihood = "bernoulli"
+    @Option(help: "Weight of the KL term (beta-VAE; 1 is the ELBO).")
+    var beta: Float = 1
+    @Flag(help: "Train a plain autoencoder (z = mu, no KL) for comparison.")
+    var autoencoder = false
+    @Flag(help: "Use binary pixels drawn from Bernoulli(pixel / 255) instead of intensities.")
+    var binarize = false
+    @Option(help: "Random seed (initialization, shuffling, noise).")
+    var seed: UInt64 = 1
+    @Option(help: "Output folder.")
+    var out = "runs/latest"
+    @Flag(help: "Continue from OUT/checkpoints/latest.safetensors.")
+    var resume = false
+    @Option(name: .customLong("checkpoint-every"), help: "Write a checkpoint every N epochs (and after the last).")
+    var checkpointEvery = 1
+    @Option(name: .customLong("keep-checkpoints"), help: "Epoch checkpoints to keep besides latest.safetensors.")
+    var keepCheckpoints = 3
+
+    func run() throws {
+        try reportingErrors {
+            let model = try modelConfig(hidden: hidden, latent: latent, likelihood: likelihood, beta: beta, autoencoder: autoencoder)
+            var options = TrainingOptions()
+            options.data = data
+            options.epochs = epochs
+            options.batchSize = batchSize
+            options.learningRate = lr
+            options.seed = seed
+            options.binarize = binarize
+            options.output = out
+            options.checkpointEvery = checkpointEvery
+            options.keepCheckpoints = keepCheckpoints
+            let communicator = try makeCommunicator()
+            Fatal.communicator = communicator
+            let trainer = try Trainer(options: options, model: model, resume: resume, communicator: communicator) { line in
+                print(line)
+                fflush(nil)
+            }
+            try trainer.run()
+            try communicator.barrier()
+            communicator.finalize()
+        }
+    }
+}
+
+/// Builds and validates the model options shared by the commands.
+func modelConfig(hidden: String, latent: Int, likelihood: String, beta: Float, autoencoder: Bool) throws -> ModelConfig {
+    let widths = hidden.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
+    guard !widths.isEmpty, widths.allSatisfy({ ($0 ?? 0) > 0 }) else {
+        throw ModelConfigError.invalid("--hidden '\(hidden)': expected positive layer widths separated by commas, such as 400 or 512,256")
+    }
+    guard let kind = Likelihood(rawValue: likelihood) else {
+        throw ModelConfigError.invalid("--likelihood '\(likelihood)': expected bernoulli or gaussian")
+    }
+    let config = ModelConfig(hidden: widths.map { $0! }, latent: latent, likelihood: kind, beta: beta, autoencoder: autoencoder)
+    try config.validate()
+    return config
+}
+
+/// Runs a command body; any error becomes one line and exit code 1 (MPI_Abort under MPI).
+func reportingErrors(_ body: () throws -> Void) throws {
+    do { try body() } catch {
+        Fatal.exit("\(error)")
+    }
+}

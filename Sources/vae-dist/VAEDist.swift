@@ -1,0 +1,57 @@
+import ArgumentParser
+import Foundation
+import VAEDistributed
+import VAETraining
+
+@main
+struct VAEDist: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vae-dist",
+        abstract: "Data-parallel Variational Autoencoder training over MPI.",
+        discussion: """
+            Run one process for debugging, or launch with mpirun / srun for data-parallel \
+            training: `mpirun -n 4 vae-dist train`.
+            """,
+        subcommands: [Train.self, Eval.self, Sample.self, Reconstruct.self, Interpolate.self, Traverse.self,
+                      Inspect.self])
+
+    /// Parses and runs. Command bodies report their own errors through `Fatal`;
+    /// what reaches this catch is a parsing error: one line, exit code 1.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            if exitCode(for: error) == .success { exit(withError: error) }  // --help, --version
+            Fatal.exit(message(for: error) + " (see vae-dist help)")
+        }
+    }
+}
+
+/// The one way out on a fatal error: a message naming the rank under MPI, then
+/// MPI_Abort so no rank is left waiting in a collective.
+enum Fatal {
+    nonisolated(unsafe) static var communicator: (any Communicator)?
+
+    static func exit(_ message: String) -> Never {
+        if let communicator, communicator.size > 1 {
+            FileHandle.standardError.write(Data("vae-dist: rank \(communicator.rank): error: \(message)\n".utf8))
+            communicator.abort(code: 1)
+        }
+        if communicator == nil, let rank = launcherRank(), rank != 0 {
+            // Parsing failed before MPI started: every rank sees the same error; rank 0 reports it.
+            Foundation.exit(1)
+        }
+        FileHandle.standardError.write(Data("vae-dist: error: \(message)\n".utf8))
+        Foundation.exit(1)
+    }
+
+    static func launcherRank() -> Int? {
+        let env = ProcessInfo.processInfo.environment
+        for key in ["OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"] {
+            if let value = env[key], let rank = Int(value) { return rank }
+        }
+        return nil
+    }
+}
+
