@@ -6,9 +6,12 @@ public typealias Float16x = SIMD16<Float>
 
 @inline(__always)
 public func vexp(_ input: SIMD16<Float>) -> SIMD16<Float> {
-    let x = input.clamped(lowerBound: SIMD16(repeating: -87.3), upperBound: SIMD16(repeating: 88.3))
-    // exp(x) = 2^n * exp(r), n = round(x / ln 2), |r| <= ln 2 / 2
-    let n = (x * 1.44269504088896341).rounded(.toNearestOrEven)
+    let x = pointwiseMin(pointwiseMax(input, SIMD16(repeating: -87.3)), SIMD16(repeating: 88.3))
+    // exp(x) = 2^n * exp(r), n = round(x / ln 2), |r| <= ln 2 / 2. Adding 1.5 * 2^23
+    // rounds x / ln 2 to an integer held in the low mantissa bits (no float->int conversion).
+    let magic = SIMD16<Float>(repeating: 12_582_912)
+    let shifted = x * 1.44269504088896341 + magic
+    let n = shifted - magic
     var r = x - n * 0.693359375
     r = r + n * 2.12194440e-4
     let r2 = r * r
@@ -19,8 +22,8 @@ public func vexp(_ input: SIMD16<Float>) -> SIMD16<Float> {
     p = p * r + 1.6666665459e-1
     p = p * r + 5.0000001201e-1
     let y = p * r2 + r + 1
-    let exponent = SIMD16<Int32>(n, rounding: .toNearestOrEven) &+ 127
-    let scale: SIMD16<Float> = unsafeBitCast(exponent &<< 23, to: SIMD16<Float>.self)
+    let nBits: SIMD16<UInt32> = unsafeBitCast(shifted, to: SIMD16<UInt32>.self) &- 0x4B40_0000  // n as two's complement
+    let scale: SIMD16<Float> = unsafeBitCast((nBits &+ 127) &<< 23, to: SIMD16<Float>.self)
     return y * scale
 }
 
@@ -29,7 +32,8 @@ public func vexp(_ input: SIMD16<Float>) -> SIMD16<Float> {
 public func vlog(_ input: SIMD16<Float>) -> SIMD16<Float> {
     let bits: SIMD16<UInt32> = unsafeBitCast(input, to: SIMD16<UInt32>.self)
     // input = m * 2^e with m in [0.5, 1)
-    var e = SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: (bits &>> 23) & 0xff) &- 126)
+    // The exponent field as a float, by the same magic-number trick in reverse.
+    var e = unsafeBitCast(((bits &>> 23) & 0xff) | 0x4B00_0000, to: SIMD16<Float>.self) - (8_388_608 + 126)
     var m: SIMD16<Float> = unsafeBitCast((bits & 0x807f_ffff) | 0x3f00_0000, to: SIMD16<Float>.self)
     // Bring m into [sqrt(1/2), sqrt(2)) so the polynomial argument x = m - 1 stays small.
     let small = m .< 0.707106781186547524

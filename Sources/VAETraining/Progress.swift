@@ -3,7 +3,15 @@ import Foundation
 /// Rank 0's progress display: a live bar with loss and samples/s on a terminal,
 /// nothing in between epochs when output goes to a file or pipe.
 struct ProgressBar {
-    let interactive = isatty(STDOUT_FILENO) == 1
+    /// A terminal, unless VAE_DIST_PROGRESS=0 (Open MPI hands every rank a pty, so
+    /// under mpirun a terminal is assumed even when mpirun's output is a file).
+    let interactive: Bool = {
+        switch ProcessInfo.processInfo.environment["VAE_DIST_PROGRESS"] {
+        case "0": false
+        case "1": true
+        default: isatty(STDOUT_FILENO) == 1
+        }
+    }()
     var lastDraw = 0.0
 
     mutating func update(epoch: Int, epochs: Int, step: Int, steps: Int, loss: Double, samplesPerSecond: Double) {

@@ -32,15 +32,28 @@ struct Sample: ParsableCommand {
     @Option(help: "Images per row.") var columns = 8
     @Option(help: "Output PNG.") var out = "samples.png"
     @Option(help: "Seed of the latent draws.") var seed: UInt64 = 1
+    @Option(help: "Also write the latents [count, latent] and images [count, H, W] as a safetensors file.")
+    var tensors: String?
 
     func run() throws {
         try reportingErrors {
             guard count >= 1, columns >= 1 else { throw TrainingError.option("--count and --columns must be at least 1") }
             let checkpoint = try source.load()
             let model = checkpoint.makeModel()
-            let images = samplePrior(model: model, count: count, seed: seed)
+            let latents = priorLatents(count: count, latent: model.config.latent, seed: seed)
+            let images = decodeLatents(model: model, latents: latents, count: count)
             try writeImageGrid(images, count: count, height: model.config.imageHeight, width: model.config.imageWidth,
                                columns: columns, to: out)
+            if let tensors {
+                let h = model.config.imageHeight, w = model.config.imageWidth
+                let bytes = latents.withUnsafeBytes { z in
+                    images.withUnsafeBytes { x in
+                        Safetensors.encode(metadata: ["seed": String(seed)],
+                                           tensors: [("latents", [count, model.config.latent], z), ("images", [count, h, w], x)])
+                    }
+                }
+                try AtomicFile.write(bytes, to: tensors)
+            }
             print("vae-dist: wrote \(count) samples to \(out)")
         }
     }

@@ -13,7 +13,7 @@ struct VAEDist: ParsableCommand {
             training: `mpirun -n 4 vae-dist train`.
             """,
         subcommands: [Train.self, Eval.self, Sample.self, Reconstruct.self, Interpolate.self, Traverse.self,
-                      Inspect.self])
+                      Inspect.self, Bench.self])
 
     /// Parses and runs. Command bodies report their own errors through `Fatal`;
     /// what reaches this catch is a parsing error: one line, exit code 1.

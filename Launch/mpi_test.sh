@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Data-parallel tests with real ranks (mpirun -n 2 and -n 4, oversubscribed on
+# small machines), after Launch/setup.sh:
+#   1. N ranks compute the same model as 1 rank: max |dparam| <= 1e-4 after one epoch;
+#   2. only rank 0 writes files (each rank's file system calls are traced);
+#   3. a rank killed with SIGKILL ends the whole job, non-zero, within 10 s;
+#   4. an error on one rank only (--batch-size not divisible) ends every rank with a clear message.
+# Prints "N passed, M failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+. Launch/common.sh
+bin=.build/release/vae-dist
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+export VAE_DIST_PROGRESS=0
+passed=0 failed=0
+ok() { echo "  ok: $*"; passed=$((passed + 1)); }
+bad() { echo "  FAILED: $*"; failed=$((failed + 1)); }
+run_mpi() { local np=$1; shift; mpi_setup "$np"; mpirun -n "$np" "${MPIRUN_FLAGS[@]}" "$@"; }
+args=(train --data synthetic:4096 --epochs 1 --batch-size 128 --seed 3)
+
+echo "mpi: 1 rank vs 2 and 4 ranks after one epoch"
+"$bin" "${args[@]}" --out "$tmp/r1" > "$tmp/r1.log" 2>&1 || bad "single-process run failed: $(tail -1 "$tmp/r1.log")"
+for np in 2 4; do
+  if run_mpi "$np" "$bin" "${args[@]}" --out "$tmp/r$np" > "$tmp/r$np.log" 2>&1; then
+    if out=$(python3 Launch/compare_checkpoints.py "$tmp/r1/checkpoints/latest.safetensors" "$tmp/r$np/checkpoints/latest.safetensors" 1e-4); then
+      ok "$np ranks: $out"
+    else
+      bad "$np ranks: $out"
+    fi
+    grep -q '"world_size": '"$np" "$tmp/r$np/metrics.jsonl" && ok "$np ranks: metrics report world_size $np" || bad "$np ranks: world_size missing from metrics"
+  else
+    bad "mpirun -n $np failed: $(tail -3 "$tmp/r$np.log")"
+  fi
+done
+
+echo "mpi: only rank 0 writes"
+if command -v strace >/dev/null; then
+  mkdir -p "$tmp/trace"
+  run_mpi 2 sh -c 'exec strace -qq -f -e trace=openat,creat,rename,renameat,renameat2,link,linkat,mkdir,mkdirat,unlink,unlinkat -o "$0/trace.$OMPI_COMM_WORLD_RANK" "$@"' \
+    "$tmp/trace" "$bin" "${args[@]}" --out "$tmp/w" > "$tmp/w.log" 2>&1 || bad "traced run failed: $(tail -2 "$tmp/w.log")"
+  writes0=$(grep -E "$tmp/w" "$tmp/trace/trace.0" | grep -cE 'O_WRONLY|O_RDWR|O_CREAT|rename|link\(|mkdir|unlink')
+  writes1=$(grep -E "$tmp/w" "$tmp/trace/trace.1" | grep -E 'O_WRONLY|O_RDWR|O_CREAT|rename|link\(|mkdir|unlink' | tee "$tmp/rank1-writes" | wc -l)
+  if [ "$writes0" -gt 0 ] && [ "$writes1" -eq 0 ]; then ok "rank 0 made $writes0 writing calls under --out, rank 1 none"
+  else bad "rank 0: $writes0 writing calls, rank 1: $writes1 ($(head -2 "$tmp/rank1-writes"))"; fi
+else
+  bad "strace is not installed (Launch/test.sh installs it)"
+fi
+
+echo "mpi: a rank killed with SIGKILL ends the job within 10 s"
+run_mpi 2 "$bin" train --data synthetic:20000 --epochs 50 --out "$tmp/k" > "$tmp/k.log" 2>&1 &
+launcher=$!
+victim=""
+for _ in $(seq 100); do
+  for pid in $(pgrep -f "$tmp/k" 2>/dev/null); do
+    if tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=1"; then victim=$pid; fi
+  done
+  [ -n "$victim" ] && [ -s "$tmp/k/metrics.jsonl" ] && break
+  sleep 0.2
+done
+if [ -z "$victim" ]; then
+  bad "rank 1 never started"; kill -9 $launcher 2>/dev/null
+else
+  start=$(date +%s.%N)
+  kill -9 "$victim"
+  for _ in $(seq 150); do kill -0 $launcher 2>/dev/null || break; sleep 0.1; done
+  if kill -0 $launcher 2>/dev/null; then
+    bad "job still running 15 s after rank 1 was killed"; pkill -9 -f "$tmp/k"; kill -9 $launcher
+  else
+    wait $launcher; code=$?
+    took=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+    if [ "$code" -ne 0 ] && awk -v t="$took" 'BEGIN { exit !(t < 10) }'; then ok "job ended in ${took}s with exit code $code"
+    else bad "job ended in ${took}s with exit code $code"; fi
+  fi
+  sleep 0.5
+  pgrep -f "$tmp/k" >/dev/null && { bad "ranks left running after the job ended"; pkill -9 -f "$tmp/k"; }
+fi
+
+echo "mpi: an error on every rank is one clear line per rank, exit 1"
+run_mpi 4 "$bin" train --data synthetic:512 --epochs 1 --batch-size 130 --out "$tmp/e" > "$tmp/e.log" 2>&1; code=$?
+if [ "$code" -ne 0 ] && grep -q "rank 0: error: --batch-size 130 is not divisible by the 4 ranks" "$tmp/e.log"; then ok "exit $code: $(grep -m1 'rank 0: error' "$tmp/e.log")"
+else bad "exit $code: $(head -3 "$tmp/e.log")"; fi
+
+echo "mpi: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

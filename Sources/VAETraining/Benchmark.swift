@@ -1,0 +1,109 @@
+import Foundation
+import VAEData
+import VAEKernels
+import VAEModel
+
+// `vae-dist bench`: GFLOP/s of every GEMM the default model runs, and samples/s of
+// the whole training step with its time split. Timings are the median of repeats.
+
+public struct GEMMShape: Sendable, CustomStringConvertible {
+    public enum Form: String, Sendable { case nt = "A*B^T", nn = "A*B", tn = "A^T*B" }
+    public var layer: String
+    public var form: Form
+    public var m: Int, n: Int, k: Int
+    public var description: String { "\(layer) \(form.rawValue) \(m)x\(n)x\(k)" }
+    public var flops: Double { 2 * Double(m) * Double(n) * Double(k) }
+}
+
+/// The GEMMs of one training step of `config` at `batch` rows, in execution order.
+public func trainingGEMMShapes(config: ModelConfig, batch: Int) -> [GEMMShape] {
+    let layout = ParameterLayout(config)
+    var named: [(String, LinearView)] = layout.encoder.enumerated().map { ("encoder.\($0.offset)", $0.element) }
+    named.append(("encoder.head", layout.head))
+    named += layout.decoder.enumerated().map { ("decoder.\($0.offset)", $0.element) }
+    named.append(("decoder.out", layout.output))
+    var shapes = named.map { GEMMShape(layer: $0.0, form: .nt, m: batch, n: $0.1.outFeatures, k: $0.1.inFeatures) }
+    for (i, (name, v)) in named.enumerated().reversed() {
+        shapes.append(GEMMShape(layer: name, form: .tn, m: v.outFeatures, n: v.inFeatures, k: batch))
+        if i > 0 { shapes.append(GEMMShape(layer: name, form: .nn, m: batch, n: v.inFeatures, k: v.outFeatures)) }
+    }
+    return shapes
+}
+
+public struct GEMMResult: Sendable {
+    public var shape: GEMMShape
+    public var seconds: Double
+    public var gflops: Double { shape.flops / seconds / 1e9 }
+}
+
+/// Median time of one call of `shape` over repeats filling about `budget` seconds.
+public func benchmarkGEMM(_ shape: GEMMShape, budget: Double = 0.25) -> GEMMResult {
+    let workspace = GEMMWorkspace()
+    let (m, n, k) = (shape.m, shape.n, shape.k)
+    let a = allocateAligned(m * k), b = allocateAligned(k * n), c = allocateAligned(m * n)
+    defer { a.deallocate(); b.deallocate(); c.deallocate() }
+    for i in 0..<(m * k) { a[i] = Float(i % 7) * 0.1 }
+    for i in 0..<(k * n) { b[i] = Float(i % 5) * 0.1 }
+    func once() {
+        switch shape.form {
+        case .nt: matmulNT(c, a, b, m: m, n: n, k: k, accumulate: false, workspace: workspace)
+        case .nn: matmulNN(c, a, b, m: m, n: n, k: k, accumulate: false, workspace: workspace)
+        case .tn: matmulTN(c, a, b, m: m, n: n, k: k, accumulate: true, workspace: workspace)
+        }
+    }
+    once()
+    let t0 = now(); once(); let single = max(now() - t0, 1e-7)
+    let inner = max(1, Int(0.01 / single))
+    var times: [Double] = []
+    let start = now()
+    while now() - start < budget || times.count < 5 {
+        let t = now()
+        for _ in 0..<inner { once() }
+        times.append((now() - t) / Double(inner))
+    }
+    times.sort()
+    return GEMMResult(shape: shape, seconds: times[times.count / 2])
+}
+
+public struct StepBenchmark: Sendable {
+    public var batch: Int
+    public var samplesPerSecond: Double
+    public var computeFraction: Double, optimizerFraction: Double, dataFraction: Double
+    public var stepSeconds: Double
+}
+
+/// Samples/s of full single-process training steps (data, forward, backward, Adam) on
+/// synthetic data, with the time split.
+public func benchmarkTrainingStep(config: ModelConfig, batch: Int, steps: Int = 200) -> StepBenchmark {
+    let data = Synthetic.images(count: max(batch * 8, 1024), seed: 7)
+    let model = VAE(config: config)
+    model.initialize(seed: 1)
+    let optimizer = AdamOptimizer(count: model.parameterCount, hyper: AdamHyperparameters(learningRate: 1e-3))
+    let workspace = VAEWorkspace(config: config, capacity: batch)
+    let generator = Philox4x32(seed: 1)
+    let x = allocateAligned(batch * config.inputDimension), eps = allocateAligned(batch * config.latent)
+    defer { x.deallocate(); eps.deallocate() }
+    let plan = EpochPlan(exampleCount: data.count, globalBatchSize: batch, rank: 0, worldSize: 1, generator: generator, epoch: 1)
+    var dataTime = 0.0, computeTime = 0.0, optimizerTime = 0.0
+    let scale = 1 / Float(batch)
+    for s in 0..<(steps + 10) {
+        let t0 = now()
+        let indices = plan.localIndices(step: s % plan.steps)
+        fillBatch(x, from: data, indices: indices, binarize: false, generator: generator, epoch: 1)
+        for (r, i) in indices.enumerated() {
+            fillNormal(eps + r * config.latent, count: config.latent, generator: generator, stream: .reparameterization, epoch: 1, index: Int(i))
+        }
+        let t1 = now()
+        model.zeroGradients()
+        model.forward(workspace, x: x, eps: eps, batch: batch, lossScale: scale)
+        model.backward(workspace, x: x, eps: eps, batch: batch, lossScale: scale)
+        let t2 = now()
+        optimizer.update(model)
+        let t3 = now()
+        if s >= 10 { dataTime += t1 - t0; computeTime += t2 - t1; optimizerTime += t3 - t2 }
+    }
+    let total = dataTime + computeTime + optimizerTime
+    return StepBenchmark(batch: batch, samplesPerSecond: Double(steps * batch) / total,
+                         computeFraction: computeTime / total, optimizerFraction: optimizerTime / total,
+                         dataFraction: dataTime / total, stepSeconds: total / Double(steps))
+}

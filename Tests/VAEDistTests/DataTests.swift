@@ -1,0 +1,109 @@
+import Foundation
+import Testing
+import VAEData
+import VAEKernels
+
+func temporaryDirectory(_ name: String = #function) -> String {
+    let path = NSTemporaryDirectory() + "vae-dist-tests-\(getpid())-\(name.filter { $0.isLetter || $0.isNumber })"
+    try? FileManager.default.removeItem(atPath: path)
+    try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+func write(_ bytes: [UInt8], _ path: String) { FileManager.default.createFile(atPath: path, contents: Data(bytes)) }
+
+@Suite struct IDXTests {
+    let images = IDXArray(shape: [3, 2, 4], bytes: (0..<24).map { UInt8($0 * 10) })
+
+    @Test func roundTripRawAndGzip() throws {
+        let dir = temporaryDirectory()
+        write(IDX.encode(images), dir + "/a-idx3-ubyte")
+        write(gzip(IDX.encode(images)), dir + "/a-idx3-ubyte.gz")
+        #expect(try IDX.read(path: dir + "/a-idx3-ubyte") == images)
+        #expect(try IDX.read(path: dir + "/a-idx3-ubyte.gz") == images)
+    }
+
+    @Test func corruptFilesGiveErrorsThatNameTheFileAndProblem() {
+        let good = IDX.encode(images)
+        let cases: [([UInt8], String)] = [
+            ([0, 0], "shorter than the 4-byte magic"),
+            ([1, 2, 8, 3] + Array(good[4...]), "bad magic"),
+            ([0, 0, 0x0D, 3] + Array(good[4...]), "element type"),
+            ([0, 0, 8, 9] + Array(good[4...]), "rank 9"),
+            (Array(good.dropLast(5)), "truncated"),
+            (good + [1, 2], "unexpected bytes"),
+        ]
+        for (bytes, message) in cases {
+            #expect {
+                try IDX.decode(bytes, path: "/data/x-idx3-ubyte")
+            } throws: { error in
+                "\(error)".contains(message) && "\(error)".hasPrefix("/data/x-idx3-ubyte")
+            }
+        }
+        let dir = temporaryDirectory()
+        var gz = gzip(good)
+        write(Array(gz.prefix(gz.count / 2)), dir + "/t.gz")
+        #expect { try IDX.read(path: dir + "/t.gz") } throws: { "\($0)".contains("truncated") || "\($0)".contains("ends early") }
+        gz[12] ^= 0xFF; gz[13] ^= 0xFF
+        write(gz, dir + "/c.gz")
+        #expect(throws: DataError.self) { try IDX.read(path: dir + "/c.gz") }
+        #expect { try IDX.read(path: dir + "/missing") } throws: { "\($0)".contains("not found") }
+    }
+
+    @Test func loadsAFolderInThePublishedLayout() throws {
+        let dir = temporaryDirectory()
+        let train = IDXArray(shape: [5, 3, 3], bytes: (0..<45).map { UInt8($0) })
+        let test = IDXArray(shape: [2, 3, 3], bytes: (0..<18).map { UInt8($0) })
+        write(gzip(IDX.encode(train)), dir + "/train-images-idx3-ubyte.gz")
+        write(IDX.encode(test), dir + "/t10k-images-idx3-ubyte")
+        write(IDX.encode(IDXArray(shape: [5], bytes: [1, 2, 3, 4, 5])), dir + "/train-labels-idx1-ubyte")
+        let dataset = try Dataset.load(dir)
+        #expect(dataset.train.count == 5 && dataset.train.rows == 3 && dataset.test.count == 2)
+        #expect(dataset.train.labels == [1, 2, 3, 4, 5] && dataset.test.labels == nil)
+        #expect(dataset.train.pixels == train.bytes)
+        // Wrong label count and mismatched image sizes are errors naming the file.
+        write(IDX.encode(IDXArray(shape: [4], bytes: [1, 2, 3, 4])), dir + "/train-labels-idx1-ubyte")
+        #expect { try Dataset.load(dir) } throws: { "\($0)".contains("train-labels-idx1-ubyte") && "\($0)".contains("expected 5 labels") }
+        try FileManager.default.removeItem(atPath: dir + "/train-labels-idx1-ubyte")
+        write(IDX.encode(IDXArray(shape: [2, 4, 4], bytes: [UInt8](repeating: 0, count: 32))), dir + "/t10k-images-idx3-ubyte")
+        #expect { try Dataset.load(dir) } throws: { "\($0)".contains("3x3") && "\($0)".contains("4x4") }
+        #expect { try Dataset.load(dir + "/nope") } throws: { "\($0)".contains("not found") }
+    }
+}
+
+@Suite struct SyntheticTests {
+    @Test func deterministicWithFactorsAndSplit() {
+        let a = Synthetic.generate(trainCount: 50, testCount: 10, seed: 3)
+        let b = Synthetic.generate(trainCount: 50, testCount: 10, seed: 3)
+        let c = Synthetic.generate(trainCount: 50, testCount: 10, seed: 4)
+        #expect(a.train.pixels == b.train.pixels && a.test.pixels == b.test.pixels)
+        #expect(a.train.pixels != c.train.pixels)
+        #expect(a.train.count == 50 && a.test.count == 10 && a.train.rows == 28)
+        #expect(a.train.factors?.count == 50 * 5 && a.train.factorNames == Synthetic.factorNames)
+        // Every image shows a shape: some ink, not all ink; bigger scale, more ink on average.
+        var inkBySize: [(Float, Int)] = []
+        for i in 0..<50 {
+            let ink = a.train.pixels[(i * 784)..<((i + 1) * 784)].reduce(0) { $0 + Int($1) }
+            #expect(ink > 255 * 10 && ink < 255 * 600)
+            inkBySize.append((a.train.factors![i * 5 + 1], ink))
+        }
+        inkBySize.sort { $0.0 < $1.0 }
+        let small = inkBySize.prefix(15).reduce(0) { $0 + $1.1 }, large = inkBySize.suffix(15).reduce(0) { $0 + $1.1 }
+        #expect(large > small * 2)
+    }
+
+    @Test func shardsCoverEveryExampleOnce() {
+        for world in [1, 2, 3, 4] {
+            var seen: [Int] = []
+            for rank in 0..<world { seen += Array(shardRange(count: 10_001, rank: rank, worldSize: world)) }
+            #expect(seen == Array(0..<10_001))
+        }
+        let g = Philox4x32(seed: 1)
+        let one = EpochPlan(exampleCount: 1000, globalBatchSize: 64, rank: 0, worldSize: 1, generator: g, epoch: 1)
+        let ranks = (0..<4).map { EpochPlan(exampleCount: 1000, globalBatchSize: 64, rank: $0, worldSize: 4, generator: g, epoch: 1) }
+        #expect(one.steps == 15)
+        for step in 0..<one.steps {
+            #expect(Array(one.localIndices(step: step)) == ranks.flatMap { Array($0.localIndices(step: step)) })
+        }
+    }
+}

@@ -1,0 +1,151 @@
+import Foundation
+import Testing
+import VAEKernels
+import VAEModel
+
+/// An independent Double-precision implementation of the whole VAE loss, written
+/// from the math (not from the kernels): the truth the Float model is checked against.
+func referenceLoss(_ p: [Double], config: ModelConfig, layout: ParameterLayout, x: [Double], eps: [Double], batch: Int) -> Double {
+    let d = config.inputDimension, l = config.latent
+    func linear(_ input: [Double], _ v: LinearView, relu: Bool) -> [Double] {
+        var out = [Double](repeating: 0, count: batch * v.outFeatures)
+        for b in 0..<batch {
+            for o in 0..<v.outFeatures {
+                var s = p[v.bias + o]
+                for i in 0..<v.inFeatures { s += input[b * v.inFeatures + i] * p[v.weight + o * v.inFeatures + i] }
+                out[b * v.outFeatures + o] = relu ? max(s, 0) : s
+            }
+        }
+        return out
+    }
+    var h = x
+    for v in layout.encoder { h = linear(h, v, relu: true) }
+    let heads = linear(h, layout.head, relu: false)
+    var z = [Double](repeating: 0, count: batch * l)
+    var total = 0.0
+    for b in 0..<batch {
+        for j in 0..<l {
+            let mu = heads[b * 2 * l + j], lv = heads[b * 2 * l + l + j]
+            z[b * l + j] = config.autoencoder ? mu : mu + exp(0.5 * lv) * eps[b * l + j]
+            if !config.autoencoder { total += Double(config.beta) * 0.5 * (mu * mu + exp(lv) - lv - 1) }
+        }
+    }
+    var g = z
+    for v in layout.decoder { g = linear(g, v, relu: true) }
+    let out = linear(g, layout.output, relu: false)
+    for b in 0..<batch {
+        for i in 0..<d {
+            let t = x[b * d + i], o = out[b * d + i]
+            switch config.likelihood {
+            case .bernoulli:
+                total += max(o, 0) - o * t + log(1 + exp(-abs(o)))
+            case .gaussian:
+                let lv = min(max(p[layout.outputLogvar! + i], Double(GaussianLikelihood.logvarRange.lowerBound)),
+                             Double(GaussianLikelihood.logvarRange.upperBound))
+                total += 0.5 * (log(2 * Double.pi) + lv + (t - o) * (t - o) * exp(-lv))
+            }
+        }
+    }
+    return total / Double(batch)
+}
+
+@Suite struct GradientCheck {
+    static let configs: [ModelConfig] = [
+        ModelConfig(imageHeight: 4, imageWidth: 5, hidden: [7], latent: 3, likelihood: .bernoulli),
+        ModelConfig(imageHeight: 4, imageWidth: 5, hidden: [9, 6], latent: 2, likelihood: .gaussian, beta: 4),
+        ModelConfig(imageHeight: 3, imageWidth: 3, hidden: [5], latent: 2, likelihood: .bernoulli, autoencoder: true),
+    ]
+
+    /// Central differences of the Double reference against the model's analytic
+    /// gradient, for every parameter of every tensor.
+    @Test(arguments: configs)
+    func wholeLossMatchesFiniteDifferences(config: ModelConfig) {
+        let batch = 3
+        let model = VAE(config: config)
+        model.initialize(seed: 3)
+        let layout = model.layout
+        if let lv = layout.outputLogvar {
+            for i in 0..<config.inputDimension { model.parameters[lv + i] = Float(i % 3) * 0.3 - 0.3 }
+        }
+        let x = randomFloats(batch * config.inputDimension, seed: 4).map { ($0 + 1) / 2 }
+        let eps = randomFloats(batch * config.latent, seed: 5, scale: 1.5)
+        let workspace = VAEWorkspace(config: config, capacity: batch)
+        model.zeroGradients()
+        let scale = 1 / Float(batch)
+        model.forward(workspace, x: x, eps: eps, batch: batch, lossScale: scale)
+        model.backward(workspace, x: x, eps: eps, batch: batch, lossScale: scale)
+        let analytic = Array(UnsafeBufferPointer(start: model.gradients, count: model.parameterCount))
+        var p = (0..<model.parameterCount).map { Double(model.parameters[$0]) }
+        let xd = x.map(Double.init), ed = eps.map(Double.init)
+        // The forward pass agrees with the reference.
+        let modelLoss = (0..<batch).reduce(0.0) { $0 + Double(workspace.recon[$1]) + Double(config.beta) * Double(workspace.kl[$1]) } / Double(batch)
+        expectClose(modelLoss, referenceLoss(p, config: config, layout: layout, x: xd, eps: ed, batch: batch), rtol: 1e-5, atol: 1e-5, "loss")
+        for tensor in layout.tensors {
+            var worst = 0.0
+            for i in tensor.offset..<(tensor.offset + tensor.count) {
+                let h = 1e-6, saved = p[i]
+                p[i] = saved + h
+                let up = referenceLoss(p, config: config, layout: layout, x: xd, eps: ed, batch: batch)
+                p[i] = saved - h
+                let down = referenceLoss(p, config: config, layout: layout, x: xd, eps: ed, batch: batch)
+                p[i] = saved
+                let numeric = (up - down) / (2 * h)
+                worst = max(worst, abs(numeric - Double(analytic[i])) / (1e-3 + abs(numeric)))
+            }
+            #expect(worst < 2e-3, "\(tensor.name): worst relative gradient error \(worst)")
+        }
+    }
+}
+
+@Suite struct KLDivergenceTests {
+    /// KL(N(mu, sigma^2) || N(0, 1)) = E_q[log q(z) - log p(z)], estimated by Monte Carlo.
+    @Test func closedFormMatchesMonteCarlo() {
+        let mu: [Float] = [0.7, -1.2, 0.0], logvar: [Float] = [-0.5, 0.4, 1.1]
+        var kl: Float = 0
+        klForward(kl: &kl, mu: mu, logvar: logvar, rows: 1, latent: 3, stride: 3)
+        let n = 400_000
+        var eps = [Float](repeating: 0, count: n)
+        fillNormal(&eps, count: n, generator: Philox4x32(seed: 9), stream: .evaluation, epoch: 0, index: 0)
+        var sum = 0.0, sumSq = 0.0
+        for s in 0..<(n / 3) {
+            var term = 0.0
+            for j in 0..<3 {
+                let e = Double(eps[s * 3 + j]), sigma = exp(0.5 * Double(logvar[j]))
+                let z = Double(mu[j]) + sigma * e
+                term += (-0.5 * e * e - log(sigma)) - (-0.5 * z * z)  // log q - log p (the 2 pi terms cancel)
+            }
+            sum += term; sumSq += term * term
+        }
+        let count = Double(n / 3)
+        let mean = sum / count, standardError = ((sumSq / count - mean * mean) / count).squareRoot()
+        #expect(abs(mean - Double(kl)) < 4 * standardError, "closed form \(kl) vs Monte Carlo \(mean) +- \(standardError)")
+    }
+
+    @Test func derivatives() {
+        let mu: [Float] = [0.7, -1.2], logvar: [Float] = [-0.5, 0.4]
+        var dmu = [Float](repeating: 0, count: 2), dlogvar = dmu
+        klBackward(dmu: &dmu, dlogvar: &dlogvar, mu: mu, logvar: logvar, rows: 1, latent: 2, stride: 2, scale: 1)
+        expectClose(dmu, mu, rtol: 0, atol: 0, "dKL/dmu = mu")
+        // dKL/dsigma = dKL/dlogvar * dlogvar/dsigma = dKL/dlogvar * 2 / sigma = sigma - 1/sigma
+        for j in 0..<2 {
+            let sigma = exp(0.5 * logvar[j])
+            expectClose(Double(dlogvar[j] * 2 / sigma), Double(sigma - 1 / sigma), rtol: 1e-5, atol: 1e-6, "dKL/dsigma")
+        }
+    }
+
+    @Test func reparameterizationGradients() {
+        // z = mu + exp(0.5 lv) eps: dz/dmu = 1, dz/dlv = 0.5 sigma eps.
+        let mu: [Float] = [0.3], logvar: [Float] = [0.8], eps: [Float] = [-1.4]
+        var z: [Float] = [0]
+        reparameterizeForward(z: &z, mu: mu, logvar: logvar, eps: eps, rows: 1, latent: 1, stride: 1)
+        expectClose(z, [0.3 + exp(0.4) * -1.4], rtol: 1e-6, atol: 0, "z")
+        var dmu: [Float] = [0], dlv: [Float] = [0]
+        reparameterizeBackward(dmu: &dmu, dlogvar: &dlv, dz: [2], logvar: logvar, eps: eps, rows: 1, latent: 1, stride: 1)
+        expectClose(dmu, [2], rtol: 0, atol: 0, "dmu")
+        expectClose(dlv, [2 * 0.5 * exp(0.4) * -1.4], rtol: 1e-6, atol: 0, "dlogvar")
+    }
+}
+
+extension ModelConfig: CustomTestStringConvertible {
+    public var testDescription: String { "\(hidden) latent \(latent) \(likelihood) beta \(beta) ae \(autoencoder)" }
+}

@@ -1,0 +1,150 @@
+import Foundation
+import Testing
+import VAEKernels
+
+/// Odd shapes on purpose: edges of the 6x16 register tile and of the K, M, N blocks.
+let gemmShapes: [(Int, Int, Int)] = [(1, 1, 1), (7, 33, 5), (6, 16, 256), (13, 17, 257), (33, 129, 7),
+                                     (129, 40, 400), (128, 400, 784), (5, 1030, 3), (121, 20, 513)]
+
+@Suite struct GEMMTests {
+    @Test(arguments: [false, true], [false, true])
+    func packedMatchesNaive(transposeA: Bool, transposeB: Bool) {
+        let workspace = GEMMWorkspace()
+        for (m, n, k) in gemmShapes {
+            let a = randomFloats(m * k, seed: UInt64(m * 31 + k)), b = randomFloats(k * n, seed: UInt64(n * 17 + k))
+            let start = randomFloats(m * n, seed: 99)
+            for accumulate in [false, true] {
+                var fast = start, slow = start
+                let lda = transposeA ? m : k, ldb = transposeB ? k : n
+                gemm(&fast, ldc: n, a, lda: lda, transposeA: transposeA, b, ldb: ldb, transposeB: transposeB,
+                     m: m, n: n, k: k, accumulate: accumulate, workspace: workspace)
+                gemmNaive(&slow, ldc: n, a, lda: lda, transposeA: transposeA, b, ldb: ldb, transposeB: transposeB,
+                          m: m, n: n, k: k, accumulate: accumulate)
+                expectClose(fast, slow, rtol: 1e-4, atol: 1e-4 * Float(k).squareRoot(),
+                            "gemm \(m)x\(n)x\(k) tA \(transposeA) tB \(transposeB) acc \(accumulate)")
+            }
+        }
+    }
+
+    @Test func namedFormsAreTheRightTransposes() {
+        let workspace = GEMMWorkspace()
+        let (m, n, k) = (7, 19, 11)
+        let a = randomFloats(m * k, seed: 1), bt = randomFloats(n * k, seed: 2)
+        var c = [Float](repeating: 0, count: m * n), ref = c
+        matmulNT(&c, a, bt, m: m, n: n, k: k, accumulate: false, workspace: workspace)
+        for i in 0..<m { for j in 0..<n { ref[i * n + j] = (0..<k).reduce(0) { $0 + a[i * k + $1] * bt[j * k + $1] } } }
+        expectClose(c, ref, rtol: 1e-5, atol: 1e-5, "A*B^T")
+        let at = randomFloats(k * m, seed: 3), b = randomFloats(k * n, seed: 4)
+        matmulTN(&c, at, b, m: m, n: n, k: k, accumulate: false, workspace: workspace)
+        for i in 0..<m { for j in 0..<n { ref[i * n + j] = (0..<k).reduce(0) { $0 + at[$1 * m + i] * b[$1 * n + j] } } }
+        expectClose(c, ref, rtol: 1e-5, atol: 1e-5, "A^T*B")
+        matmulNN(&c, a, b, m: m, n: n, k: k, accumulate: false, workspace: workspace)
+        for i in 0..<m { for j in 0..<n { ref[i * n + j] = (0..<k).reduce(0) { $0 + a[i * k + $1] * b[$1 * n + j] } } }
+        expectClose(c, ref, rtol: 1e-5, atol: 1e-5, "A*B")
+    }
+}
+
+@Suite struct ElementwiseTests {
+    @Test(arguments: [(1, 1), (3, 17), (5, 784), (2, 33)])
+    func biasReluAndBackward(rows: Int, columns: Int) {
+        let input = randomFloats(rows * columns, seed: 5), bias = randomFloats(columns, seed: 6)
+        var fast = input, slow = input
+        biasReluForward(&fast, bias, rows: rows, columns: columns)
+        biasReluForwardNaive(&slow, bias, rows: rows, columns: columns)
+        expectClose(fast, slow, rtol: 0, atol: 0, "bias+relu")
+        var plain = input
+        biasForward(&plain, bias, rows: rows, columns: columns)
+        expectClose(plain, (0..<(rows * columns)).map { input[$0] + bias[$0 % columns] }, rtol: 0, atol: 0, "bias")
+        let dout = randomFloats(rows * columns, seed: 7)
+        var d1 = [Float](repeating: 0, count: rows * columns), d2 = d1
+        reluBackward(&d1, dout, fast, count: rows * columns)
+        reluBackwardNaive(&d2, dout, fast, count: rows * columns)
+        expectClose(d1, d2, rtol: 0, atol: 0, "relu backward")
+        var b1 = randomFloats(columns, seed: 8), b2 = b1
+        biasBackward(&b1, dout, rows: rows, columns: columns)
+        biasBackwardNaive(&b2, dout, rows: rows, columns: columns)
+        expectClose(b1, b2, rtol: 1e-5, atol: 1e-5, "bias backward")
+    }
+
+    @Test func vectorExpAndLogMatchLibm() {
+        let xs = stride(from: Float(-87), through: 88, by: 0.173).map { $0 }
+        var i = 0
+        while i + 16 <= xs.count {
+            var v = SIMD16<Float>()
+            for j in 0..<16 { v[j] = xs[i + j] }
+            let e = vexp(v)
+            for j in 0..<16 { #expect(abs(e[j] - exp(xs[i + j])) <= 3e-7 * exp(xs[i + j]), "exp(\(xs[i + j]))") }
+            let positive = vexp(v * 0.2)
+            let l = vlog(positive)
+            for j in 0..<16 { #expect(abs(l[j] - log(positive[j])) <= 2e-7 * max(1, abs(log(positive[j]))), "log(\(positive[j]))") }
+            i += 16
+        }
+    }
+
+    @Test(arguments: [(1, 1), (3, 17), (4, 784), (2, 50)])
+    func bernoulliMatchesNaive(rows: Int, columns: Int) {
+        let logits = randomFloats(rows * columns, seed: 11, scale: 12)
+        let targets = randomFloats(rows * columns, seed: 12).map { ($0 + 1) / 2 }
+        var r1 = [Float](repeating: 0, count: rows), r2 = r1
+        var d1 = [Float](repeating: 0, count: rows * columns), d2 = d1
+        bernoulliNLLForwardBackward(recon: &r1, dlogits: &d1, logits: logits, targets: targets, rows: rows, columns: columns, scale: 0.5)
+        bernoulliNLLNaive(recon: &r2, dlogits: &d2, logits: logits, targets: targets, rows: rows, columns: columns, scale: 0.5)
+        expectClose(r1, r2, rtol: 1e-5, atol: 1e-5, "BCE")
+        expectClose(d1, d2, rtol: 1e-5, atol: 1e-6, "dBCE/dlogits")
+    }
+
+    @Test func adamMatchesReferenceAndPyTorchFormula() {
+        let n = 37
+        var p1 = randomFloats(n, seed: 21), m1 = [Float](repeating: 0, count: n), v1 = m1
+        var p2 = p1, m2 = m1, v2 = v1
+        let hyper = AdamHyperparameters(learningRate: 1e-2)
+        for step in 1...5 {
+            let g = randomFloats(n, seed: UInt64(100 + step))
+            adamUpdate(parameters: &p1, gradients: g, firstMoment: &m1, secondMoment: &v1, count: n, step: step, hyper: hyper)
+            adamUpdateNaive(parameters: &p2, gradients: g, firstMoment: &m2, secondMoment: &v2, count: n, step: step, hyper: hyper)
+        }
+        expectClose(p1, p2, rtol: 1e-5, atol: 1e-6, "Adam parameters")
+        expectClose(m1, m2, rtol: 1e-5, atol: 1e-7, "Adam exp_avg")
+        // First step of Adam moves every parameter by lr * sign(g) (up to eps).
+        var p = [Float](repeating: 0, count: 3), m = p, v = p
+        adamUpdate(parameters: &p, gradients: [2, -0.5, 1e-3], firstMoment: &m, secondMoment: &v, count: 3, step: 1, hyper: hyper)
+        expectClose(p, [-0.01, 0.01, -0.01], rtol: 1e-4, atol: 1e-7, "first Adam step")
+    }
+}
+
+@Suite struct RandomTests {
+    @Test func philoxKnownAnswer() {
+        // Random123's known-answer test for philox4x32_10: counter and key all ones bits.
+        let g = Philox4x32(seed: 0xFFFF_FFFF_FFFF_FFFF)
+        let out = g.block(SIMD4(repeating: 0xFFFF_FFFF))
+        #expect(out == SIMD4(0x408f_276d, 0x41c8_3b0e, 0xa20b_c7c6, 0x6d54_51fd))
+        let zero = Philox4x32(seed: 0).block(SIMD4(repeating: 0))
+        #expect(zero == SIMD4(0x6627_e8d5, 0xe169_c58d, 0xbc57_ac4c, 0x9b00_dbd8))
+    }
+
+    @Test func normalsHaveUnitMomentsAndDependOnlyOnKey() {
+        let g = Philox4x32(seed: 42)
+        let n = 200_000
+        var z = [Float](repeating: 0, count: n)
+        fillNormal(&z, count: n, generator: g, stream: .reparameterization, epoch: 3, index: 17)
+        let mean = z.reduce(0.0) { $0 + Double($1) } / Double(n)
+        let variance = z.reduce(0.0) { $0 + Double($1) * Double($1) } / Double(n) - mean * mean
+        #expect(abs(mean) < 0.01)
+        #expect(abs(variance - 1) < 0.02)
+        var again = [Float](repeating: 0, count: 20)
+        fillNormal(&again, count: 20, generator: g, stream: .reparameterization, epoch: 3, index: 17)
+        #expect(Array(z[0..<20]) == again)
+        var other = again
+        fillNormal(&other, count: 20, generator: g, stream: .reparameterization, epoch: 3, index: 18)
+        #expect(other != again)
+    }
+
+    @Test func permutationIsAPermutationFixedBySeedAndEpoch() {
+        let g = Philox4x32(seed: 5)
+        let p = epochPermutation(count: 1000, generator: g, epoch: 2)
+        #expect(Set(p).count == 1000 && p.min() == 0 && p.max() == 999)
+        #expect(p == epochPermutation(count: 1000, generator: g, epoch: 2))
+        #expect(p != epochPermutation(count: 1000, generator: g, epoch: 3))
+        #expect(p != Array(0..<1000).map { Int32($0) })
+    }
+}
