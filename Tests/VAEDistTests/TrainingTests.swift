@@ -77,3 +77,74 @@ func options(_ out: String, data: String = "synthetic:2000", epochs: Int = 2, ba
         #expect { try ModelConfig(hidden: []).validate() } throws: { "\($0)".contains("--hidden") }
     }
 }
+
+@Suite(.serialized) struct ResumeTests {
+    /// Two epochs straight and one epoch plus a resumed one give bit-identical
+    /// parameters and Adam moments (llm.c test_gpt2.c style).
+    @Test func resumeIsBitIdentical() throws {
+        let config = ModelConfig(hidden: [64], latent: 6)
+        let straight = temporaryDirectory("straight"), split = temporaryDirectory("split")
+        let a = try Trainer(options: options(straight, data: "synthetic:800", epochs: 2, batch: 32), model: config,
+                            resume: false, communicator: SingleProcessCommunicator()) { _ in }
+        try a.run()
+        let first = try Trainer(options: options(split, data: "synthetic:800", epochs: 1, batch: 32), model: config,
+                                resume: false, communicator: SingleProcessCommunicator()) { _ in }
+        try first.run()
+        let resumed = try Trainer(options: options(split, data: "synthetic:800", epochs: 2, batch: 32), model: config,
+                                  resume: true, communicator: SingleProcessCommunicator()) { _ in }
+        #expect(resumed.epoch == 1 && resumed.optimizer.step == 25)
+        try resumed.run()
+        let n = a.model.parameterCount
+        #expect(memcmp(a.model.parameters, resumed.model.parameters, n * 4) == 0, "parameters differ after resume")
+        #expect(memcmp(a.optimizer.secondMoment, resumed.optimizer.secondMoment, n * 4) == 0, "Adam state differs after resume")
+        // The checkpoints' tensor data are identical (their metadata name different --out folders).
+        let fileA = try Safetensors.read(path: straight + "/checkpoints/latest.safetensors")
+        let fileB = try Safetensors.read(path: split + "/checkpoints/latest.safetensors")
+        #expect(fileA.data == fileB.data && fileA.tensors == fileB.tensors, "the final checkpoints' tensors differ")
+        #expect(fileA.metadata["step"] == "50" && fileB.metadata["epoch"] == "2")
+        let lines = try String(contentsOfFile: split + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 2, "metrics.jsonl continues across the resume")
+    }
+
+    @Test func resumeRefusesAnotherArchitectureAndMissingCheckpoints() throws {
+        let out = temporaryDirectory()
+        #expect { try Trainer(options: options(out, data: "synthetic:200", epochs: 1, batch: 20), model: ModelConfig(hidden: [16], latent: 2),
+                              resume: true, communicator: SingleProcessCommunicator()) { _ in } }
+            throws: { "\($0)".contains("nothing to resume") }
+        try Trainer(options: options(out, data: "synthetic:200", epochs: 1, batch: 20), model: ModelConfig(hidden: [16], latent: 2),
+                    resume: false, communicator: SingleProcessCommunicator()) { _ in }.run()
+        #expect { try Trainer(options: options(out, data: "synthetic:200", epochs: 2, batch: 20), model: ModelConfig(hidden: [32], latent: 2),
+                              resume: true, communicator: SingleProcessCommunicator()) { _ in } }
+            throws: { "\($0)".contains("was trained as 784-16-2") }
+    }
+}
+
+@Suite struct SafetensorsTests {
+    @Test func roundTripAndStrictValidation() throws {
+        let values: [Float] = [1, 2, 3, 4, 5, 6]
+        let bytes = values.withUnsafeBytes { raw in
+            Safetensors.encode(metadata: ["format": "x"], tensors: [("a", [2, 3], raw), ("b", [1], UnsafeRawBufferPointer(rebasing: raw[0..<4]))])
+        }
+        #expect(bytes.count % 8 == 4 || (bytes.count - 4 * 7) % 8 == 0)
+        let file = try Safetensors.decode(bytes, path: "t")
+        #expect(file.metadata == ["format": "x"] && file.tensors.map(\.name) == ["a", "b"] && file.tensor("a")?.shape == [2, 3])
+        func header(_ json: String, data: Int) -> [UInt8] {
+            var h = Array(json.utf8)
+            while h.count % 8 != 0 { h.append(0x20) }
+            return (0..<8).map { UInt8(truncatingIfNeeded: h.count >> (8 * $0)) } + h + [UInt8](repeating: 0, count: data)
+        }
+        let bad: [([UInt8], String)] = [
+            ([1, 2, 3], "shorter than the 8-byte"),
+            ([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0] + [UInt8](repeating: 0x20, count: 16), "exceeds the 100 MB"),
+            (header("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", data: 4), "truncated"),
+            (header("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", data: 8), "overlaps"),
+            (header("{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", data: 8), "needs 12 bytes"),
+            (header("{\"a\":{\"dtype\":\"Q7\",\"shape\":[2],\"data_offsets\":[0,8]}}", data: 8), "unknown dtype"),
+            (header("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", data: 8), "gap before"),
+            (header("{\"a\": [1, 2", data: 0), "not valid JSON"),
+        ]
+        for (b, message) in bad {
+            #expect { try Safetensors.decode(b, path: "/x.safetensors") } throws: { "\($0)".contains(message) && "\($0)".contains("/x.safetensors") }
+        }
+    }
+}
