@@ -7,7 +7,7 @@ import Foundation
 //   sigma = exp(0.5 logvar)
 //   dz/dmu = 1,   dz/dlogvar = 0.5 * sigma * eps
 //
-// mu/logvar have row stride `stride`; z, dz and eps are [rows, latent].
+// mu/logvar have row stride `stride` (0: one row shared by all); z, dz and eps are [rows, latent].
 
 public func reparameterizeForward(z: UnsafeMutablePointer<Float>, mu: UnsafePointer<Float>, logvar: UnsafePointer<Float>,
                                   eps: UnsafePointer<Float>, rows: Int, latent: Int, stride: Int) {

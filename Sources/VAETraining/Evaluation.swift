@@ -9,6 +9,12 @@ public struct LossSums: Sendable {
     public var kl = 0.0
     public var count = 0.0
 
+    public init(recon: Double = 0, kl: Double = 0, count: Double = 0) {
+        self.recon = recon
+        self.kl = kl
+        self.count = count
+    }
+
     public func mean(beta: Double) -> (loss: Double, recon: Double, kl: Double) {
         let c = max(count, 1)
         return ((recon + beta * kl) / c, recon / c, kl / c)

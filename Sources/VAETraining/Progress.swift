@@ -1,15 +1,17 @@
 import Foundation
+import VAEDistributed
 
 /// Rank 0's progress display: a live bar with loss and samples/s on a terminal,
 /// nothing in between epochs when output goes to a file or pipe.
 struct ProgressBar {
-    /// A terminal, unless VAE_DIST_PROGRESS=0 (Open MPI hands every rank a pty, so
-    /// under mpirun a terminal is assumed even when mpirun's output is a file).
+    /// VAE_DIST_PROGRESS=0|1 decides; otherwise a bar when stdout is a terminal and no
+    /// MPI launcher started us (Open MPI hands every rank a pty, even when mpirun's own
+    /// output goes to a file, so under mpirun the bar is opt-in).
     let interactive: Bool = {
         switch ProcessInfo.processInfo.environment["VAE_DIST_PROGRESS"] {
         case "0": false
         case "1": true
-        default: isatty(STDOUT_FILENO) == 1
+        default: isatty(STDOUT_FILENO) == 1 && !launchedByMPI()
         }
     }()
     var lastDraw = 0.0

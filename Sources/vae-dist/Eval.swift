@@ -1,28 +1,58 @@
 import ArgumentParser
 import Foundation
 import VAEData
+import VAEDistributed
 import VAEModel
 import VAETraining
 
 struct Eval: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Evaluate a checkpoint on the test set; prints one JSON line.")
+    static let configuration = CommandConfiguration(
+        abstract: "Evaluate a checkpoint on the test set; prints one JSON line (sharded over ranks under mpirun).",
+        discussion: """
+            test_nelbo uses one z per example (the training metric). With --iw-samples K it also \
+            prints test_iw_nll, the importance-weighted estimate of -log p(x) (K = 5000 is the \
+            standard; K decodes per example, so it takes K times longer).
+            """)
     @OptionGroup var source: CheckpointOption
     @Option(help: "Data folder (default: the checkpoint's).") var data: String?
+    @Option(name: .customLong("iw-samples"), help: "Importance samples K for the log p(x) estimate (0: skip).")
+    var iwSamples = 0
+    @Option(help: "Evaluate only the first N test images.") var limit: Int?
 
     func run() throws {
         try reportingErrors {
+            guard iwSamples >= 0 else { throw TrainingError.option("--iw-samples must be 0 or more (got \(iwSamples))") }
+            if let limit, limit < 1 { throw TrainingError.option("--limit must be at least 1 (got \(limit))") }
+            let communicator = try makeCommunicator()
+            Fatal.communicator = communicator
             let checkpoint = try source.load()
             let model = checkpoint.makeModel()
             let test = try testImages(data, checkpoint: checkpoint, path: source.checkpoint)
+            let count = min(limit ?? test.count, test.count)
+            let range = shardRange(count: count, rank: communicator.rank, worldSize: communicator.size)
             let workspace = VAEWorkspace(config: model.config, capacity: 500)
             let training = checkpoint.config.training
-            let sums = evaluate(model: model, workspace: workspace, images: test, range: 0..<test.count,
-                                binarize: training.binarize, seed: training.seed)
-            let mean = sums.mean(beta: Double(model.config.beta))
-            let fields = [("epoch", "\(checkpoint.epoch)"), ("test_count", "\(test.count)"),
+            let start = now()
+            let local = evaluate(model: model, workspace: workspace, images: test, range: range,
+                                 binarize: training.binarize, seed: training.seed)
+            var sums: [Double] = [local.recon, local.kl, local.count, 0]
+            if iwSamples > 0 {
+                sums[3] = importanceWeightedLogLikelihood(model: model, workspace: workspace, images: test, range: range,
+                                                          samples: iwSamples, binarize: training.binarize, seed: training.seed)
+            }
+            try sums.withUnsafeMutableBufferPointer { p throws(CommunicatorError) in try communicator.allreduceSum(p.baseAddress!, count: 4) }
+            let mean = LossSums(recon: sums[0], kl: sums[1], count: sums[2]).mean(beta: Double(model.config.beta))
+            var fields = [("epoch", "\(checkpoint.epoch)"), ("test_count", "\(count)"),
                           ("test_loss", fmt(mean.loss)), ("test_recon", fmt(mean.recon)), ("test_kl", fmt(mean.kl)),
                           ("test_nelbo", fmt(mean.recon + mean.kl))]
-            print("{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}")
+            if iwSamples > 0 {
+                fields += [("test_iw_nll", fmt(-sums[3] / sums[2])), ("iw_samples", "\(iwSamples)")]
+            }
+            fields += [("seconds", fmt(now() - start)), ("world_size", "\(communicator.size)")]
+            if communicator.isRoot {
+                print("{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}")
+            }
+            communicator.finalize()
         }
     }
 }

@@ -148,3 +148,26 @@ func options(_ out: String, data: String = "synthetic:2000", epochs: Int = 2, ba
         }
     }
 }
+
+@Suite struct ImportanceWeightedTests {
+    /// log p(x) >= IW_K >= IW_1 ~ ELBO: more importance samples give a tighter bound,
+    /// so the IW negative log-likelihood sits below the NELBO and falls with K.
+    @Test func boundTightensWithSamplesAndSitsBelowTheNELBO() throws {
+        let out = temporaryDirectory()
+        let trainer = try Trainer(options: options(out, data: "synthetic:600", epochs: 2, batch: 30),
+                                  model: ModelConfig(hidden: [64], latent: 4), resume: false,
+                                  communicator: SingleProcessCommunicator()) { _ in }
+        try trainer.run()
+        let workspace = VAEWorkspace(config: trainer.modelConfig, capacity: 64)
+        let range = 0..<40
+        let nelbo = evaluate(model: trainer.model, workspace: workspace, images: trainer.dataset.test, range: range,
+                             binarize: false, seed: 1).mean(beta: 1)
+        let iw1 = -importanceWeightedLogLikelihood(model: trainer.model, workspace: workspace, images: trainer.dataset.test,
+                                                   range: range, samples: 1, binarize: false, seed: 1) / 40
+        let iw200 = -importanceWeightedLogLikelihood(model: trainer.model, workspace: workspace, images: trainer.dataset.test,
+                                                     range: range, samples: 200, binarize: false, seed: 1) / 40
+        #expect(iw200 < iw1, "IW NLL K=200 \(iw200) vs K=1 \(iw1)")
+        #expect(iw200 < nelbo.recon + nelbo.kl, "IW NLL \(iw200) vs NELBO \(nelbo.recon + nelbo.kl)")
+        #expect(abs(iw1 - (nelbo.recon + nelbo.kl)) < 0.1 * (nelbo.recon + nelbo.kl), "K=1 is a one-sample ELBO")
+    }
+}

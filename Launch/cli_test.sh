@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Every subcommand on a fresh checkpoint, as a user runs them, and the error
+# contract for bad input: one line on stderr naming the problem, exit code 1.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bin=.build/release/vae-dist
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+export VAE_DIST_PROGRESS=0
+passed=0 failed=0
+ok() { echo "  ok: $*"; passed=$((passed + 1)); }
+bad() { echo "  FAILED: $*"; failed=$((failed + 1)); }
+# png FILE W H: a PNG of that size
+png() { python3 - "$@" <<'PY'
+import struct, sys
+b = open(sys.argv[1], "rb").read()
+assert b[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+w, h = struct.unpack(">II", b[16:24])
+assert (w, h) == (int(sys.argv[2]), int(sys.argv[3])), f"{w}x{h}"
+PY
+}
+
+"$bin" train --data synthetic:1200 --epochs 2 --batch-size 60 --latent 6 --out "$tmp/run" > "$tmp/train.log" 2>&1 || bad "train: $(tail -1 "$tmp/train.log")"
+ck="$tmp/run/checkpoints/latest.safetensors"
+[ -f "$ck" ] && ok "train wrote $(ls "$tmp/run/checkpoints" | tr '\n' ' ')" || bad "no checkpoint"
+
+out=$("$bin" eval --checkpoint "$ck" --iw-samples 50 --limit 40 2>&1) && python3 -c '
+import json, sys; m = json.loads(sys.argv[1])
+assert m["test_count"] == 40 and m["test_iw_nll"] <= m["test_nelbo"] + 1, m' "$out" && ok "eval: $out" || bad "eval: $out"
+
+# 28x28 tiles, 2 px padding, scale 2: a grid of C columns and R rows is (30C+2)*2 x (30R+2)*2.
+"$bin" sample --checkpoint "$ck" --count 16 --columns 8 --out "$tmp/s.png" >/dev/null && png "$tmp/s.png" 484 124 && ok "sample: 8x2 grid" || bad "sample"
+"$bin" reconstruct --checkpoint "$ck" --count 8 --out "$tmp/r.png" >/dev/null && png "$tmp/r.png" 484 124 && ok "reconstruct: inputs above reconstructions" || bad "reconstruct"
+"$bin" interpolate --checkpoint "$ck" --steps 10 --pairs 3 --out "$tmp/i.png" >/dev/null && png "$tmp/i.png" 604 184 && ok "interpolate: 3 rows of 10" || bad "interpolate"
+"$bin" traverse --checkpoint "$ck" --steps 7 --out "$tmp/t.png" >/dev/null && png "$tmp/t.png" 424 364 && ok "traverse: 6 latent rows of 7" || bad "traverse"
+"$bin" inspect "$ck" | grep -qE "encoder.mu.weight +F32 +\[6, 400\]" && ok "inspect lists tensors" || bad "inspect: $("$bin" inspect "$ck" 2>&1 | head -3)"
+"$bin" inspect --json "$ck" | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["metadata"]["format"]=="vae-dist/1"' && ok "inspect --json" || bad "inspect --json"
+
+# Bad input: exactly one line on stderr, exit code 1, naming the problem.
+printf 'garbage!' > "$tmp/bad.safetensors"
+head -c 1000 "$ck" > "$tmp/truncated.safetensors"
+check_error() {  # expected-fragment command...
+  local fragment=$1; shift
+  "$@" > "$tmp/o" 2> "$tmp/e"; local code=$?
+  if [ "$code" -eq 1 ] && [ "$(wc -l < "$tmp/e")" -eq 1 ] && grep -q -- "$fragment" "$tmp/e" && ! grep -qi "fatal error\|backtrace" "$tmp/e"; then
+    ok "exit 1: $(cat "$tmp/e")"
+  else
+    bad "'$*' exit $code, stderr: $(head -3 "$tmp/e")"
+  fi
+}
+check_error "--batch-size must be at least 1" "$bin" train --data synthetic:100 --batch-size 0 --out "$tmp/x"
+check_error "--epochs must be 0 or more" "$bin" train --data synthetic:100 --epochs=-1 --out "$tmp/x"
+check_error "--latent must be a positive" "$bin" train --data synthetic:100 --latent 0 --out "$tmp/x"
+check_error "--hidden 'a,b'" "$bin" train --data synthetic:100 --hidden a,b --out "$tmp/x"
+check_error "--likelihood 'poisson'" "$bin" train --data synthetic:100 --likelihood poisson --out "$tmp/x"
+check_error "Unknown option '--bogus'" "$bin" train --bogus
+check_error "/nonexistent: not found" "$bin" train --data /nonexistent --out "$tmp/x"
+check_error "nothing to resume" "$bin" train --data synthetic:100 --batch-size 10 --resume --out "$tmp/empty"
+check_error "bad.safetensors: not a valid safetensors file" "$bin" eval --checkpoint "$tmp/bad.safetensors"
+check_error "truncated" "$bin" sample --checkpoint "$tmp/truncated.safetensors"
+check_error "missing.safetensors: not found" "$bin" inspect "$tmp/missing.safetensors"
+mkdir -p "$tmp/idx" && printf '\x00\x00\x08\x03\x00\x00\x00\x05\x00\x00\x00\x1c\x00\x00\x00\x1c' > "$tmp/idx/train-images-idx3-ubyte"
+cp "$tmp/idx/train-images-idx3-ubyte" "$tmp/idx/t10k-images-idx3-ubyte"
+check_error "train-images-idx3-ubyte: not a valid IDX file: truncated" "$bin" train --data "$tmp/idx" --out "$tmp/x"
+python3 - "$tmp/idx16" <<'PY'
+import os, struct, sys
+d = sys.argv[1]; os.makedirs(d, exist_ok=True)
+for name, n in (("train", 20), ("t10k", 5)):
+    open(f"{d}/{name}-images-idx3-ubyte", "wb").write(struct.pack(">IIII", 0x803, n, 16, 16) + bytes(n * 256))
+PY
+check_error "expects 28x28 images but" "$bin" eval --checkpoint "$ck" --data "$tmp/idx16"
+check_error "was trained as 784-400-6" "$bin" train --data "$tmp/idx16" --latent 6 --batch-size 10 --resume --out "$tmp/run"
+
+echo "cli: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
