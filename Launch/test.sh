@@ -2,6 +2,8 @@
 # Sets up (apt packages, release build) and runs every test:
 #   unit and integration tests (swift test, release build: the kernels are SIMD code),
 #   the MPI tests with real ranks (Launch/mpi_test.sh),
+#   every subcommand and the error contract (Launch/cli_test.sh),
+#   faults: kill -9, full disk, signals, NaN, drift (Launch/fault_test.sh),
 #   the checkpoint interoperability test in Python (Launch/python_test.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,8 +26,10 @@ grep -vE "^(Test Suite|Test Case|Executed|\[)|^✔ (Test|Suite) .* passed after"
 rm -f "$log"
 [ "$code" -eq 0 ] || { echo "test: swift test failed (exit $code)"; exit 1; }
 
-echo "test: MPI"
-bash Launch/mpi_test.sh
-echo "test: Python interoperability"
-bash Launch/python_test.sh
-echo "test: all passed"
+status=0
+for suite in mpi_test cli_test fault_test python_test; do
+  echo "test: Launch/$suite.sh"
+  bash "Launch/$suite.sh" || status=1
+done
+[ "$status" -eq 0 ] && echo "test: all passed" || echo "test: FAILED"
+exit "$status"

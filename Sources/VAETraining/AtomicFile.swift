@@ -63,7 +63,9 @@ public enum AtomicFile {
     static func failure(_ path: String, _ what: String) -> TrainingError {
         let code = errno
         var reason = "\(what): \(String(cString: strerror(code)))"
-        if code == ENOSPC { reason += " (the disk is full; free space and resume with --resume)" }
+        if code == ENOSPC || code == EFBIG || code == EDQUOT {
+            reason += " (the disk or a size limit is full; the previous file is intact: free space, then continue with --resume)"
+        }
         if code == EACCES || code == EROFS { reason += " (choose a writable --out folder)" }
         return .file(path: path, reason: reason)
     }

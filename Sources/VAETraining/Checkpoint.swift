@@ -10,6 +10,11 @@ import VAEModel
 public struct CheckpointConfig: Codable, Equatable, Sendable {
     public var model: ModelConfig
     public var training: TrainingOptions
+
+    public init(model: ModelConfig, training: TrainingOptions) {
+        self.model = model
+        self.training = training
+    }
 }
 
 public struct Checkpoint: Sendable {

@@ -24,6 +24,15 @@ public final class Trainer {
     /// Completed epochs (from the resumed checkpoint, then counting up).
     public private(set) var epoch = 0
     public private(set) var history: [EpochMetrics] = []
+    /// The signal that stopped training early, or 0.
+    public private(set) var interrupted: Int32 = 0
+    /// After a mid-epoch checkpoint: the step of epoch `epoch + 1` to continue at, and the sums so far.
+    var resumeStep = 0
+    var partialEpoch = PartialEpoch()
+    var consecutiveBadSteps = 0
+    /// Steps attempted by this process, skipped ones included (what VAE_DIST_FAULT counts).
+    var attemptedSteps = 0
+    let faults = FaultInjection()
     let log: (String) -> Void
     let generator: Philox4x32
     let workspace: VAEWorkspace
@@ -79,6 +88,12 @@ public final class Trainer {
             }
             optimizer.step = checkpoint.step
             epoch = checkpoint.epoch
+            let m = checkpoint.metadata
+            resumeStep = m["epoch_step"].flatMap(Int.init) ?? 0
+            partialEpoch = PartialEpoch(recon: m["epoch_recon"].flatMap(Double.init) ?? 0, kl: m["epoch_kl"].flatMap(Double.init) ?? 0,
+                                        examples: m["epoch_examples"].flatMap(Int.init) ?? 0,
+                                        seconds: m["epoch_seconds"].flatMap(Double.init) ?? 0)
+            consecutiveBadSteps = m["bad_steps"].flatMap(Int.init) ?? 0
             let old = checkpoint.config.training
             if old.seed != options.seed || old.batchSize != options.batchSize || old.learningRate != options.learningRate
                 || old.binarize != options.binarize {
@@ -103,7 +118,7 @@ public final class Trainer {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         var text = String(decoding: try encoder.encode(CheckpointConfig(model: modelConfig, training: options)), as: UTF8.self)
-        text += "|\(model.parameterCount)|\(dataset.train.count)|\(dataset.test.count)|\(epoch)|\(optimizer.step)"
+        text += "|\(model.parameterCount)|\(dataset.train.count)|\(dataset.test.count)|\(epoch)|\(optimizer.step)|\(resumeStep)"
         let hash = fnv1a(text)
         let (low, high) = try communicator.allreduceMinMax(hash)
         if low != high {
@@ -136,6 +151,13 @@ public final class Trainer {
                        (options.output as NSString).appendingPathComponent("reconstructions")] {
             try AtomicFile.makeDirectory(folder)
         }
+        // Temporary files of a run that was killed mid-write.
+        for folder in [options.output, checkpointDirectory] {
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+            where name.hasPrefix(".") && (name.contains(".tmp-") || name.contains(".link-")) {
+                try? FileManager.default.removeItem(atPath: (folder as NSString).appendingPathComponent(name))
+            }
+        }
         // Keep the metrics of epochs the checkpoint holds; drop later ones (a crash
         // after their line but before their checkpoint).
         var kept = ""
@@ -162,21 +184,27 @@ public final class Trainer {
             log("vae-dist: the checkpoint has \(epoch) epochs, --epochs is \(options.epochs): nothing to do")
             return
         }
-        while epoch < options.epochs {
+        while epoch < options.epochs && interrupted == 0 {
             try trainEpoch(epoch + 1)
         }
     }
 
+    /// Trains epoch `e` from step `resumeStep` (non-zero after a mid-epoch checkpoint).
     func trainEpoch(_ e: Int) throws {
         let plan = EpochPlan(exampleCount: dataset.train.count, globalBatchSize: options.batchSize, rank: communicator.rank,
                              worldSize: communicator.size, generator: generator, epoch: e)
         let b = localBatch, l = modelConfig.latent
         let lossScale = 1 / Float(options.batchSize)  // d(mean loss)/d(example loss): seeds the chain rule
-        var recon = 0.0, kl = 0.0
+        var sums = partialEpoch  // global sums of the steps done so far in this epoch
+        partialEpoch = PartialEpoch()
         var compute = 0.0, communication = 0.0, optimizing = 0.0
         var progress = ProgressBar()
+        let firstStep = resumeStep
+        resumeStep = 0
+        // [non-finite ranks, ranks asked to stop, recon sum, kl sum], reduced every step.
+        var control = [Double](repeating: 0, count: 4)
         let start = now()
-        for step in 0..<plan.steps {
+        for step in firstStep..<plan.steps {
             let t0 = now()
             let indices = plan.localIndices(step: step)
             fillBatch(x, from: dataset.train, indices: indices, binarize: options.binarize, generator: generator, epoch: e)
@@ -186,47 +214,89 @@ public final class Trainer {
             model.zeroGradients()
             model.forward(workspace, x: x, eps: eps, batch: b, lossScale: lossScale)
             model.backward(workspace, x: x, eps: eps, batch: b, lossScale: lossScale)
+            var recon = 0.0, kl = 0.0
             for r in 0..<b {
                 recon += Double(workspace.recon[r])
                 kl += Double(workspace.kl[r])
             }
+            let globalStep = optimizer.step + 1
+            attemptedSteps += 1
+            if faults.active("error", rank: communicator.rank, step: attemptedSteps) {
+                throw TrainingError.training("injected fault (VAE_DIST_FAULT) at step \(attemptedSteps)")
+            }
+            if faults.active("nan", rank: communicator.rank, step: attemptedSteps) { model.gradients[0] = .nan }
+            let finite = recon.isFinite && kl.isFinite && allFinite(model.gradients, count: model.parameterCount)
+            control[0] = finite ? 0 : 1
+            control[1] = Interruption.pending != 0 ? 1 : 0
+            control[2] = recon
+            control[3] = kl
             let t1 = now()
-            if communicator.size > 1 { try communicator.allreduceSum(model.gradients, count: model.parameterCount) }
-            let t2 = now()
-            optimizer.update(model)
-            let t3 = now()
+            try control.withUnsafeMutableBufferPointer { p throws(CommunicatorError) in
+                try communicator.allreduceSum(p.baseAddress!, count: 4)
+            }
+            var t2 = now(), t3 = t2
+            if control[0] > 0 {
+                // Skip the update on every rank: no rank applies a non-finite gradient.
+                consecutiveBadSteps += 1
+                log("warning: step \(globalStep) (epoch \(e)): non-finite loss or gradients on \(Int(control[0])) rank(s), step skipped (\(consecutiveBadSteps) in a row)")
+                if consecutiveBadSteps >= options.maxBadSteps {
+                    throw TrainingError.training("stopped after \(consecutiveBadSteps) consecutive steps with non-finite loss or gradients (epoch \(e), step \(globalStep)); lower --lr or check the data. The last checkpoint holds finite parameters: fix and continue with --resume")
+                }
+            } else {
+                consecutiveBadSteps = 0
+                if communicator.size > 1 { try communicator.allreduceSum(model.gradients, count: model.parameterCount) }
+                t2 = now()
+                optimizer.update(model)
+                t3 = now()
+                sums.recon += control[2]
+                sums.kl += control[3]
+                sums.examples += options.batchSize
+                if faults.active("drift", rank: communicator.rank, step: attemptedSteps) { model.parameters[0] += 1e-3 }
+                if communicator.size > 1 && options.checkEvery > 0 && optimizer.step % options.checkEvery == 0 {
+                    try checkParametersAgree()
+                }
+            }
             compute += t1 - t0; communication += t2 - t1; optimizing += t3 - t2
             if communicator.isRoot && progress.interactive {
-                let seen = Double((step + 1) * b)
                 progress.update(epoch: e, epochs: options.epochs, step: step + 1, steps: plan.steps,
-                                loss: (recon + Double(modelConfig.beta) * kl) / seen,
-                                samplesPerSecond: Double((step + 1) * options.batchSize) / (now() - start))
+                                loss: (sums.recon + Double(modelConfig.beta) * sums.kl) / Double(max(sums.examples, 1)),
+                                samplesPerSecond: Double((step + 1 - firstStep) * options.batchSize) / (now() - start))
+            }
+            if control[1] > 0 {
+                interrupted = max(Interruption.pending, 1)
+                if step + 1 < plan.steps {
+                    // Stop inside the epoch: a checkpoint that resumes at the next step.
+                    progress.finish()
+                    sums.seconds += now() - start
+                    if communicator.isRoot { try writeInterruptedCheckpoint(epoch: e, nextStep: step + 1, sums: sums) }
+                    log("vae-dist: stopped by \(Interruption.name(Int32(interrupted))) after step \(step + 1)/\(plan.steps) of epoch \(e); "
+                        + "checkpoint \(latestCheckpoint) resumes there with --resume")
+                    return
+                }
             }
         }
         let epochSeconds = now() - start
         progress.finish()
 
-        var sums = [recon, kl]
-        try sums.withUnsafeMutableBufferPointer { p throws(CommunicatorError) in try communicator.allreduceSum(p.baseAddress!, count: 2) }
         let evalStart = now()
         let test = try evaluateDistributed(model: model, workspace: evalWorkspace, images: dataset.test, binarize: options.binarize,
                                            seed: options.seed, communicator: communicator)
         let evalSeconds = now() - evalStart
         let beta = Double(modelConfig.beta)
-        let seen = Double(max(plan.steps * options.batchSize, 1))
+        let seen = Double(max(sums.examples, 1))
         var metrics = EpochMetrics()
         metrics.epoch = e
         metrics.step = optimizer.step
-        metrics.trainRecon = sums[0] / seen
-        metrics.trainKL = sums[1] / seen
+        metrics.trainRecon = sums.recon / seen
+        metrics.trainKL = sums.kl / seen
         metrics.trainLoss = metrics.trainRecon + beta * metrics.trainKL
         let testMean = test.mean(beta: beta)
         metrics.testLoss = testMean.loss
         metrics.testRecon = testMean.recon
         metrics.testKL = testMean.kl
-        metrics.epochSeconds = epochSeconds
+        metrics.epochSeconds = epochSeconds + sums.seconds
         metrics.evalSeconds = evalSeconds
-        metrics.samplesPerSecond = Double(plan.steps * options.batchSize) / epochSeconds
+        metrics.samplesPerSecond = Double((plan.steps - firstStep) * options.batchSize) / epochSeconds
         metrics.computeSeconds = compute
         metrics.communicationSeconds = communication
         metrics.optimizerSeconds = optimizing
@@ -237,13 +307,33 @@ public final class Trainer {
             let imageStart = now()
             try writeImages(epoch: e)
             metrics.imageSeconds = now() - imageStart
-            if e % options.checkpointEvery == 0 || e == options.epochs { try writeCheckpoint(epoch: e) }
+            if e % options.checkpointEvery == 0 || e == options.epochs || interrupted != 0 { try writeCheckpoint(epoch: e) }
             try appendMetrics(metrics)
         }
         history.append(metrics)
         log(String(format: "epoch %d/%d  train_loss %.2f  test_nelbo %.2f (recon %.2f + kl %.2f)  %.0f samples/s  %.1fs",
                    e, options.epochs, metrics.trainLoss, metrics.testNELBO, metrics.testRecon, metrics.testKL,
                    metrics.samplesPerSecond, epochSeconds))
+        if interrupted != 0 {
+            log("vae-dist: stopped by \(Interruption.name(Int32(interrupted))) at the end of epoch \(e); continue with --resume")
+        }
+    }
+
+    /// Every rank must hold bit-identical parameters: compare checksums of their bits.
+    func checkParametersAgree() throws {
+        let size = communicator.size
+        let sum = bitChecksum(model.parameters, count: model.parameterCount)
+        var table = [Double](repeating: 0, count: 2 * size)  // 32-bit halves: exact in Double
+        table[2 * communicator.rank] = Double(sum >> 32)
+        table[2 * communicator.rank + 1] = Double(sum & 0xFFFF_FFFF)
+        try table.withUnsafeMutableBufferPointer { p throws(CommunicatorError) in
+            try communicator.allreduceSum(p.baseAddress!, count: 2 * size)
+        }
+        let sums = (0..<size).map { UInt64(table[2 * $0]) << 32 | UInt64(table[2 * $0 + 1]) }
+        let differing = (1..<size).filter { sums[$0] != sums[0] }
+        if !differing.isEmpty {
+            throw TrainingError.training("parameters differ across ranks at step \(optimizer.step): rank\(differing.count == 1 ? "" : "s") \(differing.map(String.init).joined(separator: ", ")) disagree with rank 0 (checksum \(String(sums[differing[0]], radix: 16)) vs \(String(sums[0], radix: 16))); the ranks no longer train one model (a hardware fault, or a rank that skipped a step)")
+        }
     }
 
     // MARK: Rank 0's files
@@ -274,10 +364,27 @@ public final class Trainer {
                            to: "\(options.output)/reconstructions/\(name)")
     }
 
+    func checkpointBytes(epoch e: Int, extra: [String: String] = [:]) throws -> [UInt8] {
+        // Never persist NaN or Inf: skipped steps keep them out, this makes sure.
+        guard allFinite(model.parameters, count: model.parameterCount),
+              allFinite(optimizer.firstMoment, count: model.parameterCount),
+              allFinite(optimizer.secondMoment, count: model.parameterCount) else {
+            throw TrainingError.training("parameters or Adam moments are not finite at epoch \(e); no checkpoint written, the previous one is intact")
+        }
+        return Checkpoint.encode(model: model, optimizer: optimizer, config: CheckpointConfig(model: modelConfig, training: options),
+                                 epoch: e, worldSize: communicator.size, dataset: dataset.name, extra: extra)
+    }
+
+    /// latest.safetensors only, holding epoch e - 1 plus the first `nextStep` steps of epoch e.
+    func writeInterruptedCheckpoint(epoch e: Int, nextStep: Int, sums: PartialEpoch) throws {
+        let extra = ["epoch_step": String(nextStep), "epoch_recon": "\(sums.recon)", "epoch_kl": "\(sums.kl)",
+                     "epoch_examples": String(sums.examples), "epoch_seconds": "\(sums.seconds)",
+                     "bad_steps": String(consecutiveBadSteps)]
+        try AtomicFile.write(try checkpointBytes(epoch: e - 1, extra: extra), to: latestCheckpoint)
+    }
+
     func writeCheckpoint(epoch e: Int) throws {
-        let bytes = Checkpoint.encode(model: model, optimizer: optimizer,
-                                      config: CheckpointConfig(model: modelConfig, training: options),
-                                      epoch: e, worldSize: communicator.size, dataset: dataset.name)
+        let bytes = try checkpointBytes(epoch: e)
         let path = (checkpointDirectory as NSString).appendingPathComponent(String(format: "epoch-%04d.safetensors", e))
         try AtomicFile.write(bytes, to: path)
         try AtomicFile.replaceLink(latestCheckpoint, target: path, bytes: bytes)
@@ -288,6 +395,14 @@ public final class Trainer {
             try? FileManager.default.removeItem(atPath: (checkpointDirectory as NSString).appendingPathComponent(old))
         }
     }
+}
+
+/// Global sums over the finished steps of an epoch (carried across a mid-epoch resume).
+struct PartialEpoch {
+    var recon = 0.0
+    var kl = 0.0
+    var examples = 0
+    var seconds = 0.0
 }
 
 /// "784-400-20 VAE (bernoulli)" and the like.

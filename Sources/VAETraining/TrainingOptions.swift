@@ -15,8 +15,29 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public var checkpointEvery = 1
     /// Epoch checkpoints kept besides latest.safetensors.
     public var keepCheckpoints = 3
+    /// Consecutive steps with non-finite loss or gradients (each skipped) before the job stops.
+    public var maxBadSteps = 10
+    /// Steps between checks that all ranks hold identical parameters (0: never).
+    public var checkEvery = 100
 
     public init() {}
+
+    /// Every field is optional in JSON, so checkpoints of older versions still load.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = TrainingOptions()
+        data = try c.decodeIfPresent(String.self, forKey: .data) ?? d.data
+        epochs = try c.decodeIfPresent(Int.self, forKey: .epochs) ?? d.epochs
+        batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize) ?? d.batchSize
+        learningRate = try c.decodeIfPresent(Float.self, forKey: .learningRate) ?? d.learningRate
+        seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? d.seed
+        binarize = try c.decodeIfPresent(Bool.self, forKey: .binarize) ?? d.binarize
+        output = try c.decodeIfPresent(String.self, forKey: .output) ?? d.output
+        checkpointEvery = try c.decodeIfPresent(Int.self, forKey: .checkpointEvery) ?? d.checkpointEvery
+        keepCheckpoints = try c.decodeIfPresent(Int.self, forKey: .keepCheckpoints) ?? d.keepCheckpoints
+        maxBadSteps = try c.decodeIfPresent(Int.self, forKey: .maxBadSteps) ?? d.maxBadSteps
+        checkEvery = try c.decodeIfPresent(Int.self, forKey: .checkEvery) ?? d.checkEvery
+    }
 
     public func validate(worldSize: Int) throws(TrainingError) {
         if epochs < 0 { throw .option("--epochs must be 0 or more (got \(epochs))") }
@@ -27,6 +48,8 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
         if !learningRate.isFinite || learningRate <= 0 { throw .option("--lr must be a positive number (got \(learningRate))") }
         if checkpointEvery < 1 { throw .option("--checkpoint-every must be at least 1 (got \(checkpointEvery))") }
         if keepCheckpoints < 0 { throw .option("--keep-checkpoints must be 0 or more (got \(keepCheckpoints))") }
+        if maxBadSteps < 1 { throw .option("--max-bad-steps must be at least 1 (got \(maxBadSteps))") }
+        if checkEvery < 0 { throw .option("--check-every must be 0 or more (got \(checkEvery))") }
     }
 
     var adam: AdamHyperparameters { AdamHyperparameters(learningRate: learningRate) }

@@ -39,6 +39,10 @@ struct Train: ParsableCommand {
     var checkpointEvery = 1
     @Option(name: .customLong("keep-checkpoints"), help: "Epoch checkpoints to keep besides latest.safetensors.")
     var keepCheckpoints = 3
+    @Option(name: .customLong("max-bad-steps"), help: "Stop after this many consecutive steps with non-finite loss or gradients (each is skipped).")
+    var maxBadSteps = 10
+    @Option(name: .customLong("check-every"), help: "Steps between checks that all ranks hold identical parameters (0: never).")
+    var checkEvery = 100
 
     func run() throws {
         try reportingErrors {
@@ -53,6 +57,9 @@ struct Train: ParsableCommand {
             options.output = out
             options.checkpointEvery = checkpointEvery
             options.keepCheckpoints = keepCheckpoints
+            options.maxBadSteps = maxBadSteps
+            options.checkEvery = checkEvery
+            Interruption.install()
             let communicator = try makeCommunicator()
             Fatal.communicator = communicator
             let trainer = try Trainer(options: options, model: model, resume: resume, communicator: communicator) { line in

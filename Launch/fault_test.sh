@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Faults and bad input (README "Reliability"), after Launch/setup.sh:
+#   1. kill -9 at random moments (checkpoint writes included): latest is always valid,
+#      and --resume finishes bit-identical to an uninterrupted run;
+#   2. an output folder that is or becomes unwritable, and a full disk (file size limit):
+#      one clear error, exit 1, the previous checkpoint intact, no temporary files left;
+#   3. SIGINT / SIGTERM (also to mpirun): every rank stops after the same step, rank 0
+#      writes a checkpoint, and --resume finishes bit-identical;
+#   4. non-finite gradients on one rank: the step is skipped everywhere; too many in a
+#      row stop the job with a clear message; no checkpoint holds NaN;
+#   5. ranks whose parameters drift apart, and an error on one rank only: a clear error
+#      naming the rank, the whole job ends within 10 s.
+# Prints "N passed, M failed".
+started() { for _ in $(seq 300); do grep -q "^vae-dist: training" "$1" 2>/dev/null && return 0; sleep 0.05; done; return 1; }
+set -uo pipefail
+cd "$(dirname "$0")/.."
+. Launch/common.sh
+bin=$(pwd)/.build/release/vae-dist
+tmp=$(mktemp -d); chmod 755 "$tmp"; trap 'chmod -R u+w "$tmp" 2>/dev/null; rm -rf "$tmp"' EXIT
+export VAE_DIST_PROGRESS=0
+passed=0 failed=0
+ok() { echo "  ok: $*"; passed=$((passed + 1)); }
+bad() { echo "  FAILED: $*"; failed=$((failed + 1)); }
+run_mpi() { local np=$1; shift; mpi_setup "$np"; mpirun -n "$np" "${MPIRUN_FLAGS[@]}" "$@"; }
+same() { python3 Launch/compare_checkpoints.py "$1" "$2" 0 > /dev/null; }
+valid() { python3 -c 'import sys; from safetensors.numpy import load_file; import numpy as np; t = load_file(sys.argv[1]); assert all(np.isfinite(v).all() for v in t.values())' "$1" 2>/dev/null; }
+small=(train --data synthetic:6000 --hidden 128 --latent 8 --batch-size 100 --seed 5)
+
+echo "faults: kill -9 at random moments, then --resume"
+"$bin" "${small[@]}" --epochs 10 --out "$tmp/u" > /dev/null 2>&1 || bad "uninterrupted run failed"
+kills=0 invalid=0
+for attempt in $(seq 80); do
+  resume=(); [ -f "$tmp/k/checkpoints/latest.safetensors" ] && resume=(--resume)
+  "$bin" "${small[@]}" --epochs 10 --out "$tmp/k" "${resume[@]}" > "$tmp/k.log" 2>&1 &
+  pid=$!
+  sleep "$(awk -v s="$attempt" 'BEGIN { srand(s); printf "%.2f", 0.4 + rand() * 1.0 }')"
+  if kill -9 "$pid" 2>/dev/null; then
+    wait "$pid" 2>/dev/null; kills=$((kills + 1))
+    if [ -f "$tmp/k/checkpoints/latest.safetensors" ] && ! valid "$tmp/k/checkpoints/latest.safetensors"; then invalid=$((invalid + 1)); fi
+  else
+    wait "$pid"; code=$?
+    [ "$code" -eq 0 ] || bad "resumed run failed: $(tail -1 "$tmp/k.log")"
+    break
+  fi
+done
+[ "$invalid" -eq 0 ] && ok "$kills kills, latest.safetensors valid after every one" || bad "$invalid of $kills kills left an invalid latest.safetensors"
+same "$tmp/u/checkpoints/latest.safetensors" "$tmp/k/checkpoints/latest.safetensors" \
+  && ok "resumed after $kills kills: bit-identical to the uninterrupted run" || bad "after $kills kills: parameters differ"
+[ "$(wc -l < "$tmp/k/metrics.jsonl")" -eq 10 ] && ok "metrics.jsonl has one line per epoch" || bad "metrics.jsonl: $(wc -l < "$tmp/k/metrics.jsonl") lines"
+
+echo "faults: unwritable output folder and full disk"
+if id nobody >/dev/null 2>&1 && command -v setpriv >/dev/null && [ "$(id -u)" -eq 0 ]; then
+  as_nobody() { setpriv --reuid=nobody --regid="$(id -g nobody)" --clear-groups "$@"; }
+  mkdir -p "$tmp/ro"
+  as_nobody "$bin" "${small[@]}" --epochs 1 --out "$tmp/ro/run" > /dev/null 2> "$tmp/ro.err"; code=$?
+  [ "$code" -eq 1 ] && grep -q "cannot create folder" "$tmp/ro.err" && ok "unwritable at start: $(cat "$tmp/ro.err")" || bad "unwritable at start: exit $code $(cat "$tmp/ro.err")"
+  mkdir -p "$tmp/w" && chown nobody "$tmp/w"
+  as_nobody "$bin" train --data synthetic:30000 --hidden 128 --latent 8 --epochs 4 --out "$tmp/w/run" > /dev/null 2> "$tmp/w.err" &
+  pid=$!
+  for _ in $(seq 200); do [ -s "$tmp/w/run/metrics.jsonl" ] && break; sleep 0.05; done
+  chmod 555 "$tmp/w/run/checkpoints"
+  sum=$(sha256sum < "$tmp/w/run/checkpoints/epoch-0001.safetensors")
+  wait "$pid"; code=$?
+  if [ "$code" -eq 1 ] && [ "$(wc -l < "$tmp/w.err")" -eq 1 ] && grep -q "Permission denied" "$tmp/w.err" \
+     && [ "$sum" = "$(sha256sum < "$tmp/w/run/checkpoints/latest.safetensors")" ] && valid "$tmp/w/run/checkpoints/latest.safetensors"; then
+    ok "became unwritable: exit 1, epoch 1 intact: $(cat "$tmp/w.err")"
+  else
+    bad "became unwritable: exit $code, $(cat "$tmp/w.err")"
+  fi
+  chmod 755 "$tmp/w/run/checkpoints"
+else
+  bad "needs root, setpriv and user nobody to test unwritable folders"
+fi
+"$bin" "${small[@]}" --epochs 1 --out "$tmp/f" > /dev/null 2>&1
+sum=$(sha256sum < "$tmp/f/checkpoints/latest.safetensors")
+size=$(stat -c %s "$tmp/f/checkpoints/latest.safetensors")
+( ulimit -f $((size / 1024 / 2)); exec "$bin" "${small[@]}" --epochs 2 --resume --out "$tmp/f" ) > /dev/null 2> "$tmp/f.err"; code=$?
+leftovers=$(find "$tmp/f" -name '.*tmp-*' -o -name '.*link-*' | wc -l)
+if [ "$code" -eq 1 ] && grep -q "size limit is full" "$tmp/f.err" && [ "$leftovers" -eq 0 ] \
+   && [ "$sum" = "$(sha256sum < "$tmp/f/checkpoints/latest.safetensors")" ]; then
+  ok "disk full: exit 1, latest intact, no temporary files: $(cat "$tmp/f.err")"
+else
+  bad "disk full: exit $code, $leftovers temporary files, $(cat "$tmp/f.err")"
+fi
+
+echo "faults: SIGINT and SIGTERM"
+"$bin" "${small[@]}" --data synthetic:30000 --epochs 2 --out "$tmp/su" > /dev/null 2>&1
+"$bin" "${small[@]}" --data synthetic:30000 --epochs 2 --out "$tmp/si" > "$tmp/si.log" 2>&1 & pid=$!
+started "$tmp/si.log"; sleep 0.5; kill -INT "$pid"; wait "$pid"; code=$?
+grep -q "stopped by SIGINT" "$tmp/si.log" && [ "$code" -eq 0 ] && ok "Ctrl-C: exit 0, $(grep -o 'after step [0-9/]* of epoch [0-9]*' "$tmp/si.log")" || bad "Ctrl-C: exit $code $(tail -1 "$tmp/si.log")"
+"$bin" "${small[@]}" --data synthetic:30000 --epochs 2 --out "$tmp/si" --resume > /dev/null 2>&1
+same "$tmp/su/checkpoints/latest.safetensors" "$tmp/si/checkpoints/latest.safetensors" && ok "resumed after Ctrl-C: bit-identical" || bad "resumed after Ctrl-C differs"
+run_mpi 2 "$bin" "${small[@]}" --data synthetic:30000 --epochs 2 --out "$tmp/mu" > /dev/null 2>&1
+mpi_setup 2  # mpirun itself in the background (not a shell function), so the signal reaches it
+mpirun -n 2 "${MPIRUN_FLAGS[@]}" "$bin" "${small[@]}" --data synthetic:30000 --epochs 2 --out "$tmp/mi" > "$tmp/mi.log" 2>&1 & pid=$!
+started "$tmp/mi.log"; sleep 0.5; kill -TERM "$pid"; wait "$pid"
+# mpirun may exit before it forwards rank 0's last line, so read the checkpoint itself.
+where=$("$bin" inspect --json "$tmp/mi/checkpoints/latest.safetensors" 2>/dev/null | python3 -c "import json, sys; m = json.load(sys.stdin)['metadata']; print('epoch', m['epoch'], '+', m.get('epoch_step', 0), 'steps')")
+valid "$tmp/mi/checkpoints/latest.safetensors" && [ -n "$where" ] && ok "SIGTERM to mpirun: both ranks stopped together, checkpoint at $where" || bad "SIGTERM to mpirun: $(tail -2 "$tmp/mi.log")"
+run_mpi 2 "$bin" "${small[@]}" --data synthetic:30000 --epochs 2 --out "$tmp/mi" --resume > /dev/null 2>&1
+same "$tmp/mu/checkpoints/latest.safetensors" "$tmp/mi/checkpoints/latest.safetensors" && ok "2 ranks resumed after SIGTERM: bit-identical" || bad "2 ranks resumed after SIGTERM differ"
+
+echo "faults: non-finite gradients, drift, an error on one rank"
+VAE_DIST_FAULT=nan:1:20:3 run_mpi 2 "$bin" "${small[@]}" --epochs 1 --out "$tmp/n" > "$tmp/n.log" 2>&1; code=$?
+skipped=$(grep -c "non-finite loss or gradients on 1 rank(s), step skipped" "$tmp/n.log")
+[ "$code" -eq 0 ] && [ "$skipped" -eq 3 ] && valid "$tmp/n/checkpoints/latest.safetensors" && grep -q '"step": 57' "$tmp/n/metrics.jsonl" \
+  && ok "3 NaN steps on rank 1: skipped on both ranks, 57 of 60 steps applied, checkpoint finite" || bad "transient NaN: exit $code, $skipped skipped"
+start=$(date +%s)
+VAE_DIST_FAULT=nan:0:5:1000 run_mpi 2 "$bin" "${small[@]}" --epochs 2 --max-bad-steps 4 --out "$tmp/n2" > "$tmp/n2.log" 2>&1; code=$?
+[ "$code" -ne 0 ] && grep -q "rank 0: error: stopped after 4 consecutive steps with non-finite" "$tmp/n2.log" && [ ! -e "$tmp/n2/checkpoints/latest.safetensors" ] \
+  && ok "persistent NaN: exit $code, $(grep -o 'stopped after 4 consecutive steps[^;]*' "$tmp/n2.log" | head -1)" || bad "persistent NaN: exit $code $(grep error "$tmp/n2.log" | head -2)"
+VAE_DIST_FAULT=drift:1:7 run_mpi 2 "$bin" "${small[@]}" --epochs 1 --check-every 10 --out "$tmp/d" > "$tmp/d.log" 2>&1; code=$?
+[ "$code" -ne 0 ] && grep -q "parameters differ across ranks at step 10: rank 1 disagree" "$tmp/d.log" \
+  && ok "drift: exit $code, $(grep -o 'parameters differ across ranks at step 10: rank 1 disagree[^(]*' "$tmp/d.log" | head -1)" || bad "drift: exit $code $(tail -2 "$tmp/d.log")"
+start=$(date +%s.%N)
+VAE_DIST_FAULT=error:1:30 run_mpi 2 "$bin" "${small[@]}" --epochs 3 --out "$tmp/e" > "$tmp/e.log" 2>&1; code=$?
+took=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+[ "$code" -ne 0 ] && grep -q "rank 1: error: injected fault" "$tmp/e.log" && awk -v t="$took" 'BEGIN { exit !(t < 10) }' \
+  && ok "error on rank 1 only: whole job ended in ${took}s, exit $code: $(grep -m1 'rank 1: error' "$tmp/e.log")" || bad "error on one rank: exit $code in ${took}s"
+
+echo "faults: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
