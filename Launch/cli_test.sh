@@ -55,6 +55,7 @@ check_error "--likelihood 'poisson'" "$bin" train --data synthetic:100 --likelih
 check_error "Unknown option '--bogus'" "$bin" train --bogus
 check_error "/nonexistent: not found" "$bin" train --data /nonexistent --out "$tmp/x"
 check_error "nothing to resume" "$bin" train --data synthetic:100 --batch-size 10 --resume --out "$tmp/empty"
+check_error "already holds checkpoints of an earlier run: pass --resume" "$bin" train --data synthetic:1200 --epochs 2 --batch-size 60 --latent 6 --out "$tmp/run"
 check_error "bad.safetensors: not a valid safetensors file" "$bin" eval --checkpoint "$tmp/bad.safetensors"
 check_error "truncated" "$bin" sample --checkpoint "$tmp/truncated.safetensors"
 check_error "missing.safetensors: not found" "$bin" inspect "$tmp/missing.safetensors"

@@ -30,7 +30,7 @@ echo "faults: kill -9 at random moments, then --resume"
 "$bin" "${small[@]}" --epochs 10 --out "$tmp/u" > /dev/null 2>&1 || bad "uninterrupted run failed"
 kills=0 invalid=0
 for attempt in $(seq 80); do
-  resume=(); [ -f "$tmp/k/checkpoints/latest.safetensors" ] && resume=(--resume)
+  resume=(); ls "$tmp/k/checkpoints/"*.safetensors > /dev/null 2>&1 && resume=(--resume)
   "$bin" "${small[@]}" --epochs 10 --out "$tmp/k" "${resume[@]}" > "$tmp/k.log" 2>&1 &
   pid=$!
   sleep "$(awk -v s="$attempt" 'BEGIN { srand(s); printf "%.2f", 0.4 + rand() * 1.0 }')"

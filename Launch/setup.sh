@@ -18,5 +18,5 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 command -v swift >/dev/null || { echo "setup: no swift on PATH; install a Swift 6 toolchain (https://swift.org/install)"; exit 1; }
 echo "setup: building release (swift build -c release)"
-swift build -c release 2>&1 | grep -E "error|warning: |Compiling vae|Build complete" || true
+swift build -c release 2>&1 | grep -E "error:|Build complete" || true
 test -x .build/release/vae-dist || { echo "setup: build failed"; exit 1; }

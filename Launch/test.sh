@@ -18,11 +18,11 @@ fi
 python3 -c "import numpy, safetensors" 2>/dev/null || python3 -m pip install -q --disable-pip-version-check numpy safetensors
 
 echo "test: swift test"
-swift build -c release --build-tests 2>&1 | grep -E "error|Build complete" || true
+swift build -c release --build-tests 2>&1 | grep -E "error:|Build complete" || true
 log=$(mktemp)
 code=0; swift test -c release --skip-build > "$log" 2>&1 || code=$?
-# Failures in full, passes summarized by the runner's closing line.
-grep -vE "^(Test Suite|Test Case|Executed|\[)|^✔ (Test|Suite) .* passed after" "$log" || true
+# Failures, then the runner's closing line: Test run with N tests ... passed.
+grep -E "✘|^✔ Test run with|error:" "$log" || true
 rm -f "$log"
 [ "$code" -eq 0 ] || { echo "test: swift test failed (exit $code)"; exit 1; }
 

@@ -27,13 +27,13 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         pending.reserveCapacity(64)
     }
 
-    static func check(_ code: Int32, _ call: String) throws(CommunicatorError) {
+    static func check(_ code: Int32, _ call: @autoclosure () -> String) throws(CommunicatorError) {
         guard code != vae_mpi_success() else { return }
         var buffer = [CChar](repeating: 0, count: Int(MPI_MAX_ERROR_STRING) + 1)
         var length: Int32 = 0
         MPI_Error_string(code, &buffer, &length)
         let message = buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-        throw CommunicatorError(call: call, message: "\(message) (code \(code))")
+        throw CommunicatorError(call: call(), message: "\(message) (code \(code))")
     }
 
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws(CommunicatorError) {

@@ -44,10 +44,8 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         if imageHeight > 4096 || imageWidth > 4096 { throw .invalid("image size \(imageHeight)x\(imageWidth) is too large (at most 4096x4096)") }
         if hidden.count > 64 || hidden.contains(where: { $0 > 1 << 16 }) { throw .invalid("--hidden allows at most 64 layers of at most 65536 units") }
         if latent > 1 << 14 { throw .invalid("--latent is at most 16384 (got \(latent))") }
-        var count = 0
-        var width = inputDimension
-        for h in hidden + [2 * latent] { count += 2 * width * h; width = h }
-        if count > 1 << 31 { throw .invalid("the model would have over 2^31 parameters") }
+        // MPI counts are Int32: the flat buffers must stay below 2^31 floats.
+        if ParameterLayout(self).count >= Int(Int32.max) { throw .invalid("the model would have 2^31 or more parameters") }
     }
 }
 

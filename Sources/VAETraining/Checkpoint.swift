@@ -72,8 +72,8 @@ public struct Checkpoint: Sendable {
             throw .checkpoint(path: path, reason: "metadata config is missing or not valid JSON")
         }
         do { try config.model.validate() } catch { throw .checkpoint(path: path, reason: "model config is invalid: \(error)") }
-        guard let epoch = m["epoch"].flatMap(Int.init), epoch >= 0,
-              let step = m["step"].flatMap(Int.init), step >= 0 else {
+        guard let epoch = m["epoch"].flatMap(Int.init), epoch >= 0, epoch < 1 << 40,
+              let step = m["step"].flatMap(Int.init), step >= 0, step < 1 << 40 else {
             throw .checkpoint(path: path, reason: "metadata epoch/step missing or not numbers")
         }
         let layout = ParameterLayout(config.model)
@@ -97,6 +97,9 @@ public struct Checkpoint: Sendable {
         }
         if let bad = parameters.firstIndex(where: { !$0.isFinite }) {
             throw .checkpoint(path: path, reason: "parameter \(bad) is not finite")
+        }
+        if let first, let second, first.contains(where: { !$0.isFinite }) || second.contains(where: { !$0.isFinite || $0 < 0 }) {
+            throw .checkpoint(path: path, reason: "the Adam moments hold non-finite or negative values")
         }
         return Checkpoint(config: config, epoch: epoch, step: step, worldSize: m["world_size"].flatMap(Int.init) ?? 1,
                           dataset: m["dataset"] ?? "", metadata: m, parameters: parameters,

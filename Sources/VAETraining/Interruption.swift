@@ -40,7 +40,7 @@ struct FaultInjection {
         for item in spec.split(separator: ",") {
             let parts = item.split(separator: ":").map(String.init)
             guard parts.count >= 3, let rank = Int(parts[1]), let step = Int(parts[2]) else { continue }
-            let count = parts.count > 3 ? Int(parts[3]) ?? 1 : 1
+            let count = max(parts.count > 3 ? Int(parts[3]) ?? 1 : 1, 1)
             faults.append(Fault(kind: parts[0], rank: rank, steps: step ..< step + count))
         }
     }

@@ -46,8 +46,8 @@ public final class Trainer {
     var metricsPath: String { (options.output as NSString).appendingPathComponent("metrics.jsonl") }
 
     /// `log` receives rank 0's human-readable lines.
-    public init(options: TrainingOptions, model requested: ModelConfig, resume: Bool, communicator: any Communicator,
-                log: @escaping (String) -> Void) throws {
+    public init(options: TrainingOptions, model requested: ModelConfig, resume: Bool, overwrite: Bool = false,
+                communicator: any Communicator, log: @escaping (String) -> Void) throws {
         try options.validate(worldSize: communicator.size)
         self.options = options
         self.communicator = communicator
@@ -61,9 +61,13 @@ public final class Trainer {
             throw TrainingError.option("--batch-size \(options.batchSize) exceeds the \(dataset.train.count) training images of \(options.data)")
         }
 
+        // Before any collective whose size depends on them: every rank must agree on the
+        // options, the model, the data's shape and whether to resume.
+        try Self.checkAgreement(communicator, stage: "options, model or data",
+                                text: "\(fingerprint(CheckpointConfig(model: config, training: options)))|\(resume)|\(dataset.train.count)|\(dataset.test.count)")
         var checkpoint: Checkpoint?
         if resume {
-            let loaded = try Self.loadBroadcast(path: (options.output as NSString).appendingPathComponent("checkpoints/latest.safetensors"),
+            let loaded = try Self.loadBroadcast(directory: (options.output as NSString).appendingPathComponent("checkpoints"),
                                                 communicator: communicator)
             if loaded.config.model != config {
                 throw TrainingError.checkpoint(path: "\(options.output)/checkpoints/latest.safetensors",
@@ -94,6 +98,11 @@ public final class Trainer {
                                         examples: m["epoch_examples"].flatMap(Int.init) ?? 0,
                                         seconds: m["epoch_seconds"].flatMap(Double.init) ?? 0)
             consecutiveBadSteps = m["bad_steps"].flatMap(Int.init) ?? 0
+            let steps = dataset.train.count / options.batchSize
+            if resumeStep < 0 || resumeStep >= steps || (resumeStep > 0 && checkpoint.config.training.batchSize != options.batchSize) {
+                throw TrainingError.checkpoint(path: latestCheckpoint,
+                    reason: "stopped inside epoch \(epoch + 1) at step \(resumeStep) with --batch-size \(checkpoint.config.training.batchSize); resume it with the same --batch-size and data")
+            }
             let old = checkpoint.config.training
             if old.seed != options.seed || old.batchSize != options.batchSize || old.learningRate != options.learningRate
                 || old.binarize != options.binarize {
@@ -104,8 +113,9 @@ public final class Trainer {
         }
         // Rank 0's parameters and optimizer state are the truth for every rank.
         try communicator.broadcast(UnsafeMutableRawPointer(model.parameters), byteCount: model.parameterCount * 4, root: 0)
-        try checkAgreement()
-        if communicator.isRoot { try prepareOutput(resume: resume) }
+        try Self.checkAgreement(communicator, stage: "checkpoint state",
+                                text: "\(model.parameterCount)|\(epoch)|\(optimizer.step)|\(resumeStep)")
+        if communicator.isRoot { try prepareOutput(resume: resume, overwrite: overwrite) }
     }
 
     deinit {
@@ -113,24 +123,26 @@ public final class Trainer {
         eps.deallocate()
     }
 
-    /// Every rank must run the same configuration on the same data shape: compare a hash.
-    func checkAgreement() throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        var text = String(decoding: try encoder.encode(CheckpointConfig(model: modelConfig, training: options)), as: UTF8.self)
-        text += "|\(model.parameterCount)|\(dataset.train.count)|\(dataset.test.count)|\(epoch)|\(optimizer.step)|\(resumeStep)"
+    /// Every rank must hold the same `text` (options, data shape, checkpoint state): compare a hash.
+    static func checkAgreement(_ communicator: any Communicator, stage: String, text: String) throws {
         let hash = fnv1a(text)
         let (low, high) = try communicator.allreduceMinMax(hash)
         if low != high {
-            throw TrainingError.training("rank \(communicator.rank): ranks disagree on the configuration, data or checkpoint (hash \(String(hash, radix: 16))); start every rank with the same options and data")
+            throw TrainingError.training("ranks disagree on their \(stage) (this rank's hash \(String(hash, radix: 16))); start every rank with the same options, data and --out")
         }
     }
 
-    /// Rank 0 reads the file and broadcasts its bytes, so ranks need no shared filesystem.
-    static func loadBroadcast(path: String, communicator: any Communicator) throws -> Checkpoint {
+    /// Rank 0 reads latest.safetensors (or, when a crash came between writing an epoch
+    /// file and linking it, the newest epoch file) and broadcasts its bytes, so ranks
+    /// need no shared filesystem.
+    static func loadBroadcast(directory: String, communicator: any Communicator) throws -> Checkpoint {
         var bytes: [UInt8] = []
         var length = [Int64(0)]
+        var path = (directory as NSString).appendingPathComponent("latest.safetensors")
         if communicator.isRoot {
+            if !FileManager.default.fileExists(atPath: path), let newest = epochCheckpoints(directory).last {
+                path = (directory as NSString).appendingPathComponent(newest)
+            }
             guard FileManager.default.fileExists(atPath: path) else {
                 throw TrainingError.checkpoint(path: path, reason: "not found, nothing to resume (train without --resume first)")
             }
@@ -145,7 +157,15 @@ public final class Trainer {
         return try Checkpoint.decode(try Safetensors.decode(bytes, path: path), path: path)
     }
 
-    func prepareOutput(resume: Bool) throws {
+    func prepareOutput(resume: Bool, overwrite: Bool) throws {
+        let existing = ((try? FileManager.default.contentsOfDirectory(atPath: checkpointDirectory)) ?? [])
+            .filter { $0.hasSuffix(".safetensors") && !$0.hasPrefix(".") }
+        if !resume && !existing.isEmpty {
+            guard overwrite else {
+                throw TrainingError.option("\(checkpointDirectory) already holds checkpoints of an earlier run: pass --resume to continue it, --overwrite to start over (deleting them), or another --out")
+            }
+            for name in existing { try? FileManager.default.removeItem(atPath: (checkpointDirectory as NSString).appendingPathComponent(name)) }
+        }
         for folder in [options.output, checkpointDirectory,
                        (options.output as NSString).appendingPathComponent("samples"),
                        (options.output as NSString).appendingPathComponent("reconstructions")] {
@@ -307,8 +327,10 @@ public final class Trainer {
             let imageStart = now()
             try writeImages(epoch: e)
             metrics.imageSeconds = now() - imageStart
-            if e % options.checkpointEvery == 0 || e == options.epochs || interrupted != 0 { try writeCheckpoint(epoch: e) }
+            // Metrics first: a crash before the checkpoint leaves a line that the resumed run
+            // drops and writes again; the other order would lose the line for good.
             try appendMetrics(metrics)
+            if e % options.checkpointEvery == 0 || e == options.epochs || interrupted != 0 { try writeCheckpoint(epoch: e) }
         }
         history.append(metrics)
         log(String(format: "epoch %d/%d  train_loss %.2f  test_nelbo %.2f (recon %.2f + kl %.2f)  %.0f samples/s  %.1fs",
@@ -371,15 +393,16 @@ public final class Trainer {
               allFinite(optimizer.secondMoment, count: model.parameterCount) else {
             throw TrainingError.training("parameters or Adam moments are not finite at epoch \(e); no checkpoint written, the previous one is intact")
         }
+        var metadata = extra
+        metadata["bad_steps"] = String(consecutiveBadSteps)
         return Checkpoint.encode(model: model, optimizer: optimizer, config: CheckpointConfig(model: modelConfig, training: options),
-                                 epoch: e, worldSize: communicator.size, dataset: dataset.name, extra: extra)
+                                 epoch: e, worldSize: communicator.size, dataset: dataset.name, extra: metadata)
     }
 
     /// latest.safetensors only, holding epoch e - 1 plus the first `nextStep` steps of epoch e.
     func writeInterruptedCheckpoint(epoch e: Int, nextStep: Int, sums: PartialEpoch) throws {
         let extra = ["epoch_step": String(nextStep), "epoch_recon": "\(sums.recon)", "epoch_kl": "\(sums.kl)",
-                     "epoch_examples": String(sums.examples), "epoch_seconds": "\(sums.seconds)",
-                     "bad_steps": String(consecutiveBadSteps)]
+                     "epoch_examples": String(sums.examples), "epoch_seconds": "\(sums.seconds)"]
         try AtomicFile.write(try checkpointBytes(epoch: e - 1, extra: extra), to: latestCheckpoint)
     }
 
@@ -389,9 +412,7 @@ public final class Trainer {
         try AtomicFile.write(bytes, to: path)
         try AtomicFile.replaceLink(latestCheckpoint, target: path, bytes: bytes)
         // Keep the newest `keepCheckpoints` epoch files.
-        let files = ((try? FileManager.default.contentsOfDirectory(atPath: checkpointDirectory)) ?? [])
-            .filter { $0.hasPrefix("epoch-") && $0.hasSuffix(".safetensors") }.sorted()
-        for old in files.dropLast(options.keepCheckpoints) {
+        for old in epochCheckpoints(checkpointDirectory).dropLast(options.keepCheckpoints) {
             try? FileManager.default.removeItem(atPath: (checkpointDirectory as NSString).appendingPathComponent(old))
         }
     }
@@ -411,6 +432,24 @@ public func describe(_ config: ModelConfig) -> String {
     var kind = config.autoencoder ? "autoencoder" : (config.beta == 1 ? "VAE" : "beta-VAE (beta \(config.beta))")
     kind += " (\(config.likelihood.rawValue))"
     return "\(widths) \(kind)"
+}
+
+/// epoch-NNNN.safetensors files in `directory`, oldest first (by number, not by name).
+func epochCheckpoints(_ directory: String) -> [String] {
+    ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
+        .compactMap { name -> (Int, String)? in
+            guard name.hasPrefix("epoch-"), name.hasSuffix(".safetensors"),
+                  let n = Int(name.dropFirst(6).dropLast(12)) else { return nil }
+            return (n, name)
+        }
+        .sorted { $0.0 < $1.0 }.map(\.1)
+}
+
+/// Canonical JSON of a configuration, for agreement hashes.
+func fingerprint(_ config: CheckpointConfig) -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    return String(decoding: (try? encoder.encode(config)) ?? Data(), as: UTF8.self)
 }
 
 /// 64-bit FNV-1a.

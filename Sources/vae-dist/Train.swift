@@ -35,6 +35,8 @@ struct Train: ParsableCommand {
     var out = "runs/latest"
     @Flag(help: "Continue from OUT/checkpoints/latest.safetensors.")
     var resume = false
+    @Flag(help: "Start over in an OUT that holds checkpoints of an earlier run, deleting them.")
+    var overwrite = false
     @Option(name: .customLong("checkpoint-every"), help: "Write a checkpoint every N epochs (and after the last).")
     var checkpointEvery = 1
     @Option(name: .customLong("keep-checkpoints"), help: "Epoch checkpoints to keep besides latest.safetensors.")
@@ -62,7 +64,8 @@ struct Train: ParsableCommand {
             Interruption.install()
             let communicator = try makeCommunicator()
             Fatal.communicator = communicator
-            let trainer = try Trainer(options: options, model: model, resume: resume, communicator: communicator) { line in
+            let trainer = try Trainer(options: options, model: model, resume: resume, overwrite: overwrite,
+                                      communicator: communicator) { line in
                 print(line)
                 fflush(nil)
             }
