@@ -35,8 +35,10 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
         // MARK: Kernels
+        // Header-only C shims for vector operations Swift's SIMD types scalarize (sqrt).
+        .target(name: "_VAEKernelShims"),
         // SIMD float kernels on unsafe pointers, each with a naive reference beside it.
-        .target(name: "VAEKernels", swiftSettings: optimized),
+        .target(name: "VAEKernels", dependencies: ["_VAEKernelShims"], swiftSettings: optimized),
 
         // MARK: Model
         // The VAE: one flat parameter buffer with named views, forward/backward pairs.

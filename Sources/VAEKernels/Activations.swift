@@ -36,7 +36,7 @@ public func biasReluForward(_ out: UnsafeMutablePointer<Float>, _ bias: UnsafePo
     for r in 0..<rows {
         let row = out + r * columns
         var c = 0
-        while c < full { store16(pointwiseMax(load16(row + c) + load16(bias + c), zero), row + c); c += 16 }
+        while c < full { store16(vmax(load16(row + c) + load16(bias + c), zero), row + c); c += 16 }
         while c < columns { row[c] = max(row[c] + bias[c], 0); c += 1 }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import _VAEKernelShims
 
 // Adam (Kingma & Ba), exactly as torch.optim.Adam computes it (no weight decay,
 // no amsgrad), over one flat buffer of parameters, gradients and moments:
@@ -29,7 +30,7 @@ public func adamUpdate(parameters: UnsafeMutablePointer<Float>, gradients: Unsaf
         let v = load16(secondMoment + i) * b2 + (g * g) * (1 - b2)
         store16(m, firstMoment + i)
         store16(v, secondMoment + i)
-        let denominator = v.squareRoot() / correction2 + hyper.epsilon
+        let denominator = vae_sqrt16(v) / correction2 + hyper.epsilon
         store16(load16(parameters + i) - stepSize * m / denominator, parameters + i)
         i += 16
     }

@@ -10,30 +10,32 @@ public func bernoulliNLLForwardBackward(recon: UnsafeMutablePointer<Float>, dlog
                                         logits: UnsafePointer<Float>, targets: UnsafePointer<Float>,
                                         rows: Int, columns: Int, scale: Float) {
     let full = columns & ~15
-    let tail = columns - full
     let zero = SIMD16<Float>(), one = SIMD16<Float>(repeating: 1)
     for r in 0..<rows {
         let l = logits + r * columns, x = targets + r * columns
+        let d = dlogits.map { $0 + r * columns }
         var acc = SIMD16<Float>()
         var c = 0
-        while c <= full {
-            let count = c < full ? 16 : tail
-            if count == 0 { break }
-            let lv = count == 16 ? load16(l + c) : loadPartial(l + c, count)
-            let xv = count == 16 ? load16(x + c) : loadPartial(x + c, count)
-            let e = vexp(pointwiseMin(lv, -lv))         // exp(-|l|) in (0, 1]
-            var loss = pointwiseMax(lv, zero) - lv * xv + vlog(one + e)
-            if count < 16 { loss = loss.replacing(with: 0, where: laneIndex .>= Int32(count)) }
-            acc += loss
-            if let dlogits {
+        while c < full {
+            let lv = load16(l + c), xv = load16(x + c)
+            let e = vexp(vmin(lv, -lv))                 // exp(-|l|) in (0, 1]
+            acc += vmax(lv, zero) - lv * xv + vlog1pUnit(e)
+            if let d {
                 let inverse = one / (one + e)
                 let sigmoid = (e * inverse).replacing(with: inverse, where: lv .>= zero)
-                let grad = (sigmoid - xv) * scale
-                if count == 16 { store16(grad, dlogits + r * columns + c) } else { storePartial(grad, dlogits + r * columns + c, count) }
+                store16((sigmoid - xv) * scale, d + c)
             }
             c += 16
         }
-        recon[r] = acc.sum()
+        var tail: Float = 0
+        while c < columns {  // the same formulas, one element at a time
+            let lv = l[c], xv = x[c]
+            let e = exp(-abs(lv))
+            tail += max(lv, 0) - lv * xv + log1p(e)
+            if let d { d[c] = ((lv >= 0 ? 1 : e) / (1 + e) - xv) * scale }
+            c += 1
+        }
+        recon[r] = acc.sum() + tail
     }
 }
 
@@ -63,8 +65,6 @@ public func gaussianNLLForwardBackward(recon: UnsafeMutablePointer<Float>, dmean
         recon[r] = Float(acc)
     }
 }
-
-private let laneIndex = SIMD16<Int32>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
 
 public enum GaussianLikelihood {
     /// Variance between e^-6 (std 0.05) and e^2: keeps the density bounded on pixels

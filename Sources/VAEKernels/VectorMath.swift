@@ -6,7 +6,7 @@ public typealias Float16x = SIMD16<Float>
 
 @inline(__always)
 public func vexp(_ input: SIMD16<Float>) -> SIMD16<Float> {
-    let x = pointwiseMin(pointwiseMax(input, SIMD16(repeating: -87.3)), SIMD16(repeating: 88.3))
+    let x = vmin(vmax(input, SIMD16(repeating: -87.3)), SIMD16(repeating: 88.3))
     // exp(x) = 2^n * exp(r), n = round(x / ln 2), |r| <= ln 2 / 2. Adding 1.5 * 2^23
     // rounds x / ln 2 to an integer held in the low mantissa bits (no float->int conversion).
     let magic = SIMD16<Float>(repeating: 12_582_912)
@@ -55,6 +55,30 @@ public func vlog(_ input: SIMD16<Float>) -> SIMD16<Float> {
     y = y - 0.5 * z
     return x + y + e * 0.693359375
 }
+
+/// log(1 + e) for e in [0, 1], without masks: log1p(e) = 2 atanh(u) with u = e / (2 + e)
+/// in [0, 1/3], whose odd series 2 (u + u^3/3 + ... + u^13/13) is exact to ~1e-8 relative.
+@inline(__always)
+public func vlog1pUnit(_ e: SIMD16<Float>) -> SIMD16<Float> {
+    let u = e / (e + 2)
+    let u2 = u * u
+    var p = SIMD16<Float>(repeating: 1.0 / 13)
+    p = p * u2 + 1.0 / 11
+    p = p * u2 + 1.0 / 9
+    p = p * u2 + 1.0 / 7
+    p = p * u2 + 1.0 / 5
+    p = p * u2 + 1.0 / 3
+    p = p * u2 + 1
+    return 2 * u * p
+}
+
+/// Lane-wise max and min as compare + blend. (The standard library's pointwiseMax/Min
+/// follow IEEE maximum/minimum NaN rules lane by lane and compile to scalar code.)
+@inline(__always)
+public func vmax(_ a: SIMD16<Float>, _ b: SIMD16<Float>) -> SIMD16<Float> { a.replacing(with: b, where: a .< b) }
+
+@inline(__always)
+public func vmin(_ a: SIMD16<Float>, _ b: SIMD16<Float>) -> SIMD16<Float> { a.replacing(with: b, where: b .< a) }
 
 /// Loads `count` (< 16) floats into the low lanes, `fill` in the rest.
 @inline(__always)
