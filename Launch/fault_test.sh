@@ -48,6 +48,39 @@ same "$tmp/u/checkpoints/latest.safetensors" "$tmp/k/checkpoints/latest.safetens
   && ok "resumed after $kills kills: bit-identical to the uninterrupted run" || bad "after $kills kills: parameters differ"
 [ "$(wc -l < "$tmp/k/metrics.jsonl")" -eq 10 ] && ok "metrics.jsonl has one line per epoch" || bad "metrics.jsonl: $(wc -l < "$tmp/k/metrics.jsonl") lines"
 
+# A kill that certainly lands inside a checkpoint write: stall halfway through it.
+"$bin" "${small[@]}" --epochs 2 --out "$tmp/hw" > /dev/null 2>&1
+VAE_DIST_FAULT=stall-write:5 "$bin" "${small[@]}" --epochs 2 --out "$tmp/hw2" > /dev/null 2>&1 &
+pid=$!
+for _ in $(seq 200); do ls -a "$tmp/hw2/checkpoints" 2>/dev/null | grep -q '\.tmp-' && break; sleep 0.05; done
+partial=$(ls -a "$tmp/hw2/checkpoints" 2>/dev/null | grep '\.tmp-' | head -1)
+kill -9 "$pid"; wait "$pid" 2>/dev/null
+# Nothing finished, so nothing to resume; a plain re-run in the same --out is accepted
+# and removes the half-written file.
+if [ -n "$partial" ] && ! "$bin" "${small[@]}" --epochs 2 --out "$tmp/hw2" --resume > /dev/null 2>&1 \
+   && "$bin" "${small[@]}" --epochs 2 --out "$tmp/hw2" > /dev/null 2>&1 && ! ls -a "$tmp/hw2/checkpoints" | grep -q '\.tmp-' \
+   && same "$tmp/hw/checkpoints/latest.safetensors" "$tmp/hw2/checkpoints/latest.safetensors"; then
+  ok "kill -9 inside the first checkpoint write ($partial): nothing to resume, a re-run starts clean"
+else
+  bad "kill inside the first write: $(ls -a "$tmp/hw2/checkpoints" 2>&1 | tr '\n' ' ')"
+fi
+# The first epoch's write was killed, so nothing is there yet; do the same inside a later write.
+VAE_DIST_FAULT=stall-write:5 "$bin" "${small[@]}" --epochs 3 --out "$tmp/hw3" > /dev/null 2>&1 &
+pid=$!
+for _ in $(seq 300); do [ -f "$tmp/hw3/checkpoints/epoch-0001.safetensors" ] && ls -a "$tmp/hw3/checkpoints" | grep -q '\.tmp-' && break; sleep 0.05; done
+kill -9 "$pid"; wait "$pid" 2>/dev/null
+before=$(ls -a "$tmp/hw3/checkpoints" | tr '\n' ' ')
+if valid "$tmp/hw3/checkpoints/latest.safetensors" && echo "$before" | grep -q '\.tmp-'; then
+  "$bin" "${small[@]}" --epochs 3 --out "$tmp/hw3" --resume > /dev/null 2>&1
+  "$bin" "${small[@]}" --epochs 3 --out "$tmp/hw4" > /dev/null 2>&1
+  left=$(ls -a "$tmp/hw3/checkpoints" | grep -c '\.tmp-')
+  same "$tmp/hw4/checkpoints/latest.safetensors" "$tmp/hw3/checkpoints/latest.safetensors" && [ "$left" -eq 0 ] \
+    && ok "kill -9 inside a checkpoint write (half written: $(echo "$before" | grep -o '\.epoch[^ ]*')): latest valid, leftover removed, resume bit-identical" \
+    || bad "kill inside a write: resume differs or $left temporary files left"
+else
+  bad "kill inside a write: latest invalid or no write in progress ($before)"
+fi
+
 echo "faults: unwritable output folder and full disk"
 if id nobody >/dev/null 2>&1 && command -v setpriv >/dev/null && [ "$(id -u)" -eq 0 ]; then
   as_nobody() { setpriv --reuid=nobody --regid="$(id -g nobody)" --clear-groups "$@"; }

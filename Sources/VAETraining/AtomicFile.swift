@@ -6,6 +6,16 @@ import Foundation
 // old file or the new one, never a torn mix.
 
 public enum AtomicFile {
+    /// Test hook: seconds to stall halfway through writing a checkpoint, so a test can
+    /// kill the process in the middle of the write (VAE_DIST_FAULT=stall-write:SECONDS).
+    nonisolated(unsafe) static var stallSeconds: Double = {
+        guard let spec = ProcessInfo.processInfo.environment["VAE_DIST_FAULT"] else { return 0 }
+        for item in spec.split(separator: ",") where item.hasPrefix("stall-write:") {
+            return Double(item.dropFirst("stall-write:".count)) ?? 0
+        }
+        return 0
+    }()
+
     public static func write(_ bytes: [UInt8], to path: String) throws(TrainingError) {
         let directory = (path as NSString).deletingLastPathComponent
         let temporary = (directory as NSString).appendingPathComponent(
@@ -13,12 +23,15 @@ public enum AtomicFile {
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw failure(path, "cannot create \(temporary)") }
         var ok = true
+        let stall = path.hasSuffix(".safetensors") ? stallSeconds : 0
         bytes.withUnsafeBytes { raw in
             var offset = 0
             while offset < raw.count {
-                let n = Foundation.write(fd, raw.baseAddress! + offset, raw.count - offset)
+                let chunk = stall > 0 && offset < raw.count / 2 ? raw.count / 2 - offset : raw.count - offset
+                let n = Foundation.write(fd, raw.baseAddress! + offset, chunk)
                 if n < 0 { if errno == EINTR { continue }; ok = false; return }
                 offset += n
+                if stall > 0 && offset == raw.count / 2 { usleep(useconds_t(stall * 1e6)) }
             }
         }
         if !ok {
