@@ -90,7 +90,7 @@ if id nobody >/dev/null 2>&1 && command -v setpriv >/dev/null && [ "$(id -u)" -e
   mkdir -p "$tmp/w" && chown nobody "$tmp/w"
   as_nobody "$bin" train --data synthetic:30000 --hidden 128 --latent 8 --epochs 4 --out "$tmp/w/run" > /dev/null 2> "$tmp/w.err" &
   pid=$!
-  for _ in $(seq 200); do [ -s "$tmp/w/run/metrics.jsonl" ] && break; sleep 0.05; done
+  for _ in $(seq 200); do [ -f "$tmp/w/run/checkpoints/latest.safetensors" ] && break; sleep 0.05; done
   chmod 555 "$tmp/w/run/checkpoints"
   sum=$(sha256sum < "$tmp/w/run/checkpoints/epoch-0001.safetensors")
   wait "$pid"; code=$?

@@ -33,6 +33,15 @@ for np in 2 4; do
   fi
 done
 
+echo "mpi: --deterministic: 1, 2 and 4 ranks bit-identical"
+for np in 1 2 4; do
+  run_mpi "$np" "$bin" "${args[@]}" --deterministic --out "$tmp/d$np" > "$tmp/d$np.log" 2>&1 || bad "--deterministic on $np ranks failed: $(tail -2 "$tmp/d$np.log")"
+done
+for np in 2 4; do
+  out=$(python3 Launch/compare_checkpoints.py "$tmp/d1/checkpoints/latest.safetensors" "$tmp/d$np/checkpoints/latest.safetensors" 0) \
+    && ok "--deterministic, 1 vs $np ranks: $out" || bad "--deterministic, 1 vs $np ranks: $out"
+done
+
 echo "mpi: resume under MPI"
 # Same rank count: bit-identical to the uninterrupted run.
 run_mpi 2 "$bin" train --data synthetic:4096 --epochs 2 --seed 3 --out "$tmp/u2" > /dev/null 2>&1 || bad "2-epoch run failed"

@@ -19,6 +19,8 @@ public protocol Communicator: AnyObject, Sendable {
     /// Waits for every reduction started with `startAllreduceSum`.
     func finishReductions() throws(CommunicatorError)
     func broadcast(_ buffer: UnsafeMutableRawPointer, byteCount: Int, root: Int) throws(CommunicatorError)
+    /// Gathers `count` floats from every rank into `output` [size, count], rank order.
+    func allgather(_ input: UnsafePointer<Float>, count: Int, into output: UnsafeMutablePointer<Float>) throws(CommunicatorError)
     func barrier() throws(CommunicatorError)
     /// Ends every rank of the job with `code` (MPI_Abort); never returns.
     func abort(code: Int32) -> Never
@@ -58,6 +60,9 @@ public final class SingleProcessCommunicator: Communicator {
     public func startAllreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) {}
     public func finishReductions() {}
     public func broadcast(_ buffer: UnsafeMutableRawPointer, byteCount: Int, root: Int) {}
+    public func allgather(_ input: UnsafePointer<Float>, count: Int, into output: UnsafeMutablePointer<Float>) {
+        output.update(from: input, count: count)
+    }
     public func barrier() {}
     public func abort(code: Int32) -> Never { exit(code) }
     public func finalize() {}

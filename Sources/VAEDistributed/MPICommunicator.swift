@@ -78,6 +78,11 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         } while offset < byteCount
     }
 
+    public func allgather(_ input: UnsafePointer<Float>, count: Int, into output: UnsafeMutablePointer<Float>) throws(CommunicatorError) {
+        try Self.check(MPI_Allgather(input, Int32(count), vae_mpi_float(), output, Int32(count), vae_mpi_float(), world),
+                       "MPI_Allgather(float, \(count))")
+    }
+
     public func barrier() throws(CommunicatorError) {
         try Self.check(MPI_Barrier(world), "MPI_Barrier")
     }

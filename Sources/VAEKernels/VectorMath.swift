@@ -72,6 +72,14 @@ public func vlog1pUnit(_ e: SIMD16<Float>) -> SIMD16<Float> {
     return 2 * u * p
 }
 
+/// out[i] = a[i] + b[i] (out may alias a or b).
+public func vectorAdd(_ out: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) {
+    let full = count & ~15
+    var i = 0
+    while i < full { store16(load16(a + i) + load16(b + i), out + i); i += 16 }
+    while i < count { out[i] = a[i] + b[i]; i += 1 }
+}
+
 /// Lane-wise max and min as compare + blend. (The standard library's pointwiseMax/Min
 /// follow IEEE maximum/minimum NaN rules lane by lane and compile to scalar code.)
 @inline(__always)

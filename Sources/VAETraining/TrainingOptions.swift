@@ -19,6 +19,11 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public var maxBadSteps = 10
     /// Steps between checks that all ranks hold identical parameters (0: never).
     public var checkEvery = 100
+    /// Reduce gradients in an order that does not depend on the rank count, so 1, 2 and 4
+    /// ranks give bit-identical parameters (see Trainer.reduceDeterministically).
+    public var deterministic = false
+    /// The fixed groups of every global batch in deterministic mode.
+    public static let deterministicGroups = 4
 
     public init() {}
 
@@ -37,6 +42,7 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
         keepCheckpoints = try c.decodeIfPresent(Int.self, forKey: .keepCheckpoints) ?? d.keepCheckpoints
         maxBadSteps = try c.decodeIfPresent(Int.self, forKey: .maxBadSteps) ?? d.maxBadSteps
         checkEvery = try c.decodeIfPresent(Int.self, forKey: .checkEvery) ?? d.checkEvery
+        deterministic = try c.decodeIfPresent(Bool.self, forKey: .deterministic) ?? d.deterministic
     }
 
     public func validate(worldSize: Int) throws(TrainingError) {
@@ -50,6 +56,10 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
         if keepCheckpoints < 0 { throw .option("--keep-checkpoints must be 0 or more (got \(keepCheckpoints))") }
         if maxBadSteps < 1 { throw .option("--max-bad-steps must be at least 1 (got \(maxBadSteps))") }
         if checkEvery < 0 { throw .option("--check-every must be 0 or more (got \(checkEvery))") }
+        let groups = Self.deterministicGroups
+        if deterministic && (groups % worldSize != 0 || batchSize % groups != 0) {
+            throw .option("--deterministic splits every batch into \(groups) fixed groups: it needs 1, 2 or 4 ranks and a --batch-size divisible by \(groups) (got \(worldSize) ranks, batch \(batchSize))")
+        }
     }
 
     var adam: AdamHyperparameters { AdamHyperparameters(learningRate: learningRate) }

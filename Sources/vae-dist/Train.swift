@@ -45,6 +45,8 @@ struct Train: ParsableCommand {
     var maxBadSteps = 10
     @Option(name: .customLong("check-every"), help: "Steps between checks that all ranks hold identical parameters (0: never).")
     var checkEvery = 100
+    @Flag(help: "Reduce gradients in a fixed order so 1, 2 and 4 ranks give bit-identical results (batch split into 4 fixed groups).")
+    var deterministic = false
 
     func run() throws {
         try reportingErrors {
@@ -61,6 +63,7 @@ struct Train: ParsableCommand {
             options.keepCheckpoints = keepCheckpoints
             options.maxBadSteps = maxBadSteps
             options.checkEvery = checkEvery
+            options.deterministic = deterministic
             Interruption.install()
             let communicator = try makeCommunicator()
             Fatal.communicator = communicator
