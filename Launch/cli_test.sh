@@ -3,12 +3,10 @@
 # contract for bad input: one line on stderr naming the problem, exit code 1.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+. Launch/common.sh
 bin=.build/release/vae-dist
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 export VAE_DIST_PROGRESS=0
-passed=0 failed=0
-ok() { echo "  ok: $*"; passed=$((passed + 1)); }
-bad() { echo "  FAILED: $*"; failed=$((failed + 1)); }
 # png FILE W H: a PNG of that size
 png() { python3 - "$@" <<'PY'
 import struct, sys
@@ -71,5 +69,4 @@ PY
 check_error "expects 28x28 images but" "$bin" eval --checkpoint "$ck" --data "$tmp/idx16"
 check_error "was trained as 784-400-6" "$bin" train --data "$tmp/idx16" --latent 6 --batch-size 10 --resume --out "$tmp/run"
 
-echo "cli: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+summary cli

@@ -18,3 +18,13 @@ mpi_setup() {
     MPIRUN_FLAGS+=(--oversubscribe)
   fi
 }
+
+# run_mpi NP COMMAND...: mpirun with this machine's flags.
+run_mpi() { local np=$1; shift; mpi_setup "$np"; mpirun -n "$np" "${MPIRUN_FLAGS[@]}" "$@"; }
+
+# For the test scripts: count checks, print "  ok: ..." / "  FAILED: ...", and the
+# closing "NAME: N passed, M failed" line that CI reads.
+passed=0 failed=0
+ok() { echo "  ok: $*"; passed=$((passed + 1)); }
+bad() { echo "  FAILED: $*"; failed=$((failed + 1)); }
+summary() { echo "$1: $passed passed, $failed failed"; [ "$failed" -eq 0 ]; }

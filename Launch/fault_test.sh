@@ -18,10 +18,6 @@ cd "$(dirname "$0")/.."
 bin=$(pwd)/.build/release/vae-dist
 tmp=$(mktemp -d); chmod 755 "$tmp"; trap 'chmod -R u+w "$tmp" 2>/dev/null; rm -rf "$tmp"' EXIT
 export VAE_DIST_PROGRESS=0
-passed=0 failed=0
-ok() { echo "  ok: $*"; passed=$((passed + 1)); }
-bad() { echo "  FAILED: $*"; failed=$((failed + 1)); }
-run_mpi() { local np=$1; shift; mpi_setup "$np"; mpirun -n "$np" "${MPIRUN_FLAGS[@]}" "$@"; }
 same() { python3 Launch/compare_checkpoints.py "$1" "$2" 0 > /dev/null; }
 valid() { python3 -c 'import sys; from safetensors.numpy import load_file; import numpy as np; t = load_file(sys.argv[1]); assert all(np.isfinite(v).all() for v in t.values())' "$1" 2>/dev/null; }
 small=(train --data synthetic:6000 --hidden 128 --latent 8 --batch-size 100 --seed 5)
@@ -151,5 +147,4 @@ took=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 [ "$code" -ne 0 ] && grep -q "rank 1: error: injected fault" "$tmp/e.log" && awk -v t="$took" 'BEGIN { exit !(t < 10) }' \
   && ok "error on rank 1 only: whole job ended in ${took}s, exit $code: $(grep -m1 'rank 1: error' "$tmp/e.log")" || bad "error on one rank: exit $code in ${took}s"
 
-echo "faults: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+summary faults

@@ -12,10 +12,6 @@ cd "$(dirname "$0")/.."
 bin=.build/release/vae-dist
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 export VAE_DIST_PROGRESS=0
-passed=0 failed=0
-ok() { echo "  ok: $*"; passed=$((passed + 1)); }
-bad() { echo "  FAILED: $*"; failed=$((failed + 1)); }
-run_mpi() { local np=$1; shift; mpi_setup "$np"; mpirun -n "$np" "${MPIRUN_FLAGS[@]}" "$@"; }
 args=(train --data synthetic:4096 --epochs 1 --batch-size 128 --seed 3)
 
 echo "mpi: 1 rank vs 2 and 4 ranks after one epoch"
@@ -110,5 +106,4 @@ run_mpi 4 "$bin" train --data synthetic:512 --epochs 1 --batch-size 130 --out "$
 if [ "$code" -ne 0 ] && grep -q "rank 0: error: --batch-size 130 is not divisible by the 4 ranks" "$tmp/e.log"; then ok "exit $code: $(grep -m1 'rank 0: error' "$tmp/e.log")"
 else bad "exit $code: $(head -3 "$tmp/e.log")"; fi
 
-echo "mpi: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+summary mpi

@@ -99,32 +99,30 @@ public final class VAE: @unchecked Sendable {
 
     /// Encoder only: x [batch, D] -> workspace.heads [batch, 2 * latent] = (mu | logvar) per row.
     public func encode(_ workspace: VAEWorkspace, x: UnsafePointer<Float>, batch: Int) {
-        var input = x
-        for (i, layer) in layout.encoder.enumerated() {
-            linearForward(workspace.encoderHidden[i], input, parameters + layer.weight, parameters + layer.bias,
-                          batch: batch, inFeatures: layer.inFeatures, outFeatures: layer.outFeatures, relu: true,
-                          workspace: workspace.gemm)
-            input = UnsafePointer(workspace.encoderHidden[i])
-        }
-        let head = layout.head
-        linearForward(workspace.heads, input, parameters + head.weight, parameters + head.bias,
-                      batch: batch, inFeatures: head.inFeatures, outFeatures: head.outFeatures, relu: false,
-                      workspace: workspace.gemm)
+        mlpForward(layout.encoder, activations: workspace.encoderHidden, head: layout.head, output: workspace.heads,
+                   input: x, batch: batch, workspace: workspace.gemm)
     }
 
     /// Decoder only: z [batch, latent] -> workspace.logits [batch, D].
     public func decode(_ workspace: VAEWorkspace, z: UnsafePointer<Float>, batch: Int) {
-        var input = z
-        for (i, layer) in layout.decoder.enumerated() {
-            linearForward(workspace.decoderHidden[i], input, parameters + layer.weight, parameters + layer.bias,
+        mlpForward(layout.decoder, activations: workspace.decoderHidden, head: layout.output, output: workspace.logits,
+                   input: z, batch: batch, workspace: workspace.gemm)
+    }
+
+    /// Hidden layers (Linear + ReLU) into `activations`, then the linear `head` into `output`.
+    private func mlpForward(_ hidden: [LinearView], activations: [UnsafeMutablePointer<Float>], head: LinearView,
+                            output: UnsafeMutablePointer<Float>, input x: UnsafePointer<Float>, batch: Int,
+                            workspace: GEMMWorkspace) {
+        var input = x
+        for (i, layer) in hidden.enumerated() {
+            linearForward(activations[i], input, parameters + layer.weight, parameters + layer.bias,
                           batch: batch, inFeatures: layer.inFeatures, outFeatures: layer.outFeatures, relu: true,
-                          workspace: workspace.gemm)
-            input = UnsafePointer(workspace.decoderHidden[i])
+                          workspace: workspace)
+            input = UnsafePointer(activations[i])
         }
-        let out = layout.output
-        linearForward(workspace.logits, input, parameters + out.weight, parameters + out.bias,
-                      batch: batch, inFeatures: out.inFeatures, outFeatures: out.outFeatures, relu: false,
-                      workspace: workspace.gemm)
+        linearForward(output, input, parameters + head.weight, parameters + head.bias,
+                      batch: batch, inFeatures: head.inFeatures, outFeatures: head.outFeatures, relu: false,
+                      workspace: workspace)
     }
 
     /// The decoder's mean image in [0, 1] from workspace.logits: sigmoid (bernoulli)
