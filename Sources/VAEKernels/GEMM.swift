@@ -11,10 +11,18 @@
 // streams through the packed panels with fused multiply-adds. Packing turns
 // every transpose into a copy, so one micro-kernel serves all three forms.
 
-/// Block sizes of the packed GEMM. `mr` x `nr` is the register tile.
+/// Block sizes of the packed GEMM. `mr` x `nr` is the register tile: 6 x 16 in general,
+/// 12 x 8 when N is narrow enough that 16-wide panels would mostly compute padding
+/// (N = 20 or 40: the latent layer and the encoder heads).
 public enum GEMMBlocking {
     public static let mr = 6
     public static let nr = 16
+    public static let narrowMR = 12
+    public static let narrowNR = 8
+
+    /// The 12 x 8 tile pads N less: ceil(n / 8) * 8 < ceil(n / 16) * 16.
+    @inline(__always)
+    public static func useNarrowTile(n: Int) -> Bool { (n + 7) / 8 * 8 < (n + 15) / 16 * 16 }
     /// Depth of one packed block: a kc x nr panel of B (16 KiB) stays in L1.
     public static let kc = 256
     /// Rows of A packed at once: an mc x kc block of A (120 KiB) stays in L2.
@@ -79,7 +87,9 @@ public func gemm(_ c: UnsafeMutablePointer<Float>, ldc: Int,
         if !accumulate { for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) } }
         return
     }
-    let mr = GEMMBlocking.mr, nr = GEMMBlocking.nr
+    let narrow = GEMMBlocking.useNarrowTile(n: n)
+    let mr = narrow ? GEMMBlocking.narrowMR : GEMMBlocking.mr
+    let nr = narrow ? GEMMBlocking.narrowNR : GEMMBlocking.nr
     let packedA = workspace.packedA, packedB = workspace.packedB
     var jc = 0
     while jc < n {
@@ -89,11 +99,35 @@ public func gemm(_ c: UnsafeMutablePointer<Float>, ldc: Int,
             let kc = min(GEMMBlocking.kc, k - pc)
             // The first K block overwrites C unless the caller accumulates.
             let load = accumulate || pc > 0
-            packB(packedB, b, ldb: ldb, transposed: transposeB, row: pc, column: jc, kc: kc, nc: nc)
+            packB(packedB, b, ldb: ldb, transposed: transposeB, row: pc, column: jc, kc: kc, nc: nc, nr: nr)
+            if narrow {
+                // Narrow N: each A element feeds only 2N flops, so packing A would cost as much
+                // as the multiply; read A in place and pack only a partial last row panel.
+                let rowStride = transposeA ? 1 : lda, kStride = transposeA ? lda : 1
+                var ir = 0
+                while ir < m {
+                    let rows = min(mr, m - ir)
+                    var source = a + ir * rowStride + pc * kStride
+                    var rs = rowStride, ks = kStride
+                    if rows < mr {
+                        packA(packedA, a, lda: lda, transposed: transposeA, row: ir, column: pc, mc: rows, kc: kc, mr: mr)
+                        source = UnsafePointer(packedA); rs = 1; ks = mr
+                    }
+                    var jr = 0
+                    while jr < nc {
+                        microKernel12x8(kc: kc, a: source, rowStride: rs, kStride: ks, b: packedB + jr * kc,
+                                        c: c + ir * ldc + (jc + jr), ldc: ldc, rows: rows, columns: min(nr, nc - jr), load: load)
+                        jr += nr
+                    }
+                    ir += mr
+                }
+                pc += GEMMBlocking.kc
+                continue
+            }
             var ic = 0
             while ic < m {
                 let mc = min(GEMMBlocking.mc, m - ic)
-                packA(packedA, a, lda: lda, transposed: transposeA, row: ic, column: pc, mc: mc, kc: kc)
+                packA(packedA, a, lda: lda, transposed: transposeA, row: ic, column: pc, mc: mc, kc: kc, mr: mr)
                 var jr = 0
                 while jr < nc {
                     let columns = min(nr, nc - jr)
@@ -120,8 +154,7 @@ public func gemm(_ c: UnsafeMutablePointer<Float>, ldc: Int,
 /// panel p holds [kc, nr] contiguously, columns past the edge are zero.
 @inline(__always)
 func packB(_ dst: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, ldb: Int, transposed: Bool,
-           row: Int, column: Int, kc: Int, nc: Int) {
-    let nr = GEMMBlocking.nr
+           row: Int, column: Int, kc: Int, nc: Int, nr: Int) {
     var j = 0
     var out = dst
     while j < nc {
@@ -129,10 +162,16 @@ func packB(_ dst: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, ldb: I
         if !transposed {
             // op(B)(p, q) = b[p * ldb + q]: each packed row is a contiguous run of B.
             var src = b + row * ldb + column + j
-            if columns == nr {
+            if columns == 16 && nr == 16 {
                 for _ in 0..<kc {
                     UnsafeMutableRawPointer(out).storeBytes(
                         of: UnsafeRawPointer(src).loadUnaligned(as: SIMD16<Float>.self), as: SIMD16<Float>.self)
+                    out += nr; src += ldb
+                }
+            } else if columns == 8 && nr == 8 {
+                for _ in 0..<kc {
+                    UnsafeMutableRawPointer(out).storeBytes(
+                        of: UnsafeRawPointer(src).loadUnaligned(as: SIMD8<Float>.self), as: SIMD8<Float>.self)
                     out += nr; src += ldb
                 }
             } else {
@@ -162,8 +201,7 @@ func packB(_ dst: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, ldb: I
 /// panel p holds [kc, mr] contiguously, rows past the edge are zero.
 @inline(__always)
 func packA(_ dst: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, lda: Int, transposed: Bool,
-           row: Int, column: Int, mc: Int, kc: Int) {
-    let mr = GEMMBlocking.mr
+           row: Int, column: Int, mc: Int, kc: Int, mr: Int) {
     var i = 0
     var out = dst
     while i < mc {
@@ -173,8 +211,7 @@ func packA(_ dst: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, lda: I
             var src = a + column * lda + row + i
             if rows == mr {
                 for _ in 0..<kc {
-                    out[0] = src[0]; out[1] = src[1]; out[2] = src[2]
-                    out[3] = src[3]; out[4] = src[4]; out[5] = src[5]
+                    for r in 0..<mr { out[r] = src[r] }
                     out += mr; src += lda
                 }
             } else {
@@ -241,6 +278,59 @@ func microKernel6x16(kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
         for r in 0..<rows {
             let row = c + r * ldc
             let source = t + r * 16
+            if load {
+                for q in 0..<columns { row[q] += source[q] }
+            } else {
+                for q in 0..<columns { row[q] = source[q] }
+            }
+        }
+    }
+}
+
+/// The narrow tile: C[12, 8] (+)= Apanel[kc, 12]^T · Bpanel[kc, 8]. Twelve SIMD8
+/// accumulators (twelve 256-bit registers), one B row and twelve broadcasts per step.
+@inline(__always)
+/// A is read in place: element (r, p) at a[r * rowStride + p * kStride].
+func microKernel12x8(kc: Int, a: UnsafePointer<Float>, rowStride: Int, kStride: Int, b: UnsafePointer<Float>,
+                     c: UnsafeMutablePointer<Float>, ldc: Int, rows: Int, columns: Int, load: Bool) {
+    typealias V = SIMD8<Float>
+    var c0 = V(), c1 = V(), c2 = V(), c3 = V(), c4 = V(), c5 = V()
+    var c6 = V(), c7 = V(), c8 = V(), c9 = V(), c10 = V(), c11 = V()
+    let rs = rowStride
+    var pa = a
+    var pb = UnsafeRawPointer(b)
+    for _ in 0..<kc {
+        let bv = pb.load(as: V.self)
+        c0 = c0.addingProduct(V(repeating: pa[0]), bv)
+        c1 = c1.addingProduct(V(repeating: pa[rs]), bv)
+        c2 = c2.addingProduct(V(repeating: pa[2 * rs]), bv)
+        c3 = c3.addingProduct(V(repeating: pa[3 * rs]), bv)
+        c4 = c4.addingProduct(V(repeating: pa[4 * rs]), bv)
+        c5 = c5.addingProduct(V(repeating: pa[5 * rs]), bv)
+        c6 = c6.addingProduct(V(repeating: pa[6 * rs]), bv)
+        c7 = c7.addingProduct(V(repeating: pa[7 * rs]), bv)
+        c8 = c8.addingProduct(V(repeating: pa[8 * rs]), bv)
+        c9 = c9.addingProduct(V(repeating: pa[9 * rs]), bv)
+        c10 = c10.addingProduct(V(repeating: pa[10 * rs]), bv)
+        c11 = c11.addingProduct(V(repeating: pa[11 * rs]), bv)
+        pa += kStride
+        pb += 32
+    }
+    let tile = (c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11)
+    withUnsafeBytes(of: tile) { raw in
+        let t = raw.baseAddress!.assumingMemoryBound(to: Float.self)
+        if columns == 8 {
+            for r in 0..<rows {
+                let row = UnsafeMutableRawPointer(c + r * ldc)
+                var v = UnsafeRawPointer(t + r * 8).loadUnaligned(as: V.self)
+                if load { v += row.loadUnaligned(as: V.self) }
+                row.storeBytes(of: v, as: V.self)
+            }
+            return
+        }
+        for r in 0..<rows {
+            let row = c + r * ldc
+            let source = t + r * 8
             if load {
                 for q in 0..<columns { row[q] += source[q] }
             } else {
