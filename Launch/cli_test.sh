@@ -33,6 +33,23 @@ assert m["test_count"] == 40 and m["test_iw_nll"] <= m["test_nelbo"] + 1, m' "$o
 "$bin" inspect "$ck" | grep -qE "encoder.mu.weight +F32 +\[6, 400\]" && ok "inspect lists tensors" || bad "inspect: $("$bin" inspect "$ck" 2>&1 | head -3)"
 "$bin" inspect --json "$ck" | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["metadata"]["format"]=="vae-dist/1"' && ok "inspect --json" || bad "inspect --json"
 
+# The training step allocates nothing: 20 and 100 steps make the same number of heap
+# allocations (counted by an LD_PRELOAD shim; one allocation per step would add 80).
+if command -v cc > /dev/null && cc -O2 -shared -fPIC Launch/tools/count_allocations.c -o "$tmp/count.so" -ldl 2> /dev/null; then
+  counts=()
+  for n in 1280 6400; do
+    counts+=("$(LD_PRELOAD="$tmp/count.so" "$bin" train --data synthetic:$n --epochs 1 --batch-size 64 --out "$tmp/alloc$n" 2>&1 \
+      | sed -n 's/^allocations: malloc \([0-9]*\).*/\1/p')")
+  done
+  if [ -n "${counts[0]}" ] && [ -n "${counts[1]}" ] && [ $(( ${counts[1]} - ${counts[0]} )) -le 5 ] && [ $(( ${counts[0]} - ${counts[1]} )) -le 5 ]; then
+    ok "no allocation in the training step: ${counts[0]} mallocs with 20 steps, ${counts[1]} with 100"
+  else
+    bad "allocations grow with steps: ${counts[*]}"
+  fi
+else
+  bad "no C compiler to build the allocation counter"
+fi
+
 # Bad input: exactly one line on stderr, exit code 1, naming the problem.
 printf 'garbage!' > "$tmp/bad.safetensors"
 head -c 1000 "$ck" > "$tmp/truncated.safetensors"

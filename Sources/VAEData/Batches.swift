@@ -39,28 +39,41 @@ private let byteToUnit: [Float] = (0..<256).map { Float($0) / 255 }
 
 /// Copies images `indices` into out [indices.count, D] as pixel / 255 in [0, 1],
 /// or, with `binarize`, as Bernoulli(pixel / 255) draws keyed by (seed, epoch, index).
-public func fillBatch(_ out: UnsafeMutablePointer<Float>, from images: ImageSet, indices: some Collection<Int32>,
+/// (Concrete, not generic over Collection: an unspecialized generic iterator allocates
+/// per element, and this runs in every training step.)
+public func fillBatch(_ out: UnsafeMutablePointer<Float>, from images: ImageSet, indices: UnsafeBufferPointer<Int32>,
                       binarize: Bool, generator: Philox4x32, epoch: Int) {
+    for (row, index) in indices.enumerated() {
+        fillImage(out + row * images.pixelsPerImage, from: images, index: Int(index), binarize: binarize, generator: generator, epoch: epoch)
+    }
+}
+
+/// The same for the contiguous images `range`.
+public func fillBatch(_ out: UnsafeMutablePointer<Float>, from images: ImageSet, range: Range<Int>,
+                      binarize: Bool, generator: Philox4x32, epoch: Int) {
+    for (row, index) in range.enumerated() {
+        fillImage(out + row * images.pixelsPerImage, from: images, index: index, binarize: binarize, generator: generator, epoch: epoch)
+    }
+}
+
+@inline(__always)
+func fillImage(_ row: UnsafeMutablePointer<Float>, from images: ImageSet, index: Int, binarize: Bool,
+               generator: Philox4x32, epoch: Int) {
     let d = images.pixelsPerImage
     images.pixels.withUnsafeBufferPointer { pixels in
         byteToUnit.withUnsafeBufferPointer { table in
-            var row = out
-            for index in indices {
-                let source = pixels.baseAddress! + Int(index) * d
-                for i in 0..<d { row[i] = table[Int(source[i])] }
-                if binarize {
-                    var i = 0
-                    var blockIndex = 0
-                    while i < d {
-                        let bits = generator.block(stream: .binarization, epoch: epoch, index: Int(index), block: blockIndex)
-                        for lane in 0..<4 where i < d {
-                            row[i] = uniformOpen(bits[lane]) < row[i] ? 1 : 0
-                            i += 1
-                        }
-                        blockIndex += 1
-                    }
+            let source = pixels.baseAddress! + index * d
+            for i in 0..<d { row[i] = table[Int(source[i])] }
+            guard binarize else { return }
+            var i = 0
+            var blockIndex = 0
+            while i < d {
+                let bits = generator.block(stream: .binarization, epoch: epoch, index: index, block: blockIndex)
+                for lane in 0..<4 where i < d {
+                    row[i] = uniformOpen(bits[lane]) < row[i] ? 1 : 0
+                    i += 1
                 }
-                row += d
+                blockIndex += 1
             }
         }
     }

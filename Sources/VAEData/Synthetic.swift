@@ -41,7 +41,11 @@ public enum Synthetic {
                 let shape = Int((UInt64(a[0]) &* 3) >> 32)
                 let scale = uniformOpen(a[1]), rotation = uniformOpen(a[2]), x = uniformOpen(a[3]), y = uniformOpen(b[0])
                 labels[i] = UInt8(shape)
-                factors[i * 5 ..< i * 5 + 5] = [Float(shape), scale, rotation, x, y]
+                factors[i * 5] = Float(shape)
+                factors[i * 5 + 1] = scale
+                factors[i * 5 + 2] = rotation
+                factors[i * 5 + 3] = x
+                factors[i * 5 + 4] = y
                 render(into: out.baseAddress! + i * n, shape: shape, scale: scale, rotation: rotation, x: x, y: y)
             }
         }

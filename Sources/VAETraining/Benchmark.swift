@@ -89,7 +89,7 @@ public func benchmarkTrainingStep(config: ModelConfig, batch: Int, steps: Int = 
     for s in 0..<(steps + 10) {
         let t0 = now()
         let indices = plan.localIndices(step: s % plan.steps)
-        fillBatch(x, from: data, indices: indices, binarize: false, generator: generator, epoch: 1)
+        indices.withUnsafeBufferPointer { fillBatch(x, from: data, indices: $0, binarize: false, generator: generator, epoch: 1) }
         for (r, i) in indices.enumerated() {
             fillNormal(eps + r * config.latent, count: config.latent, generator: generator, stream: .reparameterization, epoch: 1, index: Int(i))
         }

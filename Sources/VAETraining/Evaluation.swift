@@ -37,8 +37,7 @@ public func evaluate(model: VAE, workspace: VAEWorkspace, images: ImageSet, rang
     var start = range.lowerBound
     while start < range.upperBound {
         let batch = min(capacity, range.upperBound - start)
-        let indices = (start..<(start + batch)).lazy.map { Int32($0) }
-        fillBatch(x, from: images, indices: indices, binarize: binarize, generator: generator, epoch: testEpochKey)
+        fillBatch(x, from: images, range: start..<(start + batch), binarize: binarize, generator: generator, epoch: testEpochKey)
         for r in 0..<batch {
             fillNormal(eps + r * l, count: l, generator: generator, stream: .evaluation, epoch: 0, index: start + r)
         }

@@ -24,7 +24,9 @@ public func encodeMeans(model: VAE, images: ImageSet, indices: [Int]) -> [Float]
     let workspace = VAEWorkspace(config: model.config, capacity: max(indices.count, 1))
     let x = allocateAligned(max(indices.count, 1) * d)
     defer { x.deallocate() }
-    fillBatch(x, from: images, indices: indices.map { Int32($0) }, binarize: false, generator: Philox4x32(seed: 0), epoch: 0)
+    indices.map { Int32($0) }.withUnsafeBufferPointer {
+        fillBatch(x, from: images, indices: $0, binarize: false, generator: Philox4x32(seed: 0), epoch: 0)
+    }
     model.encode(workspace, x: x, batch: indices.count)
     var means = [Float](repeating: 0, count: indices.count * l)
     for r in 0..<indices.count {

@@ -26,7 +26,7 @@ public func importanceWeightedLogLikelihood(model: VAE, workspace: VAEWorkspace,
     defer { for p in [x, targets, eps, z, mu, logvar] { p.deallocate() } }
     var total = 0.0
     for example in range {
-        fillBatch(x, from: images, indices: CollectionOfOne(Int32(example)), binarize: binarize, generator: generator, epoch: testEpochKey)
+        fillBatch(x, from: images, range: example..<(example + 1), binarize: binarize, generator: generator, epoch: testEpochKey)
         model.encode(workspace, x: x, batch: 1)
         mu.update(from: workspace.heads, count: l)
         logvar.update(from: workspace.heads + l, count: l)

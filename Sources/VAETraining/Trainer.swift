@@ -236,7 +236,9 @@ public final class Trainer {
         for step in firstStep..<plan.steps {
             let t0 = now()
             let indices = plan.localIndices(step: step)
-            fillBatch(x, from: dataset.train, indices: indices, binarize: options.binarize, generator: generator, epoch: e)
+            indices.withUnsafeBufferPointer {
+                fillBatch(x, from: dataset.train, indices: $0, binarize: options.binarize, generator: generator, epoch: e)
+            }
             for (r, index) in indices.enumerated() {
                 fillNormal(eps + r * l, count: l, generator: generator, stream: .reparameterization, epoch: e, index: Int(index))
             }
