@@ -2,8 +2,6 @@
 // speed instead of calling libm 2 x 784 times per example. Cephes single-precision
 // polynomials (relative error ~1e-7 on the ranges used here).
 
-public typealias Float16x = SIMD16<Float>
-
 @inline(__always)
 public func vexp(_ input: SIMD16<Float>) -> SIMD16<Float> {
     let x = vmin(vmax(input, SIMD16(repeating: -87.3)), SIMD16(repeating: 88.3))
@@ -87,19 +85,6 @@ public func vmax(_ a: SIMD16<Float>, _ b: SIMD16<Float>) -> SIMD16<Float> { a.re
 
 @inline(__always)
 public func vmin(_ a: SIMD16<Float>, _ b: SIMD16<Float>) -> SIMD16<Float> { a.replacing(with: b, where: b .< a) }
-
-/// Loads `count` (< 16) floats into the low lanes, `fill` in the rest.
-@inline(__always)
-public func loadPartial(_ p: UnsafePointer<Float>, _ count: Int, fill: Float = 0) -> SIMD16<Float> {
-    var v = SIMD16<Float>(repeating: fill)
-    for i in 0..<count { v[i] = p[i] }
-    return v
-}
-
-@inline(__always)
-public func storePartial(_ v: SIMD16<Float>, _ p: UnsafeMutablePointer<Float>, _ count: Int) {
-    for i in 0..<count { p[i] = v[i] }
-}
 
 @inline(__always)
 public func load16(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
