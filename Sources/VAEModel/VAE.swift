@@ -65,9 +65,12 @@ public final class VAE: @unchecked Sendable {
     /// Runs the encoder, the reparameterization and the decoder on x [batch, D],
     /// and the per-example loss terms into `workspace.recon` and `workspace.kl`.
     /// `eps` [batch, latent] is the noise; nil decodes the mean (z = mu).
-    /// With `lossScale` set, also seeds the backward pass: d(lossScale * recon)/d(logits).
+    /// With `lossScale` set, also seeds the backward pass: d(lossScale * recon)/d(logits)
+    /// (and, for the gaussian likelihood, accumulates d/d(decoder.logvar) into `gradients`,
+    /// default `self.gradients`).
     public func forward(_ workspace: VAEWorkspace, x: UnsafePointer<Float>, eps: UnsafePointer<Float>?,
-                        batch: Int, lossScale: Float?) {
+                        batch: Int, lossScale: Float?, gradients target: UnsafeMutablePointer<Float>? = nil) {
+        let gradients = target ?? self.gradients
         precondition(batch <= workspace.capacity, "batch \(batch) exceeds workspace capacity \(workspace.capacity)")
         let l = config.latent
         encode(workspace, x: x, batch: batch)
@@ -141,9 +144,11 @@ public final class VAE: @unchecked Sendable {
     // MARK: Backward
 
     /// Accumulates d(lossScale * sum_b (recon_b + beta * KL_b)) / d(parameters) into
-    /// `gradients`, after `forward` with the same `lossScale`, x and eps.
+    /// `gradients` (same layout, default `self.gradients`), after `forward` with the same
+    /// `lossScale`, x, eps and gradients.
     public func backward(_ workspace: VAEWorkspace, x: UnsafePointer<Float>, eps: UnsafePointer<Float>?,
-                         batch: Int, lossScale: Float) {
+                         batch: Int, lossScale: Float, gradients target: UnsafeMutablePointer<Float>? = nil) {
+        let gradients = target ?? self.gradients
         let l = config.latent
         let ws = workspace.gemm
         // Decoder: dlogits [batch, D] was seeded by the fused likelihood in forward.

@@ -17,7 +17,7 @@ public struct EpochMetrics: Sendable {
 
     /// A JSON object with a fixed key order.
     public var jsonLine: String {
-        func n(_ v: Double) -> String { v.isFinite ? String(format: "%.6g", v) : "null" }
+        let n = jsonNumber
         let fields: [(String, String)] = [
             ("epoch", "\(epoch)"), ("step", "\(step)"),
             ("train_loss", n(trainLoss)), ("train_recon", n(trainRecon)), ("train_kl", n(trainKL)), ("train_nelbo", n(trainNELBO)),
@@ -28,8 +28,16 @@ public struct EpochMetrics: Sendable {
             ("optimizer_seconds", n(optimizerSeconds)),
             ("world_size", "\(worldSize)"), ("peak_memory_mb", n(peakMemoryMB)),
         ]
-        return "{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}"
+        return jsonObject(fields)
     }
+}
+
+/// A JSON number with 6 significant digits; non-finite values become null.
+public func jsonNumber(_ v: Double) -> String { v.isFinite ? String(format: "%.6g", v) : "null" }
+
+/// A one-line JSON object from (key, already-encoded value) pairs, in the given order.
+public func jsonObject(_ fields: [(String, String)]) -> String {
+    "{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}"
 }
 
 /// Seconds on a monotonic clock.

@@ -141,14 +141,17 @@ public enum Safetensors {
     }
 
     public static func read(path: String) throws(TrainingError) -> SafetensorsFile {
-        let bytes: [UInt8]
+        try decode(try readBytes(path: path), path: path)
+    }
+
+    /// The file's bytes, or an error naming the file and the cause.
+    public static func readBytes(path: String) throws(TrainingError) -> [UInt8] {
         do {
-            bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+            return [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
         } catch {
             if !FileManager.default.fileExists(atPath: path) { throw .file(path: path, reason: "not found") }
             throw .file(path: path, reason: "cannot be read (\((error as NSError).localizedDescription))")
         }
-        return try decode(bytes, path: path)
     }
 
     private static func exactInteger(_ value: Any) -> Int? {

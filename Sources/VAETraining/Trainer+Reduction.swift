@@ -16,22 +16,17 @@ extension Trainer {
     // as (g0 + g1) + (g2 + g3): locally on 1 rank; by an allreduce of two partial sums on 2
     // ranks (a + b = b + a exactly); by an allgather and the same tree on 4 ranks.
 
-    /// This rank's groups' gradients, summed in tree order into model.gradients.
+    /// This rank's groups' gradients, each computed straight into its own buffer, summed in
+    /// tree order into model.gradients.
     func computeGroupGradients(lossScale: Float, recon: inout Double, kl: inout Double) {
         let localGroups = TrainingOptions.deterministicGroups / communicator.size
         let rows = localBatch / localGroups
-        let d = modelConfig.inputDimension, l = modelConfig.latent
         let p = model.parameterCount
         for g in 0..<localGroups {
-            model.zeroGradients()
-            let xg = x + g * rows * d, eg = eps + g * rows * l
-            model.forward(workspace, x: xg, eps: eg, batch: rows, lossScale: lossScale)
-            model.backward(workspace, x: xg, eps: eg, batch: rows, lossScale: lossScale)
-            for r in 0..<rows {
-                recon += Double(workspace.recon[r])
-                kl += Double(workspace.kl[r])
-            }
-            groupGradients[g].update(from: model.gradients, count: p)
+            // One group per rank (4 ranks): its gradient is the rank's partial sum already.
+            let target = localGroups == 1 ? model.gradients : groupGradients[g]
+            target.update(repeating: 0, count: p)
+            forwardBackward(row: g * rows, rows: rows, lossScale: lossScale, into: target, recon: &recon, kl: &kl)
         }
         switch localGroups {
         case 4:
@@ -41,7 +36,7 @@ extension Trainer {
         case 2:
             vectorAdd(model.gradients, groupGradients[0], groupGradients[1], count: p)
         default:
-            model.gradients.update(from: groupGradients[0], count: p)
+            break
         }
     }
 

@@ -86,7 +86,8 @@ public final class Trainer {
         evalWorkspace = VAEWorkspace(config: config, capacity: 500)
         x = allocateAligned(options.batchSize / communicator.size * config.inputDimension)
         eps = allocateAligned(options.batchSize / communicator.size * config.latent)
-        let localGroups = options.deterministic ? TrainingOptions.deterministicGroups / communicator.size : 0
+        let groupCount = options.deterministic ? TrainingOptions.deterministicGroups / communicator.size : 0
+        let localGroups = groupCount > 1 ? groupCount : 0  // one group per rank computes in place
         let parameterCount = model.parameterCount
         groupGradients = (0..<localGroups).map { _ in allocateAligned(parameterCount) }
         gathered = allocateAligned(options.deterministic && communicator.size == 4 ? 4 * parameterCount : 1)
@@ -132,6 +133,19 @@ public final class Trainer {
         gathered.deallocate()
     }
 
+    /// Forward and backward on local batch rows row ..< row + rows, accumulating their
+    /// gradient into `gradients` and their loss sums into recon and kl.
+    func forwardBackward(row: Int, rows: Int, lossScale: Float, into gradients: UnsafeMutablePointer<Float>,
+                         recon: inout Double, kl: inout Double) {
+        let xs = x + row * modelConfig.inputDimension, es = eps + row * modelConfig.latent
+        model.forward(workspace, x: xs, eps: es, batch: rows, lossScale: lossScale, gradients: gradients)
+        model.backward(workspace, x: xs, eps: es, batch: rows, lossScale: lossScale, gradients: gradients)
+        for r in 0..<rows {
+            recon += Double(workspace.recon[r])
+            kl += Double(workspace.kl[r])
+        }
+    }
+
     /// Every rank must hold the same `text` (options, data shape, checkpoint state): compare a hash.
     static func checkAgreement(_ communicator: any Communicator, stage: String, text: String) throws {
         let hash = fnv1a(text)
@@ -155,9 +169,7 @@ public final class Trainer {
             guard FileManager.default.fileExists(atPath: path) else {
                 throw TrainingError.checkpoint(path: path, reason: "not found, nothing to resume (train without --resume first)")
             }
-            do { bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path))) } catch {
-                throw TrainingError.file(path: path, reason: "cannot be read")
-            }
+            bytes = try Safetensors.readBytes(path: path)
             length[0] = Int64(bytes.count)
         }
         try communicator.broadcast(&length, root: 0)
@@ -247,12 +259,7 @@ public final class Trainer {
                 computeGroupGradients(lossScale: lossScale, recon: &recon, kl: &kl)
             } else {
                 model.zeroGradients()
-                model.forward(workspace, x: x, eps: eps, batch: b, lossScale: lossScale)
-                model.backward(workspace, x: x, eps: eps, batch: b, lossScale: lossScale)
-                for r in 0..<b {
-                    recon += Double(workspace.recon[r])
-                    kl += Double(workspace.kl[r])
-                }
+                forwardBackward(row: 0, rows: b, lossScale: lossScale, into: model.gradients, recon: &recon, kl: &kl)
             }
             let globalStep = optimizer.step + 1
             attemptedSteps += 1

@@ -21,7 +21,9 @@ struct Bench: ParsableCommand {
                 for shape in trainingGEMMShapes(config: config, batch: batch) {
                     let r = benchmarkGEMM(shape)
                     if json {
-                        print("{\"kind\": \"gemm\", \"layer\": \"\(shape.layer)\", \"form\": \"\(shape.form.rawValue)\", \"m\": \(shape.m), \"n\": \(shape.n), \"k\": \(shape.k), \"batch\": \(batch), \"gflops\": \(fmt(r.gflops)), \"seconds\": \(fmt(r.seconds))}")
+                        print(jsonObject([("kind", "\"gemm\""), ("layer", "\"\(shape.layer)\""), ("form", "\"\(shape.form.rawValue)\""),
+                                          ("m", "\(shape.m)"), ("n", "\(shape.n)"), ("k", "\(shape.k)"), ("batch", "\(batch)"),
+                                          ("gflops", jsonNumber(r.gflops)), ("seconds", jsonNumber(r.seconds))]))
                     } else {
                         print(shape.description.padding(toLength: 40, withPad: " ", startingAt: 0)
                               + String(format: "%9.1f  %7.1f us", r.gflops, r.seconds * 1e6))
@@ -31,7 +33,9 @@ struct Bench: ParsableCommand {
             for batch in sizes {
                 let s = benchmarkTrainingStep(config: config, batch: batch)
                 if json {
-                    print("{\"kind\": \"step\", \"batch\": \(batch), \"samples_per_second\": \(fmt(s.samplesPerSecond)), \"step_seconds\": \(fmt(s.stepSeconds)), \"compute_fraction\": \(fmt(s.computeFraction)), \"optimizer_fraction\": \(fmt(s.optimizerFraction)), \"data_fraction\": \(fmt(s.dataFraction))}")
+                    print(jsonObject([("kind", "\"step\""), ("batch", "\(batch)"), ("samples_per_second", jsonNumber(s.samplesPerSecond)),
+                                      ("step_seconds", jsonNumber(s.stepSeconds)), ("compute_fraction", jsonNumber(s.computeFraction)),
+                                      ("optimizer_fraction", jsonNumber(s.optimizerFraction)), ("data_fraction", jsonNumber(s.dataFraction))]))
                 } else {
                     print(String(format: "training step, batch %d: %.0f samples/s (%.2f ms/step: compute %.0f%%, optimizer %.0f%%, data %.0f%%)",
                                  batch, s.samplesPerSecond, s.stepSeconds * 1e3, s.computeFraction * 100,

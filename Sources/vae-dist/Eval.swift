@@ -43,18 +43,16 @@ struct Eval: ParsableCommand {
             try sums.withUnsafeMutableBufferPointer { p throws(CommunicatorError) in try communicator.allreduceSum(p.baseAddress!, count: 4) }
             let mean = LossSums(recon: sums[0], kl: sums[1], count: sums[2]).mean(beta: Double(model.config.beta))
             var fields = [("epoch", "\(checkpoint.epoch)"), ("test_count", "\(count)"),
-                          ("test_loss", fmt(mean.loss)), ("test_recon", fmt(mean.recon)), ("test_kl", fmt(mean.kl)),
-                          ("test_nelbo", fmt(mean.recon + mean.kl))]
+                          ("test_loss", jsonNumber(mean.loss)), ("test_recon", jsonNumber(mean.recon)), ("test_kl", jsonNumber(mean.kl)),
+                          ("test_nelbo", jsonNumber(mean.recon + mean.kl))]
             if iwSamples > 0 {
-                fields += [("test_iw_nll", fmt(-sums[3] / sums[2])), ("iw_samples", "\(iwSamples)")]
+                fields += [("test_iw_nll", jsonNumber(-sums[3] / sums[2])), ("iw_samples", "\(iwSamples)")]
             }
-            fields += [("seconds", fmt(now() - start)), ("world_size", "\(communicator.size)")]
+            fields += [("seconds", jsonNumber(now() - start)), ("world_size", "\(communicator.size)")]
             if communicator.isRoot {
-                print("{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}")
+                print(jsonObject(fields))
             }
             communicator.finalize()
         }
     }
 }
-
-func fmt(_ v: Double) -> String { v.isFinite ? String(format: "%.6g", v) : "null" }
