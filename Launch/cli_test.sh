@@ -7,17 +7,10 @@ cd "$(dirname "$0")/.."
 bin=.build/release/vae-dist
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 export VAE_DIST_PROGRESS=0
-# png FILE W H: a PNG of that size
-png() { python3 - "$@" <<'PY'
-import struct, sys
-b = open(sys.argv[1], "rb").read()
-assert b[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
-w, h = struct.unpack(">II", b[16:24])
-assert (w, h) == (int(sys.argv[2]), int(sys.argv[3])), f"{w}x{h}"
-PY
-}
+# Image grids by content (Launch/tools/check_grids.py: size, reconstruct, interpolate, traverse).
+grid() { python3 Launch/tools/check_grids.py "$@"; }
 
-"$bin" train --data synthetic:1200 --epochs 2 --batch-size 60 --latent 6 --out "$tmp/run" > "$tmp/train.log" 2>&1 || bad "train: $(tail -1 "$tmp/train.log")"
+"$bin" train --data synthetic:3000 --epochs 3 --batch-size 50 --latent 6 --out "$tmp/run" > "$tmp/train.log" 2>&1 || bad "train: $(tail -1 "$tmp/train.log")"
 ck="$tmp/run/checkpoints/latest.safetensors"
 [ -f "$ck" ] && ok "train wrote $(ls "$tmp/run/checkpoints" | tr '\n' ' ')" || bad "no checkpoint"
 
@@ -26,28 +19,45 @@ import json, sys; m = json.loads(sys.argv[1])
 assert m["test_count"] == 40 and m["test_iw_nll"] <= m["test_nelbo"] + 1, m' "$out" && ok "eval: $out" || bad "eval: $out"
 
 # 28x28 tiles, 2 px padding, scale 2: a grid of C columns and R rows is (30C+2)*2 x (30R+2)*2.
-"$bin" sample --checkpoint "$ck" --count 16 --columns 8 --out "$tmp/s.png" >/dev/null && png "$tmp/s.png" 484 124 && ok "sample: 8x2 grid" || bad "sample"
-"$bin" reconstruct --checkpoint "$ck" --count 8 --out "$tmp/r.png" >/dev/null && png "$tmp/r.png" 484 124 && ok "reconstruct: inputs above reconstructions" || bad "reconstruct"
-"$bin" interpolate --checkpoint "$ck" --steps 10 --pairs 3 --out "$tmp/i.png" >/dev/null && png "$tmp/i.png" 604 184 && ok "interpolate: 3 rows of 10" || bad "interpolate"
-"$bin" traverse --checkpoint "$ck" --steps 7 --out "$tmp/t.png" >/dev/null && png "$tmp/t.png" 424 364 && ok "traverse: 6 latent rows of 7" || bad "traverse"
+"$bin" sample --checkpoint "$ck" --count 16 --columns 8 --out "$tmp/s.png" >/dev/null && out=$(grid size "$tmp/s.png" 484 124) \
+  && ok "sample: 8x2 grid of 28x28 tiles" || bad "sample: $out"
+"$bin" reconstruct --checkpoint "$ck" --count 8 --out "$tmp/r.png" >/dev/null && out=$(grid size "$tmp/r.png" 484 124 && grid reconstruct "$tmp/r.png") \
+  && ok "reconstruct: $out" || bad "reconstruct: $out"
+"$bin" interpolate --checkpoint "$ck" --steps 10 --pairs 3 --out "$tmp/i.png" >/dev/null \
+  && out=$(grid size "$tmp/i.png" 604 184 && grid interpolate "$tmp/i.png" 10 "$tmp/r.png") && ok "interpolate: $out" || bad "interpolate: $out"
+"$bin" traverse --checkpoint "$ck" --steps 7 --out "$tmp/t.png" >/dev/null && out=$(grid size "$tmp/t.png" 424 364 && grid traverse "$tmp/t.png" 7) \
+  && ok "traverse: $out" || bad "traverse: $out"
 "$bin" inspect "$ck" | grep -qE "encoder.mu.weight +F32 +\[6, 400\]" && ok "inspect lists tensors" || bad "inspect: $("$bin" inspect "$ck" 2>&1 | head -3)"
 "$bin" inspect --json "$ck" | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["metadata"]["format"]=="vae-dist/1"' && ok "inspect --json" || bad "inspect --json"
 
 # The training step allocates nothing: 20 and 100 steps make the same number of heap
-# allocations (counted by an LD_PRELOAD shim; one allocation per step would add 80).
+# allocations of any kind (malloc, posix_memalign, ...: counted by an LD_PRELOAD shim; one
+# allocation per step would add 80).
 if command -v cc > /dev/null && cc -O2 -shared -fPIC Launch/tools/count_allocations.c -o "$tmp/count.so" -ldl 2> /dev/null; then
   counts=()
   for n in 1280 6400; do
     counts+=("$(LD_PRELOAD="$tmp/count.so" "$bin" train --data synthetic:$n --epochs 1 --batch-size 64 --out "$tmp/alloc$n" 2>&1 \
-      | sed -n 's/^allocations: malloc \([0-9]*\).*/\1/p')")
+      | sed -n 's/^allocations: total \([0-9]*\).*/\1/p')")
   done
   if [ -n "${counts[0]}" ] && [ -n "${counts[1]}" ] && [ $(( ${counts[1]} - ${counts[0]} )) -le 5 ] && [ $(( ${counts[0]} - ${counts[1]} )) -le 5 ]; then
-    ok "no allocation in the training step: ${counts[0]} mallocs with 20 steps, ${counts[1]} with 100"
+    ok "no allocation in the training step: ${counts[0]} allocations (every allocation function) with 20 steps, ${counts[1]} with 100"
   else
     bad "allocations grow with steps: ${counts[*]}"
   fi
 else
   bad "no C compiler to build the allocation counter"
+fi
+
+# --binarize trains on Bernoulli draws of the pixels (their statistics are a unit test): the
+# option must reach the data, so the same run with and without it ends elsewhere.
+"$bin" train --data synthetic:1200 --epochs 1 --batch-size 60 --latent 6 --binarize --out "$tmp/bin" > /dev/null 2>&1
+"$bin" train --data synthetic:1200 --epochs 1 --batch-size 60 --latent 6 --out "$tmp/nobin" > /dev/null 2>&1
+if python3 Launch/compare_checkpoints.py "$tmp/bin/checkpoints/latest.safetensors" "$tmp/nobin/checkpoints/latest.safetensors" 0 > /dev/null 2>&1; then
+  bad "--binarize changed nothing: the parameters equal those of the run without it"
+elif "$bin" inspect --json "$tmp/bin/checkpoints/latest.safetensors" | grep -q '\\"binarize\\":true'; then
+  ok "--binarize reaches the data: $(python3 Launch/compare_checkpoints.py "$tmp/bin/checkpoints/latest.safetensors" "$tmp/nobin/checkpoints/latest.safetensors" | cut -d'(' -f1)from the run without it"
+else
+  bad "--binarize: the checkpoint's config does not record it"
 fi
 
 # Bad input: exactly one line on stderr, exit code 1, naming the problem.
@@ -70,7 +80,7 @@ check_error "--likelihood 'poisson'" "$bin" train --data synthetic:100 --likelih
 check_error "Unknown option '--bogus'" "$bin" train --bogus
 check_error "/nonexistent: not found" "$bin" train --data /nonexistent --out "$tmp/x"
 check_error "nothing to resume" "$bin" train --data synthetic:100 --batch-size 10 --resume --out "$tmp/empty"
-check_error "already holds checkpoints of an earlier run: pass --resume" "$bin" train --data synthetic:1200 --epochs 2 --batch-size 60 --latent 6 --out "$tmp/run"
+check_error "already holds checkpoints of an earlier run: pass --resume" "$bin" train --data synthetic:3000 --epochs 3 --batch-size 50 --latent 6 --out "$tmp/run"
 check_error "bad.safetensors: not a valid safetensors file" "$bin" eval --checkpoint "$tmp/bad.safetensors"
 check_error "truncated" "$bin" sample --checkpoint "$tmp/truncated.safetensors"
 check_error "missing.safetensors: not found" "$bin" inspect "$tmp/missing.safetensors"

@@ -11,7 +11,15 @@
 #   5. ranks whose parameters drift apart, and an error on one rank only: a clear error
 #      naming the rank, the whole job ends within 10 s.
 # Prints "N passed, M failed".
-started() { for _ in $(seq 300); do grep -q "^vae-dist: training" "$1" 2>/dev/null && return 0; sleep 0.05; done; return 1; }
+started() { for _ in $(seq 600); do grep -q "^vae-dist: training" "$1" 2>/dev/null && return 0; sleep 0.05; done; return 1; }
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
+# What a run reports: where it resumed (global step) and how many steps it ran.
+resumed_at() { sed -n 's/^vae-dist: resumed from .* at global step \([0-9]*\) .*/\1/p' "$1" | tail -1; }
+ran_steps() { sed -n 's/^vae-dist: this process ran \([0-9]*\) steps.*/\1/p' "$1" | tail -1; }
+# meta FILE KEY: a checkpoint's metadata value (empty when absent).
+meta() { python3 -c 'import sys; from safetensors import safe_open
+with safe_open(sys.argv[1], "np") as f: print(f.metadata().get(sys.argv[2], ""))' "$1" "$2" 2>/dev/null; }
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . Launch/common.sh
@@ -23,23 +31,39 @@ valid() { python3 -c 'import sys; from safetensors.numpy import load_file; impor
 small=(train --data synthetic:6000 --hidden 128 --latent 8 --batch-size 100 --seed 5)
 
 echo "faults: kill -9 at random moments, then --resume"
+# The kill times come from the measured length T of the uninterrupted run: each attempt is
+# killed at a random moment in [0.1 T, 0.35 T] after its start, up to 5 kills; a resumed attempt
+# may finish before that, which ends the loop. At least 2 kills must land (a kill that found the
+# run already finished does not count), and the last run must report that it resumed.
+t0=$(now)
 "$bin" "${small[@]}" --epochs 10 --out "$tmp/u" > /dev/null 2>&1 || bad "uninterrupted run failed"
-kills=0 invalid=0
-for attempt in $(seq 80); do
+T=$(elapsed "$t0")
+total=600  # 10 epochs of 6000 / 100 steps
+kills=0 invalid=0 finished=0
+for attempt in $(seq 12); do
   resume=(); ls "$tmp/k/checkpoints/"*.safetensors > /dev/null 2>&1 && resume=(--resume)
   "$bin" "${small[@]}" --epochs 10 --out "$tmp/k" "${resume[@]}" > "$tmp/k.log" 2>&1 &
   pid=$!
-  sleep "$(awk -v s="$attempt" 'BEGIN { srand(s); printf "%.2f", 0.4 + rand() * 1.0 }')"
-  if kill -9 "$pid" 2>/dev/null; then
-    wait "$pid" 2>/dev/null; kills=$((kills + 1))
+  sleep "$(awk -v s="$attempt" -v t="$T" 'BEGIN { srand(s); printf "%.2f", t * (0.1 + rand() * 0.25) }')"
+  kill -9 "$pid" 2>/dev/null; { wait "$pid"; } 2>/dev/null; code=$?
+  if [ "$code" -eq 137 ]; then
+    kills=$((kills + 1))
     if [ -f "$tmp/k/checkpoints/latest.safetensors" ] && ! valid "$tmp/k/checkpoints/latest.safetensors"; then invalid=$((invalid + 1)); fi
   else
-    wait "$pid"; code=$?
-    [ "$code" -eq 0 ] || bad "resumed run failed: $(tail -1 "$tmp/k.log")"
+    [ "$code" -eq 0 ] && finished=1 || bad "attempt $attempt failed (exit $code): $(tail -1 "$tmp/k.log")"
     break
   fi
+  [ "$kills" -ge 5 ] && break
 done
-[ "$invalid" -eq 0 ] && ok "$kills kills, latest.safetensors valid after every one" || bad "$invalid of $kills kills left an invalid latest.safetensors"
+if [ "$finished" -eq 0 ]; then
+  "$bin" "${small[@]}" --epochs 10 --out "$tmp/k" --resume > "$tmp/k.log" 2>&1 || bad "final resume failed: $(tail -1 "$tmp/k.log")"
+fi
+[ "$kills" -ge 2 ] && [ "$invalid" -eq 0 ] && ok "$kills kills landed (run length ${T}s), latest.safetensors valid after every one" \
+  || bad "$kills kills landed (at least 2 needed; run length ${T}s), $invalid left an invalid latest.safetensors"
+at=$(resumed_at "$tmp/k.log"); ran=$(ran_steps "$tmp/k.log")
+[ -n "$at" ] && [ "$at" -gt 0 ] && [ "$((at + ran))" -eq "$total" ] \
+  && ok "the last run resumed at global step $at and ran the other $ran of $total steps" \
+  || bad "the last run did not continue the checkpoint: resumed at '${at}', ran '${ran}' of $total steps"
 same "$tmp/u/checkpoints/latest.safetensors" "$tmp/k/checkpoints/latest.safetensors" \
   && ok "resumed after $kills kills: bit-identical to the uninterrupted run" || bad "after $kills kills: parameters differ"
 [ "$(wc -l < "$tmp/k/metrics.jsonl")" -eq 10 ] && ok "metrics.jsonl has one line per epoch" || bad "metrics.jsonl: $(wc -l < "$tmp/k/metrics.jsonl") lines"
@@ -50,7 +74,7 @@ VAE_DIST_FAULT=stall-write:5 "$bin" "${small[@]}" --epochs 2 --out "$tmp/hw2" > 
 pid=$!
 for _ in $(seq 200); do ls -a "$tmp/hw2/checkpoints" 2>/dev/null | grep -q '\.tmp-' && break; sleep 0.05; done
 partial=$(ls -a "$tmp/hw2/checkpoints" 2>/dev/null | grep '\.tmp-' | head -1)
-kill -9 "$pid"; wait "$pid" 2>/dev/null
+kill -9 "$pid"; { wait "$pid"; } 2>/dev/null
 # Nothing finished, so nothing to resume; a plain re-run in the same --out is accepted
 # and removes the half-written file.
 if [ -n "$partial" ] && ! "$bin" "${small[@]}" --epochs 2 --out "$tmp/hw2" --resume > /dev/null 2>&1 \
@@ -64,13 +88,15 @@ fi
 VAE_DIST_FAULT=stall-write:5 "$bin" "${small[@]}" --epochs 3 --out "$tmp/hw3" > /dev/null 2>&1 &
 pid=$!
 for _ in $(seq 300); do [ -f "$tmp/hw3/checkpoints/epoch-0001.safetensors" ] && ls -a "$tmp/hw3/checkpoints" | grep -q '\.tmp-' && break; sleep 0.05; done
-kill -9 "$pid"; wait "$pid" 2>/dev/null
+kill -9 "$pid"; { wait "$pid"; } 2>/dev/null
 before=$(ls -a "$tmp/hw3/checkpoints" | tr '\n' ' ')
 if valid "$tmp/hw3/checkpoints/latest.safetensors" && echo "$before" | grep -q '\.tmp-'; then
-  "$bin" "${small[@]}" --epochs 3 --out "$tmp/hw3" --resume > /dev/null 2>&1
+  "$bin" "${small[@]}" --epochs 3 --out "$tmp/hw3" --resume > "$tmp/hw3.log" 2>&1
   "$bin" "${small[@]}" --epochs 3 --out "$tmp/hw4" > /dev/null 2>&1
   left=$(ls -a "$tmp/hw3/checkpoints" | grep -c '\.tmp-')
+  # Epoch 1 (60 steps) was checkpointed before the killed write: the resume runs the other 120.
   same "$tmp/hw4/checkpoints/latest.safetensors" "$tmp/hw3/checkpoints/latest.safetensors" && [ "$left" -eq 0 ] \
+    && [ "$(resumed_at "$tmp/hw3.log")" = 60 ] && [ "$(ran_steps "$tmp/hw3.log")" = 120 ] \
     && ok "kill -9 inside a checkpoint write (half written: $(echo "$before" | grep -o '\.epoch[^ ]*')): latest valid, leftover removed, resume bit-identical" \
     || bad "kill inside a write: resume differs or $left temporary files left"
 else
@@ -113,20 +139,55 @@ else
 fi
 
 echo "faults: SIGINT and SIGTERM"
-"$bin" "${small[@]}" --data synthetic:30000 --epochs 2 --out "$tmp/su" > /dev/null 2>&1
-"$bin" "${small[@]}" --data synthetic:30000 --epochs 2 --out "$tmp/si" > "$tmp/si.log" 2>&1 & pid=$!
-started "$tmp/si.log"; sleep 0.5; kill -INT "$pid"; wait "$pid"; code=$?
-grep -q "stopped by SIGINT" "$tmp/si.log" && [ "$code" -eq 0 ] && ok "Ctrl-C: exit 0, $(grep -o 'after step [0-9/]* of epoch [0-9]*' "$tmp/si.log")" || bad "Ctrl-C: exit $code $(tail -1 "$tmp/si.log")"
-"$bin" "${small[@]}" --data synthetic:30000 --epochs 2 --out "$tmp/si" --resume > /dev/null 2>&1
+# The signal comes at 30% of the measured length T of the same uninterrupted run, counted from
+# the moment training starts: well inside the run on a fast or a slow machine. Each check proves
+# that the signal stopped the run early (the checkpoint says so and holds fewer steps than the
+# run) and that the resumed run continued from there.
+sig=(--data synthetic:30000 --epochs 4)
+sigtotal=1200  # 4 epochs of 30000 / 100 steps
+# stopped_check NAME SIGNAL LOG CHECKPOINT: the stop line and the checkpoint's record of the stop;
+# sets stop_step to the checkpoint's global step.
+stopped_check() {
+  local name=$1 signal=$2 log=$3 ck=$4 step by
+  step=$(meta "$ck" step); by=$(meta "$ck" stopped_by); stop_step=$step
+  if grep -q "stopped by $signal" "$log" && [ "$by" = "$signal" ] && [ -n "$step" ] && [ "$step" -gt 0 ] && [ "$step" -lt "$sigtotal" ]; then
+    ok "$name: stopped at global step $step of $sigtotal ($(grep -o "stopped by $signal after step [0-9/]* of epoch [0-9]*\|stopped by $signal at the end of epoch [0-9]*" "$log"))"
+  else
+    bad "$name: no stop recorded (checkpoint step '$step' of $sigtotal, stopped_by '$by'; log: $(tail -1 "$log"))"
+    stop_step=""
+  fi
+}
+# resumed_check NAME LOG STEP: the resumed run started at STEP and ran the rest.
+resumed_check() {
+  local at ran
+  at=$(resumed_at "$2"); ran=$(ran_steps "$2")
+  [ -n "$3" ] && [ "$at" = "$3" ] && [ -n "$ran" ] && [ "$((at + ran))" -eq "$sigtotal" ] \
+    && ok "$1: resumed at global step $at and ran the other $ran steps" || bad "$1: resumed at '$at' (checkpoint: '$3'), ran '$ran' of $sigtotal steps"
+}
+t0=$(now)
+"$bin" "${small[@]}" "${sig[@]}" --out "$tmp/su" > /dev/null 2>&1
+T=$(elapsed "$t0")
+delay=$(awk -v t="$T" 'BEGIN { printf "%.2f", 0.3 * t }')
+"$bin" "${small[@]}" "${sig[@]}" --out "$tmp/si" > "$tmp/si.log" 2>&1 & pid=$!
+started "$tmp/si.log"; sleep "$delay"; kill -INT "$pid"; wait "$pid"; code=$?
+[ "$code" -eq 0 ] && ok "Ctrl-C ${delay}s into a ${T}s run: exit 0" || bad "Ctrl-C: exit $code $(tail -1 "$tmp/si.log")"
+stopped_check "Ctrl-C" SIGINT "$tmp/si.log" "$tmp/si/checkpoints/latest.safetensors"
+"$bin" "${small[@]}" "${sig[@]}" --out "$tmp/si" --resume > "$tmp/si2.log" 2>&1
+resumed_check "resumed after Ctrl-C" "$tmp/si2.log" "$stop_step"
 same "$tmp/su/checkpoints/latest.safetensors" "$tmp/si/checkpoints/latest.safetensors" && ok "resumed after Ctrl-C: bit-identical" || bad "resumed after Ctrl-C differs"
-run_mpi 2 "$bin" "${small[@]}" --data synthetic:30000 --epochs 2 --out "$tmp/mu" > /dev/null 2>&1
+
+t0=$(now)
+run_mpi 2 "$bin" "${small[@]}" "${sig[@]}" --out "$tmp/mu" > /dev/null 2>&1
+T=$(elapsed "$t0")
+delay=$(awk -v t="$T" 'BEGIN { printf "%.2f", 0.3 * t }')
 mpi_setup 2  # mpirun itself in the background (not a shell function), so the signal reaches it
-mpirun -n 2 "${MPIRUN_FLAGS[@]}" "$bin" "${small[@]}" --data synthetic:30000 --epochs 2 --out "$tmp/mi" > "$tmp/mi.log" 2>&1 & pid=$!
-started "$tmp/mi.log"; sleep 0.5; kill -TERM "$pid"; wait "$pid"
-# mpirun may exit before it forwards rank 0's last line, so read the checkpoint itself.
-where=$("$bin" inspect --json "$tmp/mi/checkpoints/latest.safetensors" 2>/dev/null | python3 -c "import json, sys; m = json.load(sys.stdin)['metadata']; print('epoch', m['epoch'], '+', m.get('epoch_step', 0), 'steps')")
-valid "$tmp/mi/checkpoints/latest.safetensors" && [ -n "$where" ] && ok "SIGTERM to mpirun: both ranks stopped together, checkpoint at $where" || bad "SIGTERM to mpirun: $(tail -2 "$tmp/mi.log")"
-run_mpi 2 "$bin" "${small[@]}" --data synthetic:30000 --epochs 2 --out "$tmp/mi" --resume > /dev/null 2>&1
+mpirun -n 2 "${MPIRUN_FLAGS[@]}" "$bin" "${small[@]}" "${sig[@]}" --out "$tmp/mi" > "$tmp/mi.log" 2>&1 & pid=$!
+started "$tmp/mi.log"; sleep "$delay"; kill -TERM "$pid"; wait "$pid"; code=$?
+# mpirun reports the signal it forwarded with exit 1 while the ranks exit 0 (Open MPI 4.1).
+[ "$code" -le 1 ] && ok "SIGTERM to mpirun ${delay}s into a ${T}s run: exit $code" || bad "SIGTERM to mpirun: exit $code $(tail -1 "$tmp/mi.log")"
+stopped_check "SIGTERM to mpirun, 2 ranks" SIGTERM "$tmp/mi.log" "$tmp/mi/checkpoints/latest.safetensors"
+run_mpi 2 "$bin" "${small[@]}" "${sig[@]}" --out "$tmp/mi" --resume > "$tmp/mi2.log" 2>&1
+resumed_check "2 ranks resumed after SIGTERM" "$tmp/mi2.log" "$stop_step"
 same "$tmp/mu/checkpoints/latest.safetensors" "$tmp/mi/checkpoints/latest.safetensors" && ok "2 ranks resumed after SIGTERM: bit-identical" || bad "2 ranks resumed after SIGTERM differ"
 
 echo "faults: non-finite gradients, drift, an error on one rank"

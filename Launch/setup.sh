@@ -18,5 +18,10 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 command -v swift >/dev/null || { echo "setup: no swift on PATH; install a Swift 6 toolchain (https://swift.org/install)"; exit 1; }
 echo "setup: building release (swift build -c release)"
-swift build -c release 2>&1 | grep -E "error:|Build complete" || true
-test -x .build/release/vae-dist || { echo "setup: build failed"; exit 1; }
+# The build's own exit status decides (an older binary left in .build proves nothing).
+log=$(mktemp)
+if ! swift build -c release > "$log" 2>&1; then
+  grep -E "error:" "$log" | head -20; rm -f "$log"
+  echo "setup: build failed (swift build -c release)"; exit 1
+fi
+grep -E "Build complete" "$log"; rm -f "$log"

@@ -18,8 +18,12 @@ fi
 python3 -c "import numpy, safetensors" 2>/dev/null || python3 -m pip install -q --disable-pip-version-check numpy safetensors
 
 echo "test: swift test"
-swift build -c release --build-tests 2>&1 | grep -E "error:|Build complete" || true
 log=$(mktemp)
+if ! swift build -c release --build-tests > "$log" 2>&1; then
+  grep -E "error:" "$log" | head -20; rm -f "$log"
+  echo "test: FAILED: the tests do not build (swift build -c release --build-tests)"; exit 1
+fi
+grep -E "Build complete" "$log"
 code=0; swift test -c release --skip-build > "$log" 2>&1 || code=$?
 # Failures, then the runner's closing line: Test run with N tests ... passed.
 grep -E "✘|^✔ Test run with|error:" "$log" || true

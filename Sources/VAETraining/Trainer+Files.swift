@@ -41,6 +41,8 @@ extension Trainer {
         }
         var metadata = extra
         metadata["bad_steps"] = String(consecutiveBadSteps)
+        // A checkpoint written because a signal asked the job to stop says so (the tests read it).
+        if interrupted != 0 { metadata["stopped_by"] = Interruption.name(interrupted) }
         return Checkpoint.encode(model: model, optimizer: optimizer, config: CheckpointConfig(model: modelConfig, training: options),
                                  epoch: e, worldSize: communicator.size, dataset: dataset.name, extra: metadata)
     }

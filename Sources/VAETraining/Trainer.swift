@@ -34,7 +34,9 @@ public final class Trainer {
     let groupGradients: [UnsafeMutablePointer<Float>]
     let gathered: UnsafeMutablePointer<Float>
     /// Steps attempted by this process, skipped ones included (what VAE_DIST_FAULT counts).
-    var attemptedSteps = 0
+    public private(set) var attemptedSteps = 0
+    /// The checkpoint this process resumed from (rank 0's path), or nil for a fresh start.
+    public private(set) var resumedFrom: String?
     let faults = FaultInjection()
     let log: (String) -> Void
     let generator: Philox4x32
@@ -70,8 +72,9 @@ public final class Trainer {
                                 text: "\(fingerprint(CheckpointConfig(model: config, training: options)))|\(resume)|\(dataset.train.count)|\(dataset.test.count)")
         var checkpoint: Checkpoint?
         if resume {
-            let loaded = try Self.loadBroadcast(directory: (options.output as NSString).appendingPathComponent("checkpoints"),
-                                                communicator: communicator)
+            let (loaded, path) = try Self.loadBroadcast(directory: (options.output as NSString).appendingPathComponent("checkpoints"),
+                                                        communicator: communicator)
+            resumedFrom = path
             if loaded.config.model != config {
                 throw TrainingError.checkpoint(path: "\(options.output)/checkpoints/latest.safetensors",
                     reason: "was trained as \(describe(loaded.config.model)) but this run asks for \(describe(config)): pass the same model options to resume, or another --out")
@@ -158,7 +161,7 @@ public final class Trainer {
     /// Rank 0 reads latest.safetensors (or, when a crash came between writing an epoch
     /// file and linking it, the newest epoch file) and broadcasts its bytes, so ranks
     /// need no shared filesystem.
-    static func loadBroadcast(directory: String, communicator: any Communicator) throws -> Checkpoint {
+    static func loadBroadcast(directory: String, communicator: any Communicator) throws -> (Checkpoint, path: String) {
         var bytes: [UInt8] = []
         var length = [Int64(0)]
         var path = (directory as NSString).appendingPathComponent("latest.safetensors")
@@ -175,7 +178,7 @@ public final class Trainer {
         try communicator.broadcast(&length, root: 0)
         if !communicator.isRoot { bytes = [UInt8](repeating: 0, count: Int(length[0])) }
         try communicator.broadcast(&bytes, root: 0)
-        return try Checkpoint.decode(try Safetensors.decode(bytes, path: path), path: path)
+        return (try Checkpoint.decode(try Safetensors.decode(bytes, path: path), path: path), path)
     }
 
     func prepareOutput(resume: Bool, overwrite: Bool) throws {
@@ -221,13 +224,19 @@ public final class Trainer {
         log("vae-dist: training \(describe(modelConfig)) (\(model.parameterCount) parameters) on \(dataset.name) "
             + "(\(dataset.train.count) train / \(dataset.test.count) test images), \(size) rank\(size == 1 ? "" : "s") "
             + "(\(communicator.backend)), global batch \(options.batchSize), output \(options.output)")
+        // Where this process starts and how much it ran: the tests read these two lines to
+        // prove that a resume continued the checkpoint instead of training from scratch.
+        let startStep = optimizer.step
+        if let resumedFrom {
+            log("vae-dist: resumed from \(resumedFrom) at global step \(startStep) (\(epoch) epochs + \(resumeStep) steps)")
+        }
         if epoch >= options.epochs {
             log("vae-dist: the checkpoint has \(epoch) epochs, --epochs is \(options.epochs): nothing to do")
-            return
         }
         while epoch < options.epochs && interrupted == 0 {
             try trainEpoch(epoch + 1)
         }
+        log("vae-dist: this process ran \(attemptedSteps) steps (global step \(startStep) to \(optimizer.step))")
     }
 
     /// Trains epoch `e` from step `resumeStep` (non-zero after a mid-epoch checkpoint).

@@ -3,9 +3,15 @@ import Testing
 import VAEKernels
 import VAEModel
 
-/// An independent Double-precision implementation of the whole VAE loss, written
+/// The pieces of an independent Double-precision forward pass, per example: the
+/// encoder's mu and logvar [batch, latent], z [batch, latent], and -log p(x|z) [batch].
+struct ReferenceForward {
+    var mu: [Double], logvar: [Double], z: [Double], nll: [Double]
+}
+
+/// An independent Double-precision implementation of the VAE's forward pass, written
 /// from the math (not from the kernels): the truth the Float model is checked against.
-func referenceLoss(_ p: [Double], config: ModelConfig, layout: ParameterLayout, x: [Double], eps: [Double], batch: Int) -> Double {
+func referenceForward(_ p: [Double], config: ModelConfig, layout: ParameterLayout, x: [Double], eps: [Double], batch: Int) -> ReferenceForward {
     let d = config.inputDimension, l = config.latent
     func linear(_ input: [Double], _ v: LinearView, relu: Bool) -> [Double] {
         var out = [Double](repeating: 0, count: batch * v.outFeatures)
@@ -21,16 +27,16 @@ func referenceLoss(_ p: [Double], config: ModelConfig, layout: ParameterLayout, 
     var h = x
     for v in layout.encoder { h = linear(h, v, relu: true) }
     let heads = linear(h, layout.head, relu: false)
-    var z = [Double](repeating: 0, count: batch * l)
-    var total = 0.0
+    var result = ReferenceForward(mu: [], logvar: [], z: [], nll: [Double](repeating: 0, count: batch))
     for b in 0..<batch {
         for j in 0..<l {
             let mu = heads[b * 2 * l + j], lv = heads[b * 2 * l + l + j]
-            z[b * l + j] = config.autoencoder ? mu : mu + exp(0.5 * lv) * eps[b * l + j]
-            if !config.autoencoder { total += Double(config.beta) * 0.5 * (mu * mu + exp(lv) - lv - 1) }
+            result.mu.append(mu)
+            result.logvar.append(lv)
+            result.z.append(config.autoencoder ? mu : mu + exp(0.5 * lv) * eps[b * l + j])
         }
     }
-    var g = z
+    var g = result.z
     for v in layout.decoder { g = linear(g, v, relu: true) }
     let out = linear(g, layout.output, relu: false)
     for b in 0..<batch {
@@ -38,13 +44,23 @@ func referenceLoss(_ p: [Double], config: ModelConfig, layout: ParameterLayout, 
             let t = x[b * d + i], o = out[b * d + i]
             switch config.likelihood {
             case .bernoulli:
-                total += max(o, 0) - o * t + log(1 + exp(-abs(o)))
+                result.nll[b] += max(o, 0) - o * t + log(1 + exp(-abs(o)))
             case .gaussian:
                 let lv = min(max(p[layout.outputLogvar! + i], Double(GaussianLikelihood.logvarRange.lowerBound)),
                              Double(GaussianLikelihood.logvarRange.upperBound))
-                total += 0.5 * (log(2 * Double.pi) + lv + (t - o) * (t - o) * exp(-lv))
+                result.nll[b] += 0.5 * (log(2 * Double.pi) + lv + (t - o) * (t - o) * exp(-lv))
             }
         }
+    }
+    return result
+}
+
+/// The mean over the batch of recon + beta * KL (the training objective) in Double.
+func referenceLoss(_ p: [Double], config: ModelConfig, layout: ParameterLayout, x: [Double], eps: [Double], batch: Int) -> Double {
+    let f = referenceForward(p, config: config, layout: layout, x: x, eps: eps, batch: batch)
+    var total = f.nll.reduce(0, +)
+    if !config.autoencoder {
+        for (mu, lv) in zip(f.mu, f.logvar) { total += Double(config.beta) * 0.5 * (mu * mu + exp(lv) - lv - 1) }
     }
     return total / Double(batch)
 }
