@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# Mutation test of the test suite: each mutant below is one deliberate bug (a sign, a dropped
+# term, a skipped step, a wrong seed, a resume that ignores its checkpoint, a rank that writes,
+# a reduction that averages twice, a build error...). Each is applied alone to a clean copy of
+# this working tree, and `bash Launch/test.sh` must then fail. A mutant that the suite lets
+# through is a hole in the tests.
+#
+#   bash Launch/mutation_test.sh              every mutant (about an hour on 2 cores)
+#   bash Launch/mutation_test.sh NAME...      only those
+#   bash Launch/mutation_test.sh --list       names and what each breaks
+#
+# The copy lives in $VAE_DIST_MUTATION_DIR (default /tmp/vae-dist-mutants) and keeps its .build
+# between mutants, so each one rebuilds only what it touched. test.sh runs with
+# VAE_DIST_TEST_FAIL_FAST=1 (it stops at the first red suite). The unmutated copy must pass
+# first (skip that with VAE_DIST_MUTATION_BASELINE=0). Prints one line per mutant and
+# "mutation: N passed, M failed", where passed means caught.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+. Launch/common.sh
+
+# One mutant per block: "mutant NAME FILE WHAT", then "- TEXT" (exactly one occurrence in FILE)
+# and "+ TEXT" (its replacement; "+" alone deletes the line's text). Special FILE values:
+# a leading '!' removes .build before the run (a fresh clone's build).
+read -r -d '' MUTANTS <<'EOF'
+mutant kl-sign Sources/VAEKernels/KLDivergence.swift the closed-form KL with +log sigma^2
+- acc += m * m + exp(lv) - lv - 1
++ acc += m * m + exp(lv) + lv - 1
+mutant kl-gradient Sources/VAEKernels/KLDivergence.swift dKL/dlogvar 10% too large
+- dlogvar[i] += scale * 0.5 * (exp(logvar[i]) - 1)
++ dlogvar[i] += scale * 0.55 * (exp(logvar[i]) - 1)
+mutant reparameterization-without-sigma Sources/VAEKernels/Reparameterization.swift z = mu + eps
+- z[r * latent + j] = mu[i] + exp(0.5 * logvar[i]) * eps[r * latent + j]
++ z[r * latent + j] = mu[i] + eps[r * latent + j]
+mutant reparameterization-gradient Sources/VAEKernels/Reparameterization.swift dz/dlogvar without eps
+- dlogvar[i] += dz[k] * eps[k] * 0.5 * exp(0.5 * logvar[i])
++ dlogvar[i] += dz[k] * 0.5 * exp(0.5 * logvar[i])
+mutant adam-without-bias-correction Sources/VAEKernels/Adam.swift Adam's first-moment bias correction dropped
+- let stepSize = hyper.learningRate / (1 - Float(pow(Double(b1), Double(step))))
++ let stepSize = hyper.learningRate
+mutant chain-rule-local-batch Sources/VAETraining/Trainer.swift dloss = 1 / local batch instead of 1 / global batch
+- let lossScale = 1 / Float(options.batchSize)
++ let lossScale = 1 / Float(localBatch)
+mutant no-gradient-allreduce Sources/VAETraining/Trainer.swift ranks apply their own gradients
+- try communicator.allreduceSum(model.gradients, count: model.parameterCount)
++ _ = communicator.size
+mutant average-twice Sources/VAETraining/Trainer.swift the summed gradient divided by the rank count again
+- try communicator.allreduceSum(model.gradients, count: model.parameterCount)
++ try communicator.allreduceSum(model.gradients, count: model.parameterCount); for i in 0..<model.parameterCount { model.gradients[i] /= Float(communicator.size) }
+mutant skipped-step Sources/VAETraining/Trainer.swift every 7th optimizer step skipped on every rank
+- optimizer.update(model)
++ if globalStep % 7 != 0 { optimizer.update(model) }
+mutant noise-keyed-by-row Sources/VAETraining/Trainer.swift eps keyed by the row in the local batch, not the example
+- stream: .reparameterization, epoch: e, index: Int(index))
++ stream: .reparameterization, epoch: e, index: r)
+mutant no-initial-broadcast Sources/VAETraining/Trainer.swift rank 0's parameters never broadcast
+- try communicator.broadcast(UnsafeMutableRawPointer(model.parameters), byteCount: model.parameterCount * 4, root: 0)
++ _ = model.parameters
+mutant resume-ignores-checkpoint Sources/VAETraining/Trainer.swift --resume loads the checkpoint but trains from scratch
+- if let checkpoint {
++ if let checkpoint, checkpoint.epoch < 0 {
+mutant resume-at-epoch-start Sources/VAETraining/Trainer.swift a mid-epoch checkpoint resumes at the epoch's first step
+- resumeStep = m["epoch_step"].flatMap(Int.init) ?? 0
++ resumeStep = 0
+mutant every-rank-writes Sources/VAETraining/Trainer.swift every rank prepares the output folder
+- if communicator.isRoot { try prepareOutput(resume: resume, overwrite: overwrite) }
++ try prepareOutput(resume: resume, overwrite: overwrite)
+mutant stop-request-ignored Sources/VAETraining/Trainer.swift SIGINT/SIGTERM never reach the step's control values
+- control[1] = Interruption.pending != 0 ? 1 : 0
++ control[1] = 0
+mutant non-finite-applied Sources/VAETraining/Trainer.swift a NaN gradient is applied instead of skipped
+- control[0] = finite ? 0 : 1
++ control[0] = 0
+mutant allocation-per-step Sources/VAETraining/Trainer.swift one 64-byte aligned allocation per step
+- attemptedSteps += 1
++ attemptedSteps += 1; allocateAligned(16).deallocate()
+mutant deterministic-tree-order Sources/VAETraining/Trainer+Reduction.swift one rank sums its 4 groups as ((g0+g1)+g2)+g3
+- vectorAdd(groupGradients[2], groupGradients[2], groupGradients[3], count: p)
++ vectorAdd(groupGradients[0], groupGradients[0], groupGradients[2], count: p); groupGradients[2].update(from: groupGradients[3], count: p)
+mutant drift-check-blind Sources/VAETraining/Trainer+Reduction.swift the parameter agreement check never finds a difference
+- let differing = (1..<size).filter { sums[$0] != sums[0] }
++ let differing = (1..<size).filter { _ in sums.isEmpty }
+mutant binarize-ignored Sources/VAEData/Batches.swift --binarize keeps the intensities
+- guard binarize else { return }
++ if binarize || !binarize { return }
+mutant iw-without-log-k Sources/VAETraining/ImportanceWeighted.swift the IW estimate without - log K
+- total += maximum + log(sum) - log(Double(samples))
++ total += maximum + log(sum)
+mutant iw-without-eps-squared Sources/VAETraining/ImportanceWeighted.swift log q(z|x) without its -eps^2/2 term
+- logRatio += -0.5 * zj * zj + 0.5 * Double(logvar[j]) + 0.5 * e * e
++ logRatio += -0.5 * zj * zj + 0.5 * Double(logvar[j]) + 0 * e
+mutant black-reconstructions Sources/VAETraining/Generation.swift reconstruction grids show black tiles
+- out += recon[(start * d)..<(end * d)]
++ out += [Float](repeating: 0, count: (end - start) * d)
+mutant constant-interpolation Sources/VAETraining/Generation.swift every interpolation step decodes the first end point
+- let t = steps == 1 ? 0 : Float(s) / Float(steps - 1)
++ let t: Float = s < 0 ? 1 : 0
+mutant constant-traversal Sources/VAETraining/Generation.swift traversal rows never move their dimension
+- z[j] = range.lowerBound + (range.upperBound - range.lowerBound) * Float(s) / Float(max(steps - 1, 1))
++ _ = (z, s)
+mutant build-error Sources/VAETraining/Trainer.swift a syntax error, with the previous build present
+- let lossScale = 1 / Float(options.batchSize)
++ let lossScale = 1 / Float(options.batchSize) +
+mutant test-build-error Tests/VAEDistTests/Tolerance.swift only the tests fail to compile
+- func randomFloats(_ count: Int, seed: UInt64, scale: Float = 1) -> [Float] {
++ func randomFloats(_ count: Int, seed: UInt64, scale: Float = 1) -> [Float] { undefinedName
+mutant build-error-fresh-clone !Sources/VAEModel/VAE.swift a syntax error, with no earlier build
+- public let layout: ParameterLayout
++ public let layout: ParameterLayout = =
+EOF
+
+names=() files=() whats=() olds=() news=()
+while IFS= read -r line; do
+  case "$line" in
+    "mutant "*) read -r _ name file what <<< "$line"; names+=("$name"); files+=("$file"); whats+=("$what") ;;
+    "- "*) olds+=("${line#- }") ;;
+    "+ "*) news+=("${line#+ }") ;;
+    "+") news+=("") ;;
+  esac
+done <<< "$MUTANTS"
+
+if [ "${1:-}" = "--list" ]; then
+  for i in "${!names[@]}"; do printf '%-34s %s\n' "${names[$i]}" "${whats[$i]}"; done
+  exit 0
+fi
+selected=("$@")
+wanted() { [ ${#selected[@]} -eq 0 ] && return 0; local s; for s in "${selected[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
+
+work=${VAE_DIST_MUTATION_DIR:-/tmp/vae-dist-mutants}
+copy=$work/src pristine=$work/pristine
+# The copy is this working tree (committed or not), minus build products; a pristine second
+# copy restores each mutated file.
+rm -rf "$pristine"; mkdir -p "$copy" "$pristine"
+git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf - | tar -xf - -C "$pristine"
+(cd "$pristine" && tar -cf - .) | tar -xf - -C "$copy"
+echo "mutation: working copy $copy ($(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo ', with uncommitted changes'))"
+
+run_suite() {  # LOG: test.sh in the copy, fail-fast; returns its exit status
+  (cd "$copy" && VAE_DIST_TEST_FAIL_FAST=1 timeout 1800 bash Launch/test.sh) > "$1" 2>&1
+}
+first_red() {  # LOG: the first line that says what failed
+  grep -m1 -E "FAILED|✘|error:" "$1" | sed 's/^ *//' | cut -c1-200
+}
+
+if [ "${VAE_DIST_MUTATION_BASELINE:-1}" = 1 ]; then
+  if run_suite "$work/baseline.log"; then
+    echo "  ok: the unmutated copy passes Launch/test.sh"
+  else
+    echo "mutation: the unmutated copy fails Launch/test.sh ($(first_red "$work/baseline.log")); see $work/baseline.log"
+    echo "mutation: 0 passed, 1 failed"
+    exit 1
+  fi
+fi
+
+for i in "${!names[@]}"; do
+  name=${names[$i]} file=${files[$i]}
+  wanted "$name" || continue
+  fresh=0
+  [ "${file:0:1}" = "!" ] && { fresh=1; file=${file:1}; }
+  if ! python3 - "$copy/$file" "${olds[$i]}" "${news[$i]}" <<'PY'
+import sys
+path, old, new = sys.argv[1:4]
+text = open(path).read()
+if text.count(old) != 1:
+    sys.exit(f"found {text.count(old)} times, expected once")
+open(path, "w").write(text.replace(old, new))
+PY
+  then
+    bad "$name: the mutation does not apply to $file (update Launch/mutation_test.sh)"
+    continue
+  fi
+  [ "$fresh" -eq 1 ] && rm -rf "$copy/.build"
+  start=$(date +%s)
+  if run_suite "$work/$name.log"; then
+    bad "$name ($file: ${whats[$i]}): Launch/test.sh still passes"
+  else
+    ok "$name caught in $(( $(date +%s) - start ))s: $(first_red "$work/$name.log")"
+  fi
+  cp "$pristine/$file" "$copy/$file"  # restore
+done
+summary mutation
