@@ -368,9 +368,7 @@ public final class Trainer {
             if e % options.checkpointEvery == 0 || e == options.epochs || interrupted != 0 { try writeCheckpoint(epoch: e) }
         }
         history.append(metrics)
-        log(String(format: "epoch %d/%d  train_loss %.2f  test_nelbo %.2f (recon %.2f + kl %.2f)  %.0f samples/s  %.1fs",
-                   e, options.epochs, metrics.trainLoss, metrics.testNELBO, metrics.testRecon, metrics.testKL,
-                   metrics.samplesPerSecond, epochSeconds))
+        log(epochLine(metrics, epochs: options.epochs, config: modelConfig, seconds: epochSeconds))
         if interrupted != 0 {
             log("vae-dist: stopped by \(Interruption.name(Int32(interrupted))) at the end of epoch \(e); continue with --resume")
         }

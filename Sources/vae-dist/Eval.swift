@@ -25,9 +25,9 @@ struct Eval: ParsableCommand {
             if let limit, limit < 1 { throw TrainingError.option("--limit must be at least 1 (got \(limit))") }
             let communicator = try makeCommunicator()
             Fatal.communicator = communicator
-            let checkpoint = try source.load()
+            let (checkpoint, path) = try source.load()
             let model = checkpoint.makeModel()
-            let test = try testImages(data, checkpoint: checkpoint, path: source.checkpoint)
+            let test = try testImages(data, checkpoint: checkpoint, path: path)
             let count = min(limit ?? test.count, test.count)
             let range = shardRange(count: count, rank: communicator.rank, worldSize: communicator.size)
             let workspace = VAEWorkspace(config: model.config, capacity: 500)

@@ -6,13 +6,6 @@ import VAETraining
 
 // The commands that use a trained checkpoint on one process.
 
-struct CheckpointOption: ParsableArguments {
-    @Option(help: "A checkpoint written by vae-dist train.")
-    var checkpoint: String
-
-    func load() throws -> Checkpoint { try Checkpoint.load(path: checkpoint) }
-}
-
 /// The test images of `data` (default: the data the checkpoint was trained on),
 /// checked against the checkpoint's image size.
 func testImages(_ data: String?, checkpoint: Checkpoint, path: String) throws -> ImageSet {
@@ -38,7 +31,9 @@ struct Sample: ParsableCommand {
     func run() throws {
         try reportingErrors {
             guard count >= 1, columns >= 1 else { throw TrainingError.option("--count and --columns must be at least 1") }
-            let checkpoint = try source.load()
+            try checkImageOutput(out)
+            if let tensors { try checkOutputFolder(tensors, option: "--tensors") }
+            let checkpoint = try source.load().checkpoint
             let model = checkpoint.makeModel()
             let latents = priorLatents(count: count, latent: model.config.latent, seed: seed)
             let images = decodeLatents(model: model, latents: latents, count: count)
@@ -70,9 +65,10 @@ struct Reconstruct: ParsableCommand {
     func run() throws {
         try reportingErrors {
             guard count >= 1, columns >= 1 else { throw TrainingError.option("--count and --columns must be at least 1") }
-            let checkpoint = try source.load()
+            try checkImageOutput(out)
+            let (checkpoint, path) = try source.load()
             let model = checkpoint.makeModel()
-            let test = try testImages(data, checkpoint: checkpoint, path: source.checkpoint)
+            let test = try testImages(data, checkpoint: checkpoint, path: path)
             let indices = Array(0..<min(count, test.count))
             let grid = reconstructionGrid(model: model, images: test, indices: indices, columns: columns)
             let d = model.config.inputDimension
@@ -95,9 +91,10 @@ struct Interpolate: ParsableCommand {
     func run() throws {
         try reportingErrors {
             guard steps >= 2, pairs >= 1 else { throw TrainingError.option("--steps must be at least 2 and --pairs at least 1") }
-            let checkpoint = try source.load()
+            try checkImageOutput(out)
+            let (checkpoint, path) = try source.load()
             let model = checkpoint.makeModel()
-            let test = try testImages(data, checkpoint: checkpoint, path: source.checkpoint)
+            let test = try testImages(data, checkpoint: checkpoint, path: path)
             guard test.count >= 2 else { throw TrainingError.option("interpolation needs at least 2 test images") }
             let list = (0..<pairs).map { ((2 * $0) % test.count, (2 * $0 + 1) % test.count) }
             let images = interpolationGrid(model: model, images: test, pairs: list, steps: steps)
@@ -118,8 +115,10 @@ struct Traverse: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            guard steps >= 2, range > 0, range.isFinite else { throw TrainingError.option("--steps must be at least 2 and --range positive") }
-            let checkpoint = try source.load()
+            guard steps >= 2 else { throw TrainingError.option("--steps must be at least 2 (got \(steps))") }
+            guard range > 0, range.isFinite else { throw TrainingError.option("--range must be a positive number (got \(range))") }
+            try checkImageOutput(out)
+            let checkpoint = try source.load().checkpoint
             let model = checkpoint.makeModel()
             let images = traversalGrid(model: model, steps: steps, range: -range...range)
             try writeImageGrid(images, count: model.config.latent * steps, height: model.config.imageHeight,

@@ -4,11 +4,16 @@ import VAETraining
 
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "List a checkpoint's tensors, shapes and metadata.")
-    @Argument(help: "A safetensors file.") var file: String
+    @Option(help: ArgumentHelp("A safetensors file, or a run folder (reads RUN_DIR/checkpoints/latest.safetensors).",
+                               valueName: "file|run-dir"))
+    var checkpoint: String?
+    @Argument(help: ArgumentHelp("The same as --checkpoint (the older form).", valueName: "file|run-dir"))
+    var path: String?
     @Flag(help: "Print JSON instead of a table.") var json = false
 
     func run() throws {
         try reportingErrors {
+            let file = try checkpointFile(try named())
             let st = try Safetensors.read(path: file)
             if json {
                 var object: [String: Any] = ["metadata": st.metadata]
@@ -23,6 +28,17 @@ struct Inspect: ParsableCommand {
             for t in st.tensors {
                 print("  " + t.name.padding(toLength: width, withPad: " ", startingAt: 0) + "  \(t.dtype)  \(t.shape)")
             }
+        }
+    }
+
+    /// The one checkpoint given, as --checkpoint or as the positional path.
+    private func named() throws -> String {
+        switch (checkpoint, path) {
+        case let (option?, nil): return option
+        case let (nil, positional?): return positional
+        case (nil, nil): throw TrainingError.option("inspect needs a checkpoint: --checkpoint FILE|RUN_DIR")
+        case let (option?, positional?):
+            throw TrainingError.option("inspect takes one checkpoint, got --checkpoint \(option) and \(positional)")
         }
     }
 }

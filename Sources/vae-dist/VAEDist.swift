@@ -3,6 +3,9 @@ import Foundation
 import VAEDistributed
 import VAETraining
 
+/// The release this executable reports with `vae-dist --version`.
+let vaeDistVersion = "0.1.0"
+
 @main
 struct VAEDist: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -12,6 +15,7 @@ struct VAEDist: ParsableCommand {
             Run one process for debugging, or launch with mpirun / srun for data-parallel \
             training: `mpirun -n 4 vae-dist train`.
             """,
+        version: vaeDistVersion,
         subcommands: [Train.self, Eval.self, Sample.self, Reconstruct.self, Interpolate.self, Traverse.self,
                       Inspect.self, Bench.self])
 
@@ -19,7 +23,7 @@ struct VAEDist: ParsableCommand {
     /// what reaches this catch is a parsing error: one line, exit code 1.
     static func main() {
         do {
-            var command = try parseAsRoot()
+            var command = try parseAsRoot(joiningNegativeValues(Array(CommandLine.arguments.dropFirst())))
             try command.run()
         } catch {
             if exitCode(for: error) == .success { exit(withError: error) }  // --help, --version
