@@ -29,13 +29,42 @@ for np in 2 4; do
   fi
 done
 
-echo "mpi: --deterministic: 1, 2 and 4 ranks bit-identical"
+echo "mpi: every gradient reduction strategy on 2 ranks"
+# The default overlaps the allreduce with backward in buckets; --bucket-mb 0 reduces in one call
+# after backward; --shard-optimizer reduce-scatters and updates 1/N of the parameters per rank.
+# Each computes the 1-rank model to rounding; with 2 ranks every element's sum is a + b in any
+# algorithm, so the three are bit-identical to each other.
+for v in "plain:--bucket-mb 0" "sharded:--shard-optimizer"; do
+  name=${v%%:*}
+  run_mpi 2 "$bin" "${args[@]}" ${v#*:} --out "$tmp/$name" > "$tmp/$name.log" 2>&1 || bad "$name: $(tail -2 "$tmp/$name.log")"
+  strategy=$(sed -n 's/^vae-dist: gradient reduction: //p' "$tmp/$name.log")
+  out=$(python3 Launch/compare_checkpoints.py "$tmp/r2/checkpoints/latest.safetensors" "$tmp/$name/checkpoints/latest.safetensors" 0) \
+    && ok "2 ranks, $strategy: bit-identical to the overlapped default" || bad "2 ranks, $name ($strategy): $out"
+done
+grep -q "gradient reduction: allreduce overlapped with backward in [2-9] buckets" "$tmp/r2.log" \
+  && ok "the default overlaps: $(sed -n 's/^vae-dist: gradient reduction: //p' "$tmp/r2.log")" || bad "default strategy: $(grep reduction "$tmp/r2.log")"
+run_mpi 4 "$bin" "${args[@]}" --shard-optimizer --out "$tmp/sharded4" > "$tmp/sharded4.log" 2>&1 || bad "sharded on 4: $(tail -2 "$tmp/sharded4.log")"
+out=$(python3 Launch/compare_checkpoints.py "$tmp/r1/checkpoints/latest.safetensors" "$tmp/sharded4/checkpoints/latest.safetensors" 1e-4) \
+  && ok "4 ranks, sharded optimizer vs 1 rank: $(echo "$out" | cut -d'(' -f1)" || bad "4 ranks, sharded: $out"
+python3 - "$tmp/sharded4/checkpoints/latest.safetensors" "$tmp/r4/checkpoints/latest.safetensors" <<'PY' && ok "4 ranks, sharded: the checkpoint holds every rank's Adam moments" || bad "sharded checkpoint moments"
+import sys, numpy as np
+from safetensors.numpy import load_file
+a, b = load_file(sys.argv[1]), load_file(sys.argv[2])
+for k in a:
+    if k.startswith("optimizer."):
+        assert np.abs(a[k] - b[k]).max() <= 1e-4 * max(1.0, float(np.abs(b[k]).max())), k
+        assert (a[k] != 0).mean() > 0.5 or (b[k] == 0).mean() > 0.5, k  # no block left at zero
+PY
+
+echo "mpi: --deterministic: 1, 2 and 4 ranks bit-identical, sharded or not"
 for np in 1 2 4; do
   run_mpi "$np" "$bin" "${args[@]}" --deterministic --out "$tmp/d$np" > "$tmp/d$np.log" 2>&1 || bad "--deterministic on $np ranks failed: $(tail -2 "$tmp/d$np.log")"
 done
-for np in 2 4; do
-  out=$(python3 Launch/compare_checkpoints.py "$tmp/d1/checkpoints/latest.safetensors" "$tmp/d$np/checkpoints/latest.safetensors" 0) \
-    && ok "--deterministic, 1 vs $np ranks: $out" || bad "--deterministic, 1 vs $np ranks: $out"
+run_mpi 4 "$bin" "${args[@]}" --deterministic --shard-optimizer --out "$tmp/ds4" > "$tmp/ds4.log" 2>&1 || bad "--deterministic --shard-optimizer on 4 ranks failed: $(tail -2 "$tmp/ds4.log")"
+for run in d2 d4 ds4; do
+  out=$(python3 Launch/compare_checkpoints.py "$tmp/d1/checkpoints/latest.safetensors" "$tmp/$run/checkpoints/latest.safetensors" 0) \
+    && ok "--deterministic, 1 rank vs $(grep -o '[0-9] ranks' "$tmp/$run.log" | head -1)$([ "$run" = ds4 ] && echo ', sharded optimizer'): $(echo "$out" | cut -d'(' -f1)" \
+    || bad "--deterministic, 1 vs $run: $out"
 done
 
 echo "mpi: resume under MPI"

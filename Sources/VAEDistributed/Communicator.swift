@@ -18,6 +18,13 @@ public protocol Communicator: AnyObject, Sendable {
     func startAllreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws(CommunicatorError)
     /// Waits for every reduction started with `startAllreduceSum`.
     func finishReductions() throws(CommunicatorError)
+    /// Lets started reductions make progress (MPI progresses nonblocking collectives only inside
+    /// MPI calls); returns at once.
+    func progressReductions() throws(CommunicatorError)
+    /// Sums `input` [shards.total] over ranks and leaves this rank's block in `output` [its count].
+    func reduceScatterSum(_ input: UnsafePointer<Float>, shards: Shards, into output: UnsafeMutablePointer<Float>) throws(CommunicatorError)
+    /// In place: block r of `buffer` [shards.total] comes from rank r.
+    func allgatherInPlace(_ buffer: UnsafeMutablePointer<Float>, shards: Shards) throws(CommunicatorError)
     func broadcast(_ buffer: UnsafeMutableRawPointer, byteCount: Int, root: Int) throws(CommunicatorError)
     /// Gathers `count` floats from every rank into `output` [size, count], rank order.
     func allgather(_ input: UnsafePointer<Float>, count: Int, into output: UnsafeMutablePointer<Float>) throws(CommunicatorError)
@@ -25,6 +32,28 @@ public protocol Communicator: AnyObject, Sendable {
     /// Ends every rank of the job with `code` (MPI_Abort); never returns.
     func abort(code: Int32) -> Never
     func finalize()
+}
+
+/// `total` elements cut into one contiguous block per rank, sizes differing by at most one
+/// (the layout of reduce-scatter and allgather; counts in MPI's Int32, computed once).
+public final class Shards: Sendable {
+    public let total: Int
+    public let counts: [Int32]
+    public let offsets: [Int32]
+
+    public init(total: Int, ranks: Int) {
+        precondition(total < Int(Int32.max) && ranks >= 1)
+        self.total = total
+        let base = total / ranks, extra = total % ranks
+        counts = (0..<ranks).map { Int32(base + ($0 < extra ? 1 : 0)) }
+        var running: Int32 = 0
+        var starts: [Int32] = []
+        for c in counts { starts.append(running); running += c }
+        offsets = starts
+    }
+
+    /// The elements rank `rank` owns.
+    public func range(_ rank: Int) -> Range<Int> { Int(offsets[rank]) ..< Int(offsets[rank] + counts[rank]) }
 }
 
 public struct CommunicatorError: Error, CustomStringConvertible {
@@ -59,6 +88,11 @@ public final class SingleProcessCommunicator: Communicator {
     public func allreduceMinMax(_ value: UInt64) -> (min: UInt64, max: UInt64) { (value, value) }
     public func startAllreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) {}
     public func finishReductions() {}
+    public func progressReductions() {}
+    public func reduceScatterSum(_ input: UnsafePointer<Float>, shards: Shards, into output: UnsafeMutablePointer<Float>) {
+        output.update(from: input, count: shards.total)
+    }
+    public func allgatherInPlace(_ buffer: UnsafeMutablePointer<Float>, shards: Shards) {}
     public func broadcast(_ buffer: UnsafeMutableRawPointer, byteCount: Int, root: Int) {}
     public func allgather(_ input: UnsafePointer<Float>, count: Int, into output: UnsafeMutablePointer<Float>) {
         output.update(from: input, count: count)

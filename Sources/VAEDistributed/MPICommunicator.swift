@@ -68,6 +68,31 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         try Self.check(code, "MPI_Waitall")
     }
 
+    public func progressReductions() throws(CommunicatorError) {
+        if pending.isEmpty { return }
+        var done: Int32 = 0
+        let count = Int32(pending.count)
+        let code = pending.withUnsafeMutableBufferPointer { MPI_Testall(count, $0.baseAddress, &done, nil) }
+        try Self.check(code, "MPI_Testall")
+        if done != 0 { pending.removeAll(keepingCapacity: true) }
+    }
+
+    public func reduceScatterSum(_ input: UnsafePointer<Float>, shards: Shards, into output: UnsafeMutablePointer<Float>) throws(CommunicatorError) {
+        let code = shards.counts.withUnsafeBufferPointer {
+            MPI_Reduce_scatter(input, output, $0.baseAddress, vae_mpi_float(), vae_mpi_sum(), world)
+        }
+        try Self.check(code, "MPI_Reduce_scatter(float, \(shards.total))")
+    }
+
+    public func allgatherInPlace(_ buffer: UnsafeMutablePointer<Float>, shards: Shards) throws(CommunicatorError) {
+        let code = shards.counts.withUnsafeBufferPointer { c in
+            shards.offsets.withUnsafeBufferPointer { o in
+                MPI_Allgatherv(vae_mpi_in_place(), 0, vae_mpi_float(), buffer, c.baseAddress, o.baseAddress, vae_mpi_float(), world)
+            }
+        }
+        try Self.check(code, "MPI_Allgatherv(float, \(shards.total))")
+    }
+
     public func broadcast(_ buffer: UnsafeMutableRawPointer, byteCount: Int, root: Int) throws(CommunicatorError) {
         // MPI counts are Int32: send large buffers in chunks of 1 GiB.
         var offset = 0

@@ -146,8 +146,11 @@ public final class VAE: @unchecked Sendable {
     /// Accumulates d(lossScale * sum_b (recon_b + beta * KL_b)) / d(parameters) into
     /// `gradients` (same layout, default `self.gradients`), after `forward` with the same
     /// `lossScale`, x, eps and gradients.
+    /// `observer` hears, after each layer, that every gradient from that layer's offset to the
+    /// end of the buffer is final (gradient reduction overlapped with the rest of backward).
     public func backward(_ workspace: VAEWorkspace, x: UnsafePointer<Float>, eps: UnsafePointer<Float>?,
-                         batch: Int, lossScale: Float, gradients target: UnsafeMutablePointer<Float>? = nil) {
+                         batch: Int, lossScale: Float, gradients target: UnsafeMutablePointer<Float>? = nil,
+                         observer: (any BackwardObserver)? = nil) {
         let gradients = target ?? self.gradients
         let l = config.latent
         let ws = workspace.gemm
@@ -159,6 +162,7 @@ public final class VAE: @unchecked Sendable {
         let dLast = decoderCount > 0 ? workspace.decoderGradient[decoderCount - 1] : workspace.dz
         linearBackward(dLast, gradients + out.weight, gradients + out.bias, dout, lastDecoderInput, parameters + out.weight,
                        batch: batch, inFeatures: out.inFeatures, outFeatures: out.outFeatures, workspace: ws)
+        observer?.gradientsFinal(from: out.weight)
         for i in stride(from: decoderCount - 1, through: 0, by: -1) {
             let layer = layout.decoder[i]
             let activation = workspace.decoderHidden[i]
@@ -168,6 +172,7 @@ public final class VAE: @unchecked Sendable {
             let dinp = i > 0 ? workspace.decoderGradient[i - 1] : workspace.dz
             linearBackward(dinp, gradients + layer.weight, gradients + layer.bias, dout, input, parameters + layer.weight,
                            batch: batch, inFeatures: layer.inFeatures, outFeatures: layer.outFeatures, workspace: ws)
+            observer?.gradientsFinal(from: layer.weight)
         }
         // Latent: dz -> (dmu | dlogvar) in dheads [batch, 2 * latent].
         let dheads = workspace.dheads
@@ -190,6 +195,7 @@ public final class VAE: @unchecked Sendable {
         linearBackward(workspace.encoderGradient[encoderCount - 1], gradients + head.weight, gradients + head.bias,
                        dheads, headInput, parameters + head.weight,
                        batch: batch, inFeatures: head.inFeatures, outFeatures: head.outFeatures, workspace: ws)
+        observer?.gradientsFinal(from: head.weight)
         for i in stride(from: encoderCount - 1, through: 0, by: -1) {
             let layer = layout.encoder[i]
             dout = workspace.encoderGradient[i]
@@ -198,8 +204,16 @@ public final class VAE: @unchecked Sendable {
             let dinp = i > 0 ? workspace.encoderGradient[i - 1] : nil
             linearBackward(dinp, gradients + layer.weight, gradients + layer.bias, dout, input, parameters + layer.weight,
                            batch: batch, inFeatures: layer.inFeatures, outFeatures: layer.outFeatures, workspace: ws)
+            observer?.gradientsFinal(from: layer.weight)
         }
     }
+}
+
+/// Hears during `VAE.backward` which gradients are final: the layers run from the last to the
+/// first, and the flat buffer holds them first to last, so the offsets only fall.
+public protocol BackwardObserver: AnyObject {
+    /// Gradients [offset, parameterCount) will not change again in this backward pass.
+    func gradientsFinal(from offset: Int)
 }
 
 /// Activations and their gradients for batches of up to `capacity` examples.

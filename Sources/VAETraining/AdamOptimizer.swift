@@ -22,9 +22,13 @@ public final class AdamOptimizer: @unchecked Sendable {
         secondMoment.deallocate()
     }
 
-    public func update(_ model: VAE) {
+    /// One Adam step on parameters `range` (all of them, or a rank's shard under the sharded
+    /// optimizer: Adam is elementwise, so shards updated apart give the same bits).
+    public func update(_ model: VAE, range: Range<Int>? = nil) {
         step += 1
-        adamUpdate(parameters: model.parameters, gradients: model.gradients, firstMoment: firstMoment,
-                   secondMoment: secondMoment, count: count, step: step, hyper: hyper)
+        let r = range ?? 0..<count
+        adamUpdate(parameters: model.parameters + r.lowerBound, gradients: model.gradients + r.lowerBound,
+                   firstMoment: firstMoment + r.lowerBound, secondMoment: secondMoment + r.lowerBound,
+                   count: r.count, step: step, hyper: hyper)
     }
 }

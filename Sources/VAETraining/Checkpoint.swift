@@ -20,8 +20,10 @@ public struct CheckpointConfig: Codable, Equatable, Sendable {
 public struct Checkpoint: Sendable {
     public static let format = "vae-dist/1"
     public var config: CheckpointConfig
-    public var epoch: Int
-    public var step: Int
+    /// Where training stands (epoch, step, a mid-epoch position): what --resume continues from.
+    public var resume: ResumeState
+    public var epoch: Int { resume.epoch }
+    public var step: Int { resume.step }
     public var worldSize: Int
     public var dataset: String
     public var metadata: [String: String]
@@ -32,15 +34,13 @@ public struct Checkpoint: Sendable {
 
     /// Serializes the model (and the optimizer, when given).
     public static func encode(model: VAE, optimizer: AdamOptimizer?, config: CheckpointConfig,
-                              epoch: Int, worldSize: Int, dataset: String, extra: [String: String] = [:]) -> [UInt8] {
+                              resume: ResumeState, worldSize: Int, dataset: String) -> [UInt8] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let configJSON = String(decoding: (try? encoder.encode(config)) ?? Data(), as: UTF8.self)
-        var metadata = extra
+        var metadata = resume.metadata
         metadata["format"] = format
         metadata["config"] = configJSON
-        metadata["epoch"] = String(epoch)
-        metadata["step"] = String(optimizer?.step ?? 0)
         metadata["world_size"] = String(worldSize)
         metadata["dataset"] = dataset
         metadata["parameter_count"] = String(model.parameterCount)
@@ -72,10 +72,7 @@ public struct Checkpoint: Sendable {
             throw .checkpoint(path: path, reason: "metadata config is missing or not valid JSON")
         }
         do { try config.model.validate() } catch { throw .checkpoint(path: path, reason: "model config is invalid: \(error)") }
-        guard let epoch = m["epoch"].flatMap(Int.init), epoch >= 0, epoch < 1 << 40,
-              let step = m["step"].flatMap(Int.init), step >= 0, step < 1 << 40 else {
-            throw .checkpoint(path: path, reason: "metadata epoch/step missing or not numbers")
-        }
+        let resume = try ResumeState(metadata: m, path: path)
         let layout = ParameterLayout(config.model)
         func gather(_ prefix: String, _ suffix: String) throws(TrainingError) -> [Float] {
             var out = [Float](repeating: 0, count: layout.count)
@@ -101,7 +98,7 @@ public struct Checkpoint: Sendable {
         if let first, let second, first.contains(where: { !$0.isFinite }) || second.contains(where: { !$0.isFinite || $0 < 0 }) {
             throw .checkpoint(path: path, reason: "the Adam moments hold non-finite or negative values")
         }
-        return Checkpoint(config: config, epoch: epoch, step: step, worldSize: m["world_size"].flatMap(Int.init) ?? 1,
+        return Checkpoint(config: config, resume: resume, worldSize: m["world_size"].flatMap(Int.init) ?? 1,
                           dataset: m["dataset"] ?? "", metadata: m, parameters: parameters,
                           firstMoment: first, secondMoment: second)
     }

@@ -9,10 +9,13 @@ public struct EpochMetrics: Sendable {
     public var epochSeconds = 0.0, evalSeconds = 0.0, imageSeconds = 0.0
     public var samplesPerSecond = 0.0
     public var computeSeconds = 0.0, communicationSeconds = 0.0, optimizerSeconds = 0.0
+    /// Steps run in this epoch by this process (a resumed epoch runs fewer).
+    public var steps = 0
     public var worldSize = 1
     public var peakMemoryMB = 0.0
 
     public var trainNELBO: Double { trainRecon + trainKL }
+    func perStep(_ seconds: Double) -> Double { steps > 0 ? 1000 * seconds / Double(steps) : 0 }
     public var testNELBO: Double { testRecon + testKL }
 
     /// A JSON object with a fixed key order.
@@ -26,6 +29,9 @@ public struct EpochMetrics: Sendable {
             ("samples_per_second", n(samplesPerSecond)),
             ("compute_seconds", n(computeSeconds)), ("communication_seconds", n(communicationSeconds)),
             ("optimizer_seconds", n(optimizerSeconds)),
+            // Per step: compute, the communication the step waited for, and the optimizer.
+            ("compute_ms_per_step", n(perStep(computeSeconds))), ("communication_ms_per_step", n(perStep(communicationSeconds))),
+            ("optimizer_ms_per_step", n(perStep(optimizerSeconds))),
             ("world_size", "\(worldSize)"), ("peak_memory_mb", n(peakMemoryMB)),
         ]
         return jsonObject(fields)

@@ -32,30 +32,32 @@ extension Trainer {
                            to: "\(options.output)/reconstructions/\(name)")
     }
 
-    func checkpointBytes(epoch e: Int, extra: [String: String] = [:]) throws -> [UInt8] {
+    func checkpointBytes(_ state: ResumeState) throws -> [UInt8] {
         // Never persist NaN or Inf: skipped steps keep them out, this makes sure.
         guard allFinite(model.parameters, count: model.parameterCount),
               allFinite(optimizer.firstMoment, count: model.parameterCount),
               allFinite(optimizer.secondMoment, count: model.parameterCount) else {
-            throw TrainingError.training("parameters or Adam moments are not finite at epoch \(e); no checkpoint written, the previous one is intact")
+            throw TrainingError.training("parameters or Adam moments are not finite at epoch \(state.epoch); no checkpoint written, the previous one is intact")
         }
-        var metadata = extra
-        metadata["bad_steps"] = String(consecutiveBadSteps)
+        var state = state
+        state.step = optimizer.step
+        state.badSteps = consecutiveBadSteps
         // A checkpoint written because a signal asked the job to stop says so (the tests read it).
-        if interrupted != 0 { metadata["stopped_by"] = Interruption.name(interrupted) }
+        state.stoppedBy = interrupted != 0 ? Interruption.name(interrupted) : nil
         return Checkpoint.encode(model: model, optimizer: optimizer, config: CheckpointConfig(model: modelConfig, training: options),
-                                 epoch: e, worldSize: communicator.size, dataset: dataset.name, extra: metadata)
+                                 resume: state, worldSize: communicator.size, dataset: dataset.name)
     }
 
+    /// Every rank calls this (the sharded optimizer gathers its moments); rank 0 writes
     /// latest.safetensors only, holding epoch e - 1 plus the first `nextStep` steps of epoch e.
     func writeInterruptedCheckpoint(epoch e: Int, nextStep: Int, sums: PartialEpoch) throws {
-        let extra = ["epoch_step": String(nextStep), "epoch_recon": "\(sums.recon)", "epoch_kl": "\(sums.kl)",
-                     "epoch_examples": String(sums.examples), "epoch_seconds": "\(sums.seconds)"]
-        try AtomicFile.write(try checkpointBytes(epoch: e - 1, extra: extra), to: latestCheckpoint)
+        try reduction.shareOptimizerState(optimizer)
+        guard communicator.isRoot else { return }
+        try AtomicFile.write(try checkpointBytes(ResumeState(epoch: e - 1, epochStep: nextStep, partial: sums)), to: latestCheckpoint)
     }
 
     func writeCheckpoint(epoch e: Int) throws {
-        let bytes = try checkpointBytes(epoch: e)
+        let bytes = try checkpointBytes(ResumeState(epoch: e))
         let path = (checkpointDirectory as NSString).appendingPathComponent(String(format: "epoch-%04d.safetensors", e))
         try AtomicFile.write(bytes, to: path)
         try AtomicFile.replaceLink(latestCheckpoint, target: path, bytes: bytes)

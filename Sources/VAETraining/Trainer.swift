@@ -4,15 +4,15 @@ import VAEDistributed
 import VAEKernels
 import VAEModel
 
-// Data-parallel training (DESIGN.md, "Data parallelism"). Every rank:
+// Data-parallel training (docs/ARCHITECTURE.md). Every rank:
 //   1. builds the same model; rank 0 initializes (or loads) it and broadcasts it;
 //   2. per step takes its slice of the global batch from the (seed, epoch) permutation,
 //      draws eps per example from (seed, epoch, example index),
 //   3. runs forward and backward with the chain rule seeded by dloss = 1 / globalBatch,
-//      so the allreduced SUM of gradients is the global-batch mean,
-//   4. applies the same Adam update to the same parameters.
-// Loss sums are reduced once per epoch; the test set is evaluated sharded and reduced.
-// Rank 0 alone writes metrics, images and checkpoints.
+//      so the SUM of gradients over ranks is the global-batch mean,
+//   4. reduces them with the GradientReduction chosen at start and applies the same Adam update.
+// A small control block (non-finite ranks, stop requests, loss sums) is reduced every step, so
+// every rank skips, stops and logs alike. Rank 0 alone writes metrics, images and checkpoints.
 
 public final class Trainer {
     public let options: TrainingOptions
@@ -26,24 +26,21 @@ public final class Trainer {
     public private(set) var history: [EpochMetrics] = []
     /// The signal that stopped training early, or 0.
     public private(set) var interrupted: Int32 = 0
-    /// After a mid-epoch checkpoint: the step of epoch `epoch + 1` to continue at, and the sums so far.
-    var resumeStep = 0
-    var partialEpoch = PartialEpoch()
+    /// What the checkpoint resumed from had done of epoch `epoch + 1` (cleared once used).
+    var resumeState = ResumeState()
     var consecutiveBadSteps = 0
-    /// --deterministic only: one gradient buffer per local group, and the 4 ranks' partial sums.
-    let groupGradients: [UnsafeMutablePointer<Float>]
-    let gathered: UnsafeMutablePointer<Float>
     /// Steps attempted by this process, skipped ones included (what VAE_DIST_FAULT counts).
-    public private(set) var attemptedSteps = 0
+    public internal(set) var attemptedSteps = 0
     /// The checkpoint this process resumed from (rank 0's path), or nil for a fresh start.
     public private(set) var resumedFrom: String?
+    /// How gradients become one update on every rank (chosen once, from the options).
+    let reduction: any GradientReduction
+    /// This rank's inputs, noise and workspace for one step.
+    let batch: LocalBatch
     let faults = FaultInjection()
     let log: (String) -> Void
     let generator: Philox4x32
-    let workspace: VAEWorkspace
     let evalWorkspace: VAEWorkspace
-    let x: UnsafeMutablePointer<Float>    // [localBatch, D] this rank's inputs
-    let eps: UnsafeMutablePointer<Float>  // [localBatch, latent] their noise
     var localBatch: Int { options.batchSize / communicator.size }
 
     public var checkpointDirectory: String { (options.output as NSString).appendingPathComponent("checkpoints") }
@@ -85,15 +82,9 @@ public final class Trainer {
         model = VAE(config: config)
         optimizer = AdamOptimizer(count: model.parameterCount, hyper: options.adam)
         generator = Philox4x32(seed: options.seed)
-        workspace = VAEWorkspace(config: config, capacity: options.batchSize / communicator.size)
+        batch = LocalBatch(model: model, rows: options.batchSize / communicator.size, globalBatchSize: options.batchSize)
+        reduction = makeGradientReduction(options: options, model: model, communicator: communicator)
         evalWorkspace = VAEWorkspace(config: config, capacity: 500)
-        x = allocateAligned(options.batchSize / communicator.size * config.inputDimension)
-        eps = allocateAligned(options.batchSize / communicator.size * config.latent)
-        let groupCount = options.deterministic ? TrainingOptions.deterministicGroups / communicator.size : 0
-        let localGroups = groupCount > 1 ? groupCount : 0  // one group per rank computes in place
-        let parameterCount = model.parameterCount
-        groupGradients = (0..<localGroups).map { _ in allocateAligned(parameterCount) }
-        gathered = allocateAligned(options.deterministic && communicator.size == 4 ? 4 * parameterCount : 1)
 
         if let checkpoint {
             checkpoint.parameters.withUnsafeBufferPointer { model.parameters.update(from: $0.baseAddress!, count: $0.count) }
@@ -103,16 +94,12 @@ public final class Trainer {
             }
             optimizer.step = checkpoint.step
             epoch = checkpoint.epoch
-            let m = checkpoint.metadata
-            resumeStep = m["epoch_step"].flatMap(Int.init) ?? 0
-            partialEpoch = PartialEpoch(recon: m["epoch_recon"].flatMap(Double.init) ?? 0, kl: m["epoch_kl"].flatMap(Double.init) ?? 0,
-                                        examples: m["epoch_examples"].flatMap(Int.init) ?? 0,
-                                        seconds: m["epoch_seconds"].flatMap(Double.init) ?? 0)
-            consecutiveBadSteps = m["bad_steps"].flatMap(Int.init) ?? 0
+            resumeState = checkpoint.resume
+            consecutiveBadSteps = resumeState.badSteps
             let steps = dataset.train.count / options.batchSize
-            if resumeStep < 0 || resumeStep >= steps || (resumeStep > 0 && checkpoint.config.training.batchSize != options.batchSize) {
+            if resumeState.epochStep >= steps || (resumeState.epochStep > 0 && checkpoint.config.training.batchSize != options.batchSize) {
                 throw TrainingError.checkpoint(path: latestCheckpoint,
-                    reason: "stopped inside epoch \(epoch + 1) at step \(resumeStep) with --batch-size \(checkpoint.config.training.batchSize); resume it with the same --batch-size and data")
+                    reason: "stopped inside epoch \(epoch + 1) at step \(resumeState.epochStep) with --batch-size \(checkpoint.config.training.batchSize); resume it with the same --batch-size and data")
             }
             let old = checkpoint.config.training
             if old.seed != options.seed || old.batchSize != options.batchSize || old.learningRate != options.learningRate
@@ -125,28 +112,8 @@ public final class Trainer {
         // Rank 0's parameters and optimizer state are the truth for every rank.
         try communicator.broadcast(UnsafeMutableRawPointer(model.parameters), byteCount: model.parameterCount * 4, root: 0)
         try Self.checkAgreement(communicator, stage: "checkpoint state",
-                                text: "\(model.parameterCount)|\(epoch)|\(optimizer.step)|\(resumeStep)")
+                                text: "\(model.parameterCount)|\(epoch)|\(optimizer.step)|\(resumeState.epochStep)")
         if communicator.isRoot { try prepareOutput(resume: resume, overwrite: overwrite) }
-    }
-
-    deinit {
-        x.deallocate()
-        eps.deallocate()
-        for g in groupGradients { g.deallocate() }
-        gathered.deallocate()
-    }
-
-    /// Forward and backward on local batch rows row ..< row + rows, accumulating their
-    /// gradient into `gradients` and their loss sums into recon and kl.
-    func forwardBackward(row: Int, rows: Int, lossScale: Float, into gradients: UnsafeMutablePointer<Float>,
-                         recon: inout Double, kl: inout Double) {
-        let xs = x + row * modelConfig.inputDimension, es = eps + row * modelConfig.latent
-        model.forward(workspace, x: xs, eps: es, batch: rows, lossScale: lossScale, gradients: gradients)
-        model.backward(workspace, x: xs, eps: es, batch: rows, lossScale: lossScale, gradients: gradients)
-        for r in 0..<rows {
-            recon += Double(workspace.recon[r])
-            kl += Double(workspace.kl[r])
-        }
     }
 
     /// Every rank must hold the same `text` (options, data shape, checkpoint state): compare a hash.
@@ -224,11 +191,12 @@ public final class Trainer {
         log("vae-dist: training \(describe(modelConfig)) (\(model.parameterCount) parameters) on \(dataset.name) "
             + "(\(dataset.train.count) train / \(dataset.test.count) test images), \(size) rank\(size == 1 ? "" : "s") "
             + "(\(communicator.backend)), global batch \(options.batchSize), output \(options.output)")
+        if size > 1 || options.deterministic { log("vae-dist: gradient reduction: \(reduction.name)") }
         // Where this process starts and how much it ran: the tests read these two lines to
         // prove that a resume continued the checkpoint instead of training from scratch.
         let startStep = optimizer.step
         if let resumedFrom {
-            log("vae-dist: resumed from \(resumedFrom) at global step \(startStep) (\(epoch) epochs + \(resumeStep) steps)")
+            log("vae-dist: resumed from \(resumedFrom) at global step \(startStep) (\(epoch) epochs + \(resumeState.epochStep) steps)")
         }
         if epoch >= options.epochs {
             log("vae-dist: the checkpoint has \(epoch) epochs, --epochs is \(options.epochs): nothing to do")
@@ -239,92 +207,48 @@ public final class Trainer {
         log("vae-dist: this process ran \(attemptedSteps) steps (global step \(startStep) to \(optimizer.step))")
     }
 
-    /// Trains epoch `e` from step `resumeStep` (non-zero after a mid-epoch checkpoint).
+    /// Trains epoch `e`, from the resumed checkpoint's step inside it when there is one.
     func trainEpoch(_ e: Int) throws {
         let plan = EpochPlan(exampleCount: dataset.train.count, globalBatchSize: options.batchSize, rank: communicator.rank,
                              worldSize: communicator.size, generator: generator, epoch: e)
-        let b = localBatch, l = modelConfig.latent
-        let lossScale = 1 / Float(options.batchSize)  // d(mean loss)/d(example loss): seeds the chain rule
-        var sums = partialEpoch  // global sums of the steps done so far in this epoch
-        partialEpoch = PartialEpoch()
-        var compute = 0.0, communication = 0.0, optimizing = 0.0
+        var sums = resumeState.partial  // global sums of the steps done so far in this epoch
+        let firstStep = resumeState.epochStep
+        resumeState = ResumeState()
+        var times = StepTimes()
         var progress = ProgressBar()
-        let firstStep = resumeStep
-        resumeStep = 0
-        // [non-finite ranks, ranks asked to stop, recon sum, kl sum], reduced every step.
-        var control = [Double](repeating: 0, count: 4)
         let start = now()
-        for step in firstStep..<plan.steps {
-            let t0 = now()
-            let indices = plan.localIndices(step: step)
-            indices.withUnsafeBufferPointer {
-                fillBatch(x, from: dataset.train, indices: $0, binarize: options.binarize, generator: generator, epoch: e)
-            }
-            for (r, index) in indices.enumerated() {
-                fillNormal(eps + r * l, count: l, generator: generator, stream: .reparameterization, epoch: e, index: Int(index))
-            }
-            var recon = 0.0, kl = 0.0
-            if options.deterministic {
-                computeGroupGradients(lossScale: lossScale, recon: &recon, kl: &kl)
-            } else {
-                model.zeroGradients()
-                forwardBackward(row: 0, rows: b, lossScale: lossScale, into: model.gradients, recon: &recon, kl: &kl)
-            }
-            let globalStep = optimizer.step + 1
-            attemptedSteps += 1
-            if faults.active("error", rank: communicator.rank, step: attemptedSteps) {
-                throw TrainingError.training("injected fault (VAE_DIST_FAULT) at step \(attemptedSteps)")
-            }
-            if faults.active("nan", rank: communicator.rank, step: attemptedSteps) { model.gradients[0] = .nan }
-            let finite = recon.isFinite && kl.isFinite && allFinite(model.gradients, count: model.parameterCount)
-            control[0] = finite ? 0 : 1
-            control[1] = Interruption.pending != 0 ? 1 : 0
-            control[2] = recon
-            control[3] = kl
-            let t1 = now()
-            try control.withUnsafeMutableBufferPointer { p throws(CommunicatorError) in
-                try communicator.allreduceSum(p.baseAddress!, count: 4)
-            }
-            var t2 = now(), t3 = t2
-            if control[0] > 0 {
-                // Skip the update on every rank: no rank applies a non-finite gradient.
+        for s in firstStep..<plan.steps {
+            let control = try step(s, of: plan, epoch: e, times: &times)
+            if control.nonFiniteRanks > 0 {
+                // Skipped on every rank: no rank applied a non-finite gradient.
                 consecutiveBadSteps += 1
-                log("warning: step \(globalStep) (epoch \(e)): non-finite loss or gradients on \(Int(control[0])) rank(s), step skipped (\(consecutiveBadSteps) in a row)")
+                log("warning: step \(optimizer.step + 1) (epoch \(e)): non-finite loss or gradients on \(Int(control.nonFiniteRanks)) rank(s), step skipped (\(consecutiveBadSteps) in a row)")
                 if consecutiveBadSteps >= options.maxBadSteps {
-                    throw TrainingError.training("stopped after \(consecutiveBadSteps) consecutive steps with non-finite loss or gradients (epoch \(e), step \(globalStep)); lower --lr or check the data. The last checkpoint holds finite parameters: fix and continue with --resume")
+                    throw TrainingError.training("stopped after \(consecutiveBadSteps) consecutive steps with non-finite loss or gradients (epoch \(e), step \(optimizer.step + 1)); lower --lr or check the data. The last checkpoint holds finite parameters: fix and continue with --resume")
                 }
             } else {
                 consecutiveBadSteps = 0
-                if options.deterministic {
-                    try reduceDeterministically()
-                } else if communicator.size > 1 {
-                    try communicator.allreduceSum(model.gradients, count: model.parameterCount)
-                }
-                t2 = now()
-                optimizer.update(model)
-                t3 = now()
-                sums.recon += control[2]
-                sums.kl += control[3]
+                sums.recon += control.recon
+                sums.kl += control.kl
                 sums.examples += options.batchSize
                 if faults.active("drift", rank: communicator.rank, step: attemptedSteps) { model.parameters[0] += 1e-3 }
                 if communicator.size > 1 && options.checkEvery > 0 && optimizer.step % options.checkEvery == 0 {
                     try checkParametersAgree()
                 }
             }
-            compute += t1 - t0; communication += t2 - t1; optimizing += t3 - t2
             if communicator.isRoot && progress.interactive {
-                progress.update(epoch: e, epochs: options.epochs, step: step + 1, steps: plan.steps,
+                progress.update(epoch: e, epochs: options.epochs, step: s + 1, steps: plan.steps,
                                 loss: (sums.recon + Double(modelConfig.beta) * sums.kl) / Double(max(sums.examples, 1)),
-                                samplesPerSecond: Double((step + 1 - firstStep) * options.batchSize) / (now() - start))
+                                samplesPerSecond: Double((s + 1 - firstStep) * options.batchSize) / (now() - start))
             }
-            if control[1] > 0 {
+            if control.stopRequests > 0 {
                 interrupted = max(Interruption.pending, 1)
-                if step + 1 < plan.steps {
+                if s + 1 < plan.steps {
                     // Stop inside the epoch: a checkpoint that resumes at the next step.
                     progress.finish()
                     sums.seconds += now() - start
-                    if communicator.isRoot { try writeInterruptedCheckpoint(epoch: e, nextStep: step + 1, sums: sums) }
-                    log("vae-dist: stopped by \(Interruption.name(Int32(interrupted))) after step \(step + 1)/\(plan.steps) of epoch \(e); "
+                    try writeInterruptedCheckpoint(epoch: e, nextStep: s + 1, sums: sums)
+                    log("vae-dist: stopped by \(Interruption.name(interrupted)) after step \(s + 1)/\(plan.steps) of epoch \(e); "
                         + "checkpoint \(latestCheckpoint) resumes there with --resume")
                     return
                 }
@@ -352,12 +276,15 @@ public final class Trainer {
         metrics.epochSeconds = epochSeconds + sums.seconds
         metrics.evalSeconds = evalSeconds
         metrics.samplesPerSecond = Double((plan.steps - firstStep) * options.batchSize) / epochSeconds
-        metrics.computeSeconds = compute
-        metrics.communicationSeconds = communication
-        metrics.optimizerSeconds = optimizing
+        metrics.computeSeconds = times.compute
+        metrics.communicationSeconds = times.communication
+        metrics.optimizerSeconds = times.optimizer
+        metrics.steps = times.steps
         metrics.worldSize = communicator.size
         metrics.peakMemoryMB = peakMemoryMB()
         epoch = e
+        let checkpointNow = e % options.checkpointEvery == 0 || e == options.epochs || interrupted != 0
+        if checkpointNow { try reduction.shareOptimizerState(optimizer) }  // a collective: every rank
         if communicator.isRoot {
             let imageStart = now()
             try writeImages(epoch: e)
@@ -365,7 +292,7 @@ public final class Trainer {
             // Metrics first: a crash before the checkpoint leaves a line that the resumed run
             // drops and writes again; the other order would lose the line for good.
             try appendMetrics(metrics)
-            if e % options.checkpointEvery == 0 || e == options.epochs || interrupted != 0 { try writeCheckpoint(epoch: e) }
+            if checkpointNow { try writeCheckpoint(epoch: e) }
         }
         history.append(metrics)
         log(epochLine(metrics, epochs: options.epochs, config: modelConfig, seconds: epochSeconds))
@@ -373,14 +300,6 @@ public final class Trainer {
             log("vae-dist: stopped by \(Interruption.name(Int32(interrupted))) at the end of epoch \(e); continue with --resume")
         }
     }
-}
-
-/// Global sums over the finished steps of an epoch (carried across a mid-epoch resume).
-struct PartialEpoch {
-    var recon = 0.0
-    var kl = 0.0
-    var examples = 0
-    var seconds = 0.0
 }
 
 /// "784-400-20 VAE (bernoulli)" and the like.

@@ -24,6 +24,10 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public var deterministic = false
     /// The fixed groups of every global batch in deterministic mode.
     public static let deterministicGroups = 4
+    /// ZeRO stage 1: each rank runs Adam on 1/N of the parameters (reduce-scatter, allgather).
+    public var shardOptimizer = false
+    /// Gradient buckets allreduced during backward, in MB (0: one allreduce after backward).
+    public var bucketMB = 1.0
 
     public init() {}
 
@@ -43,6 +47,8 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
         maxBadSteps = try c.decodeIfPresent(Int.self, forKey: .maxBadSteps) ?? d.maxBadSteps
         checkEvery = try c.decodeIfPresent(Int.self, forKey: .checkEvery) ?? d.checkEvery
         deterministic = try c.decodeIfPresent(Bool.self, forKey: .deterministic) ?? d.deterministic
+        shardOptimizer = try c.decodeIfPresent(Bool.self, forKey: .shardOptimizer) ?? d.shardOptimizer
+        bucketMB = try c.decodeIfPresent(Double.self, forKey: .bucketMB) ?? d.bucketMB
     }
 
     public func validate(worldSize: Int) throws(TrainingError) {
@@ -56,6 +62,7 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
         if keepCheckpoints < 0 { throw .option("--keep-checkpoints must be 0 or more (got \(keepCheckpoints))") }
         if maxBadSteps < 1 { throw .option("--max-bad-steps must be at least 1 (got \(maxBadSteps))") }
         if checkEvery < 0 { throw .option("--check-every must be 0 or more (got \(checkEvery))") }
+        if !bucketMB.isFinite || bucketMB < 0 { throw .option("--bucket-mb must be 0 or more (got \(bucketMB))") }
         let groups = Self.deterministicGroups
         if deterministic && (groups % worldSize != 0 || batchSize % groups != 0) {
             throw .option("--deterministic splits every batch into \(groups) fixed groups: it needs 1, 2 or 4 ranks and a --batch-size divisible by \(groups) (got \(worldSize) ranks, batch \(batchSize))")

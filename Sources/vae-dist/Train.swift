@@ -47,6 +47,10 @@ struct Train: ParsableCommand {
     var checkEvery = 100
     @Flag(help: "Reduce gradients in a fixed order so 1, 2 and 4 ranks give bit-identical results (batch split into 4 fixed groups).")
     var deterministic = false
+    @Flag(name: .customLong("shard-optimizer"), help: "ZeRO stage 1: each rank runs Adam on 1/N of the parameters (reduce-scatter, then allgather).")
+    var shardOptimizer = false
+    @Option(name: .customLong("bucket-mb"), help: "Gradient buckets allreduced during backward, in MB (0: one allreduce after backward).")
+    var bucketMB = 1.0
 
     func run() throws {
         try reportingErrors {
@@ -64,6 +68,8 @@ struct Train: ParsableCommand {
             options.maxBadSteps = maxBadSteps
             options.checkEvery = checkEvery
             options.deterministic = deterministic
+            options.shardOptimizer = shardOptimizer
+            options.bucketMB = bucketMB
             Interruption.install()
             let communicator = try makeCommunicator()
             Fatal.communicator = communicator

@@ -57,7 +57,7 @@ import VAETraining
         var o = TrainingOptions()
         o.data = "synthetic:100"
         let valid = Checkpoint.encode(model: model, optimizer: nil, config: CheckpointConfig(model: model.config, training: o),
-                                      epoch: 1, worldSize: 1, dataset: "fuzz")
+                                      resume: ResumeState(epoch: 1), worldSize: 1, dataset: "fuzz")
         _ = try Checkpoint.decode(try Safetensors.decode(valid, path: "ok"), path: "ok")  // the unmutated file loads
         var m = Mutator(state: 0xDEAD_BEEF)
         var errors = 0, loaded = 0

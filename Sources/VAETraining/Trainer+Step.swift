@@ -1,0 +1,82 @@
+import VAEData
+import VAEDistributed
+import VAEKernels
+
+// One training step, as it reads in llm.c: load the batch, forward and backward (the gradient
+// reduction may start on the way), reduce, update. The loop around it (Trainer.trainEpoch)
+// handles skips, stops, checks and progress.
+
+/// What every rank contributes to a step's small allreduce, summed over ranks as one unit:
+/// every rank then skips, stops and logs the same step alike.
+struct StepControl {
+    /// Ranks whose loss or gradient was not finite (the step is skipped everywhere).
+    var nonFiniteRanks = 0.0
+    /// Ranks that received SIGINT or SIGTERM (every rank stops after this step).
+    var stopRequests = 0.0
+    /// Loss sums over the global batch, nats.
+    var recon = 0.0
+    var kl = 0.0
+
+    mutating func allreduce(_ communicator: any Communicator) throws(CommunicatorError) {
+        try withUnsafeMutableBytes(of: &self) { raw throws(CommunicatorError) in
+            try communicator.allreduceSum(raw.baseAddress!.assumingMemoryBound(to: Double.self),
+                                          count: MemoryLayout<StepControl>.stride / MemoryLayout<Double>.stride)
+        }
+    }
+}
+
+/// Seconds spent per part of the step, summed over an epoch's steps. Communication is what
+/// the step waited for (exposed), not what ran hidden behind backward.
+struct StepTimes {
+    var compute = 0.0
+    var communication = 0.0
+    var optimizer = 0.0
+    var steps = 0
+}
+
+extension Trainer {
+    /// Global batch `s` of `plan`: returns the step's reduced control block. Updates the
+    /// parameters unless some rank's loss or gradient was not finite.
+    func step(_ s: Int, of plan: EpochPlan, epoch e: Int, times: inout StepTimes) throws -> StepControl {
+        let t0 = now()
+        // Load this rank's slice of the global batch and its noise.
+        let l = modelConfig.latent
+        let indices = plan.localIndices(step: s)
+        indices.withUnsafeBufferPointer {
+            fillBatch(batch.x, from: dataset.train, indices: $0, binarize: options.binarize, generator: generator, epoch: e)
+        }
+        for (r, index) in indices.enumerated() {
+            fillNormal(batch.eps + r * l, count: l, generator: generator, stream: .reparameterization, epoch: e, index: Int(index))
+        }
+        attemptedSteps += 1
+        if faults.active("error", rank: communicator.rank, step: attemptedSteps) {
+            throw TrainingError.training("injected fault (VAE_DIST_FAULT) at step \(attemptedSteps)")
+        }
+        if faults.active("nan", rank: communicator.rank, step: attemptedSteps) { batch.x[0] = .nan }
+
+        // Forward and backward; the reduction may start during backward.
+        let local = try reduction.computeGradients(batch)
+        let t1 = now()
+
+        // Reduce the gradients and the control block.
+        try reduction.reduce()
+        var control = StepControl(nonFiniteRanks: local.finite ? 0 : 1, stopRequests: Interruption.pending != 0 ? 1 : 0,
+                                  recon: local.recon, kl: local.kl)
+        try control.allreduce(communicator)
+        let t2 = now()
+
+        // Update this rank's parameters (all, or its shard), then share them.
+        var t3 = t2, t4 = t2
+        if control.nonFiniteRanks == 0 {
+            optimizer.update(model, range: reduction.updateRange)
+            t3 = now()
+            try reduction.shareParameters()
+            t4 = now()
+        }
+        times.compute += t1 - t0
+        times.communication += (t2 - t1) + (t4 - t3)
+        times.optimizer += t3 - t2
+        times.steps += 1
+        return control
+    }
+}

@@ -1,0 +1,58 @@
+import Foundation
+import Testing
+import VAEDistributed
+import VAEModel
+import VAETraining
+
+@Suite struct ReductionTests {
+    /// Buckets tile the gradient buffer from its end to its start, each boundary a layer's start,
+    /// each bucket (but the first layer's) at least the requested size.
+    @Test(arguments: [1, 10_000, 100_000, 400_000])
+    func bucketsTileTheBufferOnLayerBoundaries(bucketFloats: Int) {
+        let layout = ParameterLayout(ModelConfig(hidden: [400, 200], latent: 20, likelihood: .gaussian))
+        let buckets = gradientBuckets(layout, bucketFloats: bucketFloats)
+        let layerStarts = Set(layout.encoder.map(\.weight) + [layout.head.weight] + layout.decoder.map(\.weight) + [layout.output.weight])
+        #expect(buckets.first?.upperBound == layout.count && buckets.last?.lowerBound == 0)
+        for (a, b) in zip(buckets, buckets.dropFirst()) { #expect(b.upperBound == a.lowerBound, "contiguous, falling") }
+        for bucket in buckets {
+            #expect(layerStarts.contains(bucket.lowerBound))
+            #expect(bucket.count >= bucketFloats || bucket.lowerBound == 0)
+        }
+        if bucketFloats == 1 { #expect(buckets.count == layerStarts.count, "one bucket per layer") }
+        #expect(gradientBuckets(layout, bucketFloats: 0).isEmpty && gradientBuckets(layout, bucketFloats: layout.count).isEmpty)
+    }
+
+    @Test(arguments: [(10, 1), (10, 3), (652_824, 4), (3, 4)])
+    func shardsTileTheBuffer(total: Int, ranks: Int) {
+        let shards = Shards(total: total, ranks: ranks)
+        var next = 0
+        for r in 0..<ranks {
+            let range = shards.range(r)
+            #expect(range.lowerBound == next && Int(shards.counts[r]) == range.count)
+            #expect(abs(range.count - total / ranks) <= 1)
+            next = range.upperBound
+        }
+        #expect(next == total)
+    }
+
+    /// The resume state survives the checkpoint metadata exactly; a malformed value is an
+    /// error naming the key, never a silent 0.
+    @Test func resumeStateRoundTripsAndRejectsMalformedValues() throws {
+        let state = ResumeState(epoch: 3, step: 1234, epochStep: 17,
+                                partial: PartialEpoch(recon: 1234.5678901, kl: 0.1 + 0.2, examples: 2176, seconds: 1.25),
+                                badSteps: 2, stoppedBy: "SIGTERM")
+        let model = VAE(config: ModelConfig(imageHeight: 2, imageWidth: 2, hidden: [3], latent: 1))
+        let bytes = Checkpoint.encode(model: model, optimizer: nil, config: CheckpointConfig(model: model.config, training: TrainingOptions()),
+                                      resume: state, worldSize: 2, dataset: "x")
+        let file = try Safetensors.decode(bytes, path: "r")
+        #expect(try Checkpoint.decode(file, path: "r").resume == state)
+        for (key, value) in [("epoch_step", "-1"), ("epoch_recon", "nan"), ("step", "12x"), ("bad_steps", "")] {
+            var bad = file
+            bad.metadata[key] = value
+            #expect { try Checkpoint.decode(bad, path: "/c.safetensors") } throws: { "\($0)".contains(key) && "\($0)".contains("/c.safetensors") }
+        }
+        var missing = file
+        missing.metadata["step"] = nil
+        #expect { try Checkpoint.decode(missing, path: "c") } throws: { "\($0)".contains("step is missing") }
+    }
+}
