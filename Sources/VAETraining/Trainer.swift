@@ -36,6 +36,8 @@ public final class Trainer {
     /// Steps attempted by this process, skipped ones included (what VAE_DIST_FAULT counts).
     var attemptedSteps = 0
     let faults = FaultInjection()
+    /// Rank 0's TensorBoard event file (nil on other ranks).
+    var events: TensorBoardWriter?
     let log: (String) -> Void
     let generator: Philox4x32
     let workspace: VAEWorkspace
@@ -212,6 +214,7 @@ public final class Trainer {
             }
         }
         try AtomicFile.write(Array(kept.utf8), to: metricsPath)
+        events = try TensorBoardWriter.start(in: options.output, resume: resume, startStep: optimizer.step + 1)
     }
 
     // MARK: The loop
@@ -351,11 +354,12 @@ public final class Trainer {
         epoch = e
         if communicator.isRoot {
             let imageStart = now()
-            try writeImages(epoch: e)
+            let images = try writeImages(epoch: e)
             metrics.imageSeconds = now() - imageStart
             // Metrics first: a crash before the checkpoint leaves a line that the resumed run
             // drops and writes again; the other order would lose the line for good.
             try appendMetrics(metrics)
+            try events?.appendEpoch(metrics, images: images)
             if e % options.checkpointEvery == 0 || e == options.epochs || interrupted != 0 { try writeCheckpoint(epoch: e) }
         }
         history.append(metrics)
