@@ -3,6 +3,10 @@
 Usage: tensorboard_check.py RUN_DIR EVENT_FILES
 Prints one "OK <what>" or "BAD <what>" line per check (Launch/tensorboard_test.sh counts them).
 EVENT_FILES is how many events.out.tfevents.* files the folder must hold.
+
+       tensorboard_check.py --records FILE
+Prints "OK" or "BAD" and how many whole records FILE holds, BAD when it ends in a torn
+record or one that fails its CRC check.
 """
 import glob
 import io
@@ -15,6 +19,8 @@ import numpy as np
 from PIL import Image
 from tensorboard.backend.event_processing import event_file_loader
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.compat.tensorflow_stub import errors
+from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import PyRecordReader_New
 
 
 def report(good, what):
@@ -102,5 +108,20 @@ def main(run, expected_files):
            + ("" if not bad else ": " + "; ".join(bad[:4])))
 
 
+def records(path):
+    reader, count = PyRecordReader_New(path), 0
+    try:
+        while True:
+            reader.GetNext()
+            count += 1
+    except errors.OutOfRangeError:
+        report(True, f"{count} whole records")
+    except errors.DataLossError as error:
+        report(False, f"{count} whole records, then {error}")
+
+
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]))
+    if sys.argv[1] == "--records":
+        records(sys.argv[2])
+    else:
+        main(sys.argv[1], int(sys.argv[2]))

@@ -75,4 +75,8 @@ if [ "$code" -eq 1 ] && [ "$(wc -l < "$tmp/full.err")" -eq 1 ] && grep -q "event
 else
   bad "write failure: exit $code, $(cat "$tmp/full.err")"
 fi
+# The failed record is cut off again: the file ends on its 2 whole first records.
+out=$("$python" Launch/tensorboard_check.py --records "$tmp/full"/events.out.tfevents.* 2>&1)
+[ "$out" = "OK 2 whole records" ] && ok "write failure: the event file still ends on a whole record (${out#OK })" \
+  || bad "write failure: the event file after it: $out"
 summary tensorboard

@@ -170,20 +170,24 @@ public final class TensorBoardWriter {
         pending += TFRecord.frame(TensorBoardEvent.summary(wallTime: wallTime, step: step, values: values))
     }
 
-    /// Writes what was appended and fsyncs, so a crash loses at most the current epoch.
+    /// Writes what was appended and fsyncs, so a crash loses at most the current epoch. A
+    /// failed write is cut off again, so the file still ends on a whole record.
     public func flush() throws(TrainingError) {
-        var failed = false
+        let end = lseek(fd, 0, SEEK_END)
+        var code: Int32 = 0
         pending.withUnsafeBytes { raw in
             var offset = 0
             while offset < raw.count {
                 let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
-                if n < 0 { if errno == EINTR { continue }; failed = true; return }
+                if n < 0 { if errno == EINTR { continue }; code = errno; return }
                 offset += n
             }
         }
-        if failed || fsync(fd) != 0 {
-            let code = errno
-            var reason = "\(failed ? "write" : "fsync") failed: \(String(cString: strerror(code)))"
+        let what = code != 0 ? "write" : "fsync"
+        if code == 0 && fsync(fd) != 0 { code = errno }
+        if code != 0 {
+            if end >= 0 { _ = ftruncate(fd, end) }
+            var reason = "\(what) failed: \(String(cString: strerror(code)))"
             if code == ENOSPC || code == EFBIG || code == EDQUOT {
                 reason += " (the disk or a size limit is full: free space, then continue from the last checkpoint with --resume)"
             }
