@@ -104,8 +104,13 @@ public func traversalGrid(model: VAE, base: [Float]? = nil, steps: Int, range: C
     return decodeLatents(model: model, latents: latents, count: l * steps)
 }
 
-/// Writes images [count, h*w] in [0, 1] as a PNG grid.
-public func writeImageGrid(_ images: [Float], count: Int, height: Int, width: Int, columns: Int, to path: String) throws(TrainingError) {
+/// Writes images [count, h*w] in [0, 1] as a PNG grid; returns the file's bytes.
+@discardableResult
+public func writeImageGrid(_ images: [Float], count: Int, height: Int, width: Int, columns: Int,
+                           to path: String) throws(TrainingError) -> EncodedImage {
     let grid = imageGrid(images, count: count, tileHeight: height, tileWidth: width, columns: columns)
-    try AtomicFile.write(PNG.encodeGray(width: grid.width, height: grid.height, pixels: grid.pixels), to: path)
+    let image = EncodedImage(width: grid.width, height: grid.height,
+                             png: PNG.encodeGray(width: grid.width, height: grid.height, pixels: grid.pixels))
+    try AtomicFile.write(image.png, to: path)
+    return image
 }

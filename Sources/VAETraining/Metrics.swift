@@ -18,10 +18,10 @@ public struct EpochMetrics: Sendable {
     func perStep(_ seconds: Double) -> Double { steps > 0 ? 1000 * seconds / Double(steps) : 0 }
     public var testNELBO: Double { testRecon + testKL }
 
-    /// A JSON object with a fixed key order.
-    public var jsonLine: String {
+    /// The line's (key, JSON number) pairs in their fixed order; TensorBoard gets each as a scalar.
+    public var fields: [(String, String)] {
         let n = jsonNumber
-        let fields: [(String, String)] = [
+        return [
             ("epoch", "\(epoch)"), ("step", "\(step)"),
             ("train_loss", n(trainLoss)), ("train_recon", n(trainRecon)), ("train_kl", n(trainKL)), ("train_nelbo", n(trainNELBO)),
             ("test_loss", n(testLoss)), ("test_recon", n(testRecon)), ("test_kl", n(testKL)), ("test_nelbo", n(testNELBO)),
@@ -34,8 +34,10 @@ public struct EpochMetrics: Sendable {
             ("optimizer_ms_per_step", n(perStep(optimizerSeconds))),
             ("world_size", "\(worldSize)"), ("peak_memory_mb", n(peakMemoryMB)),
         ]
-        return jsonObject(fields)
     }
+
+    /// A JSON object with a fixed key order.
+    public var jsonLine: String { jsonObject(fields) }
 }
 
 /// A JSON number with 6 significant digits; non-finite values become null.

@@ -35,6 +35,13 @@ public enum PNG {
     }
 }
 
+/// An encoded PNG file and its size (what TensorBoard's image summaries carry).
+public struct EncodedImage: Sendable {
+    public var width: Int
+    public var height: Int
+    public var png: [UInt8]
+}
+
 /// Tiles of `rows` x `columns` images, each [tileHeight, tileWidth] in [0, 1],
 /// upscaled by `scale`, separated by `padding` pixels (before scaling) of gray.
 public func imageGrid(_ images: [Float], count: Int, tileHeight: Int, tileWidth: Int, columns: Int,

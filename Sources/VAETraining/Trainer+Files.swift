@@ -20,16 +20,18 @@ extension Trainer {
         }
     }
 
-    func writeImages(epoch e: Int) throws {
+    /// The epoch's sample and reconstruction grids, as files and for TensorBoard.
+    func writeImages(epoch e: Int) throws -> [(tag: String, image: EncodedImage)] {
         let name = String(format: "epoch-%04d.png", e)
         let h = modelConfig.imageHeight, w = modelConfig.imageWidth
         let samples = samplePrior(model: model, count: 64, seed: options.seed)
-        try writeImageGrid(samples, count: 64, height: h, width: w, columns: 8,
-                           to: "\(options.output)/samples/\(name)")
+        let sampleGrid = try writeImageGrid(samples, count: 64, height: h, width: w, columns: 8,
+                                            to: "\(options.output)/samples/\(name)")
         let indices = Array(0..<min(16, dataset.test.count))
         let grid = reconstructionGrid(model: model, images: dataset.test, indices: indices, columns: 8)
-        try writeImageGrid(grid, count: grid.count / (h * w), height: h, width: w, columns: 8,
-                           to: "\(options.output)/reconstructions/\(name)")
+        let reconstructionImage = try writeImageGrid(grid, count: grid.count / (h * w), height: h, width: w, columns: 8,
+                                                     to: "\(options.output)/reconstructions/\(name)")
+        return [("samples", sampleGrid), ("reconstructions", reconstructionImage)]
     }
 
     func checkpointBytes(_ state: ResumeState) throws -> [UInt8] {

@@ -38,6 +38,8 @@ public final class Trainer {
     /// This rank's inputs, noise and workspace for one step.
     let batch: LocalBatch
     let faults = FaultInjection()
+    /// Rank 0's TensorBoard event file (nil on other ranks).
+    var events: TensorBoardWriter?
     let log: (String) -> Void
     let generator: Philox4x32
     let evalWorkspace: VAEWorkspace
@@ -182,6 +184,7 @@ public final class Trainer {
             }
         }
         try AtomicFile.write(Array(kept.utf8), to: metricsPath)
+        events = try TensorBoardWriter.start(in: options.output, resume: resume, startStep: optimizer.step + 1)
     }
 
     // MARK: The loop
@@ -287,11 +290,12 @@ public final class Trainer {
         if checkpointNow { try reduction.shareOptimizerState(optimizer) }  // a collective: every rank
         if communicator.isRoot {
             let imageStart = now()
-            try writeImages(epoch: e)
+            let images = try writeImages(epoch: e)
             metrics.imageSeconds = now() - imageStart
             // Metrics first: a crash before the checkpoint leaves a line that the resumed run
             // drops and writes again; the other order would lose the line for good.
             try appendMetrics(metrics)
+            try events?.appendEpoch(metrics, images: images)
             if checkpointNow { try writeCheckpoint(epoch: e) }
         }
         history.append(metrics)
