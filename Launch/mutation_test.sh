@@ -8,6 +8,7 @@
 #   bash Launch/mutation_test.sh              every mutant (about an hour on 2 cores)
 #   bash Launch/mutation_test.sh NAME...      only those
 #   bash Launch/mutation_test.sh --list       names and what each breaks
+#   bash Launch/mutation_test.sh --check      only that every mutation applies (test.sh runs it)
 #
 # The copy lives in $VAE_DIST_MUTATION_DIR (default /tmp/vae-dist-mutants) and keeps its .build
 # between mutants, so each one rebuilds only what it touched. test.sh runs with
@@ -37,19 +38,28 @@ mutant reparameterization-gradient Sources/VAEKernels/Reparameterization.swift d
 mutant adam-without-bias-correction Sources/VAEKernels/Adam.swift Adam's first-moment bias correction dropped
 - let stepSize = hyper.learningRate / (1 - Float(pow(Double(b1), Double(step))))
 + let stepSize = hyper.learningRate
-mutant chain-rule-local-batch Sources/VAETraining/Trainer.swift dloss = 1 / local batch instead of 1 / global batch
-- let lossScale = 1 / Float(options.batchSize)
-+ let lossScale = 1 / Float(localBatch)
-mutant no-gradient-allreduce Sources/VAETraining/Trainer.swift ranks apply their own gradients
-- try communicator.allreduceSum(model.gradients, count: model.parameterCount)
-+ _ = communicator.size
-mutant average-twice Sources/VAETraining/Trainer.swift the summed gradient divided by the rank count again
-- try communicator.allreduceSum(model.gradients, count: model.parameterCount)
-+ try communicator.allreduceSum(model.gradients, count: model.parameterCount); for i in 0..<model.parameterCount { model.gradients[i] /= Float(communicator.size) }
-mutant skipped-step Sources/VAETraining/Trainer.swift every 7th optimizer step skipped on every rank
-- optimizer.update(model)
-+ if globalStep % 7 != 0 { optimizer.update(model) }
-mutant noise-keyed-by-row Sources/VAETraining/Trainer.swift eps keyed by the row in the local batch, not the example
+mutant chain-rule-local-batch Sources/VAETraining/GradientReduction.swift dloss = 1 / local batch instead of 1 / global batch
+- lossScale = 1 / Float(globalBatchSize)
++ lossScale = 1 / Float(rows)
+mutant no-gradient-allreduce Sources/VAETraining/GradientReduction.swift the overlapped buckets are never reduced
+- do { try communicator.startAllreduceSum(model.gradients + bucket.lowerBound, count: bucket.count) } catch { failure = error }
++ _ = bucket
+mutant average-twice Sources/VAETraining/GradientReduction.swift the summed gradient divided by the rank count again
+- try communicator.finishReductions()
++ try communicator.finishReductions(); for i in 0..<model.parameterCount { model.gradients[i] /= Float(communicator.size) }
+mutant bucket-started-early Sources/VAETraining/GradientReduction.swift every bucket reduced before backward finished it
+- while started < buckets.count && buckets[started].lowerBound >= offset {
++ while started < buckets.count && buckets[started].lowerBound >= 0 {
+mutant sharded-no-allgather Sources/VAETraining/GradientReduction.swift the sharded optimizer never shares the updated parameters
+- func shareParameters() throws { try communicator.allgatherInPlace(model.parameters, shards: shards) }
++ func shareParameters() throws {}
+mutant sharded-moments-not-gathered Sources/VAETraining/GradientReduction.swift checkpoints of the sharded optimizer hold rank 0's moments only
+- try communicator.allgatherInPlace(optimizer.firstMoment, shards: shards)
++ _ = optimizer.firstMoment
+mutant skipped-step Sources/VAETraining/Trainer+Step.swift every 7th optimizer step skipped on every rank
+- optimizer.update(model, range: reduction.updateRange)
++ if attemptedSteps % 7 != 0 { optimizer.update(model, range: reduction.updateRange) }
+mutant noise-keyed-by-row Sources/VAETraining/Trainer+Step.swift eps keyed by the row in the local batch, not the example
 - stream: .reparameterization, epoch: e, index: Int(index))
 + stream: .reparameterization, epoch: e, index: r)
 mutant no-initial-broadcast Sources/VAETraining/Trainer.swift rank 0's parameters never broadcast
@@ -59,21 +69,21 @@ mutant resume-ignores-checkpoint Sources/VAETraining/Trainer.swift --resume load
 - if let checkpoint {
 + if let checkpoint, checkpoint.epoch < 0 {
 mutant resume-at-epoch-start Sources/VAETraining/Trainer.swift a mid-epoch checkpoint resumes at the epoch's first step
-- resumeStep = m["epoch_step"].flatMap(Int.init) ?? 0
-+ resumeStep = 0
+- let firstStep = resumeState.epochStep
++ let firstStep = 0
 mutant every-rank-writes Sources/VAETraining/Trainer.swift every rank prepares the output folder
 - if communicator.isRoot { try prepareOutput(resume: resume, overwrite: overwrite) }
 + try prepareOutput(resume: resume, overwrite: overwrite)
-mutant stop-request-ignored Sources/VAETraining/Trainer.swift SIGINT/SIGTERM never reach the step's control values
-- control[1] = Interruption.pending != 0 ? 1 : 0
-+ control[1] = 0
-mutant non-finite-applied Sources/VAETraining/Trainer.swift a NaN gradient is applied instead of skipped
-- control[0] = finite ? 0 : 1
-+ control[0] = 0
-mutant allocation-per-step Sources/VAETraining/Trainer.swift one 64-byte aligned allocation per step
+mutant stop-request-ignored Sources/VAETraining/Trainer+Step.swift SIGINT/SIGTERM never reach the step's control block
+- stopRequests: Interruption.pending != 0 ? 1 : 0,
++ stopRequests: 0,
+mutant non-finite-applied Sources/VAETraining/Trainer+Step.swift a NaN gradient is applied instead of skipped
+- StepControl(nonFiniteRanks: local.finite ? 0 : 1,
++ StepControl(nonFiniteRanks: 0,
+mutant allocation-per-step Sources/VAETraining/Trainer+Step.swift one 64-byte aligned allocation per step
 - attemptedSteps += 1
 + attemptedSteps += 1; allocateAligned(16).deallocate()
-mutant deterministic-tree-order Sources/VAETraining/Trainer+Reduction.swift one rank sums its 4 groups as ((g0+g1)+g2)+g3
+mutant deterministic-tree-order Sources/VAETraining/DeterministicReduction.swift one rank sums its 4 groups as ((g0+g1)+g2)+g3
 - vectorAdd(groupGradients[2], groupGradients[2], groupGradients[3], count: p)
 + vectorAdd(groupGradients[0], groupGradients[0], groupGradients[2], count: p); groupGradients[2].update(from: groupGradients[3], count: p)
 mutant drift-check-blind Sources/VAETraining/Trainer+Reduction.swift the parameter agreement check never finds a difference
@@ -97,9 +107,9 @@ mutant constant-interpolation Sources/VAETraining/Generation.swift every interpo
 mutant constant-traversal Sources/VAETraining/Generation.swift traversal rows never move their dimension
 - z[j] = range.lowerBound + (range.upperBound - range.lowerBound) * Float(s) / Float(max(steps - 1, 1))
 + _ = (z, s)
-mutant build-error Sources/VAETraining/Trainer.swift a syntax error, with the previous build present
-- let lossScale = 1 / Float(options.batchSize)
-+ let lossScale = 1 / Float(options.batchSize) +
+mutant build-error Sources/VAETraining/GradientReduction.swift a syntax error, with the previous build present
+- lossScale = 1 / Float(globalBatchSize)
++ lossScale = 1 / Float(globalBatchSize) +
 mutant test-build-error Tests/VAEDistTests/Tolerance.swift only the tests fail to compile
 - func randomFloats(_ count: Int, seed: UInt64, scale: Float = 1) -> [Float] {
 + func randomFloats(_ count: Int, seed: UInt64, scale: Float = 1) -> [Float] { undefinedName
@@ -122,6 +132,18 @@ if [ "${1:-}" = "--list" ]; then
   for i in "${!names[@]}"; do printf '%-34s %s\n' "${names[$i]}" "${whats[$i]}"; done
   exit 0
 fi
+# --check: only that every mutation still applies to the source (Launch/test.sh runs this, so a
+# refactor that moves the mutated code also updates this list).
+if [ "${1:-}" = "--check" ]; then
+  stale=0
+  for i in "${!names[@]}"; do
+    file=${files[$i]#!}
+    found=$(python3 -c 'import sys; print(open(sys.argv[1]).read().count(sys.argv[2]))' "$file" "${olds[$i]}" 2>/dev/null || echo 0)
+    [ "$found" = 1 ] || { echo "mutation: ${names[$i]}: its text occurs $found times in $file (expected once)"; stale=1; }
+  done
+  [ "$stale" -eq 0 ] && echo "mutation: all ${#names[@]} mutants apply to the source"
+  exit "$stale"
+fi
 selected=("$@")
 wanted() { [ ${#selected[@]} -eq 0 ] && return 0; local s; for s in "${selected[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
 
@@ -134,8 +156,8 @@ git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf - | t
 (cd "$pristine" && tar -cf - .) | tar -xf - -C "$copy"
 echo "mutation: working copy $copy ($(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo ', with uncommitted changes'))"
 
-run_suite() {  # LOG: test.sh in the copy, fail-fast; returns its exit status
-  (cd "$copy" && VAE_DIST_TEST_FAIL_FAST=1 timeout 1800 bash Launch/test.sh) > "$1" 2>&1
+run_suite() {  # LOG [MUTANT]: test.sh in the copy, fail-fast; returns its exit status
+  (cd "$copy" && VAE_DIST_TEST_FAIL_FAST=1 VAE_DIST_MUTANT=${2:-} timeout 1800 bash Launch/test.sh) > "$1" 2>&1
 }
 first_red() {  # LOG: the first line that says what failed
   grep -m1 -E "FAILED|✘|error:" "$1" | sed 's/^ *//' | cut -c1-200
@@ -170,7 +192,7 @@ PY
   fi
   [ "$fresh" -eq 1 ] && rm -rf "$copy/.build"
   start=$(date +%s)
-  if run_suite "$work/$name.log"; then
+  if run_suite "$work/$name.log" "$name"; then
     bad "$name ($file: ${whats[$i]}): Launch/test.sh still passes"
   else
     ok "$name caught in $(( $(date +%s) - start ))s: $(first_red "$work/$name.log")"

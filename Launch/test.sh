@@ -32,6 +32,12 @@ grep -E "✘|^✔ Test run with|error:" "$log" || true
 rm -f "$log"
 [ "$code" -eq 0 ] || { echo "test: swift test failed (exit $code)"; exit 1; }
 
+# The mutants of Launch/mutation_test.sh must still apply to this source (not checked while
+# mutation_test.sh itself runs the suite on a mutant: the mutated text is then missing).
+if [ -z "${VAE_DIST_MUTANT:-}" ]; then
+  bash Launch/mutation_test.sh --check || { echo "test: FAILED: Launch/mutation_test.sh is out of date with the source"; exit 1; }
+fi
+
 # VAE_DIST_TEST_FAIL_FAST=1 stops at the first failing suite (Launch/mutation_test.sh uses it).
 status=0
 for suite in cli_test cli_usability_test mpi_test python_test tensorboard_test fault_test; do
