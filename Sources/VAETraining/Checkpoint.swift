@@ -1,7 +1,7 @@
 import Foundation
 import VAEModel
 
-// A checkpoint is one safetensors file (see DESIGN.md):
+// A checkpoint is one safetensors file (docs/ARCHITECTURE.md, "Files"; README "Checkpoint format"):
 //   model tensors by their torch-style names (ParameterLayout), F32, weights [out, in];
 //   optimizer.<name>.exp_avg and optimizer.<name>.exp_avg_sq, the Adam moments;
 //   __metadata__: format = vae-dist/1, config (JSON of model and training options),

@@ -28,7 +28,7 @@ func options(_ out: String, data: String = "synthetic:2000", epochs: Int = 2, ba
         let after = trainer.history.last!
         #expect(after.testNELBO < 0.75 * (before.recon + before.kl), "test NELBO \(before.recon + before.kl) -> \(after.testNELBO)")
         #expect(trainer.history.map(\.testNELBO) == trainer.history.map(\.testNELBO).sorted(by: >), "NELBO falls every epoch")
-        // The output folder has what DESIGN.md promises.
+        // The output folder has what the README promises.
         let files = try FileManager.default.subpathsOfDirectory(atPath: out)
         for f in ["metrics.jsonl", "checkpoints/latest.safetensors", "checkpoints/epoch-0004.safetensors",
                   "samples/epoch-0004.png", "reconstructions/epoch-0001.png"] {
