@@ -4,7 +4,8 @@
 #   1. N ranks compute the same model as 1 rank: max |dparam| <= 1e-4 after one epoch;
 #   2. only rank 0 writes files (each rank's file system calls are traced);
 #   3. a rank killed with SIGKILL ends the whole job, non-zero, within 10 s;
-#   4. an error on one rank only (--batch-size not divisible) ends every rank with a clear message.
+#   4. a global batch the rank count does not divide (3 ranks) trains the same model;
+#   5. an error on every rank (--deterministic with a batch it cannot group) ends every rank with a clear message.
 # Prints "N passed, M failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -138,9 +139,15 @@ else
   pgrep -f "$tmp/k" >/dev/null && { bad "ranks left running after the job ended"; pkill -9 -f "$tmp/k"; }
 fi
 
+echo "mpi: a global batch that the rank count does not divide"
+# 128 over 3 ranks: slices of 43, 43 and 42 examples, the chain rule seeded with 1/128.
+run_mpi 3 "$bin" "${args[@]}" --out "$tmp/r3" > "$tmp/r3.log" 2>&1 || bad "mpirun -n 3: $(tail -2 "$tmp/r3.log")"
+out=$(python3 Launch/compare_checkpoints.py "$tmp/r1/checkpoints/latest.safetensors" "$tmp/r3/checkpoints/latest.safetensors" 1e-4) \
+  && ok "3 ranks, batch 128 (43 + 43 + 42): $(echo "$out" | cut -d'(' -f1)" || bad "3 ranks: $out"
+
 echo "mpi: an error on every rank is one clear line per rank, exit 1"
-run_mpi 4 "$bin" train --data synthetic:512 --epochs 1 --batch-size 130 --out "$tmp/e" > "$tmp/e.log" 2>&1; code=$?
-if [ "$code" -ne 0 ] && grep -q "rank 0: error: --batch-size 130 is not divisible by the 4 ranks" "$tmp/e.log"; then ok "exit $code: $(grep -m1 'rank 0: error' "$tmp/e.log")"
+run_mpi 4 "$bin" train --data synthetic:512 --epochs 1 --batch-size 130 --deterministic --out "$tmp/e" > "$tmp/e.log" 2>&1; code=$?
+if [ "$code" -ne 0 ] && grep -q "rank 0: error: --deterministic splits every batch into 4 fixed groups" "$tmp/e.log"; then ok "exit $code: $(grep -m1 'rank 0: error' "$tmp/e.log")"
 else bad "exit $code: $(head -3 "$tmp/e.log")"; fi
 
 summary mpi

@@ -2,28 +2,30 @@ import VAEKernels
 
 // How a global batch is cut over ranks. Epoch e uses one permutation of the
 // training set that depends only on (seed, e); global batch s is
-// permutation[s*G ..< (s+1)*G] and rank r takes the r-th contiguous slice of
-// G / worldSize examples. A last partial global batch is dropped.
+// permutation[s*G ..< (s+1)*G] and rank r takes the r-th contiguous slice of it
+// (shardRange: slices differ by at most one example when the rank count does not
+// divide G). A last partial global batch is dropped.
 
 public struct EpochPlan: Sendable {
     public let permutation: [Int32]
     public let globalBatchSize: Int
-    public let localBatchSize: Int
+    /// This rank's slice of every global batch.
+    public let localRange: Range<Int>
+    public var localBatchSize: Int { localRange.count }
     public let rank: Int
     public var steps: Int { permutation.count / globalBatchSize }
 
     public init(exampleCount: Int, globalBatchSize: Int, rank: Int, worldSize: Int, generator: Philox4x32, epoch: Int) {
-        precondition(globalBatchSize % worldSize == 0)
         permutation = epochPermutation(count: exampleCount, generator: generator, epoch: epoch)
         self.globalBatchSize = globalBatchSize
-        self.localBatchSize = globalBatchSize / worldSize
+        localRange = shardRange(count: globalBatchSize, rank: rank, worldSize: worldSize)
         self.rank = rank
     }
 
     /// This rank's example indices for global batch `step`.
     public func localIndices(step: Int) -> ArraySlice<Int32> {
-        let start = step * globalBatchSize + rank * localBatchSize
-        return permutation[start ..< start + localBatchSize]
+        let start = step * globalBatchSize
+        return permutation[start + localRange.lowerBound ..< start + localRange.upperBound]
     }
 }
 

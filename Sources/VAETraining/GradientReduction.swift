@@ -66,6 +66,7 @@ struct LocalResult {
 protocol GradientReduction: AnyObject {
     /// For the start-up line: "overlapped allreduce in 4 buckets" and the like.
     var name: String { get }
+    var model: VAE { get }
     /// Forward and backward of this rank's batch into model.gradients; may start reductions.
     func computeGradients(_ batch: LocalBatch) throws -> LocalResult
     /// Completes the reduction: model.gradients[updateRange] hold the global-batch gradient.
@@ -76,11 +77,15 @@ protocol GradientReduction: AnyObject {
     func shareParameters() throws
     /// Before a checkpoint: every rank holds every Adam moment.
     func shareOptimizerState(_ optimizer: AdamOptimizer) throws
+    /// After `reduce`: the squared norm of the whole global-batch gradient, the same on every rank.
+    func squaredGradientNorm() throws -> Double
 }
 
 extension GradientReduction {
     func shareParameters() throws {}
     func shareOptimizerState(_ optimizer: AdamOptimizer) throws {}
+    /// Strategies that leave every rank the whole reduced gradient compute it locally.
+    func squaredGradientNorm() throws -> Double { sumOfSquares(model.gradients, count: model.parameterCount) }
 }
 
 /// Builds the strategy the options ask for.
@@ -209,5 +214,12 @@ final class ShardedReduction: GradientReduction {
     func shareOptimizerState(_ optimizer: AdamOptimizer) throws {
         try communicator.allgatherInPlace(optimizer.firstMoment, shards: shards)
         try communicator.allgatherInPlace(optimizer.secondMoment, shards: shards)
+    }
+
+    /// Each rank holds only its block of the reduced gradient: sum the blocks' squared norms.
+    func squaredGradientNorm() throws -> Double {
+        var total = sumOfSquares(shard, count: updateRange.count)
+        try communicator.allreduceSum(&total, count: 1)
+        return total
     }
 }

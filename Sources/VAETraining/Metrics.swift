@@ -11,6 +11,8 @@ public struct EpochMetrics: Sendable {
     public var computeSeconds = 0.0, communicationSeconds = 0.0, optimizerSeconds = 0.0
     /// Steps run in this epoch by this process (a resumed epoch runs fewer).
     public var steps = 0
+    /// The learning rate of the epoch's last step (--lr-schedule, --warmup-steps).
+    public var learningRate = 0.0
     public var worldSize = 1
     public var peakMemoryMB = 0.0
 
@@ -31,7 +33,7 @@ public struct EpochMetrics: Sendable {
             ("optimizer_seconds", n(optimizerSeconds)),
             // Per step: compute, the communication the step waited for, and the optimizer.
             ("compute_ms_per_step", n(perStep(computeSeconds))), ("communication_ms_per_step", n(perStep(communicationSeconds))),
-            ("optimizer_ms_per_step", n(perStep(optimizerSeconds))),
+            ("optimizer_ms_per_step", n(perStep(optimizerSeconds))), ("learning_rate", n(learningRate)),
             ("world_size", "\(worldSize)"), ("peak_memory_mb", n(peakMemoryMB)),
         ]
     }

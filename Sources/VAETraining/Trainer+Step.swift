@@ -68,6 +68,17 @@ extension Trainer {
         // Update this rank's parameters (all, or its shard), then share them.
         var t3 = t2, t4 = t2
         if control.nonFiniteRanks == 0 {
+            if options.clipGradNorm > 0 {
+                // torch.nn.utils.clip_grad_norm_ over the global-batch gradient of all ranks.
+                let coefficient = clipCoefficient(norm: try reduction.squaredGradientNorm().squareRoot(), maxNorm: options.clipGradNorm)
+                if coefficient < 1 {
+                    let range = reduction.updateRange
+                    vectorScale(model.gradients + range.lowerBound, by: coefficient, count: range.count)
+                }
+            }
+            optimizer.hyper.learningRate = learningRate(step: optimizer.step, totalSteps: plan.steps * options.epochs,
+                                                        base: options.learningRate, schedule: options.lrSchedule,
+                                                        warmupSteps: options.warmupSteps)
             optimizer.update(model, range: reduction.updateRange)
             t3 = now()
             try reduction.shareParameters()

@@ -43,7 +43,6 @@ public final class Trainer {
     let log: (String) -> Void
     let generator: Philox4x32
     let evalWorkspace: VAEWorkspace
-    var localBatch: Int { options.batchSize / communicator.size }
 
     public var checkpointDirectory: String { (options.output as NSString).appendingPathComponent("checkpoints") }
     public var latestCheckpoint: String { (checkpointDirectory as NSString).appendingPathComponent("latest.safetensors") }
@@ -84,7 +83,9 @@ public final class Trainer {
         model = VAE(config: config)
         optimizer = AdamOptimizer(count: model.parameterCount, hyper: options.adam)
         generator = Philox4x32(seed: options.seed)
-        batch = LocalBatch(model: model, rows: options.batchSize / communicator.size, globalBatchSize: options.batchSize)
+        // This rank's slice of every global batch (slices differ by at most one example).
+        let localRows = shardRange(count: options.batchSize, rank: communicator.rank, worldSize: communicator.size).count
+        batch = LocalBatch(model: model, rows: localRows, globalBatchSize: options.batchSize)
         reduction = makeGradientReduction(options: options, model: model, communicator: communicator)
         evalWorkspace = VAEWorkspace(config: config, capacity: 500)
 
@@ -239,6 +240,13 @@ public final class Trainer {
                     try checkParametersAgree()
                 }
             }
+            if options.logEvery > 0 && optimizer.step % options.logEvery == 0 && control.nonFiniteRanks == 0 && !progress.interactive {
+                // Where there is no progress bar (mpirun, a log file): a line every --log-every steps.
+                let seen = Double(max(sums.examples, 1))
+                log(String(format: "step %d (epoch %d, %d/%d)  loss %.2f  lr %.3g  %.0f samples/s", optimizer.step, e, s + 1, plan.steps,
+                           (sums.recon + Double(modelConfig.beta) * sums.kl) / seen, optimizer.hyper.learningRate,
+                           Double((s + 1 - firstStep) * options.batchSize) / (now() - start)))
+            }
             if communicator.isRoot && progress.interactive {
                 progress.update(epoch: e, epochs: options.epochs, step: s + 1, steps: plan.steps,
                                 loss: (sums.recon + Double(modelConfig.beta) * sums.kl) / Double(max(sums.examples, 1)),
@@ -283,6 +291,7 @@ public final class Trainer {
         metrics.communicationSeconds = times.communication
         metrics.optimizerSeconds = times.optimizer
         metrics.steps = times.steps
+        metrics.learningRate = Double(optimizer.hyper.learningRate)
         metrics.worldSize = communicator.size
         metrics.peakMemoryMB = peakMemoryMB()
         epoch = e

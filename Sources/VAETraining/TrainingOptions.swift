@@ -28,6 +28,13 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public var shardOptimizer = false
     /// Gradient buckets allreduced during backward, in MB (0: one allreduce after backward).
     public var bucketMB = 1.0
+    /// The learning rate over the run (Schedule.swift), after `warmupSteps` of linear warm-up.
+    public var lrSchedule = LearningRateSchedule.constant
+    public var warmupSteps = 0
+    /// Clip the global gradient norm (over all ranks) to this value; 0: no clipping.
+    public var clipGradNorm = 0.0
+    /// A progress line every N optimizer steps (where there is no progress bar); 0: none.
+    public var logEvery = 0
 
     public init() {}
 
@@ -49,13 +56,17 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
         deterministic = try c.decodeIfPresent(Bool.self, forKey: .deterministic) ?? d.deterministic
         shardOptimizer = try c.decodeIfPresent(Bool.self, forKey: .shardOptimizer) ?? d.shardOptimizer
         bucketMB = try c.decodeIfPresent(Double.self, forKey: .bucketMB) ?? d.bucketMB
+        lrSchedule = try c.decodeIfPresent(LearningRateSchedule.self, forKey: .lrSchedule) ?? d.lrSchedule
+        warmupSteps = try c.decodeIfPresent(Int.self, forKey: .warmupSteps) ?? d.warmupSteps
+        clipGradNorm = try c.decodeIfPresent(Double.self, forKey: .clipGradNorm) ?? d.clipGradNorm
+        logEvery = try c.decodeIfPresent(Int.self, forKey: .logEvery) ?? d.logEvery
     }
 
     public func validate(worldSize: Int) throws(TrainingError) {
         if epochs < 0 { throw .option("--epochs must be 0 or more (got \(epochs))") }
         if batchSize < 1 { throw .option("--batch-size must be at least 1 (got \(batchSize))") }
-        if batchSize % worldSize != 0 {
-            throw .option("--batch-size \(batchSize) is not divisible by the \(worldSize) ranks: every rank takes an equal slice of the global batch (use a multiple of \(worldSize))")
+        if batchSize < worldSize {
+            throw .option("--batch-size \(batchSize) is smaller than the \(worldSize) ranks: every rank needs at least one example of each global batch")
         }
         if !learningRate.isFinite || learningRate <= 0 { throw .option("--lr must be a positive number (got \(learningRate))") }
         if checkpointEvery < 1 { throw .option("--checkpoint-every must be at least 1 (got \(checkpointEvery))") }
@@ -63,6 +74,9 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
         if maxBadSteps < 1 { throw .option("--max-bad-steps must be at least 1 (got \(maxBadSteps))") }
         if checkEvery < 0 { throw .option("--check-every must be 0 or more (got \(checkEvery))") }
         if !bucketMB.isFinite || bucketMB < 0 { throw .option("--bucket-mb must be 0 or more (got \(bucketMB))") }
+        if warmupSteps < 0 { throw .option("--warmup-steps must be 0 or more (got \(warmupSteps))") }
+        if !clipGradNorm.isFinite || clipGradNorm < 0 { throw .option("--clip-grad-norm must be 0 (off) or a positive norm (got \(clipGradNorm))") }
+        if logEvery < 0 { throw .option("--log-every must be 0 or more (got \(logEvery))") }
         let groups = Self.deterministicGroups
         if deterministic && (groups % worldSize != 0 || batchSize % groups != 0) {
             throw .option("--deterministic splits every batch into \(groups) fixed groups: it needs 1, 2 or 4 ranks and a --batch-size divisible by \(groups) (got \(worldSize) ranks, batch \(batchSize))")
