@@ -1,8 +1,17 @@
 #!/usr/bin/env bash
 # Installs the Debian packages vae-dist needs (only those missing) and builds the
 # release binary at .build/release/vae-dist.
+#   bash Launch/setup.sh              then, from the repository: export PATH="$PWD/.build/release:$PATH"
+#   bash Launch/setup.sh --install    also links vae-dist into PREFIX/bin (PREFIX: /usr/local)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+install=0
+case "${1:-}" in
+  "") ;;
+  --install) install=1 ;;
+  *) echo "setup: unknown argument '$1' (usage: bash Launch/setup.sh [--install])"; exit 1 ;;
+esac
+# The repository, also when this script is reached through a symlinked Launch/ folder.
+cd "$(dirname "$(readlink -f "$0")")/.."
 . Launch/common.sh
 
 packages=(libopenmpi-dev openmpi-bin pkg-config zlib1g-dev dataset-fashion-mnist)
@@ -20,3 +29,15 @@ command -v swift >/dev/null || { echo "setup: no swift on PATH; install a Swift 
 echo "setup: building release (swift build -c release)"
 swift build -c release 2>&1 | grep -E "error:|Build complete" || true
 test -x .build/release/vae-dist || { echo "setup: build failed"; exit 1; }
+
+if [ "$install" -eq 1 ]; then
+  bindir=${PREFIX:-/usr/local}/bin
+  mkdir -p "$bindir" 2>/dev/null || true
+  if [ -w "$bindir" ] && ln -sfn "$PWD/.build/release/vae-dist" "$bindir/vae-dist"; then
+    echo "setup: $bindir/vae-dist -> $PWD/.build/release/vae-dist"
+    case ":$PATH:" in *":$bindir:"*) ;; *) echo "setup: $bindir is not on PATH: export PATH=\"$bindir:\$PATH\"" ;; esac
+  else
+    echo "setup: cannot write $bindir; use PREFIX=\$HOME/.local bash Launch/setup.sh --install, or in this shell: export PATH=\"$PWD/.build/release:\$PATH\""
+    exit 1
+  fi
+fi
