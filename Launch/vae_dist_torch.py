@@ -27,6 +27,9 @@ EXAMPLE_NAMES = {"fc1": "encoder.0", "fc21": "encoder.mu", "fc22": "encoder.logv
                  "fc3": "decoder.0", "fc4": "decoder.out"}
 
 
+MODEL_OPTIONS = ("imageHeight", "imageWidth", "hidden", "latent", "likelihood", "beta", "autoencoder")
+
+
 class CheckpointError(ValueError):
     """A checkpoint that cannot be used; the message names the file and the cause."""
 
@@ -162,7 +165,8 @@ def load(path):
     path = checkpoint_path(path)
     try:
         config = json.loads(metadata["config"])
-        model = VAE(**config["model"])
+        # The options this class models; any others (newer vae-dist options) stay in model.config.
+        model = VAE(**{k: v for k, v in config["model"].items() if k in MODEL_OPTIONS})
     except (KeyError, TypeError, ValueError) as error:
         raise CheckpointError(f"{path}: metadata config does not describe a vae-dist model ({error})") from None
     state = model_state_dict(tensors)
