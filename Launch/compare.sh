@@ -25,12 +25,15 @@ py=${PYTHON:-.venv-torch/bin/python}
   { echo "compare: $py cannot import torch and numpy (python3 -m venv .venv-torch && .venv-torch/bin/pip install torch numpy safetensors)"; exit 1; }
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 export VAE_DIST_PROGRESS=0
+# One thread per rank, should the binary thread by default: RANKS cores on each side.
+one_thread=()
+"$bin" train --help 2>/dev/null | grep -q -- "--threads" && one_thread=(--threads 1)
 median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) {print 0} else if (NR%2) {print a[(NR+1)/2]} else {print (a[NR/2]+a[NR/2+1])/2}}'; }
 ours=() theirs=()
 for round in 1 2; do
   rm -rf "$tmp/run"
   train=("$bin" train --data "$data" --epochs "$epochs" --batch-size 128 --hidden 400 --latent 20 --lr 1e-3
-         --seed "$round" --out "$tmp/run")
+         --seed "$round" --out "$tmp/run" "${one_thread[@]}")
   if [ "$ranks" -gt 1 ]; then run_mpi "$ranks" "${train[@]}" > "$tmp/ours.log" 2>&1
   else "${train[@]}" > "$tmp/ours.log" 2>&1; fi ||
     { echo "compare: vae-dist failed: $(tail -1 "$tmp/ours.log")"; exit 1; }

@@ -15,7 +15,7 @@
 # stands in for the (skipped) training blocks.
 #   bash Launch/readme_test.sh     -> readme: N passed, M failed, K skipped
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 repo=$PWD
 . Launch/common.sh
 bin=$repo/.build/release/vae-dist

@@ -6,7 +6,7 @@
 # Where torch is not importable it prints one line saying so and exits 0.
 #   bash Launch/torch_test.sh        (TORCH_PYTHON=... picks the Python; default .venv-torch)
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 . Launch/common.sh
 bin=.build/release/vae-dist
 [ -x "$bin" ] || { echo "torch: no $bin (bash Launch/setup.sh first)"; echo "torch: 0 passed, 1 failed"; exit 1; }
