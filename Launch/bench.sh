@@ -2,9 +2,10 @@
 # Performance, measured side by side in one run (these machines are noisy: read ratios):
 #   1. every GEMM shape of the default model: vae-dist's kernel vs OpenBLAS sgemm through
 #      numpy, one thread each (OPENBLAS_CORETYPE/L2_SIZE unset for numpy, as the env notes say);
-#   2. training throughput against the PyTorch reference VAE (../shared/bench/compare.sh):
-#      1 rank vs 1 thread, 2 ranks vs 2 threads. PyTorch is installed into
-#      .venv-torch (pip, from PyPI) when missing. Skip with BENCH_TORCH=0.
+#   2. training throughput against the PyTorch reference VAE (Launch/compare.sh with
+#      Launch/torch_vae.py): 1 rank vs 1 thread, 2 ranks vs 2 threads, BENCH_EPOCHS epochs
+#      (default 3) per side and round. PyTorch is installed into .venv-torch (pip, from PyPI)
+#      when missing. Skip with BENCH_TORCH=0.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash Launch/setup.sh > /dev/null
@@ -43,10 +44,10 @@ print(f"lowest GEMM ratio vae-dist/OpenBLAS: {worst:.2f}")
 PY
 
 [ "${BENCH_TORCH:-1}" = 0 ] && exit 0
-echo "== Training throughput vs PyTorch (../shared/bench/compare.sh, Fashion-MNIST, 784-400-20, batch 128)"
+echo "== Training throughput vs PyTorch (Launch/compare.sh, Fashion-MNIST, 784-400-20, batch 128)"
 py=.venv-torch/bin/python
 if ! "$py" -c "import torch, numpy" 2>/dev/null; then
-  echo "bench: installing PyTorch into .venv-torch (once)"
-  python3 -m venv .venv-torch && "$py" -m pip install -q torch numpy
+  echo "bench: installing PyTorch into .venv-torch (once; a large download)"
+  python3 -m venv .venv-torch && "$py" -m pip install -q torch numpy safetensors
 fi
-for ranks in 1 2; do PYTHON=$py bash ../shared/bench/compare.sh "$bin" /usr/share/datasets/fashion-mnist "$ranks" 3; done
+for ranks in 1 2; do PYTHON=$py bash Launch/compare.sh "$bin" /usr/share/datasets/fashion-mnist "$ranks" "${BENCH_EPOCHS:-3}"; done

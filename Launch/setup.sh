@@ -1,8 +1,17 @@
 #!/usr/bin/env bash
 # Installs the Debian packages vae-dist needs (only those missing) and builds the
 # release binary at .build/release/vae-dist.
+#   bash Launch/setup.sh              then, from the repository: export PATH="$PWD/.build/release:$PATH"
+#   bash Launch/setup.sh --install    also links vae-dist into PREFIX/bin (PREFIX: /usr/local)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+install=0
+case "${1:-}" in
+  "") ;;
+  --install) install=1 ;;
+  *) echo "setup: unknown argument '$1' (usage: bash Launch/setup.sh [--install])"; exit 1 ;;
+esac
+# The repository, also when this script is reached through a symlinked Launch/ folder.
+cd "$(dirname "$(readlink -f "$0")")/.."
 . Launch/common.sh
 
 packages=(libopenmpi-dev openmpi-bin pkg-config zlib1g-dev dataset-fashion-mnist)
@@ -25,3 +34,15 @@ if ! swift build -c release > "$log" 2>&1; then
   echo "setup: build failed (swift build -c release)"; exit 1
 fi
 grep -E "Build complete" "$log"; rm -f "$log"
+
+if [ "$install" -eq 1 ]; then
+  bindir=${PREFIX:-/usr/local}/bin
+  mkdir -p "$bindir" 2>/dev/null || true
+  if [ -w "$bindir" ] && ln -sfn "$PWD/.build/release/vae-dist" "$bindir/vae-dist"; then
+    echo "setup: $bindir/vae-dist -> $PWD/.build/release/vae-dist"
+    case ":$PATH:" in *":$bindir:"*) ;; *) echo "setup: $bindir is not on PATH: export PATH=\"$bindir:\$PATH\"" ;; esac
+  else
+    echo "setup: cannot write $bindir; use PREFIX=\$HOME/.local bash Launch/setup.sh --install, or in this shell: export PATH=\"$PWD/.build/release:\$PATH\""
+    exit 1
+  fi
+fi

@@ -40,7 +40,7 @@ fi
 
 # VAE_DIST_TEST_FAIL_FAST=1 stops at the first failing suite (Launch/mutation_test.sh uses it).
 status=0
-for suite in cli_test cli_usability_test mpi_test python_test tensorboard_test fault_test; do
+for suite in cli_test cli_usability_test mpi_test python_test torch_test tensorboard_test readme_test fault_test; do
   echo "test: Launch/$suite.sh"
   if ! bash "Launch/$suite.sh"; then
     status=1

@@ -1,48 +1,121 @@
-"""Evaluates a vae-dist checkpoint with PyTorch: the weights go into the PyTorch
-examples' VAE (fc1, fc21, fc22, fc3, fc4) with the README's key mapping, and the
-test-set negative ELBO is computed with PyTorch's own ops and noise. It should
-match `vae-dist eval` to Monte Carlo noise (a few hundredths of a nat).
+"""Evaluates a vae-dist checkpoint with PyTorch: the model is Launch/vae_dist_torch.py's VAE
+with the checkpoint's weights, the test-set losses are computed with PyTorch's ops, and
+the line printed has the fields of `vae-dist eval`.
 
-  python Launch/torch_eval.py CHECKPOINT [DATA_DIR]     (needs torch, numpy, safetensors)
+By default the noise is vae-dist's own (the same eps per test example, and the same
+--binarize draws), so test_nelbo agrees with `vae-dist eval` to float rounding;
+--torch-noise draws eps with torch.randn instead (agreement to Monte Carlo noise).
+
+  .venv-torch/bin/python Launch/torch_eval.py --checkpoint FILE|RUN_DIR [--data DIR] [--limit N]
 """
-import gzip, os, struct, sys
+import argparse
+import gzip
+import json
+import os
+import struct
+import sys
+
 import numpy as np
-import torch, torch.nn as nn, torch.nn.functional as F
-from safetensors.torch import load_file
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-class VAE(nn.Module):  # the PyTorch examples' model, unchanged
-    def __init__(self):
-        super().__init__()
-        self.fc1, self.fc21, self.fc22 = nn.Linear(784, 400), nn.Linear(400, 20), nn.Linear(400, 20)
-        self.fc3, self.fc4 = nn.Linear(20, 400), nn.Linear(400, 784)
-
-    def forward(self, x):
-        h = F.relu(self.fc1(x))
-        mu, logvar = self.fc21(h), self.fc22(h)
-        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
-        return torch.sigmoid(self.fc4(F.relu(self.fc3(z)))), mu, logvar
+class DataError(Exception):
+    """Missing or malformed IDX test images; the message names the file."""
 
 
-def load_images(path):
-    data = (gzip.open if path.endswith(".gz") else open)(path, "rb").read()
-    n, rows, cols = struct.unpack(">III", data[4:16])
-    return np.frombuffer(data, np.uint8, offset=16).reshape(n, rows * cols).astype(np.float32) / 255
+def load_test_images(folder):
+    """t10k-images-idx3-ubyte[.gz] of `folder` as uint8 [count, rows, columns]."""
+    if not os.path.isdir(folder):
+        raise DataError(f"--data {folder}: no such folder (it should hold t10k-images-idx3-ubyte[.gz])")
+    names = sorted(n for n in os.listdir(folder) if n.startswith("t10k-images"))
+    if not names:
+        raise DataError(f"--data {folder}: no t10k-images-idx3-ubyte[.gz] in it")
+    path = os.path.join(folder, names[0])
+    try:
+        with (gzip.open if path.endswith(".gz") else open)(path, "rb") as f:
+            data = f.read()
+    except OSError as error:
+        raise DataError(f"{path}: cannot be read ({error})") from None
+    if len(data) < 16 or struct.unpack(">I", data[:4])[0] != 0x0803:
+        raise DataError(f"{path}: not an IDX file of unsigned-byte images (magic 0x00000803)")
+    n, rows, columns = struct.unpack(">III", data[4:16])
+    if len(data) != 16 + n * rows * columns:
+        raise DataError(f"{path}: {len(data) - 16} bytes of pixels, expected {n} x {rows} x {columns}")
+    return np.frombuffer(data, np.uint8, offset=16).reshape(n, rows, columns)
 
 
-w = load_file(sys.argv[1])
-names = {"fc1": "encoder.0", "fc21": "encoder.mu", "fc22": "encoder.logvar", "fc3": "decoder.0", "fc4": "decoder.out"}
-model = VAE()
-model.load_state_dict({f"{t}.{p}": w[f"{s}.{p}"] for t, s in names.items() for p in ("weight", "bias")})
-folder = sys.argv[2] if len(sys.argv) > 2 else "/usr/share/datasets/fashion-mnist"
-name = next(f for f in sorted(os.listdir(folder)) if f.startswith("t10k-images"))
-x = torch.from_numpy(load_images(os.path.join(folder, name)))
-torch.manual_seed(0)
-recon = kl = 0.0
-with torch.no_grad():
-    for i in range(0, len(x), 1000):
-        xb = x[i:i + 1000]
-        xr, mu, logvar = model(xb)
-        recon += F.binary_cross_entropy(xr, xb, reduction="sum").item()
-        kl += (-0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())).item()
-print(f'{{"torch_test_recon": {recon / len(x):.4f}, "torch_test_kl": {kl / len(x):.4f}, "torch_test_nelbo": {(recon + kl) / len(x):.4f}}}')
+def parse_arguments(argv):
+    parser = argparse.ArgumentParser(
+        prog="torch_eval.py", description="Evaluate a vae-dist checkpoint on the test set with PyTorch; "
+        "prints one JSON line with the fields of `vae-dist eval`.")
+    parser.add_argument("--checkpoint", required=True, metavar="FILE|RUN_DIR",
+                        help="a .safetensors checkpoint, or a run folder (its checkpoints/latest.safetensors)")
+    parser.add_argument("--data", metavar="DIR",
+                        help="folder with t10k-images-idx3-ubyte[.gz] (default: the data the checkpoint was trained on)")
+    parser.add_argument("--limit", type=int, metavar="N", help="evaluate only the first N test images")
+    parser.add_argument("--batch-size", type=int, default=500, help="test images per forward pass (default 500)")
+    parser.add_argument("--torch-noise", action="store_true",
+                        help="draw eps with torch.randn (seeded by --seed) instead of vae-dist's noise")
+    parser.add_argument("--seed", type=int, default=0, help="torch.manual_seed for --torch-noise (default 0)")
+    # Bad options: one line and exit code 1, like vae-dist.
+    parser.error = lambda message: sys.exit(f"torch_eval.py: error: {message} (see --help)")
+    return parser.parse_args(argv)
+
+
+def evaluate(model, images, args, seed, binarize):
+    """Sums of recon and kl over `images` (uint8 [n, D]), batch by batch."""
+    import torch
+    import vae_dist_random as rng
+    recon = kl = 0.0
+    for first in range(0, len(images), args.batch_size):
+        x = images[first:first + args.batch_size].astype(np.float32) / np.float32(255)
+        if binarize:
+            x = rng.binarize_test_images(seed, first, x)
+        eps = None
+        if not args.torch_noise:
+            eps = torch.from_numpy(rng.evaluation_noise(seed, first, len(x), model.latent))
+        r, k = model.loss_terms(torch.from_numpy(x), eps)
+        recon += r.double().sum().item()
+        kl += k.double().sum().item()
+    return recon, kl
+
+
+def main(argv=None):
+    args = parse_arguments(argv)
+    if args.batch_size < 1 or (args.limit is not None and args.limit < 1):
+        sys.exit("torch_eval.py: error: --batch-size and --limit must be at least 1")
+    sys.path.insert(0, HERE)
+    try:
+        import torch
+        import vae_dist_torch
+    except ImportError as error:
+        sys.exit(f"torch_eval.py: error: {error.name or error} is not importable by {sys.executable}; "
+                 "python3 -m venv .venv-torch && .venv-torch/bin/pip install torch numpy safetensors, "
+                 "then run this with .venv-torch/bin/python")
+    try:
+        model = vae_dist_torch.load(args.checkpoint)
+        training = model.config.get("training", {})
+        data = args.data or training.get("data", "")
+        if data.startswith("synthetic"):
+            raise DataError(f"{model.path} was trained on --data {data}, which vae-dist generates in Swift; "
+                            "pass --data DIR with IDX images of the same size")
+        images = load_test_images(data)
+    except (vae_dist_torch.CheckpointError, DataError) as error:
+        sys.exit(f"torch_eval.py: error: {error}")
+    if images.shape[1:] != model.image_shape:
+        sys.exit(f"torch_eval.py: error: {model.path} expects {model.image_shape[0]}x{model.image_shape[1]} images "
+                 f"but {data} has {images.shape[1]}x{images.shape[2]}")
+    images = images[:args.limit].reshape(len(images[:args.limit]), -1)
+    torch.manual_seed(args.seed)
+    with torch.no_grad():
+        recon, kl = evaluate(model, images, args, int(training.get("seed", 1)), bool(training.get("binarize", False)))
+    n = len(images)
+    print(json.dumps({"epoch": int(model.metadata.get("epoch", 0)), "test_count": n,
+                      "test_loss": round((recon + model.beta * kl) / n, 4), "test_recon": round(recon / n, 4),
+                      "test_kl": round(kl / n, 4), "test_nelbo": round((recon + kl) / n, 4),
+                      "noise": "torch" if args.torch_noise else "vae-dist"}))
+
+
+if __name__ == "__main__":
+    main()
