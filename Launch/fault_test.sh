@@ -190,6 +190,17 @@ run_mpi 2 "$bin" "${small[@]}" "${sig[@]}" --out "$tmp/mi" --resume > "$tmp/mi2.
 resumed_check "2 ranks resumed after SIGTERM" "$tmp/mi2.log" "$stop_step"
 same "$tmp/mu/checkpoints/latest.safetensors" "$tmp/mi/checkpoints/latest.safetensors" && ok "2 ranks resumed after SIGTERM: bit-identical" || bad "2 ranks resumed after SIGTERM differ"
 
+# Ctrl-C of the launcher script: mpirun passes it to the ranks as SIGTERM (Open MPI's design) and
+# itself exits 1; Launch/train.sh exits 0 when the ranks stopped cleanly with a checkpoint.
+# (A background job of a script ignores SIGINT; the wrapper restores it, as a terminal's
+# foreground job has it.)
+NP=2 python3 -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp("bash", ["bash"] + sys.argv[1:])' \
+  Launch/train.sh "${small[@]:1}" "${sig[@]}" --out "$tmp/ts" > "$tmp/ts.log" 2>&1 & pid=$!
+started "$tmp/ts.log"; sleep "$delay"; kill -INT "$pid"; wait "$pid"; code=$?
+stopped_check "Ctrl-C of Launch/train.sh" SIGTERM "$tmp/ts.log" "$tmp/ts/checkpoints/latest.safetensors"
+[ "$code" -eq 0 ] && grep -q "^train.sh: stopped by SIGTERM" "$tmp/ts.log" && ok "Ctrl-C of Launch/train.sh: exit 0, $(grep -o 'train.sh: stopped by SIGTERM with a checkpoint' "$tmp/ts.log")" \
+  || bad "Ctrl-C of Launch/train.sh: exit $code, $(tail -2 "$tmp/ts.log")"
+
 echo "faults: non-finite gradients, drift, an error on one rank"
 VAE_DIST_FAULT=nan:1:20:3 run_mpi 2 "$bin" "${small[@]}" --epochs 1 --out "$tmp/n" > "$tmp/n.log" 2>&1; code=$?
 skipped=$(grep -c "non-finite loss or gradients on 1 rank(s), step skipped" "$tmp/n.log")

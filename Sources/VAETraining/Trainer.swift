@@ -260,7 +260,7 @@ public final class Trainer {
                     sums.seconds += now() - start
                     try writeInterruptedCheckpoint(epoch: e, nextStep: s + 1, sums: sums)
                     log("vae-dist: stopped by \(Interruption.name(interrupted)) after step \(s + 1)/\(plan.steps) of epoch \(e); "
-                        + "checkpoint \(latestCheckpoint) resumes there with --resume")
+                        + "checkpoint \(latestCheckpoint) resumes there with --resume" + stopNote)
                     return
                 }
             }
@@ -310,8 +310,16 @@ public final class Trainer {
         history.append(metrics)
         log(epochLine(metrics, epochs: options.epochs, config: modelConfig, seconds: epochSeconds))
         if interrupted != 0 {
-            log("vae-dist: stopped by \(Interruption.name(Int32(interrupted))) at the end of epoch \(e); continue with --resume")
+            log("vae-dist: stopped by \(Interruption.name(Int32(interrupted))) at the end of epoch \(e); continue with --resume" + stopNote)
         }
+    }
+}
+
+extension Trainer {
+    /// Under mpirun the ranks only ever see SIGTERM: Open MPI's mpirun turns Ctrl-C (SIGINT)
+    /// and its own SIGTERM into SIGTERM to every rank (then SIGKILL a few seconds later).
+    var stopNote: String {
+        communicator.size > 1 && interrupted == SIGTERM ? " (mpirun passes Ctrl-C and SIGTERM on to every rank as SIGTERM)" : ""
     }
 }
 
