@@ -6,7 +6,8 @@ import Foundation
 
 /// Bernoulli likelihood from logits l (sigmoid output), numerically stable form:
 ///   BCE(l, x) = max(l, 0) - l x + log(1 + exp(-|l|)),   dBCE/dl = sigmoid(l) - x.
-public func bernoulliNLLForwardBackward(recon: UnsafeMutablePointer<Float>, dlogits: UnsafeMutablePointer<Float>?,
+@inlinable
+public func bernoulliNLLForwardBackward<ISA: ISATag>(_: ISA.Type, recon: UnsafeMutablePointer<Float>, dlogits: UnsafeMutablePointer<Float>?,
                                         logits: UnsafePointer<Float>, targets: UnsafePointer<Float>,
                                         rows: Int, columns: Int, scale: Float) {
     let full = columns & ~15

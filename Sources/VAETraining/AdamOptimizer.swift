@@ -1,3 +1,4 @@
+import VAEKernelDispatch
 import VAEKernels
 import VAEModel
 
@@ -24,7 +25,7 @@ public final class AdamOptimizer: @unchecked Sendable {
 
     public func update(_ model: VAE) {
         step += 1
-        adamUpdate(parameters: model.parameters, gradients: model.gradients, firstMoment: firstMoment,
-                   secondMoment: secondMoment, count: count, step: step, hyper: hyper)
+        Kernels.active.adamUpdate(parameters: model.parameters, gradients: model.gradients, firstMoment: firstMoment,
+                                  secondMoment: secondMoment, count: count, step: step, hyper: hyper)
     }
 }

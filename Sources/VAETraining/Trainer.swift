@@ -1,6 +1,7 @@
 import Foundation
 import VAEData
 import VAEDistributed
+import VAEKernelDispatch
 import VAEKernels
 import VAEModel
 
@@ -220,7 +221,7 @@ public final class Trainer {
         let size = communicator.size
         log("vae-dist: training \(describe(modelConfig)) (\(model.parameterCount) parameters) on \(dataset.name) "
             + "(\(dataset.train.count) train / \(dataset.test.count) test images), \(size) rank\(size == 1 ? "" : "s") "
-            + "(\(communicator.backend)), global batch \(options.batchSize), output \(options.output)")
+            + "(\(communicator.backend)), global batch \(options.batchSize), output \(options.output), kernels \(Kernels.active.isa)")
         if epoch >= options.epochs {
             log("vae-dist: the checkpoint has \(epoch) epochs, --epochs is \(options.epochs): nothing to do")
             return
