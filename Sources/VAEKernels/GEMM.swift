@@ -91,7 +91,7 @@ public func gemm<ISA: ISATag>(_: ISA.Type, _ c: UnsafeMutablePointer<Float>, ldc
                     }
                     var jr = 0
                     while jr < nc {
-                        microKernel12x8(ISA.self, kc: kc, a: source, rowStride: rs, kStride: ks, b: packedB + jr * kc,
+                        microKernel12x8(kc: kc, a: source, rowStride: rs, kStride: ks, b: packedB + jr * kc,
                                         c: c + ir * ldc + (jc + jr), ldc: ldc, rows: rows, columns: min(nr, nc - jr), load: load)
                         jr += nr
                     }

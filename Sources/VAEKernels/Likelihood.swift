@@ -19,8 +19,8 @@ public func bernoulliNLLForwardBackward<ISA: ISATag>(_: ISA.Type, recon: UnsafeM
         var c = 0
         while c < full {
             let lv = load16(l + c), xv = load16(x + c)
-            let e = vexp(vmin(lv, -lv))                 // exp(-|l|) in (0, 1]
-            acc += vmax(lv, zero) - lv * xv + vlog1pUnit(e)
+            let e = vexp(ISA.self, vmin(lv, -lv))                 // exp(-|l|) in (0, 1]
+            acc += vmax(lv, zero) - lv * xv + vlog1pUnit(ISA.self, e)
             if let d {
                 let inverse = one / (one + e)
                 let sigmoid = (e * inverse).replacing(with: inverse, where: lv .>= zero)

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import VAEKernelDispatch
 import VAEKernels
+import VAEKernelsAVX2
 
 /// Odd shapes on purpose: edges of the 6x16 and 12x32 register tiles, of the narrow 12x8
 /// tile (N <= 64 on AVX-512) and of the K, M, N blocks.
@@ -115,13 +116,13 @@ func runnableKernels(sourceLocation: SourceLocation = #_sourceLocation) -> [any 
         while i + 16 <= xs.count {
             var v = SIMD16<Float>()
             for j in 0..<16 { v[j] = xs[i + j] }
-            let e = vexp(v)
+            let e = vexp(AVX2.self, v)
             for j in 0..<16 { #expect(abs(e[j] - exp(xs[i + j])) <= 3e-7 * exp(xs[i + j]), "exp(\(xs[i + j]))") }
-            let unit = vexp(pointwiseMin(v, -v) * 0.05)  // exp(-0.05 |x|) in (0, 1]
-            let l1p = vlog1pUnit(unit)
+            let unit = vexp(AVX2.self, pointwiseMin(v, -v) * 0.05)  // exp(-0.05 |x|) in (0, 1]
+            let l1p = vlog1pUnit(AVX2.self, unit)
             for j in 0..<16 { #expect(abs(l1p[j] - log1p(unit[j])) <= 4e-7 * log1p(unit[j]) + 1e-9, "log1p(\(unit[j]))") }
-            let positive = vexp(v * 0.2)
-            let l = vlog(positive)
+            let positive = vexp(AVX2.self, v * 0.2)
+            let l = vlog(AVX2.self, positive)
             for j in 0..<16 { #expect(abs(l[j] - log(positive[j])) <= 2e-7 * max(1, abs(log(positive[j]))), "log(\(positive[j]))") }
             i += 16
         }
