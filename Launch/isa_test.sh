@@ -26,6 +26,18 @@ tagged=$(grep -c 'AVX512' "$tmp/evex")
 stray=$(grep -v 'AVX512' "$tmp/evex")
 [ -z "$stray" ] && [ "$tagged" -gt 0 ] && ok "AVX-512 registers only in the $tagged AVX512-tagged kernel functions" \
   || bad "AVX-512 registers outside the AVX-512 instantiation: $(echo "$stray" | head -3 | cut -c1-150)"
+# The AVX-512 target's object files: every function they define carries the AVX512 tag in its
+# name. A shared name (a specialization the AVX2 code also emits) could let the linker keep the
+# AVX-512 copy for both, and the AVX2 path would then run AVX-512 instructions.
+objects=$(ls .build/release/VAEKernelsAVX512.build/*.o 2>/dev/null)
+if [ -n "$objects" ]; then
+  code=$(nm --defined-only $objects | awk '$2 ~ /^[TtWw]$/ { print $3 }')
+  untagged=$(echo "$code" | grep -v AVX512)
+  [ -n "$code" ] && [ -z "$untagged" ] && ok "the AVX-512 target defines $(echo "$code" | wc -l) functions, all AVX512-tagged" \
+    || bad "the AVX-512 target defines functions without the AVX512 tag: $(echo "$untagged" | head -3)"
+else
+  bad "no object files in .build/release/VAEKernelsAVX512.build"
+fi
 gemm512=$(awk '/^[0-9a-f]+ <.*(gemm|microKernel).*AVX512.*>:$/ { p = 1; next } /^[0-9a-f]+ <.*>:$/ { p = 0 } p && /vfmadd.*zmm/ { c++ } END { print c + 0 }' "$tmp/dis")
 [ "$gemm512" -ge 24 ] && ok "AVX-512 GEMM: $gemm512 zmm FMAs (the 12x32 tile is 24 per step)" || bad "AVX-512 GEMM has $gemm512 zmm FMAs, expected >= 24"
 
