@@ -5,16 +5,16 @@ import PackageDescription
 
 // The hot loops are SIMD on unsafe pointers. Without a CPU flag Swift emits SSE2
 // only and every fused multiply-add becomes a call to fmaf, so the release build
-// targets x86-64-v3 (AVX2 + FMA; every x86 server CPU since 2013). Set
-// VAE_DIST_MARCH=native to build for exactly this machine (AVX-512 where present).
+// targets x86-64-v3 (AVX2 + FMA; every x86 server CPU since 2013). The kernels are
+// also compiled a second time for x86-64-v4 (AVX-512) in their own thin target, and
+// the binary picks one at start from CPUID (VAEKernelDispatch): one build serves both.
 #if arch(x86_64)
-import Foundation
-let march = ProcessInfo.processInfo.environment["VAE_DIST_MARCH"] ?? "x86-64-v3"
-let cpuFlags: [SwiftSetting] = [.unsafeFlags(["-Xcc", "-march=\(march)"])]
+func cpuFlags(_ march: String) -> [SwiftSetting] { [.unsafeFlags(["-Xcc", "-march=\(march)"])] }
 #else
-let cpuFlags: [SwiftSetting] = []
+func cpuFlags(_ march: String) -> [SwiftSetting] { [] }
 #endif
-let optimized: [SwiftSetting] = cpuFlags + [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+let release: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+let optimized = cpuFlags("x86-64-v3") + release
 
 let package = Package(
     name: "vae-dist",
@@ -37,12 +37,20 @@ let package = Package(
         // MARK: Kernels
         // Header-only C shims for vector operations Swift's SIMD types scalarize (sqrt).
         .target(name: "_VAEKernelShims"),
-        // SIMD float kernels on unsafe pointers, each with a naive reference beside it.
+        // SIMD float kernels on unsafe pointers, each with a naive reference beside it. The hot
+        // ones are @inlinable generics over an ISA tag, compiled by the per-ISA targets below.
         .target(name: "VAEKernels", dependencies: ["_VAEKernelShims"], swiftSettings: optimized),
+        // The kernels instantiated for AVX2 + FMA (6x16 GEMM tile) and for AVX-512 (12x32 tile).
+        .target(name: "VAEKernelsAVX2", dependencies: ["VAEKernels"], swiftSettings: optimized),
+        .target(name: "VAEKernelsAVX512", dependencies: ["VAEKernels"],
+                swiftSettings: cpuFlags("x86-64-v4") + release),
+        // The choice of one of them at start, from CPUID (and VAE_DIST_ISA).
+        .target(name: "VAEKernelDispatch", dependencies: ["VAEKernels", "VAEKernelsAVX2", "VAEKernelsAVX512"],
+                swiftSettings: optimized),
 
         // MARK: Model
         // The VAE: one flat parameter buffer with named views, forward/backward pairs.
-        .target(name: "VAEModel", dependencies: ["VAEKernels"], swiftSettings: optimized),
+        .target(name: "VAEModel", dependencies: ["VAEKernels", "VAEKernelDispatch"], swiftSettings: optimized),
 
         // MARK: Data
         // IDX reader (gzip via zlib), the synthetic dSprites-like generator, batching.
@@ -55,19 +63,20 @@ let package = Package(
         // MARK: Training
         // The loop, Adam, evaluation, safetensors checkpoints, PNG images, metrics.
         .target(name: "VAETraining",
-                dependencies: ["VAEKernels", "VAEModel", "VAEData", "VAEDistributed", "CZlib"],
+                dependencies: ["VAEKernels", "VAEKernelDispatch", "VAEModel", "VAEData", "VAEDistributed", "CZlib"],
                 swiftSettings: optimized),
 
         // MARK: Executable
         // Parsing and printing only.
         .executableTarget(name: "vae-dist",
-                          dependencies: ["VAETraining",
+                          dependencies: ["VAETraining", "VAEKernelDispatch",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: optimized),
 
         // MARK: Tests
         .testTarget(name: "VAEDistTests",
-                    dependencies: ["VAEKernels", "VAEModel", "VAEData", "VAEDistributed", "VAETraining"],
+                    dependencies: ["VAEKernels", "VAEKernelDispatch", "VAEKernelsAVX2", "VAEKernelsAVX512",
+                                 "VAEModel", "VAEData", "VAEDistributed", "VAETraining"],
                     swiftSettings: optimized),
     ]
 )

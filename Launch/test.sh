@@ -13,9 +13,13 @@ bash Launch/setup.sh
 . Launch/common.sh
 
 # Test-only tools: strace (proves only rank 0 writes), numpy + safetensors (Python interop).
-if ! command -v strace >/dev/null; then
+# objdump/nm (binutils) read the binary's machine code for Launch/isa_test.sh.
+tools=()
+command -v strace >/dev/null || tools+=(strace)
+command -v objdump >/dev/null && command -v nm >/dev/null || tools+=(binutils)
+if [ ${#tools[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
-  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq strace >/dev/null
+  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${tools[@]}" >/dev/null
 fi
 python3 -c "import numpy, safetensors" 2>/dev/null || python3 -m pip install -q --disable-pip-version-check numpy safetensors
 
@@ -40,7 +44,7 @@ fi
 
 # VAE_DIST_TEST_FAIL_FAST=1 stops at the first failing suite (Launch/mutation_test.sh uses it).
 status=0
-for suite in cli_test cli_usability_test mpi_test python_test torch_test tensorboard_test readme_test fault_test; do
+for suite in isa_test cli_test cli_usability_test mpi_test python_test torch_test tensorboard_test readme_test fault_test; do
   echo "test: Launch/$suite.sh"
   if ! bash "Launch/$suite.sh"; then
     status=1

@@ -1,7 +1,9 @@
-// Bias and ReLU as forward/backward pairs over [rows, columns] row-major buffers.
+// Bias and ReLU as forward/backward pairs over [rows, columns] row-major buffers, generic
+// over the ISA tag so each per-ISA target compiles its own copy (KernelSet.swift).
 
 /// out[r, c] += bias[c]
-public func biasForward(_ out: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, rows: Int, columns: Int) {
+@inlinable
+public func biasForward<ISA: ISATag>(_: ISA.Type, _ out: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, rows: Int, columns: Int) {
     let full = columns & ~15
     for r in 0..<rows {
         let row = out + r * columns
@@ -12,7 +14,8 @@ public func biasForward(_ out: UnsafeMutablePointer<Float>, _ bias: UnsafePointe
 }
 
 /// dbias[c] += sum over rows of dout[r, c]
-public func biasBackward(_ dbias: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>, rows: Int, columns: Int) {
+@inlinable
+public func biasBackward<ISA: ISATag>(_: ISA.Type, _ dbias: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>, rows: Int, columns: Int) {
     let full = columns & ~15
     var c = 0
     while c < full {
@@ -30,7 +33,8 @@ public func biasBackward(_ dbias: UnsafeMutablePointer<Float>, _ dout: UnsafePoi
 }
 
 /// out = max(out + bias, 0), in place: the bias and ReLU epilogue of a hidden layer.
-public func biasReluForward(_ out: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, rows: Int, columns: Int) {
+@inlinable
+public func biasReluForward<ISA: ISATag>(_: ISA.Type, _ out: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, rows: Int, columns: Int) {
     let full = columns & ~15
     let zero = SIMD16<Float>()
     for r in 0..<rows {
@@ -42,7 +46,8 @@ public func biasReluForward(_ out: UnsafeMutablePointer<Float>, _ bias: UnsafePo
 }
 
 /// dinp = dout where out > 0, else 0 (in place on dout allowed). `out` is the ReLU output.
-public func reluBackward(_ dinp: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>, _ out: UnsafePointer<Float>, count: Int) {
+@inlinable
+public func reluBackward<ISA: ISATag>(_: ISA.Type, _ dinp: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>, _ out: UnsafePointer<Float>, count: Int) {
     let full = count & ~15
     var i = 0
     let zero = SIMD16<Float>()

@@ -16,7 +16,8 @@ public struct AdamHyperparameters: Sendable, Equatable, Codable {
 }
 
 /// One Adam step `step` (1-based) over `count` parameters.
-public func adamUpdate(parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>,
+@inlinable
+public func adamUpdate<ISA: ISATag>(_: ISA.Type, parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>,
                        firstMoment: UnsafeMutablePointer<Float>, secondMoment: UnsafeMutablePointer<Float>,
                        count: Int, step: Int, hyper: AdamHyperparameters) {
     let b1 = hyper.beta1, b2 = hyper.beta2
@@ -40,7 +41,7 @@ public func adamUpdate(parameters: UnsafeMutablePointer<Float>, gradients: Unsaf
     }
 }
 
-@inline(__always)
+@inlinable @inline(__always)
 func adamScalar(_ p: inout Float, _ g: Float, _ m: inout Float, _ v: inout Float,
                 _ b1: Float, _ b2: Float, _ stepSize: Float, _ correction2: Float, _ eps: Float) {
     m = m * b1 + g * (1 - b1)

@@ -6,7 +6,8 @@ import Foundation
 
 /// Bernoulli likelihood from logits l (sigmoid output), numerically stable form:
 ///   BCE(l, x) = max(l, 0) - l x + log(1 + exp(-|l|)),   dBCE/dl = sigmoid(l) - x.
-public func bernoulliNLLForwardBackward(recon: UnsafeMutablePointer<Float>, dlogits: UnsafeMutablePointer<Float>?,
+@inlinable
+public func bernoulliNLLForwardBackward<ISA: ISATag>(_: ISA.Type, recon: UnsafeMutablePointer<Float>, dlogits: UnsafeMutablePointer<Float>?,
                                         logits: UnsafePointer<Float>, targets: UnsafePointer<Float>,
                                         rows: Int, columns: Int, scale: Float) {
     let full = columns & ~15
@@ -18,8 +19,8 @@ public func bernoulliNLLForwardBackward(recon: UnsafeMutablePointer<Float>, dlog
         var c = 0
         while c < full {
             let lv = load16(l + c), xv = load16(x + c)
-            let e = vexp(vmin(lv, -lv))                 // exp(-|l|) in (0, 1]
-            acc += vmax(lv, zero) - lv * xv + vlog1pUnit(e)
+            let e = vexp(ISA.self, vmin(lv, -lv))                 // exp(-|l|) in (0, 1]
+            acc += vmax(lv, zero) - lv * xv + vlog1pUnit(ISA.self, e)
             if let d {
                 let inverse = one / (one + e)
                 let sigmoid = (e * inverse).replacing(with: inverse, where: lv .>= zero)

@@ -1,9 +1,10 @@
 // Vectorized exp and log for SIMD16<Float>, so the per-pixel loss runs at SIMD
 // speed instead of calling libm 2 x 784 times per example. Cephes single-precision
-// polynomials (relative error ~1e-7 on the ranges used here).
+// polynomials (relative error ~1e-7 on the ranges used here). Generic over the ISA tag:
+// the compiler does not always inline them, and a call must reach the caller's ISA's copy.
 
-@inline(__always)
-public func vexp(_ input: SIMD16<Float>) -> SIMD16<Float> {
+@inlinable @inline(__always)
+public func vexp<ISA: ISATag>(_: ISA.Type, _ input: SIMD16<Float>) -> SIMD16<Float> {
     let x = vmin(vmax(input, SIMD16(repeating: -87.3)), SIMD16(repeating: 88.3))
     // exp(x) = 2^n * exp(r), n = round(x / ln 2), |r| <= ln 2 / 2. Adding 1.5 * 2^23
     // rounds x / ln 2 to an integer held in the low mantissa bits (no float->int conversion).
@@ -26,8 +27,8 @@ public func vexp(_ input: SIMD16<Float>) -> SIMD16<Float> {
 }
 
 /// Natural log of positive normal floats.
-@inline(__always)
-public func vlog(_ input: SIMD16<Float>) -> SIMD16<Float> {
+@inlinable @inline(__always)
+public func vlog<ISA: ISATag>(_: ISA.Type, _ input: SIMD16<Float>) -> SIMD16<Float> {
     let bits: SIMD16<UInt32> = unsafeBitCast(input, to: SIMD16<UInt32>.self)
     // input = m * 2^e with m in [0.5, 1)
     // The exponent field as a float, by the same magic-number trick in reverse.
@@ -56,8 +57,8 @@ public func vlog(_ input: SIMD16<Float>) -> SIMD16<Float> {
 
 /// log(1 + e) for e in [0, 1], without masks: log1p(e) = 2 atanh(u) with u = e / (2 + e)
 /// in [0, 1/3], whose odd series 2 (u + u^3/3 + ... + u^13/13) is exact to ~1e-8 relative.
-@inline(__always)
-public func vlog1pUnit(_ e: SIMD16<Float>) -> SIMD16<Float> {
+@inlinable @inline(__always)
+public func vlog1pUnit<ISA: ISATag>(_: ISA.Type, _ e: SIMD16<Float>) -> SIMD16<Float> {
     let u = e / (e + 2)
     let u2 = u * u
     var p = SIMD16<Float>(repeating: 1.0 / 13)
@@ -80,18 +81,18 @@ public func vectorAdd(_ out: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Flo
 
 /// Lane-wise max and min as compare + blend. (The standard library's pointwiseMax/Min
 /// follow IEEE maximum/minimum NaN rules lane by lane and compile to scalar code.)
-@inline(__always)
+@inlinable @inline(__always)
 public func vmax(_ a: SIMD16<Float>, _ b: SIMD16<Float>) -> SIMD16<Float> { a.replacing(with: b, where: a .< b) }
 
-@inline(__always)
+@inlinable @inline(__always)
 public func vmin(_ a: SIMD16<Float>, _ b: SIMD16<Float>) -> SIMD16<Float> { a.replacing(with: b, where: b .< a) }
 
-@inline(__always)
+@inlinable @inline(__always)
 public func load16(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
     UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
 }
 
-@inline(__always)
+@inlinable @inline(__always)
 public func store16(_ v: SIMD16<Float>, _ p: UnsafeMutablePointer<Float>) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD16<Float>.self)
 }

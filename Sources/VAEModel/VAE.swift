@@ -1,4 +1,5 @@
 import Foundation
+import VAEKernelDispatch
 import VAEKernels
 
 // The Variational Autoencoder (Kingma & Welling 2014):
@@ -84,8 +85,8 @@ public final class VAE: @unchecked Sendable {
         let d = config.inputDimension
         switch config.likelihood {
         case .bernoulli:
-            bernoulliNLLForwardBackward(recon: workspace.recon, dlogits: lossScale == nil ? nil : workspace.dlogits,
-                                        logits: workspace.logits, targets: x, rows: batch, columns: d, scale: lossScale ?? 0)
+            Kernels.active.bernoulliNLLForwardBackward(recon: workspace.recon, dlogits: lossScale == nil ? nil : workspace.dlogits,
+                                                       logits: workspace.logits, targets: x, rows: batch, columns: d, scale: lossScale ?? 0)
         case .gaussian:
             let lv = layout.outputLogvar!
             gaussianNLLForwardBackward(recon: workspace.recon, dmean: lossScale == nil ? nil : workspace.dlogits,
@@ -167,7 +168,7 @@ public final class VAE: @unchecked Sendable {
             let layer = layout.decoder[i]
             let activation = workspace.decoderHidden[i]
             dout = workspace.decoderGradient[i]
-            reluBackward(dout, dout, activation, count: batch * layer.outFeatures)
+            Kernels.active.reluBackward(dout, dout, activation, count: batch * layer.outFeatures)
             let input = i > 0 ? UnsafePointer(workspace.decoderHidden[i - 1]) : UnsafePointer(workspace.z)
             let dinp = i > 0 ? workspace.decoderGradient[i - 1] : workspace.dz
             linearBackward(dinp, gradients + layer.weight, gradients + layer.bias, dout, input, parameters + layer.weight,
@@ -199,7 +200,7 @@ public final class VAE: @unchecked Sendable {
         for i in stride(from: encoderCount - 1, through: 0, by: -1) {
             let layer = layout.encoder[i]
             dout = workspace.encoderGradient[i]
-            reluBackward(dout, dout, workspace.encoderHidden[i], count: batch * layer.outFeatures)
+            Kernels.active.reluBackward(dout, dout, workspace.encoderHidden[i], count: batch * layer.outFeatures)
             let input = i > 0 ? UnsafePointer(workspace.encoderHidden[i - 1]) : x
             let dinp = i > 0 ? workspace.encoderGradient[i - 1] : nil
             linearBackward(dinp, gradients + layer.weight, gradients + layer.bias, dout, input, parameters + layer.weight,

@@ -1,3 +1,4 @@
+import VAEKernelDispatch
 import VAEKernels
 import VAEModel
 
@@ -27,8 +28,8 @@ public final class AdamOptimizer: @unchecked Sendable {
     public func update(_ model: VAE, range: Range<Int>? = nil) {
         step += 1
         let r = range ?? 0..<count
-        adamUpdate(parameters: model.parameters + r.lowerBound, gradients: model.gradients + r.lowerBound,
-                   firstMoment: firstMoment + r.lowerBound, secondMoment: secondMoment + r.lowerBound,
-                   count: r.count, step: step, hyper: hyper)
+        Kernels.active.adamUpdate(parameters: model.parameters + r.lowerBound, gradients: model.gradients + r.lowerBound,
+                                  firstMoment: firstMoment + r.lowerBound, secondMoment: secondMoment + r.lowerBound,
+                                  count: r.count, step: step, hyper: hyper)
     }
 }

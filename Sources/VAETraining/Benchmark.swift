@@ -1,10 +1,12 @@
 import Foundation
 import VAEData
+import VAEKernelDispatch
 import VAEKernels
 import VAEModel
 
-// `vae-dist bench`: GFLOP/s of every GEMM the default model runs, and samples/s of
-// the whole training step with its time split. Timings are the median of repeats.
+// `vae-dist bench`: the core's FMA peak for the kernels in use, GFLOP/s of every GEMM the
+// model runs, and samples/s of the whole training step with its time split, each also as
+// a fraction of that peak. Timings are the median of repeats (the peak: the best).
 
 public struct GEMMShape: Sendable, CustomStringConvertible {
     public enum Form: String, Sendable { case nt = "A*B^T", nn = "A*B", tn = "A^T*B" }
@@ -13,6 +15,29 @@ public struct GEMMShape: Sendable, CustomStringConvertible {
     public var m: Int, n: Int, k: Int
     public var description: String { "\(layer) \(form.rawValue) \(m)x\(n)x\(k)" }
     public var flops: Double { 2 * Double(m) * Double(n) * Double(k) }
+}
+
+/// Floating-point operations of one training example, forward and backward: the GEMMs of
+/// a step (`trainingGEMMShapes`) divided by the batch. The elementwise work is left out
+/// (under 1% of it). 3.28 MFLOP for 784-400-20.
+public func trainingFlopsPerExample(config: ModelConfig) -> Double {
+    trainingGEMMShapes(config: config, batch: 1).reduce(0) { $0 + $1.flops }
+}
+
+/// GFLOP/s of `kernels.fmaPeakLoop`: the best of repeats filling about `budget` seconds.
+public func measureFMAPeak(_ kernels: any KernelSet = Kernels.active, budget: Double = 0.3) -> Double {
+    var iterations = 1 << 16
+    var best = 0.0
+    let start = now()
+    while now() - start < budget {
+        let t = now()
+        let r = kernels.fmaPeakLoop(iterations: iterations, seed: 0.25)
+        let seconds = now() - t
+        precondition(r.checksum.isFinite)
+        if seconds < 0.005 { iterations *= 2; continue }
+        best = max(best, r.flops / seconds / 1e9)
+    }
+    return best
 }
 
 /// The GEMMs of one training step of `config` at `batch` rows, in execution order.
@@ -37,7 +62,7 @@ public struct GEMMResult: Sendable {
 }
 
 /// Median time of one call of `shape` over repeats filling about `budget` seconds.
-public func benchmarkGEMM(_ shape: GEMMShape, budget: Double = 0.25) -> GEMMResult {
+public func benchmarkGEMM(_ shape: GEMMShape, budget: Double = 0.25, kernels: any KernelSet = Kernels.active) -> GEMMResult {
     let workspace = GEMMWorkspace()
     let (m, n, k) = (shape.m, shape.n, shape.k)
     let a = allocateAligned(m * k), b = allocateAligned(k * n), c = allocateAligned(m * n)
@@ -46,9 +71,9 @@ public func benchmarkGEMM(_ shape: GEMMShape, budget: Double = 0.25) -> GEMMResu
     for i in 0..<(k * n) { b[i] = Float(i % 5) * 0.1 }
     func once() {
         switch shape.form {
-        case .nt: matmulNT(c, a, b, m: m, n: n, k: k, accumulate: false, workspace: workspace)
-        case .nn: matmulNN(c, a, b, m: m, n: n, k: k, accumulate: false, workspace: workspace)
-        case .tn: matmulTN(c, a, b, m: m, n: n, k: k, accumulate: true, workspace: workspace)
+        case .nt: kernels.matmulNT(c, a, b, m: m, n: n, k: k, accumulate: false, workspace: workspace)
+        case .nn: kernels.matmulNN(c, a, b, m: m, n: n, k: k, accumulate: false, workspace: workspace)
+        case .tn: kernels.matmulTN(c, a, b, m: m, n: n, k: k, accumulate: true, workspace: workspace)
         }
     }
     once()

@@ -1,5 +1,6 @@
 import Foundation
 import VAEData
+import VAEKernelDispatch
 import VAEKernels
 import VAEModel
 
@@ -68,8 +69,8 @@ func reconstructionNLL(model: VAE, workspace: VAEWorkspace, targets: UnsafePoint
     let d = model.config.inputDimension
     switch model.config.likelihood {
     case .bernoulli:
-        bernoulliNLLForwardBackward(recon: workspace.recon, dlogits: nil, logits: workspace.logits, targets: targets,
-                                    rows: batch, columns: d, scale: 0)
+        Kernels.active.bernoulliNLLForwardBackward(recon: workspace.recon, dlogits: nil, logits: workspace.logits,
+                                                   targets: targets, rows: batch, columns: d, scale: 0)
     case .gaussian:
         gaussianNLLForwardBackward(recon: workspace.recon, dmean: nil, dlogvar: nil, mean: workspace.logits,
                                    logvar: model.parameters + model.layout.outputLogvar!, targets: targets,

@@ -1,6 +1,7 @@
 import Foundation
 import VAEData
 import VAEDistributed
+import VAEKernelDispatch
 import VAEKernels
 import VAEModel
 
@@ -194,7 +195,7 @@ public final class Trainer {
         let size = communicator.size
         log("vae-dist: training \(describe(modelConfig)) (\(model.parameterCount) parameters) on \(dataset.name) "
             + "(\(dataset.train.count) train / \(dataset.test.count) test images), \(size) rank\(size == 1 ? "" : "s") "
-            + "(\(communicator.backend)), global batch \(options.batchSize), output \(options.output)")
+            + "(\(communicator.backend)), global batch \(options.batchSize), output \(options.output), kernels \(Kernels.active.isa)")
         if size > 1 || options.deterministic { log("vae-dist: gradient reduction: \(reduction.name)") }
         // Where this process starts and how much it ran: the tests read these two lines to
         // prove that a resume continued the checkpoint instead of training from scratch.

@@ -1,11 +1,12 @@
 import ArgumentParser
 import Foundation
+import VAEKernelDispatch
 import VAEModel
 import VAETraining
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Measure GEMM GFLOP/s per layer shape and training-step samples/s on this machine (one process).")
+        abstract: "Measure the FMA peak, GEMM GFLOP/s per layer shape and training-step samples/s on this machine (one process).")
     @Option(help: "Per-rank batch sizes to measure, comma-separated.") var batches = "64,128"
     @Option(help: "Hidden widths of the model measured.") var hidden = "400"
     @Option(help: "Latent dimensions of the model measured.") var latent = 20
@@ -16,30 +17,46 @@ struct Bench: ParsableCommand {
             let config = try modelConfig(hidden: hidden, latent: latent, likelihood: "bernoulli", beta: 1, autoencoder: false)
             let sizes = batches.split(separator: ",").compactMap { Int($0) }.filter { $0 > 0 }
             guard !sizes.isEmpty else { throw TrainingError.option("--batches: expected positive numbers such as 64,128") }
-            if !json { print("GEMM                                      GFLOP/s   time") }
+            let isa = Kernels.active.isa
+            let peak = measureFMAPeak()
+            let flopsPerExample = trainingFlopsPerExample(config: config)
+            if json {
+                print(jsonObject([("kind", "\"peak\""), ("isa", "\"\(isa.rawValue)\""), ("isa_name", "\"\(isa)\""),
+                                  ("peak_gflops", jsonNumber(peak)), ("cpu_features", "\"\(Kernels.hostFeatures)\"")]))
+            } else {
+                print("vae-dist bench: kernels \(isa), FMA peak of one core "
+                      + String(format: "%.1f GFLOP/s (16 independent FMA chains)", peak))
+                print("GEMM                                      GFLOP/s  of peak      time")
+            }
             for batch in sizes {
                 for shape in trainingGEMMShapes(config: config, batch: batch) {
                     let r = benchmarkGEMM(shape)
                     if json {
-                        print(jsonObject([("kind", "\"gemm\""), ("layer", "\"\(shape.layer)\""), ("form", "\"\(shape.form.rawValue)\""),
-                                          ("m", "\(shape.m)"), ("n", "\(shape.n)"), ("k", "\(shape.k)"), ("batch", "\(batch)"),
-                                          ("gflops", jsonNumber(r.gflops)), ("seconds", jsonNumber(r.seconds))]))
+                        print(jsonObject([("kind", "\"gemm\""), ("isa", "\"\(isa.rawValue)\""), ("layer", "\"\(shape.layer)\""),
+                                          ("form", "\"\(shape.form.rawValue)\""), ("m", "\(shape.m)"), ("n", "\(shape.n)"),
+                                          ("k", "\(shape.k)"), ("batch", "\(batch)"), ("gflops", jsonNumber(r.gflops)),
+                                          ("peak_fraction", jsonNumber(r.gflops / peak)), ("seconds", jsonNumber(r.seconds))]))
                     } else {
                         print(shape.description.padding(toLength: 40, withPad: " ", startingAt: 0)
-                              + String(format: "%9.1f  %7.1f us", r.gflops, r.seconds * 1e6))
+                              + String(format: "%9.1f  %6.0f%%  %7.1f us", r.gflops, 100 * r.gflops / peak, r.seconds * 1e6))
                     }
                 }
             }
             for batch in sizes {
                 let s = benchmarkTrainingStep(config: config, batch: batch)
+                let gflops = s.samplesPerSecond * flopsPerExample / 1e9
                 if json {
-                    print(jsonObject([("kind", "\"step\""), ("batch", "\(batch)"), ("samples_per_second", jsonNumber(s.samplesPerSecond)),
+                    print(jsonObject([("kind", "\"step\""), ("isa", "\"\(isa.rawValue)\""), ("batch", "\(batch)"),
+                                      ("samples_per_second", jsonNumber(s.samplesPerSecond)),
+                                      ("flops_per_example", jsonNumber(flopsPerExample)), ("gflops", jsonNumber(gflops)),
+                                      ("peak_fraction", jsonNumber(gflops / peak)),
                                       ("step_seconds", jsonNumber(s.stepSeconds)), ("compute_fraction", jsonNumber(s.computeFraction)),
                                       ("optimizer_fraction", jsonNumber(s.optimizerFraction)), ("data_fraction", jsonNumber(s.dataFraction))]))
                 } else {
-                    print(String(format: "training step, batch %d: %.0f samples/s (%.2f ms/step: compute %.0f%%, optimizer %.0f%%, data %.0f%%)",
-                                 batch, s.samplesPerSecond, s.stepSeconds * 1e3, s.computeFraction * 100,
-                                 s.optimizerFraction * 100, s.dataFraction * 100))
+                    print(String(format: "training step, batch %d: %.0f samples/s x %.2f MFLOP = %.1f GFLOP/s, %.0f%% of peak "
+                                 + "(%.2f ms/step: compute %.0f%%, optimizer %.0f%%, data %.0f%%)",
+                                 batch, s.samplesPerSecond, flopsPerExample / 1e6, gflops, 100 * gflops / peak,
+                                 s.stepSeconds * 1e3, s.computeFraction * 100, s.optimizerFraction * 100, s.dataFraction * 100))
                 }
             }
         }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import VAEDistributed
+import VAEKernelDispatch
 import VAETraining
 
 /// The release this executable reports with `vae-dist --version`.
@@ -22,6 +23,8 @@ struct VAEDist: ParsableCommand {
     /// Parses and runs. Command bodies report their own errors through `Fatal`;
     /// what reaches this catch is a parsing error: one line, exit code 1.
     static func main() {
+        // A VAE_DIST_ISA this CPU cannot honour is refused before anything runs.
+        if case .failure(let error) = Kernels.selection { Fatal.exit(error.description) }
         do {
             var command = try parseAsRoot(joiningNegativeValues(Array(CommandLine.arguments.dropFirst())))
             try command.run()

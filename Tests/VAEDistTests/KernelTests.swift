@@ -1,69 +1,113 @@
 import Foundation
 import Testing
+import VAEKernelDispatch
 import VAEKernels
+import VAEKernelsAVX2
 
-/// Odd shapes on purpose: edges of the 6x16 register tile and of the K, M, N blocks.
+/// Odd shapes on purpose: edges of the 6x16 and 12x32 register tiles, of the narrow 12x8
+/// tile (N <= 64 on AVX-512) and of the K, M, N blocks.
 let gemmShapes: [(Int, Int, Int)] = [(1, 1, 1), (7, 33, 5), (6, 16, 256), (13, 17, 257), (33, 129, 7),
-                                     (129, 40, 400), (128, 400, 784), (5, 1030, 3), (121, 20, 513)]
+                                     (129, 40, 400), (128, 400, 784), (5, 1030, 3), (121, 20, 513),
+                                     (12, 32, 1), (25, 65, 33), (129, 96, 7), (1, 1057, 129)]
+
+/// Every kernel instantiation this CPU can run (AVX2 always; AVX-512 where CPUID reports it).
+/// Each test runs all of them and checks that the list is not empty.
+func runnableKernels(sourceLocation: SourceLocation = #_sourceLocation) -> [any KernelSet] {
+    let all = Kernels.runnable
+    #expect(!all.isEmpty && all.contains { $0.isa == .avx2 }, "no AVX2 kernels to test", sourceLocation: sourceLocation)
+    return all
+}
 
 @Suite struct GEMMTests {
     @Test(arguments: [false, true], [false, true])
     func packedMatchesNaive(transposeA: Bool, transposeB: Bool) {
         let workspace = GEMMWorkspace()
-        for (m, n, k) in gemmShapes {
-            let a = randomFloats(m * k, seed: UInt64(m * 31 + k)), b = randomFloats(k * n, seed: UInt64(n * 17 + k))
-            let start = randomFloats(m * n, seed: 99)
-            for accumulate in [false, true] {
-                var fast = start, slow = start
-                let lda = transposeA ? m : k, ldb = transposeB ? k : n
-                gemm(&fast, ldc: n, a, lda: lda, transposeA: transposeA, b, ldb: ldb, transposeB: transposeB,
-                     m: m, n: n, k: k, accumulate: accumulate, workspace: workspace)
-                gemmNaive(&slow, ldc: n, a, lda: lda, transposeA: transposeA, b, ldb: ldb, transposeB: transposeB,
-                          m: m, n: n, k: k, accumulate: accumulate)
-                expectClose(fast, slow, rtol: 1e-4, atol: 1e-4 * Float(k).squareRoot(),
-                            "gemm \(m)x\(n)x\(k) tA \(transposeA) tB \(transposeB) acc \(accumulate)")
+        for kernels in runnableKernels() {
+            for (m, n, k) in gemmShapes {
+                let a = randomFloats(m * k, seed: UInt64(m * 31 + k)), b = randomFloats(k * n, seed: UInt64(n * 17 + k))
+                let start = randomFloats(m * n, seed: 99)
+                for accumulate in [false, true] {
+                    var fast = start, slow = start
+                    let lda = transposeA ? m : k, ldb = transposeB ? k : n
+                    kernels.gemm(&fast, ldc: n, a, lda: lda, transposeA: transposeA, b, ldb: ldb, transposeB: transposeB,
+                                 m: m, n: n, k: k, accumulate: accumulate, workspace: workspace)
+                    gemmNaive(&slow, ldc: n, a, lda: lda, transposeA: transposeA, b, ldb: ldb, transposeB: transposeB,
+                              m: m, n: n, k: k, accumulate: accumulate)
+                    expectClose(fast, slow, rtol: 1e-4, atol: 1e-4 * Float(k).squareRoot(),
+                                "\(kernels.isa) gemm \(m)x\(n)x\(k) tA \(transposeA) tB \(transposeB) acc \(accumulate)")
+                }
             }
         }
     }
 
+    /// The AVX-512 GEMM's algorithm (12x32 tile, its narrow-tile rule, 32-wide packing),
+    /// compiled for this test target's ISA: checked on every CPU, AVX-512 or not.
+    @Test func avx512TileAlgorithmMatchesNaive() {
+        enum AVX512TileHere: ISATag {
+            static var isa: KernelISA { .avx2 }
+            static var tile: GEMMTile { .avx512x12x32 }
+        }
+        let workspace = GEMMWorkspace()
+        var rounds = 0
+        for (m, n, k) in gemmShapes {
+            for (transposeA, transposeB) in [(false, true), (false, false), (true, false)] {
+                let a = randomFloats(m * k, seed: UInt64(m * 31 + k)), b = randomFloats(k * n, seed: UInt64(n * 17 + k))
+                var fast = randomFloats(m * n, seed: 99), slow = fast
+                let lda = transposeA ? m : k, ldb = transposeB ? k : n
+                gemm(AVX512TileHere.self, &fast, ldc: n, a, lda: lda, transposeA: transposeA, b, ldb: ldb, transposeB: transposeB,
+                     m: m, n: n, k: k, accumulate: transposeA, workspace: workspace)
+                gemmNaive(&slow, ldc: n, a, lda: lda, transposeA: transposeA, b, ldb: ldb, transposeB: transposeB,
+                          m: m, n: n, k: k, accumulate: transposeA)
+                expectClose(fast, slow, rtol: 1e-4, atol: 1e-4 * Float(k).squareRoot(),
+                            "12x32 tile gemm \(m)x\(n)x\(k) tA \(transposeA) tB \(transposeB)")
+                rounds += 1
+            }
+        }
+        #expect(rounds == gemmShapes.count * 3)
+    }
+
     @Test func namedFormsAreTheRightTransposes() {
         let workspace = GEMMWorkspace()
+        let kernels = Kernels.active
         let (m, n, k) = (7, 19, 11)
         let a = randomFloats(m * k, seed: 1), bt = randomFloats(n * k, seed: 2)
         var c = [Float](repeating: 0, count: m * n), ref = c
-        matmulNT(&c, a, bt, m: m, n: n, k: k, accumulate: false, workspace: workspace)
+        kernels.matmulNT(&c, a, bt, m: m, n: n, k: k, accumulate: false, workspace: workspace)
         for i in 0..<m { for j in 0..<n { ref[i * n + j] = (0..<k).reduce(0) { $0 + a[i * k + $1] * bt[j * k + $1] } } }
         expectClose(c, ref, rtol: 1e-5, atol: 1e-5, "A*B^T")
         let at = randomFloats(k * m, seed: 3), b = randomFloats(k * n, seed: 4)
-        matmulTN(&c, at, b, m: m, n: n, k: k, accumulate: false, workspace: workspace)
+        kernels.matmulTN(&c, at, b, m: m, n: n, k: k, accumulate: false, workspace: workspace)
         for i in 0..<m { for j in 0..<n { ref[i * n + j] = (0..<k).reduce(0) { $0 + at[$1 * m + i] * b[$1 * n + j] } } }
         expectClose(c, ref, rtol: 1e-5, atol: 1e-5, "A^T*B")
-        matmulNN(&c, a, b, m: m, n: n, k: k, accumulate: false, workspace: workspace)
+        kernels.matmulNN(&c, a, b, m: m, n: n, k: k, accumulate: false, workspace: workspace)
         for i in 0..<m { for j in 0..<n { ref[i * n + j] = (0..<k).reduce(0) { $0 + a[i * k + $1] * b[$1 * n + j] } } }
         expectClose(c, ref, rtol: 1e-5, atol: 1e-5, "A*B")
     }
 }
 
 @Suite struct ElementwiseTests {
-    @Test(arguments: [(1, 1), (3, 17), (5, 784), (2, 33)])
+    @Test(arguments: [(1, 1), (3, 17), (5, 784), (2, 33), (7, 129)])
     func biasReluAndBackward(rows: Int, columns: Int) {
-        let input = randomFloats(rows * columns, seed: 5), bias = randomFloats(columns, seed: 6)
-        var fast = input, slow = input
-        biasReluForward(&fast, bias, rows: rows, columns: columns)
-        biasReluForwardNaive(&slow, bias, rows: rows, columns: columns)
-        expectClose(fast, slow, rtol: 0, atol: 0, "bias+relu")
-        var plain = input
-        biasForward(&plain, bias, rows: rows, columns: columns)
-        expectClose(plain, (0..<(rows * columns)).map { input[$0] + bias[$0 % columns] }, rtol: 0, atol: 0, "bias")
-        let dout = randomFloats(rows * columns, seed: 7)
-        var d1 = [Float](repeating: 0, count: rows * columns), d2 = d1
-        reluBackward(&d1, dout, fast, count: rows * columns)
-        reluBackwardNaive(&d2, dout, fast, count: rows * columns)
-        expectClose(d1, d2, rtol: 0, atol: 0, "relu backward")
-        var b1 = randomFloats(columns, seed: 8), b2 = b1
-        biasBackward(&b1, dout, rows: rows, columns: columns)
-        biasBackwardNaive(&b2, dout, rows: rows, columns: columns)
-        expectClose(b1, b2, rtol: 1e-5, atol: 1e-5, "bias backward")
+        for kernels in runnableKernels() {
+            let isa = kernels.isa
+            let input = randomFloats(rows * columns, seed: 5), bias = randomFloats(columns, seed: 6)
+            var fast = input, slow = input
+            kernels.biasReluForward(&fast, bias, rows: rows, columns: columns)
+            biasReluForwardNaive(&slow, bias, rows: rows, columns: columns)
+            expectClose(fast, slow, rtol: 0, atol: 0, "\(isa) bias+relu")
+            var plain = input
+            kernels.biasForward(&plain, bias, rows: rows, columns: columns)
+            expectClose(plain, (0..<(rows * columns)).map { input[$0] + bias[$0 % columns] }, rtol: 0, atol: 0, "\(isa) bias")
+            let dout = randomFloats(rows * columns, seed: 7)
+            var d1 = [Float](repeating: 0, count: rows * columns), d2 = d1
+            kernels.reluBackward(&d1, dout, fast, count: rows * columns)
+            reluBackwardNaive(&d2, dout, fast, count: rows * columns)
+            expectClose(d1, d2, rtol: 0, atol: 0, "\(isa) relu backward")
+            var b1 = randomFloats(columns, seed: 8), b2 = b1
+            kernels.biasBackward(&b1, dout, rows: rows, columns: columns)
+            biasBackwardNaive(&b2, dout, rows: rows, columns: columns)
+            expectClose(b1, b2, rtol: 1e-5, atol: 1e-5, "\(isa) bias backward")
+        }
     }
 
     @Test func vectorExpAndLogMatchLibm() {
@@ -72,13 +116,13 @@ let gemmShapes: [(Int, Int, Int)] = [(1, 1, 1), (7, 33, 5), (6, 16, 256), (13, 1
         while i + 16 <= xs.count {
             var v = SIMD16<Float>()
             for j in 0..<16 { v[j] = xs[i + j] }
-            let e = vexp(v)
+            let e = vexp(AVX2.self, v)
             for j in 0..<16 { #expect(abs(e[j] - exp(xs[i + j])) <= 3e-7 * exp(xs[i + j]), "exp(\(xs[i + j]))") }
-            let unit = vexp(pointwiseMin(v, -v) * 0.05)  // exp(-0.05 |x|) in (0, 1]
-            let l1p = vlog1pUnit(unit)
+            let unit = vexp(AVX2.self, pointwiseMin(v, -v) * 0.05)  // exp(-0.05 |x|) in (0, 1]
+            let l1p = vlog1pUnit(AVX2.self, unit)
             for j in 0..<16 { #expect(abs(l1p[j] - log1p(unit[j])) <= 4e-7 * log1p(unit[j]) + 1e-9, "log1p(\(unit[j]))") }
-            let positive = vexp(v * 0.2)
-            let l = vlog(positive)
+            let positive = vexp(AVX2.self, v * 0.2)
+            let l = vlog(AVX2.self, positive)
             for j in 0..<16 { #expect(abs(l[j] - log(positive[j])) <= 2e-7 * max(1, abs(log(positive[j]))), "log(\(positive[j]))") }
             i += 16
         }
@@ -86,32 +130,37 @@ let gemmShapes: [(Int, Int, Int)] = [(1, 1, 1), (7, 33, 5), (6, 16, 256), (13, 1
 
     @Test(arguments: [(1, 1), (3, 17), (4, 784), (2, 50)])
     func bernoulliMatchesNaive(rows: Int, columns: Int) {
-        let logits = randomFloats(rows * columns, seed: 11, scale: 12)
-        let targets = randomFloats(rows * columns, seed: 12).map { ($0 + 1) / 2 }
-        var r1 = [Float](repeating: 0, count: rows), r2 = r1
-        var d1 = [Float](repeating: 0, count: rows * columns), d2 = d1
-        bernoulliNLLForwardBackward(recon: &r1, dlogits: &d1, logits: logits, targets: targets, rows: rows, columns: columns, scale: 0.5)
-        bernoulliNLLNaive(recon: &r2, dlogits: &d2, logits: logits, targets: targets, rows: rows, columns: columns, scale: 0.5)
-        expectClose(r1, r2, rtol: 1e-5, atol: 1e-5, "BCE")
-        expectClose(d1, d2, rtol: 1e-5, atol: 1e-6, "dBCE/dlogits")
+        for kernels in runnableKernels() {
+            let logits = randomFloats(rows * columns, seed: 11, scale: 12)
+            let targets = randomFloats(rows * columns, seed: 12).map { ($0 + 1) / 2 }
+            var r1 = [Float](repeating: 0, count: rows), r2 = r1
+            var d1 = [Float](repeating: 0, count: rows * columns), d2 = d1
+            kernels.bernoulliNLLForwardBackward(recon: &r1, dlogits: &d1, logits: logits, targets: targets,
+                                                rows: rows, columns: columns, scale: 0.5)
+            bernoulliNLLNaive(recon: &r2, dlogits: &d2, logits: logits, targets: targets, rows: rows, columns: columns, scale: 0.5)
+            expectClose(r1, r2, rtol: 1e-5, atol: 1e-5, "\(kernels.isa) BCE")
+            expectClose(d1, d2, rtol: 1e-5, atol: 1e-6, "\(kernels.isa) dBCE/dlogits")
+        }
     }
 
-    @Test func adamMatchesReferenceAndPyTorchFormula() {
-        let n = 37
-        var p1 = randomFloats(n, seed: 21), m1 = [Float](repeating: 0, count: n), v1 = m1
-        var p2 = p1, m2 = m1, v2 = v1
-        let hyper = AdamHyperparameters(learningRate: 1e-2)
-        for step in 1...5 {
-            let g = randomFloats(n, seed: UInt64(100 + step))
-            adamUpdate(parameters: &p1, gradients: g, firstMoment: &m1, secondMoment: &v1, count: n, step: step, hyper: hyper)
-            adamUpdateNaive(parameters: &p2, gradients: g, firstMoment: &m2, secondMoment: &v2, count: n, step: step, hyper: hyper)
+    @Test(arguments: [1, 7, 33, 129])
+    func adamMatchesReferenceAndPyTorchFormula(n: Int) {
+        for kernels in runnableKernels() {
+            var p1 = randomFloats(n, seed: 21), m1 = [Float](repeating: 0, count: n), v1 = m1
+            var p2 = p1, m2 = m1, v2 = v1
+            let hyper = AdamHyperparameters(learningRate: 1e-2)
+            for step in 1...5 {
+                let g = randomFloats(n, seed: UInt64(100 + step))
+                kernels.adamUpdate(parameters: &p1, gradients: g, firstMoment: &m1, secondMoment: &v1, count: n, step: step, hyper: hyper)
+                adamUpdateNaive(parameters: &p2, gradients: g, firstMoment: &m2, secondMoment: &v2, count: n, step: step, hyper: hyper)
+            }
+            expectClose(p1, p2, rtol: 1e-5, atol: 1e-6, "\(kernels.isa) Adam parameters")
+            expectClose(m1, m2, rtol: 1e-5, atol: 1e-7, "\(kernels.isa) Adam exp_avg")
+            // First step of Adam moves every parameter by lr * sign(g) (up to eps).
+            var p = [Float](repeating: 0, count: 3), m = p, v = p
+            kernels.adamUpdate(parameters: &p, gradients: [2, -0.5, 1e-3], firstMoment: &m, secondMoment: &v, count: 3, step: 1, hyper: hyper)
+            expectClose(p, [-0.01, 0.01, -0.01], rtol: 1e-4, atol: 1e-7, "\(kernels.isa) first Adam step")
         }
-        expectClose(p1, p2, rtol: 1e-5, atol: 1e-6, "Adam parameters")
-        expectClose(m1, m2, rtol: 1e-5, atol: 1e-7, "Adam exp_avg")
-        // First step of Adam moves every parameter by lr * sign(g) (up to eps).
-        var p = [Float](repeating: 0, count: 3), m = p, v = p
-        adamUpdate(parameters: &p, gradients: [2, -0.5, 1e-3], firstMoment: &m, secondMoment: &v, count: 3, step: 1, hyper: hyper)
-        expectClose(p, [-0.01, 0.01, -0.01], rtol: 1e-4, atol: 1e-7, "first Adam step")
     }
 }
 

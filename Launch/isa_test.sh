@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# The kernel dispatch in the release binary: the AVX-512 instantiation is really there
+# (zmm FMAs), nothing outside it uses AVX-512 registers (so the AVX2 path can never run
+# an AVX-512 instruction), the hot kernels call no fmaf, and the ISA chosen at start is
+# the one this CPU's /proc/cpuinfo allows. VAE_DIST_ISA forces the lower path.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+. Launch/common.sh
+bin=.build/release/vae-dist
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+export VAE_DIST_PROGRESS=0
+command -v objdump >/dev/null || { echo "isa: objdump missing (apt-get install binutils)"; echo "isa: 0 passed, 1 failed"; exit 1; }
+
+echo "isa: machine code of $bin"
+objdump -d --no-show-raw-insn "$bin" > "$tmp/dis"
+zmm=$(grep -c 'vfmadd.*zmm' "$tmp/dis")
+[ "$zmm" -gt 0 ] && ok "$zmm zmm FMA instructions (AVX-512 kernels present)" || bad "no zmm FMA: the AVX-512 kernels were not compiled for AVX-512"
+ymm=$(grep -c 'vfmadd.*ymm' "$tmp/dis")
+[ "$ymm" -gt 0 ] && ok "$ymm ymm FMA instructions (AVX2 kernels)" || bad "no ymm FMA in the binary"
+
+# Per function: AVX-512-only operands (zmm, ymm/xmm 16-31, opmask registers, embedded broadcasts).
+awk '/^[0-9a-f]+ <.*>:$/ { f = $2 }
+     /%zmm|%[xy]mm(1[6-9]|2[0-9]|3[01])\>|%k[0-7]\>|\{1to/ { n[f]++ }
+     END { for (k in n) print n[k], k }' "$tmp/dis" > "$tmp/evex"
+tagged=$(grep -c 'AVX512' "$tmp/evex")
+stray=$(grep -v 'AVX512' "$tmp/evex")
+[ -z "$stray" ] && [ "$tagged" -gt 0 ] && ok "AVX-512 registers only in the $tagged AVX512-tagged kernel functions" \
+  || bad "AVX-512 registers outside the AVX-512 instantiation: $(echo "$stray" | head -3 | cut -c1-150)"
+# The AVX-512 target's object files: every function they define carries the AVX512 tag in its
+# name. A shared name (a specialization the AVX2 code also emits) could let the linker keep the
+# AVX-512 copy for both, and the AVX2 path would then run AVX-512 instructions.
+objects=$(ls .build/release/VAEKernelsAVX512.build/*.o 2>/dev/null)
+if [ -n "$objects" ]; then
+  code=$(nm --defined-only $objects | awk '$2 ~ /^[TtWw]$/ { print $3 }')
+  untagged=$(echo "$code" | grep -v AVX512)
+  [ -n "$code" ] && [ -z "$untagged" ] && ok "the AVX-512 target defines $(echo "$code" | wc -l) functions, all AVX512-tagged" \
+    || bad "the AVX-512 target defines functions without the AVX512 tag: $(echo "$untagged" | head -3)"
+else
+  bad "no object files in .build/release/VAEKernelsAVX512.build"
+fi
+gemm512=$(awk '/^[0-9a-f]+ <.*(gemm|microKernel).*AVX512.*>:$/ { p = 1; next } /^[0-9a-f]+ <.*>:$/ { p = 0 } p && /vfmadd.*zmm/ { c++ } END { print c + 0 }' "$tmp/dis")
+[ "$gemm512" -ge 24 ] && ok "AVX-512 GEMM: $gemm512 zmm FMAs (the 12x32 tile is 24 per step)" || bad "AVX-512 GEMM has $gemm512 zmm FMAs, expected >= 24"
+
+# Hot kernels: every function of an ISA instantiation; fmaf calls mean a missing -march.
+hot=$(awk '/^[0-9a-f]+ <.*>:$/ { p = ($2 ~ /AVX2|AVX512/) } p && /call.*fmaf/ { c++ } END { print c + 0 }' "$tmp/dis")
+[ "$hot" -eq 0 ] && ok "no fmaf calls in the AVX2 and AVX-512 kernels" || bad "$hot fmaf calls in the kernels"
+
+echo "isa: the ISA chosen at start"
+expected=avx2; expected_name="AVX2+FMA"
+if grep -qw avx512f /proc/cpuinfo && grep -qw avx512bw /proc/cpuinfo && grep -qw avx512dq /proc/cpuinfo \
+   && grep -qw avx512vl /proc/cpuinfo && grep -qw avx512cd /proc/cpuinfo; then
+  expected=avx512; expected_name="AVX-512"
+fi
+"$bin" train --data synthetic:600 --epochs 1 --batch-size 60 --latent 4 --out "$tmp/run" > "$tmp/train.log" 2>&1
+line=$(grep '^vae-dist: training' "$tmp/train.log")
+[[ "$line" == *"kernels $expected_name"* ]] && ok "train start-up line: ...${line##*output $tmp/run, }" \
+  || bad "train start-up line does not name $expected_name: $line"
+peak=$("$bin" bench --batches 4 --json 2>&1 | head -1)
+[[ "$peak" == *"\"isa\": \"$expected\""* ]] && ok "bench: $(echo "$peak" | cut -c1-120)" || bad "bench names another ISA than $expected: $peak"
+if [ "$expected" = avx2 ]; then
+  out=$(VAE_DIST_ISA=avx512 "$bin" bench --batches 4 2>&1); code=$?
+  [ "$code" -eq 1 ] && [ "$(echo "$out" | wc -l)" -eq 1 ] && [[ "$out" == *"VAE_DIST_ISA=avx512"* ]] \
+    && ok "no AVX-512 here: VAE_DIST_ISA=avx512 refused, exit 1: $out" || bad "VAE_DIST_ISA=avx512 on an AVX2 CPU: exit $code: $out"
+fi
+out=$(VAE_DIST_ISA=avx2 "$bin" train --data synthetic:600 --epochs 1 --batch-size 60 --latent 4 --out "$tmp/run2" 2>&1 | grep '^vae-dist: training')
+[[ "$out" == *"kernels AVX2+FMA"* ]] && ok "VAE_DIST_ISA=avx2 forces the AVX2 kernels" || bad "VAE_DIST_ISA=avx2: $out"
+out=$(VAE_DIST_ISA=sse "$bin" inspect nothing 2>&1); code=$?
+[ "$code" -eq 1 ] && [[ "$out" == "vae-dist: error: VAE_DIST_ISA=sse: expected auto, avx2 or avx512" ]] \
+  && ok "bad VAE_DIST_ISA: one line, exit 1" || bad "VAE_DIST_ISA=sse: exit $code: $out"
+summary isa

@@ -1,0 +1,202 @@
+// The register tiles of the packed GEMM (GEMM.swift). Each is generic over the ISA tag only
+// so that every per-ISA target compiles its own copy with its own -march (except the
+// narrow tile). Not inlined: a call costs nothing against kc steps of 12-24 FMAs.
+
+/// The GEMM register tile of an ISA.
+public enum GEMMTile: Sendable {
+    /// 6 x 16: 12 accumulators of the 16 ymm registers (AVX2).
+    case avx2x6x16
+    /// 12 x 32: 24 accumulators of the 32 zmm registers, two B vectors and a broadcast
+    /// (AVX-512: two 512-bit FMA pipes with 4-cycle latency need at least 8 chains; 24
+    /// also halve the loads per FMA against a 6 x 16 tile).
+    case avx512x12x32
+
+    @inlinable public var mr: Int { self == .avx2x6x16 ? 6 : 12 }
+    @inlinable public var nr: Int { self == .avx2x6x16 ? 16 : 32 }
+
+    /// Whether the narrow 12 x 8 tile (GEMMBlocking.narrowMR/NR) serves N better: it pads
+    /// N to a multiple of 8 instead of nr. The 32-wide tile keeps it for N <= 64 only:
+    /// beyond that the 8-wide tile's 8 times fewer FMAs per broadcast cost more than padding.
+    @inlinable
+    public func prefersNarrowTile(n: Int) -> Bool {
+        let narrowPadded = (n + 7) / 8 * 8, widePadded = (n + nr - 1) / nr * nr
+        switch self {
+        case .avx2x6x16: return narrowPadded < widePadded
+        case .avx512x12x32: return n <= 64 && narrowPadded < widePadded
+        }
+    }
+}
+
+/// The AVX2 register tile: C[6, 16] (+)= Apanel[kc, 6]^T · Bpanel[kc, 16].
+/// Six SIMD16 accumulators (twelve of the 16 ymm registers), one B row and one
+/// broadcast of A per FMA. Edge tiles compute the full tile and store part of it.
+@inlinable @inline(never)
+func microKernel6x16<ISA: ISATag>(_: ISA.Type, kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+                     c: UnsafeMutablePointer<Float>, ldc: Int, rows: Int, columns: Int, load: Bool) {
+    typealias V = SIMD16<Float>
+    var c0 = V(), c1 = V(), c2 = V(), c3 = V(), c4 = V(), c5 = V()
+    var pa = a
+    var pb = UnsafeRawPointer(b)
+    var remaining = kc  // >= 1: gemm never calls with an empty K block
+    repeat {
+        let bv = pb.load(as: V.self)
+        c0 = c0.addingProduct(V(repeating: pa[0]), bv)
+        c1 = c1.addingProduct(V(repeating: pa[1]), bv)
+        c2 = c2.addingProduct(V(repeating: pa[2]), bv)
+        c3 = c3.addingProduct(V(repeating: pa[3]), bv)
+        c4 = c4.addingProduct(V(repeating: pa[4]), bv)
+        c5 = c5.addingProduct(V(repeating: pa[5]), bv)
+        pa += 6
+        pb += 64
+        remaining &-= 1
+    } while remaining > 0
+    if rows == 6 && columns == 16 {
+        let r0 = UnsafeMutableRawPointer(c), r1 = UnsafeMutableRawPointer(c + ldc)
+        let r2 = UnsafeMutableRawPointer(c + 2 * ldc), r3 = UnsafeMutableRawPointer(c + 3 * ldc)
+        let r4 = UnsafeMutableRawPointer(c + 4 * ldc), r5 = UnsafeMutableRawPointer(c + 5 * ldc)
+        if load {
+            c0 += r0.loadUnaligned(as: V.self); c1 += r1.loadUnaligned(as: V.self)
+            c2 += r2.loadUnaligned(as: V.self); c3 += r3.loadUnaligned(as: V.self)
+            c4 += r4.loadUnaligned(as: V.self); c5 += r5.loadUnaligned(as: V.self)
+        }
+        r0.storeBytes(of: c0, as: V.self); r1.storeBytes(of: c1, as: V.self)
+        r2.storeBytes(of: c2, as: V.self); r3.storeBytes(of: c3, as: V.self)
+        r4.storeBytes(of: c4, as: V.self); r5.storeBytes(of: c5, as: V.self)
+        return
+    }
+    let tile = (c0, c1, c2, c3, c4, c5)
+    withUnsafeBytes(of: tile) { raw in
+        let t = raw.baseAddress!.assumingMemoryBound(to: Float.self)
+        for r in 0..<rows {
+            let row = c + r * ldc
+            let source = t + r * 16
+            if load {
+                for q in 0..<columns { row[q] += source[q] }
+            } else {
+                for q in 0..<columns { row[q] = source[q] }
+            }
+        }
+    }
+}
+
+/// The narrow tile: C[12, 8] (+)= Apanel[kc, 12]^T · Bpanel[kc, 8]. Twelve SIMD8
+/// accumulators (twelve 256-bit registers), one B row and twelve broadcasts per step.
+/// A is read in place: element (r, p) at a[r * rowStride + p * kStride].
+/// Not generic: compiled once, here, for x86-64-v3, and called by both instantiations.
+/// Specialized in a per-ISA target this loop kept its accumulators on the stack (40%
+/// slower), and the narrow shapes are under 2% of a training step's FLOPs.
+@usableFromInline @inline(never)
+func microKernel12x8(kc: Int, a: UnsafePointer<Float>, rowStride: Int, kStride: Int, b: UnsafePointer<Float>,
+                     c: UnsafeMutablePointer<Float>, ldc: Int, rows: Int, columns: Int, load: Bool) {
+    typealias V = SIMD8<Float>
+    var c0 = V(), c1 = V(), c2 = V(), c3 = V(), c4 = V(), c5 = V()
+    var c6 = V(), c7 = V(), c8 = V(), c9 = V(), c10 = V(), c11 = V()
+    let rs = rowStride
+    var pa = a
+    var pb = UnsafeRawPointer(b)
+    var remaining = kc  // >= 1: gemm never calls with an empty K block
+    repeat {
+        let bv = pb.load(as: V.self)
+        c0 = c0.addingProduct(V(repeating: pa[0]), bv)
+        c1 = c1.addingProduct(V(repeating: pa[rs]), bv)
+        c2 = c2.addingProduct(V(repeating: pa[2 * rs]), bv)
+        c3 = c3.addingProduct(V(repeating: pa[3 * rs]), bv)
+        c4 = c4.addingProduct(V(repeating: pa[4 * rs]), bv)
+        c5 = c5.addingProduct(V(repeating: pa[5 * rs]), bv)
+        c6 = c6.addingProduct(V(repeating: pa[6 * rs]), bv)
+        c7 = c7.addingProduct(V(repeating: pa[7 * rs]), bv)
+        c8 = c8.addingProduct(V(repeating: pa[8 * rs]), bv)
+        c9 = c9.addingProduct(V(repeating: pa[9 * rs]), bv)
+        c10 = c10.addingProduct(V(repeating: pa[10 * rs]), bv)
+        c11 = c11.addingProduct(V(repeating: pa[11 * rs]), bv)
+        pa += kStride
+        pb += 32
+        remaining &-= 1
+    } while remaining > 0
+    let tile = (c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11)
+    withUnsafeBytes(of: tile) { raw in
+        let t = raw.baseAddress!.assumingMemoryBound(to: Float.self)
+        if columns == 8 {
+            for r in 0..<rows {
+                let row = UnsafeMutableRawPointer(c + r * ldc)
+                var v = UnsafeRawPointer(t + r * 8).loadUnaligned(as: V.self)
+                if load { v += row.loadUnaligned(as: V.self) }
+                row.storeBytes(of: v, as: V.self)
+            }
+            return
+        }
+        for r in 0..<rows {
+            let row = c + r * ldc
+            let source = t + r * 8
+            if load {
+                for q in 0..<columns { row[q] += source[q] }
+            } else {
+                for q in 0..<columns { row[q] = source[q] }
+            }
+        }
+    }
+}
+
+/// The AVX-512 register tile: C[12, 32] (+)= Apanel[kc, 12]^T · Bpanel[kc, 32].
+/// 24 SIMD16 accumulators (24 of the 32 zmm registers); per step two B vectors,
+/// twelve broadcasts of A and 24 FMAs. SIMD16, never SIMD32: one SIMD16 is one zmm,
+/// while SIMD32 values compile to no vector FMAs at all.
+@inlinable @inline(never)
+func microKernel12x32<ISA: ISATag>(_: ISA.Type, kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+                                   c: UnsafeMutablePointer<Float>, ldc: Int, rows: Int, columns: Int, load: Bool) {
+    typealias V = SIMD16<Float>
+    var c0 = V(), c1 = V(), c2 = V(), c3 = V(), c4 = V(), c5 = V(), c6 = V(), c7 = V()
+    var c8 = V(), c9 = V(), c10 = V(), c11 = V(), c12 = V(), c13 = V(), c14 = V(), c15 = V()
+    var c16 = V(), c17 = V(), c18 = V(), c19 = V(), c20 = V(), c21 = V(), c22 = V(), c23 = V()
+    var pa = a
+    var pb = UnsafeRawPointer(b)
+    var remaining = kc  // >= 1: gemm never calls with an empty K block
+    repeat {
+        let b0 = pb.load(as: V.self), b1 = (pb + 64).load(as: V.self)
+        var x = V(repeating: pa[0]); c0 = c0.addingProduct(x, b0); c1 = c1.addingProduct(x, b1)
+        x = V(repeating: pa[1]); c2 = c2.addingProduct(x, b0); c3 = c3.addingProduct(x, b1)
+        x = V(repeating: pa[2]); c4 = c4.addingProduct(x, b0); c5 = c5.addingProduct(x, b1)
+        x = V(repeating: pa[3]); c6 = c6.addingProduct(x, b0); c7 = c7.addingProduct(x, b1)
+        x = V(repeating: pa[4]); c8 = c8.addingProduct(x, b0); c9 = c9.addingProduct(x, b1)
+        x = V(repeating: pa[5]); c10 = c10.addingProduct(x, b0); c11 = c11.addingProduct(x, b1)
+        x = V(repeating: pa[6]); c12 = c12.addingProduct(x, b0); c13 = c13.addingProduct(x, b1)
+        x = V(repeating: pa[7]); c14 = c14.addingProduct(x, b0); c15 = c15.addingProduct(x, b1)
+        x = V(repeating: pa[8]); c16 = c16.addingProduct(x, b0); c17 = c17.addingProduct(x, b1)
+        x = V(repeating: pa[9]); c18 = c18.addingProduct(x, b0); c19 = c19.addingProduct(x, b1)
+        x = V(repeating: pa[10]); c20 = c20.addingProduct(x, b0); c21 = c21.addingProduct(x, b1)
+        x = V(repeating: pa[11]); c22 = c22.addingProduct(x, b0); c23 = c23.addingProduct(x, b1)
+        pa += 12
+        pb += 128
+        remaining &-= 1
+    } while remaining > 0
+    // Row r of the tile is (c[2r], c[2r + 1]): 32 consecutive floats in this tuple.
+    let tile = (c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15,
+                c16, c17, c18, c19, c20, c21, c22, c23)
+    withUnsafeBytes(of: tile) { raw in
+        let t = raw.baseAddress!
+        if columns == 32 {
+            for r in 0..<rows {
+                let row = UnsafeMutableRawPointer(c + r * ldc)
+                var lo = t.loadUnaligned(fromByteOffset: r * 128, as: V.self)
+                var hi = t.loadUnaligned(fromByteOffset: r * 128 + 64, as: V.self)
+                if load {
+                    lo += row.loadUnaligned(as: V.self)
+                    hi += row.loadUnaligned(fromByteOffset: 64, as: V.self)
+                }
+                row.storeBytes(of: lo, as: V.self)
+                row.storeBytes(of: hi, toByteOffset: 64, as: V.self)
+            }
+            return
+        }
+        let source = t.assumingMemoryBound(to: Float.self)
+        for r in 0..<rows {
+            let row = c + r * ldc
+            let s = source + r * 32
+            if load {
+                for q in 0..<columns { row[q] += s[q] }
+            } else {
+                for q in 0..<columns { row[q] = s[q] }
+            }
+        }
+    }
+}
