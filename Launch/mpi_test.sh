@@ -57,6 +57,15 @@ for k in a:
         assert (a[k] != 0).mean() > 0.5 or (b[k] == 0).mean() > 0.5, k  # no block left at zero
 PY
 
+run_mpi 2 "$bin" bench --batches 16 --json > "$tmp/bench.json" 2>&1 && python3 - "$tmp/bench.json" <<'PY' && ok "mpirun -n 2 vae-dist bench: $(tail -1 "$tmp/bench.json")" || bad "distributed bench: $(tail -3 "$tmp/bench.json")"
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+assert [l["strategy"] for l in lines] == ["overlapped", "after-backward", "sharded"], lines
+for l in lines:
+    assert l["ranks"] == 2 and l["samples_per_second"] > 0 and l["compute_ms_per_step"] > 0, l
+    assert l["communication_ms_per_step"] > 0 and l["optimizer_ms_per_step"] > 0, l
+PY
+
 echo "mpi: --deterministic: 1, 2 and 4 ranks bit-identical, sharded or not"
 for np in 1 2 4; do
   run_mpi "$np" "$bin" "${args[@]}" --deterministic --out "$tmp/d$np" > "$tmp/d$np.log" 2>&1 || bad "--deterministic on $np ranks failed: $(tail -2 "$tmp/d$np.log")"

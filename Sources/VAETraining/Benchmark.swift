@@ -1,5 +1,6 @@
 import Foundation
 import VAEData
+import VAEDistributed
 import VAEKernelDispatch
 import VAEKernels
 import VAEModel
@@ -131,4 +132,45 @@ public func benchmarkTrainingStep(config: ModelConfig, batch: Int, steps: Int = 
     return StepBenchmark(batch: batch, samplesPerSecond: Double(steps * batch) / total,
                          computeFraction: computeTime / total, optimizerFraction: optimizerTime / total,
                          dataFraction: dataTime / total, stepSeconds: total / Double(steps))
+}
+
+public struct DistributedStepBenchmark: Sendable {
+    /// The gradient reduction measured (its start-up name).
+    public var strategy: String
+    public var samplesPerSecond: Double
+    /// Milliseconds per step: forward and backward (with the batch), the communication the step
+    /// waited for, the optimizer.
+    public var computeMS: Double, communicationMS: Double, optimizerMS: Double
+}
+
+/// Real training steps (Trainer.step on synthetic data, per-rank batch `batch`) with the
+/// gradient reduction `options` choose, on every rank of `communicator`: what `vae-dist bench`
+/// reports under mpirun. Every rank must call it with the same arguments.
+public func benchmarkDistributedStep(config: ModelConfig, batch: Int, options base: TrainingOptions,
+                                     communicator: any Communicator, steps: Int = 100) throws -> DistributedStepBenchmark {
+    var options = base
+    options.batchSize = batch * communicator.size
+    options.data = "synthetic:\(max(options.batchSize * 4, 1024))"
+    options.epochs = 1
+    var id = [Int64(getpid())]  // rank 0's: every rank must name the same --out
+    try communicator.broadcast(&id, root: 0)
+    let folder = (NSTemporaryDirectory() as NSString).appendingPathComponent("vae-dist-bench-\(id[0])")
+    options.output = folder
+    defer { if communicator.isRoot { try? FileManager.default.removeItem(atPath: folder) } }
+    let trainer = try Trainer(options: options, model: config, resume: false, overwrite: true, communicator: communicator) { _ in }
+    let plan = EpochPlan(exampleCount: trainer.dataset.train.count, globalBatchSize: options.batchSize, rank: communicator.rank,
+                         worldSize: communicator.size, generator: trainer.generator, epoch: 1)
+    var times = StepTimes()
+    for s in 0..<10 { _ = try trainer.step(s % plan.steps, of: plan, epoch: 1, times: &times) }
+    try communicator.barrier()
+    times = StepTimes()
+    let start = now()
+    for s in 0..<steps { _ = try trainer.step(s % plan.steps, of: plan, epoch: 1, times: &times) }
+    let seconds = now() - start
+    // Rank 0's view; the step ends in a collective, so every rank's time is about the same.
+    return DistributedStepBenchmark(strategy: trainer.reduction.name,
+                                    samplesPerSecond: Double(steps * options.batchSize) / seconds,
+                                    computeMS: 1000 * times.compute / Double(steps),
+                                    communicationMS: 1000 * times.communication / Double(steps),
+                                    optimizerMS: 1000 * times.optimizer / Double(steps))
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import VAEKernelDispatch
+import VAEDistributed
 import VAEModel
 import VAETraining
 
@@ -14,6 +15,11 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            // Under mpirun: the training step with every gradient reduction, on every rank.
+            if launchedByMPI() {
+                try benchDistributed()
+                return
+            }
             let config = try modelConfig(hidden: hidden, latent: latent, likelihood: "bernoulli", beta: 1, autoencoder: false)
             let sizes = batches.split(separator: ",").compactMap { Int($0) }.filter { $0 > 0 }
             guard !sizes.isEmpty else { throw TrainingError.option("--batches: expected positive numbers such as 64,128") }
@@ -60,5 +66,40 @@ struct Bench: ParsableCommand {
                 }
             }
         }
+    }
+
+    /// `mpirun -n N vae-dist bench`: samples/s of the real step on N ranks with each gradient
+    /// reduction, and where a step's time goes (compute, exposed communication, optimizer).
+    func benchDistributed() throws {
+        let communicator = try makeCommunicator()
+        Fatal.communicator = communicator
+        let config = try modelConfig(hidden: hidden, latent: latent, likelihood: "bernoulli", beta: 1, autoencoder: false)
+        let sizes = batches.split(separator: ",").compactMap { Int($0) }.filter { $0 > 0 }
+        guard !sizes.isEmpty else { throw TrainingError.option("--batches: expected positive numbers such as 64,128") }
+        let say: (String) -> Void = communicator.isRoot ? { print($0); fflush(nil) } : { _ in }
+        if !json { say("vae-dist bench: \(communicator.size) ranks, kernels \(Kernels.active.isa); per-rank batch, strategy, samples/s, ms per step") }
+        var strategies: [(String, TrainingOptions)] = []
+        for (name, bucketMB, sharded) in [("overlapped", 1.0, false), ("after-backward", 0.0, false), ("sharded", 1.0, true)] {
+            var o = TrainingOptions()
+            o.bucketMB = bucketMB
+            o.shardOptimizer = sharded
+            strategies.append((name, o))
+        }
+        for batch in sizes {
+            for (name, options) in strategies {
+                let r = try benchmarkDistributedStep(config: config, batch: batch, options: options, communicator: communicator)
+                if json {
+                    say(jsonObject([("kind", "\"distributed_step\""), ("ranks", "\(communicator.size)"), ("batch_per_rank", "\(batch)"),
+                                    ("strategy", "\"\(name)\""), ("samples_per_second", jsonNumber(r.samplesPerSecond)),
+                                    ("compute_ms_per_step", jsonNumber(r.computeMS)), ("communication_ms_per_step", jsonNumber(r.communicationMS)),
+                                    ("optimizer_ms_per_step", jsonNumber(r.optimizerMS))]))
+                } else {
+                    say(String(format: "batch %4d  %@ %8.0f samples/s  compute %6.2f ms  exposed communication %6.2f ms  optimizer %5.2f ms  (%@)",
+                               batch, name.padding(toLength: 15, withPad: " ", startingAt: 0) as NSString, r.samplesPerSecond, r.computeMS, r.communicationMS, r.optimizerMS, r.strategy as NSString))
+                }
+            }
+        }
+        try communicator.barrier()
+        communicator.finalize()
     }
 }
