@@ -20,8 +20,10 @@ cd "$(dirname "$0")/.."
 . Launch/common.sh
 
 # One mutant per block: "mutant NAME FILE WHAT", then "- TEXT" (exactly one occurrence in FILE)
-# and "+ TEXT" (its replacement; "+" alone deletes the line's text). Special FILE values:
-# a leading '!' removes .build before the run (a fresh clone's build).
+# and "+ TEXT" (its replacement; "+" alone deletes the line's text), and optionally "first SUITE":
+# the Launch/ suite expected to catch it, which test.sh then runs first (only to save time: every
+# suite still runs until one fails). A leading '!' on FILE removes .build before the run (a fresh
+# clone's build).
 read -r -d '' MUTANTS <<'EOF'
 mutant kl-sign Sources/VAEKernels/KLDivergence.swift the closed-form KL with +log sigma^2
 - acc += m * m + exp(lv) - lv - 1
@@ -41,54 +43,69 @@ mutant adam-without-bias-correction Sources/VAEKernels/Adam.swift Adam's first-m
 mutant chain-rule-local-batch Sources/VAETraining/GradientReduction.swift dloss = 1 / local batch instead of 1 / global batch
 - lossScale = 1 / Float(globalBatchSize)
 + lossScale = 1 / Float(rows)
+first mpi_test
 mutant no-gradient-allreduce Sources/VAETraining/GradientReduction.swift the overlapped buckets are never reduced
 - do { try communicator.startAllreduceSum(model.gradients + bucket.lowerBound, count: bucket.count) } catch { failure = error }
 + _ = bucket
+first mpi_test
 mutant average-twice Sources/VAETraining/GradientReduction.swift the summed gradient divided by the rank count again
 - try communicator.finishReductions()
 + try communicator.finishReductions(); for i in 0..<model.parameterCount { model.gradients[i] /= Float(communicator.size) }
+first mpi_test
 mutant bucket-started-early Sources/VAETraining/GradientReduction.swift every bucket reduced before backward finished it
 - while started < buckets.count && buckets[started].lowerBound >= offset {
 + while started < buckets.count && buckets[started].lowerBound >= 0 {
+first mpi_test
 mutant sharded-no-allgather Sources/VAETraining/GradientReduction.swift the sharded optimizer never shares the updated parameters
 - func shareParameters() throws { try communicator.allgatherInPlace(model.parameters, shards: shards) }
 + func shareParameters() throws {}
+first mpi_test
 mutant sharded-moments-not-gathered Sources/VAETraining/GradientReduction.swift checkpoints of the sharded optimizer hold rank 0's moments only
 - try communicator.allgatherInPlace(optimizer.firstMoment, shards: shards)
 + _ = optimizer.firstMoment
+first mpi_test
 mutant skipped-step Sources/VAETraining/Trainer+Step.swift every 7th optimizer step skipped on every rank
 - optimizer.update(model, range: reduction.updateRange)
 + if attemptedSteps % 7 != 0 { optimizer.update(model, range: reduction.updateRange) }
 mutant noise-keyed-by-row Sources/VAETraining/Trainer+Step.swift eps keyed by the row in the local batch, not the example
 - stream: .reparameterization, epoch: e, index: Int(index))
 + stream: .reparameterization, epoch: e, index: r)
+first mpi_test
 mutant no-initial-broadcast Sources/VAETraining/Trainer.swift rank 0's parameters never broadcast
 - try communicator.broadcast(UnsafeMutableRawPointer(model.parameters), byteCount: model.parameterCount * 4, root: 0)
 + _ = model.parameters
+first mpi_test
 mutant resume-ignores-checkpoint Sources/VAETraining/Trainer.swift --resume loads the checkpoint but trains from scratch
 - if let checkpoint {
 + if let checkpoint, checkpoint.epoch < 0 {
 mutant resume-at-epoch-start Sources/VAETraining/Trainer.swift a mid-epoch checkpoint resumes at the epoch's first step
 - let firstStep = resumeState.epochStep
 + let firstStep = 0
+first fault_test
 mutant every-rank-writes Sources/VAETraining/Trainer.swift every rank prepares the output folder
 - if communicator.isRoot { try prepareOutput(resume: resume, overwrite: overwrite) }
 + try prepareOutput(resume: resume, overwrite: overwrite)
+first mpi_test
 mutant stop-request-ignored Sources/VAETraining/Trainer+Step.swift SIGINT/SIGTERM never reach the step's control block
 - stopRequests: Interruption.pending != 0 ? 1 : 0,
 + stopRequests: 0,
+first fault_test
 mutant non-finite-applied Sources/VAETraining/Trainer+Step.swift a NaN gradient is applied instead of skipped
 - StepControl(nonFiniteRanks: local.finite ? 0 : 1,
 + StepControl(nonFiniteRanks: 0,
+first fault_test
 mutant allocation-per-step Sources/VAETraining/Trainer+Step.swift one 64-byte aligned allocation per step
 - attemptedSteps += 1
 + attemptedSteps += 1; allocateAligned(16).deallocate()
+first cli_test
 mutant deterministic-tree-order Sources/VAETraining/DeterministicReduction.swift one rank sums its 4 groups as ((g0+g1)+g2)+g3
 - vectorAdd(groupGradients[2], groupGradients[2], groupGradients[3], count: p)
 + vectorAdd(groupGradients[0], groupGradients[0], groupGradients[2], count: p); groupGradients[2].update(from: groupGradients[3], count: p)
+first mpi_test
 mutant drift-check-blind Sources/VAETraining/Trainer+Reduction.swift the parameter agreement check never finds a difference
 - let differing = (1..<size).filter { sums[$0] != sums[0] }
 + let differing = (1..<size).filter { _ in sums.isEmpty }
+first fault_test
 mutant binarize-ignored Sources/VAEData/Batches.swift --binarize keeps the intensities
 - guard binarize else { return }
 + if binarize || !binarize { return }
@@ -101,12 +118,15 @@ mutant iw-without-eps-squared Sources/VAETraining/ImportanceWeighted.swift log q
 mutant black-reconstructions Sources/VAETraining/Generation.swift reconstruction grids show black tiles
 - out += recon[(start * d)..<(end * d)]
 + out += [Float](repeating: 0, count: (end - start) * d)
+first cli_test
 mutant constant-interpolation Sources/VAETraining/Generation.swift every interpolation step decodes the first end point
 - let t = steps == 1 ? 0 : Float(s) / Float(steps - 1)
 + let t: Float = s < 0 ? 1 : 0
+first cli_test
 mutant constant-traversal Sources/VAETraining/Generation.swift traversal rows never move their dimension
 - z[j] = range.lowerBound + (range.upperBound - range.lowerBound) * Float(s) / Float(max(steps - 1, 1))
 + _ = (z, s)
+first cli_test
 mutant build-error Sources/VAETraining/GradientReduction.swift a syntax error, with the previous build present
 - lossScale = 1 / Float(globalBatchSize)
 + lossScale = 1 / Float(globalBatchSize) +
@@ -118,10 +138,11 @@ mutant build-error-fresh-clone !Sources/VAEModel/VAE.swift a syntax error, with 
 + public let layout: ParameterLayout = =
 EOF
 
-names=() files=() whats=() olds=() news=()
+names=() files=() whats=() olds=() news=() firsts=()
 while IFS= read -r line; do
   case "$line" in
-    "mutant "*) read -r _ name file what <<< "$line"; names+=("$name"); files+=("$file"); whats+=("$what") ;;
+    "mutant "*) read -r _ name file what <<< "$line"; names+=("$name"); files+=("$file"); whats+=("$what"); firsts+=("") ;;
+    "first "*) firsts[${#firsts[@]}-1]=${line#first } ;;
     "- "*) olds+=("${line#- }") ;;
     "+ "*) news+=("${line#+ }") ;;
     "+") news+=("") ;;
@@ -156,8 +177,8 @@ git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf - | t
 (cd "$pristine" && tar -cf - .) | tar -xf - -C "$copy"
 echo "mutation: working copy $copy ($(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo ', with uncommitted changes'))"
 
-run_suite() {  # LOG [MUTANT]: test.sh in the copy, fail-fast; returns its exit status
-  (cd "$copy" && VAE_DIST_TEST_FAIL_FAST=1 VAE_DIST_MUTANT=${2:-} timeout 1800 bash Launch/test.sh) > "$1" 2>&1
+run_suite() {  # LOG [MUTANT [FIRST-SUITE]]: test.sh in the copy, fail-fast; returns its exit status
+  (cd "$copy" && VAE_DIST_TEST_FAIL_FAST=1 VAE_DIST_MUTANT=${2:-} VAE_DIST_TEST_FIRST=${3:-} timeout 1800 bash Launch/test.sh) > "$1" 2>&1
 }
 first_red() {  # LOG: the first line that says what failed
   grep -m1 -E "FAILED|✘|error:" "$1" | sed 's/^ *//' | cut -c1-200
@@ -192,7 +213,7 @@ PY
   fi
   [ "$fresh" -eq 1 ] && rm -rf "$copy/.build"
   start=$(date +%s)
-  if run_suite "$work/$name.log" "$name"; then
+  if run_suite "$work/$name.log" "$name" "${firsts[$i]}"; then
     bad "$name ($file: ${whats[$i]}): Launch/test.sh still passes"
   else
     ok "$name caught in $(( $(date +%s) - start ))s: $(first_red "$work/$name.log")"

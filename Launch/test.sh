@@ -43,8 +43,15 @@ if [ -z "${VAE_DIST_MUTANT:-}" ]; then
 fi
 
 # VAE_DIST_TEST_FAIL_FAST=1 stops at the first failing suite (Launch/mutation_test.sh uses it).
+# VAE_DIST_TEST_FIRST=SUITE runs that suite first (mutation_test.sh: the one expected to fail).
+suites=(isa_test cli_test cli_usability_test mpi_test python_test torch_test tensorboard_test readme_test fault_test)
+if [ -n "${VAE_DIST_TEST_FIRST:-}" ]; then
+  ordered=("$VAE_DIST_TEST_FIRST")
+  for suite in "${suites[@]}"; do [ "$suite" = "$VAE_DIST_TEST_FIRST" ] || ordered+=("$suite"); done
+  suites=("${ordered[@]}")
+fi
 status=0
-for suite in isa_test cli_test cli_usability_test mpi_test python_test torch_test tensorboard_test readme_test fault_test; do
+for suite in "${suites[@]}"; do
   echo "test: Launch/$suite.sh"
   if ! bash "Launch/$suite.sh"; then
     status=1
