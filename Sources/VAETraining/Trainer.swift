@@ -96,6 +96,11 @@ public final class Trainer {
         config.imageHeight = dataset.train.rows
         config.imageWidth = dataset.train.columns
         try config.validate()
+        if let stored = checkpoint?.config.model, stored != config {
+            // Only the image size can differ here (the merge refused the rest): the data's.
+            throw TrainingError.checkpoint(path: checkpointPath,
+                reason: "was trained as \(describe(stored)) but this run asks for \(describe(config)) (--data \(options.data) holds \(config.imageHeight)x\(config.imageWidth) images): resume on the data it was trained on, or start a new run with another --out")
+        }
         if options.batchSize > dataset.train.count {
             throw TrainingError.option("--batch-size \(options.batchSize) exceeds the \(dataset.train.count) training images of \(options.data)")
         }
@@ -105,11 +110,6 @@ public final class Trainer {
         // options, the model and the data (its fingerprint).
         try Self.checkAgreement(communicator, stage: "options, model or data",
                                 text: "\(canonicalJSON(CheckpointConfig(model: config, training: options)))|\(resume)|\(trainingData)|\(dataset.test.count)")
-        if let stored = checkpoint?.config.model, stored != config {
-            // Only the image size can differ here (the merge refused the rest): the data's.
-            throw TrainingError.checkpoint(path: checkpointPath,
-                reason: "was trained as \(describe(stored)) but this run asks for \(describe(config)) (--data \(options.data) holds \(config.imageHeight)x\(config.imageWidth) images): resume on the data it was trained on, or start a new run with another --out")
-        }
         if let loaded = checkpoint, let note = try checkResumeData(stored: loaded.data, storedSpec: loaded.config.training.data,
                                                                    current: trainingData, spec: options.data,
                                                                    allowOtherData: allowOtherData, checkpoint: checkpointPath) {
