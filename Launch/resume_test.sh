@@ -84,6 +84,17 @@ else
   bad "--allow-other-data: $(tail -1 "$tmp/other.log")"
 fi
 
+# Files edited in place: the same folder, count and shape, one pixel changed.
+python3 - "$tmp/idx" <<'PY'
+import os, random, struct, sys
+d = sys.argv[1]; os.makedirs(d, exist_ok=True); r = random.Random(5)
+for name, n in (("train", 500), ("t10k", 50)):
+    open(f"{d}/{name}-images-idx3-ubyte", "wb").write(struct.pack(">IIII", 0x803, n, 28, 28) + bytes(r.randrange(256) for _ in range(n * 784)))
+PY
+"$bin" train --data "$tmp/idx" --batch-size 50 --latent 4 --epochs 1 --out "$tmp/i" > "$tmp/i.log" 2>&1 || bad "IDX run: $(tail -1 "$tmp/i.log")"
+python3 -c 'import sys; f = open(sys.argv[1], "r+b"); f.seek(-1, 2); b = f.read(1); f.seek(-1, 2); f.write(bytes([b[0] ^ 1]))' "$tmp/idx/train-images-idx3-ubyte"
+refused "--data $tmp/idx: its training images differ" "idx: 500 images of 28x28" -- "$bin" train --resume --out "$tmp/i" --epochs 2
+
 echo "resume: options resume may change"
 if "$bin" train --resume --out "$tmp/s" --epochs 3 --lr 0.0005 > "$tmp/lr.log" 2>&1 \
    && grep -q "^vae-dist: changed on resume: --epochs 2 -> 3, --lr 0.001 -> 0.0005$" "$tmp/lr.log" \

@@ -129,6 +129,10 @@ import VAETraining
             throws: { "\($0)" == "--data synthetic:700: its training images differ from those \(p) was trained on "
                 + "(trained on synthetic: 600 images of 28x28, FNV-1a 0000000000001234; given synthetic: 700 images of 28x28, FNV-1a 0000000000000099); "
                 + "pass --allow-other-data to resume on them anyway" }
+        // The same count and shape with other pixels (files changed in place) are other data.
+        let edited = DataFingerprint(name: "synthetic", count: 600, rows: 28, columns: 28, hash: 0x1235)
+        #expect { try checkResumeData(stored: a, storedSpec: "synthetic:600", current: edited, spec: "synthetic:600", allowOtherData: false, checkpoint: p) }
+            throws: { "\($0)".hasPrefix("--data synthetic:600: its training images differ") }
         let note = try checkResumeData(stored: a, storedSpec: "synthetic:600", current: other, spec: "synthetic:700", allowOtherData: true, checkpoint: p)
         #expect(note?.contains("resuming on other data (--allow-other-data)") == true)
         // A checkpoint of an older version records no fingerprint: its --data is trusted, other --data is refused.
