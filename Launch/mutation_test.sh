@@ -107,6 +107,15 @@ mutant constant-interpolation Sources/VAETraining/Generation.swift every interpo
 mutant constant-traversal Sources/VAETraining/Generation.swift traversal rows never move their dimension
 - z[j] = range.lowerBound + (range.upperBound - range.lowerBound) * Float(s) / Float(max(steps - 1, 1))
 + _ = (z, s)
+mutant resume-options-unchecked Sources/VAETraining/GivenOptions.swift --resume lets a must-agree option (--latent ...) change
+- case .mayChange, .sameImages:
++ case .mayChange, .sameImages, .mustAgree:
+mutant data-count-only Sources/VAETraining/GivenOptions.swift --resume compares only the image count, not the pixels' hash
+- if stored.sameImages(as: current) { return nil }
++ if stored.count == current.count { return nil }
+mutant fingerprint-lane-dropped Sources/VAEData/Fingerprint.swift the fingerprint ignores every fourth pixel byte
+- let tail = [h0, h1, h2, h3, UInt64(n)]
++ let tail = [h0, h1, h2, h2, UInt64(n)]
 mutant build-error Sources/VAETraining/GradientReduction.swift a syntax error, with the previous build present
 - lossScale = 1 / Float(globalBatchSize)
 + lossScale = 1 / Float(globalBatchSize) +
