@@ -60,6 +60,24 @@ else
   bad "--binarize: the checkpoint's config does not record it"
 fi
 
+# A warm-up and cosine schedule, gradient clipping and a line every 10 steps (no progress bar).
+"$bin" train --data synthetic:1200 --epochs 2 --batch-size 60 --latent 6 --lr-schedule cosine --warmup-steps 5 \
+  --clip-grad-norm 1 --log-every 10 --out "$tmp/sched" > "$tmp/sched.log" 2>&1
+if python3 - "$tmp/sched/metrics.jsonl" "$tmp/sched.log" <<'PY'
+import json, math, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+log = open(sys.argv[2]).read().splitlines()
+steps = [l for l in log if l.startswith("step ")]
+# 40 steps: cosine from 1e-3 after 5 warm-up steps; after step 20 (epoch 1) and 40 (the end).
+expected = [1e-3 * 0.5 * (1 + math.cos(math.pi * (s - 1 - 5) / 35)) for s in (20, 40)]
+got = [l["learning_rate"] for l in lines]
+assert all(abs(g - e) <= 1e-6 + 1e-3 * e for g, e in zip(got, expected)), (got, expected)
+assert len(steps) == 4 and steps[0].startswith("step 10 (epoch 1, 10/20)") and " lr " in steps[0], steps
+print(f"learning_rate {got[0]:.3g} after epoch 1, {got[1]:.3g} at the end; {len(steps)} step lines")
+PY
+then ok "--lr-schedule cosine --warmup-steps 5 --clip-grad-norm 1 --log-every 10: $(grep -c '^step ' "$tmp/sched.log") step lines, the schedule in metrics.jsonl"
+else bad "schedule/clip/log-every: $(tail -2 "$tmp/sched.log")"; fi
+
 # Bad input: exactly one line on stderr, exit code 1, naming the problem.
 printf 'garbage!' > "$tmp/bad.safetensors"
 head -c 1000 "$ck" > "$tmp/truncated.safetensors"
@@ -76,6 +94,8 @@ check_error "--batch-size must be at least 1" "$bin" train --data synthetic:100 
 check_error "--epochs must be 0 or more" "$bin" train --data synthetic:100 --epochs=-1 --out "$tmp/x"
 check_error "--latent must be a positive" "$bin" train --data synthetic:100 --latent 0 --out "$tmp/x"
 check_error "--hidden 'a,b'" "$bin" train --data synthetic:100 --hidden a,b --out "$tmp/x"
+check_error "--lr-schedule 'linear': expected constant or cosine" "$bin" train --data synthetic:100 --lr-schedule linear --out "$tmp/x"
+check_error "--clip-grad-norm must be 0 (off) or a positive norm" "$bin" train --data synthetic:100 --clip-grad-norm -1 --out "$tmp/x"
 check_error "--likelihood 'poisson'" "$bin" train --data synthetic:100 --likelihood poisson --out "$tmp/x"
 check_error "Unknown option '--bogus'" "$bin" train --bogus
 check_error "/nonexistent: not found" "$bin" train --data /nonexistent --out "$tmp/x"
@@ -94,6 +114,6 @@ for name, n in (("train", 20), ("t10k", 5)):
     open(f"{d}/{name}-images-idx3-ubyte", "wb").write(struct.pack(">IIII", 0x803, n, 16, 16) + bytes(n * 256))
 PY
 check_error "expects 28x28 images but" "$bin" eval --checkpoint "$ck" --data "$tmp/idx16"
-check_error "was trained as 784-400-6" "$bin" train --data "$tmp/idx16" --latent 6 --batch-size 10 --resume --out "$tmp/run"
+check_error "was trained as 784-400-6" "$bin" train --data "$tmp/idx16" --resume --out "$tmp/run"
 
 summary cli

@@ -127,6 +127,17 @@ mutant constant-traversal Sources/VAETraining/Generation.swift traversal rows ne
 - z[j] = range.lowerBound + (range.upperBound - range.lowerBound) * Float(s) / Float(max(steps - 1, 1))
 + _ = (z, s)
 first cli_test
+mutant resume-options-unchecked Sources/VAETraining/GivenOptions.swift --resume lets a must-agree option (--latent ...) change
+- case .mayChange, .sameImages:
++ case .mayChange, .sameImages, .mustAgree:
+first resume_test
+mutant data-count-only Sources/VAETraining/GivenOptions.swift --resume compares only the image count, not the pixels' hash
+- if stored.sameImages(as: current) { return nil }
++ if stored.count == current.count { return nil }
+first resume_test
+mutant fingerprint-lane-dropped Sources/VAEData/Fingerprint.swift the fingerprint ignores every fourth pixel byte
+- let tail = [h0, h1, h2, h3, UInt64(n)]
++ let tail = [h0, h1, h2, h2, UInt64(n)]
 mutant build-error Sources/VAETraining/GradientReduction.swift a syntax error, with the previous build present
 - lossScale = 1 / Float(globalBatchSize)
 + lossScale = 1 / Float(globalBatchSize) +

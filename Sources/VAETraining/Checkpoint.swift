@@ -1,11 +1,13 @@
 import Foundation
+import VAEData
 import VAEModel
 
 // A checkpoint is one safetensors file (docs/ARCHITECTURE.md, "Files"; README "Checkpoint format"):
 //   model tensors by their torch-style names (ParameterLayout), F32, weights [out, in];
 //   optimizer.<name>.exp_avg and optimizer.<name>.exp_avg_sq, the Adam moments;
 //   __metadata__: format = vae-dist/1, config (JSON of model and training options),
-//   epoch, step (Adam steps taken), world_size, dataset, parameter_count.
+//   epoch, step (Adam steps taken), world_size, dataset, parameter_count, and data: JSON of
+//   the DataFingerprint of the training images (absent in checkpoints of older versions).
 
 public struct CheckpointConfig: Codable, Equatable, Sendable {
     public var model: ModelConfig
@@ -26,6 +28,8 @@ public struct Checkpoint: Sendable {
     public var step: Int { resume.step }
     public var worldSize: Int
     public var dataset: String
+    /// The training images' fingerprint; nil in checkpoints written before it was recorded.
+    public var data: DataFingerprint?
     public var metadata: [String: String]
     /// [parameterCount] in layout order.
     public var parameters: [Float]
@@ -34,7 +38,8 @@ public struct Checkpoint: Sendable {
 
     /// Serializes the model (and the optimizer, when given).
     public static func encode(model: VAE, optimizer: AdamOptimizer?, config: CheckpointConfig,
-                              resume: ResumeState, worldSize: Int, dataset: String) -> [UInt8] {
+                              resume: ResumeState, worldSize: Int, dataset: String,
+                              data: DataFingerprint? = nil) -> [UInt8] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let configJSON = String(decoding: (try? encoder.encode(config)) ?? Data(), as: UTF8.self)
@@ -44,6 +49,7 @@ public struct Checkpoint: Sendable {
         metadata["world_size"] = String(worldSize)
         metadata["dataset"] = dataset
         metadata["parameter_count"] = String(model.parameterCount)
+        if let data, let json = try? encoder.encode(data) { metadata["data"] = String(decoding: json, as: UTF8.self) }
         var tensors: [(name: String, shape: [Int], bytes: UnsafeRawBufferPointer)] = []
         func add(_ prefix: String, _ suffix: String, _ base: UnsafeMutablePointer<Float>) {
             for t in model.layout.tensors {
@@ -73,6 +79,13 @@ public struct Checkpoint: Sendable {
         }
         do { try config.model.validate() } catch { throw .checkpoint(path: path, reason: "model config is invalid: \(error)") }
         let resume = try ResumeState(metadata: m, path: path)
+        var data: DataFingerprint?
+        if let text = m["data"] {
+            guard let decoded = try? JSONDecoder().decode(DataFingerprint.self, from: Data(text.utf8)) else {
+                throw .checkpoint(path: path, reason: "metadata data = '\(text)' is not a data fingerprint (name, count, rows, columns, fnv1a64)")
+            }
+            data = decoded
+        }
         let layout = ParameterLayout(config.model)
         func gather(_ prefix: String, _ suffix: String) throws(TrainingError) -> [Float] {
             var out = [Float](repeating: 0, count: layout.count)
@@ -99,7 +112,7 @@ public struct Checkpoint: Sendable {
             throw .checkpoint(path: path, reason: "the Adam moments hold non-finite or negative values")
         }
         return Checkpoint(config: config, resume: resume, worldSize: m["world_size"].flatMap(Int.init) ?? 1,
-                          dataset: m["dataset"] ?? "", metadata: m, parameters: parameters,
+                          dataset: m["dataset"] ?? "", data: data, metadata: m, parameters: parameters,
                           firstMoment: first, secondMoment: second)
     }
 

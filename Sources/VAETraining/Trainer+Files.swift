@@ -47,7 +47,8 @@ extension Trainer {
         // A checkpoint written because a signal asked the job to stop says so (the tests read it).
         state.stoppedBy = interrupted != 0 ? Interruption.name(interrupted) : nil
         return Checkpoint.encode(model: model, optimizer: optimizer, config: CheckpointConfig(model: modelConfig, training: options),
-                                 resume: state, worldSize: communicator.size, dataset: dataset.name)
+                                 resume: state, worldSize: communicator.size, dataset: dataset.name,
+                                 data: trainingData)
     }
 
     /// Every rank calls this (the sharded optimizer gathers its moments); rank 0 writes

@@ -34,6 +34,10 @@ public final class Trainer {
     public internal(set) var attemptedSteps = 0
     /// The checkpoint this process resumed from (rank 0's path), or nil for a fresh start.
     public private(set) var resumedFrom: String?
+    /// What the start-up has to say after the "resumed from" line (options changed, data).
+    var startNotes: [String] = []
+    /// What this run trains on; recorded in every checkpoint, compared by --resume.
+    public let trainingData: DataFingerprint
     /// How gradients become one update on every rank (chosen once, from the options).
     let reduction: any GradientReduction
     /// This rank's inputs, noise and workspace for one step.
@@ -49,36 +53,67 @@ public final class Trainer {
     public var latestCheckpoint: String { (checkpointDirectory as NSString).appendingPathComponent("latest.safetensors") }
     var metricsPath: String { (options.output as NSString).appendingPathComponent("metrics.jsonl") }
 
+    /// A new run, or a resume that gives every option again (`GivenOptions(model:options:)`).
+    public convenience init(options: TrainingOptions, model: ModelConfig, resume: Bool, overwrite: Bool = false,
+                            communicator: any Communicator, log: @escaping (String) -> Void) throws {
+        try self.init(given: GivenOptions(model: model, options: options), resume: resume, overwrite: overwrite,
+                      communicator: communicator, log: log)
+    }
+
+    /// `given` holds the options of the command line (nil: not given): a new run takes the
+    /// rest from the defaults, --resume from the checkpoint (`GivenOptions.resuming`).
     /// `log` receives rank 0's human-readable lines.
-    public init(options: TrainingOptions, model requested: ModelConfig, resume: Bool, overwrite: Bool = false,
+    public init(given: GivenOptions, resume: Bool, overwrite: Bool = false, allowOtherData: Bool = false,
                 communicator: any Communicator, log: @escaping (String) -> Void) throws {
-        try options.validate(worldSize: communicator.size)
-        self.options = options
+        if resume && overwrite {
+            throw TrainingError.option("--resume continues the run in --out and --overwrite deletes its checkpoints: pass one of them")
+        }
+        if allowOtherData && !resume { throw TrainingError.option("--allow-other-data applies to --resume only") }
         self.communicator = communicator
         self.log = communicator.isRoot ? log : { _ in }
+        // Before any collective: every rank must have been given the same options.
+        try Self.checkAgreement(communicator, stage: "options",
+                                text: "\(canonicalJSON(given))|\(resume)|\(overwrite)|\(allowOtherData)")
+        var checkpoint: Checkpoint?
+        var checkpointPath = ""
+        var merged = given.newRun()
+        var notes: [String] = []
+        if resume {
+            let (loaded, path) = try Self.loadBroadcast(directory: (merged.training.output as NSString).appendingPathComponent("checkpoints"),
+                                                        communicator: communicator)
+            resumedFrom = path
+            checkpointPath = path
+            let (config, changes) = try given.resuming(loaded.config, checkpoint: path)
+            merged = config
+            if !changes.isEmpty { notes.append("vae-dist: changed on resume: " + changes.joined(separator: ", ")) }
+            checkpoint = loaded
+        }
+        let options = merged.training
+        try options.validate(worldSize: communicator.size)
+        self.options = options
         dataset = try Dataset.load(options.data)
-        var config = requested
+        var config = merged.model
         config.imageHeight = dataset.train.rows
         config.imageWidth = dataset.train.columns
         try config.validate()
+        if let stored = checkpoint?.config.model, stored != config {
+            // Only the image size can differ here (the merge refused the rest): the data's.
+            throw TrainingError.checkpoint(path: checkpointPath,
+                reason: "was trained as \(describe(stored)) but this run asks for \(describe(config)) (--data \(options.data) holds \(config.imageHeight)x\(config.imageWidth) images): resume on the data it was trained on, or start a new run with another --out")
+        }
         if options.batchSize > dataset.train.count {
             throw TrainingError.option("--batch-size \(options.batchSize) exceeds the \(dataset.train.count) training images of \(options.data)")
         }
+        trainingData = DataFingerprint(name: dataset.name, images: dataset.train)
 
         // Before any collective whose size depends on them: every rank must agree on the
-        // options, the model, the data's shape and whether to resume.
+        // options, the model and the data (its fingerprint).
         try Self.checkAgreement(communicator, stage: "options, model or data",
-                                text: "\(fingerprint(CheckpointConfig(model: config, training: options)))|\(resume)|\(dataset.train.count)|\(dataset.test.count)")
-        var checkpoint: Checkpoint?
-        if resume {
-            let (loaded, path) = try Self.loadBroadcast(directory: (options.output as NSString).appendingPathComponent("checkpoints"),
-                                                        communicator: communicator)
-            resumedFrom = path
-            if loaded.config.model != config {
-                throw TrainingError.checkpoint(path: "\(options.output)/checkpoints/latest.safetensors",
-                    reason: "was trained as \(describe(loaded.config.model)) but this run asks for \(describe(config)): pass the same model options to resume, or another --out")
-            }
-            checkpoint = loaded
+                                text: "\(canonicalJSON(CheckpointConfig(model: config, training: options)))|\(resume)|\(trainingData)|\(dataset.test.count)")
+        if let loaded = checkpoint, let note = try checkResumeData(stored: loaded.data, storedSpec: loaded.config.training.data,
+                                                                   current: trainingData, spec: options.data,
+                                                                   allowOtherData: allowOtherData, checkpoint: checkpointPath) {
+            notes.append(note)
         }
         modelConfig = config
         model = VAE(config: config)
@@ -101,18 +136,14 @@ public final class Trainer {
             resumeState = checkpoint.resume
             consecutiveBadSteps = resumeState.badSteps
             let steps = dataset.train.count / options.batchSize
-            if resumeState.epochStep >= steps || (resumeState.epochStep > 0 && checkpoint.config.training.batchSize != options.batchSize) {
+            if resumeState.epochStep >= steps {
                 throw TrainingError.checkpoint(path: latestCheckpoint,
-                    reason: "stopped inside epoch \(epoch + 1) at step \(resumeState.epochStep) with --batch-size \(checkpoint.config.training.batchSize); resume it with the same --batch-size and data")
-            }
-            let old = checkpoint.config.training
-            if old.seed != options.seed || old.batchSize != options.batchSize || old.learningRate != options.learningRate
-                || old.binarize != options.binarize {
-                self.log("warning: resuming with other --seed/--batch-size/--lr/--binarize than the checkpoint; the run will not match an uninterrupted one")
+                    reason: "stopped inside epoch \(epoch + 1) at step \(resumeState.epochStep), but an epoch of --data \(options.data) has \(steps) steps of --batch-size \(options.batchSize); resume it on the data it was trained on")
             }
         } else {
             if communicator.isRoot { model.initialize(seed: options.seed) }
         }
+        startNotes = notes
         // Rank 0's parameters and optimizer state are the truth for every rank.
         try communicator.broadcast(UnsafeMutableRawPointer(model.parameters), byteCount: model.parameterCount * 4, root: 0)
         try Self.checkAgreement(communicator, stage: "checkpoint state",
@@ -203,6 +234,7 @@ public final class Trainer {
         if let resumedFrom {
             log("vae-dist: resumed from \(resumedFrom) at global step \(startStep) (\(epoch) epochs + \(resumeState.epochStep) steps)")
         }
+        startNotes.forEach(log)
         if epoch >= options.epochs {
             log("vae-dist: the checkpoint has \(epoch) epochs, --epochs is \(options.epochs): nothing to do")
         }
@@ -343,8 +375,8 @@ func epochCheckpoints(_ directory: String) -> [String] {
         .sorted { $0.0 < $1.0 }.map(\.1)
 }
 
-/// Canonical JSON of a configuration, for agreement hashes.
-func fingerprint(_ config: CheckpointConfig) -> String {
+/// Canonical JSON of options or a configuration, for agreement hashes.
+func canonicalJSON<T: Encodable>(_ config: T) -> String {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys]
     return String(decoding: (try? encoder.encode(config)) ?? Data(), as: UTF8.self)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import VAEData
 import VAETraining
 
 struct Inspect: ParsableCommand {
@@ -24,6 +25,15 @@ struct Inspect: ParsableCommand {
             }
             print("\(file): \(st.tensors.count) tensors, \(st.data.count) bytes of data")
             for key in st.metadata.keys.sorted() { print("  \(key) = \(st.metadata[key]!)") }
+            // The data the run trained on, readable (the JSON is above and in --json).
+            if st.metadata["format"] == Checkpoint.format {
+                if let text = st.metadata["data"] {
+                    let data = try? JSONDecoder().decode(DataFingerprint.self, from: Data(text.utf8))
+                    print("  trained on: \(data.map { "\($0)" } ?? "unreadable data record")")
+                } else {
+                    print("  trained on: not recorded (a checkpoint of an older vae-dist; --resume trusts its --data)")
+                }
+            }
             let width = st.tensors.map(\.name.count).max() ?? 0
             for t in st.tensors {
                 print("  " + t.name.padding(toLength: width, withPad: " ", startingAt: 0) + "  \(t.dtype)  \(t.shape)")

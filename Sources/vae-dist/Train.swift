@@ -4,76 +4,122 @@ import VAEDistributed
 import VAEModel
 import VAETraining
 
+// Every option is optional here: nil means "not given". The defaults live in
+// TrainingOptions() and ModelConfig() (the help shows them from there); GivenOptions merges
+// what was given over them, or over the checkpoint's configuration with --resume.
+private let defaults = TrainingOptions()
+private let modelDefaults = ModelConfig()
+
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train a VAE (data-parallel when launched by mpirun or srun).",
-        discussion: "Writes OUT/metrics.jsonl, OUT/checkpoints/, OUT/samples/ and OUT/reconstructions/.")
+        discussion: """
+            Writes OUT/metrics.jsonl, OUT/checkpoints/, OUT/samples/ and OUT/reconstructions/.
 
-    @Option(help: "Folder of IDX files, or 'synthetic' / 'synthetic:N' for the built-in shapes dataset.")
-    var data = "/usr/share/datasets/fashion-mnist"
-    @Option(help: "Epochs to train in total (a resumed run continues up to this number).")
-    var epochs = 10
-    @Option(name: .customLong("batch-size"), help: "Global batch size, split evenly over ranks.")
-    var batchSize = 128
-    @Option(help: "Hidden layer widths of the encoder, comma-separated (the decoder mirrors them).")
-    var hidden = "400"
-    @Option(help: "Latent dimensions.")
-    var latent = 20
-    @Option(help: "Adam learning rate.")
-    var lr: Float = 1e-3
-    @Option(help: "Decoder likelihood: bernoulli or gaussian.")
-    var likelihood = "bernoulli"
-    @Option(help: "Weight of the KL term (beta-VAE; 1 is the ELBO).")
-    var beta: Float = 1
+            --resume continues the run in --out from its checkpoint: `train --resume --out DIR --epochs N` \
+            needs no other option (the model, the data and the rest come from the checkpoint), on any \
+            rank count. Options given again may differ only for \(resumeOptions(.mayChange)); \
+            \(resumeOptions(.mustAgree)) must match the checkpoint. --data may name another folder of \
+            the same images (compared by count, shape and hash); other images need --allow-other-data.
+            """)
+
+    @Option(help: "Folder of IDX files, or 'synthetic' / 'synthetic:N' for the built-in shapes dataset (default: \(defaults.data)).")
+    var data: String?
+    @Option(help: "Epochs to train in total; a resumed run continues up to this number (default: \(defaults.epochs), or the checkpoint's).")
+    var epochs: Int?
+    @Option(name: .customLong("batch-size"), help: "Global batch size, split evenly over ranks (default: \(defaults.batchSize)).")
+    var batchSize: Int?
+    @Option(help: "Hidden layer widths of the encoder, comma-separated; the decoder mirrors them (default: \(modelDefaults.hidden.map(String.init).joined(separator: ","))).")
+    var hidden: String?
+    @Option(help: "Latent dimensions (default: \(modelDefaults.latent)).")
+    var latent: Int?
+    @Option(help: "Adam learning rate (default: \(defaults.learningRate)).")
+    var lr: Float?
+    @Option(help: "Decoder likelihood: bernoulli or gaussian (default: \(modelDefaults.likelihood.rawValue)).")
+    var likelihood: String?
+    @Option(help: "Weight of the KL term; beta-VAE, 1 is the ELBO (default: \(modelDefaults.beta)).")
+    var beta: Float?
     @Flag(help: "Train a plain autoencoder (z = mu, no KL) for comparison.")
     var autoencoder = false
     @Flag(help: "Use binary pixels drawn from Bernoulli(pixel / 255) instead of intensities.")
     var binarize = false
-    @Option(help: "Random seed (initialization, shuffling, noise).")
-    var seed: UInt64 = 1
-    @Option(help: "Output folder.")
-    var out = "runs/latest"
-    @Flag(help: "Continue from OUT/checkpoints/latest.safetensors.")
+    @Option(help: "Random seed: initialization, shuffling, noise (default: \(defaults.seed)).")
+    var seed: UInt64?
+    @Option(help: "Output folder (default: \(defaults.output)).")
+    var out: String?
+    @Flag(help: "Continue the run in --out from OUT/checkpoints/latest.safetensors, with its options (see above).")
     var resume = false
+    @Flag(name: .customLong("allow-other-data"), help: "With --resume: continue on --data whose images differ from those the checkpoint was trained on.")
+    var allowOtherData = false
     @Flag(help: "Start over in an OUT that holds checkpoints of an earlier run, deleting them.")
     var overwrite = false
-    @Option(name: .customLong("checkpoint-every"), help: "Write a checkpoint every N epochs (and after the last).")
-    var checkpointEvery = 1
-    @Option(name: .customLong("keep-checkpoints"), help: "Epoch checkpoints to keep besides latest.safetensors.")
-    var keepCheckpoints = 3
-    @Option(name: .customLong("max-bad-steps"), help: "Stop after this many consecutive steps with non-finite loss or gradients (each is skipped).")
-    var maxBadSteps = 10
-    @Option(name: .customLong("check-every"), help: "Steps between checks that all ranks hold identical parameters (0: never).")
-    var checkEvery = 100
-    @Flag(help: "Reduce gradients in a fixed order so 1, 2 and 4 ranks give bit-identical results (batch split into 4 fixed groups).")
+    @Option(name: .customLong("checkpoint-every"), help: "Write a checkpoint every N epochs and after the last (default: \(defaults.checkpointEvery)).")
+    var checkpointEvery: Int?
+    @Option(name: .customLong("keep-checkpoints"), help: "Epoch checkpoints to keep besides latest.safetensors (default: \(defaults.keepCheckpoints)).")
+    var keepCheckpoints: Int?
+    @Option(name: .customLong("max-bad-steps"), help: "Stop after this many consecutive steps with non-finite loss or gradients, each skipped (default: \(defaults.maxBadSteps)).")
+    var maxBadSteps: Int?
+    @Option(name: .customLong("check-every"), help: "Steps between checks that all ranks hold identical parameters; 0: never (default: \(defaults.checkEvery)).")
+    var checkEvery: Int?
+    @Flag(help: "Reduce gradients in a fixed order so 1, 2 and 4 ranks give bit-identical results (batch split into \(TrainingOptions.deterministicGroups) fixed groups).")
     var deterministic = false
-    @Flag(name: .customLong("shard-optimizer"), help: "ZeRO stage 1: each rank runs Adam on 1/N of the parameters (reduce-scatter, then allgather).")
-    var shardOptimizer = false
-    @Option(name: .customLong("bucket-mb"), help: "Gradient buckets allreduced during backward, in MB (0: one allreduce after backward).")
-    var bucketMB = 1.0
+    @Flag(name: .customLong("shard-optimizer"), inversion: .prefixedNo,
+          help: "ZeRO stage 1: each rank runs Adam on 1/N of the parameters, reduce-scatter then allgather (default: off, or the checkpoint's).")
+    var shardOptimizer: Bool?
+    @Option(name: .customLong("bucket-mb"), help: "Gradient buckets allreduced during backward, in MB; 0: one allreduce after backward (default: \(defaults.bucketMB)).")
+    var bucketMB: Double?
+    @Option(name: .customLong("lr-schedule"), help: "Learning rate over the run: constant, or cosine decay to 0 over the steps after the warm-up (default: \(defaults.lrSchedule.rawValue)).")
+    var lrSchedule: String?
+    @Option(name: .customLong("warmup-steps"), help: "Steps of linear learning-rate warm-up from lr/N to lr (default: \(defaults.warmupSteps)).")
+    var warmupSteps: Int?
+    @Option(name: .customLong("clip-grad-norm"), help: "Clip the global gradient norm over all ranks to this value, as torch.nn.utils.clip_grad_norm_; 0: off (default: \(defaults.clipGradNorm)).")
+    var clipGradNorm: Double?
+    @Option(name: .customLong("log-every"), help: "A progress line every N optimizer steps where there is no progress bar (mpirun, a log file); 0: none (default: \(defaults.logEvery)).")
+    var logEvery: Int?
+
+    /// The options given on the command line, typed; nil where not given. A flag given is on.
+    func given() throws -> GivenOptions {
+        var g = GivenOptions()
+        g.hidden = try hidden.map(parseHidden)
+        g.latent = latent
+        g.likelihood = try likelihood.map(parseLikelihood)
+        g.beta = beta
+        g.autoencoder = autoencoder ? true : nil
+        g.data = data
+        g.epochs = epochs
+        g.batchSize = batchSize
+        g.learningRate = lr
+        g.seed = seed
+        g.binarize = binarize ? true : nil
+        g.output = out
+        g.checkpointEvery = checkpointEvery
+        g.keepCheckpoints = keepCheckpoints
+        g.maxBadSteps = maxBadSteps
+        g.checkEvery = checkEvery
+        g.deterministic = deterministic ? true : nil
+        g.shardOptimizer = shardOptimizer
+        g.bucketMB = bucketMB
+        g.lrSchedule = try lrSchedule.map { text in
+            guard let schedule = LearningRateSchedule(rawValue: text) else {
+                throw TrainingError.option("--lr-schedule '\(text)': expected \(LearningRateSchedule.allCases.map(\.rawValue).joined(separator: " or "))")
+            }
+            return schedule
+        }
+        g.warmupSteps = warmupSteps
+        g.clipGradNorm = clipGradNorm
+        g.logEvery = logEvery
+        return g
+    }
 
     func run() throws {
         try reportingErrors {
-            let model = try modelConfig(hidden: hidden, latent: latent, likelihood: likelihood, beta: beta, autoencoder: autoencoder)
-            var options = TrainingOptions()
-            options.data = data
-            options.epochs = epochs
-            options.batchSize = batchSize
-            options.learningRate = lr
-            options.seed = seed
-            options.binarize = binarize
-            options.output = out
-            options.checkpointEvery = checkpointEvery
-            options.keepCheckpoints = keepCheckpoints
-            options.maxBadSteps = maxBadSteps
-            options.checkEvery = checkEvery
-            options.deterministic = deterministic
-            options.shardOptimizer = shardOptimizer
-            options.bucketMB = bucketMB
+            let given = try given()
+            // Checked before a checkpoint is read, so a bad value is named as typed.
+            try given.newRun().model.validate()
             Interruption.install()
             let communicator = try makeCommunicator()
             Fatal.communicator = communicator
-            let trainer = try Trainer(options: options, model: model, resume: resume, overwrite: overwrite,
+            let trainer = try Trainer(given: given, resume: resume, overwrite: overwrite, allowOtherData: allowOtherData,
                                       communicator: communicator) { line in
                 print(line)
                 fflush(nil)
@@ -85,16 +131,31 @@ struct Train: ParsableCommand {
     }
 }
 
-/// Builds and validates the model options shared by the commands.
-func modelConfig(hidden: String, latent: Int, likelihood: String, beta: Float, autoencoder: Bool) throws -> ModelConfig {
+/// "--epochs, --lr, ..." for the options with this resume rule.
+private func resumeOptions(_ rule: GivenOptions.ResumeRule) -> String {
+    GivenOptions.resumeRules.filter { $0.value == rule }.map(\.key).joined(separator: ", ")
+}
+
+/// "400" or "512,256": positive layer widths.
+func parseHidden(_ hidden: String) throws -> [Int] {
     let widths = hidden.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
     guard !widths.isEmpty, widths.allSatisfy({ ($0 ?? 0) > 0 }) else {
         throw ModelConfigError.invalid("--hidden '\(hidden)': expected positive layer widths separated by commas, such as 400 or 512,256")
     }
+    return widths.map { $0! }
+}
+
+func parseLikelihood(_ likelihood: String) throws -> Likelihood {
     guard let kind = Likelihood(rawValue: likelihood) else {
         throw ModelConfigError.invalid("--likelihood '\(likelihood)': expected bernoulli or gaussian")
     }
-    let config = ModelConfig(hidden: widths.map { $0! }, latent: latent, likelihood: kind, beta: beta, autoencoder: autoencoder)
+    return kind
+}
+
+/// Builds and validates the model options shared by the commands.
+func modelConfig(hidden: String, latent: Int, likelihood: String, beta: Float, autoencoder: Bool) throws -> ModelConfig {
+    let config = ModelConfig(hidden: try parseHidden(hidden), latent: latent, likelihood: try parseLikelihood(likelihood),
+                             beta: beta, autoencoder: autoencoder)
     try config.validate()
     return config
 }

@@ -117,7 +117,7 @@ func options(_ out: String, data: String = "synthetic:2000", epochs: Int = 2, ba
                     resume: false, communicator: SingleProcessCommunicator()) { _ in }.run()
         #expect { try Trainer(options: options(out, data: "synthetic:200", epochs: 2, batch: 20), model: ModelConfig(hidden: [32], latent: 2),
                               resume: true, communicator: SingleProcessCommunicator()) { _ in } }
-            throws: { "\($0)".contains("was trained as 784-16-2") }
+            throws: { "\($0)".contains("--hidden cannot change on resume: \(out)/checkpoints/latest.safetensors was trained with --hidden 16, this run gives --hidden 32") }
     }
 }
 
