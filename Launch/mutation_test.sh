@@ -138,6 +138,12 @@ first resume_test
 mutant fingerprint-lane-dropped Sources/VAEData/Fingerprint.swift the fingerprint ignores every fourth pixel byte
 - let tail = [h0, h1, h2, h3, UInt64(n)]
 + let tail = [h0, h1, h2, h2, UInt64(n)]
+mutant safetensors-tensor-order Sources/VAETraining/Safetensors.swift tensor bytes written in reverse order (offsets still valid)
+- for t in tensors { out.append(contentsOf: t.bytes) }
++ for t in tensors.reversed() { out.append(contentsOf: t.bytes) }
+mutant safetensors-header-unaligned Sources/VAETraining/Safetensors.swift the JSON header padded to 4 bytes instead of 8
+- while headerBytes.count % 8 != 0 { headerBytes.append(0x20) }
++ while headerBytes.count % 4 != 0 { headerBytes.append(0x20) }
 mutant build-error Sources/VAETraining/GradientReduction.swift a syntax error, with the previous build present
 - lossScale = 1 / Float(globalBatchSize)
 + lossScale = 1 / Float(globalBatchSize) +
