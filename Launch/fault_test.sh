@@ -11,10 +11,18 @@
 #   5. ranks whose parameters drift apart, and an error on one rank only: a clear error
 #      naming the rank, the whole job ends within 10 s.
 # Prints "N passed, M failed".
-started() { for _ in $(seq 600); do grep -q "^vae-dist: training" "$1" 2>/dev/null && return 0; sleep 0.05; done; return 1; }
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
 # What a run reports: where it resumed (global step) and how many steps it ran.
+# reached_step LOG STEP PID: waits until the run's --log-every lines reach STEP (or it ended).
+reached_step() {
+  for _ in $(seq 6000); do
+    local last
+    last=$(sed -n 's/^step \([0-9]*\) .*/\1/p' "$1" 2>/dev/null | tail -1)
+    [ -n "$last" ] && [ "$last" -ge "$2" ] && return 0
+    kill -0 "$3" 2>/dev/null || return 1
+    sleep 0.02
+  done
+  return 1
+}
 resumed_at() { sed -n 's/^vae-dist: resumed from .* at global step \([0-9]*\) .*/\1/p' "$1" | tail -1; }
 ran_steps() { sed -n 's/^vae-dist: this process ran \([0-9]*\) steps.*/\1/p' "$1" | tail -1; }
 # meta FILE KEY: a checkpoint's metadata value (empty when absent).
@@ -31,35 +39,34 @@ valid() { python3 -c 'import sys; from safetensors.numpy import load_file; impor
 small=(train --data synthetic:6000 --hidden 128 --latent 8 --batch-size 100 --seed 5)
 
 echo "faults: kill -9 at random moments, then --resume"
-# The kill times come from the measured length T of the uninterrupted run: each attempt is
-# killed at a random moment in [0.1 T, 0.35 T] after its start, up to 5 kills; a resumed attempt
-# may finish before that, which ends the loop. At least 2 kills must land (a kill that found the
-# run already finished does not count), and the last run must report that it resumed.
-t0=$(now)
+# Kills and signals are timed by the run's own progress, not by the clock: the runs print a
+# line every 10 steps (--log-every), and each kill waits for a randomly chosen step, so it lands
+# inside the run however fast or loaded the machine is. Each attempt (resumed from the last
+# checkpoint) is killed at a random step 20 to 150 steps past where it started, up to 5 kills;
+# then the last run finishes. At least 2 kills must land, and the last run must report that it
+# resumed and ran only the remaining steps.
 "$bin" "${small[@]}" --epochs 10 --out "$tmp/u" > /dev/null 2>&1 || bad "uninterrupted run failed"
-T=$(elapsed "$t0")
 total=600  # 10 epochs of 6000 / 100 steps
-kills=0 invalid=0 finished=0
-for attempt in $(seq 12); do
+kills=0 invalid=0
+for attempt in 1 2 3 4 5; do
   resume=(); ls "$tmp/k/checkpoints/"*.safetensors > /dev/null 2>&1 && resume=(--resume)
-  "$bin" "${small[@]}" --epochs 10 --out "$tmp/k" "${resume[@]}" > "$tmp/k.log" 2>&1 &
+  "$bin" "${small[@]}" --epochs 10 --log-every 10 --out "$tmp/k" "${resume[@]}" > "$tmp/k.log" 2>&1 &
   pid=$!
-  sleep "$(awk -v s="$attempt" -v t="$T" 'BEGIN { srand(s); printf "%.2f", t * (0.1 + rand() * 0.25) }')"
+  start_step=$( [ ${#resume[@]} -gt 0 ] && meta "$tmp/k/checkpoints/latest.safetensors" step || echo 0 )
+  target=$(awk -v s="$attempt" -v b="${start_step:-0}" 'BEGIN { srand(s); printf "%d", b + 20 + rand() * 130 }')
+  if [ "$target" -ge $((total - 20)) ]; then { wait "$pid"; } 2>/dev/null; break; fi
+  reached_step "$tmp/k.log" "$target" "$pid"
   kill -9 "$pid" 2>/dev/null; { wait "$pid"; } 2>/dev/null; code=$?
   if [ "$code" -eq 137 ]; then
     kills=$((kills + 1))
     if [ -f "$tmp/k/checkpoints/latest.safetensors" ] && ! valid "$tmp/k/checkpoints/latest.safetensors"; then invalid=$((invalid + 1)); fi
   else
-    [ "$code" -eq 0 ] && finished=1 || bad "attempt $attempt failed (exit $code): $(tail -1 "$tmp/k.log")"
-    break
+    bad "attempt $attempt ended before its kill at step $target (exit $code): $(tail -1 "$tmp/k.log")"
   fi
-  [ "$kills" -ge 5 ] && break
 done
-if [ "$finished" -eq 0 ]; then
-  "$bin" "${small[@]}" --epochs 10 --out "$tmp/k" --resume > "$tmp/k.log" 2>&1 || bad "final resume failed: $(tail -1 "$tmp/k.log")"
-fi
-[ "$kills" -ge 2 ] && [ "$invalid" -eq 0 ] && ok "$kills kills landed (run length ${T}s), latest.safetensors valid after every one" \
-  || bad "$kills kills landed (at least 2 needed; run length ${T}s), $invalid left an invalid latest.safetensors"
+"$bin" "${small[@]}" --epochs 10 --out "$tmp/k" --resume > "$tmp/k.log" 2>&1 || bad "final resume failed: $(tail -1 "$tmp/k.log")"
+[ "$kills" -ge 2 ] && [ "$invalid" -eq 0 ] && ok "$kills kills landed at random steps, latest.safetensors valid after every one" \
+  || bad "$kills kills landed (at least 2 needed), $invalid left an invalid latest.safetensors"
 at=$(resumed_at "$tmp/k.log"); ran=$(ran_steps "$tmp/k.log")
 [ -n "$at" ] && [ "$at" -gt 0 ] && [ "$((at + ran))" -eq "$total" ] \
   && ok "the last run resumed at global step $at and ran the other $ran of $total steps" \
@@ -139,21 +146,22 @@ else
 fi
 
 echo "faults: SIGINT and SIGTERM"
-# The signal comes at 30% of the measured length T of the same uninterrupted run, counted from
-# the moment training starts: well inside the run on a fast or a slow machine. Each check proves
-# that the signal stopped the run early (the checkpoint says so and holds fewer steps than the
-# run) and that the resumed run continued from there.
+# Each signaled run is set for 40 epochs and signaled once its progress lines reach step 300, so
+# the signal lands inside the run on a fast or a slow machine. It must stop early (the checkpoint
+# records the stop at a step before the end), and the resumed run, given --epochs 4, must start
+# at that step and finish bit-identical to an uninterrupted 4-epoch run.
 sig=(--data synthetic:30000 --epochs 4)
+long=(--data synthetic:30000 --epochs 40 --log-every 20)
 sigtotal=1200  # 4 epochs of 30000 / 100 steps
 # stopped_check NAME SIGNAL LOG CHECKPOINT: the stop line and the checkpoint's record of the stop;
 # sets stop_step to the checkpoint's global step.
 stopped_check() {
   local name=$1 signal=$2 log=$3 ck=$4 step by
   step=$(meta "$ck" step); by=$(meta "$ck" stopped_by); stop_step=$step
-  if grep -q "stopped by $signal" "$log" && [ "$by" = "$signal" ] && [ -n "$step" ] && [ "$step" -gt 0 ] && [ "$step" -lt "$sigtotal" ]; then
-    ok "$name: stopped at global step $step of $sigtotal ($(grep -o "stopped by $signal after step [0-9/]* of epoch [0-9]*\|stopped by $signal at the end of epoch [0-9]*" "$log"))"
+  if grep -q "stopped by $signal" "$log" && [ "$by" = "$signal" ] && [ -n "$step" ] && [ "$step" -ge 300 ] && [ "$step" -lt "$sigtotal" ]; then
+    ok "$name: stopped at global step $step ($(grep -o "stopped by $signal after step [0-9/]* of epoch [0-9]*\|stopped by $signal at the end of epoch [0-9]*" "$log"))"
   else
-    bad "$name: no stop recorded (checkpoint step '$step' of $sigtotal, stopped_by '$by'; log: $(tail -1 "$log"))"
+    bad "$name: no stop recorded (checkpoint step '$step', stopped_by '$by'; log: $(tail -1 "$log"))"
     stop_step=""
   fi
 }
@@ -164,27 +172,21 @@ resumed_check() {
   [ -n "$3" ] && [ "$at" = "$3" ] && [ -n "$ran" ] && [ "$((at + ran))" -eq "$sigtotal" ] \
     && ok "$1: resumed at global step $at and ran the other $ran steps" || bad "$1: resumed at '$at' (checkpoint: '$3'), ran '$ran' of $sigtotal steps"
 }
-t0=$(now)
 "$bin" "${small[@]}" "${sig[@]}" --out "$tmp/su" > /dev/null 2>&1
-T=$(elapsed "$t0")
-delay=$(awk -v t="$T" 'BEGIN { printf "%.2f", 0.3 * t }')
-"$bin" "${small[@]}" "${sig[@]}" --out "$tmp/si" > "$tmp/si.log" 2>&1 & pid=$!
-started "$tmp/si.log"; sleep "$delay"; kill -INT "$pid"; wait "$pid"; code=$?
-[ "$code" -eq 0 ] && ok "Ctrl-C ${delay}s into a ${T}s run: exit 0" || bad "Ctrl-C: exit $code $(tail -1 "$tmp/si.log")"
+"$bin" "${small[@]}" "${long[@]}" --out "$tmp/si" > "$tmp/si.log" 2>&1 & pid=$!
+reached_step "$tmp/si.log" 300 "$pid"; kill -INT "$pid"; wait "$pid"; code=$?
+[ "$code" -eq 0 ] && ok "Ctrl-C at step 300 of a 12000-step run: exit 0" || bad "Ctrl-C: exit $code $(tail -1 "$tmp/si.log")"
 stopped_check "Ctrl-C" SIGINT "$tmp/si.log" "$tmp/si/checkpoints/latest.safetensors"
 "$bin" "${small[@]}" "${sig[@]}" --out "$tmp/si" --resume > "$tmp/si2.log" 2>&1
 resumed_check "resumed after Ctrl-C" "$tmp/si2.log" "$stop_step"
 same "$tmp/su/checkpoints/latest.safetensors" "$tmp/si/checkpoints/latest.safetensors" && ok "resumed after Ctrl-C: bit-identical" || bad "resumed after Ctrl-C differs"
 
-t0=$(now)
 run_mpi 2 "$bin" "${small[@]}" "${sig[@]}" --out "$tmp/mu" > /dev/null 2>&1
-T=$(elapsed "$t0")
-delay=$(awk -v t="$T" 'BEGIN { printf "%.2f", 0.3 * t }')
 mpi_setup 2  # mpirun itself in the background (not a shell function), so the signal reaches it
-mpirun -n 2 "${MPIRUN_FLAGS[@]}" "$bin" "${small[@]}" "${sig[@]}" --out "$tmp/mi" > "$tmp/mi.log" 2>&1 & pid=$!
-started "$tmp/mi.log"; sleep "$delay"; kill -TERM "$pid"; wait "$pid"; code=$?
+mpirun -n 2 "${MPIRUN_FLAGS[@]}" "$bin" "${small[@]}" "${long[@]}" --out "$tmp/mi" > "$tmp/mi.log" 2>&1 & pid=$!
+reached_step "$tmp/mi.log" 300 "$pid"; kill -TERM "$pid"; wait "$pid"; code=$?
 # mpirun reports the signal it forwarded with exit 1 while the ranks exit 0 (Open MPI 4.1).
-[ "$code" -le 1 ] && ok "SIGTERM to mpirun ${delay}s into a ${T}s run: exit $code" || bad "SIGTERM to mpirun: exit $code $(tail -1 "$tmp/mi.log")"
+[ "$code" -le 1 ] && ok "SIGTERM to mpirun at step 300: exit $code" || bad "SIGTERM to mpirun: exit $code $(tail -1 "$tmp/mi.log")"
 stopped_check "SIGTERM to mpirun, 2 ranks" SIGTERM "$tmp/mi.log" "$tmp/mi/checkpoints/latest.safetensors"
 run_mpi 2 "$bin" "${small[@]}" "${sig[@]}" --out "$tmp/mi" --resume > "$tmp/mi2.log" 2>&1
 resumed_check "2 ranks resumed after SIGTERM" "$tmp/mi2.log" "$stop_step"
@@ -195,8 +197,8 @@ same "$tmp/mu/checkpoints/latest.safetensors" "$tmp/mi/checkpoints/latest.safete
 # (A background job of a script ignores SIGINT; the wrapper restores it, as a terminal's
 # foreground job has it.)
 NP=2 python3 -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp("bash", ["bash"] + sys.argv[1:])' \
-  Launch/train.sh "${small[@]:1}" "${sig[@]}" --out "$tmp/ts" > "$tmp/ts.log" 2>&1 & pid=$!
-started "$tmp/ts.log"; sleep "$delay"; kill -INT "$pid"; wait "$pid"; code=$?
+  Launch/train.sh "${small[@]:1}" "${long[@]}" --out "$tmp/ts" > "$tmp/ts.log" 2>&1 & pid=$!
+reached_step "$tmp/ts.log" 300 "$pid"; kill -INT "$pid"; wait "$pid"; code=$?
 stopped_check "Ctrl-C of Launch/train.sh" SIGTERM "$tmp/ts.log" "$tmp/ts/checkpoints/latest.safetensors"
 [ "$code" -eq 0 ] && grep -q "^train.sh: stopped by SIGTERM" "$tmp/ts.log" && ok "Ctrl-C of Launch/train.sh: exit 0, $(grep -o 'train.sh: stopped by SIGTERM with a checkpoint' "$tmp/ts.log")" \
   || bad "Ctrl-C of Launch/train.sh: exit $code, $(tail -2 "$tmp/ts.log")"
