@@ -2,30 +2,50 @@ import VAEKernels
 
 // A fully connected layer as a forward/backward pair (torch.nn.Linear semantics):
 //   out[B, O] = inp[B, I] · weight[O, I]^T + bias[O]
+// On several threads each GEMM is cut along its output, never along K (see KernelThreads), so
+// every thread count gives the same bits.
 
-/// out = inp · weight^T + bias, then ReLU when `relu`.
+/// out = inp · weight^T + bias, then ReLU when `relu`. Threads take blocks of rows (examples).
 @inline(__always)
 public func linearForward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>,
                           _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>,
-                          batch: Int, inFeatures: Int, outFeatures: Int, relu: Bool, workspace: GEMMWorkspace) {
-    matmulNT(out, inp, weight, m: batch, n: outFeatures, k: inFeatures, accumulate: false, workspace: workspace)
-    if relu {
-        biasReluForward(out, bias, rows: batch, columns: outFeatures)
-    } else {
-        biasForward(out, bias, rows: batch, columns: outFeatures)
+                          batch: Int, inFeatures: Int, outFeatures: Int, relu: Bool,
+                          threads: KernelThreads = .serial, workspace: GEMMWorkspace) {
+    threads.forEachRange(batch, alignment: GEMMBlocking.narrowMR, minimum: GEMMBlocking.narrowMR) { rows, t in
+        let o = out + rows.lowerBound * outFeatures
+        matmulNT(o, inp + rows.lowerBound * inFeatures, weight, m: rows.count, n: outFeatures, k: inFeatures,
+                 accumulate: false, workspace: threads.gemmWorkspace(t, own: workspace))
+        if relu {
+            biasReluForward(o, bias, rows: rows.count, columns: outFeatures)
+        } else {
+            biasForward(o, bias, rows: rows.count, columns: outFeatures)
+        }
     }
 }
 
 /// dweight[O, I] += dout^T · inp,  dbias[O] += sum_b dout,  dinp[B, I] = dout · weight (when wanted).
 /// dinp is overwritten, not accumulated: every layer input here has exactly one consumer.
+/// Threads take blocks of output features for dweight and dbias (the K = batch sum stays whole),
+/// then blocks of rows for dinp.
 @inline(__always)
 public func linearBackward(_ dinp: UnsafeMutablePointer<Float>?, _ dweight: UnsafeMutablePointer<Float>,
                            _ dbias: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>,
                            _ inp: UnsafePointer<Float>, _ weight: UnsafePointer<Float>,
-                           batch: Int, inFeatures: Int, outFeatures: Int, workspace: GEMMWorkspace) {
-    matmulTN(dweight, dout, inp, m: outFeatures, n: inFeatures, k: batch, accumulate: true, workspace: workspace)
-    biasBackward(dbias, dout, rows: batch, columns: outFeatures)
+                           batch: Int, inFeatures: Int, outFeatures: Int,
+                           threads: KernelThreads = .serial, workspace: GEMMWorkspace) {
+    threads.forEachRange(outFeatures) { features, t in
+        let o = features.lowerBound
+        // dweight[o ..< o + n, :] += dout[:, o ..< o + n]^T · inp
+        gemm(dweight + o * inFeatures, ldc: inFeatures, dout + o, lda: outFeatures, transposeA: true,
+             inp, ldb: inFeatures, transposeB: false, m: features.count, n: inFeatures, k: batch,
+             accumulate: true, workspace: threads.gemmWorkspace(t, own: workspace))
+        biasBackward(dbias + o, dout + o, rows: batch, columns: features.count, rowStride: outFeatures)
+    }
     if let dinp {
-        matmulNN(dinp, dout, weight, m: batch, n: inFeatures, k: outFeatures, accumulate: false, workspace: workspace)
+        threads.forEachRange(batch, alignment: GEMMBlocking.narrowMR, minimum: GEMMBlocking.narrowMR) { rows, t in
+            matmulNN(dinp + rows.lowerBound * inFeatures, dout + rows.lowerBound * outFeatures, weight,
+                     m: rows.count, n: inFeatures, k: outFeatures, accumulate: false,
+                     workspace: threads.gemmWorkspace(t, own: workspace))
+        }
     }
 }

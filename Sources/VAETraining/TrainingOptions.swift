@@ -28,6 +28,9 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public var shardOptimizer = false
     /// Gradient buckets allreduced during backward, in MB (0: one allreduce after backward).
     public var bucketMB = 1.0
+    /// Kernel threads per rank (0: the cores this process may use divided among the ranks on
+    /// its node; see Threads.swift). Any count gives bit-identical parameters.
+    public var threads = 0
 
     public init() {}
 
@@ -49,6 +52,7 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
         deterministic = try c.decodeIfPresent(Bool.self, forKey: .deterministic) ?? d.deterministic
         shardOptimizer = try c.decodeIfPresent(Bool.self, forKey: .shardOptimizer) ?? d.shardOptimizer
         bucketMB = try c.decodeIfPresent(Double.self, forKey: .bucketMB) ?? d.bucketMB
+        threads = try c.decodeIfPresent(Int.self, forKey: .threads) ?? d.threads
     }
 
     public func validate(worldSize: Int) throws(TrainingError) {
@@ -63,6 +67,9 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
         if maxBadSteps < 1 { throw .option("--max-bad-steps must be at least 1 (got \(maxBadSteps))") }
         if checkEvery < 0 { throw .option("--check-every must be 0 or more (got \(checkEvery))") }
         if !bucketMB.isFinite || bucketMB < 0 { throw .option("--bucket-mb must be 0 or more (got \(bucketMB))") }
+        if threads < 0 || threads > 1024 {
+            throw .option("--threads must be between 0 (automatic) and 1024 (got \(threads))")
+        }
         let groups = Self.deterministicGroups
         if deterministic && (groups % worldSize != 0 || batchSize % groups != 0) {
             throw .option("--deterministic splits every batch into \(groups) fixed groups: it needs 1, 2 or 4 ranks and a --batch-size divisible by \(groups) (got \(worldSize) ranks, batch \(batchSize))")

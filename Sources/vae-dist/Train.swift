@@ -51,6 +51,8 @@ struct Train: ParsableCommand {
     var shardOptimizer = false
     @Option(name: .customLong("bucket-mb"), help: "Gradient buckets allreduced during backward, in MB (0: one allreduce after backward).")
     var bucketMB = 1.0
+    @Option(help: "Kernel threads per rank (0: the cores this process may use divided among the ranks on this node). Never changes a bit of the result.")
+    var threads = 0
 
     func run() throws {
         try reportingErrors {
@@ -70,6 +72,7 @@ struct Train: ParsableCommand {
             options.deterministic = deterministic
             options.shardOptimizer = shardOptimizer
             options.bucketMB = bucketMB
+            options.threads = threads
             Interruption.install()
             let communicator = try makeCommunicator()
             Fatal.communicator = communicator

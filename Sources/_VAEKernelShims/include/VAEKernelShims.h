@@ -8,4 +8,7 @@ typedef float vae_float16 __attribute__((ext_vector_type(16)));  // imported as 
 
 static inline vae_float16 vae_sqrt16(vae_float16 x) { return __builtin_elementwise_sqrt(x); }
 
+/// CPUs in this process's affinity mask (sched_getaffinity), or 0 where unknown.
+int vae_affinity_count(void);
+
 #endif

@@ -1,0 +1,126 @@
+import Foundation
+import Testing
+import VAEDistributed
+import VAEKernels
+import VAEModel
+import VAETraining
+
+@Suite(.serialized) struct ThreadTests {
+    /// Chunk i runs exactly once per region, on thread i (chunk 0 on the caller), region after region,
+    /// whether the workers are spinning (regions back to back) or asleep (a pause between).
+    @Test func poolRunsEveryChunkOnceOnItsOwnThread() {
+        let pool = ThreadPool(threads: 4)
+        var runs = [Int](repeating: 0, count: 4)
+        var owners = [pthread_t?](repeating: nil, count: 4)
+        var regions = 0
+        runs.withUnsafeMutableBufferPointer { counts in
+            owners.withUnsafeMutableBufferPointer { owner in
+                for round in 0..<3000 {
+                    let chunks = 1 + round % 4
+                    pool.run(chunks) { i in
+                        counts[i] += 1
+                        let me = pthread_self()
+                        if let first = owner[i] { precondition(pthread_equal(first, me) != 0, "chunk \(i) moved thread") }
+                        owner[i] = me
+                    }
+                    regions += 1
+                    if round % 1000 == 999 { usleep(20_000) }  // let the workers fall asleep
+                }
+            }
+        }
+        #expect(regions == 3000)
+        #expect(runs == [3000, 2250, 1500, 750])
+        #expect(pthread_equal(owners[0]!, pthread_self()) != 0)
+        #expect(Set(owners.map { "\($0!)" }).count == 4, "four distinct threads")
+    }
+
+    /// The ranges tile the work, start at multiples of the alignment, and use at most one per thread.
+    @Test(arguments: [(0, 16, 16), (1, 16, 16), (37, 12, 12), (100, 16, 16), (652_824, 16, 16_384), (40, 16, 16), (7, 1, 1)])
+    func rangesTileTheWork(total: Int, alignment: Int, minimum: Int) {
+        for threads in 1...4 {
+            let k = KernelThreads(threads: threads)
+            var seen = [Int](repeating: 0, count: total)
+            var perThread = [Int](repeating: 0, count: threads)
+            seen.withUnsafeMutableBufferPointer { s in
+                perThread.withUnsafeMutableBufferPointer { calls in
+                    k.forEachRange(total, alignment: alignment, minimum: minimum) { range, t in
+                        precondition(t < threads && range.lowerBound % alignment == 0)
+                        for i in range { s[i] += 1 }
+                        calls[t] += 1
+                    }
+                }
+            }
+            #expect(seen.allSatisfy { $0 == 1 }, "\(total) over \(threads) threads")
+            let calls = perThread.reduce(0, +)
+            #expect(calls >= (total > 0 ? 1 : 0) && calls <= threads)
+        }
+    }
+
+    /// Forward and backward on odd shapes give the same bits on 1 to 4 threads.
+    @Test(arguments: [Likelihood.bernoulli, .gaussian])
+    func forwardBackwardIsBitIdenticalOnAnyThreadCount(likelihood: Likelihood) {
+        let config = ModelConfig(imageHeight: 7, imageWidth: 9, hidden: [67, 33], latent: 5, likelihood: likelihood)
+        let batch = 37
+        let x = randomFloats(batch * config.inputDimension, seed: 4).map { ($0 + 1) / 2 }
+        let eps = randomFloats(batch * config.latent, seed: 5, scale: 1.5)
+        var reference: (gradients: [Float], recon: [Float], kl: [Float])?
+        for threads in 1...4 {
+            let model = VAE(config: config)
+            model.initialize(seed: 3)
+            model.threads = KernelThreads(threads: threads)
+            let workspace = VAEWorkspace(config: config, capacity: batch)
+            model.zeroGradients()
+            model.forward(workspace, x: x, eps: eps, batch: batch, lossScale: 1 / Float(batch))
+            model.backward(workspace, x: x, eps: eps, batch: batch, lossScale: 1 / Float(batch))
+            let result = (Array(UnsafeBufferPointer(start: model.gradients, count: model.parameterCount)),
+                          Array(UnsafeBufferPointer(start: workspace.recon, count: batch)),
+                          Array(UnsafeBufferPointer(start: workspace.kl, count: batch)))
+            if let reference {
+                #expect(bits(result.0) == bits(reference.gradients), "gradients, \(threads) threads")
+                #expect(bits(result.1) == bits(reference.recon) && bits(result.2) == bits(reference.kl), "losses, \(threads) threads")
+            } else {
+                reference = result
+            }
+        }
+    }
+
+    /// A few training epochs and their evaluations: parameters, Adam moments and every logged
+    /// loss are bit-identical on 1, 2 and 3 threads.
+    @Test func trainingIsBitIdenticalOnOneTwoAndThreeThreads() throws {
+        var runs: [(parameters: [UInt32], moments: [UInt32], losses: [Double])] = []
+        for threads in 1...3 {
+            var o = options(temporaryDirectory("threads\(threads)"), data: "synthetic:960", epochs: 2, batch: 96)
+            o.threads = threads
+            let trainer = try Trainer(options: o, model: ModelConfig(hidden: [200, 100], latent: 10),
+                                      resume: false, communicator: SingleProcessCommunicator()) { _ in }
+            #expect(trainer.model.threads.count == threads)
+            try trainer.run()
+            let n = trainer.model.parameterCount
+            runs.append((bits(Array(UnsafeBufferPointer(start: trainer.model.parameters, count: n))),
+                         bits(Array(UnsafeBufferPointer(start: trainer.optimizer.firstMoment, count: n))
+                              + Array(UnsafeBufferPointer(start: trainer.optimizer.secondMoment, count: n))),
+                         trainer.history.flatMap { [$0.trainLoss, $0.testLoss, $0.testRecon, $0.testKL] }))
+        }
+        #expect(runs[0].losses.count == 8)
+        for t in 1..<runs.count {
+            #expect(runs[t].parameters == runs[0].parameters, "parameters, \(t + 1) threads vs 1")
+            #expect(runs[t].moments == runs[0].moments, "Adam moments, \(t + 1) threads vs 1")
+            #expect(runs[t].losses == runs[0].losses, "losses, \(t + 1) threads vs 1")
+        }
+    }
+
+    @Test func defaultThreadsDivideTheCoresAmongTheRanksOnTheNode() throws {
+        #expect(localRankCount(environment: [:]) == 1)
+        #expect(localRankCount(environment: ["OMPI_COMM_WORLD_LOCAL_SIZE": "4"]) == 4)
+        #expect(localRankCount(environment: ["SLURM_TASKS_PER_NODE": "2(x3),1"]) == 2)
+        let cores = availableCores()
+        #expect(cores >= 1)
+        #expect(defaultThreadCount(localRanks: 1) == cores)
+        #expect(defaultThreadCount(localRanks: 4 * cores) == 1)
+        var o = TrainingOptions()
+        o.threads = -1
+        #expect(throws: TrainingError.self) { try o.validate(worldSize: 1) }
+    }
+}
+
+func bits(_ values: [Float]) -> [UInt32] { values.map(\.bitPattern) }
