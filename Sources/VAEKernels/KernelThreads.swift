@@ -41,8 +41,9 @@ public final class KernelThreads: @unchecked Sendable {
     }
 
     /// Cuts 0 ..< total into at most `count` ranges whose starts are multiples of `alignment`,
-    /// none shorter than `minimum` (but the last), and runs body(range, thread) for each, on
-    /// its own thread. With one range the body runs on the caller, with no synchronization.
+    /// none shorter than `minimum` (but the last), and runs body(range, thread) for each on the
+    /// pool (`thread` picks the scratch space; the result must not depend on it). With one
+    /// range the body runs on the caller, with no synchronization.
     @inline(__always)
     public func forEachRange(_ total: Int, alignment: Int = 16, minimum: Int = 16,
                              _ body: (Range<Int>, Int) -> Void) {
@@ -51,9 +52,9 @@ public final class KernelThreads: @unchecked Sendable {
             if total > 0 { body(0..<total, 0) }
             return
         }
-        pool.run(parts) { t in
-            let start = t * size
-            body(start..<min(start + size, total), t)
+        pool.run(parts) { chunk, thread in
+            let start = chunk * size
+            body(start..<min(start + size, total), thread)
         }
     }
 

@@ -8,13 +8,19 @@ import Synchronization
 // A fixed set of worker threads, created once, that run one parallel-for at a time.
 //
 // A training step runs some thirty short parallel regions (each GEMM, each elementwise pass,
-// Adam), each a few tens of microseconds on one core, so what matters is the cost of one
-// region: no thread is created, nothing is allocated, and chunk i always runs on thread i
-// (the caller runs chunk 0), so each chunk can use that thread's own scratch space.
+// Adam), each tens of microseconds, so what matters is the cost of one region: no thread is
+// created and nothing is allocated per region.
 //
-// Wake-up: the caller publishes the body and bumps `generation`; workers spin on it for a
-// short while (a step's regions follow each other closely) and then sleep on a condition
-// variable. Completion: each worker decrements `pending`; the caller spins until it is zero.
+// Chunks are claimed, not assigned: the caller and the workers take the next chunk from one
+// atomic ticket until none is left. A chunk computes the same bits whichever thread runs it
+// (it gets that thread's index only to pick its scratch space), so claiming changes no result,
+// and on a busy machine a worker that the kernel has not scheduled yet costs nothing: the
+// caller runs its chunk too instead of waiting for it (a fixed chunk-per-thread barrier would
+// stall every region on the slowest thread).
+//
+// Wake-up: the caller publishes the region in `ticket`; workers spin on it for a short while
+// (a step's regions follow each other closely) and then sleep on a condition variable.
+// Completion: every finished chunk increments `done`; the caller spins until all are done.
 
 public final class ThreadPool: @unchecked Sendable {
     /// Threads that run chunks, the caller included.
@@ -55,31 +61,46 @@ public final class ThreadPool: @unchecked Sendable {
         for thread in workers { pthread_join(thread, nil) }
     }
 
-    /// Runs body(0) ..< body(count) with chunk i on thread i, and returns when all are done.
-    /// `count` is at most `threadCount`. One region at a time: not reentrant, one caller.
+    /// Runs body(chunk, thread) for chunk 0 ..< count, each once, on the caller (thread 0) and
+    /// the workers (threads 1 ..< threadCount), and returns when all are done. One region at a
+    /// time: not reentrant, one caller.
     @inline(__always)
-    public func run(_ count: Int, _ body: (Int) -> Void) {
-        precondition(count <= threadCount, "\(count) chunks on a pool of \(threadCount) threads")
-        if count <= 1 {
-            if count == 1 { body(0) }
+    public func run(_ count: Int, _ body: (_ chunk: Int, _ thread: Int) -> Void) {
+        precondition(count < PoolState.maximumChunks, "\(count) chunks in one region")
+        if threadCount == 1 || count <= 1 {
+            for chunk in 0..<count { body(chunk, 0) }
             return
         }
         withoutActuallyEscaping(body) { shared.run(count, $0) }
     }
 }
 
+/// The ticket packs (generation, chunk count, next chunk) into one word, so a worker claims a
+/// chunk of exactly the region it saw with one compare-and-swap, and a late worker can never
+/// claim a chunk of a region that has moved on.
+private struct Ticket {
+    var word: UInt64
+    init(_ word: UInt64) { self.word = word }
+    init(generation: UInt64, count: Int) { word = generation << 32 | UInt64(count) << 16 }
+    var generation: UInt64 { word >> 32 }
+    var count: Int { Int(word >> 16 & 0xFFFF) }
+    var next: Int { Int(word & 0xFFFF) }
+}
+
 private final class PoolState: @unchecked Sendable {
+    static let maximumChunks = 0xFFFF
     let threadCount: Int
-    let generation = Atomic<Int>(0)
-    let pending = Atomic<Int>(0)
+    let ticket = Atomic<UInt64>(0)
+    let done = Atomic<Int>(0)
     let sleepers = Atomic<Int>(0)
     let stopping = Atomic<Bool>(false)
     let mutex: UnsafeMutablePointer<pthread_mutex_t>
     let condition: UnsafeMutablePointer<pthread_cond_t>
-    /// The region being run; written by the caller before `generation` is bumped, read by
-    /// workers after they see the new generation (release/acquire on `generation`).
-    var body: ((Int) -> Void)?
-    var chunks = 0
+    /// The region being run: written by the caller before the ticket is published, read by a
+    /// worker only after it claimed a chunk of that ticket (release/acquire on `ticket`); the
+    /// region cannot end, nor the body change, before that chunk is done.
+    var body: ((Int, Int) -> Void)?
+    var generation: UInt64 = 0
 
     /// Iterations a waiting thread polls before it sleeps or yields: tens of microseconds,
     /// longer than the serial gap between two regions of a step, far shorter than a step.
@@ -100,26 +121,42 @@ private final class PoolState: @unchecked Sendable {
         condition.deallocate()
     }
 
-    func run(_ count: Int, _ escapable: @escaping (Int) -> Void) {
+    func run(_ count: Int, _ escapable: @escaping (Int, Int) -> Void) {
         body = escapable
-        chunks = count
-        pending.store(threadCount - 1, ordering: .relaxed)
-        generation.add(1, ordering: .sequentiallyConsistent)
-        // A worker asleep (or about to sleep: it raises `sleepers` before its last check of
-        // the generation) is woken; one still spinning sees the new generation by itself.
+        done.store(0, ordering: .relaxed)
+        generation += 1
+        ticket.store(Ticket(generation: generation, count: count).word, ordering: .sequentiallyConsistent)
+        // A worker asleep (or about to sleep: it raises `sleepers` before its last look at the
+        // ticket) is woken; one still spinning sees the new ticket by itself.
         if sleepers.load(ordering: .sequentiallyConsistent) > 0 { wakeAll() }
-        escapable(0)
+        while let chunk = claim(generation) {
+            escapable(chunk, 0)
+            done.add(1, ordering: .releasing)
+        }
         var spins = 0
-        while pending.load(ordering: .acquiring) != 0 {
+        while done.load(ordering: .acquiring) != count {
             spins += 1
             if spins > Self.spinIterations { sched_yield() }
         }
         body = nil
     }
 
+    /// The next unclaimed chunk of region `generation`, or nil when none is left.
+    @inline(__always)
+    private func claim(_ generation: UInt64) -> Int? {
+        var current = ticket.load(ordering: .acquiring)
+        while true {
+            let t = Ticket(current)
+            if t.generation != generation || t.next >= t.count { return nil }
+            let (exchanged, original) = ticket.compareExchange(expected: current, desired: current + 1, ordering: .acquiringAndReleasing)
+            if exchanged { return t.next }
+            current = original
+        }
+    }
+
     func stop() {
         stopping.store(true, ordering: .sequentiallyConsistent)
-        generation.add(1, ordering: .sequentiallyConsistent)
+        ticket.store(Ticket(generation: generation + 1, count: 0).word, ordering: .sequentiallyConsistent)
         wakeAll()
     }
 
@@ -132,30 +169,32 @@ private final class PoolState: @unchecked Sendable {
     func workerLoop(_ worker: Int) {
         // Generation 0 is the pool's start, whenever this thread gets to run: a region started
         // before the thread was first scheduled must still be seen as new.
-        var seen = 0
+        var seen: UInt64 = 0
         while true {
             var spins = 0
-            while generation.load(ordering: .acquiring) == seen && spins < Self.spinIterations { spins += 1 }
-            if generation.load(ordering: .acquiring) == seen {
+            while Ticket(ticket.load(ordering: .acquiring)).generation == seen && spins < Self.spinIterations { spins += 1 }
+            if Ticket(ticket.load(ordering: .acquiring)).generation == seen {
                 pthread_mutex_lock(mutex)
                 sleepers.add(1, ordering: .sequentiallyConsistent)
-                while generation.load(ordering: .sequentiallyConsistent) == seen {
+                while Ticket(ticket.load(ordering: .sequentiallyConsistent)).generation == seen {
                     pthread_cond_wait(condition, mutex)
                 }
                 sleepers.subtract(1, ordering: .sequentiallyConsistent)
                 pthread_mutex_unlock(mutex)
             }
-            seen = generation.load(ordering: .acquiring)
             if stopping.load(ordering: .acquiring) { return }
-            if worker < chunks { runChunk(worker) }
-            pending.subtract(1, ordering: .releasing)
+            seen = Ticket(ticket.load(ordering: .acquiring)).generation
+            while let chunk = claim(seen) {
+                runChunk(chunk, worker)
+                done.add(1, ordering: .releasing)
+            }
         }
     }
 
-    /// Out of line, so the body's copy is released before `pending` says "done" (the caller's
+    /// Out of line, so the body's copy is released before `done` counts the chunk (the caller's
     /// withoutActuallyEscaping checks that no copy outlives the region).
     @inline(never)
-    private func runChunk(_ worker: Int) { body!(worker) }
+    private func runChunk(_ chunk: Int, _ worker: Int) { body!(chunk, worker) }
 }
 
 private final class WorkerContext {

@@ -6,32 +6,33 @@ import VAEModel
 import VAETraining
 
 @Suite(.serialized) struct ThreadTests {
-    /// Chunk i runs exactly once per region, on thread i (chunk 0 on the caller), region after region,
-    /// whether the workers are spinning (regions back to back) or asleep (a pause between).
-    @Test func poolRunsEveryChunkOnceOnItsOwnThread() {
+    /// Every chunk runs exactly once per region, region after region, whether the workers are
+    /// spinning (regions back to back) or asleep (a pause between); thread index t is always the
+    /// same thread, and 0 is the caller.
+    @Test func poolRunsEveryChunkOnce() {
         let pool = ThreadPool(threads: 4)
-        var runs = [Int](repeating: 0, count: 4)
+        var runs = [Int](repeating: 0, count: 8)
         var owners = [pthread_t?](repeating: nil, count: 4)
         var regions = 0
         runs.withUnsafeMutableBufferPointer { counts in
             owners.withUnsafeMutableBufferPointer { owner in
-                for round in 0..<3000 {
-                    let chunks = 1 + round % 4
-                    pool.run(chunks) { i in
-                        counts[i] += 1
+                for round in 0..<4000 {
+                    let chunks = 1 + round % 8
+                    pool.run(chunks) { chunk, thread in
+                        counts[chunk] += 1
                         let me = pthread_self()
-                        if let first = owner[i] { precondition(pthread_equal(first, me) != 0, "chunk \(i) moved thread") }
-                        owner[i] = me
+                        if let first = owner[thread] { precondition(pthread_equal(first, me) != 0, "thread index \(thread) moved") }
+                        owner[thread] = me
                     }
                     regions += 1
                     if round % 1000 == 999 { usleep(20_000) }  // let the workers fall asleep
                 }
             }
         }
-        #expect(regions == 3000)
-        #expect(runs == [3000, 2250, 1500, 750])
+        #expect(regions == 4000)
+        #expect(runs == (0..<8).map { 500 * (8 - $0) })
         #expect(pthread_equal(owners[0]!, pthread_self()) != 0)
-        #expect(Set(owners.map { "\($0!)" }).count == 4, "four distinct threads")
+        #expect(Set(owners.compactMap { $0.map { "\($0)" } }).count == owners.compactMap { $0 }.count, "distinct threads")
     }
 
     /// The ranges tile the work, start at multiples of the alignment, and use at most one per thread.
