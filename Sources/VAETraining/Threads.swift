@@ -21,9 +21,16 @@ public func localRankCount(environment: [String: String] = ProcessInfo.processIn
     return 1
 }
 
+/// The default thread count: Slurm's --cpus-per-task when set (the cores each task was given),
+/// else the affinity mask divided among the ranks on this node.
+public func automaticThreadCount(environment: [String: String] = ProcessInfo.processInfo.environment) -> Int {
+    if let perTask = environment["SLURM_CPUS_PER_TASK"].flatMap({ Int($0) }), perTask > 0 {
+        return min(perTask, availableCores())
+    }
+    return defaultThreadCount(localRanks: localRankCount(environment: environment))
+}
+
 extension TrainingOptions {
     /// --threads, or the default for this process when it is 0.
-    public var resolvedThreads: Int {
-        threads > 0 ? threads : defaultThreadCount(localRanks: localRankCount())
-    }
+    public var resolvedThreads: Int { threads > 0 ? threads : automaticThreadCount() }
 }

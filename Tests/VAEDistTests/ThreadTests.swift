@@ -77,8 +77,11 @@ import VAETraining
                           Array(UnsafeBufferPointer(start: workspace.recon, count: batch)),
                           Array(UnsafeBufferPointer(start: workspace.kl, count: batch)))
             if let reference {
-                #expect(bits(result.0) == bits(reference.gradients), "gradients, \(threads) threads")
-                #expect(bits(result.1) == bits(reference.recon) && bits(result.2) == bits(reference.kl), "losses, \(threads) threads")
+                // Compared as Bools: on a failure, swift-testing would diff the whole arrays.
+                let gradientsEqual = bits(result.0) == bits(reference.gradients)
+                let lossesEqual = bits(result.1) == bits(reference.recon) && bits(result.2) == bits(reference.kl)
+                #expect(gradientsEqual, "gradients, \(threads) threads: \(firstDifference(result.0, reference.gradients))")
+                #expect(lossesEqual, "losses, \(threads) threads")
             } else {
                 reference = result
             }
@@ -104,9 +107,12 @@ import VAETraining
         }
         #expect(runs[0].losses.count == 8)
         for t in 1..<runs.count {
-            #expect(runs[t].parameters == runs[0].parameters, "parameters, \(t + 1) threads vs 1")
-            #expect(runs[t].moments == runs[0].moments, "Adam moments, \(t + 1) threads vs 1")
-            #expect(runs[t].losses == runs[0].losses, "losses, \(t + 1) threads vs 1")
+            let parametersEqual = runs[t].parameters == runs[0].parameters
+            let momentsEqual = runs[t].moments == runs[0].moments
+            let lossesEqual = runs[t].losses == runs[0].losses
+            #expect(parametersEqual, "parameters, \(t + 1) threads vs 1")
+            #expect(momentsEqual, "Adam moments, \(t + 1) threads vs 1")
+            #expect(lossesEqual, "losses, \(t + 1) threads vs 1: \(runs[t].losses) vs \(runs[0].losses)")
         }
     }
 
@@ -118,6 +124,9 @@ import VAETraining
         #expect(cores >= 1)
         #expect(defaultThreadCount(localRanks: 1) == cores)
         #expect(defaultThreadCount(localRanks: 4 * cores) == 1)
+        #expect(automaticThreadCount(environment: ["OMPI_COMM_WORLD_LOCAL_SIZE": "\(4 * cores)"]) == 1)
+        #expect(automaticThreadCount(environment: [:]) == cores)
+        #expect(automaticThreadCount(environment: ["SLURM_CPUS_PER_TASK": "1", "SLURM_NTASKS_PER_NODE": "1"]) == 1)
         var o = TrainingOptions()
         o.threads = -1
         #expect(throws: TrainingError.self) { try o.validate(worldSize: 1) }
@@ -125,3 +134,9 @@ import VAETraining
 }
 
 func bits(_ values: [Float]) -> [UInt32] { values.map(\.bitPattern) }
+
+/// "element i: a vs b" for the first element whose bits differ.
+func firstDifference(_ a: [Float], _ b: [Float]) -> String {
+    guard let i = a.indices.first(where: { i in i >= b.count || a[i].bitPattern != b[i].bitPattern }) else { return "same bits" }
+    return "element \(i): \(a[i]) vs \(b[i])"
+}
