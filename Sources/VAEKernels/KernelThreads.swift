@@ -23,7 +23,7 @@ import _VAEKernelShims
 public final class KernelThreads: @unchecked Sendable {
     public let pool: ThreadPool
     /// Scratch of threads 1 ..< count.
-    private let workerGEMM: [GEMMWorkspace]
+    @usableFromInline let workerGEMM: [GEMMWorkspace]
     public var count: Int { pool.threadCount }
 
     /// One thread: every kernel is called directly, as before threads existed.
@@ -35,37 +35,56 @@ public final class KernelThreads: @unchecked Sendable {
     }
 
     /// Thread `thread`'s GEMM scratch; thread 0 uses the caller's `own`.
-    @inline(__always)
+    @inlinable @inline(__always)
     public func gemmWorkspace(_ thread: Int, own: GEMMWorkspace) -> GEMMWorkspace {
         thread == 0 ? own : workerGEMM[thread - 1]
     }
 
     /// Cuts 0 ..< total into at most `count` ranges whose starts are multiples of `alignment`,
-    /// none shorter than `minimum` (but the last), and runs body(range, thread) for each on the
-    /// pool (`thread` picks the scratch space; the result must not depend on it). With one
-    /// range the body runs on the caller, with no synchronization.
-    @inline(__always)
-    public func forEachRange(_ total: Int, alignment: Int = 16, minimum: Int = 16,
-                             _ body: (Range<Int>, Int) -> Void) {
+    /// none shorter than `minimum` (but the last), and runs work.run(range, thread:) for each on
+    /// the pool (`thread` picks the scratch space; the result must not depend on it). With one
+    /// range the work runs on the caller, with no synchronization.
+    @inlinable @inline(__always)
+    public func forEachRange<Work: RangeWork>(_ total: Int, alignment: Int = 16, minimum: Int = 16, _ work: Work) {
         let (parts, size) = partition(total, alignment: alignment, minimum: minimum)
         if parts <= 1 {
-            if total > 0 { body(0..<total, 0) }
+            if total > 0 { work.run(0..<total, thread: 0) }
             return
         }
-        pool.run(parts) { chunk, thread in
-            let start = chunk * size
-            body(start..<min(start + size, total), thread)
-        }
+        pool.run(parts, RangeChunks(work: work, size: size, total: total))
     }
 
     /// (number of ranges, length of each but the last).
-    @inline(__always)
+    @inlinable @inline(__always)
     func partition(_ total: Int, alignment: Int, minimum: Int) -> (Int, Int) {
         let wanted = min(count, max(1, total / max(minimum, 1)))
         if wanted <= 1 { return (1, total) }
         var size = (total + wanted - 1) / wanted
         size = (size + alignment - 1) / alignment * alignment
         return ((total + size - 1) / size, size)
+    }
+}
+
+/// Work on a range of indices; see KernelThreads.forEachRange.
+public protocol RangeWork {
+    func run(_ range: Range<Int>, thread: Int)
+}
+
+@usableFromInline
+struct RangeChunks<Work: RangeWork>: ChunkWork {
+    @usableFromInline let work: Work
+    @usableFromInline let size: Int
+    @usableFromInline let total: Int
+
+    @inlinable init(work: Work, size: Int, total: Int) {
+        self.work = work
+        self.size = size
+        self.total = total
+    }
+
+    @inlinable func run(chunk: Int, thread: Int) {
+        let start = chunk * size
+        work.run(start..<min(start + size, total), thread: thread)
     }
 }
 

@@ -28,7 +28,7 @@ public final class ThreadPool: @unchecked Sendable {
     /// The pool of one: `run` calls the body directly.
     public static let serial = ThreadPool(threads: 1)
 
-    private let shared: PoolState
+    @usableFromInline let shared: PoolState
     private var workers: [pthread_t] = []
 
     public init(threads: Int) {
@@ -61,17 +61,43 @@ public final class ThreadPool: @unchecked Sendable {
         for thread in workers { pthread_join(thread, nil) }
     }
 
-    /// Runs body(chunk, thread) for chunk 0 ..< count, each once, on the caller (thread 0) and
-    /// the workers (threads 1 ..< threadCount), and returns when all are done. One region at a
-    /// time: not reentrant, one caller.
-    @inline(__always)
-    public func run(_ count: Int, _ body: (_ chunk: Int, _ thread: Int) -> Void) {
-        precondition(count < PoolState.maximumChunks, "\(count) chunks in one region")
+    /// Runs work.run(chunk:thread:) for chunk 0 ..< count, each once, on the caller (thread 0)
+    /// and the workers (threads 1 ..< threadCount), and returns when all are done. One region at
+    /// a time: not reentrant, one caller.
+    ///
+    /// The work is a struct, not a closure: handing a closure to another thread means making it
+    /// escaping, and Swift then copies its context to the heap, one allocation per region. The
+    /// struct stays on the caller's stack and the workers call it through a pointer.
+    @inlinable @inline(__always)
+    public func run<Work: ChunkWork>(_ count: Int, _ work: Work) {
         if threadCount == 1 || count <= 1 {
-            for chunk in 0..<count { body(chunk, 0) }
+            for chunk in 0..<count { work.run(chunk: chunk, thread: 0) }
             return
         }
-        withoutActuallyEscaping(body) { shared.run(count, $0) }
+        withUnsafePointer(to: work) { runChunks(count, context: UnsafeRawPointer($0), invoke: ChunkInvoker<Work>.invoke) }
+    }
+
+    /// `invoke(context, chunk, thread)` for every chunk; `invoke` must capture nothing (a
+    /// static function), so passing it allocates nothing.
+    public func runChunks(_ count: Int, context: UnsafeRawPointer, invoke: @escaping ChunkFunction) {
+        precondition(count < PoolState.maximumChunks, "\(count) chunks in one region")
+        shared.run(count, context: context, invoke: invoke)
+    }
+}
+
+/// One region's work, chunk by chunk. run(chunk:thread:) must give the same result whichever
+/// thread runs the chunk: `thread` only picks per-thread scratch space.
+public protocol ChunkWork {
+    func run(chunk: Int, thread: Int)
+}
+
+public typealias ChunkFunction = (_ context: UnsafeRawPointer, _ chunk: Int, _ thread: Int) -> Void
+
+/// The static function that calls a `Work` through a pointer (a thin function once specialized).
+public enum ChunkInvoker<Work: ChunkWork> {
+    @inlinable
+    public static func invoke(_ context: UnsafeRawPointer, _ chunk: Int, _ thread: Int) {
+        context.assumingMemoryBound(to: Work.self).pointee.run(chunk: chunk, thread: thread)
     }
 }
 
@@ -87,7 +113,7 @@ private struct Ticket {
     var next: Int { Int(word & 0xFFFF) }
 }
 
-private final class PoolState: @unchecked Sendable {
+@usableFromInline final class PoolState: @unchecked Sendable {
     static let maximumChunks = 0xFFFF
     let threadCount: Int
     let ticket = Atomic<UInt64>(0)
@@ -98,8 +124,9 @@ private final class PoolState: @unchecked Sendable {
     let condition: UnsafeMutablePointer<pthread_cond_t>
     /// The region being run: written by the caller before the ticket is published, read by a
     /// worker only after it claimed a chunk of that ticket (release/acquire on `ticket`); the
-    /// region cannot end, nor the body change, before that chunk is done.
-    var body: ((Int, Int) -> Void)?
+    /// region cannot end, nor these change, before that chunk is done.
+    var invoke: ChunkFunction?
+    var context: UnsafeRawPointer?
     var generation: UInt64 = 0
 
     /// Iterations a waiting thread polls before it sleeps or yields: tens of microseconds,
@@ -121,8 +148,9 @@ private final class PoolState: @unchecked Sendable {
         condition.deallocate()
     }
 
-    func run(_ count: Int, _ escapable: @escaping (Int, Int) -> Void) {
-        body = escapable
+    func run(_ count: Int, context: UnsafeRawPointer, invoke: @escaping ChunkFunction) {
+        self.invoke = invoke
+        self.context = context
         done.store(0, ordering: .relaxed)
         generation += 1
         ticket.store(Ticket(generation: generation, count: count).word, ordering: .sequentiallyConsistent)
@@ -130,7 +158,7 @@ private final class PoolState: @unchecked Sendable {
         // ticket) is woken; one still spinning sees the new ticket by itself.
         if sleepers.load(ordering: .sequentiallyConsistent) > 0 { wakeAll() }
         while let chunk = claim(generation) {
-            escapable(chunk, 0)
+            invoke(context, chunk, 0)
             done.add(1, ordering: .releasing)
         }
         var spins = 0
@@ -138,7 +166,8 @@ private final class PoolState: @unchecked Sendable {
             spins += 1
             if spins > Self.spinIterations { sched_yield() }
         }
-        body = nil
+        self.invoke = nil
+        self.context = nil
     }
 
     /// The next unclaimed chunk of region `generation`, or nil when none is left.
@@ -191,10 +220,7 @@ private final class PoolState: @unchecked Sendable {
         }
     }
 
-    /// Out of line, so the body's copy is released before `done` counts the chunk (the caller's
-    /// withoutActuallyEscaping checks that no copy outlives the region).
-    @inline(never)
-    private func runChunk(_ chunk: Int, _ worker: Int) { body!(chunk, worker) }
+    private func runChunk(_ chunk: Int, _ worker: Int) { invoke!(context!, chunk, worker) }
 }
 
 private final class WorkerContext {

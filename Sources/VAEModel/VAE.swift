@@ -76,42 +76,22 @@ public final class VAE: @unchecked Sendable {
         precondition(batch <= workspace.capacity, "batch \(batch) exceeds workspace capacity \(workspace.capacity)")
         let l = config.latent
         encode(workspace, x: x, batch: batch)
-        let mu = UnsafePointer(workspace.heads), logvar = UnsafePointer(workspace.heads + l)
         let meanOnly = config.autoencoder || eps == nil
-        // Per-row kernels, cut into blocks of rows on the threads.
-        threads.forEachRange(batch, alignment: 1, minimum: 8) { rows, _ in
-            let r0 = rows.lowerBound
-            if meanOnly {
-                for r in rows { (workspace.z + r * l).update(from: mu + r * 2 * l, count: l) }
-            } else {
-                reparameterizeForward(z: workspace.z + r0 * l, mu: mu + r0 * 2 * l, logvar: logvar + r0 * 2 * l,
-                                      eps: eps! + r0 * l, rows: rows.count, latent: l, stride: 2 * l)
-            }
-        }
+        // Per-row kernels, cut into blocks of rows on the threads (VAE+Rows.swift).
+        threads.forEachRange(batch, alignment: 1, minimum: 8,
+                             ReparameterizeRows(z: workspace.z, heads: workspace.heads, eps: meanOnly ? nil : eps, latent: l))
         decode(workspace, z: workspace.z, batch: batch)
-        let d = config.inputDimension
         // The gaussian likelihood's d/d(decoder.logvar) is a sum over rows: that pass stays on one thread.
         let rowsApart = config.likelihood == .bernoulli || lossScale == nil
-        threads.forEachRange(batch, alignment: 1, minimum: rowsApart ? 8 : batch) { rows, _ in
-            let r0 = rows.lowerBound, n = rows.count
-            switch config.likelihood {
-            case .bernoulli:
-                bernoulliNLLForwardBackward(recon: workspace.recon + r0, dlogits: lossScale == nil ? nil : workspace.dlogits + r0 * d,
-                                            logits: workspace.logits + r0 * d, targets: x + r0 * d, rows: n, columns: d,
-                                            scale: lossScale ?? 0)
-            case .gaussian:
-                let lv = layout.outputLogvar!
-                gaussianNLLForwardBackward(recon: workspace.recon + r0, dmean: lossScale == nil ? nil : workspace.dlogits + r0 * d,
-                                           dlogvar: lossScale == nil ? nil : gradients + lv,
-                                           mean: workspace.logits + r0 * d, logvar: parameters + lv, targets: x + r0 * d,
-                                           rows: n, columns: d, scale: lossScale ?? 0)
-            }
-            if config.autoencoder {
-                (workspace.kl + r0).update(repeating: 0, count: n)
-            } else {
-                klForward(kl: workspace.kl + r0, mu: mu + r0 * 2 * l, logvar: logvar + r0 * 2 * l, rows: n, latent: l, stride: 2 * l)
-            }
-        }
+        let lv = layout.outputLogvar
+        threads.forEachRange(batch, alignment: 1, minimum: rowsApart ? 8 : batch,
+                             LossRows(likelihood: config.likelihood, recon: workspace.recon, kl: workspace.kl,
+                                      dlogits: lossScale == nil ? nil : workspace.dlogits,
+                                      logits: workspace.logits, targets: x, heads: workspace.heads,
+                                      outputLogvar: lv.map { UnsafePointer(parameters + $0) },
+                                      dOutputLogvar: lossScale == nil ? nil : lv.map { gradients + $0 },
+                                      inputDimension: config.inputDimension, latent: l, scale: lossScale ?? 0,
+                                      withKL: !config.autoencoder))
     }
 
     /// Encoder only: x [batch, D] -> workspace.heads [batch, 2 * latent] = (mu | logvar) per row.
@@ -190,22 +170,10 @@ public final class VAE: @unchecked Sendable {
         }
         // Latent: dz -> (dmu | dlogvar) in dheads [batch, 2 * latent].
         let meanOnly = config.autoencoder || eps == nil
-        threads.forEachRange(batch, alignment: 1, minimum: 8) { rows, _ in
-            let r0 = rows.lowerBound, n = rows.count
-            let dheads = workspace.dheads + r0 * 2 * l, dz = workspace.dz + r0 * l
-            let mu = UnsafePointer(workspace.heads + r0 * 2 * l), logvar = UnsafePointer(workspace.heads + r0 * 2 * l + l)
-            dheads.update(repeating: 0, count: n * 2 * l)
-            if meanOnly {
-                for r in 0..<n { (dheads + r * 2 * l).update(from: dz + r * l, count: l) }
-            } else {
-                reparameterizeBackward(dmu: dheads, dlogvar: dheads + l, dz: dz, logvar: logvar, eps: eps! + r0 * l,
-                                       rows: n, latent: l, stride: 2 * l)
-            }
-            if !config.autoencoder {
-                klBackward(dmu: dheads, dlogvar: dheads + l, mu: mu, logvar: logvar, rows: n, latent: l, stride: 2 * l,
-                           scale: lossScale * config.beta)
-            }
-        }
+        threads.forEachRange(batch, alignment: 1, minimum: 8,
+                             LatentBackwardRows(dheads: workspace.dheads, dz: workspace.dz, heads: workspace.heads,
+                                                eps: meanOnly ? nil : eps, latent: l,
+                                                klScale: config.autoencoder ? nil : lossScale * config.beta))
         let dheads = workspace.dheads
         // Encoder heads and hidden layers; the input x needs no gradient.
         let encoderCount = layout.encoder.count
@@ -232,10 +200,7 @@ public final class VAE: @unchecked Sendable {
 @inline(__always)
 private func reluBackward(_ dinp: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>, _ out: UnsafePointer<Float>,
                           count: Int, threads: KernelThreads) {
-    threads.forEachRange(count, alignment: 16, minimum: 4096) { range, _ in
-        let i = range.lowerBound
-        reluBackward(dinp + i, dout + i, out + i, count: range.count)
-    }
+    threads.forEachRange(count, alignment: 16, minimum: 4096, ReluBackwardRange(dinp: dinp, dout: dout, out: out))
 }
 
 /// Hears during `VAE.backward` which gradients are final: the layers run from the last to the

@@ -31,10 +31,20 @@ public final class AdamOptimizer: @unchecked Sendable {
         let step = step, hyper = hyper
         let p = model.parameters + r.lowerBound, g = model.gradients + r.lowerBound
         let m = firstMoment + r.lowerBound, v = secondMoment + r.lowerBound
-        model.threads.forEachRange(r.count, alignment: 16, minimum: 16_384) { part, _ in
-            let i = part.lowerBound
-            adamUpdate(parameters: p + i, gradients: g + i, firstMoment: m + i, secondMoment: v + i,
-                       count: part.count, step: step, hyper: hyper)
-        }
+        model.threads.forEachRange(r.count, alignment: 16, minimum: 16_384,
+                                   AdamRange(parameters: p, gradients: g, firstMoment: m, secondMoment: v, step: step, hyper: hyper))
+    }
+}
+
+/// Adam on elements `range` of the buffers.
+struct AdamRange: RangeWork {
+    let parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>
+    let firstMoment: UnsafeMutablePointer<Float>, secondMoment: UnsafeMutablePointer<Float>
+    let step: Int, hyper: AdamHyperparameters
+
+    func run(_ range: Range<Int>, thread: Int) {
+        let i = range.lowerBound
+        adamUpdate(parameters: parameters + i, gradients: gradients + i, firstMoment: firstMoment + i,
+                   secondMoment: secondMoment + i, count: range.count, step: step, hyper: hyper)
     }
 }

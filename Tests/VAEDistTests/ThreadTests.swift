@@ -11,28 +11,34 @@ import VAETraining
     /// same thread, and 0 is the caller.
     @Test func poolRunsEveryChunkOnce() {
         let pool = ThreadPool(threads: 4)
-        var runs = [Int](repeating: 0, count: 8)
-        var owners = [pthread_t?](repeating: nil, count: 4)
+        let runs = UnsafeMutablePointer<Int>.allocate(capacity: 8)
+        let owners = UnsafeMutablePointer<pthread_t>.allocate(capacity: 4)
+        let known = UnsafeMutablePointer<Bool>.allocate(capacity: 4)
+        runs.initialize(repeating: 0, count: 8)
+        known.initialize(repeating: false, count: 4)
+        defer { runs.deallocate(); owners.deallocate(); known.deallocate() }
         var regions = 0
-        runs.withUnsafeMutableBufferPointer { counts in
-            owners.withUnsafeMutableBufferPointer { owner in
-                for round in 0..<4000 {
-                    let chunks = 1 + round % 8
-                    pool.run(chunks) { chunk, thread in
-                        counts[chunk] += 1
-                        let me = pthread_self()
-                        if let first = owner[thread] { precondition(pthread_equal(first, me) != 0, "thread index \(thread) moved") }
-                        owner[thread] = me
-                    }
-                    regions += 1
-                    if round % 1000 == 999 { usleep(20_000) }  // let the workers fall asleep
-                }
-            }
+        for round in 0..<4000 {
+            pool.run(1 + round % 8, CountChunks(runs: runs, owners: owners, known: known))
+            regions += 1
+            if round % 1000 == 999 { usleep(20_000) }  // let the workers fall asleep
         }
         #expect(regions == 4000)
-        #expect(runs == (0..<8).map { 500 * (8 - $0) })
-        #expect(pthread_equal(owners[0]!, pthread_self()) != 0)
-        #expect(Set(owners.compactMap { $0.map { "\($0)" } }).count == owners.compactMap { $0 }.count, "distinct threads")
+        #expect((0..<8).map { runs[$0] } == (0..<8).map { 500 * (8 - $0) })
+        #expect(known[0] && pthread_equal(owners[0], pthread_self()) != 0)
+        let seen = (0..<4).filter { known[$0] }.map { "\(owners[$0])" }
+        #expect(Set(seen).count == seen.count, "distinct threads")
+    }
+
+    struct CountChunks: ChunkWork {
+        let runs: UnsafeMutablePointer<Int>, owners: UnsafeMutablePointer<pthread_t>, known: UnsafeMutablePointer<Bool>
+        func run(chunk: Int, thread: Int) {
+            runs[chunk] += 1
+            let me = pthread_self()
+            if known[thread] { precondition(pthread_equal(owners[thread], me) != 0, "thread index \(thread) moved") }
+            owners[thread] = me
+            known[thread] = true
+        }
     }
 
     /// The ranges tile the work, start at multiples of the alignment, and use at most one per thread.
@@ -40,20 +46,24 @@ import VAETraining
     func rangesTileTheWork(total: Int, alignment: Int, minimum: Int) {
         for threads in 1...4 {
             let k = KernelThreads(threads: threads)
-            var seen = [Int](repeating: 0, count: total)
-            var perThread = [Int](repeating: 0, count: threads)
-            seen.withUnsafeMutableBufferPointer { s in
-                perThread.withUnsafeMutableBufferPointer { calls in
-                    k.forEachRange(total, alignment: alignment, minimum: minimum) { range, t in
-                        precondition(t < threads && range.lowerBound % alignment == 0)
-                        for i in range { s[i] += 1 }
-                        calls[t] += 1
-                    }
-                }
-            }
-            #expect(seen.allSatisfy { $0 == 1 }, "\(total) over \(threads) threads")
-            let calls = perThread.reduce(0, +)
-            #expect(calls >= (total > 0 ? 1 : 0) && calls <= threads)
+            let seen = UnsafeMutablePointer<Int>.allocate(capacity: max(total, 1))
+            let calls = UnsafeMutablePointer<Int>.allocate(capacity: threads)
+            seen.initialize(repeating: 0, count: max(total, 1))
+            calls.initialize(repeating: 0, count: threads)
+            defer { seen.deallocate(); calls.deallocate() }
+            k.forEachRange(total, alignment: alignment, minimum: minimum, MarkRange(seen: seen, calls: calls, alignment: alignment))
+            #expect((0..<total).allSatisfy { seen[$0] == 1 }, "\(total) over \(threads) threads")
+            let count = (0..<threads).reduce(0) { $0 + calls[$1] }
+            #expect(count >= (total > 0 ? 1 : 0) && count <= threads)
+        }
+    }
+
+    struct MarkRange: RangeWork {
+        let seen: UnsafeMutablePointer<Int>, calls: UnsafeMutablePointer<Int>, alignment: Int
+        func run(_ range: Range<Int>, thread: Int) {
+            precondition(range.lowerBound % alignment == 0)
+            for i in range { seen[i] += 1 }
+            calls[thread] += 1
         }
     }
 
