@@ -1,7 +1,8 @@
 import VAEKernels
 
-// The per-example kernels of VAE.forward and VAE.backward as work on a range of rows, so the
-// kernel threads can take blocks of examples (KernelThreads.forEachRange). Each row is computed
+// The per-example kernels of VAE.forward and VAE.backward (and the gradient reset) as work on a
+// range of rows or elements, so the kernel threads can take blocks of them
+// (KernelThreads.forEachRange). Each row is computed
 // exactly as on one thread; the sums over rows (the batch loss) are taken later, in one order.
 
 /// z = mu + exp(0.5 logvar) * eps for rows `rows` (z = mu without eps).
@@ -92,4 +93,12 @@ struct ReluBackwardRange: RangeWork {
         let i = range.lowerBound
         reluBackward(dinp + i, dout + i, out + i, count: range.count)
     }
+}
+
+/// Zeroes elements `range` of a buffer.
+struct ZeroRange: RangeWork {
+    let buffer: UnsafeMutablePointer<Float>
+
+    @inline(__always)
+    func run(_ range: Range<Int>, thread: Int) { (buffer + range.lowerBound).update(repeating: 0, count: range.count) }
 }

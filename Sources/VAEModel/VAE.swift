@@ -60,7 +60,10 @@ public final class VAE: @unchecked Sendable {
         return layout.tensor(named: weightName)?.shape[1] ?? 1
     }
 
-    public func zeroGradients() { gradients.update(repeating: 0, count: layout.count) }
+    /// Zeroes the gradient buffer, on the threads (a 2.6 MB memset is ~1% of a step on one core).
+    public func zeroGradients() {
+        threads.forEachRange(layout.count, alignment: 16, minimum: 16_384, ZeroRange(buffer: gradients))
+    }
 
     // MARK: Forward
 
