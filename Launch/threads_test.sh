@@ -4,7 +4,8 @@
 #   2. hybrid: mpirun -n 2 --threads 2 equals mpirun -n 2 --threads 1 at tolerance 0;
 #   3. the start-up line names the threads per rank, and the default is 1 thread per rank
 #      when 4 ranks share this machine's cores;
-#   4. a bad --threads is one clear line and exit code 1.
+#   4. a bad --threads is one clear line and exit code 1;
+#   5. vae-dist eval prints the same losses on 1 and 3 threads.
 # Prints "threads: N passed, M failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +25,11 @@ done
 for t in 2 3; do
   out=$(compare "$tmp/t1" "$tmp/t$t") && ok "--threads $t vs 1: $(echo "$out" | cut -d'(' -f1)" || bad "--threads $t vs 1: $out"
 done
+
+# vae-dist eval: the same losses on 1 and 3 threads (everything but the timing).
+losses() { "$bin" eval --checkpoint "$tmp/t1/checkpoints/latest.safetensors" --threads "$1" | sed 's/"seconds": [^,]*, //'; }
+a=$(losses 1); b=$(losses 3)
+[ -n "$a" ] && [ "$a" = "$b" ] && ok "eval --threads 3 prints the same losses as --threads 1" || bad "eval: '$a' vs '$b'"
 
 echo "threads: hybrid, mpirun -n 2 with 2 threads per rank"
 run_mpi 2 --bind-to none "$bin" "${args[@]}" --threads 1 --out "$tmp/n2t1" > "$tmp/n2t1.log" 2>&1 || bad "-n 2 --threads 1: $(tail -2 "$tmp/n2t1.log")"
