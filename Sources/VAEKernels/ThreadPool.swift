@@ -152,7 +152,7 @@ private struct Ticket {
         self.invoke = invoke
         self.context = context
         done.store(0, ordering: .relaxed)
-        generation += 1
+        generation = (generation + 1) & 0xFFFF_FFFF  // the ticket's 32 bits; a wrap is still a change
         ticket.store(Ticket(generation: generation, count: count).word, ordering: .sequentiallyConsistent)
         // A worker asleep (or about to sleep: it raises `sleepers` before its last look at the
         // ticket) is woken; one still spinning sees the new ticket by itself.
@@ -185,7 +185,7 @@ private struct Ticket {
 
     func stop() {
         stopping.store(true, ordering: .sequentiallyConsistent)
-        ticket.store(Ticket(generation: generation + 1, count: 0).word, ordering: .sequentiallyConsistent)
+        ticket.store(Ticket(generation: (generation + 1) & 0xFFFF_FFFF, count: 0).word, ordering: .sequentiallyConsistent)
         wakeAll()
     }
 
