@@ -13,20 +13,23 @@ public func biasForward<ISA: ISATag>(_: ISA.Type, _ out: UnsafeMutablePointer<Fl
     }
 }
 
-/// dbias[c] += sum over rows of dout[r, c]
+/// dbias[c] += sum over rows of dout[r, c]; dout's rows are `rowStride` apart (default
+/// `columns`; wider when summing a block of columns of a wider matrix).
 @inlinable
-public func biasBackward<ISA: ISATag>(_: ISA.Type, _ dbias: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>, rows: Int, columns: Int) {
+public func biasBackward<ISA: ISATag>(_: ISA.Type, _ dbias: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>, rows: Int, columns: Int,
+                                      rowStride: Int? = nil) {
+    let stride = rowStride ?? columns
     let full = columns & ~15
     var c = 0
     while c < full {
         var acc = load16(dbias + c)
-        for r in 0..<rows { acc += load16(dout + r * columns + c) }
+        for r in 0..<rows { acc += load16(dout + r * stride + c) }
         store16(acc, dbias + c)
         c += 16
     }
     while c < columns {
         var acc = dbias[c]
-        for r in 0..<rows { acc += dout[r * columns + c] }
+        for r in 0..<rows { acc += dout[r * stride + c] }
         dbias[c] = acc
         c += 1
     }

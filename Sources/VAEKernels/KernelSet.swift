@@ -28,7 +28,7 @@ public protocol KernelSet: Sendable {
     /// out = max(out + bias, 0)
     func biasReluForward(_ out: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, rows: Int, columns: Int)
     /// dbias[c] += sum over rows of dout[r, c]
-    func biasBackward(_ dbias: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>, rows: Int, columns: Int)
+    func biasBackward(_ dbias: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>, rows: Int, columns: Int, rowStride: Int?)
     /// dinp = dout where out > 0, else 0
     func reluBackward(_ dinp: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>, _ out: UnsafePointer<Float>, count: Int)
 
@@ -47,6 +47,12 @@ public protocol KernelSet: Sendable {
 }
 
 extension KernelSet {
+    /// dbias[c] += sum over rows of dout[r, c], rows `columns` apart.
+    @inlinable
+    public func biasBackward(_ dbias: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>, rows: Int, columns: Int) {
+        biasBackward(dbias, dout, rows: rows, columns: columns, rowStride: nil)
+    }
+
     /// C[M, N] (+)= A[M, K] · B[N, K]^T   (linear forward: x · W^T)
     @inlinable
     public func matmulNT(_ c: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,

@@ -32,8 +32,8 @@ public struct AVX2Kernels: KernelSet {
         VAEKernels.biasReluForward(AVX2.self, out, bias, rows: rows, columns: columns)
     }
 
-    public func biasBackward(_ dbias: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>, rows: Int, columns: Int) {
-        VAEKernels.biasBackward(AVX2.self, dbias, dout, rows: rows, columns: columns)
+    public func biasBackward(_ dbias: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>, rows: Int, columns: Int, rowStride: Int?) {
+        VAEKernels.biasBackward(AVX2.self, dbias, dout, rows: rows, columns: columns, rowStride: rowStride)
     }
 
     public func reluBackward(_ dinp: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>, _ out: UnsafePointer<Float>, count: Int) {

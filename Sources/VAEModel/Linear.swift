@@ -3,33 +3,90 @@ import VAEKernels
 
 // A fully connected layer as a forward/backward pair (torch.nn.Linear semantics):
 //   out[B, O] = inp[B, I] · weight[O, I]^T + bias[O]
-// on the kernels chosen at start for this CPU (`Kernels.active`).
+// on the kernels chosen at start for this CPU (`Kernels.active`). On several threads each GEMM
+// is cut along its output, never along K (see KernelThreads), so every thread count gives the
+// same bits. Each parallel part is a small struct (RangeWork): the threads call it through a
+// pointer, which allocates nothing.
 
-/// out = inp · weight^T + bias, then ReLU when `relu`.
+/// out = inp · weight^T + bias, then ReLU when `relu`. Threads take blocks of rows (examples).
 @inline(__always)
 public func linearForward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>,
                           _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>,
-                          batch: Int, inFeatures: Int, outFeatures: Int, relu: Bool, workspace: GEMMWorkspace) {
-    let kernels = Kernels.active
-    kernels.matmulNT(out, inp, weight, m: batch, n: outFeatures, k: inFeatures, accumulate: false, workspace: workspace)
-    if relu {
-        kernels.biasReluForward(out, bias, rows: batch, columns: outFeatures)
-    } else {
-        kernels.biasForward(out, bias, rows: batch, columns: outFeatures)
-    }
+                          batch: Int, inFeatures: Int, outFeatures: Int, relu: Bool,
+                          threads: KernelThreads = .serial, workspace: GEMMWorkspace) {
+    threads.forEachRange(batch, alignment: GEMMBlocking.narrowMR, minimum: GEMMBlocking.narrowMR,
+                         LinearForwardRows(out: out, inp: inp, weight: weight, bias: bias, inFeatures: inFeatures,
+                                           outFeatures: outFeatures, relu: relu, threads: threads, workspace: workspace))
 }
 
 /// dweight[O, I] += dout^T · inp,  dbias[O] += sum_b dout,  dinp[B, I] = dout · weight (when wanted).
 /// dinp is overwritten, not accumulated: every layer input here has exactly one consumer.
+/// Threads take blocks of output features for dweight and dbias (the K = batch sum stays whole),
+/// then blocks of rows for dinp.
 @inline(__always)
 public func linearBackward(_ dinp: UnsafeMutablePointer<Float>?, _ dweight: UnsafeMutablePointer<Float>,
                            _ dbias: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>,
                            _ inp: UnsafePointer<Float>, _ weight: UnsafePointer<Float>,
-                           batch: Int, inFeatures: Int, outFeatures: Int, workspace: GEMMWorkspace) {
-    let kernels = Kernels.active
-    kernels.matmulTN(dweight, dout, inp, m: outFeatures, n: inFeatures, k: batch, accumulate: true, workspace: workspace)
-    kernels.biasBackward(dbias, dout, rows: batch, columns: outFeatures)
+                           batch: Int, inFeatures: Int, outFeatures: Int,
+                           threads: KernelThreads = .serial, workspace: GEMMWorkspace) {
+    threads.forEachRange(outFeatures, LinearWeightGradient(dweight: dweight, dbias: dbias, dout: dout, inp: inp, batch: batch,
+                                                           inFeatures: inFeatures, outFeatures: outFeatures,
+                                                           threads: threads, workspace: workspace))
     if let dinp {
-        kernels.matmulNN(dinp, dout, weight, m: batch, n: inFeatures, k: outFeatures, accumulate: false, workspace: workspace)
+        threads.forEachRange(batch, alignment: GEMMBlocking.narrowMR, minimum: GEMMBlocking.narrowMR,
+                             LinearInputGradient(dinp: dinp, dout: dout, weight: weight, inFeatures: inFeatures,
+                                                 outFeatures: outFeatures, threads: threads, workspace: workspace))
+    }
+}
+
+/// Rows `rows` of out = inp · weight^T + bias (+ ReLU).
+struct LinearForwardRows: RangeWork {
+    let out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>
+    let weight: UnsafePointer<Float>, bias: UnsafePointer<Float>
+    let inFeatures: Int, outFeatures: Int, relu: Bool
+    let threads: KernelThreads, workspace: GEMMWorkspace
+
+    @inline(__always)
+    func run(_ rows: Range<Int>, thread: Int) {
+        let o = out + rows.lowerBound * outFeatures
+        Kernels.active.matmulNT(o, inp + rows.lowerBound * inFeatures, weight, m: rows.count, n: outFeatures, k: inFeatures,
+                 accumulate: false, workspace: threads.gemmWorkspace(thread, own: workspace))
+        if relu {
+            Kernels.active.biasReluForward(o, bias, rows: rows.count, columns: outFeatures)
+        } else {
+            Kernels.active.biasForward(o, bias, rows: rows.count, columns: outFeatures)
+        }
+    }
+}
+
+/// Output features `features` of dweight += dout^T · inp and dbias += sum_b dout.
+struct LinearWeightGradient: RangeWork {
+    let dweight: UnsafeMutablePointer<Float>, dbias: UnsafeMutablePointer<Float>
+    let dout: UnsafePointer<Float>, inp: UnsafePointer<Float>
+    let batch: Int, inFeatures: Int, outFeatures: Int
+    let threads: KernelThreads, workspace: GEMMWorkspace
+
+    @inline(__always)
+    func run(_ features: Range<Int>, thread: Int) {
+        let o = features.lowerBound
+        // dweight[o ..< o + n, :] += dout[:, o ..< o + n]^T · inp
+        Kernels.active.gemm(dweight + o * inFeatures, ldc: inFeatures, dout + o, lda: outFeatures, transposeA: true,
+             inp, ldb: inFeatures, transposeB: false, m: features.count, n: inFeatures, k: batch,
+             accumulate: true, workspace: threads.gemmWorkspace(thread, own: workspace))
+        Kernels.active.biasBackward(dbias + o, dout + o, rows: batch, columns: features.count, rowStride: outFeatures)
+    }
+}
+
+/// Rows `rows` of dinp = dout · weight.
+struct LinearInputGradient: RangeWork {
+    let dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, weight: UnsafePointer<Float>
+    let inFeatures: Int, outFeatures: Int
+    let threads: KernelThreads, workspace: GEMMWorkspace
+
+    @inline(__always)
+    func run(_ rows: Range<Int>, thread: Int) {
+        Kernels.active.matmulNN(dinp + rows.lowerBound * inFeatures, dout + rows.lowerBound * outFeatures, weight,
+                 m: rows.count, n: inFeatures, k: outFeatures, accumulate: false,
+                 workspace: threads.gemmWorkspace(thread, own: workspace))
     }
 }

@@ -24,12 +24,28 @@ public final class AdamOptimizer: @unchecked Sendable {
     }
 
     /// One Adam step on parameters `range` (all of them, or a rank's shard under the sharded
-    /// optimizer: Adam is elementwise, so shards updated apart give the same bits).
+    /// optimizer: Adam is elementwise, so shards updated apart give the same bits), on the
+    /// model's threads in ranges cut at multiples of 16 (the same elements take the SIMD body).
     public func update(_ model: VAE, range: Range<Int>? = nil) {
         step += 1
         let r = range ?? 0..<count
-        Kernels.active.adamUpdate(parameters: model.parameters + r.lowerBound, gradients: model.gradients + r.lowerBound,
-                                  firstMoment: firstMoment + r.lowerBound, secondMoment: secondMoment + r.lowerBound,
-                                  count: r.count, step: step, hyper: hyper)
+        let step = step, hyper = hyper
+        let p = model.parameters + r.lowerBound, g = model.gradients + r.lowerBound
+        let m = firstMoment + r.lowerBound, v = secondMoment + r.lowerBound
+        model.threads.forEachRange(r.count, alignment: 16, minimum: 16_384,
+                                   AdamRange(parameters: p, gradients: g, firstMoment: m, secondMoment: v, step: step, hyper: hyper))
+    }
+}
+
+/// Adam on elements `range` of the buffers.
+struct AdamRange: RangeWork {
+    let parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>
+    let firstMoment: UnsafeMutablePointer<Float>, secondMoment: UnsafeMutablePointer<Float>
+    let step: Int, hyper: AdamHyperparameters
+
+    func run(_ range: Range<Int>, thread: Int) {
+        let i = range.lowerBound
+        Kernels.active.adamUpdate(parameters: parameters + i, gradients: gradients + i, firstMoment: firstMoment + i,
+                                  secondMoment: secondMoment + i, count: range.count, step: step, hyper: hyper)
     }
 }

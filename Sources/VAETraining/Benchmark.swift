@@ -93,16 +93,18 @@ public func benchmarkGEMM(_ shape: GEMMShape, budget: Double = 0.25, kernels: an
 
 public struct StepBenchmark: Sendable {
     public var batch: Int
+    public var threads: Int
     public var samplesPerSecond: Double
     public var computeFraction: Double, optimizerFraction: Double, dataFraction: Double
     public var stepSeconds: Double
 }
 
 /// Samples/s of full single-process training steps (data, forward, backward, Adam) on
-/// synthetic data, with the time split.
-public func benchmarkTrainingStep(config: ModelConfig, batch: Int, steps: Int = 200) -> StepBenchmark {
+/// synthetic data and `threads` kernel threads, with the time split.
+public func benchmarkTrainingStep(config: ModelConfig, batch: Int, threads: Int = 1, steps: Int = 200) -> StepBenchmark {
     let data = Synthetic.images(count: max(batch * 8, 1024), seed: 7)
     let model = VAE(config: config)
+    model.threads = KernelThreads(threads: threads)
     model.initialize(seed: 1)
     let optimizer = AdamOptimizer(count: model.parameterCount, hyper: AdamHyperparameters(learningRate: 1e-3))
     let workspace = VAEWorkspace(config: config, capacity: batch)
@@ -129,7 +131,7 @@ public func benchmarkTrainingStep(config: ModelConfig, batch: Int, steps: Int = 
         if s >= 10 { dataTime += t1 - t0; computeTime += t2 - t1; optimizerTime += t3 - t2 }
     }
     let total = dataTime + computeTime + optimizerTime
-    return StepBenchmark(batch: batch, samplesPerSecond: Double(steps * batch) / total,
+    return StepBenchmark(batch: batch, threads: threads, samplesPerSecond: Double(steps * batch) / total,
                          computeFraction: computeTime / total, optimizerFraction: optimizerTime / total,
                          dataFraction: dataTime / total, stepSeconds: total / Double(steps))
 }

@@ -13,7 +13,7 @@ import VAEModel
 //   --keep-checkpoints, --max-bad-steps, --check-every, --log-every, --out
 //                how long, how fast and how carefully to go on, and where: a schedule, not the
 //                model. A changed --lr is recorded in the next checkpoint.
-//   --bucket-mb, --shard-optimizer   how the same gradient sum and the same elementwise Adam
+//   --bucket-mb, --shard-optimizer, --threads   how the same gradient sum and the same elementwise Adam
 //                update are computed; the mathematics is unchanged (bit-identity with an
 //                uninterrupted run holds as far as the reduction's own summation order allows).
 //   --data       may name another folder that holds the same images (the fingerprint decides,
@@ -53,6 +53,7 @@ public struct GivenOptions: Codable, Equatable, Sendable {
     public var warmupSteps: Int?
     public var clipGradNorm: Double?
     public var logEvery: Int?
+    public var threads: Int?
 
     public init() {}
 
@@ -81,6 +82,7 @@ public struct GivenOptions: Codable, Equatable, Sendable {
         warmupSteps = options.warmupSteps
         clipGradNorm = options.clipGradNorm
         logEvery = options.logEvery
+        threads = options.threads
     }
 
     public enum ResumeRule: Sendable {
@@ -98,6 +100,7 @@ public struct GivenOptions: Codable, Equatable, Sendable {
         "--keep-checkpoints": .mayChange, "--max-bad-steps": .mayChange, "--check-every": .mayChange,
         "--bucket-mb": .mayChange, "--shard-optimizer": .mayChange,
         "--lr-schedule": .mayChange, "--warmup-steps": .mayChange, "--clip-grad-norm": .mayChange, "--log-every": .mayChange,
+        "--threads": .mayChange,
         "--data": .sameImages,
         "--hidden": .mustAgree, "--latent": .mustAgree, "--likelihood": .mustAgree, "--beta": .mustAgree,
         "--autoencoder": .mustAgree, "--seed": .mustAgree, "--batch-size": .mustAgree, "--binarize": .mustAgree,
@@ -161,6 +164,7 @@ private struct Merge {
         try set("--warmup-steps", given.warmupSteps, &config.training.warmupSteps)
         try set("--clip-grad-norm", given.clipGradNorm, &config.training.clipGradNorm)
         try set("--log-every", given.logEvery, &config.training.logEvery)
+        try set("--threads", given.threads, &config.training.threads)
     }
 
     mutating func set<T: Equatable>(_ option: String, _ given: T?, _ value: inout T,

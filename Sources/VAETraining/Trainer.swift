@@ -117,6 +117,7 @@ public final class Trainer {
         }
         modelConfig = config
         model = VAE(config: config)
+        model.threads = KernelThreads(threads: options.resolvedThreads)
         optimizer = AdamOptimizer(count: model.parameterCount, hyper: options.adam)
         generator = Philox4x32(seed: options.seed)
         // This rank's slice of every global batch (slices differ by at most one example).
@@ -226,7 +227,7 @@ public final class Trainer {
         let size = communicator.size
         log("vae-dist: training \(describe(modelConfig)) (\(model.parameterCount) parameters) on \(dataset.name) "
             + "(\(dataset.train.count) train / \(dataset.test.count) test images), \(size) rank\(size == 1 ? "" : "s") "
-            + "(\(communicator.backend)), global batch \(options.batchSize), output \(options.output), kernels \(Kernels.active.isa)")
+            + "(\(communicator.backend)) x \(model.threads.count) thread\(model.threads.count == 1 ? "" : "s"), global batch \(options.batchSize), output \(options.output), kernels \(Kernels.active.isa)")
         if size > 1 || options.deterministic { log("vae-dist: gradient reduction: \(reduction.name)") }
         // Where this process starts and how much it ran: the tests read these two lines to
         // prove that a resume continued the checkpoint instead of training from scratch.

@@ -35,6 +35,9 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public var clipGradNorm = 0.0
     /// A progress line every N optimizer steps (where there is no progress bar); 0: none.
     public var logEvery = 0
+    /// Kernel threads per rank (0: the cores this process may use divided among the ranks on
+    /// its node; see Threads.swift). Any count gives bit-identical parameters.
+    public var threads = 0
 
     public init() {}
 
@@ -60,6 +63,7 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
         warmupSteps = try c.decodeIfPresent(Int.self, forKey: .warmupSteps) ?? d.warmupSteps
         clipGradNorm = try c.decodeIfPresent(Double.self, forKey: .clipGradNorm) ?? d.clipGradNorm
         logEvery = try c.decodeIfPresent(Int.self, forKey: .logEvery) ?? d.logEvery
+        threads = try c.decodeIfPresent(Int.self, forKey: .threads) ?? d.threads
     }
 
     public func validate(worldSize: Int) throws(TrainingError) {
@@ -77,6 +81,9 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
         if warmupSteps < 0 { throw .option("--warmup-steps must be 0 or more (got \(warmupSteps))") }
         if !clipGradNorm.isFinite || clipGradNorm < 0 { throw .option("--clip-grad-norm must be 0 (off) or a positive norm (got \(clipGradNorm))") }
         if logEvery < 0 { throw .option("--log-every must be 0 or more (got \(logEvery))") }
+        if threads < 0 || threads > 1024 {
+            throw .option("--threads must be between 0 (automatic) and 1024 (got \(threads))")
+        }
         let groups = Self.deterministicGroups
         if deterministic && (groups % worldSize != 0 || batchSize % groups != 0) {
             throw .option("--deterministic splits every batch into \(groups) fixed groups: it needs 1, 2 or 4 ranks and a --batch-size divisible by \(groups) (got \(worldSize) ranks, batch \(batchSize))")

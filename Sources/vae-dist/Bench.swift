@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import VAEKernelDispatch
+import VAEKernels
 import VAEDistributed
 import VAEModel
 import VAETraining
@@ -11,6 +12,8 @@ struct Bench: ParsableCommand {
     @Option(help: "Per-rank batch sizes to measure, comma-separated.") var batches = "64,128"
     @Option(help: "Hidden widths of the model measured.") var hidden = "400"
     @Option(help: "Latent dimensions of the model measured.") var latent = 20
+    @Option(help: "Kernel thread counts at which to measure the training step, comma-separated (default: 1 up to the cores this process may use).")
+    var threads: String?
     @Flag(help: "JSON lines only.") var json = false
 
     func run() throws {
@@ -23,6 +26,7 @@ struct Bench: ParsableCommand {
             let config = try modelConfig(hidden: hidden, latent: latent, likelihood: "bernoulli", beta: 1, autoencoder: false)
             let sizes = batches.split(separator: ",").compactMap { Int($0) }.filter { $0 > 0 }
             guard !sizes.isEmpty else { throw TrainingError.option("--batches: expected positive numbers such as 64,128") }
+            let counts = try threadCounts()
             let isa = Kernels.active.isa
             let peak = measureFMAPeak()
             let flopsPerExample = trainingFlopsPerExample(config: config)
@@ -49,23 +53,45 @@ struct Bench: ParsableCommand {
                 }
             }
             for batch in sizes {
-                let s = benchmarkTrainingStep(config: config, batch: batch)
-                let gflops = s.samplesPerSecond * flopsPerExample / 1e9
-                if json {
-                    print(jsonObject([("kind", "\"step\""), ("isa", "\"\(isa.rawValue)\""), ("batch", "\(batch)"),
-                                      ("samples_per_second", jsonNumber(s.samplesPerSecond)),
-                                      ("flops_per_example", jsonNumber(flopsPerExample)), ("gflops", jsonNumber(gflops)),
-                                      ("peak_fraction", jsonNumber(gflops / peak)),
-                                      ("step_seconds", jsonNumber(s.stepSeconds)), ("compute_fraction", jsonNumber(s.computeFraction)),
-                                      ("optimizer_fraction", jsonNumber(s.optimizerFraction)), ("data_fraction", jsonNumber(s.dataFraction))]))
-                } else {
-                    print(String(format: "training step, batch %d: %.0f samples/s x %.2f MFLOP = %.1f GFLOP/s, %.0f%% of peak "
-                                 + "(%.2f ms/step: compute %.0f%%, optimizer %.0f%%, data %.0f%%)",
-                                 batch, s.samplesPerSecond, flopsPerExample / 1e6, gflops, 100 * gflops / peak,
-                                 s.stepSeconds * 1e3, s.computeFraction * 100, s.optimizerFraction * 100, s.dataFraction * 100))
+                var single: Double?
+                for count in counts {
+                    let s = benchmarkTrainingStep(config: config, batch: batch, threads: count)
+                    if count == 1 { single = s.samplesPerSecond }
+                    printStep(s, isa: isa, peak: peak, flopsPerExample: flopsPerExample,
+                              speedup: count == 1 ? nil : single.map { s.samplesPerSecond / $0 })
                 }
             }
         }
+    }
+
+    func printStep(_ s: StepBenchmark, isa: KernelISA, peak: Double, flopsPerExample: Double, speedup: Double?) {
+        let gflops = s.samplesPerSecond * flopsPerExample / 1e9
+        if json {
+            print(jsonObject([("kind", "\"step\""), ("isa", "\"\(isa.rawValue)\""), ("batch", "\(s.batch)"), ("threads", "\(s.threads)"),
+                              ("samples_per_second", jsonNumber(s.samplesPerSecond)),
+                              ("speedup_vs_1_thread", speedup.map(jsonNumber) ?? "null"),
+                              ("flops_per_example", jsonNumber(flopsPerExample)), ("gflops", jsonNumber(gflops)),
+                              ("peak_fraction", jsonNumber(gflops / peak / Double(s.threads))),
+                              ("step_seconds", jsonNumber(s.stepSeconds)), ("compute_fraction", jsonNumber(s.computeFraction)),
+                              ("optimizer_fraction", jsonNumber(s.optimizerFraction)), ("data_fraction", jsonNumber(s.dataFraction))]))
+        } else {
+            let versus = speedup.map { String(format: ", %.2fx 1 thread", $0) } ?? ""
+            print(String(format: "training step, batch %d, %d thread%@: %.0f samples/s x %.2f MFLOP = %.1f GFLOP/s, %.0f%% of %d core%@' peak%@ "
+                         + "(%.2f ms/step: compute %.0f%%, optimizer %.0f%%, data %.0f%%)",
+                         s.batch, s.threads, s.threads == 1 ? "" : "s", s.samplesPerSecond, flopsPerExample / 1e6, gflops,
+                         100 * gflops / peak / Double(s.threads), s.threads, s.threads == 1 ? "'s" : "s", versus,
+                         s.stepSeconds * 1e3, s.computeFraction * 100, s.optimizerFraction * 100, s.dataFraction * 100))
+        }
+    }
+
+    /// --threads as numbers; by default 1 up to the cores this process may use.
+    func threadCounts() throws -> [Int] {
+        guard let threads else { return Array(1...availableCores()) }
+        let counts = threads.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !counts.isEmpty, counts.allSatisfy({ ($0 ?? 0) > 0 && $0! <= 1024 }) else {
+            throw TrainingError.option("--threads '\(threads)': expected thread counts between 1 and 1024 separated by commas, such as 1,2")
+        }
+        return counts.map { $0! }
     }
 
     /// `mpirun -n N vae-dist bench`: samples/s of the real step on N ranks with each gradient

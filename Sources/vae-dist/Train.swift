@@ -76,6 +76,8 @@ struct Train: ParsableCommand {
     var clipGradNorm: Double?
     @Option(name: .customLong("log-every"), help: "A progress line every N optimizer steps where there is no progress bar (mpirun, a log file); 0: none (default: \(defaults.logEvery)).")
     var logEvery: Int?
+    @Option(help: "Kernel threads per rank; 0: the cores this process may use divided among the ranks on this node. Never changes a bit of the result (default: \(defaults.threads)).")
+    var threads: Int?
 
     /// The options given on the command line, typed; nil where not given. A flag given is on.
     func given() throws -> GivenOptions {
@@ -108,6 +110,7 @@ struct Train: ParsableCommand {
         g.warmupSteps = warmupSteps
         g.clipGradNorm = clipGradNorm
         g.logEvery = logEvery
+        g.threads = threads
         return g
     }
 

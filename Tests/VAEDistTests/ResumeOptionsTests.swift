@@ -31,6 +31,7 @@ import VAETraining
         t.warmupSteps = 100
         t.clipGradNorm = 5
         t.logEvery = 20
+        t.threads = 3
         return CheckpointConfig(model: ModelConfig(hidden: [64, 32], latent: 6, likelihood: .gaussian, beta: 4, autoencoder: true),
                                 training: t)
     }
@@ -60,6 +61,7 @@ import VAETraining
         ("--warmup-steps", { $0.warmupSteps = 0 }, "100", "0"),
         ("--clip-grad-norm", { $0.clipGradNorm = 1 }, "5.0", "1.0"),
         ("--log-every", { $0.logEvery = 0 }, "20", "0"),
+        ("--threads", { $0.threads = 1 }, "3", "1"),
     ]
 
     @Test func aNewRunTakesTheDefaultsAndWhatWasGiven() {
@@ -111,7 +113,7 @@ import VAETraining
         }
         #expect(mayChange == ["--data", "--epochs", "--lr", "--out", "--checkpoint-every", "--keep-checkpoints",
                               "--max-bad-steps", "--check-every", "--shard-optimizer", "--bucket-mb",
-                              "--lr-schedule", "--warmup-steps", "--clip-grad-norm", "--log-every"])
+                              "--lr-schedule", "--warmup-steps", "--clip-grad-norm", "--log-every", "--threads"])
     }
 
     @Test func changedOptionsAreRecorded() throws {

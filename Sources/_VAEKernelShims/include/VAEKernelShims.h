@@ -34,5 +34,7 @@ static inline void vae_cpu_registers(unsigned *leaf1ECX, unsigned *leaf7EBX, uns
     *leaf1ECX = 0; *leaf7EBX = 0; *xcr0 = 0;
 }
 #endif
+/// CPUs in this process's affinity mask (sched_getaffinity), or 0 where unknown.
+int vae_affinity_count(void);
 
 #endif

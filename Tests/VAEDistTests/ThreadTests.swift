@@ -1,0 +1,152 @@
+import Foundation
+import Testing
+import VAEDistributed
+import VAEKernels
+import VAEModel
+import VAETraining
+
+@Suite(.serialized) struct ThreadTests {
+    /// Every chunk runs exactly once per region, region after region, whether the workers are
+    /// spinning (regions back to back) or asleep (a pause between); thread index t is always the
+    /// same thread, and 0 is the caller.
+    @Test func poolRunsEveryChunkOnce() {
+        let pool = ThreadPool(threads: 4)
+        let runs = UnsafeMutablePointer<Int>.allocate(capacity: 8)
+        let owners = UnsafeMutablePointer<pthread_t>.allocate(capacity: 4)
+        let known = UnsafeMutablePointer<Bool>.allocate(capacity: 4)
+        runs.initialize(repeating: 0, count: 8)
+        known.initialize(repeating: false, count: 4)
+        defer { runs.deallocate(); owners.deallocate(); known.deallocate() }
+        var regions = 0
+        for round in 0..<4000 {
+            pool.run(1 + round % 8, CountChunks(runs: runs, owners: owners, known: known))
+            regions += 1
+            if round % 1000 == 999 { usleep(20_000) }  // let the workers fall asleep
+        }
+        #expect(regions == 4000)
+        #expect((0..<8).map { runs[$0] } == (0..<8).map { 500 * (8 - $0) })
+        #expect(known[0] && pthread_equal(owners[0], pthread_self()) != 0)
+        let seen = (0..<4).filter { known[$0] }.map { "\(owners[$0])" }
+        #expect(Set(seen).count == seen.count, "distinct threads")
+    }
+
+    struct CountChunks: ChunkWork {
+        let runs: UnsafeMutablePointer<Int>, owners: UnsafeMutablePointer<pthread_t>, known: UnsafeMutablePointer<Bool>
+        func run(chunk: Int, thread: Int) {
+            runs[chunk] += 1
+            let me = pthread_self()
+            if known[thread] { precondition(pthread_equal(owners[thread], me) != 0, "thread index \(thread) moved") }
+            owners[thread] = me
+            known[thread] = true
+        }
+    }
+
+    /// The ranges tile the work, start at multiples of the alignment, and use at most one per thread.
+    @Test(arguments: [(0, 16, 16), (1, 16, 16), (37, 12, 12), (100, 16, 16), (652_824, 16, 16_384), (40, 16, 16), (7, 1, 1)])
+    func rangesTileTheWork(total: Int, alignment: Int, minimum: Int) {
+        for threads in 1...4 {
+            let k = KernelThreads(threads: threads)
+            let seen = UnsafeMutablePointer<Int>.allocate(capacity: max(total, 1))
+            let calls = UnsafeMutablePointer<Int>.allocate(capacity: threads)
+            seen.initialize(repeating: 0, count: max(total, 1))
+            calls.initialize(repeating: 0, count: threads)
+            defer { seen.deallocate(); calls.deallocate() }
+            k.forEachRange(total, alignment: alignment, minimum: minimum, MarkRange(seen: seen, calls: calls, alignment: alignment))
+            #expect((0..<total).allSatisfy { seen[$0] == 1 }, "\(total) over \(threads) threads")
+            let count = (0..<threads).reduce(0) { $0 + calls[$1] }
+            #expect(count >= (total > 0 ? 1 : 0) && count <= threads)
+        }
+    }
+
+    struct MarkRange: RangeWork {
+        let seen: UnsafeMutablePointer<Int>, calls: UnsafeMutablePointer<Int>, alignment: Int
+        func run(_ range: Range<Int>, thread: Int) {
+            precondition(range.lowerBound % alignment == 0)
+            for i in range { seen[i] += 1 }
+            calls[thread] += 1
+        }
+    }
+
+    /// Forward and backward on odd shapes give the same bits on 1 to 4 threads.
+    @Test(arguments: [Likelihood.bernoulli, .gaussian])
+    func forwardBackwardIsBitIdenticalOnAnyThreadCount(likelihood: Likelihood) {
+        let config = ModelConfig(imageHeight: 7, imageWidth: 9, hidden: [67, 33], latent: 5, likelihood: likelihood)
+        let batch = 37
+        let x = randomFloats(batch * config.inputDimension, seed: 4).map { ($0 + 1) / 2 }
+        let eps = randomFloats(batch * config.latent, seed: 5, scale: 1.5)
+        var reference: (gradients: [Float], recon: [Float], kl: [Float])?
+        for threads in 1...4 {
+            let model = VAE(config: config)
+            model.initialize(seed: 3)
+            model.threads = KernelThreads(threads: threads)
+            let workspace = VAEWorkspace(config: config, capacity: batch)
+            model.zeroGradients()
+            model.forward(workspace, x: x, eps: eps, batch: batch, lossScale: 1 / Float(batch))
+            model.backward(workspace, x: x, eps: eps, batch: batch, lossScale: 1 / Float(batch))
+            let result = (Array(UnsafeBufferPointer(start: model.gradients, count: model.parameterCount)),
+                          Array(UnsafeBufferPointer(start: workspace.recon, count: batch)),
+                          Array(UnsafeBufferPointer(start: workspace.kl, count: batch)))
+            if let reference {
+                // Compared as Bools: on a failure, swift-testing would diff the whole arrays.
+                let gradientsEqual = bits(result.0) == bits(reference.gradients)
+                let lossesEqual = bits(result.1) == bits(reference.recon) && bits(result.2) == bits(reference.kl)
+                #expect(gradientsEqual, "gradients, \(threads) threads: \(firstDifference(result.0, reference.gradients))")
+                #expect(lossesEqual, "losses, \(threads) threads")
+            } else {
+                reference = result
+            }
+        }
+    }
+
+    /// A few training epochs and their evaluations: parameters, Adam moments and every logged
+    /// loss are bit-identical on 1, 2 and 3 threads.
+    @Test func trainingIsBitIdenticalOnOneTwoAndThreeThreads() throws {
+        var runs: [(parameters: [UInt32], moments: [UInt32], losses: [Double])] = []
+        for threads in 1...3 {
+            var o = options(temporaryDirectory("threads\(threads)"), data: "synthetic:960", epochs: 2, batch: 96)
+            o.threads = threads
+            let trainer = try Trainer(options: o, model: ModelConfig(hidden: [200, 100], latent: 10),
+                                      resume: false, communicator: SingleProcessCommunicator()) { _ in }
+            #expect(trainer.model.threads.count == threads)
+            try trainer.run()
+            let n = trainer.model.parameterCount
+            runs.append((bits(Array(UnsafeBufferPointer(start: trainer.model.parameters, count: n))),
+                         bits(Array(UnsafeBufferPointer(start: trainer.optimizer.firstMoment, count: n))
+                              + Array(UnsafeBufferPointer(start: trainer.optimizer.secondMoment, count: n))),
+                         trainer.history.flatMap { [$0.trainLoss, $0.testLoss, $0.testRecon, $0.testKL] }))
+        }
+        #expect(runs[0].losses.count == 8)
+        for t in 1..<runs.count {
+            let parametersEqual = runs[t].parameters == runs[0].parameters
+            let momentsEqual = runs[t].moments == runs[0].moments
+            let lossesEqual = runs[t].losses == runs[0].losses
+            #expect(parametersEqual, "parameters, \(t + 1) threads vs 1")
+            #expect(momentsEqual, "Adam moments, \(t + 1) threads vs 1")
+            #expect(lossesEqual, "losses, \(t + 1) threads vs 1: \(runs[t].losses) vs \(runs[0].losses)")
+        }
+    }
+
+    @Test func defaultThreadsDivideTheCoresAmongTheRanksOnTheNode() throws {
+        #expect(localRankCount(environment: [:]) == 1)
+        #expect(localRankCount(environment: ["OMPI_COMM_WORLD_LOCAL_SIZE": "4"]) == 4)
+        #expect(localRankCount(environment: ["SLURM_TASKS_PER_NODE": "2(x3),1"]) == 2)
+        let cores = availableCores()
+        #expect(cores >= 1)
+        #expect(defaultThreadCount(localRanks: 1) == cores)
+        #expect(defaultThreadCount(localRanks: 4 * cores) == 1)
+        #expect(automaticThreadCount(environment: ["OMPI_COMM_WORLD_LOCAL_SIZE": "\(4 * cores)"]) == 1)
+        #expect(automaticThreadCount(environment: [:]) == cores)
+        #expect(automaticThreadCount(environment: ["SLURM_CPUS_PER_TASK": "1", "SLURM_NTASKS_PER_NODE": "1"]) == 1)
+        var o = TrainingOptions()
+        o.threads = -1
+        #expect(throws: TrainingError.self) { try o.validate(worldSize: 1) }
+    }
+}
+
+func bits(_ values: [Float]) -> [UInt32] { values.map(\.bitPattern) }
+
+/// "element i: a vs b" for the first element whose bits differ.
+func firstDifference(_ a: [Float], _ b: [Float]) -> String {
+    guard let i = a.indices.first(where: { i in i >= b.count || a[i].bitPattern != b[i].bitPattern }) else { return "same bits" }
+    return "element \(i): \(a[i]) vs \(b[i])"
+}
