@@ -76,10 +76,10 @@ struct Bench: ParsableCommand {
                               ("optimizer_fraction", jsonNumber(s.optimizerFraction)), ("data_fraction", jsonNumber(s.dataFraction))]))
         } else {
             let versus = speedup.map { String(format: ", %.2fx 1 thread", $0) } ?? ""
-            print(String(format: "training step, batch %d, %d thread%@: %.0f samples/s x %.2f MFLOP = %.1f GFLOP/s, %.0f%% of %d core%@' peak%@ "
+            print(String(format: "training step, batch %d, %d thread%@: %.0f samples/s x %.2f MFLOP = %.1f GFLOP/s, %.0f%% of the peak of %@%@ "
                          + "(%.2f ms/step: compute %.0f%%, optimizer %.0f%%, data %.0f%%)",
                          s.batch, s.threads, s.threads == 1 ? "" : "s", s.samplesPerSecond, flopsPerExample / 1e6, gflops,
-                         100 * gflops / peak / Double(s.threads), s.threads, s.threads == 1 ? "'s" : "s", versus,
+                         100 * gflops / peak / Double(s.threads), (s.threads == 1 ? "one core" : "\(s.threads) cores") as NSString, versus,
                          s.stepSeconds * 1e3, s.computeFraction * 100, s.optimizerFraction * 100, s.dataFraction * 100))
         }
     }
