@@ -64,6 +64,10 @@ mutant sharded-moments-not-gathered Sources/VAETraining/GradientReduction.swift 
 - try communicator.allgatherInPlace(optimizer.firstMoment, shards: shards)
 + _ = optimizer.firstMoment
 first mpi_test
+mutant clip-norm-of-own-shard Sources/VAETraining/GradientReduction.swift the sharded optimizer clips by its own block's norm
+- try communicator.allreduceSum(&total, count: 1)
++ _ = total
+first mpi_test
 mutant skipped-step Sources/VAETraining/Trainer+Step.swift every 7th optimizer step skipped on every rank
 - optimizer.update(model, range: reduction.updateRange)
 + if attemptedSteps % 7 != 0 { optimizer.update(model, range: reduction.updateRange) }
