@@ -105,7 +105,7 @@ run_mpi 2 "$bin" train --data synthetic:4096 --epochs 2 --seed 3 --out "$tmp/s2"
 # would end with the same parameters.
 resumed() { grep -q "^vae-dist: resumed from .* at global step 32 (1 epochs + 0 steps)" "$1" && grep -q "^vae-dist: this process ran 32 steps" "$1"; }
 resumed "$tmp/s2.log" && ok "resume on 2 ranks: $(grep -o 'resumed from .*' "$tmp/s2.log" | sed "s|$tmp/||"); $(grep -o 'ran [0-9]* steps' "$tmp/s2.log")" \
-  || bad "resume on 2 ranks did not continue the checkpoint: $(grep -E 'resumed|ran' "$tmp/s2.log" | tr '\n' ' ')"
+  || bad "resume on 2 ranks did not continue the checkpoint: $(grep -E '^vae-dist: (resumed|this process ran)' "$tmp/s2.log" | tr '\n' ' ')"
 out=$(python3 Launch/compare_checkpoints.py "$tmp/u2/checkpoints/latest.safetensors" "$tmp/s2/checkpoints/latest.safetensors" 0) \
   && ok "2 ranks, resumed on 2: bit-identical ($out)" || bad "2 ranks, resumed on 2: $out"
 # Another rank count: the 2-rank state differs from a 4-rank one by summation order
@@ -116,7 +116,7 @@ out=$(python3 Launch/compare_checkpoints.py "$tmp/u2/checkpoints/latest.safetens
 run_mpi 4 "$bin" train --data synthetic:4096 --epochs 2 --seed 3 --out "$tmp/u4" > /dev/null 2>&1 || bad "4-rank run failed"
 run_mpi 4 "$bin" train --data synthetic:4096 --epochs 2 --seed 3 --out "$tmp/s4" --resume > "$tmp/s4.log" 2>&1 || bad "resume on 4 failed"
 resumed "$tmp/s4.log" && ok "resume of a 2-rank checkpoint on 4 ranks continued it at global step 32" \
-  || bad "resume on 4 ranks did not continue the checkpoint: $(grep -E 'resumed|ran' "$tmp/s4.log" | tr '\n' ' ')"
+  || bad "resume on 4 ranks did not continue the checkpoint: $(grep -E '^vae-dist: (resumed|this process ran)' "$tmp/s4.log" | tr '\n' ' ')"
 out=$(python3 Launch/compare_checkpoints.py "$tmp/u4/checkpoints/latest.safetensors" "$tmp/s4/checkpoints/latest.safetensors" 2e-2) \
   && ok "2 ranks, resumed on 4: $out" || bad "2 ranks, resumed on 4: $out"
 a=$(tail -1 "$tmp/u4/metrics.jsonl" | python3 -c 'import json,sys; print(json.load(sys.stdin)["test_nelbo"])')
