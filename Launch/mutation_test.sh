@@ -201,8 +201,8 @@ echo "mutation: working copy $copy ($(git rev-parse --short HEAD)$(git diff --qu
 run_suite() {  # LOG [MUTANT [FIRST-SUITE]]: test.sh in the copy, fail-fast; returns its exit status
   (cd "$copy" && VAE_DIST_TEST_FAIL_FAST=1 VAE_DIST_MUTANT=${2:-} VAE_DIST_TEST_FIRST=${3:-} timeout 1800 bash Launch/test.sh) > "$1" 2>&1
 }
-first_red() {  # LOG: the first line that says what failed
-  grep -m1 -E "FAILED|✘|error:" "$1" | sed 's/^ *//' | cut -c1-200
+first_red() {  # LOG: the first line that says what failed (not an ok line that quotes an error)
+  grep -E "FAILED|✘|error:" "$1" | grep -v "^ *ok:" | head -1 | sed 's/^ *//' | cut -c1-200
 }
 
 if [ "${VAE_DIST_MUTATION_BASELINE:-1}" = 1 ]; then

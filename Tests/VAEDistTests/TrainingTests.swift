@@ -130,6 +130,14 @@ func options(_ out: String, data: String = "synthetic:2000", epochs: Int = 2, ba
         // 8-byte header length, a JSON header padded to a multiple of 8, then the 7 floats' 28 bytes.
         let headerLength = (0..<8).reduce(0) { $0 | Int(bytes[$1]) << (8 * $1) }
         #expect(headerLength % 8 == 0 && bytes.count == 8 + headerLength + 28, "header \(headerLength), file \(bytes.count) bytes")
+        // Whatever the metadata's length, the data starts 8-byte aligned.
+        for n in 0..<8 {
+            let padded = values.withUnsafeBytes { raw in
+                Safetensors.encode(metadata: ["format": String(repeating: "x", count: n)], tensors: [("a", [2, 3], raw)])
+            }
+            let length = (0..<8).reduce(0) { $0 | Int(padded[$1]) << (8 * $1) }
+            #expect(length % 8 == 0 && padded.count == 8 + length + 24, "metadata of \(n) characters: header \(length) bytes")
+        }
         let file = try Safetensors.decode(bytes, path: "t")
         #expect(file.metadata == ["format": "x"] && file.tensors.map(\.name) == ["a", "b"] && file.tensor("a")?.shape == [2, 3])
         // The data section holds the tensors' bytes: a, then b (= the first float of a).
