@@ -69,8 +69,8 @@ mutant clip-norm-of-own-shard Sources/VAETraining/GradientReduction.swift the sh
 + _ = total
 first mpi_test
 mutant skipped-step Sources/VAETraining/Trainer+Step.swift every 7th optimizer step skipped on every rank
-- optimizer.update(model, range: reduction.updateRange)
-+ if attemptedSteps % 7 != 0 { optimizer.update(model, range: reduction.updateRange) }
+- optimizer.update(model, range: reduction.updateRange, gradients: reduction.reducedGradients)
++ if attemptedSteps % 7 != 0 { optimizer.update(model, range: reduction.updateRange, gradients: reduction.reducedGradients) }
 mutant noise-keyed-by-row Sources/VAETraining/Trainer+Step.swift eps keyed by the row in the local batch, not the example
 - stream: .reparameterization, epoch: e, index: Int(index))
 + stream: .reparameterization, epoch: e, index: r)

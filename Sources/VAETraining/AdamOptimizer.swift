@@ -26,11 +26,12 @@ public final class AdamOptimizer: @unchecked Sendable {
     /// One Adam step on parameters `range` (all of them, or a rank's shard under the sharded
     /// optimizer: Adam is elementwise, so shards updated apart give the same bits), on the
     /// model's threads in ranges cut at multiples of 16 (the same elements take the SIMD body).
-    public func update(_ model: VAE, range: Range<Int>? = nil) {
+    /// `gradients` holds the range's gradients (default: the model's buffer at the range).
+    public func update(_ model: VAE, range: Range<Int>? = nil, gradients: UnsafeMutablePointer<Float>? = nil) {
         step += 1
         let r = range ?? 0..<count
         let step = step, hyper = hyper
-        let p = model.parameters + r.lowerBound, g = model.gradients + r.lowerBound
+        let p = model.parameters + r.lowerBound, g = gradients ?? model.gradients + r.lowerBound
         let m = firstMoment + r.lowerBound, v = secondMoment + r.lowerBound
         model.threads.forEachRange(r.count, alignment: 16, minimum: 16_384,
                                    AdamRange(parameters: p, gradients: g, firstMoment: m, secondMoment: v, step: step, hyper: hyper))

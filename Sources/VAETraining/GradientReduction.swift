@@ -73,6 +73,8 @@ protocol GradientReduction: AnyObject {
     func reduce() throws
     /// The parameters and Adam moments this rank updates.
     var updateRange: Range<Int> { get }
+    /// After `reduce`: the global-batch gradient of `updateRange`.
+    var reducedGradients: UnsafeMutablePointer<Float> { get }
     /// After the update: every rank holds every parameter again.
     func shareParameters() throws
     /// Before a checkpoint: every rank holds every Adam moment.
@@ -82,6 +84,7 @@ protocol GradientReduction: AnyObject {
 }
 
 extension GradientReduction {
+    var reducedGradients: UnsafeMutablePointer<Float> { model.gradients + updateRange.lowerBound }
     func shareParameters() throws {}
     func shareOptimizerState(_ optimizer: AdamOptimizer) throws {}
     /// Strategies that leave every rank the whole reduced gradient compute it locally.
@@ -185,6 +188,8 @@ final class ShardedReduction: GradientReduction {
     let model: VAE
     let shards: Shards
     let shard: UnsafeMutablePointer<Float>  // this rank's block of the summed gradient
+    /// Adam reads the reduced block where reduce-scatter left it (no copy back into the model's buffer).
+    var reducedGradients: UnsafeMutablePointer<Float> { shard }
 
     init(model: VAE, communicator: any Communicator) {
         self.model = model
@@ -206,7 +211,6 @@ final class ShardedReduction: GradientReduction {
 
     func reduce() throws {
         try communicator.reduceScatterSum(model.gradients, shards: shards, into: shard)
-        (model.gradients + updateRange.lowerBound).update(from: shard, count: updateRange.count)
     }
 
     func shareParameters() throws { try communicator.allgatherInPlace(model.parameters, shards: shards) }

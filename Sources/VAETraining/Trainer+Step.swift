@@ -72,14 +72,13 @@ extension Trainer {
                 // torch.nn.utils.clip_grad_norm_ over the global-batch gradient of all ranks.
                 let coefficient = clipCoefficient(norm: try reduction.squaredGradientNorm().squareRoot(), maxNorm: options.clipGradNorm)
                 if coefficient < 1 {
-                    let range = reduction.updateRange
-                    vectorScale(model.gradients + range.lowerBound, by: coefficient, count: range.count)
+                    vectorScale(reduction.reducedGradients, by: coefficient, count: reduction.updateRange.count)
                 }
             }
             optimizer.hyper.learningRate = learningRate(step: optimizer.step, totalSteps: plan.steps * options.epochs,
                                                         base: options.learningRate, schedule: options.lrSchedule,
                                                         warmupSteps: options.warmupSteps)
-            optimizer.update(model, range: reduction.updateRange)
+            optimizer.update(model, range: reduction.updateRange, gradients: reduction.reducedGradients)
             t3 = now()
             try reduction.shareParameters()
             t4 = now()
