@@ -53,15 +53,15 @@ final class DeterministicReduction: GradientReduction {
         let p = model.parameterCount
         var result = LocalResult()
         // One group per rank (4 ranks): its gradient is the rank's partial sum already.
-        let targets = localGroups == 1 ? [model.gradients] : groupGradients
+        func target(_ g: Int) -> UnsafeMutablePointer<Float> { localGroups == 1 ? model.gradients : groupGradients[g] }
         for g in 0..<localGroups {
-            targets[g].update(repeating: 0, count: p)
-            let (recon, kl) = batch.forward(part: g, into: targets[g])
+            target(g).update(repeating: 0, count: p)
+            let (recon, kl) = batch.forward(part: g, into: target(g))
             result.recon += recon
             result.kl += kl
         }
         try batch.prepareObjective(localKL: result.kl, communicator: communicator)
-        for g in 0..<localGroups { batch.backward(part: g, into: targets[g]) }
+        for g in 0..<localGroups { batch.backward(part: g, into: target(g)) }
         result.regime = batch.regimeShare(rank: communicator.rank)
         switch localGroups {
         case 4:

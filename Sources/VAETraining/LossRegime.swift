@@ -127,6 +127,7 @@ public final class LatentObjective {
     /// [globalBatch, 3 latent] lossScale * d(loss)/d(mu | logvar | z) (beta-TCVAE only).
     public let coupled: UnsafeMutablePointer<Float>?
     let terms: UnsafeMutablePointer<Double>?  // [globalBatch, 3] (mi, tc, dwkl)
+    let mean: UnsafeMutablePointer<Double>    // [latent] the global batch's mean KL per dimension
     let tcWorkspace: TotalCorrelationWorkspace?
     /// The regime's part of the global batch's loss sums, set by `prepare`.
     public private(set) var sums = RegimeSums()
@@ -137,6 +138,7 @@ public final class LatentObjective {
         self.globalBatch = globalBatch
         lossScale = 1 / Float(globalBatch)
         klScales = .allocate(capacity: latent)
+        mean = .allocate(capacity: latent)
         let tc = regime.tcBeta != nil
         coupled = tc ? .allocate(capacity: globalBatch * 3 * latent) : nil
         terms = tc ? .allocate(capacity: globalBatch * 3) : nil
@@ -145,6 +147,7 @@ public final class LatentObjective {
 
     deinit {
         klScales.deallocate()
+        mean.deallocate()
         coupled?.deallocate()
         terms?.deallocate()
     }
@@ -177,7 +180,7 @@ public final class LatentObjective {
             return
         }
         // The global batch's mean KL per dimension, summed in example order.
-        var mean = [Double](repeating: 0, count: l)
+        mean.update(repeating: 0, count: l)
         for i in 0..<b {
             let mu = latents + i * 3 * l, logvar = mu + l
             for j in 0..<l {
@@ -196,7 +199,9 @@ public final class LatentObjective {
             sums.penalty = Double(b) * weight * penalty
         } else {
             let target = capacityTarget(step: step, capacity: regime.capacity, capacitySteps: regime.capacitySteps)
-            let excess = mean.reduce(0, +) - target
+            var total = 0.0
+            for j in 0..<l { total += mean[j] }
+            let excess = total - target
             let sign: Double = excess > 0 ? 1 : (excess < 0 ? -1 : 0)
             for j in 0..<l { klScales[j] = lossScale * Float(regime.gamma * sign) }
             sums.penalty = Double(b) * regime.gamma * abs(excess)
