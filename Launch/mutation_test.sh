@@ -148,6 +148,22 @@ mutant safetensors-tensor-order Sources/VAETraining/Safetensors.swift tensor byt
 mutant safetensors-header-unaligned Sources/VAETraining/Safetensors.swift the JSON header padded to 4 bytes instead of 8
 - while headerBytes.count % 8 != 0 { headerBytes.append(0x20) }
 + while headerBytes.count % 4 != 0 { headerBytes.append(0x20) }
+mutant tc-local-batch Sources/VAETraining/GradientReduction.swift beta-TCVAE, free bits and capacity see only this rank's examples (each rank's latents repeated, no allgather)
+- try communicator.allgather(localLatents, count: rows * 3 * l, into: globalLatents)
++ for k in 0..<(objective.globalBatch / rows) { (globalLatents + k * rows * 3 * l).update(from: localLatents, count: rows * 3 * l) }
+first regimes_test
+mutant free-bits-half-batch Sources/VAETraining/LossRegime.swift free bits and capacity take the KL mean over the first half of the batch (each example twice)
+- let mu = latents + i * 3 * l, logvar = mu + l
++ let mu = latents + (i / 2) * 3 * l, logvar = mu + l
+mutant kl-warmup-off-by-one Sources/VAETraining/Schedule.swift the KL warm-up starts at 1/N instead of 0
+- warmupSteps > 0 && step < warmupSteps ? Float(step) / Float(warmupSteps) : 1
++ warmupSteps > 0 && step < warmupSteps ? Float(step + 1) / Float(warmupSteps) : 1
+mutant capacity-one-sided Sources/VAETraining/LossRegime.swift |KL - C| pushes the KL down only (no gradient under C)
+- let sign: Double = excess > 0 ? 1 : (excess < 0 ? -1 : 0)
++ let sign: Double = excess > 0 ? 1 : 0
+mutant tc-marginal-gradient Sources/VAEKernels/TotalCorrelation.swift beta-TCVAE's gradient misses the product of marginals' softmax weights
+- let g = jointWeight + cMarginal * exp(ws.density[j * l + d] - ws.marginal[d])
++ let g = jointWeight
 mutant build-error Sources/VAETraining/GradientReduction.swift a syntax error, with the previous build present
 - lossScale = 1 / Float(globalBatchSize)
 + lossScale = 1 / Float(globalBatchSize) +

@@ -42,9 +42,9 @@ public func klBackwardPerDimension(dmu: UnsafeMutablePointer<Float>, dlogvar: Un
                                    rows: Int, latent: Int, stride: Int, scales: UnsafePointer<Float>) {
     for r in 0..<rows {
         for j in 0..<latent {
-            let i = r * stride + j, scale = scales[j]
-            dmu[i] += scale * mu[i]
-            dlogvar[i] += scale * 0.5 * (exp(logvar[i]) - 1)
+            let i = r * stride + j
+            dmu[i] += scales[j] * mu[i]
+            dlogvar[i] += scales[j] * 0.5 * (exp(logvar[i]) - 1)
         }
     }
 }
