@@ -37,11 +37,11 @@ public struct TotalCorrelationWeights: Sendable, Equatable {
 /// Scratch for `totalCorrelationForwardBackward` on batches of up to `capacity` rows.
 public final class TotalCorrelationWorkspace: @unchecked Sendable {
     public let capacity: Int, latent: Int
-    let density: UnsafeMutablePointer<Double>    // [capacity, latent] log N(z_id; mu_jd, v_jd) for one i
+    let density: UnsafeMutablePointer<Double>    // [capacity, latent] log N(z_id; mu_jd, v_jd) for one i, then its exp - max
     let inverseVariance: UnsafeMutablePointer<Double>  // [capacity, latent]
     let gradient: UnsafeMutablePointer<Double>   // [capacity, 3 latent] (dmu | dlogvar | dz) accumulated
-    let joint: UnsafeMutablePointer<Double>      // [capacity] log q(z_i | x_j) for one i
-    let marginal: UnsafeMutablePointer<Double>   // [latent] logsumexp_j for one i
+    let joint: UnsafeMutablePointer<Double>      // [capacity] log q(z_i | x_j) for one i, then its exp - max
+    let marginal: UnsafeMutablePointer<Double>   // [latent] 1 / sum_j exp(... - max) for one i
 
     public init(capacity: Int, latent: Int) {
         self.capacity = capacity
@@ -97,21 +97,31 @@ public func totalCorrelationForwardBackward(terms: UnsafeMutablePointer<Double>,
             ws.joint[j] = sum
             jointMax = max(jointMax, sum)
         }
+        let condx = ws.joint[i]
+        // The logsumexps; each exp is kept (the softmax weights' numerators) for the gradient.
         var jointSum = 0.0
-        for j in 0..<rows { jointSum += exp(ws.joint[j] - jointMax) }
+        for j in 0..<rows {
+            let e = exp(ws.joint[j] - jointMax)
+            ws.joint[j] = e
+            jointSum += e
+        }
         let jointLSE = jointMax + log(jointSum)
         var prodMarginals = 0.0
         for d in 0..<l {
             var m = -Double.infinity
             for j in 0..<rows { m = max(m, ws.density[j * l + d]) }
             var s = 0.0
-            for j in 0..<rows { s += exp(ws.density[j * l + d] - m) }
-            ws.marginal[d] = m + log(s)
-            prodMarginals += ws.marginal[d] - logNM
+            for j in 0..<rows {
+                let e = exp(ws.density[j * l + d] - m)
+                ws.density[j * l + d] = e
+                s += e
+            }
+            prodMarginals += m + log(s) - logNM
+            ws.marginal[d] = 1 / s
         }
         var logpz = 0.0
         for d in 0..<l { logpz += -0.5 * (logTwoPi + Double(zi[d]) * Double(zi[d])) }
-        let logqz = jointLSE - logNM, condx = ws.joint[i]
+        let logqz = jointLSE - logNM
         terms[i * 3] = condx - logqz
         terms[i * 3 + 1] = logqz - prodMarginals
         terms[i * 3 + 2] = prodMarginals - logpz
@@ -119,12 +129,13 @@ public func totalCorrelationForwardBackward(terms: UnsafeMutablePointer<Double>,
         // g_ijd = cJoint softmax_j(joint) + cMarginal softmax_j(density_.d) (+ cCondx when j = i):
         // the weight of log N(z_id; mu_jd, v_jd) in example i's loss.
         let gzi = ws.gradient + i * width + 2 * l
+        let inverseJointSum = 1 / jointSum
         for j in 0..<rows {
             let mu = latents + j * width
             let gmu = ws.gradient + j * width, glogvar = gmu + l
-            let jointWeight = cJoint * exp(ws.joint[j] - jointLSE) + (j == i ? cCondx : 0)
+            let jointWeight = cJoint * ws.joint[j] * inverseJointSum + (j == i ? cCondx : 0)
             for d in 0..<l {
-                let g = jointWeight + cMarginal * exp(ws.density[j * l + d] - ws.marginal[d])
+                let g = jointWeight + cMarginal * ws.density[j * l + d] * ws.marginal[d]
                 let iv = ws.inverseVariance[j * l + d]
                 let delta = Double(zi[d]) - Double(mu[d])
                 gzi[d] -= g * delta * iv
