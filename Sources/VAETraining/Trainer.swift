@@ -92,6 +92,7 @@ public final class Trainer {
         }
         let options = merged.training
         try options.validate(worldSize: communicator.size)
+        try options.validateRegime(model: merged.model, worldSize: communicator.size)
         self.options = options
         dataset = try Dataset.load(options.data)
         var config = merged.model
@@ -124,7 +125,6 @@ public final class Trainer {
         generator = Philox4x32(seed: options.seed)
         // This rank's slice of every global batch (slices differ by at most one example).
         let localRows = shardRange(count: options.batchSize, rank: communicator.rank, worldSize: communicator.size).count
-        try options.validateRegime(model: config, worldSize: communicator.size)
         regime = LossRegime(options: options, model: config, datasetSize: dataset.train.count)
         batch = LocalBatch(model: model, rows: localRows, globalBatchSize: options.batchSize,
                            parts: options.deterministic ? TrainingOptions.deterministicGroups / communicator.size : 1,
