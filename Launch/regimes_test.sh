@@ -7,7 +7,8 @@
 #   3. a run resumed mid-ramp equals the uninterrupted run bit for bit (the ramps follow the
 #      global step); the objective's options must agree on resume, the ramps may change;
 #   4. beta-TCVAE reports train_mi, train_tc, train_dwkl;
-#   5. bad values and combinations: one error line, exit code 1.
+#   5. the regimes' step allocates nothing (the allocation counter of cli_test.sh);
+#   6. bad values and combinations: one error line, exit code 1.
 # Prints "regimes: N passed, M failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -69,6 +70,25 @@ out=$("$bin" train --resume --epochs 3 --out "$tmp/capacity-resumed" --capacity 
   && ok "resume refuses another --capacity: $out" || bad "resume with --capacity 5 (exit $code): $out"
 out=$("$bin" train --resume --epochs 3 --out "$tmp/warmup-resumed" --kl-warmup 30 2>&1) && echo "$out" | grep -q -- "--kl-warmup 24 -> 30" \
   && ok "resume may lengthen --kl-warmup: $(echo "$out" | grep -- '--kl-warmup')" || bad "resume with --kl-warmup 30: $(echo "$out" | tail -1)"
+
+echo "regimes: no allocation in the step"
+if cc -O2 -shared -fPIC Launch/tools/count_allocations.c -o "$tmp/count.so" -ldl 2> /dev/null; then
+  for v in "--tc-beta 6" "--capacity 4 --capacity-steps 30 --deterministic" "--free-bits 0.3 --kl-warmup 30"; do
+    read -r -a extra <<< "$v"
+    counts=()
+    for n in 1280 6400; do  # 20 and 100 steps
+      counts+=("$(LD_PRELOAD="$tmp/count.so" "$bin" train --data synthetic:$n --epochs 1 --batch-size 64 --latent 6 --hidden 64 "${extra[@]}" \
+        --out "$tmp/alloc$n" --overwrite 2>&1 | sed -n 's/^allocations: total \([0-9]*\).*/\1/p')")
+    done
+    if [ -n "${counts[0]}" ] && [ -n "${counts[1]}" ] && [ $(( ${counts[1]} - ${counts[0]} )) -le 5 ] && [ $(( ${counts[0]} - ${counts[1]} )) -le 5 ]; then
+      ok "$v: ${counts[0]} allocations with 20 steps, ${counts[1]} with 100"
+    else
+      bad "$v: allocations grow with steps: ${counts[*]}"
+    fi
+  done
+else
+  bad "no C compiler to build the allocation counter"
+fi
 
 echo "regimes: bad values and combinations"
 bad_cases=(
