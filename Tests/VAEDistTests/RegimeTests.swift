@@ -1,5 +1,7 @@
 import Foundation
 import Testing
+import VAEData
+import VAEDistributed
 import VAEKernels
 import VAEModel
 import VAETraining
@@ -245,5 +247,62 @@ func referenceRegimeLoss(_ p: [Double], config: ModelConfig, layout: ParameterLa
         #expect(capacityTarget(step: 40, capacity: 25, capacitySteps: 100) == 10)
         #expect(capacityTarget(step: 100, capacity: 25, capacitySteps: 100) == 25)
         #expect(capacityTarget(step: 1000, capacity: 25, capacitySteps: 100) == 25)
+    }
+}
+
+@Suite struct RegimeTrainerTests {
+    /// One beta-TCVAE step of the trainer on one process (a global batch of 12 = the whole
+    /// training set, one step) against a hand-computed Double reference: its gradient (Adam's
+    /// first moment after one step is 0.1 g) against central differences of the Double
+    /// objective on the batch the step drew (the epoch's permutation, pixels / 255, eps per
+    /// example index), and its parameters against Adam's first step, p - lr g / (|g| + eps).
+    @Test func oneStepEqualsTheDoubleReference() throws {
+        let out = temporaryDirectory()
+        var o = options(out, data: "synthetic:12", epochs: 1, batch: 12)
+        o.tcBeta = 6
+        let trainer = try Trainer(options: o, model: ModelConfig(hidden: [5], latent: 3), resume: false,
+                                  communicator: SingleProcessCommunicator()) { _ in }
+        let config = trainer.modelConfig, count = trainer.model.parameterCount
+        let start = (0..<count).map { Double(trainer.model.parameters[$0]) }
+        let d = config.inputDimension, l = config.latent, batch = 12
+        let generator = Philox4x32(seed: o.seed)
+        let indices = Array(EpochPlan(exampleCount: batch, globalBatchSize: batch, rank: 0, worldSize: 1,
+                                      generator: generator, epoch: 1).localIndices(step: 0))
+        var x = [Float](repeating: 0, count: batch * d), eps = [Float](repeating: 0, count: batch * l)
+        x.withUnsafeMutableBufferPointer { xs in
+            indices.withUnsafeBufferPointer {
+                fillBatch(xs.baseAddress!, from: trainer.dataset.train, indices: $0, binarize: false, generator: generator, epoch: 1)
+            }
+        }
+        eps.withUnsafeMutableBufferPointer { es in
+            for (r, index) in indices.enumerated() {
+                fillNormal(es.baseAddress! + r * l, count: l, generator: generator, stream: .reparameterization, epoch: 1, index: Int(index))
+            }
+        }
+        try trainer.run()
+        #expect(trainer.optimizer.step == 1)
+        let regime = LossRegime(beta: 1, tcBeta: 6, datasetSize: batch)
+        #expect(trainer.regime == regime)
+        var p = start
+        let xd = x.map(Double.init), ed = eps.map(Double.init)
+        func loss() -> Double { referenceRegimeLoss(p, config: config, layout: trainer.model.layout, x: xd, eps: ed, batch: batch, regime: regime, step: 0) }
+        // Every encoder-head and latent-side parameter, and every 7th of the rest (784-pixel layers).
+        let head = trainer.model.layout.head
+        var checked = 0, worstGradient = 0.0, worstStep = 0.0
+        for i in 0..<count where i % 7 == 0 || (head.weight..<head.bias + head.outFeatures).contains(i) {
+            let g = Double(trainer.optimizer.firstMoment[i]) / 0.1
+            let h = 1e-6
+            p[i] = start[i] + h; let up = loss()
+            p[i] = start[i] - h; let down = loss()
+            p[i] = start[i]
+            let numeric = (up - down) / (2 * h)
+            worstGradient = max(worstGradient, abs(numeric - g) / (1e-3 + abs(numeric)))
+            let adam = start[i] - 1e-3 * g / (abs(g) + 1e-8)
+            worstStep = max(worstStep, abs(Double(trainer.model.parameters[i]) - adam))
+            checked += 1
+        }
+        #expect(checked > 1000, "checked \(checked) parameters")
+        #expect(worstGradient < 2e-3, "worst relative gradient error \(worstGradient)")
+        #expect(worstStep < 1e-6, "worst parameter error after the Adam step \(worstStep)")
     }
 }
