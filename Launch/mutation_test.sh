@@ -148,6 +148,10 @@ mutant safetensors-tensor-order Sources/VAETraining/Safetensors.swift tensor byt
 mutant safetensors-header-unaligned Sources/VAETraining/Safetensors.swift the JSON header padded to 4 bytes instead of 8
 - while headerBytes.count % 8 != 0 { headerBytes.append(0x20) }
 + while headerBytes.count % 4 != 0 { headerBytes.append(0x20) }
+mutant no-cpu-check Sources/_VAEKernelShims/shims.c the start-up check lets a CPU without AVX2 run into SIGILL
+- if (fma && avx && avx2 && ymmSaved) return;
++ return;
+first isa_test
 mutant build-error Sources/VAETraining/GradientReduction.swift a syntax error, with the previous build present
 - lossScale = 1 / Float(globalBatchSize)
 + lossScale = 1 / Float(globalBatchSize) +
