@@ -152,6 +152,10 @@ mutant no-cpu-check Sources/_VAEKernelShims/shims.c the start-up check lets a CP
 - if (fma && avx && avx2 && ymmSaved) return;
 + return;
 first isa_test
+mutant threads-bound-divided-again Sources/VAETraining/Threads.swift a rank bound by mpirun divides its own cores again
+- if environment["OMPI_MCA_orte_bound_at_launch"] == "1" { return availableCores() }
++
+first threads_test
 mutant build-error Sources/VAETraining/GradientReduction.swift a syntax error, with the previous build present
 - lossScale = 1 / Float(globalBatchSize)
 + lossScale = 1 / Float(globalBatchSize) +
