@@ -94,9 +94,10 @@ public enum LatentScatter {
 
     public static func color(label: Int) -> [UInt8] { palette[label % palette.count] }
 
-    /// Half the side of the plotted square: the data and the 2-sigma circle, with room.
+    /// Half the side of the plotted square: the data and the 2-sigma circle, with room
+    /// (non-finite coordinates, a diverged encoder's, are not drawn and do not count).
     public static func extent(points: [Double]) -> Double {
-        max(2.5, 1.05 * (points.map { abs($0) }.max() ?? 0))
+        max(2.5, 1.05 * (points.lazy.filter { $0.isFinite }.map { abs($0) }.max() ?? 0))
     }
 
     /// The pixel of plane point (x, y) in a plot of half-side `extent` (y up).

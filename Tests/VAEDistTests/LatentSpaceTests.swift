@@ -226,6 +226,7 @@ import VAETraining
         let labels: [UInt8] = [0, 3, 2, 1]
         let extent = LatentScatter.extent(points: points)
         #expect(abs(extent - 3.15) < 1e-12)
+        #expect(LatentScatter.extent(points: points + [.nan, .infinity]) == extent, "non-finite points do not count")
         let image = LatentScatter.draw(points: points, labels: labels, extent: extent)
         #expect(image.width == 3 * LatentScatter.margin + LatentScatter.plotSize + LatentScatter.swatch)
         #expect(image.height == 2 * LatentScatter.margin + LatentScatter.plotSize)
