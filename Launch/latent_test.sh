@@ -40,7 +40,61 @@ PY
 "$bin" latent-map --checkpoint "$tmp/l2" --data "$tmp/nolabels" --out "$tmp/plain.png" > "$tmp/plain.log" 2>&1 \
   && out=$(check map "$tmp/plain.png" "latent dimensions" 0) && ok "latent-map without labels: $out" || bad "latent-map without labels: $out $(tail -1 "$tmp/plain.log")"
 
+"$bin" latent-map --checkpoint "$tmp/l4" --data "$tmp/nolabels" --out "$tmp/plain4.png" > /dev/null 2>&1 || bad "latent-map l4 on unlabeled data"
+# The principal-component plane against numpy: the top two eigenvectors of the means' covariance.
+if out=$(python3 - "$tmp/l4/checkpoints/latest.safetensors" "$tmp/nolabels/t10k-images-idx3-ubyte" "$tmp/plain4.png" <<'PY'
+import json, struct, sys
+import numpy as np
+sys.path.insert(0, "Launch/tools")
+from check_latent import read_png
+blob = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", blob[:8])[0]
+header = json.loads(blob[8:8 + n])
+def tensor(name):
+    a, b = header[name]["data_offsets"]
+    return np.frombuffer(blob[8 + n + a:8 + n + b], dtype=np.float32).reshape(header[name]["shape"]).astype(np.float64)
+x = np.frombuffer(open(sys.argv[2], "rb").read(), np.uint8, offset=16).reshape(-1, 784) / 255.0
+h = np.maximum(x @ tensor("encoder.0.weight").T + tensor("encoder.0.bias"), 0)
+mu = h @ tensor("encoder.mu.weight").T + tensor("encoder.mu.bias")
+values, vectors = np.linalg.eigh(np.cov(mu.T, bias=True))
+top = vectors[:, ::-1][:, :2].T
+plane = np.array(json.loads(read_png(sys.argv[3])[1]["vae-dist:plane"]))
+cosines = np.abs((plane * top).sum(1))
+assert plane.shape == (2, 4) and (cosines > 1 - 1e-6).all(), (plane, top)
+print(f"|cos| with numpy's top 2 eigenvectors: {cosines[0]:.8f}, {cosines[1]:.8f}")
+PY
+); then ok "latent-map, latent 4: the plane is numpy's top two eigenvectors ($out)"; else bad "latent-map plane against numpy: $out"; fi
 echo "latent: aggregate posterior in eval and metrics.jsonl"
+# numpy as the reference: the encoder run from the checkpoint's tensors on the same images, the
+# moments of the means, log det C from numpy's eigenvalues (the same 1e-6 floor).
+for ck in l4 ae; do
+  ev=$("$bin" eval --checkpoint "$tmp/$ck" --data "$tmp/nolabels" 2>&1)
+  if out=$(python3 - "$tmp/$ck/checkpoints/latest.safetensors" "$tmp/nolabels/t10k-images-idx3-ubyte" "$ev" "$ck" <<'PY'
+import json, struct, sys
+import numpy as np
+blob = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", blob[:8])[0]
+header = json.loads(blob[8:8 + n])
+def tensor(name):
+    a, b = header[name]["data_offsets"]
+    return np.frombuffer(blob[8 + n + a:8 + n + b], dtype=np.float32).reshape(header[name]["shape"]).astype(np.float64)
+x = np.frombuffer(open(sys.argv[2], "rb").read(), np.uint8, offset=16).reshape(-1, 784) / 255.0
+h, k = x, 0
+while f"encoder.{k}.weight" in header:
+    h = np.maximum(h @ tensor(f"encoder.{k}.weight").T + tensor(f"encoder.{k}.bias"), 0); k += 1
+mu = h @ tensor("encoder.mu.weight").T + tensor("encoder.mu.bias")
+logvar = h @ tensor("encoder.logvar.weight").T + tensor("encoder.logvar.bias")
+d = mu.shape[1]
+m, c = mu.mean(0), np.cov(mu.T, bias=True)
+kl = 0.5 * (np.trace(c) + m @ m - d - np.log(np.maximum(np.linalg.eigvalsh(c), 1e-6)).sum())
+std = 0.0 if sys.argv[4] == "ae" else np.exp(0.5 * logvar).mean()
+got = json.loads(sys.argv[3])
+assert abs(got["aggregate_kl"] - kl) <= 1e-4 * abs(kl) + 1e-5, (got["aggregate_kl"], kl)
+assert abs(got["posterior_std_mean"] - std) <= 1e-4 * std + 1e-6, (got["posterior_std_mean"], std)
+print(f"aggregate_kl {got['aggregate_kl']} vs numpy {kl:.6g}, posterior_std_mean {got['posterior_std_mean']} vs numpy {std:.6g}")
+PY
+  ); then ok "eval $ck equals numpy: $out"; else bad "eval $ck against numpy: $out / $ev"; fi
+done
 if python3 - "$tmp" <<'PY'
 import json, sys
 for run in ("l2", "l4", "ae"):

@@ -168,6 +168,8 @@ public func latentMap(posterior: PosteriorParameters, labels: [UInt8]?, autoenco
     let png = PNG.encodeRGB(width: image.width, height: image.height, pixels: image.pixels, text: [
         ("Title", "vae-dist latent map"), ("Description", caption),
         ("vae-dist:axes", axesName), ("vae-dist:extent", jsonNumber(extent)),
+        // The plane's unit vectors in latent space, [[horizontal], [vertical]] (JSON).
+        ("vae-dist:plane", "[" + axes.map { "[" + $0.map { String($0) }.joined(separator: ", ") + "]" }.joined(separator: ", ") + "]"),
     ])
     return (png, caption, image)
 }
