@@ -305,6 +305,8 @@ public final class Trainer {
         let evalStart = now()
         let test = try evaluateDistributed(model: model, workspace: evalWorkspace, images: dataset.test, binarize: options.binarize,
                                            seed: options.seed, communicator: communicator)
+        let latent = LatentMeasures(try encodeGathered(model: model, images: dataset.test, count: dataset.test.count,
+                                                       communicator: communicator))
         let evalSeconds = now() - evalStart
         let beta = Double(modelConfig.beta)
         let seen = Double(max(sums.examples, 1))
@@ -328,6 +330,7 @@ public final class Trainer {
         metrics.learningRate = Double(optimizer.hyper.learningRate)
         metrics.worldSize = communicator.size
         metrics.peakMemoryMB = peakMemoryMB()
+        metrics.latent = latent
         epoch = e
         let checkpointNow = e % options.checkpointEvery == 0 || e == options.epochs || interrupted != 0
         if checkpointNow { try reduction.shareOptimizerState(optimizer) }  // a collective: every rank
