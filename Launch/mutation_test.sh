@@ -148,6 +148,22 @@ mutant safetensors-tensor-order Sources/VAETraining/Safetensors.swift tensor byt
 mutant safetensors-header-unaligned Sources/VAETraining/Safetensors.swift the JSON header padded to 4 bytes instead of 8
 - while headerBytes.count % 8 != 0 { headerBytes.append(0x20) }
 + while headerBytes.count % 4 != 0 { headerBytes.append(0x20) }
+mutant mig-top-only Sources/VAETraining/LatentMeasures.swift MIG without the gap: the largest information over the entropy
+- perFactor.append(entropy > 0 ? (information[0] - second) / entropy : nil)
++ perFactor.append(entropy > 0 ? information[0] / entropy : nil)
+mutant mig-bin-edges Sources/VAETraining/LatentMeasures.swift a code on a bin edge falls in the bin below (np.digitize counts edges <= c)
+- for edge in edges where edge <= c { below += 1 }
++ for edge in edges where edge < c { below += 1 }; below = max(below, 1)
+mutant encodings-gather-order Sources/VAETraining/Encodings.swift the gathered rows read rank-interleaved instead of rank by rank
+- let source = (rank * rowsPerRank + row) * width
++ let source = (row * ranks + rank) * width
+first disentangle_test
+mutant dsprites-no-symmetry Sources/VAEData/DSprites.swift symmetric turns of the square and ellipse rendered from their own angles
+- let turn = shape == 0 ? k[2] % 10 : shape == 1 ? k[2] % 20 : k[2]
++ let turn = k[2]
+mutant packed-bit-order Sources/VAEData/Batches.swift packed pixels unpacked most significant bit first
+- private let bitsToUnits: [Float] = (0..<2048).map { Float(($0 >> 3) >> ($0 & 7) & 1) }
++ private let bitsToUnits: [Float] = (0..<2048).map { Float(($0 >> 3) >> (7 - $0 & 7) & 1) }
 mutant build-error Sources/VAETraining/GradientReduction.swift a syntax error, with the previous build present
 - lossScale = 1 / Float(globalBatchSize)
 + lossScale = 1 / Float(globalBatchSize) +

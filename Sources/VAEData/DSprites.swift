@@ -17,9 +17,12 @@ import VAEKernels
 //
 // Rendering: a shape is a region of the unit frame (u right, v up), scaled by 10 px * scale,
 // rotated counterclockwise by the orientation about its center, and centered at
-// (16 + 32 x, 16 + 32 y) px from the top-left corner; a pixel is white when its center lies in
-// the region. The largest extent (the square's corner, 14.1 px at scale 1) keeps every shape
-// inside the frame. Positions step by 1.03 px, scales by 1 px, orientations by 9 degrees.
+// (16.25 + 32 x, 16.25 + 32 y) px from the top-left corner; a pixel is white when its center
+// lies in the region. The largest extent (the square's corner, 14.1 px at scale 1) keeps every
+// shape inside the frame (2.1 px from its edges at least). Positions step by 1.03 px, scales by
+// 1 px, orientations by 9 degrees. The quarter pixel keeps centers off the corners of pixels:
+// there the pixel centers lie mirror-symmetrically around the shape, and a small ellipse
+// turned by 9 and by 18 degrees covered the same ones (16 pairs at x, y in {0, 1}).
 //
 // A square turned by 90 degrees (10 orientation steps) and an ellipse turned by 180 degrees
 // (20 steps) are the same region, so no renderer can draw them differently: those images are
@@ -133,7 +136,7 @@ public enum DSprites {
         let angle = orientation(turn)
         let c = cos(angle), s = sin(angle)
         let unit = 10 * scale  // px per unit of the shape's frame
-        let centerX = 16 + 32 * Float(Double(k[3]) / 31), centerY = 16 + 32 * Float(Double(k[4]) / 31)
+        let centerX = 16.25 + 32 * Float(Double(k[3]) / 31), centerY = 16.25 + 32 * Float(Double(k[4]) / 31)
         let reach = 1.5 * unit  // beyond every shape's farthest point (square: sqrt(2))
         let rows = max(0, Int((centerY - reach).rounded(.down)))...min(size - 1, Int((centerY + reach).rounded(.up)))
         let columns = max(0, Int((centerX - reach).rounded(.down)))...min(size - 1, Int((centerX + reach).rounded(.up)))

@@ -21,6 +21,19 @@ public struct Encodings: Sendable {
     public var factors: [Float]?
     public var factorNames: [String]
     public var discreteFactors: Bool
+
+    public init(count: Int, latent: Int, mu: [Float], logvar: [Float], labels: [UInt8]?, factors: [Float]?,
+                factorNames: [String], discreteFactors: Bool) {
+        precondition(mu.count == count * latent && logvar.count == count * latent)
+        self.count = count
+        self.latent = latent
+        self.mu = mu
+        self.logvar = logvar
+        self.labels = labels
+        self.factors = factors
+        self.factorNames = factorNames
+        self.discreteFactors = discreteFactors
+    }
 }
 
 /// Encodes images 0 ..< count (inputs pixel / 255, never binarized: the posterior of the mean
