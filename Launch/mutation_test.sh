@@ -158,9 +158,9 @@ mutant encodings-gather-order Sources/VAETraining/Encodings.swift the gathered r
 - let source = (rank * rowsPerRank + row) * width
 + let source = (row * ranks + rank) * width
 first disentangle_test
-mutant dsprites-no-symmetry Sources/VAEData/DSprites.swift symmetric turns of the square and ellipse rendered from their own angles
-- let turn = shape == 0 ? k[2] % 10 : shape == 1 ? k[2] % 20 : k[2]
-+ let turn = k[2]
+mutant dsprites-orientation-endpoint Sources/VAEData/DSprites.swift orientations as the published linspace(0, 2 pi, 40): the last repeats the first
+- static func orientation(_ k: Int) -> Float { Float(2 * Double.pi * Double(k) / 40) }
++ static func orientation(_ k: Int) -> Float { Float(2 * Double.pi * Double(k) / 39) }
 mutant packed-bit-order Sources/VAEData/Batches.swift packed pixels unpacked most significant bit first
 - private let bitsToUnits: [Float] = (0..<2048).map { Float(($0 >> 3) >> ($0 & 7) & 1) }
 + private let bitsToUnits: [Float] = (0..<2048).map { Float(($0 >> 3) >> (7 - $0 & 7) & 1) }
