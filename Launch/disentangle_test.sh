@@ -18,7 +18,7 @@ if ! "$bin" train --data dsprites:6000 --epochs 1 --batch-size 100 --hidden 128 
 fi
 
 # metrics.jsonl: the measures of the test set, every epoch.
-if out=$(python3 - "$tmp/run/metrics.jsonl" <<'PY'
+if out=$(python3 - "$tmp/run/metrics.jsonl" 2>&1 <<'PY'
 import json, sys
 line = json.loads(open(sys.argv[1]).readline())
 assert len(line["kl_per_dimension"]) == 6 and all(k >= 0 for k in line["kl_per_dimension"]), line
@@ -26,12 +26,12 @@ assert 0 <= line["active_units"] <= 6 and 0 <= line["mig"] <= 1, line
 assert list(line["mig_per_factor"]) == ["shape", "scale", "orientation", "position_x", "position_y"], line
 print(f"metrics.jsonl: mig {line['mig']}, {line['active_units']} active units, kl_per_dimension {line['kl_per_dimension']}")
 PY
-); then ok "$out"; else bad "metrics.jsonl lacks the latent measures: $out"; fi
+); then ok "$out"; else bad "metrics.jsonl lacks the latent measures: $(tail -1 <<< "$out")"; fi
 
 # eval on 1 and 2 ranks: the same measures.
 "$bin" eval --checkpoint "$tmp/run" --threads 1 > "$tmp/eval1.json" 2> "$tmp/eval1.err" || bad "eval failed: $(cat "$tmp/eval1.err")"
 run_mpi 2 "$bin" eval --checkpoint "$tmp/run" --threads 1 > "$tmp/eval2.json" 2> "$tmp/eval2.err" || bad "eval on 2 ranks failed: $(tail -2 "$tmp/eval2.err")"
-if out=$(python3 - "$tmp/eval1.json" "$tmp/eval2.json" <<'PY'
+if out=$(python3 - "$tmp/eval1.json" "$tmp/eval2.json" 2>&1 <<'PY'
 import json, sys
 one, two = (json.loads(open(p).read()) for p in sys.argv[1:3])
 keys = ["kl_per_dimension", "active_units", "mig", "mig_per_factor"]
@@ -42,7 +42,7 @@ differ = [k for k in keys if one[k] != two[k]]
 assert not differ, f"1 and 2 ranks differ in {differ}: {[(one[k], two[k]) for k in differ]}"
 print(f"eval: mig {one['mig']}, active units {one['active_units']}, identical on 1 and 2 ranks ({', '.join(keys)})")
 PY
-); then ok "$out"; else bad "$out"; fi
+); then ok "$out"; else bad "$(tail -1 <<< "$out")"; fi
 
 # encode: the file's tensors, and 1 vs 2 ranks byte for byte.
 "$bin" encode --checkpoint "$tmp/run" --out "$tmp/codes.safetensors" --threads 1 > /dev/null 2> "$tmp/enc.err" || bad "encode failed: $(cat "$tmp/enc.err")"
@@ -50,7 +50,7 @@ run_mpi 2 "$bin" encode --checkpoint "$tmp/run" --out "$tmp/codes2.safetensors" 
   || bad "encode on 2 ranks failed: $(tail -2 "$tmp/enc2.err")"
 if cmp -s "$tmp/codes.safetensors" "$tmp/codes2.safetensors"; then ok "encode: 1 and 2 ranks write identical files"
 else bad "encode: 1 and 2 ranks write different files"; fi
-if out=$(python3 - "$tmp/codes.safetensors" <<'PY'
+if out=$(python3 - "$tmp/codes.safetensors" 2>&1 <<'PY'
 import json, sys
 import numpy as np
 from safetensors import safe_open
@@ -63,14 +63,14 @@ assert (t["labels"] == t["factors"][:, 0]).all(), "labels are the shape factor"
 assert len(np.unique(t["factors"][:, 2])) > 30, "orientation values"
 print(f"encode: mu, logvar [600, 6] F32, labels [600] I64, factors [600, 5] {names}")
 PY
-); then ok "$out"; else bad "encode output: $out"; fi
+); then ok "$out"; else bad "encode output: $(tail -1 <<< "$out")"; fi
 
 # The README's numpy block (marked '# mig-numpy') recomputes MIG from the file.
 awk '/^```python/ { inside = 1; block = ""; next } /^```/ { if (inside && block ~ /# mig-numpy/) printf "%s", block; inside = 0; next }
      inside { block = block $0 "\n" }' README.md > "$tmp/mig.py"
 if [ ! -s "$tmp/mig.py" ]; then bad "README has no python block marked # mig-numpy"
 elif (cd "$tmp" && python3 mig.py > mig.out 2> mig.err); then
-  if out=$(python3 - "$tmp/eval1.json" "$tmp/mig.out" <<'PY'
+  if out=$(python3 - "$tmp/eval1.json" "$tmp/mig.out" 2>&1 <<'PY'
 import ast, json, sys
 ev = json.loads(open(sys.argv[1]).read())
 text = open(sys.argv[2]).read().split(" ", 2)
@@ -80,7 +80,7 @@ worst = max(abs(per_factor[k] - v) for k, v in ev["mig_per_factor"].items())
 assert worst <= 1e-6, f"per factor: numpy {per_factor} vs eval {ev['mig_per_factor']}"
 print(f"README numpy MIG {mig:.7f} = eval {ev['mig']} (per factor within {worst:.1e})")
 PY
-  ); then ok "$out"; else bad "$out"; fi
+  ); then ok "$out"; else bad "$(tail -1 <<< "$out")"; fi
 else bad "README numpy block failed: $(tail -2 "$tmp/mig.err")"; fi
 
 # Fashion-MNIST-like data without factors: labels only, no MIG.
