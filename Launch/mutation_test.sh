@@ -154,16 +154,20 @@ mutant mig-top-only Sources/VAETraining/LatentMeasures.swift MIG without the gap
 mutant mig-bin-edges Sources/VAETraining/LatentMeasures.swift a code on a bin edge falls in the bin below (np.digitize counts edges <= c)
 - for edge in edges where edge <= c { below += 1 }
 + for edge in edges where edge < c { below += 1 }; below = max(below, 1)
-mutant encodings-gather-order Sources/VAETraining/Encodings.swift the gathered rows read rank-interleaved instead of rank by rank
-- let source = (rank * rowsPerRank + row) * width
-+ let source = (row * ranks + rank) * width
-first disentangle_test
 mutant dsprites-orientation-endpoint Sources/VAEData/DSprites.swift orientations as the published linspace(0, 2 pi, 40): the last repeats the first
 - static func orientation(_ k: Int) -> Float { Float(2 * Double.pi * Double(k) / 40) }
 + static func orientation(_ k: Int) -> Float { Float(2 * Double.pi * Double(k) / 39) }
 mutant packed-bit-order Sources/VAEData/Batches.swift packed pixels unpacked most significant bit first
 - private let bitsToUnits: [Float] = (0..<2048).map { Float(($0 >> 3) >> ($0 & 7) & 1) }
 + private let bitsToUnits: [Float] = (0..<2048).map { Float(($0 >> 3) >> (7 - $0 & 7) & 1) }
+mutant no-cpu-check Sources/_VAEKernelShims/shims.c the start-up check lets a CPU without AVX2 run into SIGILL
+- if (fma && avx && avx2 && ymmSaved) return;
++ return;
+first isa_test
+mutant threads-bound-divided-again Sources/VAETraining/Threads.swift a rank bound by mpirun divides its own cores again
+- if environment["OMPI_MCA_orte_bound_at_launch"] == "1" { return availableCores() }
++
+first threads_test
 mutant build-error Sources/VAETraining/GradientReduction.swift a syntax error, with the previous build present
 - lossScale = 1 / Float(globalBatchSize)
 + lossScale = 1 / Float(globalBatchSize) +
@@ -173,6 +177,16 @@ mutant test-build-error Tests/VAEDistTests/Tolerance.swift only the tests fail t
 mutant build-error-fresh-clone !Sources/VAEModel/VAE.swift a syntax error, with no earlier build
 - public let layout: ParameterLayout
 + public let layout: ParameterLayout = =
+mutant aggregate-kl-without-logdet Sources/VAETraining/AggregatePosterior.swift aggregate_kl without the -log det C term
+- let logDet = lambda.reduce(0.0) { $0 + log(max($1, Self.varianceFloor)) }
++ let logDet = 0.0
+mutant gathered-means-out-of-order Sources/VAETraining/AggregatePosterior.swift the gathered test means interleaved across ranks instead of in rank order
+- let base = (r * rowsPerRank + i) * row
++ let base = (i * size + r) * row
+first latent_test
+mutant manifold-upside-down Sources/VAETraining/LatentSpace.swift the manifold's rows ascend in z2 from the top
+- let a = q[column], b = q[steps - 1 - row]
++ let a = q[column], b = q[row]
 EOF
 
 names=() files=() whats=() olds=() news=() firsts=()

@@ -15,6 +15,8 @@ public struct EpochMetrics: Sendable {
     public var learningRate = 0.0
     public var worldSize = 1
     public var peakMemoryMB = 0.0
+    /// The test means' aggregate posterior against the prior (AggregatePosterior.swift).
+    public var aggregateKL = 0.0, posteriorStdMean = 0.0
     /// KL per dimension, active units, MIG of the test set (LatentMeasures.swift).
     public var latent: LatentMeasures?
 
@@ -37,6 +39,7 @@ public struct EpochMetrics: Sendable {
             ("compute_ms_per_step", n(perStep(computeSeconds))), ("communication_ms_per_step", n(perStep(communicationSeconds))),
             ("optimizer_ms_per_step", n(perStep(optimizerSeconds))), ("learning_rate", n(learningRate)),
             ("world_size", "\(worldSize)"), ("peak_memory_mb", n(peakMemoryMB)),
+            ("aggregate_kl", n(aggregateKL)), ("posterior_std_mean", n(posteriorStdMean)),
         ]
     }
 

@@ -305,8 +305,11 @@ public final class Trainer {
         let evalStart = now()
         let test = try evaluateDistributed(model: model, workspace: evalWorkspace, images: dataset.test, binarize: options.binarize,
                                            seed: options.seed, communicator: communicator)
-        let latent = LatentMeasures(try encodeGathered(model: model, images: dataset.test, count: dataset.test.count,
-                                                       communicator: communicator))
+        // The test set's posteriors, gathered in example order: the aggregate posterior and the
+        // latent measures (KL per dimension, active units, MIG) are both computed from them.
+        let posterior = try gatherPosterior(model: model, images: dataset.test, count: dataset.test.count, communicator: communicator)
+        let aggregate = AggregatePosterior(posterior, autoencoder: modelConfig.autoencoder)
+        let latent = LatentMeasures(posterior, data: dataset.test, autoencoder: modelConfig.autoencoder)
         let evalSeconds = now() - evalStart
         let beta = Double(modelConfig.beta)
         let seen = Double(max(sums.examples, 1))
@@ -320,6 +323,8 @@ public final class Trainer {
         metrics.testLoss = testMean.loss
         metrics.testRecon = testMean.recon
         metrics.testKL = testMean.kl
+        metrics.aggregateKL = aggregate.klToPrior
+        metrics.posteriorStdMean = aggregate.posteriorStdMean
         metrics.epochSeconds = epochSeconds + sums.seconds
         metrics.evalSeconds = evalSeconds
         metrics.samplesPerSecond = Double((plan.steps - firstStep) * options.batchSize) / epochSeconds
