@@ -164,6 +164,18 @@ mutant capacity-one-sided Sources/VAETraining/LossRegime.swift |KL - C| pushes t
 mutant tc-marginal-gradient Sources/VAEKernels/TotalCorrelation.swift beta-TCVAE's gradient misses the product of marginals' softmax weights
 - let g = jointWeight + cMarginal * ws.density[j * l + d] * ws.marginal[d]
 + let g = jointWeight
+mutant mig-top-only Sources/VAETraining/LatentMeasures.swift MIG without the gap: the largest information over the entropy
+- perFactor.append(entropy > 0 ? (information[0] - second) / entropy : nil)
++ perFactor.append(entropy > 0 ? information[0] / entropy : nil)
+mutant mig-bin-edges Sources/VAETraining/LatentMeasures.swift a code on a bin edge falls in the bin below (np.digitize counts edges <= c)
+- for edge in edges where edge <= c { below += 1 }
++ for edge in edges where edge < c { below += 1 }; below = max(below, 1)
+mutant dsprites-orientation-endpoint Sources/VAEData/DSprites.swift orientations as the published linspace(0, 2 pi, 40): the last repeats the first
+- static func orientation(_ k: Int) -> Float { Float(2 * Double.pi * Double(k) / 40) }
++ static func orientation(_ k: Int) -> Float { Float(2 * Double.pi * Double(k) / 39) }
+mutant packed-bit-order Sources/VAEData/Batches.swift packed pixels unpacked most significant bit first
+- private let bitsToUnits: [Float] = (0..<2048).map { Float(($0 >> 3) >> ($0 & 7) & 1) }
++ private let bitsToUnits: [Float] = (0..<2048).map { Float(($0 >> 3) >> (7 - $0 & 7) & 1) }
 mutant no-cpu-check Sources/_VAEKernelShims/shims.c the start-up check lets a CPU without AVX2 run into SIGILL
 - if (fma && avx && avx2 && ymmSaved) return;
 + return;

@@ -317,8 +317,11 @@ public final class Trainer {
         let evalStart = now()
         let test = try evaluateDistributed(model: model, workspace: evalWorkspace, images: dataset.test, binarize: options.binarize,
                                            seed: options.seed, communicator: communicator)
-        let aggregate = AggregatePosterior(try gatherPosterior(model: model, images: dataset.test, count: dataset.test.count,
-                                                               communicator: communicator), autoencoder: modelConfig.autoencoder)
+        // The test set's posteriors, gathered in example order: the aggregate posterior and the
+        // latent measures (KL per dimension, active units, MIG) are both computed from them.
+        let posterior = try gatherPosterior(model: model, images: dataset.test, count: dataset.test.count, communicator: communicator)
+        let aggregate = AggregatePosterior(posterior, autoencoder: modelConfig.autoencoder)
+        let latent = LatentMeasures(posterior, data: dataset.test, autoencoder: modelConfig.autoencoder)
         let evalSeconds = now() - evalStart
         let beta = Double(modelConfig.beta)
         let seen = Double(max(sums.examples, 1))
@@ -347,6 +350,7 @@ public final class Trainer {
         metrics.learningRate = Double(optimizer.hyper.learningRate)
         metrics.worldSize = communicator.size
         metrics.peakMemoryMB = peakMemoryMB()
+        metrics.latent = latent
         epoch = e
         let checkpointNow = e % options.checkpointEvery == 0 || e == options.epochs || interrupted != 0
         if checkpointNow { try reduction.shareOptimizerState(optimizer) }  // a collective: every rank

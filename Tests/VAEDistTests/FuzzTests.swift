@@ -67,7 +67,8 @@ import VAETraining
             // Half the time, mutate only inside the JSON header, where the structure lives.
             if m.below(2) == 0 {
                 bytes = valid
-                for _ in 0...m.below(3) { bytes[8 + m.below(headerLength)] = Array("{}[],:\"0123456789-eE.ab ".utf8)[m.below(25)] }
+                let alphabet = Array("{}[],:\"0123456789-eE.ab ".utf8)
+                for _ in 0...m.below(3) { bytes[8 + m.below(headerLength)] = alphabet[m.below(alphabet.count)] }
             }
             do {
                 let checkpoint = try Checkpoint.decode(try Safetensors.decode(bytes, path: "fuzz"), path: "fuzz")
