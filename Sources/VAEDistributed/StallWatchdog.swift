@@ -119,9 +119,10 @@ public enum StallReport {
     }
 
     /// Where a missing rank was last heard from.
-    static func lastSeen(_ ranks: [Int], _ arrivals: Arrivals) -> String {
+    static func lastSeen(_ ranks: [Int], _ arrivals: Arrivals, now phase: CollectivePhase) -> String {
         ranks.map { r in
             guard let beat = arrivals.last[r] else { return "nothing heard from rank \(r) since start-up" }
+            if beat.phase == phase { return "rank \(r) entered an earlier collective of \(phase), not this one" }
             return "rank \(r) was last in \(beat.phase)"
         }.joined(separator: ", ")
     }
@@ -133,7 +134,7 @@ public enum StallReport {
     /// The line of a rank that knows who is missing (rank 0 for every rank, a rank for rank 0).
     public static func stalled(phase: CollectivePhase, missing: [Int], arrivals: Arrivals, timeout: Double, call: String) -> String {
         "stall in \(phase): \(ranks(missing)) \(missing.count == 1 ? "has" : "have") not arrived after "
-            + "\(timeoutText(timeout)) s (--timeout \(timeoutText(timeout)); waiting in \(call); \(lastSeen(missing, arrivals))); "
+            + "\(timeoutText(timeout)) s (--timeout \(timeoutText(timeout)); waiting in \(call); \(lastSeen(missing, arrivals, now: phase))); "
             + "ending the job: the last checkpoint is intact, continue with --resume"
     }
 
@@ -152,7 +153,7 @@ public enum StallReport {
 
     /// The warning at half the timeout.
     public static func warning(phase: CollectivePhase, missing: [Int], arrivals: Arrivals, waited: Double, timeout: Double) -> String {
-        let who = missing.isEmpty ? "the collective to complete" : "\(ranks(missing)) (\(lastSeen(missing, arrivals)))"
+        let who = missing.isEmpty ? "the collective to complete" : "\(ranks(missing)) (\(lastSeen(missing, arrivals, now: phase)))"
         return String(format: "stall in %@: waited %.1f s for %@; the job ends at --timeout %@ s",
                       phase.description, waited, who, timeoutText(timeout))
     }
