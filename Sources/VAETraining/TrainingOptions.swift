@@ -97,7 +97,7 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
         if let problem = validateTimeout(timeout) { throw .option(problem) }
         if accumulate < 1 { throw .option("--accumulate must be at least 1 micro-batch per optimizer step (got \(accumulate))") }
         if batchSize < worldSize * accumulate {
-            throw .option("--batch-size \(batchSize) is smaller than \(worldSize) rank\(worldSize == 1 ? "" : "s") x --accumulate \(accumulate): every micro-batch needs at least one example on every rank")
+            throw .option("--batch-size \(batchSize) cannot be cut into \(worldSize) rank\(worldSize == 1 ? "" : "s") x --accumulate \(accumulate) micro-batches: every micro-batch needs at least one example on every rank")
         }
         let groups = Self.deterministicGroups
         if deterministic && (groups % worldSize != 0 || batchSize % groups != 0) {

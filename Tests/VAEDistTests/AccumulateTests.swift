@@ -50,7 +50,7 @@ import VAETraining
         #expect { try o.validate(worldSize: 1) } throws: { "\($0)".contains("--accumulate must be at least 1") }
         o.accumulate = 3
         o.batchSize = 8
-        #expect { try o.validate(worldSize: 4) } throws: { "\($0)".contains("--batch-size 8 is smaller than 4 ranks x --accumulate 3") }
+        #expect { try o.validate(worldSize: 4) } throws: { "\($0)".contains("--batch-size 8 cannot be cut into 4 ranks x --accumulate 3 micro-batches") }
         o.batchSize = 128
         o.deterministic = true
         o.accumulate = 2
