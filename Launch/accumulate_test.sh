@@ -11,9 +11,9 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . Launch/common.sh
+use_venv || { echo "accumulate: 0 passed, 1 failed"; exit 1; }  # $python: .venv with numpy and safetensors
 bin=$(pwd)/.build/release/vae-dist
 [ -x "$bin" ] || { echo "accumulate: no $bin (bash Launch/setup.sh first)"; echo "accumulate: 0 passed, 1 failed"; exit 1; }
-python=.venv/bin/python; [ -x "$python" ] || python=python3
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 export VAE_DIST_PROGRESS=0
 args=(train --data synthetic:2560 --hidden 96 --latent 6 --batch-size 128 --epochs 2 --seed 4)

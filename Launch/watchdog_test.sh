@@ -13,9 +13,9 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . Launch/common.sh
+use_venv || { echo "watchdog: 0 passed, 1 failed"; exit 1; }  # $python: .venv with numpy and safetensors
 bin=$(pwd)/.build/release/vae-dist
 [ -x "$bin" ] || { echo "watchdog: no $bin (bash Launch/setup.sh first)"; echo "watchdog: 0 passed, 1 failed"; exit 1; }
-python=.venv/bin/python; [ -x "$python" ] || python=python3
 tmp=$(mktemp -d)
 # The ranks of this suite carry this marker in their environment (mpirun passes it on).
 export VAE_DIST_WATCHDOG_TEST=$tmp

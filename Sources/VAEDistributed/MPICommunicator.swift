@@ -46,7 +46,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     // (MPIWatchdog.swift). `enter` announces it to the watchdog's peers first.
 
     public func armWatchdog(timeout: Double) throws(CommunicatorError) {
-        guard watchdog == nil, size > 1 else { return }
+        guard watchdog == nil, size > 1, timeout > 0 else { return }  // 0: off, no heartbeats
         watchdog = try MPIWatchdog(world: world, rank: rank, size: size, timeout: timeout)
     }
 
