@@ -28,11 +28,12 @@ pids_of() {
     tr '\0' '\n' < "/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$1" && echo "$p"
   done
 }
-cleanup() {
+# kill_ours: continues and kills every process this suite started that is still there.
+kill_ours() {
   local r p
   for r in 0 1 2 3; do for p in $(pids_of "$r"); do kill -CONT "$p" 2>/dev/null; kill -9 "$p" 2>/dev/null; done; done
-  rm -rf "$tmp"
 }
+cleanup() { kill_ours; rm -rf "$tmp"; }
 trap cleanup EXIT
 # reached_step LOG STEP PID: waits until the run's --log-every lines reach STEP (or it ended).
 reached_step() {
@@ -67,7 +68,7 @@ done
 stall() {
   local np=$1 stopped=$2 name=$3 out=$tmp/$3 log=$tmp/$3.log
   mpi_setup "$np"
-  timeout 120 mpirun -n "$np" "${MPIRUN_FLAGS[@]}" "$bin" "${small[@]}" --epochs 40 --log-every 10 --timeout "$timeout_s" \
+  timeout -k 5 $((timeout_s + 30)) mpirun -n "$np" "${MPIRUN_FLAGS[@]}" "$bin" "${small[@]}" --epochs 40 --log-every 10 --timeout "$timeout_s" \
     --out "$out" > "$log" 2>&1 &
   local pid=$!
   if ! reached_step "$log" 70 "$pid"; then bad "$name: the run ended before step 70: $(tail -2 "$log")"; return; fi
@@ -80,12 +81,12 @@ stall() {
   last=$(sed -n 's/^step \([0-9]*\) .*/\1/p' "$log" | tail -1)
   wait "$pid"; code=$?
   took=$(awk -v a="$stopped_at" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
-  for p in $target; do kill -CONT "$p" 2>/dev/null; kill -9 "$p" 2>/dev/null; done
+  kill_ours  # the stopped rank, should the job have left it
   # The job's end: non-zero (MPI_Abort), within timeout + 10 s of the stop, not by `timeout`.
-  if [ "$code" -ne 0 ] && [ "$code" -ne 124 ] && awk -v t="$took" -v l="$((timeout_s + 10))" 'BEGIN { exit !(t <= l) }'; then
+  if [ "$code" -ne 0 ] && [ "$code" -ne 124 ] && [ "$code" -ne 137 ] && awk -v t="$took" -v l="$((timeout_s + 10))" 'BEGIN { exit !(t <= l) }'; then
     ok "$name: rank $stopped stopped after step $last; the job ended ${took}s later with exit $code"
   else
-    bad "$name: exit $code ${took}s after the stop (limit $((timeout_s + 10))s; 124: still running at 120 s): $(grep -v '^step' "$log" | tail -3)"
+    bad "$name: exit $code ${took}s after the stop (limit $((timeout_s + 10))s; 124 or 137: still running after $((timeout_s + 30)) s): $(grep -v '^step' "$log" | tail -3)"
   fi
   # One error line per live rank, each naming the stopped rank and a step at or after the last logged.
   local live=() r lines=0 wrong=0 step
@@ -129,7 +130,7 @@ stall 2 0 "2 ranks, rank 0 stopped"
 
 echo "watchdog: --timeout 0 (off)"
 mpi_setup 2
-timeout 60 mpirun -n 2 "${MPIRUN_FLAGS[@]}" "$bin" "${small[@]}" --epochs 40 --log-every 10 --timeout 0 --out "$tmp/off" > "$tmp/off.log" 2>&1 &
+timeout -k 5 60 mpirun -n 2 "${MPIRUN_FLAGS[@]}" "$bin" "${small[@]}" --epochs 40 --log-every 10 --timeout 0 --out "$tmp/off" > "$tmp/off.log" 2>&1 &
 pid=$!
 if reached_step "$tmp/off.log" 30 "$pid"; then
   target=$(pids_of 1); waiting=$(pids_of 0)
@@ -148,6 +149,7 @@ if reached_step "$tmp/off.log" 30 "$pid"; then
   [ "$busy" -le 30 ] && ok "waiting rank 0 used ${busy}% of a core over 3 s (the poll sleeps)" || bad "waiting rank 0 used ${busy}% of a core"
   kill -CONT $target
   kill -TERM "$pid"; wait "$pid" 2>/dev/null
+  kill_ours
 else
   bad "--timeout 0: the run ended before step 30: $(tail -2 "$tmp/off.log")"
 fi

@@ -5,10 +5,11 @@ import Foundation
 // otherwise leave every other rank inside a collective forever. As PyTorch's process groups
 // and Horovod's stall check do, every collective gets a deadline (`--timeout`): a warning
 // names the missing ranks at half of it, and at the deadline the ranks that can still talk
-// name them and the job ends. To know WHO is missing, each rank tells rank 0, and rank 0 tells
-// every rank, the sequence number of each collective it enters (a `Heartbeat`, 24 bytes);
-// the k-th collective is the same call on every rank, so a rank whose last sequence is below
-// the one rank 0 waits in has not arrived.
+// name them and the job ends. Collectives are numbered as they are entered (the k-th is the
+// same call on every rank); to know WHO is missing, a waiting rank asks its peers (rank 0 all
+// ranks, the others rank 0) which collective they wait in: a rank that answers with an earlier
+// number, or not at all, has not arrived. Heartbeats at the start of each step tell where a
+// missing rank was last seen.
 
 /// What the ranks are doing when they enter a collective: the words of a stall report.
 public struct CollectivePhase: Sendable, Equatable, CustomStringConvertible {
@@ -93,7 +94,8 @@ public struct StallClock: Sendable {
     }
 }
 
-/// The last heartbeat heard from every rank (rank 0 hears all ranks; the others hear rank 0).
+/// The last heartbeat heard from every rank (rank 0 hears all ranks; the others hear rank 0):
+/// where a missing rank was last seen.
 public struct Arrivals: Sendable {
     public private(set) var last: [Heartbeat?]
 
@@ -105,10 +107,12 @@ public struct Arrivals: Sendable {
         last[rank] = beat
     }
 
-    /// The ranks of `among` not heard from at collective `sequence` or later.
-    public func missing(at sequence: Int64, among ranks: [Int]) -> [Int] {
-        ranks.filter { (last[$0]?.sequence ?? -1) < sequence }
-    }
+}
+
+/// The ranks of `peers` that have not arrived at collective `sequence`: their answer (in the same
+/// order; nil: none came) names an earlier collective, or they did not answer at all.
+public func ranksNotArrived(_ peers: [Int], answers: [Heartbeat?], at sequence: Int64) -> [Int] {
+    zip(peers, answers).filter { ($0.1?.sequence ?? -1) < sequence }.map(\.0)
 }
 
 /// The lines a stall prints, one per rank that can still talk.

@@ -22,15 +22,15 @@ import VAETraining
         #expect(StallClock.pause(afterWaiting: 0.01) == 50 && StallClock.pause(afterWaiting: 5) == 1000)
     }
 
-    @Test func theRanksNotHeardFromAtTheCollectiveAreMissing() {
+    @Test func ranksThatAnswerAnEarlierCollectiveOrNotAtAllAreMissing() {
+        let at = { (sequence: Int64) in Heartbeat(sequence: sequence, phase: CollectivePhase(.step, step: 5)) }
+        #expect(ranksNotArrived([1, 2, 3], answers: [at(10), at(9), nil], at: 10) == [2, 3], "rank 2 one behind, rank 3 silent")
+        #expect(ranksNotArrived([1, 2, 3], answers: [at(10), at(11), at(10)], at: 10).isEmpty)
+        #expect(ranksNotArrived([0], answers: [nil], at: 1) == [0], "a silent rank 0")
         var arrivals = Arrivals(ranks: 4)
-        arrivals.record(Heartbeat(sequence: 10, phase: CollectivePhase(.step, step: 5)), from: 1)
-        arrivals.record(Heartbeat(sequence: 9, phase: CollectivePhase(.step, step: 5)), from: 2)
-        arrivals.record(Heartbeat(sequence: 8, phase: CollectivePhase(.step, step: 4)), from: 1)  // older: ignored
-        #expect(arrivals.missing(at: 10, among: [1, 2, 3]) == [2, 3], "rank 3 never heard from, rank 2 one behind")
-        #expect(arrivals.missing(at: 9, among: [1, 2, 3]) == [3])
-        #expect(arrivals.missing(at: 11, among: [1, 2, 3]) == [1, 2, 3])
-        #expect(arrivals.last[1]?.sequence == 10)
+        arrivals.record(at(10), from: 1)
+        arrivals.record(at(8), from: 1)  // older: ignored
+        #expect(arrivals.last[1]?.sequence == 10 && arrivals.last[2] == nil)
     }
 
     @Test func aHeartbeatRoundTripsThroughItsWords() {
