@@ -95,7 +95,9 @@ final class LocalBatch {
             objective.prepare(step: step, latents: nil)
             return
         }
-        precondition(rows * communicator.size == objective.globalBatch, "a regime over the global batch needs every rank's whole slice in one micro-batch")
+        guard rows * communicator.size == objective.globalBatch else {  // validateRegime refuses it first
+            throw TrainingError.training("\(objective.regime.name) needs every rank's whole slice of the global batch in one micro-batch (--accumulate 1)")
+        }
         let l = model.config.latent
         for p in 0..<parts {
             let workspace = workspaces[p]
