@@ -11,6 +11,7 @@ cd "$(dirname "$0")/.."
 bin=$PWD/.build/release/vae-dist
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 export VAE_DIST_PROGRESS=0
+use_venv || { echo "disentangle: 0 passed, 1 failed"; exit 1; }  # $python: .venv with numpy and safetensors
 
 if ! "$bin" train --data dsprites:6000 --epochs 1 --batch-size 100 --hidden 128 --latent 6 --threads 1 \
      --out "$tmp/run" > "$tmp/train.log" 2>&1; then
@@ -18,7 +19,7 @@ if ! "$bin" train --data dsprites:6000 --epochs 1 --batch-size 100 --hidden 128 
 fi
 
 # metrics.jsonl: the measures of the test set, every epoch.
-if out=$(python3 - "$tmp/run/metrics.jsonl" 2>&1 <<'PY'
+if out=$("$python" - "$tmp/run/metrics.jsonl" 2>&1 <<'PY'
 import json, sys
 line = json.loads(open(sys.argv[1]).readline())
 assert len(line["kl_per_dimension"]) == 6 and all(k >= 0 for k in line["kl_per_dimension"]), line
@@ -31,7 +32,7 @@ PY
 # eval on 1 and 2 ranks: the same measures.
 "$bin" eval --checkpoint "$tmp/run" --threads 1 > "$tmp/eval1.json" 2> "$tmp/eval1.err" || bad "eval failed: $(cat "$tmp/eval1.err")"
 run_mpi 2 "$bin" eval --checkpoint "$tmp/run" --threads 1 > "$tmp/eval2.json" 2> "$tmp/eval2.err" || bad "eval on 2 ranks failed: $(tail -2 "$tmp/eval2.err")"
-if out=$(python3 - "$tmp/eval1.json" "$tmp/eval2.json" 2>&1 <<'PY'
+if out=$("$python" - "$tmp/eval1.json" "$tmp/eval2.json" 2>&1 <<'PY'
 import json, sys
 one, two = (json.loads(open(p).read()) for p in sys.argv[1:3])
 keys = ["kl_per_dimension", "active_units", "mig", "mig_per_factor"]
@@ -50,7 +51,7 @@ run_mpi 2 "$bin" encode --checkpoint "$tmp/run" --out "$tmp/codes2.safetensors" 
   || bad "encode on 2 ranks failed: $(tail -2 "$tmp/enc2.err")"
 if cmp -s "$tmp/codes.safetensors" "$tmp/codes2.safetensors"; then ok "encode: 1 and 2 ranks write identical files"
 else bad "encode: 1 and 2 ranks write different files"; fi
-if out=$(python3 - "$tmp/codes.safetensors" 2>&1 <<'PY'
+if out=$("$python" - "$tmp/codes.safetensors" 2>&1 <<'PY'
 import json, sys
 import numpy as np
 from safetensors import safe_open
@@ -69,8 +70,8 @@ PY
 awk '/^```python/ { inside = 1; block = ""; next } /^```/ { if (inside && block ~ /# mig-numpy/) printf "%s", block; inside = 0; next }
      inside { block = block $0 "\n" }' README.md > "$tmp/mig.py"
 if [ ! -s "$tmp/mig.py" ]; then bad "README has no python block marked # mig-numpy"
-elif (cd "$tmp" && python3 mig.py > mig.out 2> mig.err); then
-  if out=$(python3 - "$tmp/eval1.json" "$tmp/mig.out" 2>&1 <<'PY'
+elif (cd "$tmp" && "$python" mig.py > mig.out 2> mig.err); then
+  if out=$("$python" - "$tmp/eval1.json" "$tmp/mig.out" 2>&1 <<'PY'
 import ast, json, sys
 ev = json.loads(open(sys.argv[1]).read())
 text = open(sys.argv[2]).read().split(" ", 2)
@@ -88,7 +89,7 @@ else bad "README numpy block failed: $(tail -2 "$tmp/mig.err")"; fi
 small=(train --data dsprites:2000 --epochs 1 --batch-size 100 --hidden 64 --latent 5 --threads 1 --deterministic)
 "$bin" "${small[@]}" --out "$tmp/d1" > /dev/null 2>&1 || bad "deterministic training on 1 rank failed"
 run_mpi 2 "$bin" "${small[@]}" --out "$tmp/d2" > /dev/null 2>&1 || bad "deterministic training on 2 ranks failed"
-if out=$(python3 - "$tmp/d1/metrics.jsonl" "$tmp/d2/metrics.jsonl" 2>&1 <<'PY'
+if out=$("$python" - "$tmp/d1/metrics.jsonl" "$tmp/d2/metrics.jsonl" 2>&1 <<'PY'
 import json, sys
 one, two = (json.loads(open(p).readline()) for p in sys.argv[1:3])
 keys = ["kl_per_dimension", "active_units", "mig", "mig_per_factor"]

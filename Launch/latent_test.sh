@@ -5,11 +5,12 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . Launch/common.sh
+use_venv || { echo "latent: 0 passed, 1 failed"; exit 1; }  # $python: .venv with numpy and safetensors
 bin=.build/release/vae-dist
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 export VAE_DIST_PROGRESS=0
-check() { python3 Launch/tools/check_latent.py "$@"; }
-grid() { python3 Launch/tools/check_grids.py "$@"; }
+check() { "$python" Launch/tools/check_latent.py "$@"; }
+grid() { "$python" Launch/tools/check_grids.py "$@"; }
 train() { local out=$1; shift; "$bin" train --data synthetic:600 --epochs 1 --batch-size 50 --out "$tmp/$out" "$@" > "$tmp/$out.log" 2>&1 \
   || bad "train $out: $(tail -1 "$tmp/$out.log")"; }
 train l2 --latent 2
@@ -30,7 +31,7 @@ for ck in l2 l4; do
 done
 
 # Images without labels: the map is drawn in one color, without a legend.
-python3 - "$tmp/nolabels" <<'PY'
+"$python" - "$tmp/nolabels" <<'PY'
 import gzip, os, struct, sys
 os.makedirs(sys.argv[1])
 for name, n in (("train", 20), ("t10k", 30)):
@@ -42,7 +43,7 @@ PY
 
 "$bin" latent-map --checkpoint "$tmp/l4" --data "$tmp/nolabels" --out "$tmp/plain4.png" > /dev/null 2>&1 || bad "latent-map l4 on unlabeled data"
 # The principal-component plane against numpy: the top two eigenvectors of the means' covariance.
-if out=$(python3 - "$tmp/l4/checkpoints/latest.safetensors" "$tmp/nolabels/t10k-images-idx3-ubyte" "$tmp/plain4.png" <<'PY'
+if out=$("$python" - "$tmp/l4/checkpoints/latest.safetensors" "$tmp/nolabels/t10k-images-idx3-ubyte" "$tmp/plain4.png" <<'PY'
 import json, struct, sys
 import numpy as np
 sys.path.insert(0, "Launch/tools")
@@ -69,7 +70,7 @@ echo "latent: aggregate posterior in eval and metrics.jsonl"
 # moments of the means, log det C from numpy's eigenvalues (the same 1e-6 floor).
 for ck in l4 ae; do
   ev=$("$bin" eval --checkpoint "$tmp/$ck" --data "$tmp/nolabels" 2>&1)
-  if out=$(python3 - "$tmp/$ck/checkpoints/latest.safetensors" "$tmp/nolabels/t10k-images-idx3-ubyte" "$ev" "$ck" <<'PY'
+  if out=$("$python" - "$tmp/$ck/checkpoints/latest.safetensors" "$tmp/nolabels/t10k-images-idx3-ubyte" "$ev" "$ck" <<'PY'
 import json, struct, sys
 import numpy as np
 blob = open(sys.argv[1], "rb").read()
@@ -95,7 +96,7 @@ print(f"aggregate_kl {got['aggregate_kl']} vs numpy {kl:.6g}, posterior_std_mean
 PY
   ); then ok "eval $ck equals numpy: $out"; else bad "eval $ck against numpy: $out / $ev"; fi
 done
-if python3 - "$tmp" <<'PY'
+if "$python" - "$tmp" <<'PY'
 import json, sys
 for run in ("l2", "l4", "ae"):
     line = json.loads(open(f"{sys.argv[1]}/{run}/metrics.jsonl").readline())
@@ -107,12 +108,12 @@ for run in ("l2", "l4", "ae"):
 PY
 then ok "metrics.jsonl: aggregate_kl >= 0; posterior_std_mean > 0 for the VAEs, 0 for the autoencoder"; else bad "metrics.jsonl lacks the aggregate posterior"; fi
 e1=$("$bin" eval --checkpoint "$tmp/l4" 2>&1)
-python3 -c 'import json,sys; m=json.loads(sys.argv[1]); assert m["aggregate_kl"] > 0 and m["posterior_std_mean"] > 0, m' "$e1" \
+"$python" -c 'import json,sys; m=json.loads(sys.argv[1]); assert m["aggregate_kl"] > 0 and m["posterior_std_mean"] > 0, m' "$e1" \
   && ok "eval reports aggregate_kl and posterior_std_mean" || bad "eval: $e1"
 
 echo "latent: mpirun -n 2 (the means gathered; rank 0 writes)"
 e2=$(run_mpi 2 "$bin" eval --checkpoint "$tmp/l4" 2>&1 | grep '^{')
-python3 -c '
+"$python" -c '
 import json, sys
 a, b = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 for k in ("aggregate_kl", "posterior_std_mean"):

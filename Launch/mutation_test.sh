@@ -176,6 +176,26 @@ mutant dsprites-orientation-endpoint Sources/VAEData/DSprites.swift orientations
 mutant packed-bit-order Sources/VAEData/Batches.swift packed pixels unpacked most significant bit first
 - private let bitsToUnits: [Float] = (0..<2048).map { Float(($0 >> 3) >> ($0 & 7) & 1) }
 + private let bitsToUnits: [Float] = (0..<2048).map { Float(($0 >> 3) >> (7 - $0 & 7) & 1) }
+mutant watchdog-never-fires Sources/VAEDistributed/StallWatchdog.swift the stall watchdog's deadline never passes (a stopped rank hangs the job)
+- if waited >= timeout { return .expire }
++ if waited >= timeout && timeout < 0 { return .expire }
+first watchdog_test
+mutant watchdog-names-wrong-rank Sources/VAEDistributed/StallWatchdog.swift a stall names the ranks that arrived, not those missing
+- zip(peers, answers).filter { ($0.1?.sequence ?? -1) < sequence }.map(\.0)
++ zip(peers, answers).filter { ($0.1?.sequence ?? -1) >= sequence }.map(\.0)
+first watchdog_test
+mutant accumulate-drops-micro-batch Sources/VAETraining/GradientReduction.swift the sharded optimizer keeps only the last micro-batch's gradient
+- if micro == 0 { model.zeroGradients() }
++ model.zeroGradients()
+first accumulate_test
+mutant accumulate-repeats-first-micro-batch Sources/VAETraining/Trainer+Step.swift every micro-batch loads the first one's examples (the others are dropped)
+- let part = shardRange(count: indices.count, rank: m, worldSize: parts)
++ let part = shardRange(count: indices.count, rank: 0, worldSize: parts)
+first accumulate_test
+mutant accumulate-with-global-regime Sources/VAETraining/LossRegime.swift --free-bits/--capacity/--tc-beta accepted with --accumulate N > 1 (a trap, not an error line)
+- if let option = chosen.first, accumulate > 1 {
++ if let option = chosen.first, accumulate > 1, option == "" {
+first accumulate_test
 mutant no-cpu-check Sources/_VAEKernelShims/shims.c the start-up check lets a CPU without AVX2 run into SIGILL
 - if (fma && avx && avx2 && ymmSaved) return;
 + return;

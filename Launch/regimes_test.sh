@@ -9,16 +9,18 @@
 #      global step); the objective's options must agree on resume, the ramps may change;
 #   4. beta-TCVAE reports train_mi, train_tc, train_dwkl;
 #   5. the regimes' step allocates nothing (the allocation counter of cli_test.sh);
-#   6. bad values and combinations: one error line, exit code 1.
+#   6. bad values and combinations (--accumulate N > 1 with a regime over the global batch too):
+#      one error line, exit code 1.
 # Prints "regimes: N passed, M failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . Launch/common.sh
+use_venv || { echo "regimes: 0 passed, 1 failed"; exit 1; }  # $python: .venv with numpy and safetensors
 bin=.build/release/vae-dist
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 export VAE_DIST_PROGRESS=0
 args=(train --data synthetic:1024 --epochs 1 --batch-size 64 --latent 6 --hidden 64 --seed 5 --deterministic)
-same() { python3 Launch/compare_checkpoints.py "$1/checkpoints/latest.safetensors" "$2/checkpoints/latest.safetensors" 0; }
+same() { "$python" Launch/compare_checkpoints.py "$1/checkpoints/latest.safetensors" "$2/checkpoints/latest.safetensors" 0; }
 
 "$bin" "${args[@]}" --out "$tmp/plain" > "$tmp/plain.log" 2>&1 || bad "plain run: $(tail -1 "$tmp/plain.log")"
 regimes=("tc:--tc-beta 6" "freebits:--free-bits 0.3" "capacity:--capacity 4 --capacity-steps 10 --gamma 50" "warmup:--kl-warmup 12")
@@ -47,9 +49,9 @@ echo "regimes: beta-TCVAE without --deterministic, 2 ranks vs 1 (rounding only)"
 plain=(train --data synthetic:1024 --epochs 1 --batch-size 64 --latent 6 --hidden 64 --seed 5 --tc-beta 6)
 "$bin" "${plain[@]}" --out "$tmp/tcn-1" > "$tmp/tcn-1.log" 2>&1 || bad "tc 1 rank: $(tail -1 "$tmp/tcn-1.log")"
 run_mpi 2 "$bin" "${plain[@]}" --out "$tmp/tcn-2" > "$tmp/tcn-2.log" 2>&1 || bad "tc 2 ranks: $(tail -2 "$tmp/tcn-2.log")"
-out=$(python3 Launch/compare_checkpoints.py "$tmp/tcn-1/checkpoints/latest.safetensors" "$tmp/tcn-2/checkpoints/latest.safetensors" 1e-4) \
+out=$("$python" Launch/compare_checkpoints.py "$tmp/tcn-1/checkpoints/latest.safetensors" "$tmp/tcn-2/checkpoints/latest.safetensors" 1e-4) \
   && ok "2 ranks (overlapped allreduce): $(echo "$out" | cut -d'(' -f1)" || bad "tc 2 ranks vs 1: $out"
-python3 - "$tmp/tc-1/metrics.jsonl" "$tmp/tc-4/metrics.jsonl" <<'PY' && ok "beta-TCVAE metrics: train_mi, train_tc, train_dwkl, the same on 1 and 4 ranks" || bad "beta-TCVAE metrics"
+"$python" - "$tmp/tc-1/metrics.jsonl" "$tmp/tc-4/metrics.jsonl" <<'PY' && ok "beta-TCVAE metrics: train_mi, train_tc, train_dwkl, the same on 1 and 4 ranks" || bad "beta-TCVAE metrics"
 import json, sys
 a, b = (json.loads(open(p).read().splitlines()[-1]) for p in sys.argv[1:])
 for k in ("train_mi", "train_tc", "train_dwkl"):
@@ -108,6 +110,9 @@ bad_cases=(
   "--tc-beta 6 --free-bits 0.5|choose one"
   "--tc-beta 6 --beta 4|leave --beta at 1"
   "--capacity 5 --capacity-steps 10 --kl-warmup 5|--kl-warmup ramps beta"
+  "--tc-beta 6 --accumulate 2|--tc-beta needs the latents of the whole global batch before any backward, and --accumulate 2"
+  "--free-bits 0.3 --accumulate 4|--free-bits needs the latents of the whole global batch before any backward, and --accumulate 4"
+  "--capacity 5 --capacity-steps 10 --accumulate 2|--capacity needs the latents of the whole global batch before any backward, and --accumulate 2"
 )
 for c in "${bad_cases[@]}"; do
   read -r -a opts <<< "${c%%|*}"

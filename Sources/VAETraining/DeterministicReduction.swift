@@ -45,24 +45,29 @@ final class DeterministicReduction: GradientReduction {
     var updateRange: Range<Int> { shards?.range(communicator.rank) ?? 0..<model.parameterCount }
 
     /// This rank's groups' gradients, each computed into its own buffer, summed in tree order
-    /// into model.gradients. Every group's forward runs before any backward, so a regime over
-    /// the global batch sees the same latents on any rank count (`LocalBatch.prepareObjective`).
-    func computeGradients(_ batch: LocalBatch) throws -> LocalResult {
+    /// into model.gradients after the last micro-batch. A micro-batch is one or more whole
+    /// groups (TrainingOptions.validate), so --accumulate changes no bit: each group's gradient
+    /// is computed alone either way. Every group's forward of the micro-batch runs before any
+    /// backward, so a regime over the global batch (which refuses --accumulate) sees the same
+    /// latents on any rank count (`LocalBatch.prepareObjective`).
+    func computeGradients(_ batch: LocalBatch, micro: Int, of count: Int, into result: inout LocalResult) throws {
         let localGroups = Self.groups / communicator.size
-        precondition(batch.parts == localGroups, "the local batch is not cut into this rank's \(localGroups) groups")
+        let microGroups = localGroups / count
+        precondition(batch.parts == microGroups, "the micro-batch is not cut into its \(microGroups) groups")
         let p = model.parameterCount
-        var result = LocalResult()
         // One group per rank (4 ranks): its gradient is the rank's partial sum already.
-        func target(_ g: Int) -> UnsafeMutablePointer<Float> { localGroups == 1 ? model.gradients : groupGradients[g] }
-        for g in 0..<localGroups {
-            target(g).update(repeating: 0, count: p)
-            let (recon, kl) = batch.forward(part: g, into: target(g))
+        func target(_ local: Int) -> UnsafeMutablePointer<Float> {
+            localGroups == 1 ? model.gradients : groupGradients[micro * microGroups + local]
+        }
+        for local in 0..<microGroups {
+            target(local).update(repeating: 0, count: p)
+            let (recon, kl) = batch.forward(part: local, into: target(local))
             result.recon += recon
             result.kl += kl
         }
-        try batch.prepareObjective(localKL: result.kl, communicator: communicator)
-        for g in 0..<localGroups { batch.backward(part: g, into: target(g)) }
-        result.regime = batch.regimeShare(rank: communicator.rank)
+        try batch.prepareObjective(communicator: communicator)
+        for local in 0..<microGroups { batch.backward(part: local, into: target(local)) }
+        guard micro == count - 1 else { return }
         switch localGroups {
         case 4:
             vectorAdd(groupGradients[0], groupGradients[0], groupGradients[1], count: p)
@@ -74,7 +79,7 @@ final class DeterministicReduction: GradientReduction {
             break
         }
         result.finite = result.recon.isFinite && result.kl.isFinite && allFinite(model.gradients, count: p)
-        return result
+        result.regime = batch.regimeShare(rank: communicator.rank, localKL: result.kl)
     }
 
     /// Combines the ranks' partial sums in the same tree order on every rank count.

@@ -13,9 +13,13 @@ import VAEModel
 //   --keep-checkpoints, --max-bad-steps, --check-every, --log-every, --out
 //                how long, how fast and how carefully to go on, and where: a schedule, not the
 //                model. A changed --lr is recorded in the next checkpoint.
-//   --bucket-mb, --shard-optimizer, --threads   how the same gradient sum and the same elementwise Adam
-//                update are computed; the mathematics is unchanged (bit-identity with an
-//                uninterrupted run holds as far as the reduction's own summation order allows).
+//   --bucket-mb, --shard-optimizer, --threads, --accumulate   how the same gradient sum and the
+//                same elementwise Adam update are computed; the mathematics is unchanged
+//                (bit-identity with an uninterrupted run holds as far as the reduction's own
+//                summation order allows). --accumulate cuts each rank's slice of the same batch
+//                into micro-batches; a checkpoint's position counts optimizer steps, which it
+//                does not change (with --deterministic the result is bit-identical for any count).
+//   --timeout    how long a collective may wait for a stalled rank: not the mathematics.
 //   --kl-warmup, --capacity-steps   how fast a ramp over the global step goes (like --warmup-steps);
 //                the ramp continues from the resumed step, so a longer one lowers the weight or
 //                target from the next step on.
@@ -65,6 +69,8 @@ public struct GivenOptions: Codable, Equatable, Sendable {
     public var gamma: Double?
     public var freeBits: Double?
     public var tcBeta: Double?
+    public var timeout: Double?
+    public var accumulate: Int?
 
     public init() {}
 
@@ -100,6 +106,8 @@ public struct GivenOptions: Codable, Equatable, Sendable {
         gamma = options.gamma
         freeBits = options.freeBits
         tcBeta = options.tcBeta
+        timeout = options.timeout
+        accumulate = options.accumulate
     }
 
     public enum ResumeRule: Sendable {
@@ -118,6 +126,7 @@ public struct GivenOptions: Codable, Equatable, Sendable {
         "--bucket-mb": .mayChange, "--shard-optimizer": .mayChange,
         "--lr-schedule": .mayChange, "--warmup-steps": .mayChange, "--clip-grad-norm": .mayChange, "--log-every": .mayChange,
         "--threads": .mayChange, "--kl-warmup": .mayChange, "--capacity-steps": .mayChange,
+        "--timeout": .mayChange, "--accumulate": .mayChange,
         "--data": .sameImages,
         "--hidden": .mustAgree, "--latent": .mustAgree, "--likelihood": .mustAgree, "--beta": .mustAgree,
         "--autoencoder": .mustAgree, "--seed": .mustAgree, "--batch-size": .mustAgree, "--binarize": .mustAgree,
@@ -189,6 +198,8 @@ private struct Merge {
         try set("--gamma", given.gamma, &config.training.gamma)
         try set("--free-bits", given.freeBits, &config.training.freeBits)
         try set("--tc-beta", given.tcBeta.map { Optional($0) }, &config.training.tcBeta, show: { $0.map { "\($0)" } ?? "off" })
+        try set("--timeout", given.timeout, &config.training.timeout)
+        try set("--accumulate", given.accumulate, &config.training.accumulate)
     }
 
     mutating func set<T: Equatable>(_ option: String, _ given: T?, _ value: inout T,

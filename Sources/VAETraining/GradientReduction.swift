@@ -13,20 +13,27 @@ import VAEModel
 //   DeterministicReduction  --deterministic: 4 fixed groups summed in one fixed tree, so 1, 2 and
 //                           4 ranks are bit-identical (optionally with the sharded update).
 //
-// A step calls computeGradients, reduce (always, so started requests complete on every rank),
-// then, unless the step is skipped, updates `updateRange` and calls shareParameters.
+// A step calls computeGradients once per micro-batch (--accumulate; the gradients add up
+// locally and only the last one may start reductions), reduce (always, so started requests
+// complete on every rank), then, unless the step is skipped, updates `updateRange` and calls
+// shareParameters.
 
-/// This rank's share of a step: its inputs and noise, and the model that runs them.
+/// This rank's share of a step, one micro-batch at a time: its inputs and noise, and the model
+/// that runs them. With --accumulate N the buffers and the workspaces hold 1/N of the rank's slice.
 final class LocalBatch {
     let model: VAE
-    /// One workspace per part computed alone: the whole local batch, or under --deterministic
-    /// each of this rank's fixed groups. Every part's activations live until its backward, so
-    /// the regimes that need the global batch see every part's latents first.
+    /// One workspace per part computed alone: the whole micro-batch, or under --deterministic
+    /// each of its fixed groups. Every part's activations live until its backward, so the
+    /// regimes that need the global batch see every part's latents first.
     let workspaces: [VAEWorkspace]
-    let x: UnsafeMutablePointer<Float>    // [rows, D]
-    let eps: UnsafeMutablePointer<Float>  // [rows, latent]
-    let rows: Int
-    /// d(mean loss over the global batch) / d(one example's loss) = 1 / global batch.
+    let x: UnsafeMutablePointer<Float>    // [capacity, D]
+    let eps: UnsafeMutablePointer<Float>  // [capacity, latent]
+    /// The largest micro-batch of this rank's slice.
+    let capacity: Int
+    /// The rows of the micro-batch loaded now (at most `capacity`), set before computeGradients.
+    var rows: Int
+    /// d(mean loss over the global batch) / d(one example's loss) = 1 / global batch
+    /// (the whole optimizer step's batch, whatever its micro-batches).
     let lossScale: Float
     /// The training regime's latent objective (LossRegime.swift); nil: recon + beta * KL.
     let objective: LatentObjective?
@@ -39,19 +46,20 @@ final class LocalBatch {
     /// The global index of this rank's first example (rank * rows: such regimes need equal slices).
     private let firstGlobalRow: Int
 
-    init(model: VAE, rows: Int, globalBatchSize: Int, parts: Int = 1, rank: Int = 0, objective: LatentObjective? = nil) {
-        precondition(parts >= 1 && rows % parts == 0, "\(rows) rows do not split into \(parts) parts")
+    init(model: VAE, capacity: Int, globalBatchSize: Int, parts: Int = 1, rank: Int = 0, objective: LatentObjective? = nil) {
+        precondition(parts >= 1 && capacity % parts == 0, "\(capacity) rows do not split into \(parts) parts")
         self.model = model
-        self.rows = rows
+        self.capacity = capacity
+        rows = capacity
         self.objective = objective
         lossScale = 1 / Float(globalBatchSize)
-        workspaces = (0..<parts).map { _ in VAEWorkspace(config: model.config, capacity: rows / parts) }
-        x = allocateAligned(rows * model.config.inputDimension)
-        eps = allocateAligned(rows * model.config.latent)
+        workspaces = (0..<parts).map { _ in VAEWorkspace(config: model.config, capacity: capacity / parts) }
+        x = allocateAligned(capacity * model.config.inputDimension)
+        eps = allocateAligned(capacity * model.config.latent)
         let global = objective?.regime.needsGlobalBatch == true
-        localLatents = global ? allocateAligned(rows * 3 * model.config.latent) : nil
+        localLatents = global ? allocateAligned(capacity * 3 * model.config.latent) : nil
         globalLatents = global ? allocateAligned(globalBatchSize * 3 * model.config.latent) : nil
-        firstGlobalRow = rank * rows
+        firstGlobalRow = rank * capacity
     }
 
     deinit {
@@ -78,13 +86,17 @@ final class LocalBatch {
         return (recon, kl)
     }
 
-    /// After every part's forward, before any backward: the regime's latent gradient for this
-    /// step. Regimes over the global batch allgather every rank's latents (a collective).
-    func prepareObjective(localKL: Double, communicator: any Communicator) throws {
+    /// After every part's forward of the micro-batch, before any backward: the regime's latent
+    /// gradient for this step. Regimes over the global batch allgather every rank's latents (a
+    /// collective); they need the rank's whole slice in one micro-batch (`validateRegime`).
+    func prepareObjective(communicator: any Communicator) throws {
         guard let objective else { return }
         guard let localLatents, let globalLatents else {
-            objective.prepare(step: step, latents: nil, localKL: localKL)
+            objective.prepare(step: step, latents: nil)
             return
+        }
+        guard rows * communicator.size == objective.globalBatch else {  // validateRegime refuses it first
+            throw TrainingError.training("\(objective.regime.name) needs every rank's whole slice of the global batch in one micro-batch (--accumulate 1)")
         }
         let l = model.config.latent
         for p in 0..<parts {
@@ -107,25 +119,27 @@ final class LocalBatch {
                        latent: objective?.gradient(rows: firstGlobalRow + row), observer: observer)
     }
 
-    /// Forward and backward of the whole local batch (one part), accumulating its gradient into
+    /// Forward and backward of the whole micro-batch (one part), accumulating its gradient into
     /// `gradients`; returns its loss sums.
     func forwardBackward(into gradients: UnsafeMutablePointer<Float>, communicator: any Communicator,
                          observer: (any BackwardObserver)? = nil) throws -> (recon: Double, kl: Double) {
         let sums = forward(part: 0, into: gradients)
-        try prepareObjective(localKL: sums.kl, communicator: communicator)
+        try prepareObjective(communicator: communicator)
         backward(part: 0, into: gradients, observer: observer)
         return sums
     }
 
-    /// What this rank adds to the step's reduced regime sums: a regime over the global batch
+    /// What this rank adds to the step's reduced regime sums, after its last micro-batch
+    /// (`localKL`: its examples' KL summed over all of them): a regime over the global batch
     /// computed them whole on every rank, so rank 0 alone contributes them.
-    func regimeShare(rank: Int) -> RegimeSums {
-        guard let objective else { return RegimeSums() }
-        return objective.regime.needsGlobalBatch && rank != 0 ? RegimeSums() : objective.sums
+    func regimeShare(rank: Int, localKL: Double) -> RegimeSums {
+        guard let objective, !(objective.regime.needsGlobalBatch && rank != 0) else { return RegimeSums() }
+        return objective.sums(localKL: localKL)
     }
 }
 
-/// The local half of a step: loss sums and whether this rank's loss and gradient are finite.
+/// The local half of a step: loss sums and whether this rank's loss and gradient are finite
+/// (summed over the step's micro-batches).
 struct LocalResult {
     var recon = 0.0
     var kl = 0.0
@@ -137,8 +151,11 @@ protocol GradientReduction: AnyObject {
     /// For the start-up line: "overlapped allreduce in 4 buckets" and the like.
     var name: String { get }
     var model: VAE { get }
-    /// Forward and backward of this rank's batch into model.gradients; may start reductions.
-    func computeGradients(_ batch: LocalBatch) throws -> LocalResult
+    /// Forward and backward of micro-batch `micro` of `count` (its `batch.rows` rows loaded in
+    /// `batch`), its gradient added to model.gradients (zeroed at micro-batch 0) and its loss sums
+    /// to `result`; the last micro-batch may start reductions and decides `result.finite` and
+    /// `result.regime`.
+    func computeGradients(_ batch: LocalBatch, micro: Int, of count: Int, into result: inout LocalResult) throws
     /// Completes the reduction: model.gradients[updateRange] hold the global-batch gradient.
     func reduce() throws
     /// The parameters and Adam moments this rank updates.
@@ -198,16 +215,23 @@ final class AllreduceReduction: GradientReduction, BackwardObserver {
 
     var updateRange: Range<Int> { 0..<model.parameterCount }
 
-    func computeGradients(_ batch: LocalBatch) throws -> LocalResult {
-        started = 0
-        finite = true
-        model.zeroGradients()
+    func computeGradients(_ batch: LocalBatch, micro: Int, of count: Int, into result: inout LocalResult) throws {
+        if micro == 0 {
+            started = 0
+            finite = true
+            model.zeroGradients()
+        }
+        // Buckets start only during the last micro-batch's backward: the gradient is then whole.
+        let last = micro == count - 1
         let (recon, kl) = try batch.forwardBackward(into: model.gradients, communicator: communicator,
-                                                    observer: buckets.isEmpty ? nil : self)
+                                                    observer: buckets.isEmpty || !last ? nil : self)
+        result.recon += recon
+        result.kl += kl
         if let failure { self.failure = nil; throw failure }
+        guard last else { return }
         if buckets.isEmpty { finite = allFinite(model.gradients, count: model.parameterCount) }
-        return LocalResult(recon: recon, kl: kl, finite: finite && recon.isFinite && kl.isFinite,
-                           regime: batch.regimeShare(rank: communicator.rank))
+        result.finite = finite && result.recon.isFinite && result.kl.isFinite
+        result.regime = batch.regimeShare(rank: communicator.rank, localKL: result.kl)
     }
 
     func gradientsFinal(from offset: Int) {
@@ -274,11 +298,14 @@ final class ShardedReduction: GradientReduction {
     var name: String { "sharded optimizer (reduce-scatter, Adam on 1/\(communicator.size) of the parameters, allgather)" }
     var updateRange: Range<Int> { shards.range(communicator.rank) }
 
-    func computeGradients(_ batch: LocalBatch) throws -> LocalResult {
-        model.zeroGradients()
+    func computeGradients(_ batch: LocalBatch, micro: Int, of count: Int, into result: inout LocalResult) throws {
+        if micro == 0 { model.zeroGradients() }
         let (recon, kl) = try batch.forwardBackward(into: model.gradients, communicator: communicator)
-        return LocalResult(recon: recon, kl: kl, finite: recon.isFinite && kl.isFinite && allFinite(model.gradients, count: model.parameterCount),
-                           regime: batch.regimeShare(rank: communicator.rank))
+        result.recon += recon
+        result.kl += kl
+        guard micro == count - 1 else { return }
+        result.finite = result.recon.isFinite && result.kl.isFinite && allFinite(model.gradients, count: model.parameterCount)
+        result.regime = batch.regimeShare(rank: communicator.rank, localKL: result.kl)
     }
 
     func reduce() throws {

@@ -98,6 +98,9 @@ extension TrainingOptions {
         if klWarmup > 0, let option = chosen.first, option != "--free-bits" {
             throw .option("--kl-warmup ramps beta, which \(option) does not use" + (option == "--capacity" ? " (its target C already rises over --capacity-steps)" : ""))
         }
+        if let option = chosen.first, accumulate > 1 {
+            throw .option("\(option) needs the latents of the whole global batch before any backward, and --accumulate \(accumulate) runs each micro-batch's backward before the next one's forward: leave --accumulate at 1 with \(option) (--kl-warmup alone works with it)")
+        }
         if let option = chosen.first, batchSize % worldSize != 0 {
             throw .option("\(option) gathers every rank's latents of the global batch: --batch-size \(batchSize) must be divisible by the \(worldSize) ranks")
         }
@@ -127,8 +130,11 @@ public final class LatentObjective {
     let terms: UnsafeMutablePointer<Double>?  // [globalBatch, 3] (mi, tc, dwkl)
     let mean: UnsafeMutablePointer<Double>    // [latent] the global batch's mean KL per dimension
     let tcWorkspace: TotalCorrelationWorkspace?
-    /// The regime's part of the global batch's loss sums, set by `prepare`.
+    /// The regime's part of the global batch's loss sums, set by `prepare` (regimes over the
+    /// global batch; the warm-up alone: `sums(localKL:)`).
     public private(set) var sums = RegimeSums()
+    /// beta * w_t of the step: the warm-up alone weighs the analytic KL by it.
+    private var klWeight = 0.0
 
     public init(regime: LossRegime, latent: Int, globalBatch: Int) {
         self.regime = regime
@@ -151,16 +157,16 @@ public final class LatentObjective {
     }
 
     /// Sets the gradient and sums of optimizer step `step` (0-based). `latents` [globalBatch,
-    /// 3 latent] is needed when `regime.needsGlobalBatch`; for the warm-up alone `localKL` (the
-    /// sum of this rank's examples' KL) gives the penalty.
-    public func prepare(step: Int, latents: UnsafePointer<Float>?, localKL: Double = 0) {
+    /// 3 latent] is needed when `regime.needsGlobalBatch`; the warm-up alone needs no statistics
+    /// (its gradient depends on the step only, so each --accumulate micro-batch may prepare it).
+    public func prepare(step: Int, latents: UnsafePointer<Float>?) {
         let l = latent, b = globalBatch
         let warm = Double(klWarmupFactor(step: step, warmupSteps: regime.klWarmup))
         sums = RegimeSums()
         guard regime.needsGlobalBatch, let latents else {
-            let weight = Float(regime.beta * warm)
+            klWeight = regime.beta * warm
+            let weight = Float(klWeight)
             for j in 0..<l { klScales[j] = lossScale * weight }
-            sums.penalty = regime.beta * warm * localKL
             return
         }
         if let tcBeta = regime.tcBeta, let coupled, let terms, let tcWorkspace {
@@ -206,6 +212,16 @@ public final class LatentObjective {
         }
     }
 
+    /// The regime's sums for examples whose analytic KL sums to `localKL`, after `prepare`: a
+    /// regime over the global batch has them from the gathered batch; the warm-up alone weighs
+    /// the KL (summed over a step's micro-batches first, so their count changes no bit).
+    public func sums(localKL: Double) -> RegimeSums {
+        guard !regime.needsGlobalBatch else { return sums }
+        var warmup = RegimeSums()
+        warmup.penalty = klWeight * localKL
+        return warmup
+    }
+
     /// The latent gradient of rows `rows` of the global batch.
     func gradient(rows start: Int) -> LatentGradient {
         LatentGradient(klScales: klScales, coupled: coupled.map { UnsafePointer($0 + start * 3 * latent) })
@@ -219,12 +235,12 @@ public final class LatentObjective {
 /// finite differences.)
 public func regimeGradient(model: VAE, x: UnsafePointer<Float>, eps: UnsafePointer<Float>, batch: Int,
                            regime: LossRegime, step: Int) -> (recon: Double, kl: Double, sums: RegimeSums) {
-    let local = LocalBatch(model: model, rows: batch, globalBatchSize: batch,
+    let local = LocalBatch(model: model, capacity: batch, globalBatchSize: batch,
                            objective: regime.isPlain ? nil : LatentObjective(regime: regime, latent: model.config.latent, globalBatch: batch))
     local.x.update(from: x, count: batch * model.config.inputDimension)
     local.eps.update(from: eps, count: batch * model.config.latent)
     local.step = step
     model.zeroGradients()
     let result = try! local.forwardBackward(into: model.gradients, communicator: SingleProcessCommunicator())
-    return (result.recon, result.kl, local.objective?.sums ?? RegimeSums())
+    return (result.recon, result.kl, local.regimeShare(rank: 0, localKL: result.kl))
 }

@@ -94,6 +94,8 @@ public final class Trainer {
         try options.validate(worldSize: communicator.size)
         try options.validateRegime(model: merged.model, worldSize: communicator.size)
         self.options = options
+        // From here on every collective has a deadline (every rank got here with the same options).
+        try communicator.armWatchdog(timeout: options.timeout)
         dataset = try Dataset.load(options.data)
         var config = merged.model
         config.imageHeight = dataset.train.rows
@@ -124,10 +126,13 @@ public final class Trainer {
         optimizer = AdamOptimizer(count: model.parameterCount, hyper: options.adam)
         generator = Philox4x32(seed: options.seed)
         // This rank's slice of every global batch (slices differ by at most one example).
+        // --accumulate N: buffers for its largest micro-batch (micro-batch 0).
         let localRows = shardRange(count: options.batchSize, rank: communicator.rank, worldSize: communicator.size).count
         regime = LossRegime(options: options, model: config, datasetSize: dataset.train.count)
-        batch = LocalBatch(model: model, rows: localRows, globalBatchSize: options.batchSize,
-                           parts: options.deterministic ? TrainingOptions.deterministicGroups / communicator.size : 1,
+        // --deterministic: a micro-batch is this rank's groups / --accumulate whole groups.
+        batch = LocalBatch(model: model, capacity: shardRange(count: localRows, rank: 0, worldSize: options.accumulate).count,
+                           globalBatchSize: options.batchSize,
+                           parts: options.deterministic ? TrainingOptions.deterministicGroups / communicator.size / options.accumulate : 1,
                            rank: communicator.rank,
                            objective: regime.isPlain ? nil : LatentObjective(regime: regime, latent: config.latent, globalBatch: options.batchSize))
         reduction = makeGradientReduction(options: options, model: model, communicator: communicator)
@@ -250,6 +255,7 @@ public final class Trainer {
         while epoch < options.epochs && interrupted == 0 {
             try trainEpoch(epoch + 1)
         }
+        communicator.phase = CollectivePhase(.finish, step: optimizer.step)
         log("vae-dist: this process ran \(attemptedSteps) steps (global step \(startStep) to \(optimizer.step))")
     }
 
@@ -315,6 +321,7 @@ public final class Trainer {
         progress.finish()
 
         let evalStart = now()
+        communicator.phase = CollectivePhase(.evaluation, step: optimizer.step)
         let test = try evaluateDistributed(model: model, workspace: evalWorkspace, images: dataset.test, binarize: options.binarize,
                                            seed: options.seed, communicator: communicator)
         // The test set's posteriors, gathered in example order: the aggregate posterior and the
@@ -353,6 +360,7 @@ public final class Trainer {
         metrics.latent = latent
         epoch = e
         let checkpointNow = e % options.checkpointEvery == 0 || e == options.epochs || interrupted != 0
+        communicator.phase = CollectivePhase(.checkpoint, step: optimizer.step)
         if checkpointNow { try reduction.shareOptimizerState(optimizer) }  // a collective: every rank
         if communicator.isRoot {
             let imageStart = now()

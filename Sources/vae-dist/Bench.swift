@@ -15,6 +15,8 @@ struct Bench: ParsableCommand {
     @Option(help: "Kernel thread counts at which to measure the training step, comma-separated (default: 1 up to the cores this process may use).")
     var threads: String?
     @Flag(help: "JSON lines only.") var json = false
+    @Option(help: "Under mpirun: the stall watchdog's --timeout of the measured steps (0: off, to measure its cost).")
+    var timeout = TrainingOptions().timeout
 
     func run() throws {
         try reportingErrors {
@@ -109,6 +111,7 @@ struct Bench: ParsableCommand {
             var o = TrainingOptions()
             o.bucketMB = bucketMB
             o.shardOptimizer = sharded
+            o.timeout = timeout
             strategies.append((name, o))
         }
         for batch in sizes {

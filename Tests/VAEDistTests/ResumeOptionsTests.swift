@@ -38,6 +38,8 @@ import VAETraining
         t.gamma = 100
         t.freeBits = 0.5
         t.tcBeta = 6
+        t.timeout = 60
+        t.accumulate = 2
         return CheckpointConfig(model: ModelConfig(hidden: [64, 32], latent: 6, likelihood: .gaussian, beta: 4, autoencoder: true),
                                 training: t)
     }
@@ -74,6 +76,8 @@ import VAETraining
         ("--gamma", { $0.gamma = 1000 }, "100.0", "1000.0"),
         ("--free-bits", { $0.freeBits = 0 }, "0.5", "0.0"),
         ("--tc-beta", { $0.tcBeta = 2 }, "6.0", "2.0"),
+        ("--timeout", { $0.timeout = 0 }, "60.0", "0.0"),
+        ("--accumulate", { $0.accumulate = 1 }, "2", "1"),
     ]
 
     @Test func aNewRunTakesTheDefaultsAndWhatWasGiven() {
@@ -126,7 +130,7 @@ import VAETraining
         #expect(mayChange == ["--data", "--epochs", "--lr", "--out", "--checkpoint-every", "--keep-checkpoints",
                               "--max-bad-steps", "--check-every", "--shard-optimizer", "--bucket-mb",
                               "--lr-schedule", "--warmup-steps", "--clip-grad-norm", "--log-every", "--threads",
-                              "--kl-warmup", "--capacity-steps"])
+                              "--kl-warmup", "--capacity-steps", "--timeout", "--accumulate"])
     }
 
     @Test func changedOptionsAreRecorded() throws {
