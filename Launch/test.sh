@@ -3,6 +3,7 @@
 #   unit and integration tests (swift test, release build: the kernels are SIMD code),
 #   every subcommand and the error contract (Launch/cli_test.sh),
 #   the MPI tests with real ranks (Launch/mpi_test.sh),
+#   ranks on separate hosts (network namespaces) over TCP, hostfile and Slurm launch (Launch/multihost_test.sh),
 #   the checkpoint interoperability test in Python (Launch/python_test.sh),
 #   faults: kill -9, full disk, signals, NaN, drift (Launch/fault_test.sh).
 # Exit status 0 only when everything built and passed. Launch/mutation_test.sh checks
@@ -44,7 +45,7 @@ fi
 
 # VAE_DIST_TEST_FAIL_FAST=1 stops at the first failing suite (Launch/mutation_test.sh uses it).
 # VAE_DIST_TEST_FIRST=SUITE runs that suite first (mutation_test.sh: the one expected to fail).
-suites=(isa_test cli_test cli_usability_test resume_test mpi_test threads_test python_test torch_test tensorboard_test readme_test fault_test)
+suites=(isa_test cli_test cli_usability_test resume_test mpi_test multihost_test threads_test python_test torch_test tensorboard_test readme_test fault_test)
 if [ -n "${VAE_DIST_TEST_FIRST:-}" ]; then
   ordered=("$VAE_DIST_TEST_FIRST")
   for suite in "${suites[@]}"; do [ "$suite" = "$VAE_DIST_TEST_FIRST" ] || ordered+=("$suite"); done

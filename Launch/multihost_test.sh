@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# Ranks on different hosts, for real on one machine: every "host" is a network namespace with its
+# own address (198.18.S.x, Launch/netns.sh) joined to the others by veth links, and Open MPI starts
+# its daemons there from a hostfile (ip netns exec instead of ssh), talking TCP only (btl tcp,self:
+# no shared memory between hosts). The runs go through Launch/launch.sh, the script users run, with
+# Launch/hostfile.example's lines pointed at the namespaces. Checks:
+#   1. 2 ranks on 2 hosts and 4 ranks on 2 hosts with --deterministic: parameters bit-identical to
+#      one process, and the gradients crossed the veth links (their byte counters);
+#   2. only rank 0's host writes --out: every other host sees its own empty folder at the --out
+#      path (a bind mount in a private mount namespace), so a file written there by a rank on
+#      another host would land in that host's folder; it must stay empty. Those ranks also
+#      resume without seeing the checkpoint (rank 0 broadcasts it);
+#   3. --resume across host counts: 2 hosts x 1 rank -> 2 hosts x 2 ranks -> 1 host x 1 rank,
+#      each run reporting where it resumed and how many steps it ran, ending bit-identical to an
+#      uninterrupted single process;
+#   4. Launch/slurm.sbatch: bash -n, and run with srun standing in for Slurm (srun -> mpirun over the
+#      same hosts) so its paths and launcher are exercised;
+#   5. with --timeout (stall watchdog): one host's link taken down mid-run ends the job within
+#      timeout + 10 s naming the unreachable rank, and --resume then finishes the run.
+# Skips with one line where network namespaces cannot be made (not root, no ip, no unshare).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+. Launch/common.sh
+. Launch/netns.sh
+bin=$PWD/.build/release/vae-dist
+[ -x "$bin" ] || { echo "multihost: no $bin (bash Launch/setup.sh first)"; echo "multihost: 0 passed, 1 failed"; exit 1; }
+why=$(netns_unavailable)
+if [ -n "$why" ]; then echo "multihost: skipped: network namespaces cannot be made here: $why"; exit 0; fi
+
+tmp=$(mktemp -d)
+cleanup() { netns_down; rm -rf "$tmp"; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+export VAE_DIST_PROGRESS=0
+if ! netns_up 2; then echo "multihost: FAILED: could not set up the namespaces"; echo "multihost: 0 passed, 1 failed"; exit 1; fi
+netns_env
+h1=${NETNS_HOSTS[0]} h2=${NETNS_HOSTS[1]}
+# Launch/hostfile.example with its two nodes pointed at the namespaces and K slots each.
+hostfile() { sed -e '/^#/d' -e "s/^node1 /$h1 /" -e "s/^node2 /$h2 /" -e "s/slots=[0-9]*/slots=$1/" Launch/hostfile.example > "$tmp/hosts$1"; echo "$tmp/hosts$1"; }
+hosts1=$(hostfile 1) hosts2=$(hostfile 2)
+grep -q "^$h1 slots=1" "$hosts1" && grep -q "^$h2 slots=1" "$hosts1" || bad "Launch/hostfile.example no longer has node1/node2 lines: $(cat "$hosts1")"
+head -1 "$hosts1" > "$tmp/onehost"
+
+# Every host but the first sees its own folder at $tmp/runs (NETNS_VIEWS/hI).
+export NETNS_PRIVATE_DIR=$tmp/runs
+mkdir -p "$tmp/runs"
+args=(train --data synthetic:4096 --batch-size 128 --seed 5 --deterministic --threads 1)
+ckpt() { echo "$tmp/runs/$1/checkpoints/latest.safetensors"; }
+link_bytes() { cat "/sys/class/net/${NETNS_NAMES[1]}/statistics/rx_bytes"; }
+view_files() { find "$NETNS_VIEWS" -mindepth 2 | sed "s|$NETNS_VIEWS/||" | head -3 | tr '\n' ' '; }
+
+echo "multihost: 2 hosts ($h1, $h2), TCP over veth links; one process as the reference"
+for e in 1 2 3; do
+  "$bin" "${args[@]}" --epochs $e --out "$tmp/ref$e" > "$tmp/ref$e.log" 2>&1 || bad "single process, $e epochs: $(tail -1 "$tmp/ref$e.log")"
+done
+
+run() {  # NAME HOSTFILE NP EPOCHS [extra]: one run through Launch/launch.sh
+  local name=$1 hosts=$2 np=$3 epochs=$4; shift 4
+  bash Launch/launch.sh --hostfile "$hosts" -n "$np" "${args[@]}" --epochs "$epochs" --out "$tmp/runs/$name" "$@" > "$tmp/$name.log" 2>&1
+}
+for np in 2 4; do
+  hosts=$hosts1; [ "$np" -eq 4 ] && hosts=$hosts2
+  before=$(link_bytes)
+  if run "h2n$np" "$hosts" "$np" 1; then
+    sent=$(( $(link_bytes) - before ))
+    grep -q "$np ranks (mpi)" "$tmp/h2n$np.log" || bad "2 hosts, $np ranks: start-up line says $(grep -o '[0-9]* ranks* ([a-z-]*)' "$tmp/h2n$np.log")"
+    out=$(python3 Launch/compare_checkpoints.py "$tmp/ref1/checkpoints/latest.safetensors" "$(ckpt "h2n$np")" 0) \
+      && ok "2 hosts x $((np / 2)) ranks, --deterministic: bit-identical to one process ($(echo "$out" | cut -d'(' -f1 | sed 's/ *$//'))" \
+      || bad "2 hosts x $((np / 2)) ranks: $out"
+    # 32 steps x 2.6 MB of gradients must have crossed host 2's link (the ranks do not share memory).
+    [ "$sent" -gt $((32 * 2611296)) ] && ok "host 2's link carried $((sent / 1000000)) MB during the run" \
+      || bad "host 2's link carried only $sent bytes: the ranks did not talk over it"
+  else
+    bad "2 hosts x $((np / 2)) ranks failed: $(grep -m2 -iE 'error|fail' "$tmp/h2n$np.log" | tr '\n' ' ')"
+  fi
+done
+n0=$(find "$tmp/runs/h2n2" -type f | wc -l)
+if [ "$n0" -gt 0 ] && [ -z "$(view_files)" ]; then ok "only rank 0's host wrote: $n0 files under --out, no file or folder from the ranks on host 2"
+else bad "files written on host 2: $(view_files) (rank 0's host: $n0)"; fi
+
+echo "multihost: --resume across host counts (2 hosts x 1 -> 2 hosts x 2 -> 1 host x 1)"
+cp -r "$tmp/runs/h2n2" "$tmp/runs/res"
+resumed() {  # LOG GLOBAL_STEP STEPS
+  grep -q "^vae-dist: resumed from .* at global step $2 " "$1" && grep -q "^vae-dist: this process ran $3 steps" "$1"
+}
+said() { grep -E '^vae-dist: (resumed|this process ran)' "$1" | sed "s|$tmp/||g" | tr '\n' ' '; }
+if run res "$hosts2" 4 2 --resume && resumed "$tmp/res.log" 32 32; then ok "4 ranks on 2 hosts resumed the 2-rank checkpoint: $(said "$tmp/res.log")"
+else bad "resume on 2 hosts x 2 ranks: $(said "$tmp/res.log") $(grep -m1 -i error "$tmp/res.log")"; fi
+mv "$tmp/res.log" "$tmp/res2.log"
+if run res "$tmp/onehost" 1 3 --resume && resumed "$tmp/res.log" 64 32; then ok "1 rank on 1 host resumed the 4-rank checkpoint: $(said "$tmp/res.log")"
+else bad "resume on 1 host: $(said "$tmp/res.log") $(grep -m1 -i error "$tmp/res.log")"; fi
+out=$(python3 Launch/compare_checkpoints.py "$tmp/ref3/checkpoints/latest.safetensors" "$(ckpt res)" 0) \
+  && ok "after 3 epochs on 2, 4 and 1 ranks: bit-identical to 3 uninterrupted epochs in one process" || bad "resumed run vs uninterrupted: $out"
+[ -z "$(view_files)" ] && ok "host 2 wrote nothing while resuming (its ranks never saw the checkpoint)" || bad "files written on host 2: $(view_files)"
+
+echo "multihost: Launch/slurm.sbatch"
+if out=$(bash -n Launch/slurm.sbatch 2>&1); then ok "bash -n Launch/slurm.sbatch"; else bad "bash -n Launch/slurm.sbatch: $out"; fi
+# srun stands in for Slurm: the sbatch script runs as Slurm would run it (SLURM_* set, in the submit
+# folder) and its srun --mpi=pmix line becomes mpirun over the two hosts' 4 slots.
+mkdir -p "$tmp/fake-slurm/bin" "$tmp/runs/submit"
+cat > "$tmp/fake-slurm/bin/srun" <<EOF
+#!/usr/bin/env bash
+echo "srun \$*" >> "$tmp/fake-slurm/srun.args"
+[ "\$1" = --mpi=pmix ] || { echo "srun: expected --mpi=pmix first" >&2; exit 1; }
+shift
+for v in \${!SLURM_*}; do unset "\$v"; done   # else mpirun would look for a real allocation
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+exec mpirun --hostfile "$hosts2" -n 4 "\$@"
+EOF
+chmod +x "$tmp/fake-slurm/bin/srun"
+ln -s "$PWD/Launch" "$tmp/runs/submit/Launch"
+ln -s "$PWD/.build" "$tmp/runs/submit/.build"
+(cd "$tmp/runs/submit" && PATH=$tmp/fake-slurm/bin:$PATH SLURM_JOB_ID=4242 SLURM_SUBMIT_DIR=$tmp/runs/submit \
+  bash "$PWD/Launch/slurm.sbatch" --data synthetic:1024 --epochs 1 --threads 1) > "$tmp/slurm.log" 2>&1
+if [ -s "$tmp/runs/submit/runs/slurm-4242/checkpoints/latest.safetensors" ] && grep -q "4 ranks (mpi)" "$tmp/slurm.log"; then
+  ok "slurm.sbatch ran $(head -1 "$tmp/fake-slurm/srun.args" | sed "s|$PWD/||") on 4 ranks into runs/slurm-4242"
+else
+  bad "slurm.sbatch: $(tail -2 "$tmp/slurm.log" | tr '\n' ' ')"
+fi
+
+echo "multihost: a host's link goes down mid-run"
+if "$bin" train --help 2>/dev/null | grep -q -- --timeout; then
+  timeout_s=5
+  run stall "$hosts1" 2 40 --timeout "$timeout_s" --data synthetic:20000 --log-every 20 &
+  launcher=$!
+  for _ in $(seq 300); do grep -q "^step " "$tmp/stall.log" 2>/dev/null && break; sleep 0.1; done
+  netns_link 2 down
+  down=$(date +%s.%N)
+  for _ in $(seq $(( (timeout_s + 15) * 10 ))); do kill -0 "$launcher" 2>/dev/null || break; sleep 0.1; done
+  took=$(awk -v a="$down" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+  if kill -0 "$launcher" 2>/dev/null; then
+    bad "job still running ${took}s after host 2's link went down (--timeout $timeout_s)"
+    kill -TERM "$launcher" 2>/dev/null; sleep 2; kill -9 "$launcher" 2>/dev/null
+    ip netns pids "${NETNS_NAMES[1]}" | xargs -r kill -9 2>/dev/null
+  else
+    wait "$launcher"; code=$?
+    line=$(grep -m1 -iE "rank 1|unreachable|timeout|stall" "$tmp/stall.log")
+    if [ "$code" -ne 0 ] && awk -v t="$took" -v m="$timeout_s" 'BEGIN { exit !(t < m + 10) }' && echo "$line" | grep -q "rank 1"; then
+      ok "job ended ${took}s after the link went down (--timeout $timeout_s), exit $code: $line"
+    else
+      bad "after the link went down: ${took}s, exit $code, message: ${line:-none} ($(tail -2 "$tmp/stall.log" | tr '\n' ' '))"
+    fi
+  fi
+  netns_link 2 up
+  sleep 1
+  if run stall "$hosts1" 2 2 --resume > /dev/null 2>&1 && grep -q "^vae-dist: resumed from" "$tmp/stall.log"; then
+    ok "with the link back, --resume continued: $(said "$tmp/stall.log")"
+  else
+    bad "resume after the link came back: $(said "$tmp/stall.log") $(tail -1 "$tmp/stall.log")"
+  fi
+else
+  echo "  skip: vae-dist train has no --timeout (the stall watchdog); the link-down check needs it"
+fi
+
+summary multihost
