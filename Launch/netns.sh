@@ -17,6 +17,7 @@
 # namespace. The namespaces share the file system; with NETNS_PRIVATE_DIR set, every host but the
 # first sees its own empty folder NETNS_VIEWS/hI at that path (a bind mount in a private mount
 # namespace), so files a rank there writes land in NETNS_VIEWS/hI, not in the shared folder.
+# Every function is safe under `set -e`.
 
 NETNS_TAG=vd$(( $$ % 100000 ))
 NETNS_DIR=""
@@ -102,10 +103,9 @@ netns_unlimit() {
   local i ns
   for i in "${!NETNS_NAMES[@]}"; do
     ns=${NETNS_NAMES[$i]}
-    tc qdisc del dev "$ns" root 2>/dev/null
-    ip netns exec "$ns" tc qdisc del dev eth0 root 2>/dev/null
+    tc qdisc del dev "$ns" root 2>/dev/null || true
+    ip netns exec "$ns" tc qdisc del dev eth0 root 2>/dev/null || true
   done
-  return 0
 }
 
 netns_link() { ip link set "${NETNS_NAMES[$(($1 - 1))]}" "$2"; }
@@ -114,12 +114,11 @@ netns_down() {
   local ns
   for ns in "${NETNS_NAMES[@]}"; do
     # Processes still inside (a rank of a failed run) go first, then the namespace and its veth.
-    ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null
-    ip netns del "$ns" 2>/dev/null
-    ip link del "$ns" 2>/dev/null
+    { ip netns pids "$ns" 2>/dev/null | xargs -r kill -9; } 2>/dev/null || true
+    ip netns del "$ns" 2>/dev/null || true
+    ip link del "$ns" 2>/dev/null || true   # gone with its namespace, normally
   done
-  ip link del "${NETNS_TAG}br" 2>/dev/null
-  [ -n "$NETNS_DIR" ] && rm -rf "$NETNS_DIR"
+  ip link del "${NETNS_TAG}br" 2>/dev/null || true
+  [ -z "$NETNS_DIR" ] || rm -rf "$NETNS_DIR"
   NETNS_NAMES=(); NETNS_HOSTS=(); NETNS_DIR=""
-  return 0
 }
