@@ -13,7 +13,7 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
 . "$repo/Launch/common.sh"
-bin=$repo/.build/release/vae-dist
+bin=${VAE_DIST_BIN:-$repo/.build/release/vae-dist}   # VAE_DIST_BIN: another build (same path on every node)
 hostfile="" np="" dry=0
 usage="usage: bash Launch/launch.sh [--hostfile FILE] [-n RANKS] [--dry-run] train|bench|eval ... (vae-dist arguments)"
 while [ $# -gt 0 ]; do

@@ -93,6 +93,26 @@ out=$(python3 Launch/compare_checkpoints.py "$tmp/ref3/checkpoints/latest.safete
   && ok "after 3 epochs on 2, 4 and 1 ranks: bit-identical to 3 uninterrupted epochs in one process" || bad "resumed run vs uninterrupted: $out"
 [ -z "$(view_files)" ] && ok "host 2 wrote nothing while resuming (its ranks never saw the checkpoint)" || bad "files written on host 2: $(view_files)"
 
+echo "multihost: vae-dist bench --allreduce over the links; launcher errors"
+if bash Launch/launch.sh --hostfile "$hosts1" -n 2 bench --allreduce --sizes 4096,2611296 --json > "$tmp/bench.json" 2>&1 \
+   && python3 - "$tmp/bench.json" <<'PY'
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+ops = ["allreduce", "iallreduce", "reduce_scatter_allgather"]
+assert [(l["bytes"], l["operation"]) for l in lines] == [(b, o) for b in (4096, 2611296) for o in ops], lines
+for l in lines:
+    assert l["ranks"] == 2 and 0 < l["fastest_seconds"] <= l["seconds"] < 5 and l["repeats"] >= 9, l
+PY
+then ok "bench --allreduce on 2 hosts: $(grep -m1 '"bytes": 2611296' "$tmp/bench.json" | grep -o '"seconds": [0-9.e-]*')"
+else bad "bench --allreduce on 2 hosts: $(tail -2 "$tmp/bench.json" | tr '\n' ' ')"; fi
+out=$("$bin" bench --allreduce 2>&1); code=$?
+[ "$code" -eq 1 ] && [ "$(echo "$out" | wc -l)" -eq 1 ] && echo "$out" | grep -q "run it under mpirun" \
+  && ok "bench --allreduce without mpirun: exit 1, $out" || bad "bench --allreduce without mpirun: exit $code: $out"
+out=$(env -u SLURM_JOB_ID bash Launch/launch.sh train 2>&1); code=$?
+[ "$code" -eq 1 ] && echo "$out" | grep -q "^launch: no --hostfile and not inside a Slurm allocation" && ok "launch.sh without hosts: exit 1, one line" || bad "launch.sh without hosts: exit $code: $out"
+out=$(bash Launch/launch.sh --hostfile "$tmp/missing" train 2>&1); code=$?
+[ "$code" -eq 1 ] && [ "$out" = "launch: --hostfile $tmp/missing: no such readable file" ] && ok "launch.sh with a missing hostfile: exit 1, one line" || bad "missing hostfile: exit $code: $out"
+
 echo "multihost: Launch/slurm.sbatch"
 if out=$(bash -n Launch/slurm.sbatch 2>&1); then ok "bash -n Launch/slurm.sbatch"; else bad "bash -n Launch/slurm.sbatch: $out"; fi
 # srun stands in for Slurm: the sbatch script runs as Slurm would run it (SLURM_* set, in the submit

@@ -89,13 +89,17 @@ netns_up() {
 
 netns_env() { local kv; for kv in "${NETNS_MCA[@]}"; do export "${kv?}"; done; }
 
-netns_rate() {
-  local rate=$1 i ns
+netns_rate() {  # RATE as tc writes it with a unit: 1gbit, 10gbit
+  local rate=$1 i ns bits burst
+  bits=$(echo "$rate" | sed -e 's/gbit$/000000000/' -e 's/mbit$/000000/')
+  # Bucket: 1 ms at the rate, at least 64 KB (a GSO packet on veth); a larger one lets whole
+  # messages through at the veth's own speed.
+  burst=$(( bits / 8 / 1000 )); [ "$burst" -ge 65536 ] || burst=65536
   for i in "${!NETNS_NAMES[@]}"; do
     ns=${NETNS_NAMES[$i]}
     # Egress of the root-side end (traffic into the host) and of the host's eth0 (out of it).
-    tc qdisc replace dev "$ns" root tbf rate "$rate" burst 1mb latency 50ms || return 1
-    ip netns exec "$ns" tc qdisc replace dev eth0 root tbf rate "$rate" burst 1mb latency 50ms || return 1
+    tc qdisc replace dev "$ns" root tbf rate "$rate" burst "$burst" latency 50ms || return 1
+    ip netns exec "$ns" tc qdisc replace dev eth0 root tbf rate "$rate" burst "$burst" latency 50ms || return 1
   done
 }
 

@@ -155,6 +155,11 @@ struct Bench: ParsableCommand {
         }
         let say: (String) -> Void = communicator.isRoot ? { print($0); fflush(nil) } : { _ in }
         if !json { say("vae-dist bench --allreduce: \(communicator.size) ranks; median (fastest) of repeats, each after a barrier") }
+        // Warm-up, not reported: over TCP the first calls after start-up took 12-16 ms even for
+        // 4 KB (connections being set up), then 40-70 us.
+        for collective in Collective.allCases {
+            _ = try benchmarkCollective(collective, floatCount: 1024, communicator: communicator, budget: 0.3)
+        }
         for bytes in byteCounts {
             for collective in Collective.allCases {
                 let t = try benchmarkCollective(collective, floatCount: max(1, bytes / 4), communicator: communicator)
