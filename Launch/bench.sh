@@ -12,11 +12,11 @@ bash Launch/setup.sh > /dev/null
 . Launch/common.sh
 bin=.build/release/vae-dist
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-python3 -c "import numpy" 2>/dev/null || python3 -m pip install -q numpy
+use_venv  # numpy (OpenBLAS) in .venv
 
 echo "== GEMM: vae-dist vs OpenBLAS (numpy), 1 thread, same shapes, same run"
 "$bin" bench --json --batches 64,128 > "$tmp/ours.jsonl"
-env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 python3 - "$tmp/ours.jsonl" <<'PY'
+env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 "$python" - "$tmp/ours.jsonl" <<'PY'
 import json, sys, time
 import numpy as np
 rows = [json.loads(l) for l in open(sys.argv[1])]

@@ -4,17 +4,18 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . Launch/common.sh
+use_venv || { echo "cli: 0 passed, 1 failed"; exit 1; }  # $python: .venv with numpy and safetensors
 bin=.build/release/vae-dist
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 export VAE_DIST_PROGRESS=0
 # Image grids by content (Launch/tools/check_grids.py: size, reconstruct, interpolate, traverse).
-grid() { python3 Launch/tools/check_grids.py "$@"; }
+grid() { "$python" Launch/tools/check_grids.py "$@"; }
 
 "$bin" train --data synthetic:3000 --epochs 3 --batch-size 50 --latent 6 --out "$tmp/run" > "$tmp/train.log" 2>&1 || bad "train: $(tail -1 "$tmp/train.log")"
 ck="$tmp/run/checkpoints/latest.safetensors"
 [ -f "$ck" ] && ok "train wrote $(ls "$tmp/run/checkpoints" | tr '\n' ' ')" || bad "no checkpoint"
 
-out=$("$bin" eval --checkpoint "$ck" --iw-samples 50 --limit 40 2>&1) && python3 -c '
+out=$("$bin" eval --checkpoint "$ck" --iw-samples 50 --limit 40 2>&1) && "$python" -c '
 import json, sys; m = json.loads(sys.argv[1])
 assert m["test_count"] == 40 and m["test_iw_nll"] <= m["test_nelbo"] + 1, m' "$out" && ok "eval: $out" || bad "eval: $out"
 
@@ -28,7 +29,7 @@ assert m["test_count"] == 40 and m["test_iw_nll"] <= m["test_nelbo"] + 1, m' "$o
 "$bin" traverse --checkpoint "$ck" --steps 7 --out "$tmp/t.png" >/dev/null && out=$(grid size "$tmp/t.png" 424 364 && grid traverse "$tmp/t.png" 7) \
   && ok "traverse: $out" || bad "traverse: $out"
 "$bin" inspect "$ck" | grep -qE "encoder.mu.weight +F32 +\[6, 400\]" && ok "inspect lists tensors" || bad "inspect: $("$bin" inspect "$ck" 2>&1 | head -3)"
-"$bin" inspect --json "$ck" | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["metadata"]["format"]=="vae-dist/1"' && ok "inspect --json" || bad "inspect --json"
+"$bin" inspect --json "$ck" | "$python" -c 'import json,sys; d=json.load(sys.stdin); assert d["metadata"]["format"]=="vae-dist/1"' && ok "inspect --json" || bad "inspect --json"
 
 # The training step allocates nothing: 20 and 100 steps make the same number of heap
 # allocations of any kind (malloc, posix_memalign, ...: counted by an LD_PRELOAD shim; one
@@ -52,10 +53,10 @@ fi
 # option must reach the data, so the same run with and without it ends elsewhere.
 "$bin" train --data synthetic:1200 --epochs 1 --batch-size 60 --latent 6 --binarize --out "$tmp/bin" > /dev/null 2>&1
 "$bin" train --data synthetic:1200 --epochs 1 --batch-size 60 --latent 6 --out "$tmp/nobin" > /dev/null 2>&1
-if python3 Launch/compare_checkpoints.py "$tmp/bin/checkpoints/latest.safetensors" "$tmp/nobin/checkpoints/latest.safetensors" 0 > /dev/null 2>&1; then
+if "$python" Launch/compare_checkpoints.py "$tmp/bin/checkpoints/latest.safetensors" "$tmp/nobin/checkpoints/latest.safetensors" 0 > /dev/null 2>&1; then
   bad "--binarize changed nothing: the parameters equal those of the run without it"
 elif "$bin" inspect --json "$tmp/bin/checkpoints/latest.safetensors" | grep -q '\\"binarize\\":true'; then
-  ok "--binarize reaches the data: $(python3 Launch/compare_checkpoints.py "$tmp/bin/checkpoints/latest.safetensors" "$tmp/nobin/checkpoints/latest.safetensors" | cut -d'(' -f1)from the run without it"
+  ok "--binarize reaches the data: $("$python" Launch/compare_checkpoints.py "$tmp/bin/checkpoints/latest.safetensors" "$tmp/nobin/checkpoints/latest.safetensors" | cut -d'(' -f1)from the run without it"
 else
   bad "--binarize: the checkpoint's config does not record it"
 fi
@@ -63,7 +64,7 @@ fi
 # A warm-up and cosine schedule, gradient clipping and a line every 10 steps (no progress bar).
 "$bin" train --data synthetic:1200 --epochs 2 --batch-size 60 --latent 6 --lr-schedule cosine --warmup-steps 5 \
   --clip-grad-norm 1 --log-every 10 --out "$tmp/sched" > "$tmp/sched.log" 2>&1
-if python3 - "$tmp/sched/metrics.jsonl" "$tmp/sched.log" <<'PY'
+if "$python" - "$tmp/sched/metrics.jsonl" "$tmp/sched.log" <<'PY'
 import json, math, sys
 lines = [json.loads(l) for l in open(sys.argv[1])]
 log = open(sys.argv[2]).read().splitlines()
@@ -107,7 +108,7 @@ check_error "missing.safetensors: not found" "$bin" inspect "$tmp/missing.safete
 mkdir -p "$tmp/idx" && printf '\x00\x00\x08\x03\x00\x00\x00\x05\x00\x00\x00\x1c\x00\x00\x00\x1c' > "$tmp/idx/train-images-idx3-ubyte"
 cp "$tmp/idx/train-images-idx3-ubyte" "$tmp/idx/t10k-images-idx3-ubyte"
 check_error "train-images-idx3-ubyte: not a valid IDX file: truncated" "$bin" train --data "$tmp/idx" --out "$tmp/x"
-python3 - "$tmp/idx16" <<'PY'
+"$python" - "$tmp/idx16" <<'PY'
 import os, struct, sys
 d = sys.argv[1]; os.makedirs(d, exist_ok=True)
 for name, n in (("train", 20), ("t10k", 5)):

@@ -6,6 +6,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . Launch/common.sh
+use_venv || { echo "cli-usability: 0 passed, 1 failed"; exit 1; }  # $python: .venv with numpy and safetensors
 bin=.build/release/vae-dist
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 export VAE_DIST_PROGRESS=0
@@ -91,7 +92,7 @@ fi
 line=$(grep '^epoch 1/1' "$tmp/vae.log")
 echo "$line" | grep -qE '^epoch 1/1  train_loss [0-9.]+  test_nelbo [0-9.]+ \(recon [0-9.]+ \+ kl [0-9.]+\)  [0-9]+ samples/s' \
   && ok "VAE line: $line" || bad "VAE line: $line"
-keys() { python3 -c 'import json, sys; print(sorted(json.loads(open(sys.argv[1]).readline())))' "$1"; }
+keys() { "$python" -c 'import json, sys; print(sorted(json.loads(open(sys.argv[1]).readline())))' "$1"; }
 [ "$(keys "$tmp/ae/metrics.jsonl")" = "$(keys "$run/metrics.jsonl")" ] && ok "metrics.jsonl: same keys for both" \
   || bad "metrics.jsonl keys differ: $(keys "$tmp/ae/metrics.jsonl")"
 

@@ -33,3 +33,30 @@ passed=0 failed=0
 ok() { echo "  ok: $*"; passed=$((passed + 1)); }
 bad() { echo "  FAILED: $*"; failed=$((failed + 1)); }
 summary() { echo "$1: $passed passed, $failed failed"; [ "$failed" -eq 0 ]; }
+
+# use_venv [PIP_NAME[:IMPORT_NAME]...]: sets $python to the repository's .venv/bin/python, with
+# numpy, safetensors and the packages named importable. The virtual environment is created on
+# first use (python3 -m venv; Debian's python3-venv is installed when venv is missing) and
+# packages go into it with its own pip: never into the system Python. Works without a terminal
+# (CI=true, no stdin). Torch is not installed here: Launch/torch_test.sh finds it in .venv-torch.
+use_venv() {
+  local repo spec missing=()
+  repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+  python=$repo/.venv/bin/python
+  for spec in numpy safetensors "$@"; do
+    "$python" -c "import ${spec#*:}" 2>/dev/null || missing+=("${spec%%:*}")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if ! "$python" -m pip --version > /dev/null 2>&1; then
+    echo "venv: creating .venv (python3 -m venv)" >&2
+    if ! python3 -m venv --clear "$repo/.venv" > /dev/null 2>&1; then
+      # Debian and Ubuntu ship venv (ensurepip) as a package of its own.
+      local sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo -n"
+      $sudo apt-get update -qq < /dev/null > /dev/null && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-venv < /dev/null > /dev/null
+      python3 -m venv --clear "$repo/.venv" > /dev/null || { echo "venv: cannot create $repo/.venv (python3 -m venv; apt package python3-venv)" >&2; return 1; }
+    fi
+  fi
+  echo "venv: installing ${missing[*]} into .venv" >&2
+  "$python" -m pip install -q --disable-pip-version-check "${missing[@]}" < /dev/null \
+    || { echo "venv: pip install ${missing[*]} into .venv failed" >&2; return 1; }
+}

@@ -26,16 +26,17 @@ reached_step() {
 resumed_at() { sed -n 's/^vae-dist: resumed from .* at global step \([0-9]*\) .*/\1/p' "$1" | tail -1; }
 ran_steps() { sed -n 's/^vae-dist: this process ran \([0-9]*\) steps.*/\1/p' "$1" | tail -1; }
 # meta FILE KEY: a checkpoint's metadata value (empty when absent).
-meta() { python3 -c 'import sys; from safetensors import safe_open
+meta() { "$python" -c 'import sys; from safetensors import safe_open
 with safe_open(sys.argv[1], "np") as f: print(f.metadata().get(sys.argv[2], ""))' "$1" "$2" 2>/dev/null; }
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . Launch/common.sh
+use_venv || { echo "faults: 0 passed, 1 failed"; exit 1; }  # $python: .venv with numpy and safetensors
 bin=$(pwd)/.build/release/vae-dist
 tmp=$(mktemp -d); chmod 755 "$tmp"; trap 'chmod -R u+w "$tmp" 2>/dev/null; rm -rf "$tmp"' EXIT
 export VAE_DIST_PROGRESS=0
-same() { python3 Launch/compare_checkpoints.py "$1" "$2" 0 > /dev/null; }
-valid() { python3 -c 'import sys; from safetensors.numpy import load_file; import numpy as np; t = load_file(sys.argv[1]); assert all(np.isfinite(v).all() for v in t.values())' "$1" 2>/dev/null; }
+same() { "$python" Launch/compare_checkpoints.py "$1" "$2" 0 > /dev/null; }
+valid() { "$python" -c 'import sys; from safetensors.numpy import load_file; import numpy as np; t = load_file(sys.argv[1]); assert all(np.isfinite(v).all() for v in t.values())' "$1" 2>/dev/null; }
 small=(train --data synthetic:6000 --hidden 128 --latent 8 --batch-size 100 --seed 5)
 
 echo "faults: kill -9 at random moments, then --resume"
@@ -196,7 +197,7 @@ same "$tmp/mu/checkpoints/latest.safetensors" "$tmp/mi/checkpoints/latest.safete
 # itself exits 1; Launch/train.sh exits 0 when the ranks stopped cleanly with a checkpoint.
 # (A background job of a script ignores SIGINT; the wrapper restores it, as a terminal's
 # foreground job has it.)
-NP=2 python3 -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp("bash", ["bash"] + sys.argv[1:])' \
+NP=2 "$python" -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp("bash", ["bash"] + sys.argv[1:])' \
   Launch/train.sh "${small[@]:1}" "${long[@]}" --out "$tmp/ts" > "$tmp/ts.log" 2>&1 & pid=$!
 reached_step "$tmp/ts.log" 300 "$pid"; kill -INT "$pid"; wait "$pid"; code=$?
 stopped_check "Ctrl-C of Launch/train.sh" SIGTERM "$tmp/ts.log" "$tmp/ts/checkpoints/latest.safetensors"

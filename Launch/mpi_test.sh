@@ -10,6 +10,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . Launch/common.sh
+use_venv || { echo "mpi: 0 passed, 1 failed"; exit 1; }  # $python: .venv with numpy and safetensors
 bin=.build/release/vae-dist
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 export VAE_DIST_PROGRESS=0
@@ -19,7 +20,7 @@ echo "mpi: 1 rank vs 2 and 4 ranks after one epoch"
 "$bin" "${args[@]}" --out "$tmp/r1" > "$tmp/r1.log" 2>&1 || bad "single-process run failed: $(tail -1 "$tmp/r1.log")"
 for np in 2 4; do
   if run_mpi "$np" "$bin" "${args[@]}" --out "$tmp/r$np" > "$tmp/r$np.log" 2>&1; then
-    if out=$(python3 Launch/compare_checkpoints.py "$tmp/r1/checkpoints/latest.safetensors" "$tmp/r$np/checkpoints/latest.safetensors" 1e-4); then
+    if out=$("$python" Launch/compare_checkpoints.py "$tmp/r1/checkpoints/latest.safetensors" "$tmp/r$np/checkpoints/latest.safetensors" 1e-4); then
       ok "$np ranks: $out"
     else
       bad "$np ranks: $out"
@@ -39,15 +40,15 @@ for v in "plain:--bucket-mb 0" "sharded:--shard-optimizer"; do
   name=${v%%:*}
   run_mpi 2 "$bin" "${args[@]}" ${v#*:} --out "$tmp/$name" > "$tmp/$name.log" 2>&1 || bad "$name: $(tail -2 "$tmp/$name.log")"
   strategy=$(sed -n 's/^vae-dist: gradient reduction: //p' "$tmp/$name.log")
-  out=$(python3 Launch/compare_checkpoints.py "$tmp/r2/checkpoints/latest.safetensors" "$tmp/$name/checkpoints/latest.safetensors" 0) \
+  out=$("$python" Launch/compare_checkpoints.py "$tmp/r2/checkpoints/latest.safetensors" "$tmp/$name/checkpoints/latest.safetensors" 0) \
     && ok "2 ranks, $strategy: bit-identical to the overlapped default" || bad "2 ranks, $name ($strategy): $out"
 done
 grep -q "gradient reduction: allreduce overlapped with backward in [2-9] buckets" "$tmp/r2.log" \
   && ok "the default overlaps: $(sed -n 's/^vae-dist: gradient reduction: //p' "$tmp/r2.log")" || bad "default strategy: $(grep reduction "$tmp/r2.log")"
 run_mpi 4 "$bin" "${args[@]}" --shard-optimizer --out "$tmp/sharded4" > "$tmp/sharded4.log" 2>&1 || bad "sharded on 4: $(tail -2 "$tmp/sharded4.log")"
-out=$(python3 Launch/compare_checkpoints.py "$tmp/r1/checkpoints/latest.safetensors" "$tmp/sharded4/checkpoints/latest.safetensors" 1e-4) \
+out=$("$python" Launch/compare_checkpoints.py "$tmp/r1/checkpoints/latest.safetensors" "$tmp/sharded4/checkpoints/latest.safetensors" 1e-4) \
   && ok "4 ranks, sharded optimizer vs 1 rank: $(echo "$out" | cut -d'(' -f1)" || bad "4 ranks, sharded: $out"
-python3 - "$tmp/sharded4/checkpoints/latest.safetensors" "$tmp/r4/checkpoints/latest.safetensors" <<'PY' && ok "4 ranks, sharded: the checkpoint holds every rank's Adam moments" || bad "sharded checkpoint moments"
+"$python" - "$tmp/sharded4/checkpoints/latest.safetensors" "$tmp/r4/checkpoints/latest.safetensors" <<'PY' && ok "4 ranks, sharded: the checkpoint holds every rank's Adam moments" || bad "sharded checkpoint moments"
 import sys, numpy as np
 from safetensors.numpy import load_file
 a, b = load_file(sys.argv[1]), load_file(sys.argv[2])
@@ -67,14 +68,14 @@ PY
 run_mpi 2 "$bin" "${args[@]}" --clip-grad-norm 0.5 --deterministic --shard-optimizer --out "$tmp/clip2" > "$tmp/clip2.log" 2>&1 || bad "clip on 2 ranks: $(tail -2 "$tmp/clip2.log")"
 run_mpi 2 "$bin" "${args[@]}" --clip-grad-norm 0.5 --out "$tmp/clip3" > /dev/null 2>&1
 run_mpi 2 "$bin" "${args[@]}" --clip-grad-norm 0.5 --shard-optimizer --out "$tmp/clip4" > /dev/null 2>&1
-if out=$(python3 Launch/compare_checkpoints.py "$tmp/clip1/checkpoints/latest.safetensors" "$tmp/clip2/checkpoints/latest.safetensors" 0) \
-   && out2=$(python3 Launch/compare_checkpoints.py "$tmp/clip3/checkpoints/latest.safetensors" "$tmp/clip4/checkpoints/latest.safetensors" 0) \
-   && ! python3 Launch/compare_checkpoints.py "$tmp/r2/checkpoints/latest.safetensors" "$tmp/clip3/checkpoints/latest.safetensors" 1e-3 > /dev/null; then
+if out=$("$python" Launch/compare_checkpoints.py "$tmp/clip1/checkpoints/latest.safetensors" "$tmp/clip2/checkpoints/latest.safetensors" 0) \
+   && out2=$("$python" Launch/compare_checkpoints.py "$tmp/clip3/checkpoints/latest.safetensors" "$tmp/clip4/checkpoints/latest.safetensors" 0) \
+   && ! "$python" Launch/compare_checkpoints.py "$tmp/r2/checkpoints/latest.safetensors" "$tmp/clip3/checkpoints/latest.safetensors" 1e-3 > /dev/null; then
   ok "--clip-grad-norm 0.5: 1 rank vs 2 sharded ranks (--deterministic) and sharded vs unsharded 2 ranks bit-identical; clipping changed the run"
 else
   bad "clip: $out ${out2:-}"
 fi
-run_mpi 2 "$bin" bench --batches 16 --json > "$tmp/bench.json" 2>&1 && python3 - "$tmp/bench.json" <<'PY' && ok "mpirun -n 2 vae-dist bench: $(tail -1 "$tmp/bench.json")" || bad "distributed bench: $(tail -3 "$tmp/bench.json")"
+run_mpi 2 "$bin" bench --batches 16 --json > "$tmp/bench.json" 2>&1 && "$python" - "$tmp/bench.json" <<'PY' && ok "mpirun -n 2 vae-dist bench: $(tail -1 "$tmp/bench.json")" || bad "distributed bench: $(tail -3 "$tmp/bench.json")"
 import json, sys
 lines = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
 assert [l["strategy"] for l in lines] == ["overlapped", "after-backward", "sharded"], lines
@@ -89,7 +90,7 @@ for np in 1 2 4; do
 done
 run_mpi 4 "$bin" "${args[@]}" --deterministic --shard-optimizer --out "$tmp/ds4" > "$tmp/ds4.log" 2>&1 || bad "--deterministic --shard-optimizer on 4 ranks failed: $(tail -2 "$tmp/ds4.log")"
 for run in d2 d4 ds4; do
-  out=$(python3 Launch/compare_checkpoints.py "$tmp/d1/checkpoints/latest.safetensors" "$tmp/$run/checkpoints/latest.safetensors" 0) \
+  out=$("$python" Launch/compare_checkpoints.py "$tmp/d1/checkpoints/latest.safetensors" "$tmp/$run/checkpoints/latest.safetensors" 0) \
     && ok "--deterministic, 1 rank vs $(grep -o '[0-9] ranks' "$tmp/$run.log" | head -1)$([ "$run" = ds4 ] && echo ', sharded optimizer'): $(echo "$out" | cut -d'(' -f1)" \
     || bad "--deterministic, 1 vs $run: $out"
 done
@@ -106,7 +107,7 @@ run_mpi 2 "$bin" train --data synthetic:4096 --epochs 2 --seed 3 --out "$tmp/s2"
 resumed() { grep -q "^vae-dist: resumed from .* at global step 32 (1 epochs + 0 steps)" "$1" && grep -q "^vae-dist: this process ran 32 steps" "$1"; }
 resumed "$tmp/s2.log" && ok "resume on 2 ranks: $(grep -o 'resumed from .*' "$tmp/s2.log" | sed "s|$tmp/||"); $(grep -o 'ran [0-9]* steps' "$tmp/s2.log")" \
   || bad "resume on 2 ranks did not continue the checkpoint: $(grep -E '^vae-dist: (resumed|this process ran)' "$tmp/s2.log" | tr '\n' ' ')"
-out=$(python3 Launch/compare_checkpoints.py "$tmp/u2/checkpoints/latest.safetensors" "$tmp/s2/checkpoints/latest.safetensors" 0) \
+out=$("$python" Launch/compare_checkpoints.py "$tmp/u2/checkpoints/latest.safetensors" "$tmp/s2/checkpoints/latest.safetensors" 0) \
   && ok "2 ranks, resumed on 2: bit-identical ($out)" || bad "2 ranks, resumed on 2: $out"
 # Another rank count: the 2-rank state differs from a 4-rank one by summation order
 # (~2e-6), and Adam turns rounding-level gradients of rarely active weights into
@@ -117,10 +118,10 @@ run_mpi 4 "$bin" train --data synthetic:4096 --epochs 2 --seed 3 --out "$tmp/u4"
 run_mpi 4 "$bin" train --data synthetic:4096 --epochs 2 --seed 3 --out "$tmp/s4" --resume > "$tmp/s4.log" 2>&1 || bad "resume on 4 failed"
 resumed "$tmp/s4.log" && ok "resume of a 2-rank checkpoint on 4 ranks continued it at global step 32" \
   || bad "resume on 4 ranks did not continue the checkpoint: $(grep -E '^vae-dist: (resumed|this process ran)' "$tmp/s4.log" | tr '\n' ' ')"
-out=$(python3 Launch/compare_checkpoints.py "$tmp/u4/checkpoints/latest.safetensors" "$tmp/s4/checkpoints/latest.safetensors" 2e-2) \
+out=$("$python" Launch/compare_checkpoints.py "$tmp/u4/checkpoints/latest.safetensors" "$tmp/s4/checkpoints/latest.safetensors" 2e-2) \
   && ok "2 ranks, resumed on 4: $out" || bad "2 ranks, resumed on 4: $out"
-a=$(tail -1 "$tmp/u4/metrics.jsonl" | python3 -c 'import json,sys; print(json.load(sys.stdin)["test_nelbo"])')
-b=$(tail -1 "$tmp/s4/metrics.jsonl" | python3 -c 'import json,sys; print(json.load(sys.stdin)["test_nelbo"])')
+a=$(tail -1 "$tmp/u4/metrics.jsonl" | "$python" -c 'import json,sys; print(json.load(sys.stdin)["test_nelbo"])')
+b=$(tail -1 "$tmp/s4/metrics.jsonl" | "$python" -c 'import json,sys; print(json.load(sys.stdin)["test_nelbo"])')
 awk -v a="$a" -v b="$b" 'BEGIN { d = a - b; exit !(d < 0.05 && d > -0.05) }' && ok "test_nelbo $a (4 ranks) vs $b (2 then 4 ranks)" || bad "test_nelbo $a vs $b"
 
 echo "mpi: only rank 0 writes"
@@ -168,7 +169,7 @@ fi
 echo "mpi: a global batch that the rank count does not divide"
 # 128 over 3 ranks: slices of 43, 43 and 42 examples, the chain rule seeded with 1/128.
 run_mpi 3 "$bin" "${args[@]}" --out "$tmp/r3" > "$tmp/r3.log" 2>&1 || bad "mpirun -n 3: $(tail -2 "$tmp/r3.log")"
-out=$(python3 Launch/compare_checkpoints.py "$tmp/r1/checkpoints/latest.safetensors" "$tmp/r3/checkpoints/latest.safetensors" 1e-4) \
+out=$("$python" Launch/compare_checkpoints.py "$tmp/r1/checkpoints/latest.safetensors" "$tmp/r3/checkpoints/latest.safetensors" 1e-4) \
   && ok "3 ranks, batch 128 (43 + 43 + 42): $(echo "$out" | cut -d'(' -f1)" || bad "3 ranks: $out"
 
 echo "mpi: an error on every rank is one clear line per rank, exit 1"

@@ -22,6 +22,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 . Launch/common.sh
 . Launch/netns.sh
+use_venv || { echo "multihost: 0 passed, 1 failed"; exit 1; }  # $python: .venv with numpy and safetensors
 bin=$PWD/.build/release/vae-dist
 [ -x "$bin" ] || { echo "multihost: no $bin (bash Launch/setup.sh first)"; echo "multihost: 0 passed, 1 failed"; exit 1; }
 why=$(netns_unavailable)
@@ -64,7 +65,7 @@ for np in 2 4; do
   if run "h2n$np" "$hosts" "$np" 1; then
     sent=$(( $(link_bytes) - before ))
     grep -q "$np ranks (mpi)" "$tmp/h2n$np.log" || bad "2 hosts, $np ranks: start-up line says $(grep -o '[0-9]* ranks* ([a-z-]*)' "$tmp/h2n$np.log")"
-    out=$(python3 Launch/compare_checkpoints.py "$tmp/ref1/checkpoints/latest.safetensors" "$(ckpt "h2n$np")" 0) \
+    out=$("$python" Launch/compare_checkpoints.py "$tmp/ref1/checkpoints/latest.safetensors" "$(ckpt "h2n$np")" 0) \
       && ok "2 hosts x $((np / 2)) ranks, --deterministic: bit-identical to one process ($(echo "$out" | cut -d'(' -f1 | sed 's/ *$//'))" \
       || bad "2 hosts x $((np / 2)) ranks: $out"
     # 32 steps x 2.6 MB of gradients must have crossed host 2's link (the ranks do not share memory).
@@ -89,13 +90,13 @@ else bad "resume on 2 hosts x 2 ranks: $(said "$tmp/res.log") $(grep -m1 -i erro
 mv "$tmp/res.log" "$tmp/res2.log"
 if run res "$tmp/onehost" 1 3 --resume && resumed "$tmp/res.log" 64 32; then ok "1 rank on 1 host resumed the 4-rank checkpoint: $(said "$tmp/res.log")"
 else bad "resume on 1 host: $(said "$tmp/res.log") $(grep -m1 -i error "$tmp/res.log")"; fi
-out=$(python3 Launch/compare_checkpoints.py "$tmp/ref3/checkpoints/latest.safetensors" "$(ckpt res)" 0) \
+out=$("$python" Launch/compare_checkpoints.py "$tmp/ref3/checkpoints/latest.safetensors" "$(ckpt res)" 0) \
   && ok "after 3 epochs on 2, 4 and 1 ranks: bit-identical to 3 uninterrupted epochs in one process" || bad "resumed run vs uninterrupted: $out"
 [ -z "$(view_files)" ] && ok "host 2 wrote nothing while resuming (its ranks never saw the checkpoint)" || bad "files written on host 2: $(view_files)"
 
 echo "multihost: vae-dist bench --allreduce over the links; launcher errors"
 if bash Launch/launch.sh --hostfile "$hosts1" -n 2 bench --allreduce --sizes 4096,2611296 --json > "$tmp/bench.json" 2>&1 \
-   && python3 - "$tmp/bench.json" <<'PY'
+   && "$python" - "$tmp/bench.json" <<'PY'
 import json, sys
 lines = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
 ops = ["allreduce", "iallreduce", "reduce_scatter_allgather"]
@@ -164,7 +165,7 @@ if "$bin" train --help 2>/dev/null | grep -q -- --timeout; then
   fi
   { ip netns pids "${NETNS_NAMES[1]}" | xargs -r kill -9; } 2>/dev/null
   netns_link 2 up
-  epoch=$("$bin" inspect --json "$(ckpt stall)" 2>/dev/null | python3 -c 'import json, sys; print(json.load(sys.stdin)["metadata"]["epoch"])' 2>/dev/null)
+  epoch=$("$bin" inspect --json "$(ckpt stall)" 2>/dev/null | "$python" -c 'import json, sys; print(json.load(sys.stdin)["metadata"]["epoch"])' 2>/dev/null)
   if [ -n "$epoch" ] && run stall "$hosts1" 2 $((epoch + 1)) --resume && resumed "$tmp/stall.log" $((epoch * 32)) 32; then
     ok "with the link back, --resume on 2 hosts continued: $(said "$tmp/stall.log")"
   else

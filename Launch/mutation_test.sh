@@ -152,6 +152,22 @@ mutant safetensors-tensor-order Sources/VAETraining/Safetensors.swift tensor byt
 mutant safetensors-header-unaligned Sources/VAETraining/Safetensors.swift the JSON header padded to 4 bytes instead of 8
 - while headerBytes.count % 8 != 0 { headerBytes.append(0x20) }
 + while headerBytes.count % 4 != 0 { headerBytes.append(0x20) }
+mutant watchdog-never-fires Sources/VAEDistributed/StallWatchdog.swift the stall watchdog's deadline never passes (a stopped rank hangs the job)
+- if waited >= timeout { return .expire }
++ if waited >= timeout && timeout < 0 { return .expire }
+first watchdog_test
+mutant watchdog-names-wrong-rank Sources/VAEDistributed/StallWatchdog.swift a stall names the ranks that arrived, not those missing
+- zip(peers, answers).filter { ($0.1?.sequence ?? -1) < sequence }.map(\.0)
++ zip(peers, answers).filter { ($0.1?.sequence ?? -1) >= sequence }.map(\.0)
+first watchdog_test
+mutant accumulate-drops-micro-batch Sources/VAETraining/GradientReduction.swift the sharded optimizer keeps only the last micro-batch's gradient
+- if micro == 0 { model.zeroGradients() }
++ model.zeroGradients()
+first accumulate_test
+mutant accumulate-repeats-first-micro-batch Sources/VAETraining/Trainer+Step.swift every micro-batch loads the first one's examples (the others are dropped)
+- let part = shardRange(count: indices.count, rank: m, worldSize: parts)
++ let part = shardRange(count: indices.count, rank: 0, worldSize: parts)
+first accumulate_test
 mutant build-error Sources/VAETraining/GradientReduction.swift a syntax error, with the previous build present
 - lossScale = 1 / Float(globalBatchSize)
 + lossScale = 1 / Float(globalBatchSize) +

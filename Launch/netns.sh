@@ -70,6 +70,9 @@ netns_up() {
     for i in $(seq "$count"); do echo "  ${NETNS_HOSTS[$((i - 1))]}) ns=${NETNS_NAMES[$((i - 1))]}; index=$i ;;"; done
     echo '  *) echo "netns agent: unknown host $host" >&2; exit 255 ;;'
     echo 'esac'
+    # Open MPI's session folder is TMPDIR/ompi.HOSTNAME...: the hosts share /tmp and the host name,
+    # so one daemon's clean-up could remove another's folder (orte_session_dir failed). One TMPDIR each.
+    echo "TMPDIR=$NETNS_DIR/tmp/h\$index; export TMPDIR; mkdir -p \"\$TMPDIR\""
     echo 'view=""'
     echo "[ -n \"\${NETNS_PRIVATE_DIR:-}\" ] && [ \"\$index\" -gt 1 ] && view=$NETNS_DIR/views/h\$index"
     # A private mount namespace: the bind mount is seen by this host's daemon and ranks only.

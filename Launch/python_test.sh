@@ -3,6 +3,8 @@
 # checkpoint and decode latents to the same images vae-dist decodes (to 1e-5).
 set -uo pipefail
 cd "$(dirname "$0")/.."
+. Launch/common.sh
+use_venv || { echo "python: 0 passed, 1 failed"; exit 1; }  # $python: .venv with numpy and safetensors
 bin=.build/release/vae-dist
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 passed=0 failed=0
@@ -10,9 +12,9 @@ VAE_DIST_PROGRESS=0 "$bin" train --data synthetic:1024 --epochs 1 --batch-size 6
   || { echo "python: training failed: $(tail -1 "$tmp/train.log")"; echo "python: 0 passed, 1 failed"; exit 1; }
 ckpt="$tmp/run/checkpoints/latest.safetensors"
 "$bin" sample --checkpoint "$ckpt" --count 32 --seed 5 --out "$tmp/s.png" --tensors "$tmp/s.safetensors" > /dev/null
-if out=$(python3 Launch/decode_numpy.py "$ckpt" "$tmp/s.safetensors"); then echo "  ok: $out"; passed=$((passed + 1))
+if out=$("$python" Launch/decode_numpy.py "$ckpt" "$tmp/s.safetensors"); then echo "  ok: $out"; passed=$((passed + 1))
 else echo "  FAILED: $out"; failed=$((failed + 1)); fi
-if out=$(python3 - "$ckpt" <<'PY'
+if out=$("$python" - "$ckpt" <<'PY'
 import json, sys
 from safetensors import safe_open
 with safe_open(sys.argv[1], "np") as f:

@@ -18,6 +18,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 repo=$PWD
 . Launch/common.sh
+use_venv || { echo "readme: 0 passed, 1 failed, 0 skipped"; exit 1; }  # python blocks: .venv (numpy, safetensors)
+venv_python=$python
 bin=$repo/.build/release/vae-dist
 data=/usr/share/datasets/fashion-mnist
 skipped=0
@@ -34,6 +36,7 @@ home=$tmp/repository
 mkdir -p "$home/runs"
 ln -s "$repo/Launch" "$home/Launch"
 ln -s "$repo/.build" "$home/.build"
+ln -s "$repo/.venv" "$home/.venv"
 [ -n "$torch_python" ] && [ -d "$repo/.venv-torch" ] && ln -s "$repo/.venv-torch" "$home/.venv-torch"
 
 echo "readme: runs/latest: training one epoch on Fashion-MNIST (stands in for the skipped training blocks)"
@@ -93,7 +96,7 @@ while IFS= read -r block; do
   if [ "$needs_torch" -eq 1 ] && [ -z "$torch_python" ]; then
     echo "  skip: $label (torch not importable: no .venv-torch with torch here)"; skipped=$((skipped + 1)); continue
   fi
-  python=python3; [ "$needs_torch" -eq 1 ] && python=$torch_python
+  python=$venv_python; [ "$needs_torch" -eq 1 ] && python=$torch_python
   code=0
   if [ "$kind" = python ]; then
     (cd "$home" && . "$tmp/env.sh" && timeout 600 "$python" "$block") > "$tmp/out" 2>&1 || code=$?

@@ -8,15 +8,16 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . Launch/common.sh
+use_venv || { echo "resume: 0 passed, 1 failed"; exit 1; }  # $python: .venv with numpy and safetensors
 bin=${VAE_DIST_BIN:-.build/release/vae-dist}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 export VAE_DIST_PROGRESS=0
 
 # The value of KEY in the last line of RUN/metrics.jsonl.
-last_metric() { python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().split("\n")[-2])[sys.argv[2]])' "$1/metrics.jsonl" "$2" 2>/dev/null; }
+last_metric() { "$python" -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().split("\n")[-2])[sys.argv[2]])' "$1/metrics.jsonl" "$2" 2>/dev/null; }
 # A field of the checkpoint's config, e.g. training.learningRate.
 config_field() {
-  "$bin" inspect --json "$1/checkpoints/latest.safetensors" 2>/dev/null | python3 -c '
+  "$bin" inspect --json "$1/checkpoints/latest.safetensors" 2>/dev/null | "$python" -c '
 import json, sys
 c = json.loads(json.load(sys.stdin)["metadata"]["config"])
 for key in sys.argv[1].split("."): c = c[key]
@@ -49,7 +50,7 @@ fi
 # On the synthetic shapes test_nelbo goes on falling (about 170 -> 110 nats here); the
 # same model on Fashion-MNIST (the default --data) scores about 260.
 second=$(last_metric "$tmp/s" test_nelbo)
-if python3 -c 'import sys; a, b = map(float, sys.argv[1:]); sys.exit(not (b < a < 200))' "$first" "$second" 2>/dev/null; then
+if "$python" -c 'import sys; a, b = map(float, sys.argv[1:]); sys.exit(not (b < a < 200))' "$first" "$second" 2>/dev/null; then
   ok "test_nelbo stays on the synthetic data: $first -> $second"
 else
   bad "test_nelbo $first -> $second: the resumed epoch did not continue on the synthetic data"
@@ -85,14 +86,14 @@ else
 fi
 
 # Files edited in place: the same folder, count and shape, one pixel changed.
-python3 - "$tmp/idx" <<'PY'
+"$python" - "$tmp/idx" <<'PY'
 import os, random, struct, sys
 d = sys.argv[1]; os.makedirs(d, exist_ok=True); r = random.Random(5)
 for name, n in (("train", 500), ("t10k", 50)):
     open(f"{d}/{name}-images-idx3-ubyte", "wb").write(struct.pack(">IIII", 0x803, n, 28, 28) + bytes(r.randrange(256) for _ in range(n * 784)))
 PY
 "$bin" train --data "$tmp/idx" --batch-size 50 --latent 4 --epochs 1 --out "$tmp/i" > "$tmp/i.log" 2>&1 || bad "IDX run: $(tail -1 "$tmp/i.log")"
-python3 -c 'import sys; f = open(sys.argv[1], "r+b"); f.seek(-1, 2); b = f.read(1); f.seek(-1, 2); f.write(bytes([b[0] ^ 1]))' "$tmp/idx/train-images-idx3-ubyte"
+"$python" -c 'import sys; f = open(sys.argv[1], "r+b"); f.seek(-1, 2); b = f.read(1); f.seek(-1, 2); f.write(bytes([b[0] ^ 1]))' "$tmp/idx/train-images-idx3-ubyte"
 refused "--data $tmp/idx: its training images differ" "idx: 500 images of 28x28" -- "$bin" train --resume --out "$tmp/i" --epochs 2
 
 echo "resume: options resume may change"
@@ -118,7 +119,7 @@ fi
 
 echo "resume: a checkpoint of an older version (no data record) still resumes"
 cp -r "$tmp/s" "$tmp/old"
-python3 - "$tmp/old/checkpoints/latest.safetensors" <<'PY'
+"$python" - "$tmp/old/checkpoints/latest.safetensors" <<'PY'
 import json, os, struct, sys
 path = os.path.realpath(sys.argv[1])
 raw = open(path, "rb").read()

@@ -22,9 +22,7 @@ export VAE_DIST_BIN=$bin   # Launch/launch.sh runs the same binary
 fit_only=0
 [ "${1:-}" = --fit-only ] && { fit_only=1; shift; }
 out=${1:-runs/scaling}
-python=python3
-"$python" -c "import numpy" 2>/dev/null || { [ -x .venv/bin/python ] && python=.venv/bin/python; }
-"$python" -c "import numpy" 2>/dev/null || { echo "scaling: numpy is missing (python3 -m pip install numpy)"; exit 1; }
+use_venv || { echo "scaling: no Python with numpy (.venv, see use_venv in Launch/common.sh)"; exit 1; }  # sets $python
 
 if [ "$fit_only" -eq 0 ]; then
   [ -x "$bin" ] || { echo "scaling: no $bin (bash Launch/setup.sh first)"; exit 1; }

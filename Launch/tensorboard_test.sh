@@ -11,19 +11,8 @@ cd "$(dirname "$0")/.."
 bin=.build/release/vae-dist
 [ -x "$bin" ] || bash Launch/setup.sh > /dev/null || { echo "tensorboard: build failed"; echo "tensorboard: 0 passed, 1 failed"; exit 1; }
 
-# The reader: PyPI's tensorboard in a virtual environment (reused when present).
-if ! .venv/bin/python -c "import tensorboard, PIL, numpy" 2>/dev/null; then
-  echo "tensorboard: installing the tensorboard package into .venv"
-  if ! python3 -m venv .venv > /dev/null 2>&1; then
-    # Debian ships venv separately.
-    sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
-    $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-venv > /dev/null
-    rm -rf .venv && python3 -m venv .venv
-  fi
-  .venv/bin/pip install -q --disable-pip-version-check tensorboard pillow \
-    || { echo "tensorboard: pip install tensorboard failed"; echo "tensorboard: 0 passed, 1 failed"; exit 1; }
-fi
-python=.venv/bin/python
+# The reader: PyPI's tensorboard in the repository's .venv (installed on first use).
+use_venv tensorboard pillow:PIL || { echo "tensorboard: pip install tensorboard failed"; echo "tensorboard: 0 passed, 1 failed"; exit 1; }
 
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 small=(train --data synthetic:512 --batch-size 64 --hidden 64 --latent 8)

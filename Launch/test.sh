@@ -5,7 +5,9 @@
 #   the MPI tests with real ranks (Launch/mpi_test.sh),
 #   ranks on separate hosts (network namespaces) over TCP, hostfile and Slurm launch (Launch/multihost_test.sh),
 #   the checkpoint interoperability test in Python (Launch/python_test.sh),
-#   faults: kill -9, full disk, signals, NaN, drift (Launch/fault_test.sh).
+#   faults: kill -9, full disk, signals, NaN, drift (Launch/fault_test.sh),
+#   stalled ranks (Launch/watchdog_test.sh), gradient accumulation (Launch/accumulate_test.sh).
+# Python tools run in .venv at the repository root (created here; see use_venv in common.sh).
 # Exit status 0 only when everything built and passed. Launch/mutation_test.sh checks
 # that this script goes red on broken variants of the source.
 set -euo pipefail
@@ -13,7 +15,8 @@ cd "$(dirname "$0")/.."
 bash Launch/setup.sh
 . Launch/common.sh
 
-# Test-only tools: strace (proves only rank 0 writes), numpy + safetensors (Python interop).
+# Test-only tools: strace (proves only rank 0 writes), numpy + safetensors (Python interop) in
+# the repository's .venv (Launch/common.sh use_venv; never the system Python).
 # objdump/nm (binutils) read the binary's machine code for Launch/isa_test.sh.
 tools=()
 command -v strace >/dev/null || tools+=(strace)
@@ -22,7 +25,7 @@ if [ ${#tools[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
   $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${tools[@]}" >/dev/null
 fi
-python3 -c "import numpy, safetensors" 2>/dev/null || python3 -m pip install -q --disable-pip-version-check numpy safetensors
+use_venv || { echo "test: FAILED: cannot set up .venv with numpy and safetensors"; exit 1; }
 
 echo "test: swift test"
 log=$(mktemp)
@@ -45,7 +48,7 @@ fi
 
 # VAE_DIST_TEST_FAIL_FAST=1 stops at the first failing suite (Launch/mutation_test.sh uses it).
 # VAE_DIST_TEST_FIRST=SUITE runs that suite first (mutation_test.sh: the one expected to fail).
-suites=(isa_test cli_test cli_usability_test resume_test mpi_test multihost_test threads_test python_test torch_test tensorboard_test readme_test fault_test)
+suites=(isa_test cli_test cli_usability_test resume_test mpi_test multihost_test threads_test python_test torch_test tensorboard_test readme_test fault_test watchdog_test accumulate_test)
 if [ -n "${VAE_DIST_TEST_FIRST:-}" ]; then
   ordered=("$VAE_DIST_TEST_FIRST")
   for suite in "${suites[@]}"; do [ "$suite" = "$VAE_DIST_TEST_FIRST" ] || ordered+=("$suite"); done

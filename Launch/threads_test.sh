@@ -10,11 +10,12 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . Launch/common.sh
+use_venv || { echo "threads: 0 passed, 1 failed"; exit 1; }  # $python: .venv with numpy and safetensors
 bin=.build/release/vae-dist
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 export VAE_DIST_PROGRESS=0
 args=(train --data synthetic:4096 --epochs 1 --batch-size 128 --seed 3)
-compare() { python3 Launch/compare_checkpoints.py "$1/checkpoints/latest.safetensors" "$2/checkpoints/latest.safetensors" 0; }
+compare() { "$python" Launch/compare_checkpoints.py "$1/checkpoints/latest.safetensors" "$2/checkpoints/latest.safetensors" 0; }
 
 echo "threads: --threads 1, 2 and 3 after one epoch, tolerance 0"
 for t in 1 2 3; do

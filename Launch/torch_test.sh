@@ -12,11 +12,11 @@ bin=.build/release/vae-dist
 [ -x "$bin" ] || { echo "torch: no $bin (bash Launch/setup.sh first)"; echo "torch: 0 passed, 1 failed"; exit 1; }
 
 py=""
-for candidate in "${TORCH_PYTHON:-}" .venv-torch/bin/python python3; do
+for candidate in "${TORCH_PYTHON:-}" .venv-torch/bin/python .venv/bin/python; do
   [ -n "$candidate" ] && "$candidate" -c "import torch, numpy, safetensors" 2>/dev/null && { py=$candidate; break; }
 done
 if [ -z "$py" ]; then
-  echo "torch: skipped: no Python here imports torch, numpy and safetensors (tried ${TORCH_PYTHON:+$TORCH_PYTHON, }.venv-torch/bin/python, python3; see README: python3 -m venv .venv-torch)"
+  echo "torch: skipped: no Python here imports torch, numpy and safetensors (tried ${TORCH_PYTHON:+$TORCH_PYTHON, }.venv-torch/bin/python, .venv/bin/python; see README: python3 -m venv .venv-torch)"
   exit 0
 fi
 

@@ -29,6 +29,14 @@ public protocol Communicator: AnyObject, Sendable {
     /// Gathers `count` floats from every rank into `output` [size, count], rank order.
     func allgather(_ input: UnsafePointer<Float>, count: Int, into output: UnsafeMutablePointer<Float>) throws(CommunicatorError)
     func barrier() throws(CommunicatorError)
+    /// What the following collectives belong to (a step, the evaluation...), for stall reports.
+    /// Set before each step's collectives; costs nothing.
+    var phase: CollectivePhase { get set }
+    /// Arms the stall watchdog (a collective: every rank, once): from then on every collective
+    /// waits at most `timeout` seconds (0: no deadline), warns at half of it, and at the deadline
+    /// the ranks that can still talk name the ranks that have not arrived (StallWatchdog.swift)
+    /// and this throws a `CommunicatorError` with `isStall` (already printed: only abort).
+    func armWatchdog(timeout: Double) throws(CommunicatorError)
     /// Ends every rank of the job with `code` (MPI_Abort); never returns.
     func abort(code: Int32) -> Never
     func finalize()
@@ -59,8 +67,11 @@ public final class Shards: Sendable {
 public struct CommunicatorError: Error, CustomStringConvertible {
     public let call: String
     public let message: String
-    public init(call: String, message: String) { self.call = call; self.message = message }
-    public var description: String { "\(call) failed: \(message)" }
+    /// A stall the watchdog detected; its line is printed already (tagged with the rank).
+    public let isStall: Bool
+    public init(call: String, message: String) { self.call = call; self.message = message; isStall = false }
+    public init(stall message: String, call: String) { self.call = call; self.message = message; isStall = true }
+    public var description: String { isStall ? message : "\(call) failed: \(message)" }
 }
 
 extension Communicator {
@@ -83,6 +94,12 @@ public final class SingleProcessCommunicator: Communicator {
     public var rank: Int { 0 }
     public var size: Int { 1 }
     public var backend: String { "single-process" }
+    public var phase: CollectivePhase {
+        get { .startup }
+        set {}
+    }
+    /// One process never waits for another: nothing to watch.
+    public func armWatchdog(timeout: Double) {}
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) {}
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) {}
     public func allreduceMinMax(_ value: UInt64) -> (min: UInt64, max: UInt64) { (value, value) }

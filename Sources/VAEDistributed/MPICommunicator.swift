@@ -2,14 +2,20 @@ import CMPI
 import Foundation
 
 /// Open MPI over the CMPI shim. Errors return codes (MPI_ERRORS_RETURN on the world
-/// communicator) and every code goes through `check`, which names the call.
+/// communicator) and every code goes through `check`, which names the call. Collectives are
+/// the nonblocking forms polled until done, so the stall watchdog can end a wait.
 public final class MPICommunicator: Communicator, @unchecked Sendable {
     public let rank: Int
     public let size: Int
     public var backend: String { "mpi" }
     private let world: MPI_Comm
     private var pending: [MPI_Request?] = []
+    /// The watchdog's sequence number of the last reduction started with `startAllreduceSum`.
+    private var pendingSequence: Int64 = 0
     private var finalized = false
+    /// The stall watchdog once armed (`armWatchdog`); nil: collectives wait without a deadline.
+    private var watchdog: MPIWatchdog?
+    public var phase = CollectivePhase.startup
 
     public init() throws(CommunicatorError) {
         var initialized: Int32 = 0
@@ -36,25 +42,74 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         throw CommunicatorError(call: call(), message: "\(message) (code \(code))")
     }
 
+    // Every collective is nonblocking, polled by `wait` until done or past the watchdog's deadline
+    // (MPIWatchdog.swift). `enter` announces it to the watchdog's peers first.
+
+    public func armWatchdog(timeout: Double) throws(CommunicatorError) {
+        guard watchdog == nil, size > 1, timeout > 0 else { return }  // 0: off, no heartbeats
+        watchdog = try MPIWatchdog(world: world, rank: rank, size: size, timeout: timeout)
+    }
+
+    private func enter() throws(CommunicatorError) -> Int64 {
+        try watchdog?.enter(phase) ?? 0
+    }
+
+    /// Polls `requests` until they complete: spins for a moment, then sleeps between polls
+    /// (StallClock.pause), and past that moment lets the watchdog warn, hear rank 0's report
+    /// and end a stall.
+    private func wait(_ requests: UnsafeMutablePointer<MPI_Request?>, count: Int, sequence: Int64,
+                      call: StaticString) throws(CommunicatorError) {
+        var done: Int32 = 0
+        try Self.check(MPI_Testall(Int32(count), requests, &done, nil), "MPI_Testall (\(call))")
+        if done != 0 { return }
+        var clock = StallClock(timeout: watchdog?.timeout ?? 0, start: MPI_Wtime())
+        while true {
+            try Self.check(MPI_Testall(Int32(count), requests, &done, nil), "MPI_Testall (\(call))")
+            if done != 0 { return }
+            let now = MPI_Wtime()
+            let pause = StallClock.pause(afterWaiting: now - clock.start)
+            if pause == 0 { continue }
+            usleep(pause)
+            try watchdog?.check(&clock, now: now, sequence: sequence, phase: phase, call: call)
+        }
+    }
+
+    private func wait(_ request: inout MPI_Request?, sequence: Int64, call: StaticString) throws(CommunicatorError) {
+        try wait(&request, count: 1, sequence: sequence, call: call)
+    }
+
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws(CommunicatorError) {
-        try Self.check(MPI_Allreduce(vae_mpi_in_place(), buffer, Int32(count), vae_mpi_float(), vae_mpi_sum(), world),
-                       "MPI_Allreduce(float, \(count))")
+        let sequence = try enter()
+        var request: MPI_Request? = vae_mpi_request_null()
+        try Self.check(MPI_Iallreduce(vae_mpi_in_place(), buffer, Int32(count), vae_mpi_float(), vae_mpi_sum(), world, &request),
+                       "MPI_Iallreduce(float, \(count))")
+        try wait(&request, sequence: sequence, call: "MPI_Iallreduce(float)")
     }
 
     public func allreduceSum(_ buffer: UnsafeMutablePointer<Double>, count: Int) throws(CommunicatorError) {
-        try Self.check(MPI_Allreduce(vae_mpi_in_place(), buffer, Int32(count), vae_mpi_double(), vae_mpi_sum(), world),
-                       "MPI_Allreduce(double, \(count))")
+        let sequence = try enter()
+        var request: MPI_Request? = vae_mpi_request_null()
+        try Self.check(MPI_Iallreduce(vae_mpi_in_place(), buffer, Int32(count), vae_mpi_double(), vae_mpi_sum(), world, &request),
+                       "MPI_Iallreduce(double, \(count))")
+        try wait(&request, sequence: sequence, call: "MPI_Iallreduce(double)")
     }
 
     public func allreduceMinMax(_ value: UInt64) throws(CommunicatorError) -> (min: UInt64, max: UInt64) {
         var low = value, high = value
-        try Self.check(MPI_Allreduce(vae_mpi_in_place(), &low, 1, vae_mpi_uint64(), vae_mpi_min(), world), "MPI_Allreduce(min)")
-        try Self.check(MPI_Allreduce(vae_mpi_in_place(), &high, 1, vae_mpi_uint64(), vae_mpi_max(), world), "MPI_Allreduce(max)")
+        for (target, op) in [(0, vae_mpi_min()), (1, vae_mpi_max())] {
+            let sequence = try enter()
+            var request: MPI_Request? = vae_mpi_request_null()
+            let code = target == 0 ? MPI_Iallreduce(vae_mpi_in_place(), &low, 1, vae_mpi_uint64(), op, world, &request)
+                : MPI_Iallreduce(vae_mpi_in_place(), &high, 1, vae_mpi_uint64(), op, world, &request)
+            try Self.check(code, "MPI_Iallreduce(\(target == 0 ? "min" : "max"))")
+            try wait(&request, sequence: sequence, call: "MPI_Iallreduce(min/max)")
+        }
         return (low, high)
     }
 
     public func startAllreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws(CommunicatorError) {
-        var request = vae_mpi_request_null()
+        pendingSequence = try enter()
+        var request: MPI_Request? = vae_mpi_request_null()
         try Self.check(MPI_Iallreduce(vae_mpi_in_place(), buffer, Int32(count), vae_mpi_float(), vae_mpi_sum(), world, &request),
                        "MPI_Iallreduce(float, \(count))")
         pending.append(request)
@@ -62,10 +117,11 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
 
     public func finishReductions() throws(CommunicatorError) {
         if pending.isEmpty { return }
-        let count = Int32(pending.count)
-        let code = pending.withUnsafeMutableBufferPointer { MPI_Waitall(count, $0.baseAddress, nil) }
+        let count = pending.count
+        try pending.withUnsafeMutableBufferPointer { p throws(CommunicatorError) in
+            try wait(p.baseAddress!, count: count, sequence: pendingSequence, call: "MPI_Iallreduce(gradient buckets)")
+        }
         pending.removeAll(keepingCapacity: true)
-        try Self.check(code, "MPI_Waitall")
     }
 
     public func progressReductions() throws(CommunicatorError) {
@@ -78,19 +134,25 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     }
 
     public func reduceScatterSum(_ input: UnsafePointer<Float>, shards: Shards, into output: UnsafeMutablePointer<Float>) throws(CommunicatorError) {
+        let sequence = try enter()
+        var request: MPI_Request? = vae_mpi_request_null()
         let code = shards.counts.withUnsafeBufferPointer {
-            MPI_Reduce_scatter(input, output, $0.baseAddress, vae_mpi_float(), vae_mpi_sum(), world)
+            MPI_Ireduce_scatter(input, output, $0.baseAddress, vae_mpi_float(), vae_mpi_sum(), world, &request)
         }
-        try Self.check(code, "MPI_Reduce_scatter(float, \(shards.total))")
+        try Self.check(code, "MPI_Ireduce_scatter(float, \(shards.total))")
+        try wait(&request, sequence: sequence, call: "MPI_Ireduce_scatter")
     }
 
     public func allgatherInPlace(_ buffer: UnsafeMutablePointer<Float>, shards: Shards) throws(CommunicatorError) {
+        let sequence = try enter()
+        var request: MPI_Request? = vae_mpi_request_null()
         let code = shards.counts.withUnsafeBufferPointer { c in
             shards.offsets.withUnsafeBufferPointer { o in
-                MPI_Allgatherv(vae_mpi_in_place(), 0, vae_mpi_float(), buffer, c.baseAddress, o.baseAddress, vae_mpi_float(), world)
+                MPI_Iallgatherv(vae_mpi_in_place(), 0, vae_mpi_float(), buffer, c.baseAddress, o.baseAddress, vae_mpi_float(), world, &request)
             }
         }
-        try Self.check(code, "MPI_Allgatherv(float, \(shards.total))")
+        try Self.check(code, "MPI_Iallgatherv(float, \(shards.total))")
+        try wait(&request, sequence: sequence, call: "MPI_Iallgatherv")
     }
 
     public func broadcast(_ buffer: UnsafeMutableRawPointer, byteCount: Int, root: Int) throws(CommunicatorError) {
@@ -98,18 +160,27 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         var offset = 0
         repeat {
             let chunk = min(byteCount - offset, 1 << 30)
-            try Self.check(MPI_Bcast(buffer + offset, Int32(chunk), vae_mpi_byte(), Int32(root), world), "MPI_Bcast(\(byteCount) bytes)")
+            let sequence = try enter()
+            var request: MPI_Request? = vae_mpi_request_null()
+            try Self.check(MPI_Ibcast(buffer + offset, Int32(chunk), vae_mpi_byte(), Int32(root), world, &request), "MPI_Ibcast(\(byteCount) bytes)")
+            try wait(&request, sequence: sequence, call: "MPI_Ibcast")
             offset += chunk
         } while offset < byteCount
     }
 
     public func allgather(_ input: UnsafePointer<Float>, count: Int, into output: UnsafeMutablePointer<Float>) throws(CommunicatorError) {
-        try Self.check(MPI_Allgather(input, Int32(count), vae_mpi_float(), output, Int32(count), vae_mpi_float(), world),
-                       "MPI_Allgather(float, \(count))")
+        let sequence = try enter()
+        var request: MPI_Request? = vae_mpi_request_null()
+        try Self.check(MPI_Iallgather(input, Int32(count), vae_mpi_float(), output, Int32(count), vae_mpi_float(), world, &request),
+                       "MPI_Iallgather(float, \(count))")
+        try wait(&request, sequence: sequence, call: "MPI_Iallgather")
     }
 
     public func barrier() throws(CommunicatorError) {
-        try Self.check(MPI_Barrier(world), "MPI_Barrier")
+        let sequence = try enter()
+        var request: MPI_Request? = vae_mpi_request_null()
+        try Self.check(MPI_Ibarrier(world, &request), "MPI_Ibarrier")
+        try wait(&request, sequence: sequence, call: "MPI_Ibarrier")
     }
 
     public func abort(code: Int32) -> Never {
@@ -121,6 +192,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     public func finalize() {
         guard !finalized else { return }
         finalized = true
+        watchdog?.finish()
         MPI_Finalize()
     }
 }

@@ -45,20 +45,24 @@ final class DeterministicReduction: GradientReduction {
     var updateRange: Range<Int> { shards?.range(communicator.rank) ?? 0..<model.parameterCount }
 
     /// This rank's groups' gradients, each computed into its own buffer, summed in tree order
-    /// into model.gradients.
-    func computeGradients(_ batch: LocalBatch) throws -> LocalResult {
+    /// into model.gradients after the last micro-batch. A micro-batch is one or more whole
+    /// groups (TrainingOptions.validate), so --accumulate changes no bit: each group's gradient
+    /// is computed alone either way.
+    func computeGradients(_ batch: LocalBatch, rows: Int, micro: Int, of count: Int, into result: inout LocalResult) throws {
         let localGroups = Self.groups / communicator.size
-        let rows = batch.rows / localGroups
+        let microGroups = localGroups / count
+        let groupRows = rows / microGroups
         let p = model.parameterCount
-        var result = LocalResult()
-        for g in 0..<localGroups {
+        for local in 0..<microGroups {
+            let g = micro * microGroups + local
             // One group per rank (4 ranks): its gradient is the rank's partial sum already.
             let target = localGroups == 1 ? model.gradients : groupGradients[g]
             target.update(repeating: 0, count: p)
-            let (recon, kl) = batch.forwardBackward(row: g * rows, count: rows, into: target)
+            let (recon, kl) = batch.forwardBackward(row: local * groupRows, count: groupRows, into: target)
             result.recon += recon
             result.kl += kl
         }
+        guard micro == count - 1 else { return }
         switch localGroups {
         case 4:
             vectorAdd(groupGradients[0], groupGradients[0], groupGradients[1], count: p)
@@ -70,7 +74,6 @@ final class DeterministicReduction: GradientReduction {
             break
         }
         result.finite = result.recon.isFinite && result.kl.isFinite && allFinite(model.gradients, count: p)
-        return result
     }
 
     /// Combines the ranks' partial sums in the same tree order on every rank count.

@@ -13,9 +13,13 @@ import VAEModel
 //   --keep-checkpoints, --max-bad-steps, --check-every, --log-every, --out
 //                how long, how fast and how carefully to go on, and where: a schedule, not the
 //                model. A changed --lr is recorded in the next checkpoint.
-//   --bucket-mb, --shard-optimizer, --threads   how the same gradient sum and the same elementwise Adam
-//                update are computed; the mathematics is unchanged (bit-identity with an
-//                uninterrupted run holds as far as the reduction's own summation order allows).
+//   --bucket-mb, --shard-optimizer, --threads, --accumulate   how the same gradient sum and the
+//                same elementwise Adam update are computed; the mathematics is unchanged
+//                (bit-identity with an uninterrupted run holds as far as the reduction's own
+//                summation order allows). --accumulate cuts each rank's slice of the same batch
+//                into micro-batches; a checkpoint's position counts optimizer steps, which it
+//                does not change (with --deterministic the result is bit-identical for any count).
+//   --timeout    how long a collective may wait for a stalled rank: not the mathematics.
 //   --data       may name another folder that holds the same images (the fingerprint decides,
 //                `checkResumeData`); other images need --allow-other-data.
 // and which must agree:
@@ -54,6 +58,8 @@ public struct GivenOptions: Codable, Equatable, Sendable {
     public var clipGradNorm: Double?
     public var logEvery: Int?
     public var threads: Int?
+    public var timeout: Double?
+    public var accumulate: Int?
 
     public init() {}
 
@@ -83,6 +89,8 @@ public struct GivenOptions: Codable, Equatable, Sendable {
         clipGradNorm = options.clipGradNorm
         logEvery = options.logEvery
         threads = options.threads
+        timeout = options.timeout
+        accumulate = options.accumulate
     }
 
     public enum ResumeRule: Sendable {
@@ -100,7 +108,7 @@ public struct GivenOptions: Codable, Equatable, Sendable {
         "--keep-checkpoints": .mayChange, "--max-bad-steps": .mayChange, "--check-every": .mayChange,
         "--bucket-mb": .mayChange, "--shard-optimizer": .mayChange,
         "--lr-schedule": .mayChange, "--warmup-steps": .mayChange, "--clip-grad-norm": .mayChange, "--log-every": .mayChange,
-        "--threads": .mayChange,
+        "--threads": .mayChange, "--timeout": .mayChange, "--accumulate": .mayChange,
         "--data": .sameImages,
         "--hidden": .mustAgree, "--latent": .mustAgree, "--likelihood": .mustAgree, "--beta": .mustAgree,
         "--autoencoder": .mustAgree, "--seed": .mustAgree, "--batch-size": .mustAgree, "--binarize": .mustAgree,
@@ -165,6 +173,8 @@ private struct Merge {
         try set("--clip-grad-norm", given.clipGradNorm, &config.training.clipGradNorm)
         try set("--log-every", given.logEvery, &config.training.logEvery)
         try set("--threads", given.threads, &config.training.threads)
+        try set("--timeout", given.timeout, &config.training.timeout)
+        try set("--accumulate", given.accumulate, &config.training.accumulate)
     }
 
     mutating func set<T: Equatable>(_ option: String, _ given: T?, _ value: inout T,

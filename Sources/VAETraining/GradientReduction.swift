@@ -13,26 +13,31 @@ import VAEModel
 //   DeterministicReduction  --deterministic: 4 fixed groups summed in one fixed tree, so 1, 2 and
 //                           4 ranks are bit-identical (optionally with the sharded update).
 //
-// A step calls computeGradients, reduce (always, so started requests complete on every rank),
-// then, unless the step is skipped, updates `updateRange` and calls shareParameters.
+// A step calls computeGradients once per micro-batch (--accumulate; the gradients add up
+// locally and only the last one may start reductions), reduce (always, so started requests
+// complete on every rank), then, unless the step is skipped, updates `updateRange` and calls
+// shareParameters.
 
-/// This rank's share of a step: its inputs and noise, and the model that runs them.
+/// This rank's share of a step, one micro-batch at a time: its inputs and noise, and the model
+/// that runs them. With --accumulate N the buffers and the workspace hold 1/N of the rank's slice.
 final class LocalBatch {
     let model: VAE
     let workspace: VAEWorkspace
-    let x: UnsafeMutablePointer<Float>    // [rows, D]
-    let eps: UnsafeMutablePointer<Float>  // [rows, latent]
-    let rows: Int
-    /// d(mean loss over the global batch) / d(one example's loss) = 1 / global batch.
+    let x: UnsafeMutablePointer<Float>    // [capacity, D]
+    let eps: UnsafeMutablePointer<Float>  // [capacity, latent]
+    /// The largest micro-batch of this rank's slice.
+    let capacity: Int
+    /// d(mean loss over the global batch) / d(one example's loss) = 1 / global batch
+    /// (the whole optimizer step's batch, whatever its micro-batches).
     let lossScale: Float
 
-    init(model: VAE, rows: Int, globalBatchSize: Int) {
+    init(model: VAE, capacity: Int, globalBatchSize: Int) {
         self.model = model
-        self.rows = rows
+        self.capacity = capacity
         lossScale = 1 / Float(globalBatchSize)
-        workspace = VAEWorkspace(config: model.config, capacity: rows)
-        x = allocateAligned(rows * model.config.inputDimension)
-        eps = allocateAligned(rows * model.config.latent)
+        workspace = VAEWorkspace(config: model.config, capacity: capacity)
+        x = allocateAligned(capacity * model.config.inputDimension)
+        eps = allocateAligned(capacity * model.config.latent)
     }
 
     deinit {
@@ -56,7 +61,8 @@ final class LocalBatch {
     }
 }
 
-/// The local half of a step: loss sums and whether this rank's loss and gradient are finite.
+/// The local half of a step: loss sums and whether this rank's loss and gradient are finite
+/// (summed over the step's micro-batches).
 struct LocalResult {
     var recon = 0.0
     var kl = 0.0
@@ -67,8 +73,10 @@ protocol GradientReduction: AnyObject {
     /// For the start-up line: "overlapped allreduce in 4 buckets" and the like.
     var name: String { get }
     var model: VAE { get }
-    /// Forward and backward of this rank's batch into model.gradients; may start reductions.
-    func computeGradients(_ batch: LocalBatch) throws -> LocalResult
+    /// Forward and backward of micro-batch `micro` of `count` (its `rows` rows loaded in `batch`),
+    /// its gradient added to model.gradients (zeroed at micro-batch 0) and its loss sums to
+    /// `result`; the last micro-batch may start reductions and decides `result.finite`.
+    func computeGradients(_ batch: LocalBatch, rows: Int, micro: Int, of count: Int, into result: inout LocalResult) throws
     /// Completes the reduction: model.gradients[updateRange] hold the global-batch gradient.
     func reduce() throws
     /// The parameters and Adam moments this rank updates.
@@ -128,15 +136,22 @@ final class AllreduceReduction: GradientReduction, BackwardObserver {
 
     var updateRange: Range<Int> { 0..<model.parameterCount }
 
-    func computeGradients(_ batch: LocalBatch) throws -> LocalResult {
-        started = 0
-        finite = true
-        model.zeroGradients()
-        let (recon, kl) = batch.forwardBackward(row: 0, count: batch.rows, into: model.gradients,
-                                                observer: buckets.isEmpty ? nil : self)
+    func computeGradients(_ batch: LocalBatch, rows: Int, micro: Int, of count: Int, into result: inout LocalResult) throws {
+        if micro == 0 {
+            started = 0
+            finite = true
+            model.zeroGradients()
+        }
+        // Buckets start only during the last micro-batch's backward: the gradient is then whole.
+        let last = micro == count - 1
+        let (recon, kl) = batch.forwardBackward(row: 0, count: rows, into: model.gradients,
+                                                observer: buckets.isEmpty || !last ? nil : self)
+        result.recon += recon
+        result.kl += kl
         if let failure { self.failure = nil; throw failure }
+        guard last else { return }
         if buckets.isEmpty { finite = allFinite(model.gradients, count: model.parameterCount) }
-        return LocalResult(recon: recon, kl: kl, finite: finite && recon.isFinite && kl.isFinite)
+        result.finite = finite && result.recon.isFinite && result.kl.isFinite
     }
 
     func gradientsFinal(from offset: Int) {
@@ -203,10 +218,13 @@ final class ShardedReduction: GradientReduction {
     var name: String { "sharded optimizer (reduce-scatter, Adam on 1/\(communicator.size) of the parameters, allgather)" }
     var updateRange: Range<Int> { shards.range(communicator.rank) }
 
-    func computeGradients(_ batch: LocalBatch) throws -> LocalResult {
-        model.zeroGradients()
-        let (recon, kl) = batch.forwardBackward(row: 0, count: batch.rows, into: model.gradients)
-        return LocalResult(recon: recon, kl: kl, finite: recon.isFinite && kl.isFinite && allFinite(model.gradients, count: model.parameterCount))
+    func computeGradients(_ batch: LocalBatch, rows: Int, micro: Int, of count: Int, into result: inout LocalResult) throws {
+        if micro == 0 { model.zeroGradients() }
+        let (recon, kl) = batch.forwardBackward(row: 0, count: rows, into: model.gradients)
+        result.recon += recon
+        result.kl += kl
+        guard micro == count - 1 else { return }
+        result.finite = result.recon.isFinite && result.kl.isFinite && allFinite(model.gradients, count: model.parameterCount)
     }
 
     func reduce() throws {

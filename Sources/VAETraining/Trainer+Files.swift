@@ -1,4 +1,5 @@
 import Foundation
+import VAEDistributed
 import VAEKernels
 
 // What rank 0 alone writes: metrics lines, sample and reconstruction images, checkpoints.
@@ -54,6 +55,7 @@ extension Trainer {
     /// Every rank calls this (the sharded optimizer gathers its moments); rank 0 writes
     /// latest.safetensors only, holding epoch e - 1 plus the first `nextStep` steps of epoch e.
     func writeInterruptedCheckpoint(epoch e: Int, nextStep: Int, sums: PartialEpoch) throws {
+        communicator.phase = CollectivePhase(.checkpoint, step: optimizer.step)
         try reduction.shareOptimizerState(optimizer)
         guard communicator.isRoot else { return }
         try AtomicFile.write(try checkpointBytes(ResumeState(epoch: e - 1, epochStep: nextStep, partial: sums)), to: latestCheckpoint)

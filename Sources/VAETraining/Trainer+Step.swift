@@ -39,23 +39,32 @@ extension Trainer {
     /// parameters unless some rank's loss or gradient was not finite.
     func step(_ s: Int, of plan: EpochPlan, epoch e: Int, times: inout StepTimes) throws -> StepControl {
         let t0 = now()
-        // Load this rank's slice of the global batch and its noise.
+        communicator.phase = CollectivePhase(.step, step: optimizer.step + 1)
+        attemptedSteps += 1
+        // This rank's slice of the global batch, in --accumulate micro-batches: load one (its
+        // inputs and noise, keyed by the example), forward and backward, its gradient added to
+        // the others'; the reduction may start during the last one's backward.
         let l = modelConfig.latent
         let indices = plan.localIndices(step: s)
-        indices.withUnsafeBufferPointer {
-            fillBatch(batch.x, from: dataset.train, indices: $0, binarize: options.binarize, generator: generator, epoch: e)
+        var local = LocalResult()
+        let parts = options.accumulate
+        for m in 0..<parts {
+            let part = shardRange(count: indices.count, rank: m, worldSize: parts)
+            let micro = indices[(indices.startIndex + part.lowerBound)..<(indices.startIndex + part.upperBound)]
+            micro.withUnsafeBufferPointer {
+                fillBatch(batch.x, from: dataset.train, indices: $0, binarize: options.binarize, generator: generator, epoch: e)
+            }
+            for (r, index) in micro.enumerated() {
+                fillNormal(batch.eps + r * l, count: l, generator: generator, stream: .reparameterization, epoch: e, index: Int(index))
+            }
+            if m == 0 {
+                if faults.active("error", rank: communicator.rank, step: attemptedSteps) {
+                    throw TrainingError.training("injected fault (VAE_DIST_FAULT) at step \(attemptedSteps)")
+                }
+                if faults.active("nan", rank: communicator.rank, step: attemptedSteps) { batch.x[0] = .nan }
+            }
+            try reduction.computeGradients(batch, rows: micro.count, micro: m, of: parts, into: &local)
         }
-        for (r, index) in indices.enumerated() {
-            fillNormal(batch.eps + r * l, count: l, generator: generator, stream: .reparameterization, epoch: e, index: Int(index))
-        }
-        attemptedSteps += 1
-        if faults.active("error", rank: communicator.rank, step: attemptedSteps) {
-            throw TrainingError.training("injected fault (VAE_DIST_FAULT) at step \(attemptedSteps)")
-        }
-        if faults.active("nan", rank: communicator.rank, step: attemptedSteps) { batch.x[0] = .nan }
-
-        // Forward and backward; the reduction may start during backward.
-        let local = try reduction.computeGradients(batch)
         let t1 = now()
 
         // Reduce the gradients and the control block.

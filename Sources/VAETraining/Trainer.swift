@@ -91,6 +91,8 @@ public final class Trainer {
         let options = merged.training
         try options.validate(worldSize: communicator.size)
         self.options = options
+        // From here on every collective has a deadline (every rank got here with the same options).
+        try communicator.armWatchdog(timeout: options.timeout)
         dataset = try Dataset.load(options.data)
         var config = merged.model
         config.imageHeight = dataset.train.rows
@@ -121,8 +123,10 @@ public final class Trainer {
         optimizer = AdamOptimizer(count: model.parameterCount, hyper: options.adam)
         generator = Philox4x32(seed: options.seed)
         // This rank's slice of every global batch (slices differ by at most one example).
+        // --accumulate N: buffers for its largest micro-batch (micro-batch 0).
         let localRows = shardRange(count: options.batchSize, rank: communicator.rank, worldSize: communicator.size).count
-        batch = LocalBatch(model: model, rows: localRows, globalBatchSize: options.batchSize)
+        batch = LocalBatch(model: model, capacity: shardRange(count: localRows, rank: 0, worldSize: options.accumulate).count,
+                           globalBatchSize: options.batchSize)
         reduction = makeGradientReduction(options: options, model: model, communicator: communicator)
         evalWorkspace = VAEWorkspace(config: config, capacity: 500)
 
@@ -242,6 +246,7 @@ public final class Trainer {
         while epoch < options.epochs && interrupted == 0 {
             try trainEpoch(epoch + 1)
         }
+        communicator.phase = CollectivePhase(.finish, step: optimizer.step)
         log("vae-dist: this process ran \(attemptedSteps) steps (global step \(startStep) to \(optimizer.step))")
     }
 
@@ -303,6 +308,7 @@ public final class Trainer {
         progress.finish()
 
         let evalStart = now()
+        communicator.phase = CollectivePhase(.evaluation, step: optimizer.step)
         let test = try evaluateDistributed(model: model, workspace: evalWorkspace, images: dataset.test, binarize: options.binarize,
                                            seed: options.seed, communicator: communicator)
         let evalSeconds = now() - evalStart
@@ -330,6 +336,7 @@ public final class Trainer {
         metrics.peakMemoryMB = peakMemoryMB()
         epoch = e
         let checkpointNow = e % options.checkpointEvery == 0 || e == options.epochs || interrupted != 0
+        communicator.phase = CollectivePhase(.checkpoint, step: optimizer.step)
         if checkpointNow { try reduction.shareOptimizerState(optimizer) }  // a collective: every rank
         if communicator.isRoot {
             let imageStart = now()

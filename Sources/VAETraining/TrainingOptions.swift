@@ -1,4 +1,5 @@
 import VAEData
+import VAEDistributed
 import VAEKernels
 
 /// How to train (everything but the model's shape, which is `ModelConfig`).
@@ -38,6 +39,13 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     /// Kernel threads per rank (0: the cores this process may use divided among the ranks on
     /// its node; see Threads.swift). Any count gives bit-identical parameters.
     public var threads = 0
+    /// Stall watchdog: seconds a collective may wait for the other ranks before the ranks that
+    /// can still talk name the missing ones and the job ends (0: wait forever). See
+    /// VAEDistributed/StallWatchdog.swift.
+    public var timeout = 300.0
+    /// Micro-batches per optimizer step: each rank's slice of the --batch-size batch runs through
+    /// forward and backward in this many parts, their gradients summed locally, then reduced once.
+    public var accumulate = 1
 
     public init() {}
 
@@ -64,6 +72,8 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
         clipGradNorm = try c.decodeIfPresent(Double.self, forKey: .clipGradNorm) ?? d.clipGradNorm
         logEvery = try c.decodeIfPresent(Int.self, forKey: .logEvery) ?? d.logEvery
         threads = try c.decodeIfPresent(Int.self, forKey: .threads) ?? d.threads
+        timeout = try c.decodeIfPresent(Double.self, forKey: .timeout) ?? d.timeout
+        accumulate = try c.decodeIfPresent(Int.self, forKey: .accumulate) ?? d.accumulate
     }
 
     public func validate(worldSize: Int) throws(TrainingError) {
@@ -84,9 +94,17 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
         if threads < 0 || threads > 1024 {
             throw .option("--threads must be between 0 (automatic) and 1024 (got \(threads))")
         }
+        if let problem = validateTimeout(timeout) { throw .option(problem) }
+        if accumulate < 1 { throw .option("--accumulate must be at least 1 micro-batch per optimizer step (got \(accumulate))") }
+        if batchSize < worldSize * accumulate {
+            throw .option("--batch-size \(batchSize) cannot be cut into \(worldSize) rank\(worldSize == 1 ? "" : "s") x --accumulate \(accumulate) micro-batches: every micro-batch needs at least one example on every rank")
+        }
         let groups = Self.deterministicGroups
         if deterministic && (groups % worldSize != 0 || batchSize % groups != 0) {
             throw .option("--deterministic splits every batch into \(groups) fixed groups: it needs 1, 2 or 4 ranks and a --batch-size divisible by \(groups) (got \(worldSize) ranks, batch \(batchSize))")
+        }
+        if deterministic && (groups / worldSize) % accumulate != 0 {
+            throw .option("--deterministic computes each of its \(groups) fixed groups alone, so a micro-batch is one or more whole groups: --accumulate x ranks must divide \(groups) (got --accumulate \(accumulate) on \(worldSize) rank\(worldSize == 1 ? "" : "s"))")
         }
     }
 

@@ -19,6 +19,8 @@ struct Bench: ParsableCommand {
     var allreduce = false
     @Option(help: "Message sizes in bytes for --allreduce, comma-separated (default: 4096 to 4194304 by powers of 2, and the default model's gradient).")
     var sizes: String?
+    @Option(help: "Under mpirun: the stall watchdog's --timeout of the measured steps (0: off, to measure its cost).")
+    var timeout = TrainingOptions().timeout
 
     func run() throws {
         try reportingErrors {
@@ -118,6 +120,7 @@ struct Bench: ParsableCommand {
             o.threads = rankThreads?[0] ?? 0
             o.bucketMB = bucketMB
             o.shardOptimizer = sharded
+            o.timeout = timeout
             strategies.append((name, o))
         }
         for batch in sizes {

@@ -29,6 +29,9 @@ struct Eval: ParsableCommand {
             if threads < 0 || threads > 1024 { throw TrainingError.option("--threads must be between 0 (automatic) and 1024 (got \(threads))") }
             let communicator = try makeCommunicator()
             Fatal.communicator = communicator
+            // The one allreduce below waits at most the default --timeout for a stalled rank.
+            try communicator.armWatchdog(timeout: TrainingOptions().timeout)
+            communicator.phase = CollectivePhase(.evaluation, step: 0)
             let (checkpoint, path) = try source.load()
             let model = checkpoint.makeModel()
             model.threads = KernelThreads(threads: threads > 0 ? threads : automaticThreadCount())

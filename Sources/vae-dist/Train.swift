@@ -78,6 +78,10 @@ struct Train: ParsableCommand {
     var logEvery: Int?
     @Option(help: "Kernel threads per rank; 0: the cores this process may use divided among the ranks on this node. Never changes a bit of the result (default: \(defaults.threads)).")
     var threads: Int?
+    @Option(help: "Stall watchdog: seconds a collective may wait for the other ranks; then the ranks that can still talk name the missing ones and the job ends (exit 1; the last checkpoint stays resumable). A warning comes at half of it; 0: off (default: \(Int(defaults.timeout))).")
+    var timeout: Double?
+    @Option(help: "Micro-batches per optimizer step: each rank's slice of --batch-size runs in this many parts whose gradients add up before one reduction, for batches larger than fit in memory (default: \(defaults.accumulate)).")
+    var accumulate: Int?
 
     /// The options given on the command line, typed; nil where not given. A flag given is on.
     func given() throws -> GivenOptions {
@@ -111,6 +115,8 @@ struct Train: ParsableCommand {
         g.clipGradNorm = clipGradNorm
         g.logEvery = logEvery
         g.threads = threads
+        g.timeout = timeout
+        g.accumulate = accumulate
         return g
     }
 
@@ -165,7 +171,10 @@ func modelConfig(hidden: String, latent: Int, likelihood: String, beta: Float, a
 
 /// Runs a command body; any error becomes one line and exit code 1 (MPI_Abort under MPI).
 func reportingErrors(_ body: () throws -> Void) throws {
-    do { try body() } catch {
+    do { try body() } catch let error as CommunicatorError where error.isStall {
+        // The stall watchdog printed its line on every rank that can still talk.
+        Fatal.abortAfterStall()
+    } catch {
         Fatal.exit("\(error)")
     }
 }

@@ -53,6 +53,12 @@ enum Fatal {
         Foundation.exit(1)
     }
 
+    /// A stall (already reported by the watchdog): end the whole job.
+    static func abortAfterStall() -> Never {
+        communicator?.abort(code: 1)
+        Foundation.exit(1)
+    }
+
     static func launcherRank() -> Int? {
         let env = ProcessInfo.processInfo.environment
         for key in ["OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"] {

@@ -32,6 +32,8 @@ import VAETraining
         t.clipGradNorm = 5
         t.logEvery = 20
         t.threads = 3
+        t.timeout = 60
+        t.accumulate = 2
         return CheckpointConfig(model: ModelConfig(hidden: [64, 32], latent: 6, likelihood: .gaussian, beta: 4, autoencoder: true),
                                 training: t)
     }
@@ -62,6 +64,8 @@ import VAETraining
         ("--clip-grad-norm", { $0.clipGradNorm = 1 }, "5.0", "1.0"),
         ("--log-every", { $0.logEvery = 0 }, "20", "0"),
         ("--threads", { $0.threads = 1 }, "3", "1"),
+        ("--timeout", { $0.timeout = 0 }, "60.0", "0.0"),
+        ("--accumulate", { $0.accumulate = 1 }, "2", "1"),
     ]
 
     @Test func aNewRunTakesTheDefaultsAndWhatWasGiven() {
@@ -113,7 +117,8 @@ import VAETraining
         }
         #expect(mayChange == ["--data", "--epochs", "--lr", "--out", "--checkpoint-every", "--keep-checkpoints",
                               "--max-bad-steps", "--check-every", "--shard-optimizer", "--bucket-mb",
-                              "--lr-schedule", "--warmup-steps", "--clip-grad-norm", "--log-every", "--threads"])
+                              "--lr-schedule", "--warmup-steps", "--clip-grad-norm", "--log-every", "--threads",
+                              "--timeout", "--accumulate"])
     }
 
     @Test func changedOptionsAreRecorded() throws {

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# --accumulate N (README "Gradient accumulation"), after Launch/setup.sh: the batch of an optimizer
+# step (--batch-size) in N micro-batches per rank equals one step on the whole batch:
+#   1. --deterministic: bit-identical for N = 1, 2, 4 on 1 rank and N = 1, 2 on 2 ranks (each of
+#      the 4 fixed groups is computed alone either way);
+#   2. otherwise (overlapped buckets, one allreduce, the sharded optimizer), on 1 and 2 ranks: equal
+#      to float rounding (1e-4; the weight gradients' sums over the batch are cut in N), as 1 vs 2
+#      ranks are; the optimizer step count and samples/s count whole batches;
+#   3. --accumulate may change on resume: bit-identical to the uninterrupted run (--deterministic);
+#   4. bad values: one clear error line.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+. Launch/common.sh
+use_venv || { echo "accumulate: 0 passed, 1 failed"; exit 1; }  # $python: .venv with numpy and safetensors
+bin=$(pwd)/.build/release/vae-dist
+[ -x "$bin" ] || { echo "accumulate: no $bin (bash Launch/setup.sh first)"; echo "accumulate: 0 passed, 1 failed"; exit 1; }
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+export VAE_DIST_PROGRESS=0
+args=(train --data synthetic:2560 --hidden 96 --latent 6 --batch-size 128 --epochs 2 --seed 4)
+compare() { "$python" Launch/compare_checkpoints.py "$tmp/$1/checkpoints/latest.safetensors" "$tmp/$2/checkpoints/latest.safetensors" "$3"; }
+# run NP NAME ARGS...: trains under mpirun on NP ranks (1: no mpirun) into $tmp/NAME.
+run() {
+  local np=$1 name=$2; shift 2
+  if [ "$np" -eq 1 ]; then "$bin" "${args[@]}" "$@" --out "$tmp/$name" > "$tmp/$name.log" 2>&1
+  else run_mpi "$np" timeout 300 "$bin" "${args[@]}" "$@" --out "$tmp/$name" > "$tmp/$name.log" 2>&1; fi \
+    || bad "$name: training failed: $(tail -1 "$tmp/$name.log")"
+}
+
+echo "accumulate: --deterministic, bit-identical"
+run 1 d1 --deterministic
+for case in "1 2" "1 4" "2 1" "2 2"; do
+  read -r np n <<< "$case"
+  run "$np" "d${np}x$n" --deterministic --accumulate "$n"
+  out=$(compare d1 "d${np}x$n" 0) && ok "--deterministic, $np rank(s), --accumulate $n vs 1 rank in one step: $(cut -d'(' -f1 <<< "$out")" \
+    || bad "--deterministic, $np rank(s), --accumulate $n: $out"
+done
+
+echo "accumulate: overlapped, one allreduce, sharded: equal to rounding"
+run 1 o1
+for case in "1 2 " "1 3 " "2 1 " "2 2 " "2 2 --bucket-mb 0" "2 2 --shard-optimizer"; do
+  read -r np n extra <<< "$case"
+  name="o${np}x$n${extra// /}"
+  # shellcheck disable=SC2086
+  run "$np" "$name" --accumulate "$n" $extra
+  out=$(compare o1 "$name" 1e-4) && ok "$np rank(s), --accumulate $n${extra:+ $extra} vs 1 rank in one step: $(cut -d'(' -f1 <<< "$out")" \
+    || bad "$np rank(s), --accumulate $n $extra: $out"
+done
+# A step counts whole batches: 2 epochs of 20 steps, samples/s over 128 examples a step.
+"$python" - "$tmp/o2x2/metrics.jsonl" "$tmp/o1/metrics.jsonl" <<'PY' && ok "--accumulate 2: metrics count optimizer steps of 128 (step 40 after 2 epochs), samples/s of whole batches" || bad "--accumulate metrics: $(tail -1 "$tmp/o2x2/metrics.jsonl")"
+import json, sys
+parts, whole = ([json.loads(l) for l in open(p)] for p in sys.argv[1:])
+assert [m["step"] for m in parts] == [20, 40] == [m["step"] for m in whole], (parts, whole)
+assert all(m["samples_per_second"] > 0 for m in parts)
+PY
+
+echo "accumulate: resume with another --accumulate"
+run 1 r --deterministic --epochs 1
+"$bin" "${args[@]}" --resume --accumulate 4 --out "$tmp/r" > "$tmp/r2.log" 2>&1 || bad "resume with --accumulate 4 failed: $(tail -1 "$tmp/r2.log")"
+out=$(compare d1 r 0) && grep -q "changed on resume: .*--accumulate 1 -> 4" "$tmp/r2.log" \
+  && ok "resumed with --accumulate 4 after 1 epoch of 1: bit-identical to the uninterrupted run ($(grep -o 'changed on resume: .*' "$tmp/r2.log"))" \
+  || bad "resume with another --accumulate: $out $(grep changed "$tmp/r2.log")"
+
+echo "accumulate: bad values"
+check_error() {  # check_error PATTERN NP ARGS...
+  local pattern=$1 np=$2 out code; shift 2
+  if [ "$np" -eq 1 ]; then out=$("$bin" "${args[@]}" "$@" --out "$tmp/bad" 2>&1); code=$?
+  else out=$(run_mpi "$np" timeout 120 "$bin" "${args[@]}" "$@" --out "$tmp/bad" 2>&1 | grep "error:"); code=$?; fi
+  grep -q -- "$pattern" <<< "$out" && [ "$np" -gt 1 -o "$code" -eq 1 ] && ok "$*: $(head -1 <<< "$out")" || bad "$*: exit $code: $out"
+}
+check_error "--accumulate must be at least 1" 1 --accumulate 0
+check_error "cannot be cut into 1 rank x --accumulate 200 micro-batches" 1 --accumulate 200
+check_error "--accumulate x ranks must divide 4" 2 --deterministic --accumulate 4
+summary accumulate

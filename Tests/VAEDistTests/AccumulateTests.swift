@@ -1,0 +1,62 @@
+import Foundation
+import Testing
+import VAEDistributed
+import VAEModel
+import VAETraining
+
+/// --accumulate N: the batch of an optimizer step in N micro-batches equals the step on the whole
+/// batch. With --deterministic each of the 4 fixed groups is computed alone either way, so
+/// the parameters are bit-identical; otherwise only the weight gradients' sums over the batch
+/// are cut in N (C + A1ᵀB1 + A2ᵀB2 instead of C + AᵀB), equal to float rounding.
+/// Launch/accumulate_test.sh does the same on 1 and 2 MPI ranks.
+@Suite(.serialized) struct AccumulateTests {
+    func train(accumulate: Int, deterministic: Bool, shard: Bool = false, _ name: String) throws -> Trainer {
+        var o = options(temporaryDirectory(name), data: "synthetic:640", epochs: 1, batch: 128)
+        o.accumulate = accumulate
+        o.deterministic = deterministic
+        o.shardOptimizer = shard
+        let trainer = try Trainer(options: o, model: ModelConfig(hidden: [64], latent: 4), resume: false,
+                                  communicator: SingleProcessCommunicator()) { _ in }
+        try trainer.run()
+        return trainer
+    }
+
+    func parameters(_ t: Trainer) -> [Float] { Array(UnsafeBufferPointer(start: t.model.parameters, count: t.model.parameterCount)) }
+
+    @Test func deterministicMicroBatchesAreBitIdentical() throws {
+        let whole = try train(accumulate: 1, deterministic: true, "detwhole")
+        for n in [2, 4] {
+            let parts = try train(accumulate: n, deterministic: true, "det\(n)")
+            let (a, b) = (parameters(whole), parameters(parts))
+            let first = a.indices.first { a[$0].bitPattern != b[$0].bitPattern }
+            #expect(first == nil, "--accumulate \(n): parameter \(first ?? -1) is \(first.map { b[$0] } ?? 0), not \(first.map { a[$0] } ?? 0)")
+            #expect(parts.history.last?.trainLoss == whole.history.last?.trainLoss, "the loss sums add in the same order")
+            #expect(parts.history.last?.step == 5, "5 optimizer steps of 128, whatever the micro-batches")
+        }
+    }
+
+    @Test func microBatchesEqualTheWholeBatchToRounding() throws {
+        let whole = try train(accumulate: 1, deterministic: false, "whole")
+        let parts = try train(accumulate: 2, deterministic: false, "parts2")
+        let uneven = try train(accumulate: 3, deterministic: false, "parts3")  // 43 + 43 + 42 rows
+        expectClose(parameters(parts), parameters(whole), rtol: 1e-4, atol: 1e-6, "--accumulate 2")
+        expectClose(parameters(uneven), parameters(whole), rtol: 1e-4, atol: 1e-6, "--accumulate 3")
+        expectClose(parts.history[0].trainLoss, whole.history[0].trainLoss, rtol: 1e-6, "train loss")
+    }
+
+    @Test func badAccumulateValuesAreClearErrors() {
+        var o = TrainingOptions()
+        o.accumulate = 0
+        #expect { try o.validate(worldSize: 1) } throws: { "\($0)".contains("--accumulate must be at least 1") }
+        o.accumulate = 3
+        o.batchSize = 8
+        #expect { try o.validate(worldSize: 4) } throws: { "\($0)".contains("--batch-size 8 cannot be cut into 4 ranks x --accumulate 3 micro-batches") }
+        o.batchSize = 128
+        o.deterministic = true
+        o.accumulate = 2
+        #expect { try o.validate(worldSize: 4) } throws: { "\($0)".contains("--accumulate x ranks must divide 4") }
+        #expect(throws: Never.self) { try o.validate(worldSize: 2) }
+        o.accumulate = 3
+        #expect { try o.validate(worldSize: 1) } throws: { "\($0)".contains("--accumulate x ranks must divide 4") }
+    }
+}
