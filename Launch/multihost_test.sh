@@ -16,7 +16,9 @@
 #   4. Launch/slurm.sbatch: bash -n, and run with srun standing in for Slurm (srun -> mpirun over the
 #      same hosts) so its paths and launcher are exercised;
 #   5. with --timeout (stall watchdog): one host's link taken down mid-run ends the job within
-#      timeout + 10 s naming the unreachable rank, and --resume then finishes the run.
+#      timeout + 10 s, rank 0 naming the unreachable rank, and --resume then continues the run
+#      (mpirun, on a launch node whose TCP gives up after 2 retransmissions: with Linux's default it
+#      waits about 15 minutes for the unreachable daemon after the abort).
 # Skips with one line where network namespaces cannot be made (not root, no ip, no unshare).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -84,7 +86,7 @@ cp -r "$tmp/runs/h2n2" "$tmp/runs/res"
 resumed() {  # LOG GLOBAL_STEP STEPS
   grep -q "^vae-dist: resumed from .* at global step $2 " "$1" && grep -q "^vae-dist: this process ran $3 steps" "$1"
 }
-said() { grep -E '^vae-dist: (resumed|this process ran)' "$1" | sed "s|$tmp/||g" | tr '\n' ' '; }
+said() { grep -aE '^vae-dist: (resumed|this process ran)' "$1" | sed "s|$tmp/||g" | tr '\n' ' '; }
 if run res "$hosts2" 4 2 --resume && resumed "$tmp/res.log" 32 32; then ok "4 ranks on 2 hosts resumed the 2-rank checkpoint: $(said "$tmp/res.log")"
 else bad "resume on 2 hosts x 2 ranks: $(said "$tmp/res.log") $(grep -m1 -i error "$tmp/res.log")"; fi
 mv "$tmp/res.log" "$tmp/res2.log"
@@ -143,7 +145,12 @@ echo "multihost: a host's link goes down mid-run"
 if "$bin" train --help 2>/dev/null | grep -q -- --timeout; then
   # 2 hosts x 1 rank, 32 steps per epoch; host 2's link goes down once epoch 1's checkpoint is written.
   timeout_s=5
-  run stall "$hosts1" 2 40 --timeout "$timeout_s" --log-every 8 &
+  # After the watchdog's MPI_Abort, mpirun tells every daemon to stop and waits for them: the message
+  # to host 2's daemon is never acknowledged, and mpirun learns the daemon is gone only when its TCP
+  # gives up retransmitting (about 15 minutes with Linux's default net.ipv4.tcp_retries2 = 15). So
+  # mpirun runs on a launch node of its own (a namespace, 198.18.S.10) with tcp_retries2 = 2.
+  netns_launch 2 bash Launch/launch.sh --hostfile "$hosts1" -n 2 "${args[@]}" --epochs 40 --out "$tmp/runs/stall" \
+    --timeout "$timeout_s" --log-every 8 > "$tmp/stall.log" 2>&1 &
   launcher=$!
   for _ in $(seq 600); do grep -q "^epoch 1/40" "$tmp/stall.log" 2>/dev/null && break; sleep 0.1; done
   netns_link 2 down
@@ -151,25 +158,26 @@ if "$bin" train --help 2>/dev/null | grep -q -- --timeout; then
   for _ in $(seq $(( (timeout_s + 20) * 10 ))); do kill -0 "$launcher" 2>/dev/null || break; sleep 0.1; done
   took=$(awk -v a="$down" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
   if kill -0 "$launcher" 2>/dev/null; then
-    bad "job still running ${took}s after host 2's link went down (--timeout $timeout_s): $(grep -m1 'stall' "$tmp/stall.log")"
+    bad "job still running ${took}s after host 2's link went down (--timeout $timeout_s): $(grep -a -m1 'stall in' "$tmp/stall.log")"
     kill -TERM "$launcher" 2>/dev/null; sleep 2; kill -9 "$launcher" 2>/dev/null
   else
     wait "$launcher"; code=$?
     # Rank 0 (host 1, still reachable) must name rank 1 as the one that has not arrived.
-    line=$(grep -m1 -E "stall in .*rank 1 has not arrived" "$tmp/stall.log")
+    line=$(grep -a -m1 -E "stall in .*rank 1 has not arrived" "$tmp/stall.log")
     if [ "$code" -ne 0 ] && [ -n "$line" ] && awk -v t="$took" -v m="$timeout_s" 'BEGIN { exit !(t < m + 10) }'; then
       ok "link down: job ended ${took}s later (--timeout $timeout_s), exit $code: $(echo "$line" | cut -c1-160)"
     else
-      bad "link down: ${took}s, exit $code, message: ${line:-none} ($(grep -v '^step\|^epoch' "$tmp/stall.log" | head -3 | tr '\n' ' '))"
+      bad "link down: ${took}s, exit $code, message: ${line:-none} ($(grep -av '^step\|^epoch' "$tmp/stall.log" | head -3 | tr '\n' ' '))"
     fi
   fi
   { ip netns pids "${NETNS_NAMES[1]}" | xargs -r kill -9; } 2>/dev/null
   netns_link 2 up
   epoch=$("$bin" inspect --json "$(ckpt stall)" 2>/dev/null | "$python" -c 'import json, sys; print(json.load(sys.stdin)["metadata"]["epoch"])' 2>/dev/null)
-  if [ -n "$epoch" ] && run stall "$hosts1" 2 $((epoch + 1)) --resume && resumed "$tmp/stall.log" $((epoch * 32)) 32; then
-    ok "with the link back, --resume on 2 hosts continued: $(said "$tmp/stall.log")"
+  cp -r "$tmp/runs/stall" "$tmp/runs/stall2"
+  if [ -n "$epoch" ] && run stall2 "$hosts1" 2 $((epoch + 1)) --resume && resumed "$tmp/stall2.log" $((epoch * 32)) 32; then
+    ok "with the link back, --resume on 2 hosts continued: $(said "$tmp/stall2.log")"
   else
-    bad "resume after the link came back (checkpoint epoch '${epoch}'): $(said "$tmp/stall.log") $(tail -1 "$tmp/stall.log")"
+    bad "resume after the link came back (checkpoint epoch '${epoch}'): $(said "$tmp/stall2.log") $(tail -1 "$tmp/stall2.log")"
   fi
 else
   echo "  skip: vae-dist train has no --timeout (the stall watchdog); the link-down check needs it"

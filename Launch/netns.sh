@@ -7,6 +7,7 @@
 #   netns_env            exports NETNS_MCA: what a cluster's openmpi-mca-params.conf would say
 #   netns_rate RATE      limits every host's link (both directions) to RATE (tc tbf: 1gbit, 10gbit)
 #   netns_link I up|down takes host I's link (1-based) down or up
+#   netns_launch R CMD   runs CMD (mpirun) on a launch node whose TCP gives up after R retransmissions
 #   netns_down           removes everything netns_up made (safe to call twice; call it from a trap)
 #   netns_unavailable    prints why namespaces cannot be made here, or nothing
 #
@@ -59,6 +60,16 @@ netns_up() {
     echo "$addr slots=$slots" >> "$NETNS_DIR/hostfile"
     mkdir -p "$NETNS_DIR/views/h$i"
   done
+  # The launch node, 198.18.S.10: mpirun runs in the root namespace unless netns_launch puts it here,
+  # where TCP may give up on an unreachable peer sooner than the machine's setting allows.
+  NETNS_LAUNCHER=${NETNS_TAG}h0
+  ip netns add "$NETNS_LAUNCHER" || return 1
+  NETNS_NAMES+=("$NETNS_LAUNCHER")
+  ip link add "$NETNS_LAUNCHER" type veth peer name eth0 netns "$NETNS_LAUNCHER" || return 1
+  ip link set "$NETNS_LAUNCHER" master "${NETNS_TAG}br" up
+  ip -n "$NETNS_LAUNCHER" addr add "$NETNS_SUBNET.10/24" dev eth0
+  ip -n "$NETNS_LAUNCHER" link set eth0 up
+  ip -n "$NETNS_LAUNCHER" link set lo up
   NETNS_HOSTFILE=$NETNS_DIR/hostfile
   NETNS_VIEWS=$NETNS_DIR/views
   NETNS_AGENT=$NETNS_DIR/agent
@@ -113,6 +124,16 @@ netns_unlimit() {
     tc qdisc del dev "$ns" root 2>/dev/null || true
     ip netns exec "$ns" tc qdisc del dev eth0 root 2>/dev/null || true
   done
+}
+
+# netns_launch RETRIES COMMAND...: COMMAND (mpirun) on the launch node, whose TCP gives up on a peer
+# that stopped acknowledging after RETRIES retransmissions (net.ipv4.tcp_retries2 of that namespace
+# only; the machine's default 15 takes about 15 minutes). mpirun then learns that a host's daemon
+# is gone, after an abort too: it does not wait for it.
+netns_launch() {
+  ip netns exec "$NETNS_LAUNCHER" sysctl -qw "net.ipv4.tcp_retries2=$1" || return 1
+  shift
+  ip netns exec "$NETNS_LAUNCHER" "$@"
 }
 
 netns_link() { ip link set "${NETNS_NAMES[$(($1 - 1))]}" "$2"; }
