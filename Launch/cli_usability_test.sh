@@ -69,7 +69,7 @@ expect_error "vae-dist: error: inspect takes one checkpoint, got --checkpoint $c
 
 # Image outputs: PNG only, into a folder that exists; nothing is written otherwise.
 # (The checkpoint is given as a file so these checks do not depend on the ones above.)
-for command in sample reconstruct interpolate traverse; do
+for command in sample reconstruct interpolate traverse latent-map manifold; do
   expect_error "vae-dist: error: --out $tmp/x.jpg: vae-dist writes PNG images only; give a file name ending in .png" \
     "$bin" "$command" --checkpoint "$ck" --out "$tmp/x.jpg"
 done

@@ -67,4 +67,20 @@ out=$(VAE_DIST_ISA=avx2 "$bin" train --data synthetic:600 --epochs 1 --batch-siz
 out=$(VAE_DIST_ISA=sse "$bin" inspect nothing 2>&1); code=$?
 [ "$code" -eq 1 ] && [[ "$out" == "vae-dist: error: VAE_DIST_ISA=sse: expected auto, avx2 or avx512" ]] \
   && ok "bad VAE_DIST_ISA: one line, exit 1" || bad "VAE_DIST_ISA=sse: exit $code: $out"
+
+# A CPU without AVX2: everything but the start-up check is compiled for x86-64-v3, so without
+# that check the first vector instruction would end the process with SIGILL. qemu-user emulates
+# an older CPU (Westmere: SSE4.2, no AVX) and a Haswell (AVX2 + FMA) for the same binary.
+if [ "$(uname -m)" = x86_64 ]; then
+  if command -v qemu-x86_64 >/dev/null; then
+    out=$(qemu-x86_64 -cpu Westmere "$bin" train --data synthetic:600 --epochs 1 2>&1); code=$?
+    [ "$code" -eq 1 ] && [ "$(echo "$out" | wc -l)" -eq 1 ] && [[ "$out" == "vae-dist: error: this CPU lacks AVX2, which this build requires"* ]] \
+      && ok "a CPU without AVX2 (qemu -cpu Westmere): one line, exit 1: $out" || bad "qemu -cpu Westmere: exit $code: $(echo "$out" | head -3)"
+    out=$(qemu-x86_64 -cpu Haswell "$bin" --version 2>/dev/null); code=$?
+    [ "$code" -eq 0 ] && [ -n "$out" ] && ok "an AVX2 CPU (qemu -cpu Haswell) passes the start-up check: --version $out" \
+      || bad "qemu -cpu Haswell: --version exit $code"
+  else
+    bad "qemu-x86_64 missing (apt-get install qemu-user): the check for CPUs without AVX2 did not run"
+  fi
+fi
 summary isa

@@ -168,6 +168,14 @@ mutant accumulate-repeats-first-micro-batch Sources/VAETraining/Trainer+Step.swi
 - let part = shardRange(count: indices.count, rank: m, worldSize: parts)
 + let part = shardRange(count: indices.count, rank: 0, worldSize: parts)
 first accumulate_test
+mutant no-cpu-check Sources/_VAEKernelShims/shims.c the start-up check lets a CPU without AVX2 run into SIGILL
+- if (fma && avx && avx2 && ymmSaved) return;
++ return;
+first isa_test
+mutant threads-bound-divided-again Sources/VAETraining/Threads.swift a rank bound by mpirun divides its own cores again
+- if environment["OMPI_MCA_orte_bound_at_launch"] == "1" { return availableCores() }
++
+first threads_test
 mutant build-error Sources/VAETraining/GradientReduction.swift a syntax error, with the previous build present
 - lossScale = 1 / Float(globalBatchSize)
 + lossScale = 1 / Float(globalBatchSize) +
@@ -177,6 +185,16 @@ mutant test-build-error Tests/VAEDistTests/Tolerance.swift only the tests fail t
 mutant build-error-fresh-clone !Sources/VAEModel/VAE.swift a syntax error, with no earlier build
 - public let layout: ParameterLayout
 + public let layout: ParameterLayout = =
+mutant aggregate-kl-without-logdet Sources/VAETraining/AggregatePosterior.swift aggregate_kl without the -log det C term
+- let logDet = lambda.reduce(0.0) { $0 + log(max($1, Self.varianceFloor)) }
++ let logDet = 0.0
+mutant gathered-means-out-of-order Sources/VAETraining/AggregatePosterior.swift the gathered test means interleaved across ranks instead of in rank order
+- let base = (r * rowsPerRank + i) * row
++ let base = (i * size + r) * row
+first latent_test
+mutant manifold-upside-down Sources/VAETraining/LatentSpace.swift the manifold's rows ascend in z2 from the top
+- let a = q[column], b = q[steps - 1 - row]
++ let a = q[column], b = q[row]
 EOF
 
 names=() files=() whats=() olds=() news=() firsts=()

@@ -17,10 +17,12 @@ bash Launch/setup.sh
 
 # Test-only tools: strace (proves only rank 0 writes), numpy + safetensors (Python interop) in
 # the repository's .venv (Launch/common.sh use_venv; never the system Python).
-# objdump/nm (binutils) read the binary's machine code for Launch/isa_test.sh.
+# objdump/nm (binutils) read the binary's machine code for Launch/isa_test.sh; qemu-x86_64
+# (qemu-user) runs it on an emulated CPU without AVX2 there.
 tools=()
 command -v strace >/dev/null || tools+=(strace)
 command -v objdump >/dev/null && command -v nm >/dev/null || tools+=(binutils)
+[ "$(uname -m)" = x86_64 ] && ! command -v qemu-x86_64 >/dev/null && tools+=(qemu-user)
 if [ ${#tools[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
   $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${tools[@]}" >/dev/null
@@ -48,7 +50,7 @@ fi
 
 # VAE_DIST_TEST_FAIL_FAST=1 stops at the first failing suite (Launch/mutation_test.sh uses it).
 # VAE_DIST_TEST_FIRST=SUITE runs that suite first (mutation_test.sh: the one expected to fail).
-suites=(isa_test cli_test cli_usability_test resume_test mpi_test multihost_test threads_test python_test torch_test tensorboard_test readme_test fault_test watchdog_test accumulate_test)
+suites=(isa_test cli_test cli_usability_test latent_test resume_test mpi_test multihost_test threads_test python_test torch_test tensorboard_test readme_test fault_test watchdog_test accumulate_test)
 if [ -n "${VAE_DIST_TEST_FIRST:-}" ]; then
   ordered=("$VAE_DIST_TEST_FIRST")
   for suite in "${suites[@]}"; do [ "$suite" = "$VAE_DIST_TEST_FIRST" ] || ordered+=("$suite"); done

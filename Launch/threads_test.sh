@@ -48,6 +48,17 @@ expected=$(( cores / 4 > 0 ? cores / 4 : 1 ))
 grep -q "4 ranks (mpi) x $expected thread" "$tmp/d4.log" && ok "mpirun -n 4: $expected thread(s) per rank on $cores cores" \
   || bad "mpirun -n 4: $(grep '^vae-dist: training' "$tmp/d4.log")"
 
+# Bound by mpirun, a rank's affinity mask is its own share of the cores: used whole, not divided
+# again by the ranks on the node (2 ranks, each bound to all $cores cores: $cores threads each).
+if [ "$cores" -ge 2 ]; then
+  run_mpi 2 --oversubscribe --map-by slot:PE=$cores --bind-to core:overload-allowed "$bin" train --data synthetic:512 --epochs 0 --out "$tmp/b1" > "$tmp/b1.log" 2>&1
+  grep -q "2 ranks (mpi) x $cores thread" "$tmp/b1.log" && ok "mpirun -n 2 --map-by slot:PE=$cores (bound): $cores threads per rank" \
+    || bad "mpirun -n 2 --map-by slot:PE=$cores: $(grep '^vae-dist: training' "$tmp/b1.log" || tail -2 "$tmp/b1.log")"
+  run_mpi 2 --bind-to core "$bin" train --data synthetic:512 --epochs 0 --out "$tmp/b2" > "$tmp/b2.log" 2>&1
+  grep -q "2 ranks (mpi) x 1 thread" "$tmp/b2.log" && ok "mpirun -n 2 --bind-to core: 1 thread per rank" \
+    || bad "mpirun -n 2 --bind-to core: $(grep '^vae-dist: training' "$tmp/b2.log" || tail -2 "$tmp/b2.log")"
+fi
+
 echo "threads: bad values"
 for v in -1 100000 two; do
   if out=$("$bin" train --data synthetic:512 --epochs 1 --threads "$v" --out "$tmp/bad" 2>&1); then

@@ -89,7 +89,7 @@ stall() {
     bad "$name: exit $code ${took}s after the stop (limit $((timeout_s + 10))s; 124 or 137: still running after $((timeout_s + 30)) s): $(grep -v '^step' "$log" | tail -3)"
   fi
   # One error line per live rank, each naming the stopped rank and a step at or after the last logged.
-  local live=() r lines=0 wrong=0 step
+  local live=() r lines=0 wrong=0 step="[0-9]*"
   for ((r = 0; r < np; r++)); do [ "$r" -ne "$stopped" ] && live+=("$r"); done
   for r in "${live[@]}"; do
     local line
@@ -106,7 +106,7 @@ stall() {
     bad "$name: $lines of ${#live[@]} live ranks named rank $stopped ($wrong at a step before $last): $(grep -E 'error|warning' "$log" | head -4)"
   fi
   local speaker=0; [ "$stopped" -eq 0 ] && speaker=${live[0]}
-  grep -q "^vae-dist: rank $speaker: warning: stall in step $step: waited 3.0 s for rank $stopped" "$log" \
+  grep -q "^vae-dist: rank $speaker: warning: stall in step $step: waited 3.0 s for rank $stopped " "$log" \
     && ok "$name: warning at half the timeout: $(grep -m1 "rank $speaker: warning" "$log")" \
     || bad "$name: no warning from rank $speaker at $((timeout_s / 2)) s: $(grep warning "$log" | head -2)"
   # The last checkpoint is whole and resumable: --resume finishes 4 epochs from it.

@@ -15,6 +15,8 @@ public struct EpochMetrics: Sendable {
     public var learningRate = 0.0
     public var worldSize = 1
     public var peakMemoryMB = 0.0
+    /// The test means' aggregate posterior against the prior (AggregatePosterior.swift).
+    public var aggregateKL = 0.0, posteriorStdMean = 0.0
 
     public var trainNELBO: Double { trainRecon + trainKL }
     func perStep(_ seconds: Double) -> Double { steps > 0 ? 1000 * seconds / Double(steps) : 0 }
@@ -35,6 +37,7 @@ public struct EpochMetrics: Sendable {
             ("compute_ms_per_step", n(perStep(computeSeconds))), ("communication_ms_per_step", n(perStep(communicationSeconds))),
             ("optimizer_ms_per_step", n(perStep(optimizerSeconds))), ("learning_rate", n(learningRate)),
             ("world_size", "\(worldSize)"), ("peak_memory_mb", n(peakMemoryMB)),
+            ("aggregate_kl", n(aggregateKL)), ("posterior_std_mean", n(posteriorStdMean)),
         ]
     }
 

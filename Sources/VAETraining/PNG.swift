@@ -1,23 +1,38 @@
 import VAEData
 
-// Minimal PNG encoder (8-bit grayscale, no interlace) and image grids in the
+// Minimal PNG encoder (8-bit grayscale or RGB, tEXt captions, no interlace) and image grids in the
 // manner of torchvision.utils.make_grid: tiles with padding, upscaled so 28x28
 // digits are visible without zooming.
 
 public enum PNG {
     /// pixels [height, width], row-major.
     public static func encodeGray(width: Int, height: Int, pixels: [UInt8]) -> [UInt8] {
-        precondition(pixels.count == width * height)
+        encode(width: width, height: height, channels: 1, pixels: pixels)
+    }
+
+    /// pixels [height, width, 3] (red, green, blue), row-major; `text` becomes tEXt chunks
+    /// (keyword, Latin-1 text: what a picture without a font says about itself).
+    public static func encodeRGB(width: Int, height: Int, pixels: [UInt8], text: [(String, String)] = []) -> [UInt8] {
+        encode(width: width, height: height, channels: 3, pixels: pixels, text: text)
+    }
+
+    static func encode(width: Int, height: Int, channels: Int, pixels: [UInt8], text: [(String, String)] = []) -> [UInt8] {
+        precondition(pixels.count == width * height * channels)
+        let stride = width * channels
         var raw = [UInt8]()
-        raw.reserveCapacity((width + 1) * height)
+        raw.reserveCapacity((stride + 1) * height)
         for y in 0..<height {
             raw.append(0)  // filter type: none
-            raw += pixels[(y * width)..<((y + 1) * width)]
+            raw += pixels[(y * stride)..<((y + 1) * stride)]
         }
         var out: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
         var header = bigEndian(UInt32(width)) + bigEndian(UInt32(height))
-        header += [8, 0, 0, 0, 0]  // bit depth 8, grayscale, deflate, adaptive filter, no interlace
+        // bit depth 8, grayscale (0) or RGB (2), deflate, adaptive filter, no interlace
+        header += [8, channels == 3 ? 2 : 0, 0, 0, 0]
         chunk(&out, "IHDR", header)
+        for (keyword, value) in text {
+            chunk(&out, "tEXt", Array(keyword.utf8.prefix(79)) + [0] + value.unicodeScalars.map { UInt8(truncatingIfNeeded: $0.value) })
+        }
         chunk(&out, "IDAT", deflate(raw, level: 9))
         chunk(&out, "IEND", [])
         return out

@@ -5,8 +5,9 @@ import VAEKernels
 //
 // The default divides the cores this process may use (its affinity mask) among the ranks on
 // this node, so `mpirun -n 4` on 2 cores stays at 1 thread each and a lone `vae-dist train`
-// uses every core. A launcher that binds each rank to its own cores (Open MPI's default for 2
-// ranks: one core each) already narrowed the mask; dividing it again still gives at least 1.
+// uses every core. A launcher that bound each rank to its own cores already gave the rank its
+// share: Open MPI says so with OMPI_MCA_orte_bound_at_launch=1 (its default binding for 2 ranks,
+// one core each, or `--map-by slot:PE=2 --bind-to core`, two), and then the mask is used whole.
 
 /// Ranks of this job on this node, as the launcher tells it: Open MPI, MPICH/Hydra, Slurm.
 public func localRankCount(environment: [String: String] = ProcessInfo.processInfo.environment) -> Int {
@@ -22,11 +23,13 @@ public func localRankCount(environment: [String: String] = ProcessInfo.processIn
 }
 
 /// The default thread count: Slurm's --cpus-per-task when set (the cores each task was given),
-/// else the affinity mask divided among the ranks on this node.
+/// the whole affinity mask when Open MPI bound this rank to its own cores, else the affinity
+/// mask divided among the ranks on this node.
 public func automaticThreadCount(environment: [String: String] = ProcessInfo.processInfo.environment) -> Int {
     if let perTask = environment["SLURM_CPUS_PER_TASK"].flatMap({ Int($0) }), perTask > 0 {
         return min(perTask, availableCores())
     }
+    if environment["OMPI_MCA_orte_bound_at_launch"] == "1" { return availableCores() }
     return defaultThreadCount(localRanks: localRankCount(environment: environment))
 }
 

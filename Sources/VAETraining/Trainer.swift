@@ -311,6 +311,8 @@ public final class Trainer {
         communicator.phase = CollectivePhase(.evaluation, step: optimizer.step)
         let test = try evaluateDistributed(model: model, workspace: evalWorkspace, images: dataset.test, binarize: options.binarize,
                                            seed: options.seed, communicator: communicator)
+        let aggregate = AggregatePosterior(try gatherPosterior(model: model, images: dataset.test, count: dataset.test.count,
+                                                               communicator: communicator), autoencoder: modelConfig.autoencoder)
         let evalSeconds = now() - evalStart
         let beta = Double(modelConfig.beta)
         let seen = Double(max(sums.examples, 1))
@@ -324,6 +326,8 @@ public final class Trainer {
         metrics.testLoss = testMean.loss
         metrics.testRecon = testMean.recon
         metrics.testKL = testMean.kl
+        metrics.aggregateKL = aggregate.klToPrior
+        metrics.posteriorStdMean = aggregate.posteriorStdMean
         metrics.epochSeconds = epochSeconds + sums.seconds
         metrics.evalSeconds = evalSeconds
         metrics.samplesPerSecond = Double((plan.steps - firstStep) * options.batchSize) / epochSeconds

@@ -49,6 +49,8 @@ struct Eval: ParsableCommand {
                                                           samples: iwSamples, binarize: training.binarize, seed: training.seed)
             }
             try sums.withUnsafeMutableBufferPointer { p throws(CommunicatorError) in try communicator.allreduceSum(p.baseAddress!, count: 4) }
+            let aggregate = AggregatePosterior(try gatherPosterior(model: model, images: test, count: count, communicator: communicator),
+                                               autoencoder: model.config.autoencoder)
             let mean = LossSums(recon: sums[0], kl: sums[1], count: sums[2]).mean(beta: Double(model.config.beta))
             var fields = [("epoch", "\(checkpoint.epoch)"), ("test_count", "\(count)"),
                           ("test_loss", jsonNumber(mean.loss)), ("test_recon", jsonNumber(mean.recon)), ("test_kl", jsonNumber(mean.kl)),
@@ -56,6 +58,7 @@ struct Eval: ParsableCommand {
             if iwSamples > 0 {
                 fields += [("test_iw_nll", jsonNumber(-sums[3] / sums[2])), ("iw_samples", "\(iwSamples)")]
             }
+            fields += [("aggregate_kl", jsonNumber(aggregate.klToPrior)), ("posterior_std_mean", jsonNumber(aggregate.posteriorStdMean))]
             fields += [("seconds", jsonNumber(now() - start)), ("world_size", "\(communicator.size)")]
             if communicator.isRoot {
                 print(jsonObject(fields))

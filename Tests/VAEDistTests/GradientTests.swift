@@ -12,18 +12,8 @@ struct ReferenceForward {
 /// An independent Double-precision implementation of the VAE's forward pass, written
 /// from the math (not from the kernels): the truth the Float model is checked against.
 func referenceForward(_ p: [Double], config: ModelConfig, layout: ParameterLayout, x: [Double], eps: [Double], batch: Int) -> ReferenceForward {
-    let d = config.inputDimension, l = config.latent
-    func linear(_ input: [Double], _ v: LinearView, relu: Bool) -> [Double] {
-        var out = [Double](repeating: 0, count: batch * v.outFeatures)
-        for b in 0..<batch {
-            for o in 0..<v.outFeatures {
-                var s = p[v.bias + o]
-                for i in 0..<v.inFeatures { s += input[b * v.inFeatures + i] * p[v.weight + o * v.inFeatures + i] }
-                out[b * v.outFeatures + o] = relu ? max(s, 0) : s
-            }
-        }
-        return out
-    }
+    let l = config.latent
+    func linear(_ input: [Double], _ v: LinearView, relu: Bool) -> [Double] { referenceLinear(p, input, v, relu: relu, batch: batch) }
     var h = x
     for v in layout.encoder { h = linear(h, v, relu: true) }
     let heads = linear(h, layout.head, relu: false)
@@ -36,23 +26,44 @@ func referenceForward(_ p: [Double], config: ModelConfig, layout: ParameterLayou
             result.z.append(config.autoencoder ? mu : mu + exp(0.5 * lv) * eps[b * l + j])
         }
     }
-    var g = result.z
-    for v in layout.decoder { g = linear(g, v, relu: true) }
-    let out = linear(g, layout.output, relu: false)
+    result.nll = referenceDecode(p, config: config, layout: layout, x: x, z: result.z, batch: batch)
+    return result
+}
+
+/// The reference decoder: -log p(x|z) per example [batch] for z [batch, latent] given.
+func referenceDecode(_ p: [Double], config: ModelConfig, layout: ParameterLayout, x: [Double], z: [Double], batch: Int) -> [Double] {
+    let d = config.inputDimension
+    var g = z
+    for v in layout.decoder { g = referenceLinear(p, g, v, relu: true, batch: batch) }
+    let out = referenceLinear(p, g, layout.output, relu: false, batch: batch)
+    var nll = [Double](repeating: 0, count: batch)
     for b in 0..<batch {
         for i in 0..<d {
             let t = x[b * d + i], o = out[b * d + i]
             switch config.likelihood {
             case .bernoulli:
-                result.nll[b] += max(o, 0) - o * t + log(1 + exp(-abs(o)))
+                nll[b] += max(o, 0) - o * t + log(1 + exp(-abs(o)))
             case .gaussian:
                 let lv = min(max(p[layout.outputLogvar! + i], Double(GaussianLikelihood.logvarRange.lowerBound)),
                              Double(GaussianLikelihood.logvarRange.upperBound))
-                result.nll[b] += 0.5 * (log(2 * Double.pi) + lv + (t - o) * (t - o) * exp(-lv))
+                nll[b] += 0.5 * (log(2 * Double.pi) + lv + (t - o) * (t - o) * exp(-lv))
             }
         }
     }
-    return result
+    return nll
+}
+
+/// input [batch, in] -> [batch, out] through the Linear view `v` of parameters p (ReLU optional).
+func referenceLinear(_ p: [Double], _ input: [Double], _ v: LinearView, relu: Bool, batch: Int) -> [Double] {
+    var out = [Double](repeating: 0, count: batch * v.outFeatures)
+    for b in 0..<batch {
+        for o in 0..<v.outFeatures {
+            var s = p[v.bias + o]
+            for i in 0..<v.inFeatures { s += input[b * v.inFeatures + i] * p[v.weight + o * v.inFeatures + i] }
+            out[b * v.outFeatures + o] = relu ? max(s, 0) : s
+        }
+    }
+    return out
 }
 
 /// The mean over the batch of recon + beta * KL (the training objective) in Double.

@@ -137,6 +137,9 @@ import VAETraining
         #expect(automaticThreadCount(environment: ["OMPI_COMM_WORLD_LOCAL_SIZE": "\(4 * cores)"]) == 1)
         #expect(automaticThreadCount(environment: [:]) == cores)
         #expect(automaticThreadCount(environment: ["SLURM_CPUS_PER_TASK": "1", "SLURM_NTASKS_PER_NODE": "1"]) == 1)
+        // Bound by mpirun: this rank's mask is its own share, not divided again.
+        #expect(automaticThreadCount(environment: ["OMPI_COMM_WORLD_LOCAL_SIZE": "\(4 * cores)",
+                                                   "OMPI_MCA_orte_bound_at_launch": "1"]) == cores)
         var o = TrainingOptions()
         o.threads = -1
         #expect(throws: TrainingError.self) { try o.validate(worldSize: 1) }
