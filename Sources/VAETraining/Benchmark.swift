@@ -176,3 +176,65 @@ public func benchmarkDistributedStep(config: ModelConfig, batch: Int, options ba
                                     communicationMS: 1000 * times.communication / Double(steps),
                                     optimizerMS: 1000 * times.optimizer / Double(steps))
 }
+
+/// The collectives a gradient reduction makes, timed alone (`vae-dist bench --allreduce`).
+public enum Collective: String, Sendable, CaseIterable {
+    /// `MPI_Allreduce` in place: `--bucket-mb 0` (Open MPI's tuned component picks the algorithm).
+    case allreduce
+    /// `MPI_Iallreduce` in place, then wait: the overlapped buckets (Open MPI's libnbc).
+    case iallreduce
+    /// `MPI_Reduce_scatter` then `MPI_Allgatherv` in place: `--shard-optimizer`.
+    case reduceScatterAllgather = "reduce_scatter_allgather"
+}
+
+public struct CollectiveTiming: Sendable {
+    public var collective: Collective
+    public var bytes: Int
+    public var repeats: Int
+    /// Seconds of one call on rank 0, each call started right after a barrier: the median and
+    /// the fastest of the repeats.
+    public var median: Double, fastest: Double
+}
+
+/// Times `collective` on `floatCount` floats on every rank of `communicator` (every rank must
+/// call it with the same arguments): repeats filling about `budget` seconds with their barriers
+/// (rank 0's count, broadcast), 9 to 1000, each after a barrier so that no rank's lateness is counted.
+public func benchmarkCollective(_ collective: Collective, floatCount: Int, communicator: any Communicator,
+                                budget: Double = 0.4) throws -> CollectiveTiming {
+    let buffer = allocateAligned(floatCount), block = allocateAligned(floatCount)
+    defer { buffer.deallocate(); block.deallocate() }
+    for i in 0..<floatCount { buffer[i] = Float(i % 13) * 0.01 }
+    let shards = Shards(total: floatCount, ranks: communicator.size)
+    func once() throws {
+        switch collective {
+        case .allreduce: try communicator.allreduceSum(buffer, count: floatCount)
+        case .iallreduce:
+            try communicator.startAllreduceSum(buffer, count: floatCount)
+            try communicator.finishReductions()
+        case .reduceScatterAllgather:
+            try communicator.reduceScatterSum(buffer, shards: shards, into: block)
+            (buffer + shards.range(communicator.rank).lowerBound).update(from: block, count: shards.range(communicator.rank).count)
+            try communicator.allgatherInPlace(buffer, shards: shards)
+        }
+        // Sums of sums grow; keep the values small and finite.
+        if buffer[0] > 1e30 { for i in 0..<floatCount { buffer[i] = Float(i % 13) * 0.01 } }
+    }
+    try communicator.barrier()
+    try once()
+    // The repeat count from one barrier and call (a barrier over TCP on a loaded machine can cost
+    // more than a small message's collective).
+    let t0 = now(); try communicator.barrier(); try once(); let first = now() - t0
+    var repeats = [Int64(min(1000, max(9, Int(budget / max(first, 1e-6)))))]
+    try communicator.broadcast(&repeats, root: 0)
+    var times: [Double] = []
+    times.reserveCapacity(Int(repeats[0]))
+    for _ in 0..<repeats[0] {
+        try communicator.barrier()
+        let t = now()
+        try once()
+        times.append(now() - t)
+    }
+    times.sort()
+    return CollectiveTiming(collective: collective, bytes: floatCount * MemoryLayout<Float>.stride, repeats: times.count,
+                            median: times[times.count / 2], fastest: times[0])
+}

@@ -15,6 +15,10 @@ struct Bench: ParsableCommand {
     @Option(help: "Kernel thread counts at which to measure the training step, comma-separated (default: 1 up to the cores this process may use).")
     var threads: String?
     @Flag(help: "JSON lines only.") var json = false
+    @Flag(help: "Under mpirun: time the collectives of the gradient reductions (allreduce, iallreduce, reduce-scatter + allgather) alone, per message size.")
+    var allreduce = false
+    @Option(help: "Message sizes in bytes for --allreduce, comma-separated (default: 4096 to 4194304 by powers of 2, and the default model's gradient).")
+    var sizes: String?
     @Option(help: "Under mpirun: the stall watchdog's --timeout of the measured steps (0: off, to measure its cost).")
     var timeout = TrainingOptions().timeout
 
@@ -22,9 +26,10 @@ struct Bench: ParsableCommand {
         try reportingErrors {
             // Under mpirun: the training step with every gradient reduction, on every rank.
             if launchedByMPI() {
-                try benchDistributed()
+                try allreduce ? benchCollectives() : benchDistributed()
                 return
             }
+            if allreduce { throw TrainingError.option("--allreduce measures collectives between ranks: run it under mpirun (mpirun -n 2 vae-dist bench --allreduce)") }
             let config = try modelConfig(hidden: hidden, latent: latent, likelihood: "bernoulli", beta: 1, autoencoder: false)
             let sizes = batches.split(separator: ",").compactMap { Int($0) }.filter { $0 > 0 }
             guard !sizes.isEmpty else { throw TrainingError.option("--batches: expected positive numbers such as 64,128") }
@@ -106,9 +111,13 @@ struct Bench: ParsableCommand {
         guard !sizes.isEmpty else { throw TrainingError.option("--batches: expected positive numbers such as 64,128") }
         let say: (String) -> Void = communicator.isRoot ? { print($0); fflush(nil) } : { _ in }
         if !json { say("vae-dist bench: \(communicator.size) ranks, kernels \(Kernels.active.isa); per-rank batch, strategy, samples/s, ms per step") }
+        // --threads: one count for every rank (default: the automatic split of TrainingOptions).
+        let rankThreads = try threads.map { _ in try threadCounts() }
+        if let rankThreads, rankThreads.count != 1 { throw TrainingError.option("--threads under mpirun: one thread count per rank, such as --threads 1") }
         var strategies: [(String, TrainingOptions)] = []
         for (name, bucketMB, sharded) in [("overlapped", 1.0, false), ("after-backward", 0.0, false), ("sharded", 1.0, true)] {
             var o = TrainingOptions()
+            o.threads = rankThreads?[0] ?? 0
             o.bucketMB = bucketMB
             o.shardOptimizer = sharded
             o.timeout = timeout
@@ -125,6 +134,46 @@ struct Bench: ParsableCommand {
                 } else {
                     say(String(format: "batch %4d  %@ %8.0f samples/s  compute %6.2f ms  exposed communication %6.2f ms  optimizer %5.2f ms  (%@)",
                                batch, name.padding(toLength: 15, withPad: " ", startingAt: 0) as NSString, r.samplesPerSecond, r.computeMS, r.communicationMS, r.optimizerMS, r.strategy as NSString))
+                }
+            }
+        }
+        try communicator.barrier()
+        communicator.finalize()
+    }
+
+    /// `mpirun -n N vae-dist bench --allreduce`: the median time of each collective per message size.
+    func benchCollectives() throws {
+        let communicator = try makeCommunicator()
+        Fatal.communicator = communicator
+        let byteCounts: [Int]
+        if let sizes {
+            let parsed = sizes.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard !parsed.isEmpty, parsed.allSatisfy({ ($0 ?? 0) >= 4 && $0! <= 1 << 30 }) else {
+                throw TrainingError.option("--sizes '\(sizes)': expected byte counts between 4 and 1073741824 separated by commas, such as 4096,65536")
+            }
+            byteCounts = parsed.map { $0! }
+        } else {
+            let gradient = ParameterLayout(try modelConfig(hidden: hidden, latent: latent, likelihood: "bernoulli", beta: 1, autoencoder: false)).count * 4
+            byteCounts = ((12...22).map { 1 << $0 } + [gradient]).sorted()
+        }
+        let say: (String) -> Void = communicator.isRoot ? { print($0); fflush(nil) } : { _ in }
+        if !json { say("vae-dist bench --allreduce: \(communicator.size) ranks; median (fastest) of repeats, each after a barrier") }
+        // Warm-up, not reported: over TCP the first calls after start-up took 12-16 ms even for
+        // 4 KB (connections being set up), then 40-70 us.
+        for collective in Collective.allCases {
+            _ = try benchmarkCollective(collective, floatCount: 1024, communicator: communicator, budget: 0.3)
+        }
+        for bytes in byteCounts {
+            for collective in Collective.allCases {
+                let t = try benchmarkCollective(collective, floatCount: max(1, bytes / 4), communicator: communicator)
+                if json {
+                    say(jsonObject([("kind", "\"collective\""), ("operation", "\"\(collective.rawValue)\""), ("ranks", "\(communicator.size)"),
+                                    ("bytes", "\(t.bytes)"), ("seconds", jsonNumber(t.median)), ("fastest_seconds", jsonNumber(t.fastest)),
+                                    ("repeats", "\(t.repeats)")]))
+                } else {
+                    say(String(format: "%10d bytes  %@ %9.1f us  (fastest %9.1f us, %d repeats)  %7.2f GB/s", t.bytes,
+                               collective.rawValue.padding(toLength: 25, withPad: " ", startingAt: 0) as NSString,
+                               t.median * 1e6, t.fastest * 1e6, t.repeats, Double(t.bytes) / t.median / 1e9))
                 }
             }
         }
