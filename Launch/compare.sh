@@ -27,7 +27,7 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 export VAE_DIST_PROGRESS=0
 # One thread per rank, should the binary thread by default: RANKS cores on each side.
 one_thread=()
-"$bin" train --help 2>/dev/null | grep -q -- "--threads" && one_thread=(--threads 1)
+[[ "$("$bin" train --help 2>/dev/null)" == *--threads* ]] && one_thread=(--threads 1)
 median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) {print 0} else if (NR%2) {print a[(NR+1)/2]} else {print (a[NR/2]+a[NR/2+1])/2}}'; }
 ours=() theirs=()
 for round in 1 2; do
