@@ -208,6 +208,9 @@ mutant threads-bound-divided-again Sources/VAETraining/Threads.swift a rank boun
 - if environment["OMPI_MCA_orte_bound_at_launch"] == "1" { return availableCores() }
 +
 first threads_test
+mutant eval-heads-offset Sources/VAETraining/Evaluation.swift the evaluation's posteriors: every batch overwrites the first rows
+- (heads + (start - range.lowerBound) * 2 * l).update(from: workspace.heads, count: batch * 2 * l)
++ heads.update(from: workspace.heads, count: batch * 2 * l)
 mutant build-error Sources/VAETraining/GradientReduction.swift a syntax error, with the previous build present
 - lossScale = 1 / Float(globalBatchSize)
 + lossScale = 1 / Float(globalBatchSize) +

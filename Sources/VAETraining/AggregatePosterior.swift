@@ -64,11 +64,21 @@ public func encodePosterior(model: VAE, images: ImageSet, range: Range<Int>, bat
 /// every rank must call it). On one process it is just the encoder over the images.
 public func gatherPosterior(model: VAE, images: ImageSet, count: Int,
                             communicator: any Communicator) throws(CommunicatorError) -> PosteriorParameters {
+    let range = shardRange(count: count, rank: communicator.rank, worldSize: communicator.size)
+    return try gatherPosterior(localHeads: encodePosterior(model: model, images: images, range: range),
+                               model: model, count: count, communicator: communicator)
+}
+
+/// The same from this rank's shard already encoded: `localHeads` holds the (mu | logvar) rows of
+/// its `shardRange` of 0 ..< count (as `encodePosterior` or `evaluate(heads:)` write them).
+public func gatherPosterior(localHeads: [Float], model: VAE, count: Int,
+                            communicator: any Communicator) throws(CommunicatorError) -> PosteriorParameters {
     let l = model.config.latent, size = communicator.size
     let range = shardRange(count: count, rank: communicator.rank, worldSize: size)
     // allgather moves equal blocks: each rank's shard is padded to the largest shard.
     let rowsPerRank = (count + size - 1) / size, row = 2 * l
-    var local = encodePosterior(model: model, images: images, range: range)
+    precondition(localHeads.count == range.count * row, "localHeads is not this rank's shard")
+    var local = localHeads
     local += [Float](repeating: 0, count: (rowsPerRank - range.count) * row)
     var all = [Float](repeating: 0, count: size * rowsPerRank * row)
     try local.withUnsafeBufferPointer { input throws(CommunicatorError) in

@@ -25,9 +25,13 @@ public struct LossSums: Sendable {
 let testEpochKey = Int(UInt32.max)
 
 /// Evaluates the negative ELBO on `images[range]` with one sample of z per example
-/// (eps fixed per test example, so epochs compare on the same noise).
+/// (eps fixed per test example, so epochs compare on the same noise). `heads`, when given,
+/// receives the encoder's (mu | logvar) rows [range.count, 2 * latent] of the same pass (what
+/// `encodePosterior` computes, without a second encoder pass), unless the inputs are binarized
+/// draws: then it is left untouched and the result says so (false).
+@discardableResult
 public func evaluate(model: VAE, workspace: VAEWorkspace, images: ImageSet, range: Range<Int>,
-                     binarize: Bool, seed: UInt64) -> LossSums {
+                     binarize: Bool, seed: UInt64, heads: UnsafeMutablePointer<Float>? = nil) -> LossSums {
     let generator = Philox4x32(seed: seed)
     let d = model.config.inputDimension, l = model.config.latent
     let capacity = workspace.capacity
@@ -42,6 +46,9 @@ public func evaluate(model: VAE, workspace: VAEWorkspace, images: ImageSet, rang
             fillNormal(eps + r * l, count: l, generator: generator, stream: .evaluation, epoch: 0, index: start + r)
         }
         model.forward(workspace, x: x, eps: eps, batch: batch, lossScale: nil)
+        if let heads, !binarize {
+            (heads + (start - range.lowerBound) * 2 * l).update(from: workspace.heads, count: batch * 2 * l)
+        }
         for r in 0..<batch {
             sums.recon += Double(workspace.recon[r])
             sums.kl += Double(workspace.kl[r])
@@ -52,14 +59,21 @@ public func evaluate(model: VAE, workspace: VAEWorkspace, images: ImageSet, rang
     return sums
 }
 
-/// Evaluates the whole test set sharded over ranks, reduced so every rank has the totals.
+/// Evaluates the whole test set sharded over ranks, reduced so every rank has the totals, and
+/// the test set's posteriors gathered in example order (`gatherPosterior`) from the same pass.
 public func evaluateDistributed(model: VAE, workspace: VAEWorkspace, images: ImageSet, binarize: Bool, seed: UInt64,
-                                communicator: any Communicator) throws(CommunicatorError) -> LossSums {
+                                communicator: any Communicator) throws(CommunicatorError) -> (LossSums, PosteriorParameters) {
     let range = shardRange(count: images.count, rank: communicator.rank, worldSize: communicator.size)
-    let local = evaluate(model: model, workspace: workspace, images: images, range: range, binarize: binarize, seed: seed)
+    var heads = [Float](repeating: 0, count: range.count * 2 * model.config.latent)
+    let local = heads.withUnsafeMutableBufferPointer {
+        evaluate(model: model, workspace: workspace, images: images, range: range, binarize: binarize, seed: seed, heads: $0.baseAddress)
+    }
     var totals = [local.recon, local.kl, local.count]
     try totals.withUnsafeMutableBufferPointer { buffer throws(CommunicatorError) in
         try communicator.allreduceSum(buffer.baseAddress!, count: 3)
     }
-    return LossSums(recon: totals[0], kl: totals[1], count: totals[2])
+    // Binarized inputs are random draws: the posteriors are of the images themselves.
+    if binarize { heads = encodePosterior(model: model, images: images, range: range) }
+    let posterior = try gatherPosterior(localHeads: heads, model: model, count: images.count, communicator: communicator)
+    return (LossSums(recon: totals[0], kl: totals[1], count: totals[2]), posterior)
 }

@@ -322,11 +322,11 @@ public final class Trainer {
 
         let evalStart = now()
         communicator.phase = CollectivePhase(.evaluation, step: optimizer.step)
-        let test = try evaluateDistributed(model: model, workspace: evalWorkspace, images: dataset.test, binarize: options.binarize,
-                                           seed: options.seed, communicator: communicator)
-        // The test set's posteriors, gathered in example order: the aggregate posterior and the
-        // latent measures (KL per dimension, active units, MIG) are both computed from them.
-        let posterior = try gatherPosterior(model: model, images: dataset.test, count: dataset.test.count, communicator: communicator)
+        // The test NELBO and the test set's posteriors (gathered in example order, from the same
+        // encoder pass): the aggregate posterior and the latent measures (KL per dimension, active
+        // units, MIG) are both computed from them.
+        let (test, posterior) = try evaluateDistributed(model: model, workspace: evalWorkspace, images: dataset.test,
+                                                        binarize: options.binarize, seed: options.seed, communicator: communicator)
         let aggregate = AggregatePosterior(posterior, autoencoder: modelConfig.autoencoder)
         let latent = LatentMeasures(posterior, data: dataset.test, autoencoder: modelConfig.autoencoder)
         let evalSeconds = now() - evalStart

@@ -44,15 +44,20 @@ struct Eval: ParsableCommand {
             let workspace = VAEWorkspace(config: model.config, capacity: 500)
             let training = checkpoint.config.training
             let start = now()
-            let local = evaluate(model: model, workspace: workspace, images: test, range: range,
-                                 binarize: training.binarize, seed: training.seed)
+            var heads = [Float](repeating: 0, count: range.count * 2 * model.config.latent)
+            let local = heads.withUnsafeMutableBufferPointer {
+                evaluate(model: model, workspace: workspace, images: test, range: range,
+                         binarize: training.binarize, seed: training.seed, heads: $0.baseAddress)
+            }
+            // Binarized inputs are random draws: the posteriors are of the images themselves.
+            if training.binarize { heads = encodePosterior(model: model, images: test, range: range) }
             var sums: [Double] = [local.recon, local.kl, local.count, 0]
             if iwSamples > 0 {
                 sums[3] = importanceWeightedLogLikelihood(model: model, workspace: workspace, images: test, range: range,
                                                           samples: iwSamples, binarize: training.binarize, seed: training.seed)
             }
             try sums.withUnsafeMutableBufferPointer { p throws(CommunicatorError) in try communicator.allreduceSum(p.baseAddress!, count: 4) }
-            let posterior = try gatherPosterior(model: model, images: test, count: count, communicator: communicator)
+            let posterior = try gatherPosterior(localHeads: heads, model: model, count: count, communicator: communicator)
             let aggregate = AggregatePosterior(posterior, autoencoder: model.config.autoencoder)
             let mean = LossSums(recon: sums[0], kl: sums[1], count: sums[2]).mean(beta: Double(model.config.beta))
             var fields = [("epoch", "\(checkpoint.epoch)"), ("test_count", "\(count)"),

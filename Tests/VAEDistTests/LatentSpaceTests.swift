@@ -255,6 +255,24 @@ import VAETraining
         #expect(colors == [[255, 255, 255], [210, 210, 210], [0, 0, 0], LatentScatter.palette[0]], "\(colors)")
     }
 
+    @Test func evaluationGathersTheSamePosteriorsAsTheEncoder() throws {
+        // The end-of-epoch evaluation takes the posteriors from its own encoder pass: they must be
+        // the encoder's, bit for bit, whatever its batch size; with --binarize (random draws as
+        // inputs) it encodes the images themselves, as `encode` and `latent-map` do.
+        let model = Self.model(latent: 3)
+        let pixels = randomFloats(12 * 20, seed: 9).map { UInt8(min(255, max(0, ($0 + 1) * 127.5))) }
+        let images = ImageSet(count: 12, rows: 4, columns: 5, pixels: pixels, labels: nil)
+        let reference = try gatherPosterior(model: model, images: images, count: 12, communicator: SingleProcessCommunicator())
+        for binarize in [false, true] {
+            let workspace = VAEWorkspace(config: model.config, capacity: 5)
+            let (sums, posterior) = try evaluateDistributed(model: model, workspace: workspace, images: images, binarize: binarize,
+                                                            seed: 3, communicator: SingleProcessCommunicator())
+            #expect(sums.count == 12)
+            #expect(bits(posterior.mu) == bits(reference.mu), "mu, binarize \(binarize)")
+            #expect(bits(posterior.logvar) == bits(reference.logvar), "logvar, binarize \(binarize)")
+        }
+    }
+
     @Test func latentMapPNGHasItsSizeAndCaption() throws {
         let model = Self.model(latent: 3)
         let pixels = randomFloats(12 * 20, seed: 8).map { UInt8(min(255, max(0, ($0 + 1) * 127.5))) }
