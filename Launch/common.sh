@@ -60,3 +60,16 @@ use_venv() {
   "$python" -m pip install -q --disable-pip-version-check "${missing[@]}" < /dev/null \
     || { echo "venv: pip install ${missing[*]} into .venv failed" >&2; return 1; }
 }
+
+# For the suites that stop runs at a step (fault_test.sh, watchdog_test.sh):
+# reached_step LOG STEP PID: waits until the run's --log-every lines reach STEP (or it ended).
+reached_step() {
+  for _ in $(seq 6000); do
+    local last
+    last=$(sed -n 's/^step \([0-9]*\) .*/\1/p' "$1" 2>/dev/null | tail -1)
+    [ -n "$last" ] && [ "$last" -ge "$2" ] && return 0
+    kill -0 "$3" 2>/dev/null || return 1
+    sleep 0.02
+  done
+  return 1
+}

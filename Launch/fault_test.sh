@@ -12,17 +12,6 @@
 #      naming the rank, the whole job ends within 10 s.
 # Prints "N passed, M failed".
 # What a run reports: where it resumed (global step) and how many steps it ran.
-# reached_step LOG STEP PID: waits until the run's --log-every lines reach STEP (or it ended).
-reached_step() {
-  for _ in $(seq 6000); do
-    local last
-    last=$(sed -n 's/^step \([0-9]*\) .*/\1/p' "$1" 2>/dev/null | tail -1)
-    [ -n "$last" ] && [ "$last" -ge "$2" ] && return 0
-    kill -0 "$3" 2>/dev/null || return 1
-    sleep 0.02
-  done
-  return 1
-}
 resumed_at() { sed -n 's/^vae-dist: resumed from .* at global step \([0-9]*\) .*/\1/p' "$1" | tail -1; }
 ran_steps() { sed -n 's/^vae-dist: this process ran \([0-9]*\) steps.*/\1/p' "$1" | tail -1; }
 # meta FILE KEY: a checkpoint's metadata value (empty when absent).

@@ -35,17 +35,6 @@ kill_ours() {
 }
 cleanup() { kill_ours; rm -rf "$tmp"; }
 trap cleanup EXIT
-# reached_step LOG STEP PID: waits until the run's --log-every lines reach STEP (or it ended).
-reached_step() {
-  for _ in $(seq 6000); do
-    local last
-    last=$(sed -n 's/^step \([0-9]*\) .*/\1/p' "$1" 2>/dev/null | tail -1)
-    [ -n "$last" ] && [ "$last" -ge "$2" ] && return 0
-    kill -0 "$3" 2>/dev/null || return 1
-    sleep 0.02
-  done
-  return 1
-}
 meta() { "$python" -c 'import sys; from safetensors import safe_open
 with safe_open(sys.argv[1], "np") as f: print(f.metadata().get(sys.argv[2], ""))' "$1" "$2" 2>/dev/null; }
 valid() { "$python" -c 'import sys; from safetensors.numpy import load_file; import numpy as np; t = load_file(sys.argv[1]); assert all(np.isfinite(v).all() for v in t.values())' "$1" 2>/dev/null; }
