@@ -53,7 +53,7 @@ let package = Package(
         .target(name: "VAEModel", dependencies: ["VAEKernels", "VAEKernelDispatch"], swiftSettings: optimized),
 
         // MARK: Data
-        // IDX reader (gzip via zlib), the synthetic dSprites-like generator, batching.
+        // IDX reader (gzip via zlib), the synthetic generator, dSprites generated in code, batching.
         .target(name: "VAEData", dependencies: ["VAEKernels", "CZlib"], swiftSettings: optimized),
 
         // MARK: Distributed

@@ -35,6 +35,19 @@ def tag(key):
     return "run/" + key
 
 
+def flatten(line):
+    """A list or object value is one scalar per element: kl_per_dimension/0, mig_per_factor/shape."""
+    out = {}
+    for key, value in line.items():
+        if isinstance(value, list):
+            out.update({f"{key}/{i}": v for i, v in enumerate(value)})
+        elif isinstance(value, dict):
+            out.update({f"{key}/{k}": v for k, v in value.items()})
+        else:
+            out[key] = value
+    return out
+
+
 def same_float32(expected, actual):
     if expected is None:  # metrics.jsonl writes non-finite numbers as null
         return math.isnan(actual)
@@ -42,7 +55,7 @@ def same_float32(expected, actual):
 
 
 def main(run, expected_files):
-    lines = [json.loads(line) for line in open(os.path.join(run, "metrics.jsonl")) if line.strip()]
+    lines = [flatten(json.loads(line)) for line in open(os.path.join(run, "metrics.jsonl")) if line.strip()]
     files = sorted(glob.glob(os.path.join(run, "events.out.tfevents.*")))
     report(len(files) == expected_files and len(lines) > 0,
            f"{len(files)} event file(s) (want {expected_files}), {len(lines)} metrics lines")

@@ -38,6 +38,8 @@ public func shardRange(count: Int, rank: Int, worldSize: Int) -> Range<Int> {
 }
 
 private let byteToUnit: [Float] = (0..<256).map { Float($0) / 255 }
+/// Byte b of a packed image as its 8 pixels (bit j of b is pixel j): [256, 8] of 0 or 1.
+private let bitsToUnits: [Float] = (0..<2048).map { Float(($0 >> 3) >> ($0 & 7) & 1) }
 
 /// Copies images `indices` into out [indices.count, D] as pixel / 255 in [0, 1],
 /// or, with `binarize`, as Bernoulli(pixel / 255) draws keyed by (seed, epoch, index).
@@ -63,6 +65,15 @@ func fillImage(_ row: UnsafeMutablePointer<Float>, from images: ImageSet, index:
                generator: Philox4x32, epoch: Int) {
     let d = images.pixelsPerImage
     images.pixels.withUnsafeBufferPointer { pixels in
+        if images.pixelFormat == .bits {
+            // Binary images: 8 pixels per byte, unpacked per batch (binarizing a 0/1 pixel is the identity).
+            bitsToUnits.withUnsafeBufferPointer { table in
+                let source = pixels.baseAddress! + index * images.bytesPerImage
+                for b in 0..<(d / 8) { (row + 8 * b).update(from: table.baseAddress! + 8 * Int(source[b]), count: 8) }
+                for i in (d / 8 * 8)..<d { row[i] = Float(source[i >> 3] >> UInt8(i & 7) & 1) }
+            }
+            return
+        }
         byteToUnit.withUnsafeBufferPointer { table in
             let source = pixels.baseAddress! + index * d
             for i in 0..<d { row[i] = table[Int(source[i])] }

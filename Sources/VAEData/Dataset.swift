@@ -1,15 +1,28 @@
 import Foundation
 
-/// Images as bytes [count, rows * columns], 0 = background, 255 = full ink.
+/// How `ImageSet.pixels` holds an image.
+public enum PixelFormat: Sendable {
+    /// One byte per pixel [count, rows * columns], 0 = background, 255 = full ink.
+    case bytes
+    /// One bit per pixel [count, ceil(rows * columns / 8)], pixel p in bit p % 8 of byte p / 8
+    /// (binary images such as dSprites: 1 = ink, read as 1.0).
+    case bits
+}
+
+/// Images, labels and ground-truth factors.
 public struct ImageSet: Sendable {
     public var count: Int
     public var rows: Int
     public var columns: Int
     public var pixels: [UInt8]
+    public var pixelFormat: PixelFormat
     public var labels: [UInt8]?
-    /// Ground-truth factors of variation [count, factorNames.count] (synthetic data only).
+    /// Ground-truth factors of variation [count, factorNames.count] (synthetic data, dSprites).
     public var factors: [Float]?
     public var factorNames: [String]
+    /// The factors take a few discrete values each (dSprites' grid), so MIG applies; the
+    /// synthetic set's are continuous draws.
+    public var discreteFactors = false
 
     public init(count: Int, rows: Int, columns: Int, pixels: [UInt8], labels: [UInt8]? = nil,
                 factors: [Float]? = nil, factorNames: [String] = []) {
@@ -21,9 +34,22 @@ public struct ImageSet: Sendable {
         self.labels = labels
         self.factors = factors
         self.factorNames = factorNames
+        pixelFormat = .bytes
+    }
+
+    /// Binary images packed at one bit per pixel (`PixelFormat.bits`).
+    public init(count: Int, rows: Int, columns: Int, packedBits: [UInt8], labels: [UInt8]? = nil,
+                factors: [Float]? = nil, factorNames: [String] = []) {
+        self.init(count: 0, rows: rows, columns: columns, pixels: [], labels: labels, factors: factors, factorNames: factorNames)
+        precondition(packedBits.count == count * ((rows * columns + 7) / 8))
+        self.count = count
+        pixels = packedBits
+        pixelFormat = .bits
     }
 
     public var pixelsPerImage: Int { rows * columns }
+    /// Bytes of `pixels` per image.
+    public var bytesPerImage: Int { pixelFormat == .bytes ? rows * columns : (rows * columns + 7) / 8 }
 }
 
 /// A train/test split of one dataset.
@@ -34,9 +60,17 @@ public struct Dataset: Sendable {
 
     public static let defaultDirectory = "/usr/share/datasets/fashion-mnist"
 
-    /// `spec` is a folder of IDX files, `synthetic` (20,000 + 2,000 images) or
-    /// `synthetic:N` (N training images and N/10 test images, at least 1).
+    /// `spec` is a folder of IDX files, `synthetic` (20,000 + 2,000 images),
+    /// `synthetic:N` (N training images and N/10 test images, at least 1), `dsprites`
+    /// (737,280 images, 10% test) or `dsprites:N` (a fixed subset of N, 10% test).
     public static func load(_ spec: String) throws(DataError) -> Dataset {
+        if spec == "dsprites" { return DSprites.generate() }
+        if spec.hasPrefix("dsprites:") {
+            guard let n = Int(spec.dropFirst("dsprites:".count)), n >= 2, n <= DSprites.count else {
+                throw .configuration("--data \(spec): expected dsprites:N with N a count from 2 to \(DSprites.count)")
+            }
+            return DSprites.generate(count: n)
+        }
         if spec == "synthetic" || spec.hasPrefix("synthetic:") {
             var trainCount = 20_000
             if spec.hasPrefix("synthetic:") {

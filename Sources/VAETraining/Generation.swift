@@ -60,10 +60,11 @@ public func reconstructionGrid(model: VAE, images: ImageSet, indices: [Int], col
     var start = 0
     while start < indices.count {
         let end = min(start + columns, indices.count)
-        for i in start..<end {
-            let base = indices[i] * d
-            out += images.pixels[base..<(base + d)].map { Float($0) / 255 }
+        var inputs = [Float](repeating: 0, count: (end - start) * d)
+        indices[start..<end].map { Int32($0) }.withUnsafeBufferPointer { rows in
+            fillBatch(&inputs, from: images, indices: rows, binarize: false, generator: Philox4x32(seed: 0), epoch: 0)
         }
+        out += inputs
         out += [Float](repeating: 0, count: (columns - (end - start)) * d)
         out += recon[(start * d)..<(end * d)]
         out += [Float](repeating: 0, count: (columns - (end - start)) * d)

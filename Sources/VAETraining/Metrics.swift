@@ -17,6 +17,8 @@ public struct EpochMetrics: Sendable {
     public var peakMemoryMB = 0.0
     /// The test means' aggregate posterior against the prior (AggregatePosterior.swift).
     public var aggregateKL = 0.0, posteriorStdMean = 0.0
+    /// KL per dimension, active units, MIG of the test set (LatentMeasures.swift).
+    public var latent: LatentMeasures?
 
     public var trainNELBO: Double { trainRecon + trainKL }
     func perStep(_ seconds: Double) -> Double { steps > 0 ? 1000 * seconds / Double(steps) : 0 }
@@ -42,7 +44,7 @@ public struct EpochMetrics: Sendable {
     }
 
     /// A JSON object with a fixed key order.
-    public var jsonLine: String { jsonObject(fields) }
+    public var jsonLine: String { jsonObject(fields + (latent?.jsonFields ?? [])) }
 }
 
 /// A JSON number with 6 significant digits; non-finite values become null.

@@ -47,13 +47,22 @@ public enum Safetensors {
 
     /// Serializes F32 tensors given as (name, shape, bytes) in file order.
     public static func encode(metadata: [String: String], tensors: [(name: String, shape: [Int], bytes: UnsafeRawBufferPointer)]) -> [UInt8] {
+        encode(metadata: metadata, typedTensors: tensors.map { ($0.name, "F32", $0.shape, $0.bytes) })
+    }
+
+    /// Serializes tensors of any dtype given as (name, dtype, shape, little-endian bytes) in file order.
+    public static func encode(metadata: [String: String],
+                              typedTensors tensors: [(name: String, dtype: String, shape: [Int], bytes: UnsafeRawBufferPointer)]) -> [UInt8] {
+        for t in tensors {
+            precondition(t.bytes.count == (elementSizes[t.dtype] ?? -1) * t.shape.reduce(1, *), "tensor \(t.name): bytes do not match \(t.dtype) \(t.shape)")
+        }
         var header = "{\"__metadata__\":{"
         header += metadata.keys.sorted().map { "\(jsonString($0)):\(jsonString(metadata[$0]!))" }.joined(separator: ",")
         header += "}"
         var offset = 0
         for t in tensors {
             let end = offset + t.bytes.count
-            header += ",\(jsonString(t.name)):{\"dtype\":\"F32\",\"shape\":[\(t.shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(end)]}"
+            header += ",\(jsonString(t.name)):{\"dtype\":\"\(t.dtype)\",\"shape\":[\(t.shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(end)]}"
             offset = end
         }
         header += "}"

@@ -222,6 +222,10 @@ public final class TensorBoardWriter {
     /// last optimizer step. Durable on return.
     public func appendEpoch(_ metrics: EpochMetrics, images: [(tag: String, image: EncodedImage)]) throws(TrainingError) {
         var values = metrics.fields.map { TensorBoardEvent.Value.scalar(tag: Self.tag(forMetric: $0.0), value: Float(Double($0.1) ?? .nan)) }
+        values += (metrics.latent?.scalars ?? []).map {
+            // As metrics.jsonl prints them (6 significant digits), so the two agree.
+            TensorBoardEvent.Value.scalar(tag: Self.tag(forMetric: $0.0), value: Float($0.1.flatMap { Double(jsonNumber($0)) } ?? .nan))
+        }
         for (tag, image) in images {
             values.append(.image(tag: tag, png: image.png, width: image.width, height: image.height))
         }

@@ -305,8 +305,11 @@ public final class Trainer {
         let evalStart = now()
         let test = try evaluateDistributed(model: model, workspace: evalWorkspace, images: dataset.test, binarize: options.binarize,
                                            seed: options.seed, communicator: communicator)
-        let aggregate = AggregatePosterior(try gatherPosterior(model: model, images: dataset.test, count: dataset.test.count,
-                                                               communicator: communicator), autoencoder: modelConfig.autoencoder)
+        // One gathered encoding of the test set feeds both the aggregate posterior and the latent measures.
+        let encodings = try encodeGathered(model: model, images: dataset.test, count: dataset.test.count, communicator: communicator)
+        let aggregate = AggregatePosterior(mu: encodings.mu, logvar: modelConfig.autoencoder ? nil : encodings.logvar,
+                                           latent: encodings.latent)
+        let latent = LatentMeasures(encodings)
         let evalSeconds = now() - evalStart
         let beta = Double(modelConfig.beta)
         let seen = Double(max(sums.examples, 1))
@@ -332,6 +335,7 @@ public final class Trainer {
         metrics.learningRate = Double(optimizer.hyper.learningRate)
         metrics.worldSize = communicator.size
         metrics.peakMemoryMB = peakMemoryMB()
+        metrics.latent = latent
         epoch = e
         let checkpointNow = e % options.checkpointEvery == 0 || e == options.epochs || interrupted != 0
         if checkpointNow { try reduction.shareOptimizerState(optimizer) }  // a collective: every rank

@@ -6,16 +6,16 @@ import VAETraining
 
 // The commands that use a trained checkpoint on one process.
 
-/// The test images of `data` (default: the data the checkpoint was trained on),
+/// The test (or training) images of `data` (default: the data the checkpoint was trained on),
 /// checked against the checkpoint's image size.
-func testImages(_ data: String?, checkpoint: Checkpoint, path: String) throws -> ImageSet {
+func testImages(_ data: String?, checkpoint: Checkpoint, path: String, train: Bool = false) throws -> ImageSet {
     let spec = data ?? checkpoint.config.training.data
     let dataset = try Dataset.load(spec)
     let m = checkpoint.config.model
     guard dataset.test.rows == m.imageHeight, dataset.test.columns == m.imageWidth else {
         throw TrainingError.checkpoint(path: path, reason: "expects \(m.imageHeight)x\(m.imageWidth) images but \(spec) has \(dataset.test.rows)x\(dataset.test.columns)")
     }
-    return dataset.test
+    return train ? dataset.train : dataset.test
 }
 
 struct Sample: ParsableCommand {

@@ -18,7 +18,7 @@ struct VAEDist: ParsableCommand {
             """,
         version: vaeDistVersion,
         subcommands: [Train.self, Eval.self, Sample.self, Reconstruct.self, Interpolate.self, Traverse.self,
-                      LatentMap.self, Manifold.self, Inspect.self, Bench.self])
+                      LatentMap.self, Manifold.self, Inspect.self, Encode.self, Bench.self])
 
     /// Parses and runs. Command bodies report their own errors through `Fatal`;
     /// what reaches this catch is a parsing error: one line, exit code 1.
