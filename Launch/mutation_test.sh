@@ -172,6 +172,22 @@ mutant dsprites-orientation-endpoint Sources/VAEData/DSprites.swift orientations
 mutant packed-bit-order Sources/VAEData/Batches.swift packed pixels unpacked most significant bit first
 - private let bitsToUnits: [Float] = (0..<2048).map { Float(($0 >> 3) >> ($0 & 7) & 1) }
 + private let bitsToUnits: [Float] = (0..<2048).map { Float(($0 >> 3) >> (7 - $0 & 7) & 1) }
+mutant tc-local-batch Sources/VAETraining/GradientReduction.swift beta-TCVAE, free bits and capacity see only this rank's examples (each rank's latents repeated, no allgather)
+- try communicator.allgather(localLatents, count: rows * 3 * l, into: globalLatents)
++ for k in 0..<(objective.globalBatch / rows) { (globalLatents + k * rows * 3 * l).update(from: localLatents, count: rows * 3 * l) }
+first regimes_test
+mutant free-bits-half-batch Sources/VAETraining/LossRegime.swift free bits and capacity take the KL mean over the first half of the batch (each example twice)
+- let mu = latents + i * 3 * l, logvar = mu + l
++ let mu = latents + (i / 2) * 3 * l, logvar = mu + l
+mutant kl-warmup-off-by-one Sources/VAETraining/Schedule.swift the KL warm-up starts at 1/N instead of 0
+- warmupSteps > 0 && step < warmupSteps ? Float(step) / Float(warmupSteps) : 1
++ warmupSteps > 0 && step < warmupSteps ? Float(step + 1) / Float(warmupSteps) : 1
+mutant capacity-one-sided Sources/VAETraining/LossRegime.swift |KL - C| pushes the KL down only (no gradient under C)
+- let sign: Double = excess > 0 ? 1 : (excess < 0 ? -1 : 0)
++ let sign: Double = excess > 0 ? 1 : 0
+mutant tc-marginal-gradient Sources/VAEKernels/TotalCorrelation.swift beta-TCVAE's gradient misses the product of marginals' softmax weights
+- let g = jointWeight + cMarginal * exp(ws.density[j * l + d] - ws.marginal[d])
++ let g = jointWeight
 mutant build-error Sources/VAETraining/GradientReduction.swift a syntax error, with the previous build present
 - lossScale = 1 / Float(globalBatchSize)
 + lossScale = 1 / Float(globalBatchSize) +

@@ -58,14 +58,17 @@ struct LossRows: RangeWork {
 }
 
 /// dz -> (dmu | dlogvar) for rows `rows`: through the reparameterization (or z = mu), plus the
-/// KL's gradient scaled by `klScale` when there is a KL term.
+/// KL's gradient scaled by `klScale` (or per dimension by `klScales`) when there is a KL term,
+/// plus the coupled terms' gradient (d/d(mu | logvar | z), [batch, 3 latent]) when given.
 struct LatentBackwardRows: RangeWork {
     let dheads: UnsafeMutablePointer<Float>  // [batch, 2 * latent]
-    let dz: UnsafePointer<Float>             // [batch, latent]
+    let dz: UnsafeMutablePointer<Float>      // [batch, latent]
     let heads: UnsafePointer<Float>
     let eps: UnsafePointer<Float>?
     let latent: Int
     let klScale: Float?
+    var klScales: UnsafePointer<Float>? = nil
+    var coupled: UnsafePointer<Float>? = nil
 
     @inline(__always)
     func run(_ rows: Range<Int>, thread: Int) {
@@ -73,6 +76,13 @@ struct LatentBackwardRows: RangeWork {
         let dh = dheads + r0 * 2 * l, dzr = dz + r0 * l
         let mu = heads + r0 * 2 * l, logvar = heads + r0 * 2 * l + l
         dh.update(repeating: 0, count: n * 2 * l)
+        if let coupled {
+            // The coupled terms' dz joins the decoder's before the reparameterization.
+            for r in 0..<n {
+                let c = coupled + (r0 + r) * 3 * l
+                for j in 0..<l { dzr[r * l + j] += c[2 * l + j] }
+            }
+        }
         if let eps {
             reparameterizeBackward(dmu: dh, dlogvar: dh + l, dz: dzr, logvar: logvar, eps: eps + r0 * l,
                                    rows: n, latent: l, stride: 2 * l)
@@ -81,6 +91,15 @@ struct LatentBackwardRows: RangeWork {
         }
         if let klScale {
             klBackward(dmu: dh, dlogvar: dh + l, mu: mu, logvar: logvar, rows: n, latent: l, stride: 2 * l, scale: klScale)
+        }
+        if let klScales {
+            klBackwardPerDimension(dmu: dh, dlogvar: dh + l, mu: mu, logvar: logvar, rows: n, latent: l, stride: 2 * l, scales: klScales)
+        }
+        if let coupled {
+            for r in 0..<n {
+                let c = coupled + (r0 + r) * 3 * l
+                for j in 0..<(2 * l) { dh[r * 2 * l + j] += c[j] }
+            }
         }
     }
 }

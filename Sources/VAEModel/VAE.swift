@@ -143,12 +143,13 @@ public final class VAE: @unchecked Sendable {
 
     /// Accumulates d(lossScale * sum_b (recon_b + beta * KL_b)) / d(parameters) into
     /// `gradients` (same layout, default `self.gradients`), after `forward` with the same
-    /// `lossScale`, x, eps and gradients.
+    /// `lossScale`, x, eps and gradients. `latent` replaces the beta * KL term's gradient for the
+    /// training regimes (KL warm-up, capacity, free bits, beta-TCVAE: `LatentGradient`).
     /// `observer` hears, after each layer, that every gradient from that layer's offset to the
     /// end of the buffer is final (gradient reduction overlapped with the rest of backward).
     public func backward(_ workspace: VAEWorkspace, x: UnsafePointer<Float>, eps: UnsafePointer<Float>?,
                          batch: Int, lossScale: Float, gradients target: UnsafeMutablePointer<Float>? = nil,
-                         observer: (any BackwardObserver)? = nil) {
+                         latent: LatentGradient? = nil, observer: (any BackwardObserver)? = nil) {
         let gradients = target ?? self.gradients
         let l = config.latent
         let ws = workspace.gemm
@@ -177,7 +178,8 @@ public final class VAE: @unchecked Sendable {
         threads.forEachRange(batch, alignment: 1, minimum: 8,
                              LatentBackwardRows(dheads: workspace.dheads, dz: workspace.dz, heads: workspace.heads,
                                                 eps: meanOnly ? nil : eps, latent: l,
-                                                klScale: config.autoencoder ? nil : lossScale * config.beta))
+                                                klScale: config.autoencoder || latent != nil ? nil : lossScale * config.beta,
+                                                klScales: latent?.klScales, coupled: latent?.coupled))
         let dheads = workspace.dheads
         // Encoder heads and hidden layers; the input x needs no gradient.
         let encoderCount = layout.encoder.count
@@ -197,6 +199,22 @@ public final class VAE: @unchecked Sendable {
                            batch: batch, inFeatures: layer.inFeatures, outFeatures: layer.outFeatures, threads: threads, workspace: ws)
             observer?.gradientsFinal(from: layer.weight)
         }
+    }
+}
+
+/// The latent layer's gradient under a training regime, in place of lossScale * beta * dKL:
+/// a KL weight per latent dimension, and the gradient of terms that couple the examples of the
+/// global batch (beta-TCVAE), both already multiplied by lossScale.
+public struct LatentGradient {
+    /// [latent] d(loss) / d(KL_j of one example), times lossScale; nil: no analytic-KL gradient.
+    public var klScales: UnsafePointer<Float>?
+    /// [batch, 3 latent] d(loss) / d(mu | logvar | z) of this call's rows (z: the partial
+    /// derivative; backward chains it through the reparameterization); nil: none.
+    public var coupled: UnsafePointer<Float>?
+
+    public init(klScales: UnsafePointer<Float>?, coupled: UnsafePointer<Float>?) {
+        self.klScales = klScales
+        self.coupled = coupled
     }
 }
 

@@ -45,20 +45,24 @@ final class DeterministicReduction: GradientReduction {
     var updateRange: Range<Int> { shards?.range(communicator.rank) ?? 0..<model.parameterCount }
 
     /// This rank's groups' gradients, each computed into its own buffer, summed in tree order
-    /// into model.gradients.
+    /// into model.gradients. Every group's forward runs before any backward, so a regime over
+    /// the global batch sees the same latents on any rank count (`LocalBatch.prepareObjective`).
     func computeGradients(_ batch: LocalBatch) throws -> LocalResult {
         let localGroups = Self.groups / communicator.size
-        let rows = batch.rows / localGroups
+        precondition(batch.parts == localGroups, "the local batch is not cut into this rank's \(localGroups) groups")
         let p = model.parameterCount
         var result = LocalResult()
+        // One group per rank (4 ranks): its gradient is the rank's partial sum already.
+        func target(_ g: Int) -> UnsafeMutablePointer<Float> { localGroups == 1 ? model.gradients : groupGradients[g] }
         for g in 0..<localGroups {
-            // One group per rank (4 ranks): its gradient is the rank's partial sum already.
-            let target = localGroups == 1 ? model.gradients : groupGradients[g]
-            target.update(repeating: 0, count: p)
-            let (recon, kl) = batch.forwardBackward(row: g * rows, count: rows, into: target)
+            target(g).update(repeating: 0, count: p)
+            let (recon, kl) = batch.forward(part: g, into: target(g))
             result.recon += recon
             result.kl += kl
         }
+        try batch.prepareObjective(localKL: result.kl, communicator: communicator)
+        for g in 0..<localGroups { batch.backward(part: g, into: target(g)) }
+        result.regime = batch.regimeShare(rank: communicator.rank)
         switch localGroups {
         case 4:
             vectorAdd(groupGradients[0], groupGradients[0], groupGradients[1], count: p)

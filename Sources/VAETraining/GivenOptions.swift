@@ -16,12 +16,17 @@ import VAEModel
 //   --bucket-mb, --shard-optimizer, --threads   how the same gradient sum and the same elementwise Adam
 //                update are computed; the mathematics is unchanged (bit-identity with an
 //                uninterrupted run holds as far as the reduction's own summation order allows).
+//   --kl-warmup, --capacity-steps   how fast a ramp over the global step goes (like --warmup-steps);
+//                the ramp continues from the resumed step, so a longer one lowers the weight or
+//                target from the next step on.
 //   --data       may name another folder that holds the same images (the fingerprint decides,
 //                `checkResumeData`); other images need --allow-other-data.
 // and which must agree:
 //   --hidden, --latent, --likelihood, --beta, --autoencoder   the model and its loss;
 //   --seed, --batch-size, --binarize   the epoch permutation, the noise, the steps of an epoch
 //                and the pixels trained on;
+//   --capacity, --gamma, --free-bits, --tc-beta   which objective is trained (like --beta): a
+//                stretch under another objective is a different model, not a continuation;
 //   --deterministic   it changes the summation tree and groups every batch in fixed groups:
 //                a checkpoint that says deterministic promises parameters bit-identical on 1, 2
 //                and 4 ranks, which a stretch trained otherwise would break silently.
@@ -54,6 +59,12 @@ public struct GivenOptions: Codable, Equatable, Sendable {
     public var clipGradNorm: Double?
     public var logEvery: Int?
     public var threads: Int?
+    public var klWarmup: Int?
+    public var capacity: Double?
+    public var capacitySteps: Int?
+    public var gamma: Double?
+    public var freeBits: Double?
+    public var tcBeta: Double?
 
     public init() {}
 
@@ -83,6 +94,12 @@ public struct GivenOptions: Codable, Equatable, Sendable {
         clipGradNorm = options.clipGradNorm
         logEvery = options.logEvery
         threads = options.threads
+        klWarmup = options.klWarmup
+        capacity = options.capacity
+        capacitySteps = options.capacitySteps
+        gamma = options.gamma
+        freeBits = options.freeBits
+        tcBeta = options.tcBeta
     }
 
     public enum ResumeRule: Sendable {
@@ -100,11 +117,12 @@ public struct GivenOptions: Codable, Equatable, Sendable {
         "--keep-checkpoints": .mayChange, "--max-bad-steps": .mayChange, "--check-every": .mayChange,
         "--bucket-mb": .mayChange, "--shard-optimizer": .mayChange,
         "--lr-schedule": .mayChange, "--warmup-steps": .mayChange, "--clip-grad-norm": .mayChange, "--log-every": .mayChange,
-        "--threads": .mayChange,
+        "--threads": .mayChange, "--kl-warmup": .mayChange, "--capacity-steps": .mayChange,
         "--data": .sameImages,
         "--hidden": .mustAgree, "--latent": .mustAgree, "--likelihood": .mustAgree, "--beta": .mustAgree,
         "--autoencoder": .mustAgree, "--seed": .mustAgree, "--batch-size": .mustAgree, "--binarize": .mustAgree,
-        "--deterministic": .mustAgree,
+        "--deterministic": .mustAgree, "--capacity": .mustAgree, "--gamma": .mustAgree, "--free-bits": .mustAgree,
+        "--tc-beta": .mustAgree,
     ]
 
     static func rule(_ option: String) -> ResumeRule {
@@ -165,6 +183,12 @@ private struct Merge {
         try set("--clip-grad-norm", given.clipGradNorm, &config.training.clipGradNorm)
         try set("--log-every", given.logEvery, &config.training.logEvery)
         try set("--threads", given.threads, &config.training.threads)
+        try set("--kl-warmup", given.klWarmup, &config.training.klWarmup)
+        try set("--capacity", given.capacity, &config.training.capacity)
+        try set("--capacity-steps", given.capacitySteps, &config.training.capacitySteps)
+        try set("--gamma", given.gamma, &config.training.gamma)
+        try set("--free-bits", given.freeBits, &config.training.freeBits)
+        try set("--tc-beta", given.tcBeta.map { Optional($0) }, &config.training.tcBeta, show: { $0.map { "\($0)" } ?? "off" })
     }
 
     mutating func set<T: Equatable>(_ option: String, _ given: T?, _ value: inout T,

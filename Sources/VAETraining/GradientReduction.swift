@@ -19,40 +19,109 @@ import VAEModel
 /// This rank's share of a step: its inputs and noise, and the model that runs them.
 final class LocalBatch {
     let model: VAE
-    let workspace: VAEWorkspace
+    /// One workspace per part computed alone: the whole local batch, or under --deterministic
+    /// each of this rank's fixed groups. Every part's activations live until its backward, so
+    /// the regimes that need the global batch see every part's latents first.
+    let workspaces: [VAEWorkspace]
     let x: UnsafeMutablePointer<Float>    // [rows, D]
     let eps: UnsafeMutablePointer<Float>  // [rows, latent]
     let rows: Int
     /// d(mean loss over the global batch) / d(one example's loss) = 1 / global batch.
     let lossScale: Float
+    /// The training regime's latent objective (LossRegime.swift); nil: recon + beta * KL.
+    let objective: LatentObjective?
+    /// The optimizer step this batch trains (the regimes' ramps), set before computeGradients.
+    var step = 0
+    /// Regimes over the global batch: this rank's (mu | logvar | z) [rows, 3 latent] and every
+    /// rank's [global batch, 3 latent] in global example order.
+    private let localLatents: UnsafeMutablePointer<Float>?
+    private let globalLatents: UnsafeMutablePointer<Float>?
+    /// The global index of this rank's first example (rank * rows: such regimes need equal slices).
+    private let firstGlobalRow: Int
 
-    init(model: VAE, rows: Int, globalBatchSize: Int) {
+    init(model: VAE, rows: Int, globalBatchSize: Int, parts: Int = 1, rank: Int = 0, objective: LatentObjective? = nil) {
+        precondition(parts >= 1 && rows % parts == 0, "\(rows) rows do not split into \(parts) parts")
         self.model = model
         self.rows = rows
+        self.objective = objective
         lossScale = 1 / Float(globalBatchSize)
-        workspace = VAEWorkspace(config: model.config, capacity: rows)
+        workspaces = (0..<parts).map { _ in VAEWorkspace(config: model.config, capacity: rows / parts) }
         x = allocateAligned(rows * model.config.inputDimension)
         eps = allocateAligned(rows * model.config.latent)
+        let global = objective?.regime.needsGlobalBatch == true
+        localLatents = global ? allocateAligned(rows * 3 * model.config.latent) : nil
+        globalLatents = global ? allocateAligned(globalBatchSize * 3 * model.config.latent) : nil
+        firstGlobalRow = rank * rows
     }
 
     deinit {
         x.deallocate()
         eps.deallocate()
+        localLatents?.deallocate()
+        globalLatents?.deallocate()
     }
 
-    /// Forward and backward on rows row ..< row + count, accumulating their gradient into
-    /// `gradients`; returns their loss sums.
-    func forwardBackward(row: Int, count: Int, into gradients: UnsafeMutablePointer<Float>,
-                         observer: (any BackwardObserver)? = nil) -> (recon: Double, kl: Double) {
-        let xs = x + row * model.config.inputDimension, es = eps + row * model.config.latent
-        model.forward(workspace, x: xs, eps: es, batch: count, lossScale: lossScale, gradients: gradients)
-        model.backward(workspace, x: xs, eps: es, batch: count, lossScale: lossScale, gradients: gradients, observer: observer)
+    var parts: Int { workspaces.count }
+    var partRows: Int { rows / workspaces.count }
+
+    /// Forward of part `p`, seeding its backward (the gaussian likelihood's output log-variance
+    /// gradient goes into `gradients`); returns its loss sums.
+    func forward(part p: Int, into gradients: UnsafeMutablePointer<Float>) -> (recon: Double, kl: Double) {
+        let row = p * partRows, workspace = workspaces[p]
+        model.forward(workspace, x: x + row * model.config.inputDimension, eps: eps + row * model.config.latent,
+                      batch: partRows, lossScale: lossScale, gradients: gradients)
         var recon = 0.0, kl = 0.0
-        for r in 0..<count {
+        for r in 0..<partRows {
             recon += Double(workspace.recon[r])
             kl += Double(workspace.kl[r])
         }
         return (recon, kl)
+    }
+
+    /// After every part's forward, before any backward: the regime's latent gradient for this
+    /// step. Regimes over the global batch allgather every rank's latents (a collective).
+    func prepareObjective(localKL: Double, communicator: any Communicator) throws {
+        guard let objective else { return }
+        guard let localLatents, let globalLatents else {
+            objective.prepare(step: step, latents: nil, localKL: localKL)
+            return
+        }
+        let l = model.config.latent
+        for p in 0..<parts {
+            let workspace = workspaces[p]
+            for r in 0..<partRows {
+                let row = localLatents + (p * partRows + r) * 3 * l
+                row.update(from: workspace.heads + r * 2 * l, count: 2 * l)
+                (row + 2 * l).update(from: workspace.z + r * l, count: l)
+            }
+        }
+        try communicator.allgather(localLatents, count: rows * 3 * l, into: globalLatents)
+        objective.prepare(step: step, latents: globalLatents)
+    }
+
+    /// Backward of part `p` into `gradients`, after `forward(part:)` and `prepareObjective`.
+    func backward(part p: Int, into gradients: UnsafeMutablePointer<Float>, observer: (any BackwardObserver)? = nil) {
+        let row = p * partRows
+        model.backward(workspaces[p], x: x + row * model.config.inputDimension, eps: eps + row * model.config.latent,
+                       batch: partRows, lossScale: lossScale, gradients: gradients,
+                       latent: objective?.gradient(rows: firstGlobalRow + row), observer: observer)
+    }
+
+    /// Forward and backward of the whole local batch (one part), accumulating its gradient into
+    /// `gradients`; returns its loss sums.
+    func forwardBackward(into gradients: UnsafeMutablePointer<Float>, communicator: any Communicator,
+                         observer: (any BackwardObserver)? = nil) throws -> (recon: Double, kl: Double) {
+        let sums = forward(part: 0, into: gradients)
+        try prepareObjective(localKL: sums.kl, communicator: communicator)
+        backward(part: 0, into: gradients, observer: observer)
+        return sums
+    }
+
+    /// What this rank adds to the step's reduced regime sums: a regime over the global batch
+    /// computed them whole on every rank, so rank 0 alone contributes them.
+    func regimeShare(rank: Int) -> RegimeSums {
+        guard let objective else { return RegimeSums() }
+        return objective.regime.needsGlobalBatch && rank != 0 ? RegimeSums() : objective.sums
     }
 }
 
@@ -61,6 +130,7 @@ struct LocalResult {
     var recon = 0.0
     var kl = 0.0
     var finite = true
+    var regime = RegimeSums()
 }
 
 protocol GradientReduction: AnyObject {
@@ -132,11 +202,12 @@ final class AllreduceReduction: GradientReduction, BackwardObserver {
         started = 0
         finite = true
         model.zeroGradients()
-        let (recon, kl) = batch.forwardBackward(row: 0, count: batch.rows, into: model.gradients,
-                                                observer: buckets.isEmpty ? nil : self)
+        let (recon, kl) = try batch.forwardBackward(into: model.gradients, communicator: communicator,
+                                                    observer: buckets.isEmpty ? nil : self)
         if let failure { self.failure = nil; throw failure }
         if buckets.isEmpty { finite = allFinite(model.gradients, count: model.parameterCount) }
-        return LocalResult(recon: recon, kl: kl, finite: finite && recon.isFinite && kl.isFinite)
+        return LocalResult(recon: recon, kl: kl, finite: finite && recon.isFinite && kl.isFinite,
+                           regime: batch.regimeShare(rank: communicator.rank))
     }
 
     func gradientsFinal(from offset: Int) {
@@ -205,8 +276,9 @@ final class ShardedReduction: GradientReduction {
 
     func computeGradients(_ batch: LocalBatch) throws -> LocalResult {
         model.zeroGradients()
-        let (recon, kl) = batch.forwardBackward(row: 0, count: batch.rows, into: model.gradients)
-        return LocalResult(recon: recon, kl: kl, finite: recon.isFinite && kl.isFinite && allFinite(model.gradients, count: model.parameterCount))
+        let (recon, kl) = try batch.forwardBackward(into: model.gradients, communicator: communicator)
+        return LocalResult(recon: recon, kl: kl, finite: recon.isFinite && kl.isFinite && allFinite(model.gradients, count: model.parameterCount),
+                           regime: batch.regimeShare(rank: communicator.rank))
     }
 
     func reduce() throws {

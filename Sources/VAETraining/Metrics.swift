@@ -19,6 +19,8 @@ public struct EpochMetrics: Sendable {
     public var aggregateKL = 0.0, posteriorStdMean = 0.0
     /// KL per dimension, active units, MIG of the test set (LatentMeasures.swift).
     public var latent: LatentMeasures?
+    /// The training regime's own numbers (beta-TCVAE: train_mi, train_tc, train_dwkl), per example.
+    public var regimeTerms: [(String, Double)] = []
 
     public var trainNELBO: Double { trainRecon + trainKL }
     func perStep(_ seconds: Double) -> Double { steps > 0 ? 1000 * seconds / Double(steps) : 0 }
@@ -40,7 +42,7 @@ public struct EpochMetrics: Sendable {
             ("optimizer_ms_per_step", n(perStep(optimizerSeconds))), ("learning_rate", n(learningRate)),
             ("world_size", "\(worldSize)"), ("peak_memory_mb", n(peakMemoryMB)),
             ("aggregate_kl", n(aggregateKL)), ("posterior_std_mean", n(posteriorStdMean)),
-        ]
+        ] + regimeTerms.map { ($0.0, n($0.1)) }
     }
 
     /// A JSON object with a fixed key order.

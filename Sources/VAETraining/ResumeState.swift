@@ -5,7 +5,8 @@
 //   epoch           completed epochs
 //   step            optimizer steps taken (the global step)
 //   epoch_step      steps of epoch `epoch + 1` already done (a stop inside an epoch), with
-//   epoch_recon, epoch_kl, epoch_examples, epoch_seconds   their global sums so far
+//   epoch_recon, epoch_kl, epoch_examples, epoch_seconds   their global sums so far, and
+//   epoch_penalty, epoch_mi, epoch_tc, epoch_dwkl          the training regime's (LossRegime.swift)
 //   bad_steps       consecutive skipped (non-finite) steps at the checkpoint
 //   stopped_by      the signal that stopped the run, when one did
 
@@ -15,12 +16,18 @@ public struct PartialEpoch: Equatable, Sendable {
     public var kl = 0.0
     public var examples = 0
     public var seconds = 0.0
+    public var penalty = 0.0, mi = 0.0, tc = 0.0, dwkl = 0.0
 
-    public init(recon: Double = 0, kl: Double = 0, examples: Int = 0, seconds: Double = 0) {
+    public init(recon: Double = 0, kl: Double = 0, examples: Int = 0, seconds: Double = 0,
+                penalty: Double = 0, mi: Double = 0, tc: Double = 0, dwkl: Double = 0) {
         self.recon = recon
         self.kl = kl
         self.examples = examples
         self.seconds = seconds
+        self.penalty = penalty
+        self.mi = mi
+        self.tc = tc
+        self.dwkl = dwkl
     }
 }
 
@@ -50,6 +57,10 @@ public struct ResumeState: Equatable, Sendable {
             m["epoch_kl"] = "\(partial.kl)"
             m["epoch_examples"] = String(partial.examples)
             m["epoch_seconds"] = "\(partial.seconds)"
+            for (key, value) in [("epoch_penalty", partial.penalty), ("epoch_mi", partial.mi), ("epoch_tc", partial.tc),
+                                 ("epoch_dwkl", partial.dwkl)] where value != 0 {
+                m[key] = "\(value)"
+            }
         }
         if let stoppedBy { m["stopped_by"] = stoppedBy }
         return m
@@ -77,7 +88,9 @@ public struct ResumeState: Equatable, Sendable {
         step = try integer("step", required: true)
         epochStep = try integer("epoch_step")
         partial = PartialEpoch(recon: try real("epoch_recon"), kl: try real("epoch_kl"),
-                               examples: try integer("epoch_examples"), seconds: try real("epoch_seconds"))
+                               examples: try integer("epoch_examples"), seconds: try real("epoch_seconds"),
+                               penalty: try real("epoch_penalty"), mi: try real("epoch_mi"), tc: try real("epoch_tc"),
+                               dwkl: try real("epoch_dwkl"))
         badSteps = try integer("bad_steps")
         stoppedBy = m["stopped_by"]
     }

@@ -26,6 +26,19 @@ public func learningRate(step: Int, totalSteps: Int, base: Float, schedule: Lear
     }
 }
 
+/// The KL warm-up (--kl-warmup N): the factor on beta at optimizer step `step` (0-based), rising
+/// linearly from 0 at step 0 to 1 at step N and staying there: min(1, step / N). 1 when N is 0.
+public func klWarmupFactor(step: Int, warmupSteps: Int) -> Float {
+    warmupSteps > 0 && step < warmupSteps ? Float(step) / Float(warmupSteps) : 1
+}
+
+/// Controlled capacity (--capacity C --capacity-steps N, Burgess et al. 2018): the KL target in
+/// nats at optimizer step `step` (0-based), rising linearly from 0 at step 0 to C at step N:
+/// C * min(1, step / N).
+public func capacityTarget(step: Int, capacity: Double, capacitySteps: Int) -> Double {
+    capacitySteps > 0 && step < capacitySteps ? capacity * Double(step) / Double(capacitySteps) : capacity
+}
+
 /// The coefficient torch.nn.utils.clip_grad_norm_ applies: min(1, maxNorm / (norm + 1e-6)).
 public func clipCoefficient(norm: Double, maxNorm: Double) -> Float {
     Float(min(1, maxNorm / (norm + 1e-6)))

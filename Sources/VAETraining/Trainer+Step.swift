@@ -16,6 +16,11 @@ struct StepControl {
     /// Loss sums over the global batch, nats.
     var recon = 0.0
     var kl = 0.0
+    /// The training regime's KL-side loss and beta-TCVAE's parts (LossRegime.swift), summed.
+    var penalty = 0.0
+    var mi = 0.0
+    var tc = 0.0
+    var dwkl = 0.0
 
     mutating func allreduce(_ communicator: any Communicator) throws(CommunicatorError) {
         try withUnsafeMutableBytes(of: &self) { raw throws(CommunicatorError) in
@@ -55,13 +60,15 @@ extension Trainer {
         if faults.active("nan", rank: communicator.rank, step: attemptedSteps) { batch.x[0] = .nan }
 
         // Forward and backward; the reduction may start during backward.
+        batch.step = optimizer.step
         let local = try reduction.computeGradients(batch)
         let t1 = now()
 
         // Reduce the gradients and the control block.
         try reduction.reduce()
         var control = StepControl(nonFiniteRanks: local.finite ? 0 : 1, stopRequests: Interruption.pending != 0 ? 1 : 0,
-                                  recon: local.recon, kl: local.kl)
+                                  recon: local.recon, kl: local.kl, penalty: local.regime.penalty,
+                                  mi: local.regime.mi, tc: local.regime.tc, dwkl: local.regime.dwkl)
         try control.allreduce(communicator)
         let t2 = now()
 

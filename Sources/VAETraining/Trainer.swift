@@ -42,6 +42,8 @@ public final class Trainer {
     let reduction: any GradientReduction
     /// This rank's inputs, noise and workspace for one step.
     let batch: LocalBatch
+    /// What replaces beta * KL in the loss (KL warm-up, capacity, free bits, beta-TCVAE).
+    public let regime: LossRegime
     let faults = FaultInjection()
     /// Rank 0's TensorBoard event file (nil on other ranks).
     var events: TensorBoardWriter?
@@ -90,6 +92,7 @@ public final class Trainer {
         }
         let options = merged.training
         try options.validate(worldSize: communicator.size)
+        try options.validateRegime(model: merged.model, worldSize: communicator.size)
         self.options = options
         dataset = try Dataset.load(options.data)
         var config = merged.model
@@ -122,7 +125,11 @@ public final class Trainer {
         generator = Philox4x32(seed: options.seed)
         // This rank's slice of every global batch (slices differ by at most one example).
         let localRows = shardRange(count: options.batchSize, rank: communicator.rank, worldSize: communicator.size).count
-        batch = LocalBatch(model: model, rows: localRows, globalBatchSize: options.batchSize)
+        regime = LossRegime(options: options, model: config, datasetSize: dataset.train.count)
+        batch = LocalBatch(model: model, rows: localRows, globalBatchSize: options.batchSize,
+                           parts: options.deterministic ? TrainingOptions.deterministicGroups / communicator.size : 1,
+                           rank: communicator.rank,
+                           objective: regime.isPlain ? nil : LatentObjective(regime: regime, latent: config.latent, globalBatch: options.batchSize))
         reduction = makeGradientReduction(options: options, model: model, communicator: communicator)
         evalWorkspace = VAEWorkspace(config: config, capacity: 500)
 
@@ -229,6 +236,7 @@ public final class Trainer {
             + "(\(dataset.train.count) train / \(dataset.test.count) test images), \(size) rank\(size == 1 ? "" : "s") "
             + "(\(communicator.backend)) x \(model.threads.count) thread\(model.threads.count == 1 ? "" : "s"), global batch \(options.batchSize), output \(options.output), kernels \(Kernels.active.isa)")
         if size > 1 || options.deterministic { log("vae-dist: gradient reduction: \(reduction.name)") }
+        if !regime.isPlain { log("vae-dist: training regime: \(regime.name)") }
         // Where this process starts and how much it ran: the tests read these two lines to
         // prove that a resume continued the checkpoint instead of training from scratch.
         let startStep = optimizer.step
@@ -268,6 +276,10 @@ public final class Trainer {
                 consecutiveBadSteps = 0
                 sums.recon += control.recon
                 sums.kl += control.kl
+                sums.penalty += control.penalty
+                sums.mi += control.mi
+                sums.tc += control.tc
+                sums.dwkl += control.dwkl
                 sums.examples += options.batchSize
                 if faults.active("drift", rank: communicator.rank, step: attemptedSteps) { model.parameters[0] += 1e-3 }
                 if communicator.size > 1 && options.checkEvery > 0 && optimizer.step % options.checkEvery == 0 {
@@ -278,12 +290,12 @@ public final class Trainer {
                 // Where there is no progress bar (mpirun, a log file): a line every --log-every steps.
                 let seen = Double(max(sums.examples, 1))
                 log(String(format: "step %d (epoch %d, %d/%d)  loss %.2f  lr %.3g  %.0f samples/s", optimizer.step, e, s + 1, plan.steps,
-                           (sums.recon + Double(modelConfig.beta) * sums.kl) / seen, optimizer.hyper.learningRate,
+                           trainLoss(sums) / seen, optimizer.hyper.learningRate,
                            Double((s + 1 - firstStep) * options.batchSize) / (now() - start)))
             }
             if communicator.isRoot && progress.interactive {
                 progress.update(epoch: e, epochs: options.epochs, step: s + 1, steps: plan.steps,
-                                loss: (sums.recon + Double(modelConfig.beta) * sums.kl) / Double(max(sums.examples, 1)),
+                                loss: trainLoss(sums) / Double(max(sums.examples, 1)),
                                 samplesPerSecond: Double((s + 1 - firstStep) * options.batchSize) / (now() - start))
             }
             if control.stopRequests > 0 {
@@ -318,7 +330,10 @@ public final class Trainer {
         metrics.step = optimizer.step
         metrics.trainRecon = sums.recon / seen
         metrics.trainKL = sums.kl / seen
-        metrics.trainLoss = metrics.trainRecon + beta * metrics.trainKL
+        metrics.trainLoss = trainLoss(sums) / seen
+        if regime.tcBeta != nil {
+            metrics.regimeTerms = [("train_mi", sums.mi / seen), ("train_tc", sums.tc / seen), ("train_dwkl", sums.dwkl / seen)]
+        }
         let testMean = test.mean(beta: beta)
         metrics.testLoss = testMean.loss
         metrics.testRecon = testMean.recon
@@ -358,6 +373,12 @@ public final class Trainer {
 }
 
 extension Trainer {
+    /// The loss trained, summed over the examples of `sums`: recon + beta * KL, or recon + the
+    /// regime's term.
+    func trainLoss(_ sums: PartialEpoch) -> Double {
+        sums.recon + (regime.isPlain ? Double(modelConfig.beta) * sums.kl : sums.penalty)
+    }
+
     /// Under mpirun the ranks only ever see SIGTERM: Open MPI's mpirun turns Ctrl-C (SIGINT)
     /// and its own SIGTERM into SIGTERM to every rank (then SIGKILL a few seconds later).
     var stopNote: String {

@@ -38,6 +38,19 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     /// Kernel threads per rank (0: the cores this process may use divided among the ranks on
     /// its node; see Threads.swift). Any count gives bit-identical parameters.
     public var threads = 0
+    // Training regimes with beta (LossRegime.swift): each 0 / nil is off.
+    /// KL warm-up: beta rises linearly from 0 over this many optimizer steps.
+    public var klWarmup = 0
+    /// Controlled capacity (Burgess et al. 2018): loss = recon + gamma |KL - C|, C rising
+    /// linearly from 0 to `capacity` nats over `capacitySteps` optimizer steps.
+    public var capacity = 0.0
+    public var capacitySteps = 0
+    public var gamma = 1000.0
+    /// Free bits (Kingma et al. 2016): nats per latent dimension under which its batch-mean KL
+    /// costs nothing more (and gets no gradient).
+    public var freeBits = 0.0
+    /// beta-TCVAE (Chen et al. 2018): the weight of the total correlation; nil: off.
+    public var tcBeta: Double?
 
     public init() {}
 
@@ -64,6 +77,12 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
         clipGradNorm = try c.decodeIfPresent(Double.self, forKey: .clipGradNorm) ?? d.clipGradNorm
         logEvery = try c.decodeIfPresent(Int.self, forKey: .logEvery) ?? d.logEvery
         threads = try c.decodeIfPresent(Int.self, forKey: .threads) ?? d.threads
+        klWarmup = try c.decodeIfPresent(Int.self, forKey: .klWarmup) ?? d.klWarmup
+        capacity = try c.decodeIfPresent(Double.self, forKey: .capacity) ?? d.capacity
+        capacitySteps = try c.decodeIfPresent(Int.self, forKey: .capacitySteps) ?? d.capacitySteps
+        gamma = try c.decodeIfPresent(Double.self, forKey: .gamma) ?? d.gamma
+        freeBits = try c.decodeIfPresent(Double.self, forKey: .freeBits) ?? d.freeBits
+        tcBeta = try c.decodeIfPresent(Double.self, forKey: .tcBeta) ?? d.tcBeta
     }
 
     public func validate(worldSize: Int) throws(TrainingError) {

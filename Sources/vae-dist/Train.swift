@@ -78,6 +78,18 @@ struct Train: ParsableCommand {
     var logEvery: Int?
     @Option(help: "Kernel threads per rank; 0: the cores this process may use divided among the ranks on this node. Never changes a bit of the result (default: \(defaults.threads)).")
     var threads: Int?
+    @Option(name: .customLong("kl-warmup"), help: "KL warm-up: beta rises linearly from 0 at step 0 to --beta at this optimizer step; 0: off (default: \(defaults.klWarmup)).")
+    var klWarmup: Int?
+    @Option(help: "Controlled capacity (Burgess et al. 2018): loss = recon + gamma |KL - C|, the target C rising linearly from 0 to this many nats over --capacity-steps; 0: off (default: \(defaults.capacity)).")
+    var capacity: Double?
+    @Option(name: .customLong("capacity-steps"), help: "Optimizer steps over which --capacity's target rises from 0 to C.")
+    var capacitySteps: Int?
+    @Option(help: "Weight of |KL - C| with --capacity (default: \(defaults.gamma)).")
+    var gamma: Double?
+    @Option(name: .customLong("free-bits"), help: "Free bits (Kingma et al. 2016): nats per latent dimension; a dimension whose global-batch mean KL is under this costs this much and gets no KL gradient; 0: off (default: \(defaults.freeBits)).")
+    var freeBits: Double?
+    @Option(name: .customLong("tc-beta"), help: "beta-TCVAE (Chen et al. 2018): the KL split into mutual information, total correlation (weighted by this) and dimension-wise KL, estimated over the global batch (default: off).")
+    var tcBeta: Double?
 
     /// The options given on the command line, typed; nil where not given. A flag given is on.
     func given() throws -> GivenOptions {
@@ -111,6 +123,12 @@ struct Train: ParsableCommand {
         g.clipGradNorm = clipGradNorm
         g.logEvery = logEvery
         g.threads = threads
+        g.klWarmup = klWarmup
+        g.capacity = capacity
+        g.capacitySteps = capacitySteps
+        g.gamma = gamma
+        g.freeBits = freeBits
+        g.tcBeta = tcBeta
         return g
     }
 

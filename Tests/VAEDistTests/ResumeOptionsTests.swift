@@ -32,6 +32,12 @@ import VAETraining
         t.clipGradNorm = 5
         t.logEvery = 20
         t.threads = 3
+        t.klWarmup = 40
+        t.capacity = 25
+        t.capacitySteps = 1000
+        t.gamma = 100
+        t.freeBits = 0.5
+        t.tcBeta = 6
         return CheckpointConfig(model: ModelConfig(hidden: [64, 32], latent: 6, likelihood: .gaussian, beta: 4, autoencoder: true),
                                 training: t)
     }
@@ -62,6 +68,12 @@ import VAETraining
         ("--clip-grad-norm", { $0.clipGradNorm = 1 }, "5.0", "1.0"),
         ("--log-every", { $0.logEvery = 0 }, "20", "0"),
         ("--threads", { $0.threads = 1 }, "3", "1"),
+        ("--kl-warmup", { $0.klWarmup = 80 }, "40", "80"),
+        ("--capacity", { $0.capacity = 30 }, "25.0", "30.0"),
+        ("--capacity-steps", { $0.capacitySteps = 2000 }, "1000", "2000"),
+        ("--gamma", { $0.gamma = 1000 }, "100.0", "1000.0"),
+        ("--free-bits", { $0.freeBits = 0 }, "0.5", "0.0"),
+        ("--tc-beta", { $0.tcBeta = 2 }, "6.0", "2.0"),
     ]
 
     @Test func aNewRunTakesTheDefaultsAndWhatWasGiven() {
@@ -113,7 +125,8 @@ import VAETraining
         }
         #expect(mayChange == ["--data", "--epochs", "--lr", "--out", "--checkpoint-every", "--keep-checkpoints",
                               "--max-bad-steps", "--check-every", "--shard-optimizer", "--bucket-mb",
-                              "--lr-schedule", "--warmup-steps", "--clip-grad-norm", "--log-every", "--threads"])
+                              "--lr-schedule", "--warmup-steps", "--clip-grad-norm", "--log-every", "--threads",
+                              "--kl-warmup", "--capacity-steps"])
     }
 
     @Test func changedOptionsAreRecorded() throws {
