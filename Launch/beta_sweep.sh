@@ -90,8 +90,8 @@ for model in "${models[@]}"; do
   read -r -a regime <<< "${model#*:}"
   dir=$out/$name log=$out/$name.log
   args=(--data "$data" --epochs "$epochs" --batch-size "$batch" --hidden "$hidden" --latent "$latent" --lr "$lr"
-        --seed "$seed" --likelihood bernoulli --threads "$threads" "${regime[@]}" --out "$dir")
-  signature="${args[*]}"
+        --seed "$seed" --likelihood bernoulli "${regime[@]}" --out "$dir")
+  signature="${args[*]}"  # what the model is (not how many threads or ranks trained it)
   if [ -f "$dir/sweep-done" ] && [ "$(cat "$dir/sweep-done")" = "$signature" ]; then
     echo "beta-sweep: $name: trained already ($dir/sweep-done)"
   else
@@ -102,7 +102,7 @@ for model in "${models[@]}"; do
     [ -f "$dir/checkpoints/latest.safetensors" ] && resume=(--resume)
     echo "beta-sweep: $name: training (${resume[*]:+resumed, }log $log)"
     start=$(date +%s)
-    launch train "${args[@]}" "${resume[@]}" >> "$log" 2>&1
+    launch train "${args[@]}" "${resume[@]}" --threads "$threads" --log-every 500 >> "$log" 2>&1
     rc=$?
     [ "$rc" -eq 0 ] || die "training $name failed (exit $rc): $(grep -v '^\s*$' "$log" | tail -1) (log: $log)"
     seconds=$(( $(date +%s) - start ))

@@ -207,6 +207,14 @@ first latent_test
 mutant manifold-upside-down Sources/VAETraining/LatentSpace.swift the manifold's rows ascend in z2 from the top
 - let a = q[column], b = q[steps - 1 - row]
 + let a = q[column], b = q[row]
+mutant beta-sweep-worst-traversal Launch/beta_sweep.sh the sweep draws the traversal of the lowest MIG
+- best = max(rows, key=lambda r: r["mig"])
++ best = min(rows, key=lambda r: r["mig"])
+first beta_sweep_test
+mutant beta-sweep-ignores-failure Launch/beta_sweep.sh a failed training goes on to the next step
+- rc=$?
++ rc=0
+first beta_sweep_test
 EOF
 
 names=() files=() whats=() olds=() news=() firsts=()
