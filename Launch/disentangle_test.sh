@@ -83,6 +83,22 @@ PY
   ); then ok "$out"; else bad "$(tail -1 <<< "$out")"; fi
 else bad "README numpy block failed: $(tail -2 "$tmp/mig.err")"; fi
 
+# metrics.jsonl under mpirun: --deterministic gives 1 and 2 ranks the same parameters, so the
+# measures gathered from the ranks' test shards must be the same numbers.
+small=(train --data dsprites:2000 --epochs 1 --batch-size 100 --hidden 64 --latent 5 --threads 1 --deterministic)
+"$bin" "${small[@]}" --out "$tmp/d1" > /dev/null 2>&1 || bad "deterministic training on 1 rank failed"
+run_mpi 2 "$bin" "${small[@]}" --out "$tmp/d2" > /dev/null 2>&1 || bad "deterministic training on 2 ranks failed"
+if out=$(python3 - "$tmp/d1/metrics.jsonl" "$tmp/d2/metrics.jsonl" 2>&1 <<'PY'
+import json, sys
+one, two = (json.loads(open(p).readline()) for p in sys.argv[1:3])
+keys = ["kl_per_dimension", "active_units", "mig", "mig_per_factor"]
+assert two["world_size"] == 2 and all(k in one for k in keys), (one, two)
+differ = [k for k in keys if one[k] != two[k]]
+assert not differ, f"metrics.jsonl on 1 and 2 ranks differ in {differ}: {[(one[k], two[k]) for k in differ]}"
+print(f"metrics.jsonl, --deterministic: 1 and 2 ranks report the same measures (mig {one['mig']})")
+PY
+); then ok "$out"; else bad "$(tail -1 <<< "$out")"; fi
+
 # Fashion-MNIST-like data without factors: labels only, no MIG.
 "$bin" train --data synthetic:512 --epochs 1 --batch-size 64 --hidden 32 --latent 3 --out "$tmp/syn" > /dev/null 2>&1 || bad "synthetic training failed"
 "$bin" eval --checkpoint "$tmp/syn" > "$tmp/syn.json" 2>&1

@@ -148,6 +148,18 @@ mutant safetensors-tensor-order Sources/VAETraining/Safetensors.swift tensor byt
 mutant safetensors-header-unaligned Sources/VAETraining/Safetensors.swift the JSON header padded to 4 bytes instead of 8
 - while headerBytes.count % 8 != 0 { headerBytes.append(0x20) }
 + while headerBytes.count % 4 != 0 { headerBytes.append(0x20) }
+mutant mig-top-only Sources/VAETraining/LatentMeasures.swift MIG without the gap: the largest information over the entropy
+- perFactor.append(entropy > 0 ? (information[0] - second) / entropy : nil)
++ perFactor.append(entropy > 0 ? information[0] / entropy : nil)
+mutant mig-bin-edges Sources/VAETraining/LatentMeasures.swift a code on a bin edge falls in the bin below (np.digitize counts edges <= c)
+- for edge in edges where edge <= c { below += 1 }
++ for edge in edges where edge < c { below += 1 }; below = max(below, 1)
+mutant dsprites-orientation-endpoint Sources/VAEData/DSprites.swift orientations as the published linspace(0, 2 pi, 40): the last repeats the first
+- static func orientation(_ k: Int) -> Float { Float(2 * Double.pi * Double(k) / 40) }
++ static func orientation(_ k: Int) -> Float { Float(2 * Double.pi * Double(k) / 39) }
+mutant packed-bit-order Sources/VAEData/Batches.swift packed pixels unpacked most significant bit first
+- private let bitsToUnits: [Float] = (0..<2048).map { Float(($0 >> 3) >> ($0 & 7) & 1) }
++ private let bitsToUnits: [Float] = (0..<2048).map { Float(($0 >> 3) >> (7 - $0 & 7) & 1) }
 mutant no-cpu-check Sources/_VAEKernelShims/shims.c the start-up check lets a CPU without AVX2 run into SIGILL
 - if (fma && avx && avx2 && ymmSaved) return;
 + return;
@@ -156,22 +168,6 @@ mutant threads-bound-divided-again Sources/VAETraining/Threads.swift a rank boun
 - if environment["OMPI_MCA_orte_bound_at_launch"] == "1" { return availableCores() }
 +
 first threads_test
-mutant mig-top-only Sources/VAETraining/LatentMeasures.swift MIG without the gap: the largest information over the entropy
-- perFactor.append(entropy > 0 ? (information[0] - second) / entropy : nil)
-+ perFactor.append(entropy > 0 ? information[0] / entropy : nil)
-mutant mig-bin-edges Sources/VAETraining/LatentMeasures.swift a code on a bin edge falls in the bin below (np.digitize counts edges <= c)
-- for edge in edges where edge <= c { below += 1 }
-+ for edge in edges where edge < c { below += 1 }; below = max(below, 1)
-mutant encodings-gather-order Sources/VAETraining/Encodings.swift the gathered rows read rank-interleaved instead of rank by rank
-- let source = (rank * rowsPerRank + row) * width
-+ let source = (row * ranks + rank) * width
-first disentangle_test
-mutant dsprites-orientation-endpoint Sources/VAEData/DSprites.swift orientations as the published linspace(0, 2 pi, 40): the last repeats the first
-- static func orientation(_ k: Int) -> Float { Float(2 * Double.pi * Double(k) / 40) }
-+ static func orientation(_ k: Int) -> Float { Float(2 * Double.pi * Double(k) / 39) }
-mutant packed-bit-order Sources/VAEData/Batches.swift packed pixels unpacked most significant bit first
-- private let bitsToUnits: [Float] = (0..<2048).map { Float(($0 >> 3) >> ($0 & 7) & 1) }
-+ private let bitsToUnits: [Float] = (0..<2048).map { Float(($0 >> 3) >> (7 - $0 & 7) & 1) }
 mutant tc-local-batch Sources/VAETraining/GradientReduction.swift beta-TCVAE, free bits and capacity see only this rank's examples (each rank's latents repeated, no allgather)
 - try communicator.allgather(localLatents, count: rows * 3 * l, into: globalLatents)
 + for k in 0..<(objective.globalBatch / rows) { (globalLatents + k * rows * 3 * l).update(from: localLatents, count: rows * 3 * l) }

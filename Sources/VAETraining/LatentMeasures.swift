@@ -1,7 +1,8 @@
 import Foundation
+import VAEData
 
-// What the latent code holds, computed from the gathered posteriors (`Encodings`) in example
-// order and in Double, so 1 and N ranks give the same numbers:
+// What the latent code holds, computed from the gathered posteriors (`gatherPosterior`,
+// AggregatePosterior.swift) in example order and in Double, so 1 and N ranks give the same numbers:
 //
 //   kl_per_dimension[u] = mean over test x of KL(q(z_u|x) || N(0, 1))
 //                       = mean of 0.5 (mu_u^2 + exp(logvar_u) - logvar_u - 1)
@@ -22,14 +23,18 @@ public struct LatentMeasures: Sendable {
     /// disentanglement_lib's MIG uses 10,000 points.
     public static let migExamples = 10_000
 
-    public init(_ e: Encodings) {
+    /// The measures of `posterior`, the encodings of images 0 ..< posterior.count of `data`
+    /// (whose factors, when discrete, give MIG).
+    /// An autoencoder has no KL term: its kl_per_dimension is 0, as its test_kl.
+    public init(_ posterior: PosteriorParameters, data: ImageSet, autoencoder: Bool = false) {
+        let e = posterior
         let n = e.count, l = e.latent
         var kl = [Double](repeating: 0, count: l)
         var mean = [Double](repeating: 0, count: l)
         for i in 0..<n {
             for u in 0..<l {
                 let m = Double(e.mu[i * l + u]), v = Double(e.logvar[i * l + u])
-                kl[u] += 0.5 * (m * m + exp(v) - v - 1)
+                if !autoencoder { kl[u] += 0.5 * (m * m + exp(v) - v - 1) }
                 mean[u] += m
             }
         }
@@ -44,11 +49,12 @@ public struct LatentMeasures: Sendable {
         }
         klPerDimension = kl
         activeUnits = variance.filter { $0 / count > Self.activeUnitThreshold }.count
-        factorNames = e.factorNames
-        if let factors = e.factors, e.discreteFactors, !e.factorNames.isEmpty, n > 0 {
-            let used = min(n, Self.migExamples)
+        factorNames = data.factorNames
+        if let factors = data.factors, data.discreteFactors, !data.factorNames.isEmpty, n > 0 {
+            precondition(n <= data.count)
+            let used = min(n, Self.migExamples), f = data.factorNames.count
             let gap = mutualInformationGap(codes: Array(e.mu[0..<(used * l)]), latent: l,
-                                           factors: Array(factors[0..<(used * e.factorNames.count)]), factorCount: e.factorNames.count)
+                                           factors: Array(factors[0..<(used * f)]), factorCount: f)
             migPerFactor = gap.perFactor
             mig = gap.mig
         }

@@ -317,11 +317,11 @@ public final class Trainer {
         let evalStart = now()
         let test = try evaluateDistributed(model: model, workspace: evalWorkspace, images: dataset.test, binarize: options.binarize,
                                            seed: options.seed, communicator: communicator)
-        // One gathered encoding of the test set feeds both the aggregate posterior and the latent measures.
-        let encodings = try encodeGathered(model: model, images: dataset.test, count: dataset.test.count, communicator: communicator)
-        let aggregate = AggregatePosterior(mu: encodings.mu, logvar: modelConfig.autoencoder ? nil : encodings.logvar,
-                                           latent: encodings.latent)
-        let latent = LatentMeasures(encodings)
+        // The test set's posteriors, gathered in example order: the aggregate posterior and the
+        // latent measures (KL per dimension, active units, MIG) are both computed from them.
+        let posterior = try gatherPosterior(model: model, images: dataset.test, count: dataset.test.count, communicator: communicator)
+        let aggregate = AggregatePosterior(posterior, autoencoder: modelConfig.autoencoder)
+        let latent = LatentMeasures(posterior, data: dataset.test, autoencoder: modelConfig.autoencoder)
         let evalSeconds = now() - evalStart
         let beta = Double(modelConfig.beta)
         let seen = Double(max(sums.examples, 1))

@@ -38,23 +38,24 @@ struct Encode: ParsableCommand {
             model.threads = KernelThreads(threads: threads > 0 ? threads : automaticThreadCount())
             let images = try testImages(data, checkpoint: checkpoint, path: path, train: split == "train")
             let count = min(limit ?? images.count, images.count)
-            let e = try encodeGathered(model: model, images: images, count: count, communicator: communicator)
+            let e = try gatherPosterior(model: model, images: images, count: count, communicator: communicator)
             if communicator.isRoot {
-                let labels = e.labels.map { $0.map { Int64($0) } }
-                let f = e.factorNames.count
+                let labels = images.labels.map { $0[0..<count].map { Int64($0) } }
+                let f = images.factorNames.count
+                let factors = images.factors.map { Array($0[0..<(count * f)]) }
                 var metadata = ["format": "vae-dist-encodings/1", "data": data ?? checkpoint.config.training.data,
                                 "split": split, "epoch": "\(checkpoint.epoch)", "checkpoint": path]
-                if e.factors != nil {
-                    metadata["factor_names"] = "[" + e.factorNames.map { "\"\($0)\"" }.joined(separator: ", ") + "]"
+                if factors != nil {
+                    metadata["factor_names"] = "[" + images.factorNames.map { "\"\($0)\"" }.joined(separator: ", ") + "]"
                 }
                 let bytes = e.mu.withUnsafeBytes { mu in
                     e.logvar.withUnsafeBytes { logvar in
                         (labels ?? []).withUnsafeBytes { labelBytes in
-                            (e.factors ?? []).withUnsafeBytes { factorBytes in
+                            (factors ?? []).withUnsafeBytes { factorBytes in
                                 var tensors: [(name: String, dtype: String, shape: [Int], bytes: UnsafeRawBufferPointer)] =
                                     [("mu", "F32", [count, e.latent], mu), ("logvar", "F32", [count, e.latent], logvar)]
                                 if labels != nil { tensors.append(("labels", "I64", [count], labelBytes)) }
-                                if e.factors != nil { tensors.append(("factors", "F32", [count, f], factorBytes)) }
+                                if factors != nil { tensors.append(("factors", "F32", [count, f], factorBytes)) }
                                 return Safetensors.encode(metadata: metadata, typedTensors: tensors)
                             }
                         }
@@ -62,7 +63,7 @@ struct Encode: ParsableCommand {
                 }
                 try AtomicFile.write(bytes, to: out)
                 print("vae-dist: wrote mu and logvar [\(count), \(e.latent)]"
-                      + (labels != nil ? ", labels" : "") + (e.factors != nil ? ", factors [\(count), \(f)]" : "")
+                      + (labels != nil ? ", labels" : "") + (factors != nil ? ", factors [\(count), \(f)]" : "")
                       + " of the \(split) split to \(out)")
             }
             communicator.finalize()

@@ -49,10 +49,8 @@ struct Eval: ParsableCommand {
                                                           samples: iwSamples, binarize: training.binarize, seed: training.seed)
             }
             try sums.withUnsafeMutableBufferPointer { p throws(CommunicatorError) in try communicator.allreduceSum(p.baseAddress!, count: 4) }
-            // One gathered encoding of the test set feeds the aggregate posterior and the latent measures.
-            let encodings = try encodeGathered(model: model, images: test, count: count, communicator: communicator)
-            let aggregate = AggregatePosterior(mu: encodings.mu, logvar: model.config.autoencoder ? nil : encodings.logvar,
-                                               latent: encodings.latent)
+            let posterior = try gatherPosterior(model: model, images: test, count: count, communicator: communicator)
+            let aggregate = AggregatePosterior(posterior, autoencoder: model.config.autoencoder)
             let mean = LossSums(recon: sums[0], kl: sums[1], count: sums[2]).mean(beta: Double(model.config.beta))
             var fields = [("epoch", "\(checkpoint.epoch)"), ("test_count", "\(count)"),
                           ("test_loss", jsonNumber(mean.loss)), ("test_recon", jsonNumber(mean.recon)), ("test_kl", jsonNumber(mean.kl)),
@@ -61,8 +59,8 @@ struct Eval: ParsableCommand {
                 fields += [("test_iw_nll", jsonNumber(-sums[3] / sums[2])), ("iw_samples", "\(iwSamples)")]
             }
             fields += [("aggregate_kl", jsonNumber(aggregate.klToPrior)), ("posterior_std_mean", jsonNumber(aggregate.posteriorStdMean))]
-            // KL per dimension, active units and (with discrete factors) MIG, from the gathered posteriors.
-            fields += LatentMeasures(encodings).jsonFields
+            // KL per dimension, active units and (with discrete factors) MIG, from the same posteriors.
+            fields += LatentMeasures(posterior, data: test, autoencoder: model.config.autoencoder).jsonFields
             fields += [("seconds", jsonNumber(now() - start)), ("world_size", "\(communicator.size)")]
             if communicator.isRoot {
                 print(jsonObject(fields))

@@ -23,7 +23,7 @@ struct Train: ParsableCommand {
             the same images (compared by count, shape and hash); other images need --allow-other-data.
             """)
 
-    @Option(help: "Folder of IDX files, or 'synthetic' / 'synthetic:N' for the built-in shapes dataset (default: \(defaults.data)).")
+    @Option(help: "Folder of IDX files, 'synthetic' / 'synthetic:N' for the built-in shapes dataset, or 'dsprites' / 'dsprites:N' for dSprites generated in code (default: \(defaults.data)).")
     var data: String?
     @Option(help: "Epochs to train in total; a resumed run continues up to this number (default: \(defaults.epochs), or the checkpoint's).")
     var epochs: Int?

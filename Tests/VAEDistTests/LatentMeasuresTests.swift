@@ -83,8 +83,8 @@ import VAETraining
             mu += [i % 2 == 0 ? -1 : 1, i % 2 == 0 ? 0.05 : 0.15, 0]
             logvar += [0, Float(log(0.5)), 0]
         }
-        let e = Encodings(count: 10, latent: 3, mu: mu, logvar: logvar, labels: nil, factors: nil, factorNames: [], discreteFactors: false)
-        let m = LatentMeasures(e)
+        let images = ImageSet(count: 10, rows: 1, columns: 1, pixels: [UInt8](repeating: 0, count: 10))
+        let m = LatentMeasures(PosteriorParameters(latent: 3, count: 10, mu: mu, logvar: logvar), data: images)
         let kl1 = 0.5 * (0.0125 + 0.5 - log(0.5) - 1)  // mean of mu^2 is (0.0025 + 0.0225) / 2
         expectClose(m.klPerDimension[0], 0.5, rtol: 0, atol: 1e-12, "KL of dimension 0")
         expectClose(m.klPerDimension[1], kl1, rtol: 1e-6, atol: 1e-9, "KL of dimension 1")
@@ -92,15 +92,15 @@ import VAETraining
         #expect(m.jsonFields.map(\.0) == ["kl_per_dimension", "active_units"])
     }
 
-    @Test func gatheredEncodingsAreTheEncoderMeansInOrder() throws {
+    @Test func migOfTheGatheredMeansOnDSprites() throws {
         let data = try Dataset.load("dsprites:300")
         let model = VAE(config: ModelConfig(imageHeight: 64, imageWidth: 64, hidden: [16], latent: 4))
         model.initialize(seed: 4)
-        let e = try encodeGathered(model: model, images: data.test, count: 25, communicator: SingleProcessCommunicator(), capacity: 7)
-        #expect(e.count == 25 && e.mu.count == 100 && e.labels! == Array(data.test.labels![0..<25]))
-        #expect(e.factors! == Array(data.test.factors![0..<125]) && e.discreteFactors)
-        #expect(e.mu == encodeMeans(model: model, images: data.test, indices: Array(0..<25)), "batches of 7 give the same bits as one batch")
-        let m = LatentMeasures(e)
-        #expect(m.mig != nil && m.migPerFactor!.count == 5 && m.jsonFields.map(\.0) == ["kl_per_dimension", "active_units", "mig", "mig_per_factor"])
+        let posterior = try gatherPosterior(model: model, images: data.test, count: 25, communicator: SingleProcessCommunicator())
+        let m = LatentMeasures(posterior, data: data.test)
+        #expect(m.jsonFields.map(\.0) == ["kl_per_dimension", "active_units", "mig", "mig_per_factor"] && m.migPerFactor!.count == 5)
+        let direct = mutualInformationGap(codes: encodeMeans(model: model, images: data.test, indices: Array(0..<25)), latent: 4,
+                                          factors: Array(data.test.factors![0..<125]), factorCount: 5)
+        #expect(m.mig == direct.mig, "MIG of the first 25 test images' means and factors")
     }
 }
