@@ -182,7 +182,7 @@ mutant capacity-one-sided Sources/VAETraining/LossRegime.swift |KL - C| pushes t
 - let sign: Double = excess > 0 ? 1 : (excess < 0 ? -1 : 0)
 + let sign: Double = excess > 0 ? 1 : 0
 mutant tc-marginal-gradient Sources/VAEKernels/TotalCorrelation.swift beta-TCVAE's gradient misses the product of marginals' softmax weights
-- let g = jointWeight + cMarginal * exp(ws.density[j * l + d] - ws.marginal[d])
+- let g = jointWeight + cMarginal * ws.density[j * l + d] * ws.marginal[d]
 + let g = jointWeight
 mutant build-error Sources/VAETraining/GradientReduction.swift a syntax error, with the previous build present
 - lossScale = 1 / Float(globalBatchSize)

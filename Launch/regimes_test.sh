@@ -2,7 +2,8 @@
 # The training regimes with beta (--kl-warmup, --capacity, --free-bits, --tc-beta), after
 # Launch/setup.sh:
 #   1. with --deterministic, 1, 2 and 4 ranks give bit-identical parameters under each regime
-#      (the global-batch statistics and beta-TCVAE's coupled terms are gathered, not local);
+#      (the global-batch statistics and beta-TCVAE's coupled terms are gathered, not local), and
+#      beta-TCVAE with --shard-optimizer on 2 ranks too;
 #   2. each regime changes the trained model against plain beta (the option is not ignored);
 #   3. a run resumed mid-ramp equals the uninterrupted run bit for bit (the ramps follow the
 #      global step); the objective's options must agree on resume, the ramps may change;
@@ -37,6 +38,10 @@ for v in "${regimes[@]}"; do
     fi
   done
 done
+
+run_mpi 2 "$bin" "${args[@]}" --tc-beta 6 --shard-optimizer --out "$tmp/tc-sharded" > "$tmp/tc-sharded.log" 2>&1 \
+  && { out=$(same "$tmp/tc-1" "$tmp/tc-sharded") && ok "tc: 2 ranks with --shard-optimizer bit-identical to 1 rank" || bad "tc sharded: $out"; } \
+  || bad "tc sharded: $(tail -2 "$tmp/tc-sharded.log")"
 
 echo "regimes: beta-TCVAE without --deterministic, 2 ranks vs 1 (rounding only)"
 plain=(train --data synthetic:1024 --epochs 1 --batch-size 64 --latent 6 --hidden 64 --seed 5 --tc-beta 6)

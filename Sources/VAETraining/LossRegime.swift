@@ -98,12 +98,10 @@ extension TrainingOptions {
         if klWarmup > 0, let option = chosen.first, option != "--free-bits" {
             throw .option("--kl-warmup ramps beta, which \(option) does not use" + (option == "--capacity" ? " (its target C already rises over --capacity-steps)" : ""))
         }
-        if needsGlobalLatents && batchSize % worldSize != 0 {
-            throw .option("\(chosen[0]) gathers every rank's latents of the global batch: --batch-size \(batchSize) must be divisible by the \(worldSize) ranks")
+        if let option = chosen.first, batchSize % worldSize != 0 {
+            throw .option("\(option) gathers every rank's latents of the global batch: --batch-size \(batchSize) must be divisible by the \(worldSize) ranks")
         }
     }
-
-    var needsGlobalLatents: Bool { capacity > 0 || freeBits > 0 || tcBeta != nil }
 }
 
 /// What a step's regime adds to the reported sums (global batch, nats, summed over examples).
