@@ -23,8 +23,9 @@
 #   BETA_SWEEP_PYTHON: a python with matplotlib (default .venv-sweep/bin/python, created with pip
 #   when missing); BETA_SWEEP_PLOT=0 skips the plot.
 # Resumable: a model whose folder holds a finished run (sweep-done, written after its training
-# succeeded, with the same options) is not trained again; an interrupted one continues with
-# --resume. A failed training or eval stops the sweep: one line, exit code 1.
+# succeeded, with the same options) is not trained again; an interrupted one, or one trained for
+# fewer epochs, continues with --resume up to --epochs (bit-identical to training it in one go).
+# A failed training or eval stops the sweep: one line, exit code 1.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . Launch/common.sh
@@ -62,6 +63,7 @@ while [ $# -gt 0 ]; do
   esac
   shift 2
 done
+[[ "$epochs" =~ ^[1-9][0-9]*$ ]] || die "--epochs must be a positive integer, got '$epochs'"
 [[ "$ranks" =~ ^[1-9][0-9]*$ ]] || die "--ranks must be a positive integer, got '$ranks'"
 [[ "$tc_beta" =~ ^[0-9]+([.][0-9]+)?$ ]] || die "--tc-beta must be a number >= 0, got '$tc_beta'"
 [ -n "$betas" ] || die "--betas is empty"
@@ -89,26 +91,31 @@ for model in "${models[@]}"; do
   name=${model%%:*}
   read -r -a regime <<< "${model#*:}"
   dir=$out/$name log=$out/$name.log
-  args=(--data "$data" --epochs "$epochs" --batch-size "$batch" --hidden "$hidden" --latent "$latent" --lr "$lr"
+  # What the model is (not how long, nor how many threads or ranks trained it).
+  args=(--data "$data" --batch-size "$batch" --hidden "$hidden" --latent "$latent" --lr "$lr"
         --seed "$seed" --likelihood bernoulli "${regime[@]}" --out "$dir")
-  signature="${args[*]}"  # what the model is (not how many threads or ranks trained it)
-  if [ -f "$dir/sweep-done" ] && [ "$(cat "$dir/sweep-done")" = "$signature" ]; then
-    echo "beta-sweep: $name: trained already ($dir/sweep-done)"
+  signature="${args[*]}"
+  trained=0  # epochs of a finished training in $dir
+  if [ -f "$dir/sweep-done" ]; then
+    [ "$(sed -n 1p "$dir/sweep-done")" = "$signature" ] \
+      || die "$name: $dir holds a finished run with other options ($(sed -n 1p "$dir/sweep-done")); use another --out or delete it"
+    trained=$(sed -n 's/^epochs //p' "$dir/sweep-done")
+    [ "$trained" -le "$epochs" ] || die "$name: $dir holds a run of $trained epochs, more than --epochs $epochs"
+  fi
+  if [ "$trained" -eq "$epochs" ]; then
+    echo "beta-sweep: $name: trained already ($epochs epochs, $dir/sweep-done)"
   else
     resume=()
-    if [ -f "$dir/sweep-done" ]; then
-      die "$name: $dir holds a finished run with other options ($(cat "$dir/sweep-done")); use another --out or delete it"
-    fi
-    [ -f "$dir/checkpoints/latest.safetensors" ] && resume=(--resume)
+    [ -f "$dir/checkpoints/latest.safetensors" ] && resume=(--resume)  # interrupted, or fewer epochs: continue
     echo "beta-sweep: $name: training (${resume[*]:+resumed, }log $log)"
     start=$(date +%s)
-    launch train "${args[@]}" "${resume[@]}" --threads "$threads" --log-every 500 >> "$log" 2>&1
+    launch train "${args[@]}" --epochs "$epochs" "${resume[@]}" --threads "$threads" --log-every 500 >> "$log" 2>&1
     rc=$?
     [ "$rc" -eq 0 ] || die "training $name failed (exit $rc): $(grep -v '^\s*$' "$log" | tail -1) (log: $log)"
-    seconds=$(( $(date +%s) - start ))
+    seconds=$(( $(date +%s) - start + $(cat "$dir/sweep-seconds" 2>/dev/null || echo 0) ))
     echo "$seconds" > "$dir/sweep-seconds"
-    echo "beta-sweep: $name: $(grep '^epoch ' "$log" | tail -1) [$seconds s]"
-    echo "$signature" > "$dir/sweep-done"
+    echo "beta-sweep: $name: $(grep '^epoch ' "$log" | tail -1) [$seconds s in all]"
+    printf '%s\nepochs %s\n' "$signature" "$epochs" > "$dir/sweep-done"
   fi
   launch eval --checkpoint "$dir" --threads "$threads" > "$dir/eval.json" 2> "$dir/eval.err" \
     || die "eval of $name failed: $(tail -1 "$dir/eval.err")"

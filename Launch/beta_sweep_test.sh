@@ -2,8 +2,9 @@
 # Launch/beta_sweep.sh in its quick mode (dsprites:2048, hidden 64, 1 epoch, beta 1 and 4 and
 # the beta-TCVAE; about 20 s): the table has the right columns and rows, its numbers parse and
 # equal each model's `vae-dist eval`, the best-MIG traversal is the best model's, the plot is a
-# PNG (where .venv-sweep has matplotlib), a second run trains nothing, and a failed training, a
-# bad option and a folder with other options each give one error line and exit code 1.
+# PNG (where .venv-sweep has matplotlib), a second run trains nothing, more epochs continue with
+# --resume, and a failed training, bad options, a folder with other options or more epochs each
+# give one error line and exit code 1.
 #   bash Launch/beta_sweep_test.sh   -> beta-sweep: N passed, M failed
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +18,11 @@ export BETA_SWEEP_PLOT=$plot
 if BETA_SWEEP_OUT=$tmp/sweep bash Launch/beta_sweep.sh > "$tmp/run1.log" 2>&1; then
   ok "quick sweep ran: $(tail -1 "$tmp/run1.log")"
 else
-  bad "quick sweep failed: $(tail -1 "$tmp/run1.log")"; summary beta-sweep; exit 1
+  bad "quick sweep failed: $(tail -1 "$tmp/run1.log")"; one_error "fewer epochs than trained" "beta-1: .* holds a run of 2 epochs, more than --epochs 1" \
+  env BETA_SWEEP_OUT="$tmp/sweep" BETA_SWEEP_BETAS=1 bash Launch/beta_sweep.sh
+one_error "a bad --epochs" "--epochs must be a positive integer, got 'x'" bash Launch/beta_sweep.sh --epochs x
+
+summary beta-sweep; exit 1
 fi
 
 if out=$(python3 - "$tmp/sweep" 2>&1 <<'PY'
@@ -69,11 +74,23 @@ else
   bad "second run: $(tail -3 "$tmp/run2.log" | tr '\n' ' ')"
 fi
 
+# More epochs continue a finished model with --resume (its metrics.jsonl gains epoch 2).
+if BETA_SWEEP_OUT=$tmp/sweep BETA_SWEEP_PLOT=0 BETA_SWEEP_EPOCHS=2 BETA_SWEEP_BETAS=1 BETA_SWEEP_TC_BETA=0 \
+     bash Launch/beta_sweep.sh > "$tmp/run3.log" 2>&1 && grep -q 'beta-1: training (resumed' "$tmp/run3.log" \
+   && grep -q '"epoch": 2,' "$tmp/sweep/beta-1/metrics.jsonl" \
+   && [[ "$(grep 'global step' "$tmp/sweep/beta-1.log" | tail -1)" =~ global\ step\ ([1-9][0-9]*)\ to\ ([0-9]+) ]] \
+   && [ "${BASH_REMATCH[2]}" -eq $((2 * BASH_REMATCH[1])) ] \
+   && grep -q '^epochs 2$' "$tmp/sweep/beta-1/sweep-done"; then
+  ok "--epochs 2 continues the finished 1-epoch model (global steps ${BASH_REMATCH[1]} to ${BASH_REMATCH[2]})"
+else
+  bad "--epochs 2: $(tail -2 "$tmp/run3.log" | tr '\n' ' ')"
+fi
+
 # Failures: one line on stderr, exit code 1.
 one_error() {  # DESCRIPTION PATTERN COMMAND...: exit 1, one stderr line matching PATTERN
   local what=$1 pattern=$2; shift 2
   "$@" > "$tmp/err.out" 2> "$tmp/err.txt"; local rc=$?
-  if [ "$rc" -eq 1 ] && [ "$(wc -l < "$tmp/err.txt")" -eq 1 ] && grep -q "$pattern" "$tmp/err.txt"; then
+  if [ "$rc" -eq 1 ] && [ "$(wc -l < "$tmp/err.txt")" -eq 1 ] && grep -q -e "$pattern" "$tmp/err.txt"; then
     ok "$what: $(cat "$tmp/err.txt")"
   else
     bad "$what: exit $rc, stderr: $(head -c 400 "$tmp/err.txt")"
@@ -84,5 +101,9 @@ one_error "a failed training" "training beta-1 failed (exit 1): .*hidden" \
 one_error "an unknown option" "unknown option '--bogus'" bash Launch/beta_sweep.sh --bogus
 one_error "a finished folder with other options" "beta-1: .* holds a finished run with other options" \
   env BETA_SWEEP_OUT="$tmp/sweep" BETA_SWEEP_LR=0.0005 bash Launch/beta_sweep.sh
+
+one_error "fewer epochs than trained" "beta-1: .* holds a run of 2 epochs, more than --epochs 1" \
+  env BETA_SWEEP_OUT="$tmp/sweep" BETA_SWEEP_BETAS=1 bash Launch/beta_sweep.sh
+one_error "a bad --epochs" "--epochs must be a positive integer, got 'x'" bash Launch/beta_sweep.sh --epochs x
 
 summary beta-sweep
