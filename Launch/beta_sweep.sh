@@ -8,7 +8,7 @@
 #   BETA_SWEEP_QUICK=1 bash Launch/beta_sweep.sh     # seconds: dsprites:2048, hidden 64, 2 betas
 # Options (flag, or the environment variable; flags win):
 #   --data D        BETA_SWEEP_DATA     dsprites or dsprites:N            (default dsprites)
-#   --epochs N      BETA_SWEEP_EPOCHS                                     (default 1)
+#   --epochs N      BETA_SWEEP_EPOCHS                                     (default 3)
 #   --hidden H      BETA_SWEEP_HIDDEN   encoder widths, the decoder mirrors them (default 256,256)
 #   --latent N      BETA_SWEEP_LATENT                                     (default 10)
 #   --batch-size N  BETA_SWEEP_BATCH                                      (default 128)
@@ -37,7 +37,7 @@ if [ "${BETA_SWEEP_QUICK:-0}" = 1 ]; then
   : "${BETA_SWEEP_BETAS:=1 4}" "${BETA_SWEEP_BATCH:=64}" "${BETA_SWEEP_OUT:=runs/beta-sweep-quick}"
 fi
 data=${BETA_SWEEP_DATA:-dsprites}
-epochs=${BETA_SWEEP_EPOCHS:-1}
+epochs=${BETA_SWEEP_EPOCHS:-3}
 hidden=${BETA_SWEEP_HIDDEN:-256,256}
 latent=${BETA_SWEEP_LATENT:-10}
 batch=${BETA_SWEEP_BATCH:-128}
