@@ -28,7 +28,7 @@ import VAEKernels
 // (20 steps) are the same region, so no renderer can draw them differently: those images are
 // rendered from the same angle (k mod 10, k mod 20) and are identical. The set therefore holds
 // 430,080 distinct images (heart 245,760 + ellipse 122,880 + square 61,440); every other pair
-// of factor combinations differs (Launch/disentangle_test.sh checks all of them).
+// of factor combinations differs (Tests/VAEDistTests/DSpritesTests.swift checks all 737,280 in a release build).
 //
 // Storage: one bit per pixel, 512 bytes per image, 377 MB for the whole set (bytes would be
 // 3 GB per rank). The split is fixed: a Philox permutation of the 737,280 indices with a fixed
