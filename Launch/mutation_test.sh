@@ -152,6 +152,26 @@ mutant safetensors-tensor-order Sources/VAETraining/Safetensors.swift tensor byt
 mutant safetensors-header-unaligned Sources/VAETraining/Safetensors.swift the JSON header padded to 4 bytes instead of 8
 - while headerBytes.count % 8 != 0 { headerBytes.append(0x20) }
 + while headerBytes.count % 4 != 0 { headerBytes.append(0x20) }
+mutant mig-top-only Sources/VAETraining/LatentMeasures.swift MIG without the gap: the largest information over the entropy
+- perFactor.append(entropy > 0 ? (information[0] - second) / entropy : nil)
++ perFactor.append(entropy > 0 ? information[0] / entropy : nil)
+mutant mig-bin-edges Sources/VAETraining/LatentMeasures.swift a code on a bin edge falls in the bin below (np.digitize counts edges <= c)
+- for edge in edges where edge <= c { below += 1 }
++ for edge in edges where edge < c { below += 1 }; below = max(below, 1)
+mutant dsprites-orientation-endpoint Sources/VAEData/DSprites.swift orientations as the published linspace(0, 2 pi, 40): the last repeats the first
+- static func orientation(_ k: Int) -> Float { Float(2 * Double.pi * Double(k) / 40) }
++ static func orientation(_ k: Int) -> Float { Float(2 * Double.pi * Double(k) / 39) }
+mutant packed-bit-order Sources/VAEData/Batches.swift packed pixels unpacked most significant bit first
+- private let bitsToUnits: [Float] = (0..<2048).map { Float(($0 >> 3) >> ($0 & 7) & 1) }
++ private let bitsToUnits: [Float] = (0..<2048).map { Float(($0 >> 3) >> (7 - $0 & 7) & 1) }
+mutant no-cpu-check Sources/_VAEKernelShims/shims.c the start-up check lets a CPU without AVX2 run into SIGILL
+- if (fma && avx && avx2 && ymmSaved) return;
++ return;
+first isa_test
+mutant threads-bound-divided-again Sources/VAETraining/Threads.swift a rank bound by mpirun divides its own cores again
+- if environment["OMPI_MCA_orte_bound_at_launch"] == "1" { return availableCores() }
++
+first threads_test
 mutant tc-local-batch Sources/VAETraining/GradientReduction.swift beta-TCVAE, free bits and capacity see only this rank's examples (each rank's latents repeated, no allgather)
 - try communicator.allgather(localLatents, count: rows * 3 * l, into: globalLatents)
 + for k in 0..<(objective.globalBatch / rows) { (globalLatents + k * rows * 3 * l).update(from: localLatents, count: rows * 3 * l) }
@@ -168,18 +188,6 @@ mutant capacity-one-sided Sources/VAETraining/LossRegime.swift |KL - C| pushes t
 mutant tc-marginal-gradient Sources/VAEKernels/TotalCorrelation.swift beta-TCVAE's gradient misses the product of marginals' softmax weights
 - let g = jointWeight + cMarginal * ws.density[j * l + d] * ws.marginal[d]
 + let g = jointWeight
-mutant mig-top-only Sources/VAETraining/LatentMeasures.swift MIG without the gap: the largest information over the entropy
-- perFactor.append(entropy > 0 ? (information[0] - second) / entropy : nil)
-+ perFactor.append(entropy > 0 ? information[0] / entropy : nil)
-mutant mig-bin-edges Sources/VAETraining/LatentMeasures.swift a code on a bin edge falls in the bin below (np.digitize counts edges <= c)
-- for edge in edges where edge <= c { below += 1 }
-+ for edge in edges where edge < c { below += 1 }; below = max(below, 1)
-mutant dsprites-orientation-endpoint Sources/VAEData/DSprites.swift orientations as the published linspace(0, 2 pi, 40): the last repeats the first
-- static func orientation(_ k: Int) -> Float { Float(2 * Double.pi * Double(k) / 40) }
-+ static func orientation(_ k: Int) -> Float { Float(2 * Double.pi * Double(k) / 39) }
-mutant packed-bit-order Sources/VAEData/Batches.swift packed pixels unpacked most significant bit first
-- private let bitsToUnits: [Float] = (0..<2048).map { Float(($0 >> 3) >> ($0 & 7) & 1) }
-+ private let bitsToUnits: [Float] = (0..<2048).map { Float(($0 >> 3) >> (7 - $0 & 7) & 1) }
 mutant watchdog-never-fires Sources/VAEDistributed/StallWatchdog.swift the stall watchdog's deadline never passes (a stopped rank hangs the job)
 - if waited >= timeout { return .expire }
 + if waited >= timeout && timeout < 0 { return .expire }
@@ -200,14 +208,6 @@ mutant accumulate-with-global-regime Sources/VAETraining/LossRegime.swift --free
 - if let option = chosen.first, accumulate > 1 {
 + if let option = chosen.first, accumulate > 1, option == "" {
 first accumulate_test
-mutant no-cpu-check Sources/_VAEKernelShims/shims.c the start-up check lets a CPU without AVX2 run into SIGILL
-- if (fma && avx && avx2 && ymmSaved) return;
-+ return;
-first isa_test
-mutant threads-bound-divided-again Sources/VAETraining/Threads.swift a rank bound by mpirun divides its own cores again
-- if environment["OMPI_MCA_orte_bound_at_launch"] == "1" { return availableCores() }
-+
-first threads_test
 mutant eval-heads-offset Sources/VAETraining/Evaluation.swift the evaluation's posteriors: every batch overwrites the first rows
 - (heads + (start - range.lowerBound) * 2 * l).update(from: workspace.heads, count: batch * 2 * l)
 + heads.update(from: workspace.heads, count: batch * 2 * l)
@@ -230,6 +230,14 @@ first latent_test
 mutant manifold-upside-down Sources/VAETraining/LatentSpace.swift the manifold's rows ascend in z2 from the top
 - let a = q[column], b = q[steps - 1 - row]
 + let a = q[column], b = q[row]
+mutant beta-sweep-worst-traversal Launch/beta_sweep.sh the sweep draws the traversal of the lowest MIG
+- best = max(rows, key=lambda r: r["mig"])
++ best = min(rows, key=lambda r: r["mig"])
+first beta_sweep_test
+mutant beta-sweep-ignores-failure Launch/beta_sweep.sh a failed training goes on to the next step
+- rc=$?
++ rc=0
+first beta_sweep_test
 EOF
 
 names=() files=() whats=() olds=() news=() firsts=()

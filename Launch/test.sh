@@ -50,7 +50,7 @@ fi
 
 # VAE_DIST_TEST_FAIL_FAST=1 stops at the first failing suite (Launch/mutation_test.sh uses it).
 # VAE_DIST_TEST_FIRST=SUITE runs that suite first (mutation_test.sh: the one expected to fail).
-suites=(isa_test cli_test cli_usability_test latent_test resume_test mpi_test multihost_test regimes_test threads_test python_test disentangle_test torch_test tensorboard_test readme_test fault_test watchdog_test accumulate_test)
+suites=(isa_test cli_test cli_usability_test latent_test resume_test mpi_test multihost_test regimes_test threads_test python_test disentangle_test beta_sweep_test torch_test tensorboard_test readme_test fault_test watchdog_test accumulate_test)
 if [ -n "${VAE_DIST_TEST_FIRST:-}" ]; then
   ordered=("$VAE_DIST_TEST_FIRST")
   for suite in "${suites[@]}"; do [ "$suite" = "$VAE_DIST_TEST_FIRST" ] || ordered+=("$suite"); done
