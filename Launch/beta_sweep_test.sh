@@ -2,7 +2,7 @@
 # Launch/beta_sweep.sh in its quick mode (dsprites:2048, hidden 64, 1 epoch, beta 1 and 4 and
 # the beta-TCVAE; about 20 s): the table has the right columns and rows, its numbers parse and
 # equal each model's `vae-dist eval`, the best-MIG traversal is the best model's, the plot is a
-# PNG (where .venv-sweep has matplotlib), a second run trains nothing, more epochs continue with
+# PNG (matplotlib from the tests' .venv), a second run trains nothing, more epochs continue with
 # --resume, and a failed training, bad options, a folder with other options or more epochs each
 # give one error line and exit code 1.
 #   bash Launch/beta_sweep_test.sh   -> beta-sweep: N passed, M failed
@@ -11,9 +11,11 @@ cd "$(dirname "$0")/.."
 . Launch/common.sh
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 export BETA_SWEEP_QUICK=1 BETA_SWEEP_THREADS=1
+# The plot is drawn with the tests' .venv (matplotlib installed there on first use), so it is
+# checked everywhere the suite runs, CI included.
+use_venv matplotlib || { echo "beta-sweep: 0 passed, 1 failed (no .venv with matplotlib)"; exit 1; }
 plot=1
-.venv-sweep/bin/python -c "import matplotlib" 2>/dev/null || { plot=0; echo "  skip: the plot (.venv-sweep has no matplotlib: python3 -m venv .venv-sweep && .venv-sweep/bin/pip install matplotlib numpy)"; }
-export BETA_SWEEP_PLOT=$plot
+export BETA_SWEEP_PLOT=$plot BETA_SWEEP_PYTHON=$python
 
 if BETA_SWEEP_OUT=$tmp/sweep bash Launch/beta_sweep.sh > "$tmp/run1.log" 2>&1; then
   ok "quick sweep ran: $(tail -1 "$tmp/run1.log")"
@@ -25,7 +27,7 @@ one_error "a bad --epochs" "--epochs must be a positive integer, got 'x'" bash L
 summary beta-sweep; exit 1
 fi
 
-if out=$(python3 - "$tmp/sweep" 2>&1 <<'PY'
+if out=$("$python" - "$tmp/sweep" 2>&1 <<'PY'
 import csv, json, math, os, sys
 out = sys.argv[1]
 header = ["model", "beta", "tc_beta", "test_nelbo", "test_recon", "test_kl", "active_units", "mig",
