@@ -240,11 +240,13 @@ final class MPIWatchdog {
             reportWords[2] = Int64(absent.count)
             for (i, r) in absent.enumerated() { reportWords[3 + i] = Int64(r) }
             var requests: [MPI_Request?] = []
-            var acks = [Int64](repeating: 0, count: live.count)
+            // The acknowledgements land in memory that outlives every pending receive: the job ends
+            // right after, whether or not they all arrived, so it is never freed.
+            let acks = UnsafeMutablePointer<Int64>.allocate(capacity: max(live.count, 1))
             for (i, peer) in live.enumerated() {
                 var send: MPI_Request? = vae_mpi_request_null(), ack: MPI_Request? = vae_mpi_request_null()
                 _ = MPI_Isend(reportWords, Int32(3 + absent.count), vae_mpi_int64(), Int32(peer), 2, comm, &send)
-                _ = acks.withUnsafeMutableBufferPointer { MPI_Irecv($0.baseAddress! + i, 1, vae_mpi_int64(), Int32(peer), 3, comm, &ack) }
+                _ = MPI_Irecv(acks + i, 1, vae_mpi_int64(), Int32(peer), 3, comm, &ack)
                 requests += [send, ack]
             }
             waitBriefly(&requests, seconds: 3)
@@ -262,8 +264,8 @@ final class MPIWatchdog {
             usleep(1000)
             try serve()  // returns only without a report
         }
-        let line = StallReport.unexplained(phase: phase, timeout: timeout, call: call)
-            .replacingOccurrences(of: "although rank 0 heard every rank arrive", with: "and rank 0, which is waiting too, named no rank")
+        let line = StallReport.unexplained(phase: phase, timeout: timeout, call: call,
+                                           reason: "and rank 0, which is waiting too, named no rank")
         say("error", line)
         throw CommunicatorError(stall: line, call: call)
     }
@@ -277,9 +279,11 @@ final class MPIWatchdog {
         let line = absent.isEmpty ? StallReport.unexplained(phase: phase, timeout: timeout, call: call)
             : StallReport.reported(phase: phase, missing: absent, timeout: timeout, call: call)
         say("error", line)
-        var word: Int64 = 1
+        // The acknowledgement is sent from memory that outlives the send (never freed: the job ends).
+        let word = UnsafeMutablePointer<Int64>.allocate(capacity: 1)
+        word.initialize(to: 1)
         var requests: [MPI_Request?] = [vae_mpi_request_null()]
-        _ = MPI_Isend(&word, 1, vae_mpi_int64(), 0, 3, comm, &requests[0])
+        _ = MPI_Isend(word, 1, vae_mpi_int64(), 0, 3, comm, &requests[0])
         waitBriefly(&requests, seconds: 1)
         // Rank 0 aborts the job now; should it not, this rank does.
         usleep(3_000_000)

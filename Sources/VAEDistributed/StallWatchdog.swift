@@ -137,22 +137,26 @@ public enum StallReport {
 
     /// The line of a rank that knows who is missing (rank 0 for every rank, a rank for rank 0).
     public static func stalled(phase: CollectivePhase, missing: [Int], arrivals: Arrivals, timeout: Double, call: String) -> String {
-        "stall in \(phase): \(ranks(missing)) \(missing.count == 1 ? "has" : "have") not arrived after "
-            + "\(timeoutText(timeout)) s (--timeout \(timeoutText(timeout)); waiting in \(call); \(lastSeen(missing, arrivals, now: phase))); "
-            + "ending the job: the last checkpoint is intact, continue with --resume"
+        notArrived(phase: phase, missing: missing, timeout: timeout, call: call, source: lastSeen(missing, arrivals, now: phase))
     }
 
     /// The line of a rank told by rank 0 who is missing.
     public static func reported(phase: CollectivePhase, missing: [Int], timeout: Double, call: String) -> String {
+        notArrived(phase: phase, missing: missing, timeout: timeout, call: call, source: "named by rank 0")
+    }
+
+    private static func notArrived(phase: CollectivePhase, missing: [Int], timeout: Double, call: String, source: String) -> String {
         "stall in \(phase): \(ranks(missing)) \(missing.count == 1 ? "has" : "have") not arrived after "
-            + "\(timeoutText(timeout)) s (--timeout \(timeoutText(timeout)); waiting in \(call); named by rank 0); "
+            + "\(timeoutText(timeout)) s (--timeout \(timeoutText(timeout)); waiting in \(call); \(source)); "
             + "ending the job: the last checkpoint is intact, continue with --resume"
     }
 
-    /// Every rank arrived (as far as anyone heard) but the collective did not complete.
-    public static func unexplained(phase: CollectivePhase, timeout: Double, call: String) -> String {
-        "stall in \(phase): \(call) did not complete within --timeout \(timeoutText(timeout)) s although rank 0 heard every "
-            + "rank arrive (a network or MPI failure?); ending the job: the last checkpoint is intact, continue with --resume"
+    /// Every rank arrived (as far as anyone heard) but the collective did not complete. `reason`:
+    /// what the rank saying it knows (rank 0 heard every rank; another rank: rank 0 named nobody).
+    public static func unexplained(phase: CollectivePhase, timeout: Double, call: String,
+                                   reason: String = "although rank 0 heard every rank arrive") -> String {
+        "stall in \(phase): \(call) did not complete within --timeout \(timeoutText(timeout)) s \(reason) "
+            + "(a network or MPI failure?); ending the job: the last checkpoint is intact, continue with --resume"
     }
 
     /// The warning at half the timeout.

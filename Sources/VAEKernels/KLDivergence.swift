@@ -48,3 +48,8 @@ public func klBackwardPerDimension(dmu: UnsafeMutablePointer<Float>, dlogvar: Un
         }
     }
 }
+
+/// One latent dimension's KL(N(mu, exp(logvar)) || N(0, 1)) in Double: the regimes' global-batch
+/// statistics and the test set's KL per dimension (the Float kernels above compute the same).
+@inline(__always)
+public func klTerm(mu: Double, logvar: Double) -> Double { 0.5 * (mu * mu + exp(logvar) - logvar - 1) }

@@ -136,6 +136,7 @@ public struct AggregatePosterior: Sendable {
         }
         mean = m
         covariance = c
+        principalAxes = symmetricEigen(c, dimension: latent)
         if let logvar, n > 0 {
             posteriorStdMean = logvar.reduce(0.0) { $0 + exp(0.5 * Double($1)) } / Double(n * latent)
         } else {
@@ -148,7 +149,7 @@ public struct AggregatePosterior: Sendable {
     }
 
     /// Eigenvalues (descending) and unit eigenvectors of C (see `symmetricEigen`).
-    public var principalAxes: SymmetricEigen { symmetricEigen(covariance, dimension: latent) }
+    public let principalAxes: SymmetricEigen
 
     /// KL(N(m, C) || N(0, I)) = 0.5 * (tr C + m^T m - d - log det C), through C's eigenvalues
     /// (tr C = sum lambda, log det C = sum log max(lambda, varianceFloor)).

@@ -79,7 +79,6 @@ final class DeterministicReduction: GradientReduction {
             break
         }
         result.finite = result.recon.isFinite && result.kl.isFinite && allFinite(model.gradients, count: p)
-        result.regime = batch.regimeShare(rank: communicator.rank, localKL: result.kl)
     }
 
     /// Combines the ranks' partial sums in the same tree order on every rank count.

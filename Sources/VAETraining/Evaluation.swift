@@ -28,8 +28,7 @@ let testEpochKey = Int(UInt32.max)
 /// (eps fixed per test example, so epochs compare on the same noise). `heads`, when given,
 /// receives the encoder's (mu | logvar) rows [range.count, 2 * latent] of the same pass (what
 /// `encodePosterior` computes, without a second encoder pass), unless the inputs are binarized
-/// draws: then it is left untouched and the result says so (false).
-@discardableResult
+/// draws: then it is left untouched (the caller encodes the images themselves).
 public func evaluate(model: VAE, workspace: VAEWorkspace, images: ImageSet, range: Range<Int>,
                      binarize: Bool, seed: UInt64, heads: UnsafeMutablePointer<Float>? = nil) -> LossSums {
     let generator = Philox4x32(seed: seed)

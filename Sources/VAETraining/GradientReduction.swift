@@ -231,7 +231,6 @@ final class AllreduceReduction: GradientReduction, BackwardObserver {
         guard last else { return }
         if buckets.isEmpty { finite = allFinite(model.gradients, count: model.parameterCount) }
         result.finite = finite && result.recon.isFinite && result.kl.isFinite
-        result.regime = batch.regimeShare(rank: communicator.rank, localKL: result.kl)
     }
 
     func gradientsFinal(from offset: Int) {
@@ -305,7 +304,6 @@ final class ShardedReduction: GradientReduction {
         result.kl += kl
         guard micro == count - 1 else { return }
         result.finite = result.recon.isFinite && result.kl.isFinite && allFinite(model.gradients, count: model.parameterCount)
-        result.regime = batch.regimeShare(rank: communicator.rank, localKL: result.kl)
     }
 
     func reduce() throws {

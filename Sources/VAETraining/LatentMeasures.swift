@@ -1,5 +1,6 @@
 import Foundation
 import VAEData
+import VAEKernels
 
 // What the latent code holds, computed from the gathered posteriors (`gatherPosterior`,
 // AggregatePosterior.swift) in example order and in Double, so 1 and N ranks give the same numbers:
@@ -34,7 +35,7 @@ public struct LatentMeasures: Sendable {
         for i in 0..<n {
             for u in 0..<l {
                 let m = Double(e.mu[i * l + u]), v = Double(e.logvar[i * l + u])
-                if !autoencoder { kl[u] += 0.5 * (m * m + exp(v) - v - 1) }
+                if !autoencoder { kl[u] += klTerm(mu: m, logvar: v) }
                 mean[u] += m
             }
         }

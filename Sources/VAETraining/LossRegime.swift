@@ -188,8 +188,7 @@ public final class LatentObjective {
         for i in 0..<b {
             let mu = latents + i * 3 * l, logvar = mu + l
             for j in 0..<l {
-                let m = Double(mu[j]), lv = Double(logvar[j])
-                mean[j] += 0.5 * (m * m + exp(lv) - lv - 1)
+                mean[j] += klTerm(mu: Double(mu[j]), logvar: Double(logvar[j]))
             }
         }
         for j in 0..<l { mean[j] /= Double(b) }

@@ -72,6 +72,7 @@ extension Trainer {
             batch.rows = micro.count
             try reduction.computeGradients(batch, micro: m, of: parts, into: &local)
         }
+        local.regime = batch.regimeShare(rank: communicator.rank, localKL: local.kl)
         let t1 = now()
 
         // Reduce the gradients and the control block.
