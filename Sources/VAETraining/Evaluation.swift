@@ -58,11 +58,13 @@ public func evaluate(model: VAE, workspace: VAEWorkspace, images: ImageSet, rang
     return sums
 }
 
-/// Evaluates the whole test set sharded over ranks, reduced so every rank has the totals, and
-/// the test set's posteriors gathered in example order (`gatherPosterior`) from the same pass.
-public func evaluateDistributed(model: VAE, workspace: VAEWorkspace, images: ImageSet, binarize: Bool, seed: UInt64,
-                                communicator: any Communicator) throws(CommunicatorError) -> (LossSums, PosteriorParameters) {
-    let range = shardRange(count: images.count, rank: communicator.rank, worldSize: communicator.size)
+/// Evaluates the test set (its first `count` images, all by default) sharded over ranks, reduced
+/// so every rank has the totals, and the posteriors gathered in example order (`gatherPosterior`)
+/// from the same pass.
+public func evaluateDistributed(model: VAE, workspace: VAEWorkspace, images: ImageSet, count: Int? = nil, binarize: Bool,
+                                seed: UInt64, communicator: any Communicator) throws(CommunicatorError) -> (LossSums, PosteriorParameters) {
+    let count = count ?? images.count
+    let range = shardRange(count: count, rank: communicator.rank, worldSize: communicator.size)
     var heads = [Float](repeating: 0, count: range.count * 2 * model.config.latent)
     let local = heads.withUnsafeMutableBufferPointer {
         evaluate(model: model, workspace: workspace, images: images, range: range, binarize: binarize, seed: seed, heads: $0.baseAddress)
@@ -73,6 +75,6 @@ public func evaluateDistributed(model: VAE, workspace: VAEWorkspace, images: Ima
     }
     // Binarized inputs are random draws: the posteriors are of the images themselves.
     if binarize { heads = encodePosterior(model: model, images: images, range: range) }
-    let posterior = try gatherPosterior(localHeads: heads, model: model, count: images.count, communicator: communicator)
+    let posterior = try gatherPosterior(localHeads: heads, model: model, count: count, communicator: communicator)
     return (LossSums(recon: totals[0], kl: totals[1], count: totals[2]), posterior)
 }

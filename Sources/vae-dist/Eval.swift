@@ -32,7 +32,7 @@ struct Eval: ParsableCommand {
             if threads < 0 || threads > 1024 { throw TrainingError.option("--threads must be between 0 (automatic) and 1024 (got \(threads))") }
             let communicator = try makeCommunicator()
             Fatal.communicator = communicator
-            // The one allreduce below waits at most the default --timeout for a stalled rank.
+            // The collectives below wait at most the default --timeout for a stalled rank.
             try communicator.armWatchdog(timeout: TrainingOptions().timeout)
             communicator.phase = CollectivePhase(.evaluation, step: 0)
             let (checkpoint, path) = try source.load()
@@ -44,20 +44,17 @@ struct Eval: ParsableCommand {
             let workspace = VAEWorkspace(config: model.config, capacity: 500)
             let training = checkpoint.config.training
             let start = now()
-            var heads = [Float](repeating: 0, count: range.count * 2 * model.config.latent)
-            let local = heads.withUnsafeMutableBufferPointer {
-                evaluate(model: model, workspace: workspace, images: test, range: range,
-                         binarize: training.binarize, seed: training.seed, heads: $0.baseAddress)
-            }
-            // Binarized inputs are random draws: the posteriors are of the images themselves.
-            if training.binarize { heads = encodePosterior(model: model, images: test, range: range) }
-            var sums: [Double] = [local.recon, local.kl, local.count, 0]
+            let (totals, posterior) = try evaluateDistributed(model: model, workspace: workspace, images: test, count: count,
+                                                              binarize: training.binarize, seed: training.seed,
+                                                              communicator: communicator)
+            var sums: [Double] = [totals.recon, totals.kl, totals.count, 0]
             if iwSamples > 0 {
                 sums[3] = importanceWeightedLogLikelihood(model: model, workspace: workspace, images: test, range: range,
                                                           samples: iwSamples, binarize: training.binarize, seed: training.seed)
+                try sums.withUnsafeMutableBufferPointer { p throws(CommunicatorError) in
+                    try communicator.allreduceSum(p.baseAddress! + 3, count: 1)
+                }
             }
-            try sums.withUnsafeMutableBufferPointer { p throws(CommunicatorError) in try communicator.allreduceSum(p.baseAddress!, count: 4) }
-            let posterior = try gatherPosterior(localHeads: heads, model: model, count: count, communicator: communicator)
             let aggregate = AggregatePosterior(posterior, autoencoder: model.config.autoencoder)
             let mean = LossSums(recon: sums[0], kl: sums[1], count: sums[2]).mean(beta: Double(model.config.beta))
             var fields = [("epoch", "\(checkpoint.epoch)"), ("test_count", "\(count)"),
