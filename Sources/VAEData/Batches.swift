@@ -41,6 +41,56 @@ private let byteToUnit: [Float] = (0..<256).map { Float($0) / 255 }
 /// Byte b of a packed image as its 8 pixels (bit j of b is pixel j): [256, 8] of 0 or 1.
 private let bitsToUnits: [Float] = (0..<2048).map { Float(($0 >> 3) >> ($0 & 7) & 1) }
 
+/// The noise of a batch: eps [rows, latent] of each example, keyed by (stream, epoch, example).
+public struct BatchNoise {
+    public var eps: UnsafeMutablePointer<Float>
+    public var latent: Int
+    public var stream: RandomStream
+    public var epoch: Int
+
+    public init(eps: UnsafeMutablePointer<Float>, latent: Int, stream: RandomStream, epoch: Int) {
+        self.eps = eps
+        self.latent = latent
+        self.stream = stream
+        self.epoch = epoch
+    }
+}
+
+/// Loads a batch on `threads`: images `indices` (or `first ..< first + rows` when `indices` is
+/// nil) into x as `fillBatch` does, and each example's noise. Every row is keyed by its example,
+/// so any cut of the rows over threads gives the same bits; and the threads stay awake for the
+/// step's first GEMM instead of idling through a serial load.
+public func loadBatch(_ x: UnsafeMutablePointer<Float>, noise: BatchNoise?, from images: ImageSet,
+                      indices: UnsafeBufferPointer<Int32>?, first: Int = 0, rows: Int,
+                      binarize: Bool, generator: Philox4x32, epoch: Int, threads: KernelThreads) {
+    threads.forEachRange(rows, alignment: 1, minimum: 16,
+                         BatchRows(x: x, noise: noise, images: images, indices: indices?.baseAddress, first: first,
+                                   binarize: binarize, generator: generator, epoch: epoch))
+}
+
+struct BatchRows: RangeWork {
+    let x: UnsafeMutablePointer<Float>
+    let noise: BatchNoise?
+    let images: ImageSet
+    let indices: UnsafePointer<Int32>?
+    let first: Int
+    let binarize: Bool
+    let generator: Philox4x32
+    let epoch: Int
+
+    func run(_ rows: Range<Int>, thread: Int) {
+        for row in rows {
+            let index = indices.map { Int($0[row]) } ?? first + row
+            fillImage(x + row * images.pixelsPerImage, from: images, index: index, binarize: binarize,
+                      generator: generator, epoch: epoch)
+            if let noise {
+                fillNormal(noise.eps + row * noise.latent, count: noise.latent, generator: generator,
+                           stream: noise.stream, epoch: noise.epoch, index: index)
+            }
+        }
+    }
+}
+
 /// Copies images `indices` into out [indices.count, D] as pixel / 255 in [0, 1],
 /// or, with `binarize`, as Bernoulli(pixel / 255) draws keyed by (seed, epoch, index).
 /// (Concrete, not generic over Collection: an unspecialized generic iterator allocates

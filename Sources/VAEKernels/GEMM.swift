@@ -1,13 +1,15 @@
 // General matrix multiply on row-major buffers, the three forms an MLP needs
 // (`KernelSet.matmulNT/NN/TN`: x · W^T, dout · W, dout^T · x) through one `gemm`.
 //
-// The fast path is the Goto/BLIS scheme: the K dimension is cut into blocks of
-// `GEMMBlocking.kc`, B is packed into zero-padded panels of `nr` columns and A
-// into panels of `mr` rows, and a register-blocked mr x nr micro-kernel keeps
-// the whole C tile in registers while it streams through the packed panels with
-// fused multiply-adds. Packing turns every transpose into a copy, so one
-// micro-kernel serves all three forms. The tile is the ISA's (GEMMMicroKernels.swift):
-// 6 x 16 on AVX2, 12 x 32 on AVX-512.
+// The Goto/BLIS scheme: the K dimension is cut into blocks of `GEMMBlocking.kc`, B is packed
+// into zero-padded panels of `nr` columns (a weight read as W^T is transposed 8 x 8 in
+// registers on the way), and a register-blocked mr x nr micro-kernel keeps the whole C tile in
+// registers while it streams through a B panel with fused multiply-adds. A is not packed: a
+// step of the micro-kernel broadcasts one element of each of its mr rows, and those are
+// contiguous or one row stride apart whichever way op(A) is stored, so the kernel reads A in
+// place (packing it cost 2-5% of these GEMMs and bought nothing at these sizes). Only a
+// partial last row panel is copied, zero-padded. The tile is the ISA's
+// (GEMMMicroKernels.swift): 6 x 16 on AVX2, 12 x 32 on AVX-512.
 
 /// Block sizes of the packed GEMM (the register tile is `GEMMTile`).
 public enum GEMMBlocking {
@@ -17,7 +19,7 @@ public enum GEMMBlocking {
     public static let narrowNR = 8
     /// Depth of one packed block: a kc x nr panel of B (16-32 KiB) stays in L1.
     public static let kc = 256
-    /// Rows of A packed at once: an mc x kc block of A (120 KiB) stays in L2.
+    /// Rows of A swept per B panel: an mc x kc block of A (120 KiB) stays in L2.
     /// A multiple of every tile's mr (6 and 12).
     public static let mc = 120
     /// Columns of B packed at once: a kc x nc block of B (1 MiB at most) in L2/L3.
@@ -28,11 +30,11 @@ public enum GEMMBlocking {
 /// Scratch space for packed panels, allocated once and reused by every call.
 /// Not thread-safe: each thread (each model) owns its own.
 public final class GEMMWorkspace: @unchecked Sendable {
-    @usableFromInline let packedA: UnsafeMutablePointer<Float>  // [mc, kc] as mc/mr panels of [kc, mr]
+    @usableFromInline let packedA: UnsafeMutablePointer<Float>  // a partial row panel of A, [kc, mr]
     @usableFromInline let packedB: UnsafeMutablePointer<Float>  // [kc, nc] as nc/nr panels of [kc, nr]
 
     public init() {
-        packedA = allocateAligned(GEMMBlocking.mc * GEMMBlocking.kc)
+        packedA = allocateAligned(GEMMBlocking.kc * max(GEMMTile.avx512x12x32.mr, GEMMBlocking.narrowMR))
         packedB = allocateAligned(GEMMBlocking.kc * GEMMBlocking.nc)
     }
 
@@ -76,34 +78,18 @@ public func gemm<ISA: ISATag>(_: ISA.Type, _ c: UnsafeMutablePointer<Float>, ldc
             // The first K block overwrites C unless the caller accumulates.
             let load = accumulate || pc > 0
             packB(packedB, b, ldb: ldb, transposed: transposeB, row: pc, column: jc, kc: kc, nc: nc, nr: nr)
-            if narrow {
-                // Narrow N: each A element feeds only 2N flops, so packing A would cost as much
-                // as the multiply; read A in place and pack only a partial last row panel.
-                let rowStride = transposeA ? 1 : lda, kStride = transposeA ? lda : 1
-                var ir = 0
-                while ir < m {
-                    let rows = min(mr, m - ir)
-                    var source = a + ir * rowStride + pc * kStride
-                    var rs = rowStride, ks = kStride
-                    if rows < mr {
-                        packA(packedA, a, lda: lda, transposed: transposeA, row: ir, column: pc, mc: rows, kc: kc, mr: mr)
-                        source = UnsafePointer(packedA); rs = 1; ks = mr
-                    }
-                    var jr = 0
-                    while jr < nc {
-                        microKernel12x8(kc: kc, a: source, rowStride: rs, kStride: ks, b: packedB + jr * kc,
-                                        c: c + ir * ldc + (jc + jr), ldc: ldc, rows: rows, columns: min(nr, nc - jr), load: load)
-                        jr += nr
-                    }
-                    ir += mr
-                }
-                pc += GEMMBlocking.kc
-                continue
-            }
+            // A is read in place (its rows lda apart, or a step's mr values adjacent when op(A) =
+            // A^T); only a partial last row panel is packed (zero rows), so that no tile reads past
+            // the end of A.
+            let rowStride = transposeA ? 1 : lda, kStride = transposeA ? lda : 1
             var ic = 0
             while ic < m {
                 let mc = min(GEMMBlocking.mc, m - ic)
-                packA(packedA, a, lda: lda, transposed: transposeA, row: ic, column: pc, mc: mc, kc: kc, mr: mr)
+                let partialRows = mc % mr
+                if partialRows > 0 {
+                    packA(packedA, a, lda: lda, transposed: transposeA, row: ic + mc - partialRows, column: pc,
+                          mc: partialRows, kc: kc, mr: mr)
+                }
                 var jr = 0
                 while jr < nc {
                     let columns = min(nr, nc - jr)
@@ -111,14 +97,22 @@ public func gemm<ISA: ISATag>(_: ISA.Type, _ c: UnsafeMutablePointer<Float>, ldc
                     var ir = 0
                     while ir < mc {
                         let rows = min(mr, mc - ir)
+                        var source = a + (ic + ir) * rowStride + pc * kStride
+                        var rs = rowStride, ks = kStride
+                        if rows < mr { source = UnsafePointer(packedA); rs = 1; ks = mr }
                         let tileC = c + (ic + ir) * ldc + (jc + jr)
-                        switch tile {
-                        case .avx2x6x16:
-                            microKernel6x16(ISA.self, kc: kc, a: packedA + ir * kc, b: panelB, c: tileC, ldc: ldc,
-                                            rows: rows, columns: columns, load: load)
-                        case .avx512x12x32:
-                            microKernel12x32(ISA.self, kc: kc, a: packedA + ir * kc, b: panelB, c: tileC, ldc: ldc,
-                                             rows: rows, columns: columns, load: load)
+                        if narrow {
+                            microKernel12x8(kc: kc, a: source, rowStride: rs, kStride: ks, b: panelB,
+                                            c: tileC, ldc: ldc, rows: rows, columns: columns, load: load)
+                        } else {
+                            switch tile {
+                            case .avx2x6x16:
+                                microKernel6x16(ISA.self, kc: kc, a: source, rowStride: rs, kStride: ks, b: panelB,
+                                                c: tileC, ldc: ldc, rows: rows, columns: columns, load: load)
+                            case .avx512x12x32:
+                                microKernel12x32(ISA.self, kc: kc, a: source, rowStride: rs, kStride: ks, b: panelB,
+                                                 c: tileC, ldc: ldc, rows: rows, columns: columns, load: load)
+                            }
                         }
                         ir += mr
                     }
@@ -167,6 +161,22 @@ func packB(_ dst: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, ldb: I
                     out += nr; src += ldb
                 }
             }
+        } else if columns == nr && nr % 8 == 0 {
+            // op(B)(p, q) = b[q * ldb + p]: 8 x 8 blocks of the stored B, transposed in registers.
+            var p = 0
+            while p + 8 <= kc {
+                var g = 0
+                while g < nr {
+                    transpose8x8(b + (column + j + g) * ldb + row + p, ldb, out + p * nr + g, nr)
+                    g += 8
+                }
+                p += 8
+            }
+            while p < kc {
+                for q in 0..<nr { out[p * nr + q] = b[(column + j + q) * ldb + row + p] }
+                p += 1
+            }
+            out += kc * nr
         } else {
             // op(B)(p, q) = b[q * ldb + p]: read each row of the stored B contiguously.
             for q in 0..<columns {
@@ -181,6 +191,34 @@ func packB(_ dst: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, ldb: I
         }
         j += nr
     }
+}
+
+/// dst[j * ldd + i] = src[i * lds + j] for i, j in 0 ..< 8: three rounds of de-interleaving
+/// row pairs (even and odd elements of two rows: a shuffle and a permute each on AVX2).
+@inlinable @inline(__always)
+func transpose8x8(_ src: UnsafePointer<Float>, _ lds: Int, _ dst: UnsafeMutablePointer<Float>, _ ldd: Int) {
+    typealias V = SIMD8<Float>
+    @inline(__always) func load(_ i: Int) -> V { UnsafeRawPointer(src + i * lds).loadUnaligned(as: V.self) }
+    @inline(__always) func split(_ a: V, _ b: V) -> (V, V) {
+        let both = SIMD16<Float>(lowHalf: a, highHalf: b)
+        return (both.evenHalf, both.oddHalf)
+    }
+    var r0 = load(0), r1 = load(1), r2 = load(2), r3 = load(3)
+    var r4 = load(4), r5 = load(5), r6 = load(6), r7 = load(7)
+    for _ in 0..<3 {
+        let (e0, o0) = split(r0, r1), (e1, o1) = split(r2, r3)
+        let (e2, o2) = split(r4, r5), (e3, o3) = split(r6, r7)
+        (r0, r1, r2, r3, r4, r5, r6, r7) = (e0, e1, e2, e3, o0, o1, o2, o3)
+    }
+    let d = UnsafeMutableRawPointer(dst)
+    d.storeBytes(of: r0, as: V.self)
+    (d + 4 * ldd).storeBytes(of: r1, as: V.self)
+    (d + 8 * ldd).storeBytes(of: r2, as: V.self)
+    (d + 12 * ldd).storeBytes(of: r3, as: V.self)
+    (d + 16 * ldd).storeBytes(of: r4, as: V.self)
+    (d + 20 * ldd).storeBytes(of: r5, as: V.self)
+    (d + 24 * ldd).storeBytes(of: r6, as: V.self)
+    (d + 28 * ldd).storeBytes(of: r7, as: V.self)
 }
 
 /// Packs op(A)[row ..< row+mc, column ..< column+kc] into panels of mr rows:
@@ -242,3 +280,4 @@ public func gemmNaive(_ c: UnsafeMutablePointer<Float>, ldc: Int,
         }
     }
 }
+

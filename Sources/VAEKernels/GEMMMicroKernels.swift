@@ -17,11 +17,14 @@ public enum GEMMTile: Sendable {
     /// Whether the narrow 12 x 8 tile (GEMMBlocking.narrowMR/NR) serves N better: it pads
     /// N to a multiple of 8 instead of nr. The 32-wide tile keeps it for N <= 64 only:
     /// beyond that the 8-wide tile's 8 times fewer FMAs per broadcast cost more than padding.
+    /// The 16-wide tile keeps it only where it would pad N to twice the narrow tile's width
+    /// (N <= 8): the 12 x 8 tile needs 13 loads per 12 FMAs and ran at 40-50% of the peak,
+    /// the 6 x 16 tile at 85% (N = 40: 38% faster despite computing 48 columns; N = 20: 30%).
     @inlinable
     public func prefersNarrowTile(n: Int) -> Bool {
         let narrowPadded = (n + 7) / 8 * 8, widePadded = (n + nr - 1) / nr * nr
         switch self {
-        case .avx2x6x16: return narrowPadded < widePadded
+        case .avx2x6x16: return 2 * narrowPadded <= widePadded
         case .avx512x12x32: return n <= 64 && narrowPadded < widePadded
         }
     }
@@ -31,25 +34,45 @@ public enum GEMMTile: Sendable {
 /// Six SIMD16 accumulators (twelve of the 16 ymm registers), one B row and one
 /// broadcast of A per FMA. Edge tiles compute the full tile and store part of it.
 @inlinable @inline(never)
-func microKernel6x16<ISA: ISATag>(_: ISA.Type, kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
-                     c: UnsafeMutablePointer<Float>, ldc: Int, rows: Int, columns: Int, load: Bool) {
+func microKernel6x16<ISA: ISATag>(_: ISA.Type, kc: Int, a: UnsafePointer<Float>, rowStride rs: Int, kStride: Int,
+                                  b: UnsafePointer<Float>,
+                                  c: UnsafeMutablePointer<Float>, ldc: Int, rows: Int, columns: Int, load: Bool) {
     typealias V = SIMD16<Float>
     var c0 = V(), c1 = V(), c2 = V(), c3 = V(), c4 = V(), c5 = V()
-    var pa = a
     var pb = UnsafeRawPointer(b)
-    var remaining = kc  // >= 1: gemm never calls with an empty K block
-    repeat {
-        let bv = pb.load(as: V.self)
-        c0 = c0.addingProduct(V(repeating: pa[0]), bv)
-        c1 = c1.addingProduct(V(repeating: pa[1]), bv)
-        c2 = c2.addingProduct(V(repeating: pa[2]), bv)
-        c3 = c3.addingProduct(V(repeating: pa[3]), bv)
-        c4 = c4.addingProduct(V(repeating: pa[4]), bv)
-        c5 = c5.addingProduct(V(repeating: pa[5]), bv)
-        pa += 6
-        pb += 64
-        remaining &-= 1
-    } while remaining > 0
+    if rs == 1 {
+        // A packed, or op(A) = A^T: the six values of a step are adjacent (constant offsets).
+        var pa = a
+        var remaining = kc  // >= 1: gemm never calls with an empty K block
+        repeat {
+            let bv = pb.load(as: V.self)
+            c0 = c0.addingProduct(V(repeating: pa[0]), bv)
+            c1 = c1.addingProduct(V(repeating: pa[1]), bv)
+            c2 = c2.addingProduct(V(repeating: pa[2]), bv)
+            c3 = c3.addingProduct(V(repeating: pa[3]), bv)
+            c4 = c4.addingProduct(V(repeating: pa[4]), bv)
+            c5 = c5.addingProduct(V(repeating: pa[5]), bv)
+            pa += kStride
+            pb += 64
+            remaining &-= 1
+        } while remaining > 0
+    } else {
+        // Rows of a row-major A (kStride 1): six row pointers and one shared index, so that no
+        // address waits on another (a pointer stepped row to row makes a chain of adds).
+        let a0 = a, a1 = a + rs, a2 = a + 2 * rs, a3 = a + 3 * rs, a4 = a + 4 * rs, a5 = a + 5 * rs
+        var p = 0
+        repeat {
+            let bv = pb.load(as: V.self)
+            c0 = c0.addingProduct(V(repeating: a0[p]), bv)
+            c1 = c1.addingProduct(V(repeating: a1[p]), bv)
+            c2 = c2.addingProduct(V(repeating: a2[p]), bv)
+            c3 = c3.addingProduct(V(repeating: a3[p]), bv)
+            c4 = c4.addingProduct(V(repeating: a4[p]), bv)
+            c5 = c5.addingProduct(V(repeating: a5[p]), bv)
+            p &+= 1
+            pb += 64
+        } while p < kc
+    }
     if rows == 6 && columns == 16 {
         let r0 = UnsafeMutableRawPointer(c), r1 = UnsafeMutableRawPointer(c + ldc)
         let r2 = UnsafeMutableRawPointer(c + 2 * ldc), r3 = UnsafeMutableRawPointer(c + 3 * ldc)
@@ -142,33 +165,60 @@ func microKernel12x8(kc: Int, a: UnsafePointer<Float>, rowStride: Int, kStride: 
 /// twelve broadcasts of A and 24 FMAs. SIMD16, never SIMD32: one SIMD16 is one zmm,
 /// while SIMD32 values compile to no vector FMAs at all.
 @inlinable @inline(never)
-func microKernel12x32<ISA: ISATag>(_: ISA.Type, kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+func microKernel12x32<ISA: ISATag>(_: ISA.Type, kc: Int, a: UnsafePointer<Float>, rowStride rs: Int, kStride: Int,
+                                   b: UnsafePointer<Float>,
                                    c: UnsafeMutablePointer<Float>, ldc: Int, rows: Int, columns: Int, load: Bool) {
     typealias V = SIMD16<Float>
     var c0 = V(), c1 = V(), c2 = V(), c3 = V(), c4 = V(), c5 = V(), c6 = V(), c7 = V()
     var c8 = V(), c9 = V(), c10 = V(), c11 = V(), c12 = V(), c13 = V(), c14 = V(), c15 = V()
     var c16 = V(), c17 = V(), c18 = V(), c19 = V(), c20 = V(), c21 = V(), c22 = V(), c23 = V()
-    var pa = a
     var pb = UnsafeRawPointer(b)
-    var remaining = kc  // >= 1: gemm never calls with an empty K block
-    repeat {
-        let b0 = pb.load(as: V.self), b1 = (pb + 64).load(as: V.self)
-        var x = V(repeating: pa[0]); c0 = c0.addingProduct(x, b0); c1 = c1.addingProduct(x, b1)
-        x = V(repeating: pa[1]); c2 = c2.addingProduct(x, b0); c3 = c3.addingProduct(x, b1)
-        x = V(repeating: pa[2]); c4 = c4.addingProduct(x, b0); c5 = c5.addingProduct(x, b1)
-        x = V(repeating: pa[3]); c6 = c6.addingProduct(x, b0); c7 = c7.addingProduct(x, b1)
-        x = V(repeating: pa[4]); c8 = c8.addingProduct(x, b0); c9 = c9.addingProduct(x, b1)
-        x = V(repeating: pa[5]); c10 = c10.addingProduct(x, b0); c11 = c11.addingProduct(x, b1)
-        x = V(repeating: pa[6]); c12 = c12.addingProduct(x, b0); c13 = c13.addingProduct(x, b1)
-        x = V(repeating: pa[7]); c14 = c14.addingProduct(x, b0); c15 = c15.addingProduct(x, b1)
-        x = V(repeating: pa[8]); c16 = c16.addingProduct(x, b0); c17 = c17.addingProduct(x, b1)
-        x = V(repeating: pa[9]); c18 = c18.addingProduct(x, b0); c19 = c19.addingProduct(x, b1)
-        x = V(repeating: pa[10]); c20 = c20.addingProduct(x, b0); c21 = c21.addingProduct(x, b1)
-        x = V(repeating: pa[11]); c22 = c22.addingProduct(x, b0); c23 = c23.addingProduct(x, b1)
-        pa += 12
-        pb += 128
-        remaining &-= 1
-    } while remaining > 0
+    if rs == 1 {
+        // A packed, or op(A) = A^T: the twelve values of a step are adjacent.
+        var pa = a
+        var remaining = kc  // >= 1: gemm never calls with an empty K block
+        repeat {
+            let b0 = pb.load(as: V.self), b1 = (pb + 64).load(as: V.self)
+            var x = V(repeating: pa[0]); c0 = c0.addingProduct(x, b0); c1 = c1.addingProduct(x, b1)
+            x = V(repeating: pa[1]); c2 = c2.addingProduct(x, b0); c3 = c3.addingProduct(x, b1)
+            x = V(repeating: pa[2]); c4 = c4.addingProduct(x, b0); c5 = c5.addingProduct(x, b1)
+            x = V(repeating: pa[3]); c6 = c6.addingProduct(x, b0); c7 = c7.addingProduct(x, b1)
+            x = V(repeating: pa[4]); c8 = c8.addingProduct(x, b0); c9 = c9.addingProduct(x, b1)
+            x = V(repeating: pa[5]); c10 = c10.addingProduct(x, b0); c11 = c11.addingProduct(x, b1)
+            x = V(repeating: pa[6]); c12 = c12.addingProduct(x, b0); c13 = c13.addingProduct(x, b1)
+            x = V(repeating: pa[7]); c14 = c14.addingProduct(x, b0); c15 = c15.addingProduct(x, b1)
+            x = V(repeating: pa[8]); c16 = c16.addingProduct(x, b0); c17 = c17.addingProduct(x, b1)
+            x = V(repeating: pa[9]); c18 = c18.addingProduct(x, b0); c19 = c19.addingProduct(x, b1)
+            x = V(repeating: pa[10]); c20 = c20.addingProduct(x, b0); c21 = c21.addingProduct(x, b1)
+            x = V(repeating: pa[11]); c22 = c22.addingProduct(x, b0); c23 = c23.addingProduct(x, b1)
+            pa += kStride
+            pb += 128
+            remaining &-= 1
+        } while remaining > 0
+    } else {
+        // Rows of a row-major A (kStride 1): four row pointers three rows apart and one shared
+        // index (12 separate pointers would not fit the general registers).
+        let a0 = a, a3 = a + 3 * rs, a6 = a + 6 * rs, a9 = a + 9 * rs
+        let r1 = rs, r2 = 2 * rs
+        var p = 0
+        repeat {
+            let b0 = pb.load(as: V.self), b1 = (pb + 64).load(as: V.self)
+            var x = V(repeating: a0[p]); c0 = c0.addingProduct(x, b0); c1 = c1.addingProduct(x, b1)
+            x = V(repeating: a0[p + r1]); c2 = c2.addingProduct(x, b0); c3 = c3.addingProduct(x, b1)
+            x = V(repeating: a0[p + r2]); c4 = c4.addingProduct(x, b0); c5 = c5.addingProduct(x, b1)
+            x = V(repeating: a3[p]); c6 = c6.addingProduct(x, b0); c7 = c7.addingProduct(x, b1)
+            x = V(repeating: a3[p + r1]); c8 = c8.addingProduct(x, b0); c9 = c9.addingProduct(x, b1)
+            x = V(repeating: a3[p + r2]); c10 = c10.addingProduct(x, b0); c11 = c11.addingProduct(x, b1)
+            x = V(repeating: a6[p]); c12 = c12.addingProduct(x, b0); c13 = c13.addingProduct(x, b1)
+            x = V(repeating: a6[p + r1]); c14 = c14.addingProduct(x, b0); c15 = c15.addingProduct(x, b1)
+            x = V(repeating: a6[p + r2]); c16 = c16.addingProduct(x, b0); c17 = c17.addingProduct(x, b1)
+            x = V(repeating: a9[p]); c18 = c18.addingProduct(x, b0); c19 = c19.addingProduct(x, b1)
+            x = V(repeating: a9[p + r1]); c20 = c20.addingProduct(x, b0); c21 = c21.addingProduct(x, b1)
+            x = V(repeating: a9[p + r2]); c22 = c22.addingProduct(x, b0); c23 = c23.addingProduct(x, b1)
+            p &+= 1
+            pb += 128
+        } while p < kc
+    }
     // Row r of the tile is (c[2r], c[2r + 1]): 32 consecutive floats in this tuple.
     let tile = (c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15,
                 c16, c17, c18, c19, c20, c21, c22, c23)

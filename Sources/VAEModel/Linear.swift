@@ -8,12 +8,25 @@ import VAEKernels
 // same bits. Each parallel part is a small struct (RangeWork): the threads call it through a
 // pointer, which allocates nothing.
 
-/// out = inp · weight^T + bias, then ReLU when `relu`. Threads take blocks of rows (examples).
+/// A wide layer's GEMMs are cut along their output features (columns of C): each thread then
+/// packs only its own columns of the weight, where a cut along the batch would have every
+/// thread pack all of it. Narrow outputs (the latent heads) are cut along the batch.
+public let columnSplitMinimum = 128
+
+/// out = inp · weight^T + bias, then ReLU when `relu`. Threads take blocks of output features
+/// (wide layers) or of rows (examples).
 @inline(__always)
 public func linearForward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>,
                           _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>,
                           batch: Int, inFeatures: Int, outFeatures: Int, relu: Bool,
                           threads: KernelThreads = .serial, workspace: GEMMWorkspace) {
+    if threads.count > 1 && outFeatures >= 2 * columnSplitMinimum {
+        threads.forEachRange(outFeatures, alignment: 16, minimum: columnSplitMinimum,
+                             LinearForwardColumns(out: out, inp: inp, weight: weight, bias: bias, batch: batch,
+                                                  inFeatures: inFeatures, outFeatures: outFeatures, relu: relu,
+                                                  threads: threads, workspace: workspace))
+        return
+    }
     threads.forEachRange(batch, alignment: GEMMBlocking.narrowMR, minimum: GEMMBlocking.narrowMR,
                          LinearForwardRows(out: out, inp: inp, weight: weight, bias: bias, inFeatures: inFeatures,
                                            outFeatures: outFeatures, relu: relu, threads: threads, workspace: workspace))
@@ -33,9 +46,13 @@ public func linearBackward(_ dinp: UnsafeMutablePointer<Float>?, _ dweight: Unsa
                                                            inFeatures: inFeatures, outFeatures: outFeatures,
                                                            threads: threads, workspace: workspace))
     if let dinp {
-        threads.forEachRange(batch, alignment: GEMMBlocking.narrowMR, minimum: GEMMBlocking.narrowMR,
-                             LinearInputGradient(dinp: dinp, dout: dout, weight: weight, inFeatures: inFeatures,
-                                                 outFeatures: outFeatures, threads: threads, workspace: workspace))
+        let work = LinearInputGradient(dinp: dinp, dout: dout, weight: weight, batch: batch, inFeatures: inFeatures,
+                                       outFeatures: outFeatures, threads: threads, workspace: workspace)
+        if threads.count > 1 && inFeatures >= 2 * columnSplitMinimum {
+            threads.forEachRange(inFeatures, alignment: 16, minimum: columnSplitMinimum, work.columns)
+        } else {
+            threads.forEachRange(batch, alignment: GEMMBlocking.narrowMR, minimum: GEMMBlocking.narrowMR, work)
+        }
     }
 }
 
@@ -55,6 +72,32 @@ struct LinearForwardRows: RangeWork {
             Kernels.active.biasReluForward(o, bias, rows: rows.count, columns: outFeatures)
         } else {
             Kernels.active.biasForward(o, bias, rows: rows.count, columns: outFeatures)
+        }
+    }
+}
+
+/// Output features `features` (columns of out) of out = inp · weight^T + bias (+ ReLU).
+struct LinearForwardColumns: RangeWork {
+    let out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>
+    let weight: UnsafePointer<Float>, bias: UnsafePointer<Float>
+    let batch: Int, inFeatures: Int, outFeatures: Int, relu: Bool
+    let threads: KernelThreads, workspace: GEMMWorkspace
+
+    @inline(__always)
+    func run(_ features: Range<Int>, thread: Int) {
+        let o = out + features.lowerBound, n = features.count
+        // out[:, features] = inp · weight[features, :]^T
+        Kernels.active.gemm(o, ldc: outFeatures, inp, lda: inFeatures, transposeA: false,
+                            weight + features.lowerBound * inFeatures, ldb: inFeatures, transposeB: true,
+                            m: batch, n: n, k: inFeatures, accumulate: false,
+                            workspace: threads.gemmWorkspace(thread, own: workspace))
+        let b = bias + features.lowerBound
+        for r in 0..<batch {
+            if relu {
+                Kernels.active.biasReluForward(o + r * outFeatures, b, rows: 1, columns: n)
+            } else {
+                Kernels.active.biasForward(o + r * outFeatures, b, rows: 1, columns: n)
+            }
         }
     }
 }
@@ -80,8 +123,25 @@ struct LinearWeightGradient: RangeWork {
 /// Rows `rows` of dinp = dout · weight.
 struct LinearInputGradient: RangeWork {
     let dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, weight: UnsafePointer<Float>
-    let inFeatures: Int, outFeatures: Int
+    let batch: Int, inFeatures: Int, outFeatures: Int
     let threads: KernelThreads, workspace: GEMMWorkspace
+
+    /// The same product cut into blocks of input features (columns of dinp) instead.
+    var columns: Columns { Columns(whole: self) }
+
+    struct Columns: RangeWork {
+        let whole: LinearInputGradient
+
+        @inline(__always)
+        func run(_ features: Range<Int>, thread: Int) {
+            let w = whole
+            // dinp[:, features] = dout · weight[:, features]
+            Kernels.active.gemm(w.dinp + features.lowerBound, ldc: w.inFeatures, w.dout, lda: w.outFeatures, transposeA: false,
+                                w.weight + features.lowerBound, ldb: w.inFeatures, transposeB: false,
+                                m: w.batch, n: features.count, k: w.outFeatures, accumulate: false,
+                                workspace: w.threads.gemmWorkspace(thread, own: w.workspace))
+        }
+    }
 
     @inline(__always)
     func run(_ rows: Range<Int>, thread: Int) {

@@ -58,11 +58,13 @@ public func trainingGEMMShapes(config: ModelConfig, batch: Int) -> [GEMMShape] {
 
 public struct GEMMResult: Sendable {
     public var shape: GEMMShape
-    public var seconds: Double
+    /// The median and the fastest time of one call.
+    public var seconds: Double, fastest: Double
     public var gflops: Double { shape.flops / seconds / 1e9 }
+    public var fastestGFLOPS: Double { shape.flops / fastest / 1e9 }
 }
 
-/// Median time of one call of `shape` over repeats filling about `budget` seconds.
+/// Median (and fastest) time of one call of `shape` over repeats filling about `budget` seconds.
 public func benchmarkGEMM(_ shape: GEMMShape, budget: Double = 0.25, kernels: any KernelSet = Kernels.active) -> GEMMResult {
     let workspace = GEMMWorkspace()
     let (m, n, k) = (shape.m, shape.n, shape.k)
@@ -88,7 +90,7 @@ public func benchmarkGEMM(_ shape: GEMMShape, budget: Double = 0.25, kernels: an
         times.append((now() - t) / Double(inner))
     }
     times.sort()
-    return GEMMResult(shape: shape, seconds: times[times.count / 2])
+    return GEMMResult(shape: shape, seconds: times[times.count / 2], fastest: times[0])
 }
 
 public struct StepBenchmark: Sendable {
@@ -96,7 +98,8 @@ public struct StepBenchmark: Sendable {
     public var threads: Int
     public var samplesPerSecond: Double
     public var computeFraction: Double, optimizerFraction: Double, dataFraction: Double
-    public var stepSeconds: Double
+    /// The median step, and the fastest (the least disturbed by other work on the machine).
+    public var stepSeconds: Double, fastestStepSeconds: Double
 }
 
 /// Samples/s of full single-process training steps (data, forward, backward, Adam) on
@@ -113,13 +116,14 @@ public func benchmarkTrainingStep(config: ModelConfig, batch: Int, threads: Int 
     defer { x.deallocate(); eps.deallocate() }
     let plan = EpochPlan(exampleCount: data.count, globalBatchSize: batch, rank: 0, worldSize: 1, generator: generator, epoch: 1)
     var dataTime = 0.0, computeTime = 0.0, optimizerTime = 0.0
+    var stepTimes: [Double] = []
     let scale = 1 / Float(batch)
     for s in 0..<(steps + 10) {
         let t0 = now()
         let indices = plan.localIndices(step: s % plan.steps)
-        indices.withUnsafeBufferPointer { fillBatch(x, from: data, indices: $0, binarize: false, generator: generator, epoch: 1) }
-        for (r, i) in indices.enumerated() {
-            fillNormal(eps + r * config.latent, count: config.latent, generator: generator, stream: .reparameterization, epoch: 1, index: Int(i))
+        indices.withUnsafeBufferPointer {
+            loadBatch(x, noise: BatchNoise(eps: eps, latent: config.latent, stream: .reparameterization, epoch: 1), from: data,
+                      indices: $0, rows: $0.count, binarize: false, generator: generator, epoch: 1, threads: model.threads)
         }
         let t1 = now()
         model.zeroGradients()
@@ -128,12 +132,18 @@ public func benchmarkTrainingStep(config: ModelConfig, batch: Int, threads: Int 
         let t2 = now()
         optimizer.update(model)
         let t3 = now()
-        if s >= 10 { dataTime += t1 - t0; computeTime += t2 - t1; optimizerTime += t3 - t2 }
+        if s >= 10 {
+            dataTime += t1 - t0; computeTime += t2 - t1; optimizerTime += t3 - t2
+            stepTimes.append(t3 - t0)
+        }
     }
+    // The median step: on a shared machine a few steps stalled by other work would move a mean.
+    stepTimes.sort()
+    let median = stepTimes[stepTimes.count / 2]
     let total = dataTime + computeTime + optimizerTime
-    return StepBenchmark(batch: batch, threads: threads, samplesPerSecond: Double(steps * batch) / total,
+    return StepBenchmark(batch: batch, threads: threads, samplesPerSecond: Double(batch) / median,
                          computeFraction: computeTime / total, optimizerFraction: optimizerTime / total,
-                         dataFraction: dataTime / total, stepSeconds: total / Double(steps))
+                         dataFraction: dataTime / total, stepSeconds: median, fastestStepSeconds: stepTimes[0])
 }
 
 public struct DistributedStepBenchmark: Sendable {

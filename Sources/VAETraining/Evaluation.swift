@@ -40,10 +40,9 @@ public func evaluate(model: VAE, workspace: VAEWorkspace, images: ImageSet, rang
     var start = range.lowerBound
     while start < range.upperBound {
         let batch = min(capacity, range.upperBound - start)
-        fillBatch(x, from: images, range: start..<(start + batch), binarize: binarize, generator: generator, epoch: testEpochKey)
-        for r in 0..<batch {
-            fillNormal(eps + r * l, count: l, generator: generator, stream: .evaluation, epoch: 0, index: start + r)
-        }
+        loadBatch(x, noise: BatchNoise(eps: eps, latent: l, stream: .evaluation, epoch: 0), from: images, indices: nil,
+                  first: start, rows: batch, binarize: binarize, generator: generator, epoch: testEpochKey,
+                  threads: model.threads)
         model.forward(workspace, x: x, eps: eps, batch: batch, lossScale: nil)
         if let heads, !binarize {
             (heads + (start - range.lowerBound) * 2 * l).update(from: workspace.heads, count: batch * 2 * l)

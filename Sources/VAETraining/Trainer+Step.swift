@@ -58,10 +58,9 @@ extension Trainer {
             let part = shardRange(count: indices.count, rank: m, worldSize: parts)
             let micro = indices[(indices.startIndex + part.lowerBound)..<(indices.startIndex + part.upperBound)]
             micro.withUnsafeBufferPointer {
-                fillBatch(batch.x, from: dataset.train, indices: $0, binarize: options.binarize, generator: generator, epoch: e)
-            }
-            for (r, index) in micro.enumerated() {
-                fillNormal(batch.eps + r * l, count: l, generator: generator, stream: .reparameterization, epoch: e, index: Int(index))
+                loadBatch(batch.x, noise: BatchNoise(eps: batch.eps, latent: l, stream: .reparameterization, epoch: e),
+                          from: dataset.train, indices: $0, rows: $0.count, binarize: options.binarize,
+                          generator: generator, epoch: e, threads: model.threads)
             }
             if m == 0 {
                 if faults.active("error", rank: communicator.rank, step: attemptedSteps) {

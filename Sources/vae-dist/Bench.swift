@@ -52,7 +52,8 @@ struct Bench: ParsableCommand {
                         print(jsonObject([("kind", "\"gemm\""), ("isa", "\"\(isa.rawValue)\""), ("layer", "\"\(shape.layer)\""),
                                           ("form", "\"\(shape.form.rawValue)\""), ("m", "\(shape.m)"), ("n", "\(shape.n)"),
                                           ("k", "\(shape.k)"), ("batch", "\(batch)"), ("gflops", jsonNumber(r.gflops)),
-                                          ("peak_fraction", jsonNumber(r.gflops / peak)), ("seconds", jsonNumber(r.seconds))]))
+                                          ("peak_fraction", jsonNumber(r.gflops / peak)), ("seconds", jsonNumber(r.seconds)),
+                                          ("fastest_seconds", jsonNumber(r.fastest)), ("fastest_gflops", jsonNumber(r.fastestGFLOPS))]))
                     } else {
                         print(shape.description.padding(toLength: 40, withPad: " ", startingAt: 0)
                               + String(format: "%9.1f  %6.0f%%  %7.1f us", r.gflops, 100 * r.gflops / peak, r.seconds * 1e6))
@@ -79,7 +80,7 @@ struct Bench: ParsableCommand {
                               ("speedup_vs_1_thread", speedup.map(jsonNumber) ?? "null"),
                               ("flops_per_example", jsonNumber(flopsPerExample)), ("gflops", jsonNumber(gflops)),
                               ("peak_fraction", jsonNumber(gflops / peak / Double(s.threads))),
-                              ("step_seconds", jsonNumber(s.stepSeconds)), ("compute_fraction", jsonNumber(s.computeFraction)),
+                              ("step_seconds", jsonNumber(s.stepSeconds)), ("fastest_step_seconds", jsonNumber(s.fastestStepSeconds)), ("compute_fraction", jsonNumber(s.computeFraction)),
                               ("optimizer_fraction", jsonNumber(s.optimizerFraction)), ("data_fraction", jsonNumber(s.dataFraction))]))
         } else {
             let versus = speedup.map { String(format: ", %.2fx 1 thread", $0) } ?? ""

@@ -7,7 +7,7 @@ import VAEKernelsAVX2
 /// Odd shapes on purpose: edges of the 6x16 and 12x32 register tiles, of the narrow 12x8
 /// tile (N <= 64 on AVX-512) and of the K, M, N blocks.
 let gemmShapes: [(Int, Int, Int)] = [(1, 1, 1), (7, 33, 5), (6, 16, 256), (13, 17, 257), (33, 129, 7),
-                                     (129, 40, 400), (128, 400, 784), (5, 1030, 3), (121, 20, 513),
+                                     (129, 40, 400), (128, 400, 784), (5, 1030, 3), (121, 20, 513), (30, 7, 300),
                                      (12, 32, 1), (25, 65, 33), (129, 96, 7), (1, 1057, 129)]
 
 /// Every kernel instantiation this CPU can run (AVX2 always; AVX-512 where CPUID reports it).
@@ -36,6 +36,27 @@ func runnableKernels(sourceLocation: SourceLocation = #_sourceLocation) -> [any 
                     expectClose(fast, slow, rtol: 1e-4, atol: 1e-4 * Float(k).squareRoot(),
                                 "\(kernels.isa) gemm \(m)x\(n)x\(k) tA \(transposeA) tB \(transposeB) acc \(accumulate)")
                 }
+            }
+        }
+    }
+
+    /// Operands inside wider matrices (lda, ldb, ldc past the block): the layers' GEMMs on a
+    /// block of columns, and A read in place by the micro-kernels with its own row stride.
+    @Test(arguments: [false, true], [false, true])
+    func stridedOperandsMatchNaive(transposeA: Bool, transposeB: Bool) {
+        let workspace = GEMMWorkspace()
+        for kernels in runnableKernels() {
+            for (m, n, k) in [(13, 17, 257), (128, 400, 784), (7, 40, 20), (25, 65, 33), (130, 33, 9)] {
+                let lda = (transposeA ? m : k) + 5, ldb = (transposeB ? k : n) + 3, ldc = n + 7
+                let a = randomFloats((transposeA ? k : m) * lda, seed: UInt64(m + k))
+                let b = randomFloats((transposeB ? n : k) * ldb, seed: UInt64(n + 2 * k))
+                var fast = randomFloats(m * ldc, seed: 5), slow = fast
+                kernels.gemm(&fast, ldc: ldc, a, lda: lda, transposeA: transposeA, b, ldb: ldb, transposeB: transposeB,
+                             m: m, n: n, k: k, accumulate: true, workspace: workspace)
+                gemmNaive(&slow, ldc: ldc, a, lda: lda, transposeA: transposeA, b, ldb: ldb, transposeB: transposeB,
+                          m: m, n: n, k: k, accumulate: true)
+                expectClose(fast, slow, rtol: 1e-4, atol: 1e-4 * Float(k).squareRoot(),
+                            "\(kernels.isa) strided gemm \(m)x\(n)x\(k) tA \(transposeA) tB \(transposeB)")
             }
         }
     }
