@@ -38,8 +38,9 @@ for r in rows:
     print(f"{r['layer']:14} {r['form']:6} {r['m']:>5}x{r['n']}x{r['k']:<5} {r['gflops']:9.1f} {theirs:9.1f} {r['gflops'] / theirs:6.2f}")
 for r in rows:
     if r["kind"] == "step":
-        print(f"training step, batch {r['batch']}: {r['samples_per_second']:.0f} samples/s, {1e3 * r['step_seconds']:.2f} ms "
-              f"(compute {100 * r['compute_fraction']:.0f}%, optimizer {100 * r['optimizer_fraction']:.0f}%, data {100 * r['data_fraction']:.0f}%)")
+        print(f"training step, batch {r['batch']}, {r['threads']} thread(s): {r['samples_per_second']:.0f} samples/s, median "
+              f"{1e3 * r['step_seconds']:.2f} ms, fastest {1e3 * r['fastest_step_seconds']:.2f} ms "
+              f"(batch, forward and backward {100 * r['compute_fraction']:.0f}%, optimizer {100 * r['optimizer_fraction']:.0f}%)")
 print(f"lowest GEMM ratio vae-dist/OpenBLAS: {worst:.2f}")
 PY
 

@@ -295,7 +295,7 @@ def main():
     def compute_seconds(b):
         """Forward, backward and batch preparation at per-rank batch b, interpolated in b."""
         bs = sorted(by_batch)
-        ts = [by_batch[x]["step_seconds"] * (by_batch[x]["compute_fraction"] + by_batch[x]["data_fraction"]) for x in bs]
+        ts = [by_batch[x]["step_seconds"] * by_batch[x]["compute_fraction"] for x in bs]
         return float(np.interp(b, bs, ts))
     optimizer_seconds = float(np.median([r["step_seconds"] * r["optimizer_fraction"] for r in compute]))
     say("Single rank, 1 thread (`vae-dist bench`): " + ", ".join(

@@ -97,53 +97,43 @@ public struct StepBenchmark: Sendable {
     public var batch: Int
     public var threads: Int
     public var samplesPerSecond: Double
-    public var computeFraction: Double, optimizerFraction: Double, dataFraction: Double
+    /// Of the step's time: the batch, forward and backward; Adam.
+    public var computeFraction: Double, optimizerFraction: Double
     /// The median step, and the fastest (the least disturbed by other work on the machine).
     public var stepSeconds: Double, fastestStepSeconds: Double
 }
 
-/// Samples/s of full single-process training steps (data, forward, backward, Adam) on
-/// synthetic data and `threads` kernel threads, with the time split.
-public func benchmarkTrainingStep(config: ModelConfig, batch: Int, threads: Int = 1, steps: Int = 200) -> StepBenchmark {
-    let data = Synthetic.images(count: max(batch * 8, 1024), seed: 7)
-    let model = VAE(config: config)
-    model.threads = KernelThreads(threads: threads)
-    model.initialize(seed: 1)
-    let optimizer = AdamOptimizer(count: model.parameterCount, hyper: AdamHyperparameters(learningRate: 1e-3))
-    let workspace = VAEWorkspace(config: config, capacity: batch)
-    let generator = Philox4x32(seed: 1)
-    let x = allocateAligned(batch * config.inputDimension), eps = allocateAligned(batch * config.latent)
-    defer { x.deallocate(); eps.deallocate() }
-    let plan = EpochPlan(exampleCount: data.count, globalBatchSize: batch, rank: 0, worldSize: 1, generator: generator, epoch: 1)
-    var dataTime = 0.0, computeTime = 0.0, optimizerTime = 0.0
+/// Samples/s of real single-process training steps (`Trainer.step`: the batch and its noise
+/// loaded, forward, backward, the finiteness check, Adam) on synthetic data and `threads`
+/// kernel threads, with the time split.
+public func benchmarkTrainingStep(config: ModelConfig, batch: Int, threads: Int = 1, steps: Int = 200) throws -> StepBenchmark {
+    var options = TrainingOptions()
+    options.batchSize = batch
+    options.data = "synthetic:\(max(batch * 8, 1024))"
+    options.epochs = 1
+    options.threads = threads
+    options.output = (NSTemporaryDirectory() as NSString).appendingPathComponent("vae-dist-bench-\(getpid())")
+    defer { try? FileManager.default.removeItem(atPath: options.output) }
+    let trainer = try Trainer(options: options, model: config, resume: false, overwrite: true,
+                              communicator: SingleProcessCommunicator()) { _ in }
+    let plan = EpochPlan(exampleCount: trainer.dataset.train.count, globalBatchSize: batch, rank: 0, worldSize: 1,
+                         generator: trainer.generator, epoch: 1)
+    var times = StepTimes()
+    for s in 0..<10 { _ = try trainer.step(s % plan.steps, of: plan, epoch: 1, times: &times) }
+    times = StepTimes()
     var stepTimes: [Double] = []
-    let scale = 1 / Float(batch)
-    for s in 0..<(steps + 10) {
-        let t0 = now()
-        let indices = plan.localIndices(step: s % plan.steps)
-        indices.withUnsafeBufferPointer {
-            loadBatch(x, noise: BatchNoise(eps: eps, latent: config.latent, stream: .reparameterization, epoch: 1), from: data,
-                      indices: $0, rows: $0.count, binarize: false, generator: generator, epoch: 1, threads: model.threads)
-        }
-        let t1 = now()
-        model.zeroGradients()
-        model.forward(workspace, x: x, eps: eps, batch: batch, lossScale: scale)
-        model.backward(workspace, x: x, eps: eps, batch: batch, lossScale: scale)
-        let t2 = now()
-        optimizer.update(model)
-        let t3 = now()
-        if s >= 10 {
-            dataTime += t1 - t0; computeTime += t2 - t1; optimizerTime += t3 - t2
-            stepTimes.append(t3 - t0)
-        }
+    for s in 0..<steps {
+        let t = now()
+        _ = try trainer.step(s % plan.steps, of: plan, epoch: 1, times: &times)
+        stepTimes.append(now() - t)
     }
     // The median step: on a shared machine a few steps stalled by other work would move a mean.
     stepTimes.sort()
     let median = stepTimes[stepTimes.count / 2]
-    let total = dataTime + computeTime + optimizerTime
+    let total = times.compute + times.communication + times.optimizer
     return StepBenchmark(batch: batch, threads: threads, samplesPerSecond: Double(batch) / median,
-                         computeFraction: computeTime / total, optimizerFraction: optimizerTime / total,
-                         dataFraction: dataTime / total, stepSeconds: median, fastestStepSeconds: stepTimes[0])
+                         computeFraction: times.compute / total, optimizerFraction: times.optimizer / total,
+                         stepSeconds: median, fastestStepSeconds: stepTimes[0])
 }
 
 public struct DistributedStepBenchmark: Sendable {

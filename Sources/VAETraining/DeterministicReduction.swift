@@ -78,7 +78,7 @@ final class DeterministicReduction: GradientReduction {
         default:
             break
         }
-        result.finite = result.recon.isFinite && result.kl.isFinite && allFinite(model.gradients, count: p)
+        result.finite = result.recon.isFinite && result.kl.isFinite && model.threads.allFinite(model.gradients, count: p)
     }
 
     /// Combines the ranks' partial sums in the same tree order on every rank count.

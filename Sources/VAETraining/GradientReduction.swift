@@ -229,7 +229,7 @@ final class AllreduceReduction: GradientReduction, BackwardObserver {
         result.kl += kl
         if let failure { self.failure = nil; throw failure }
         guard last else { return }
-        if buckets.isEmpty { finite = allFinite(model.gradients, count: model.parameterCount) }
+        if buckets.isEmpty { finite = model.threads.allFinite(model.gradients, count: model.parameterCount) }
         result.finite = finite && result.recon.isFinite && result.kl.isFinite
     }
 
@@ -303,7 +303,7 @@ final class ShardedReduction: GradientReduction {
         result.recon += recon
         result.kl += kl
         guard micro == count - 1 else { return }
-        result.finite = result.recon.isFinite && result.kl.isFinite && allFinite(model.gradients, count: model.parameterCount)
+        result.finite = result.recon.isFinite && result.kl.isFinite && model.threads.allFinite(model.gradients, count: model.parameterCount)
     }
 
     func reduce() throws {

@@ -63,7 +63,7 @@ struct Bench: ParsableCommand {
             for batch in sizes {
                 var single: Double?
                 for count in counts {
-                    let s = benchmarkTrainingStep(config: config, batch: batch, threads: count)
+                    let s = try benchmarkTrainingStep(config: config, batch: batch, threads: count)
                     if count == 1 { single = s.samplesPerSecond }
                     printStep(s, isa: isa, peak: peak, flopsPerExample: flopsPerExample,
                               speedup: count == 1 ? nil : single.map { s.samplesPerSecond / $0 })
@@ -81,14 +81,14 @@ struct Bench: ParsableCommand {
                               ("flops_per_example", jsonNumber(flopsPerExample)), ("gflops", jsonNumber(gflops)),
                               ("peak_fraction", jsonNumber(gflops / peak / Double(s.threads))),
                               ("step_seconds", jsonNumber(s.stepSeconds)), ("fastest_step_seconds", jsonNumber(s.fastestStepSeconds)), ("compute_fraction", jsonNumber(s.computeFraction)),
-                              ("optimizer_fraction", jsonNumber(s.optimizerFraction)), ("data_fraction", jsonNumber(s.dataFraction))]))
+                              ("optimizer_fraction", jsonNumber(s.optimizerFraction))]))
         } else {
             let versus = speedup.map { String(format: ", %.2fx 1 thread", $0) } ?? ""
             print(String(format: "training step, batch %d, %d thread%@: %.0f samples/s x %.2f MFLOP = %.1f GFLOP/s, %.0f%% of the peak of %@%@ "
-                         + "(%.2f ms/step: compute %.0f%%, optimizer %.0f%%, data %.0f%%)",
+                         + "(median step %.2f ms, fastest %.2f ms; batch, forward and backward %.0f%%, optimizer %.0f%%)",
                          s.batch, s.threads, s.threads == 1 ? "" : "s", s.samplesPerSecond, flopsPerExample / 1e6, gflops,
                          100 * gflops / peak / Double(s.threads), (s.threads == 1 ? "one core" : "\(s.threads) cores") as NSString, versus,
-                         s.stepSeconds * 1e3, s.computeFraction * 100, s.optimizerFraction * 100, s.dataFraction * 100))
+                         s.stepSeconds * 1e3, s.fastestStepSeconds * 1e3, s.computeFraction * 100, s.optimizerFraction * 100))
         }
     }
 

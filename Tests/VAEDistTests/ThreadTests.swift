@@ -67,6 +67,26 @@ import VAETraining
         }
     }
 
+    /// The finiteness check of every step, on 1 to 3 threads: a NaN or an infinity anywhere
+    /// (first and last element, both sides of a thread's block, the scalar tail) is found.
+    @Test func allFiniteOnThreadsFindsEveryNonFiniteValue() {
+        let count = 200_003
+        var values = randomFloats(count, seed: 8)
+        for threads in 1...3 {
+            let pool = KernelThreads(threads: threads)
+            #expect(pool.allFinite(values, count: count))
+            for position in [0, 65_535, 65_536, 100_000, 131_072, 199_999, count - 1] {
+                for bad in [Float.nan, .infinity, -.infinity] {
+                    let saved = values[position]
+                    values[position] = bad
+                    #expect(!pool.allFinite(values, count: count), "\(bad) at \(position) on \(threads) threads")
+                    #expect(!allFinite(values, count: count))
+                    values[position] = saved
+                }
+            }
+        }
+    }
+
     /// Forward and backward on odd shapes give the same bits on 1 to 4 threads. The 270-wide
     /// layer is cut by columns (its forward and its input gradient), the others by rows.
     @Test(arguments: [Likelihood.bernoulli, .gaussian])
