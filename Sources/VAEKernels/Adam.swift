@@ -22,7 +22,8 @@ public func adamUpdate<ISA: ISATag>(_: ISA.Type, parameters: UnsafeMutablePointe
                        count: Int, step: Int, hyper: AdamHyperparameters) {
     let b1 = hyper.beta1, b2 = hyper.beta2
     let stepSize = hyper.learningRate / (1 - Float(pow(Double(b1), Double(step))))
-    let correction2 = Float(sqrt(1 - pow(Double(b2), Double(step))))
+    // sqrt(v) / sqrt(1 - b2^t) as a product: one division per element, not two.
+    let inverseCorrection2 = Float(1 / sqrt(1 - pow(Double(b2), Double(step))))
     let full = count & ~15
     var i = 0
     while i < full {
@@ -31,22 +32,22 @@ public func adamUpdate<ISA: ISATag>(_: ISA.Type, parameters: UnsafeMutablePointe
         let v = load16(secondMoment + i) * b2 + (g * g) * (1 - b2)
         store16(m, firstMoment + i)
         store16(v, secondMoment + i)
-        let denominator = vae_sqrt16(v) / correction2 + hyper.epsilon
+        let denominator = vae_sqrt16(v) * inverseCorrection2 + hyper.epsilon
         store16(load16(parameters + i) - stepSize * m / denominator, parameters + i)
         i += 16
     }
     while i < count {
-        adamScalar(&parameters[i], gradients[i], &firstMoment[i], &secondMoment[i], b1, b2, stepSize, correction2, hyper.epsilon)
+        adamScalar(&parameters[i], gradients[i], &firstMoment[i], &secondMoment[i], b1, b2, stepSize, inverseCorrection2, hyper.epsilon)
         i += 1
     }
 }
 
 @inlinable @inline(__always)
 func adamScalar(_ p: inout Float, _ g: Float, _ m: inout Float, _ v: inout Float,
-                _ b1: Float, _ b2: Float, _ stepSize: Float, _ correction2: Float, _ eps: Float) {
+                _ b1: Float, _ b2: Float, _ stepSize: Float, _ inverseCorrection2: Float, _ eps: Float) {
     m = m * b1 + g * (1 - b1)
     v = v * b2 + (g * g) * (1 - b2)
-    p -= stepSize * m / (v.squareRoot() / correction2 + eps)
+    p -= stepSize * m / (v.squareRoot() * inverseCorrection2 + eps)
 }
 
 /// Reference: the same update in Double.

@@ -72,9 +72,12 @@ public func gemm<ISA: ISATag>(_: ISA.Type, _ c: UnsafeMutablePointer<Float>, ldc
     var jc = 0
     while jc < n {
         let nc = min(GEMMBlocking.nc, n - jc)
+        // K in equal blocks of at most GEMMBlocking.kc (784 = 4 x 196, not 3 x 256 + 16: a
+        // short last block pays a C tile's loads and stores for a few steps).
+        let kBlock = (k + (k + GEMMBlocking.kc - 1) / GEMMBlocking.kc - 1) / ((k + GEMMBlocking.kc - 1) / GEMMBlocking.kc)
         var pc = 0
         while pc < k {
-            let kc = min(GEMMBlocking.kc, k - pc)
+            let kc = min(kBlock, k - pc)
             // The first K block overwrites C unless the caller accumulates.
             let load = accumulate || pc > 0
             packB(packedB, b, ldb: ldb, transposed: transposeB, row: pc, column: jc, kc: kc, nc: nc, nr: nr)
@@ -85,17 +88,33 @@ public func gemm<ISA: ISATag>(_: ISA.Type, _ c: UnsafeMutablePointer<Float>, ldc
             var ic = 0
             while ic < m {
                 let mc = min(GEMMBlocking.mc, m - ic)
-                let partialRows = mc % mr
-                if partialRows > 0 {
-                    packA(packedA, a, lda: lda, transposed: transposeA, row: ic + mc - partialRows, column: pc,
-                          mc: partialRows, kc: kc, mr: mr)
+                // The rows past the last full tile. On AVX2 up to 4 of them take the 4 x 16 tile,
+                // and 2 take it with the last full tile's 6 (8 = 4 + 4): 128 rows are 20 tiles
+                // of 6 and 2 of 4, none computing padding (6 + 6 would compute 4 rows of zeros).
+                var fullRows = mc / mr * mr, tailMR = mr
+                if tile == .avx2x6x16 && !narrow && mc % mr != 0 && mc % mr <= 4 {
+                    tailMR = 4
+                    if mc % mr == 2 && fullRows > 0 { fullRows -= mr }
+                }
+                if fullRows < mc {
+                    packA(packedA, a, lda: lda, transposed: transposeA, row: ic + fullRows, column: pc,
+                          mc: mc - fullRows, kc: kc, mr: tailMR)
                 }
                 var jr = 0
                 while jr < nc {
                     let columns = min(nr, nc - jr)
                     let panelB = packedB + jr * kc
+                    if tailMR == 4 {
+                        var ir = fullRows
+                        while ir < mc {
+                            microKernel4x16(ISA.self, kc: kc, a: packedA + (ir - fullRows) * kc, b: panelB,
+                                            c: c + (ic + ir) * ldc + (jc + jr), ldc: ldc,
+                                            rows: min(4, mc - ir), columns: columns, load: load)
+                            ir += 4
+                        }
+                    }
                     var ir = 0
-                    while ir < mc {
+                    while ir < (tailMR == 4 ? fullRows : mc) {
                         let rows = min(mr, mc - ir)
                         var source = a + (ic + ir) * rowStride + pc * kStride
                         var rs = rowStride, ks = kStride
@@ -120,7 +139,7 @@ public func gemm<ISA: ISATag>(_: ISA.Type, _ c: UnsafeMutablePointer<Float>, ldc
                 }
                 ic += GEMMBlocking.mc
             }
-            pc += GEMMBlocking.kc
+            pc += kBlock
         }
         jc += GEMMBlocking.nc
     }

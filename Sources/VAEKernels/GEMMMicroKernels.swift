@@ -102,6 +102,45 @@ func microKernel6x16<ISA: ISATag>(_: ISA.Type, kc: Int, a: UnsafePointer<Float>,
     }
 }
 
+/// The AVX2 tile for the last rows of a block: C[4, 16] (+)= Apanel[kc, 4]^T · Bpanel[kc, 16],
+/// A packed. Eight accumulators: exactly the chains two FMA pipes of 4-cycle latency need.
+@inlinable @inline(never)
+func microKernel4x16<ISA: ISATag>(_: ISA.Type, kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+                                  c: UnsafeMutablePointer<Float>, ldc: Int, rows: Int, columns: Int, load: Bool) {
+    typealias V = SIMD16<Float>
+    var c0 = V(), c1 = V(), c2 = V(), c3 = V()
+    var pa = a
+    var pb = UnsafeRawPointer(b)
+    var remaining = kc  // >= 1: gemm never calls with an empty K block
+    repeat {
+        let bv = pb.load(as: V.self)
+        c0 = c0.addingProduct(V(repeating: pa[0]), bv)
+        c1 = c1.addingProduct(V(repeating: pa[1]), bv)
+        c2 = c2.addingProduct(V(repeating: pa[2]), bv)
+        c3 = c3.addingProduct(V(repeating: pa[3]), bv)
+        pa += 4
+        pb += 64
+        remaining &-= 1
+    } while remaining > 0
+    let tile = (c0, c1, c2, c3)
+    withUnsafeBytes(of: tile) { raw in
+        let t = raw.baseAddress!.assumingMemoryBound(to: Float.self)
+        for r in 0..<rows {
+            let row = c + r * ldc
+            let source = t + r * 16
+            if columns == 16 {
+                var v = UnsafeRawPointer(source).loadUnaligned(as: V.self)
+                if load { v += UnsafeRawPointer(row).loadUnaligned(as: V.self) }
+                UnsafeMutableRawPointer(row).storeBytes(of: v, as: V.self)
+            } else if load {
+                for q in 0..<columns { row[q] += source[q] }
+            } else {
+                for q in 0..<columns { row[q] = source[q] }
+            }
+        }
+    }
+}
+
 /// The narrow tile: C[12, 8] (+)= Apanel[kc, 12]^T · Bpanel[kc, 8]. Twelve SIMD8
 /// accumulators (twelve 256-bit registers), one B row and twelve broadcasts per step.
 /// A is read in place: element (r, p) at a[r * rowStride + p * kStride].
