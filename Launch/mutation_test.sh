@@ -71,9 +71,9 @@ first mpi_test
 mutant skipped-step Sources/VAETraining/Trainer+Step.swift every 7th optimizer step skipped on every rank
 - optimizer.update(model, range: reduction.updateRange, gradients: reduction.reducedGradients)
 + if attemptedSteps % 7 != 0 { optimizer.update(model, range: reduction.updateRange, gradients: reduction.reducedGradients) }
-mutant noise-keyed-by-row Sources/VAETraining/Trainer+Step.swift eps keyed by the row in the local batch, not the example
-- stream: .reparameterization, epoch: e, index: Int(index))
-+ stream: .reparameterization, epoch: e, index: r)
+mutant noise-keyed-by-row Sources/VAEData/Batches.swift eps keyed by the row in the local batch, not the example
+- stream: noise.stream, epoch: noise.epoch, index: index)
++ stream: noise.stream, epoch: noise.epoch, index: row)
 first mpi_test
 mutant no-initial-broadcast Sources/VAETraining/Trainer.swift rank 0's parameters never broadcast
 - try communicator.broadcast(UnsafeMutableRawPointer(model.parameters), byteCount: model.parameterCount * 4, root: 0)
@@ -168,6 +168,18 @@ mutant no-cpu-check Sources/_VAEKernelShims/shims.c the start-up check lets a CP
 - if (fma && avx && avx2 && ymmSaved) return;
 + return;
 first isa_test
+mutant gemm-transpose-swapped-rows Sources/VAEKernels/GEMM.swift the 8x8 register transpose of a packed W^T stores two rows swapped
+- (d + 4 * ldd).storeBytes(of: r1, as: V.self)
++ (d + 4 * ldd).storeBytes(of: r2, as: V.self)
+mutant gemm-tail-tiles-share-rows Sources/VAEKernels/GEMM.swift the second 4-row tail tile reads the first one's rows
+- microKernel4x16(ISA.self, kc: kc, a: packedA + (ir - fullRows) * kc, b: panelB,
++ microKernel4x16(ISA.self, kc: kc, a: packedA, b: panelB,
+mutant column-split-row-stride Sources/VAEModel/Linear.swift a wide layer's block of output columns written with its own width as the row stride
+- Kernels.active.gemm(o, ldc: outFeatures, inp, lda: inFeatures, transposeA: false,
++ Kernels.active.gemm(o, ldc: n, inp, lda: inFeatures, transposeA: false,
+mutant finite-check-half-block Sources/VAEKernels/Checks.swift each thread checks only the first half of its block for NaN
+- if !allFinite(p + range.lowerBound, count: range.count) { flags[thread] = false }
++ if !allFinite(p + range.lowerBound, count: range.count / 2) { flags[thread] = false }
 mutant threads-bound-divided-again Sources/VAETraining/Threads.swift a rank bound by mpirun divides its own cores again
 - if environment["OMPI_MCA_orte_bound_at_launch"] == "1" { return availableCores() }
 +
