@@ -151,6 +151,7 @@ protocol GradientReduction: AnyObject {
     /// For the start-up line: "overlapped allreduce in 4 buckets" and the like.
     var name: String { get }
     var model: VAE { get }
+    var communicator: any Communicator { get }
     /// Forward and backward of micro-batch `micro` of `count` (its `batch.rows` rows loaded in
     /// `batch`), its gradient added to model.gradients (zeroed at micro-batch 0) and its loss sums
     /// to `result`; the last micro-batch may start reductions and decides `result.finite` and
@@ -174,8 +175,18 @@ extension GradientReduction {
     var reducedGradients: UnsafeMutablePointer<Float> { model.gradients + updateRange.lowerBound }
     func shareParameters() throws {}
     func shareOptimizerState(_ optimizer: AdamOptimizer) throws {}
-    /// Strategies that leave every rank the whole reduced gradient compute it locally.
-    func squaredGradientNorm() throws -> Double { sumOfSquares(model.gradients, count: model.parameterCount) }
+    /// Strategies that leave every rank the whole reduced gradient compute it locally, as the sum
+    /// of each rank's shard's sum of squares in rank order: the sums and the order the sharded
+    /// optimizer uses, so clipping gives the same bits sharded or not.
+    func squaredGradientNorm() throws -> Double {
+        let shards = Shards(total: model.parameterCount, ranks: communicator.size)
+        var total = 0.0
+        for r in 0..<communicator.size {
+            let range = shards.range(r)
+            total += sumOfSquares(model.gradients + range.lowerBound, count: range.count)
+        }
+        return total
+    }
 }
 
 /// Builds the strategy the options ask for.
@@ -318,9 +329,16 @@ final class ShardedReduction: GradientReduction {
     }
 
     /// Each rank holds only its block of the reduced gradient: sum the blocks' squared norms.
+    /// Each rank's shard's sum of squares, exchanged (one nonzero term per slot: the sum is exact)
+    /// and added in rank order, as the unsharded strategies add them.
     func squaredGradientNorm() throws -> Double {
-        var total = sumOfSquares(shard, count: updateRange.count)
-        try communicator.allreduceSum(&total, count: 1)
+        var partials = [Double](repeating: 0, count: communicator.size)
+        partials[communicator.rank] = sumOfSquares(shard, count: updateRange.count)
+        try partials.withUnsafeMutableBufferPointer { buffer throws(CommunicatorError) in
+            try communicator.allreduceSum(buffer.baseAddress!, count: buffer.count)
+        }
+        var total = 0.0
+        for p in partials { total += p }
         return total
     }
 }
