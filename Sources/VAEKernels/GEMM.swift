@@ -14,7 +14,8 @@
 /// Block sizes of the packed GEMM (the register tile is `GEMMTile`).
 public enum GEMMBlocking {
     /// The narrow tile, 12 x 8: for N so small that wide panels would mostly compute
-    /// padding (N = 20 or 40: the latent layer and the encoder heads).
+    /// padding (`GEMMTile.prefersNarrowTile`: N <= 8 on AVX2; on AVX-512 also the 20- and
+    /// 40-wide latent layer and encoder heads).
     public static let narrowMR = 12
     public static let narrowNR = 8
     /// Depth of one packed block: a kc x nr panel of B (16-32 KiB) stays in L1.

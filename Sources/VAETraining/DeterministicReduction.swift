@@ -23,6 +23,11 @@ final class DeterministicReduction: GradientReduction {
     /// 4 ranks: the 4 partial sums gathered from every rank [4, parameterCount].
     let gathered: UnsafeMutablePointer<Float>
 
+    /// Every rank holds the whole reduced gradient after `reduce`, sharded or not: its norm is
+    /// summed whole, the same on any rank count (the bits of a --deterministic run do not
+    /// depend on how many ranks ran it).
+    func squaredGradientNorm() throws -> Double { sumOfSquares(model.gradients, count: model.parameterCount) }
+
     init(model: VAE, communicator: any Communicator, sharded: Bool) {
         self.model = model
         self.communicator = communicator

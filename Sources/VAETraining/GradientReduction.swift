@@ -175,9 +175,10 @@ extension GradientReduction {
     var reducedGradients: UnsafeMutablePointer<Float> { model.gradients + updateRange.lowerBound }
     func shareParameters() throws {}
     func shareOptimizerState(_ optimizer: AdamOptimizer) throws {}
-    /// Strategies that leave every rank the whole reduced gradient compute it locally, as the sum
-    /// of each rank's shard's sum of squares in rank order: the sums and the order the sharded
-    /// optimizer uses, so clipping gives the same bits sharded or not.
+    /// Allreduce strategies leave every rank the whole reduced gradient and compute it locally, as
+    /// the sum of each rank's shard's sum of squares in rank order: the sums and the order the
+    /// sharded optimizer uses, so clipping gives the same bits sharded or not (on one rank count;
+    /// --deterministic sums the whole buffer instead, the same on any rank count).
     func squaredGradientNorm() throws -> Double {
         let shards = Shards(total: model.parameterCount, ranks: communicator.size)
         var total = 0.0

@@ -7,7 +7,7 @@ import VAEKernelsAVX2
 /// Odd shapes on purpose: edges of the 6x16 and 12x32 register tiles, of the narrow 12x8
 /// tile (N <= 64 on AVX-512) and of the K, M, N blocks.
 let gemmShapes: [(Int, Int, Int)] = [(1, 1, 1), (7, 33, 5), (6, 16, 256), (13, 17, 257), (33, 129, 7),
-                                     (129, 40, 400), (128, 400, 784), (5, 1030, 3), (121, 20, 513), (30, 7, 300),
+                                     (129, 40, 400), (128, 400, 784), (5, 1030, 3), (121, 20, 513), (30, 7, 300), (122, 33, 9),
                                      (12, 32, 1), (25, 65, 33), (129, 96, 7), (1, 1057, 129)]
 
 /// Every kernel instantiation this CPU can run (AVX2 always; AVX-512 where CPUID reports it).
@@ -46,7 +46,7 @@ func runnableKernels(sourceLocation: SourceLocation = #_sourceLocation) -> [any 
     func stridedOperandsMatchNaive(transposeA: Bool, transposeB: Bool) {
         let workspace = GEMMWorkspace()
         for kernels in runnableKernels() {
-            for (m, n, k) in [(13, 17, 257), (128, 400, 784), (7, 40, 20), (25, 65, 33), (130, 33, 9)] {
+            for (m, n, k) in [(13, 17, 257), (128, 400, 784), (7, 40, 20), (25, 65, 33), (130, 33, 9), (30, 7, 300), (122, 33, 9)] {
                 let lda = (transposeA ? m : k) + 5, ldb = (transposeB ? k : n) + 3, ldc = n + 7
                 let a = randomFloats((transposeA ? k : m) * lda, seed: UInt64(m + k))
                 let b = randomFloats((transposeB ? n : k) * ldb, seed: UInt64(n + 2 * k))

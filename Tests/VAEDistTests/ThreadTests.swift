@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import VAEData
 import VAEDistributed
 import VAEKernels
 import VAEModel
@@ -67,8 +68,49 @@ import VAETraining
         }
     }
 
+    /// A batch and its noise loaded on 1 to 3 threads equal the serial fill, element for element:
+    /// by example indices (training) and by a range starting past 0 (evaluation), binarized or not.
+    @Test func loadBatchOnThreadsEqualsTheSerialFill() {
+        let images = Synthetic.images(count: 300, seed: 3)
+        let generator = Philox4x32(seed: 11)
+        let rows = 37, latent = 5, d = images.pixelsPerImage
+        let indices: [Int32] = (0..<rows).map { Int32(($0 * 97 + 13) % images.count) }
+        for binarize in [false, true] {
+            for byIndex in [true, false] {
+                let first = 211
+                var x = [Float](repeating: 0, count: rows * d), eps = [Float](repeating: 0, count: rows * latent)
+                if byIndex {
+                    indices.withUnsafeBufferPointer {
+                        fillBatch(&x, from: images, indices: $0, binarize: binarize, generator: generator, epoch: 4)
+                    }
+                } else {
+                    fillBatch(&x, from: images, range: first..<(first + rows), binarize: binarize, generator: generator, epoch: 4)
+                }
+                for r in 0..<rows {
+                    let index = byIndex ? Int(indices[r]) : first + r
+                    fillNormal(&eps[r * latent], count: latent, generator: generator, stream: .evaluation, epoch: 2, index: index)
+                }
+                for threads in 1...3 {
+                    var tx = [Float](repeating: -1, count: rows * d), teps = [Float](repeating: -1, count: rows * latent)
+                    tx.withUnsafeMutableBufferPointer { xb in
+                        teps.withUnsafeMutableBufferPointer { eb in
+                            indices.withUnsafeBufferPointer { ib in
+                                loadBatch(xb.baseAddress!, noise: BatchNoise(eps: eb.baseAddress!, latent: latent, stream: .evaluation, epoch: 2),
+                                          from: images, indices: byIndex ? ib : nil, first: first, rows: rows, binarize: binarize,
+                                          generator: generator, epoch: 4, threads: KernelThreads(threads: threads))
+                            }
+                        }
+                    }
+                    let same = tx == x && teps == eps
+                    #expect(same, "binarize \(binarize), by index \(byIndex), \(threads) threads")
+                }
+            }
+        }
+    }
+
     /// The finiteness check of every step, on 1 to 3 threads: a NaN or an infinity anywhere
-    /// (first and last element, both sides of a thread's block, the scalar tail) is found.
+    /// (first and last element, both sides of each thread's block: 100,032 on 2 threads, 66,688
+    /// and 133,376 on 3, the SIMD tail) is found.
     @Test func allFiniteOnThreadsFindsEveryNonFiniteValue() {
         let count = 200_003
         var values = randomFloats(count, seed: 8)
@@ -76,7 +118,7 @@ import VAETraining
             let pool = KernelThreads(threads: threads)
             let clean = pool.allFinite(values, count: count)
             #expect(clean)
-            for position in [0, 65_535, 65_536, 100_000, 131_072, 199_999, count - 1] {
+            for position in [0, 66_687, 66_688, 100_031, 100_032, 133_375, 133_376, 199_999, count - 1] {
                 for bad in [Float.nan, .infinity, -.infinity] {
                     let saved = values[position]
                     values[position] = bad
