@@ -1,12 +1,15 @@
 // Bias and ReLU as forward/backward pairs over [rows, columns] row-major buffers, generic
 // over the ISA tag so each per-ISA target compiles its own copy (KernelSet.swift).
 
-/// out[r, c] += bias[c]
+/// out[r, c] += bias[c]; out's rows are `rowStride` apart (default `columns`; wider for a block
+/// of columns of a wider matrix).
 @inlinable
-public func biasForward<ISA: ISATag>(_: ISA.Type, _ out: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, rows: Int, columns: Int) {
+public func biasForward<ISA: ISATag>(_: ISA.Type, _ out: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, rows: Int, columns: Int,
+                                     rowStride: Int? = nil) {
+    let stride = rowStride ?? columns
     let full = columns & ~15
     for r in 0..<rows {
-        let row = out + r * columns
+        let row = out + r * stride
         var c = 0
         while c < full { store16(load16(row + c) + load16(bias + c), row + c); c += 16 }
         while c < columns { row[c] += bias[c]; c += 1 }
@@ -35,13 +38,16 @@ public func biasBackward<ISA: ISATag>(_: ISA.Type, _ dbias: UnsafeMutablePointer
     }
 }
 
-/// out = max(out + bias, 0), in place: the bias and ReLU epilogue of a hidden layer.
+/// out = max(out + bias, 0), in place: the bias and ReLU epilogue of a hidden layer; rows
+/// `rowStride` apart as in biasForward.
 @inlinable
-public func biasReluForward<ISA: ISATag>(_: ISA.Type, _ out: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, rows: Int, columns: Int) {
+public func biasReluForward<ISA: ISATag>(_: ISA.Type, _ out: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, rows: Int, columns: Int,
+                                         rowStride: Int? = nil) {
+    let stride = rowStride ?? columns
     let full = columns & ~15
     let zero = SIMD16<Float>()
     for r in 0..<rows {
-        let row = out + r * columns
+        let row = out + r * stride
         var c = 0
         while c < full { store16(vmax(load16(row + c) + load16(bias + c), zero), row + c); c += 16 }
         while c < columns { row[c] = max(row[c] + bias[c], 0); c += 1 }

@@ -35,20 +35,6 @@ public func klBackward(dmu: UnsafeMutablePointer<Float>, dlogvar: UnsafeMutableP
     }
 }
 
-/// klBackward with one scale per latent dimension (scales [latent]): the training regimes that
-/// weight dimensions apart (free bits) or change the KL's weight by step (warm-up, capacity).
-public func klBackwardPerDimension(dmu: UnsafeMutablePointer<Float>, dlogvar: UnsafeMutablePointer<Float>,
-                                   mu: UnsafePointer<Float>, logvar: UnsafePointer<Float>,
-                                   rows: Int, latent: Int, stride: Int, scales: UnsafePointer<Float>) {
-    for r in 0..<rows {
-        for j in 0..<latent {
-            let i = r * stride + j
-            dmu[i] += scales[j] * mu[i]
-            dlogvar[i] += scales[j] * 0.5 * (exp(logvar[i]) - 1)
-        }
-    }
-}
-
 /// One latent dimension's KL(N(mu, exp(logvar)) || N(0, 1)) in Double: the regimes' global-batch
 /// statistics and the test set's KL per dimension (the Float kernels above compute the same).
 @inline(__always)

@@ -23,10 +23,10 @@ public protocol KernelSet: Sendable {
               _ b: UnsafePointer<Float>, ldb: Int, transposeB: Bool,
               m: Int, n: Int, k: Int, accumulate: Bool, workspace: GEMMWorkspace)
 
-    /// out[r, c] += bias[c]
-    func biasForward(_ out: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, rows: Int, columns: Int)
-    /// out = max(out + bias, 0)
-    func biasReluForward(_ out: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, rows: Int, columns: Int)
+    /// out[r, c] += bias[c], rows `rowStride` apart (nil: `columns`)
+    func biasForward(_ out: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, rows: Int, columns: Int, rowStride: Int?)
+    /// out = max(out + bias, 0), rows `rowStride` apart (nil: `columns`)
+    func biasReluForward(_ out: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, rows: Int, columns: Int, rowStride: Int?)
     /// dbias[c] += sum over rows of dout[r, c]
     func biasBackward(_ dbias: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>, rows: Int, columns: Int, rowStride: Int?)
     /// dinp = dout where out > 0, else 0
@@ -47,6 +47,18 @@ public protocol KernelSet: Sendable {
 }
 
 extension KernelSet {
+    /// out[r, c] += bias[c] over a contiguous [rows, columns] buffer.
+    @inlinable
+    public func biasForward(_ out: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, rows: Int, columns: Int) {
+        biasForward(out, bias, rows: rows, columns: columns, rowStride: nil)
+    }
+
+    /// out = max(out + bias, 0) over a contiguous [rows, columns] buffer.
+    @inlinable
+    public func biasReluForward(_ out: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, rows: Int, columns: Int) {
+        biasReluForward(out, bias, rows: rows, columns: columns, rowStride: nil)
+    }
+
     /// dbias[c] += sum over rows of dout[r, c], rows `columns` apart.
     @inlinable
     public func biasBackward(_ dbias: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>, rows: Int, columns: Int) {

@@ -24,12 +24,12 @@ public struct AVX2Kernels: KernelSet {
                         m: m, n: n, k: k, accumulate: accumulate, workspace: workspace)
     }
 
-    public func biasForward(_ out: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, rows: Int, columns: Int) {
-        VAEKernels.biasForward(AVX2.self, out, bias, rows: rows, columns: columns)
+    public func biasForward(_ out: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, rows: Int, columns: Int, rowStride: Int?) {
+        VAEKernels.biasForward(AVX2.self, out, bias, rows: rows, columns: columns, rowStride: rowStride)
     }
 
-    public func biasReluForward(_ out: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, rows: Int, columns: Int) {
-        VAEKernels.biasReluForward(AVX2.self, out, bias, rows: rows, columns: columns)
+    public func biasReluForward(_ out: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, rows: Int, columns: Int, rowStride: Int?) {
+        VAEKernels.biasReluForward(AVX2.self, out, bias, rows: rows, columns: columns, rowStride: rowStride)
     }
 
     public func biasBackward(_ dbias: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>, rows: Int, columns: Int, rowStride: Int?) {

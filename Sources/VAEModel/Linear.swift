@@ -92,12 +92,10 @@ struct LinearForwardColumns: RangeWork {
                             m: batch, n: n, k: inFeatures, accumulate: false,
                             workspace: threads.gemmWorkspace(thread, own: workspace))
         let b = bias + features.lowerBound
-        for r in 0..<batch {
-            if relu {
-                Kernels.active.biasReluForward(o + r * outFeatures, b, rows: 1, columns: n)
-            } else {
-                Kernels.active.biasForward(o + r * outFeatures, b, rows: 1, columns: n)
-            }
+        if relu {
+            Kernels.active.biasReluForward(o, b, rows: batch, columns: n, rowStride: outFeatures)
+        } else {
+            Kernels.active.biasForward(o, b, rows: batch, columns: n, rowStride: outFeatures)
         }
     }
 }

@@ -93,7 +93,11 @@ struct LatentBackwardRows: RangeWork {
             klBackward(dmu: dh, dlogvar: dh + l, mu: mu, logvar: logvar, rows: n, latent: l, stride: 2 * l, scale: klScale)
         }
         if let klScales {
-            klBackwardPerDimension(dmu: dh, dlogvar: dh + l, mu: mu, logvar: logvar, rows: n, latent: l, stride: 2 * l, scales: klScales)
+            // One KL weight per dimension (free bits, warm-up, capacity): dimension j alone, scaled by its own.
+            for j in 0..<l {
+                klBackward(dmu: dh + j, dlogvar: dh + l + j, mu: mu + j, logvar: logvar + j, rows: n, latent: 1,
+                           stride: 2 * l, scale: klScales[j])
+            }
         }
         if let coupled {
             for r in 0..<n {

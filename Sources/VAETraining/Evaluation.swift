@@ -27,8 +27,7 @@ let testEpochKey = Int(UInt32.max)
 /// Evaluates the negative ELBO on `images[range]` with one sample of z per example
 /// (eps fixed per test example, so epochs compare on the same noise). `heads`, when given,
 /// receives the encoder's (mu | logvar) rows [range.count, 2 * latent] of the same pass (what
-/// `encodePosterior` computes, without a second encoder pass), unless the inputs are binarized
-/// draws: then it is left untouched (the caller encodes the images themselves).
+/// `encodePosterior` computes, without a second encoder pass).
 public func evaluate(model: VAE, workspace: VAEWorkspace, images: ImageSet, range: Range<Int>,
                      binarize: Bool, seed: UInt64, heads: UnsafeMutablePointer<Float>? = nil) -> LossSums {
     let generator = Philox4x32(seed: seed)
@@ -44,7 +43,7 @@ public func evaluate(model: VAE, workspace: VAEWorkspace, images: ImageSet, rang
                   first: start, rows: batch, binarize: binarize, generator: generator, epoch: testEpochKey,
                   threads: model.threads)
         model.forward(workspace, x: x, eps: eps, batch: batch, lossScale: nil)
-        if let heads, !binarize {
+        if let heads {
             (heads + (start - range.lowerBound) * 2 * l).update(from: workspace.heads, count: batch * 2 * l)
         }
         for r in 0..<batch {
@@ -64,15 +63,17 @@ public func evaluateDistributed(model: VAE, workspace: VAEWorkspace, images: Ima
                                 seed: UInt64, communicator: any Communicator) throws(CommunicatorError) -> (LossSums, PosteriorParameters) {
     let count = count ?? images.count
     let range = shardRange(count: count, rank: communicator.rank, worldSize: communicator.size)
-    var heads = [Float](repeating: 0, count: range.count * 2 * model.config.latent)
+    // Binarized inputs are random draws: the posteriors are then of the images themselves,
+    // encoded below, and the evaluation pass keeps none.
+    var heads = [Float](repeating: 0, count: binarize ? 0 : range.count * 2 * model.config.latent)
     let local = heads.withUnsafeMutableBufferPointer {
-        evaluate(model: model, workspace: workspace, images: images, range: range, binarize: binarize, seed: seed, heads: $0.baseAddress)
+        evaluate(model: model, workspace: workspace, images: images, range: range, binarize: binarize, seed: seed,
+                 heads: binarize ? nil : $0.baseAddress)
     }
     var totals = [local.recon, local.kl, local.count]
     try totals.withUnsafeMutableBufferPointer { buffer throws(CommunicatorError) in
         try communicator.allreduceSum(buffer.baseAddress!, count: 3)
     }
-    // Binarized inputs are random draws: the posteriors are of the images themselves.
     if binarize { heads = encodePosterior(model: model, images: images, range: range) }
     let posterior = try gatherPosterior(localHeads: heads, model: model, count: count, communicator: communicator)
     return (LossSums(recon: totals[0], kl: totals[1], count: totals[2]), posterior)

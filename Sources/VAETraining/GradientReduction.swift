@@ -1,3 +1,4 @@
+import VAEData
 import VAEDistributed
 import VAEKernels
 import VAEModel
@@ -144,7 +145,6 @@ struct LocalResult {
     var recon = 0.0
     var kl = 0.0
     var finite = true
-    var regime = RegimeSums()
 }
 
 protocol GradientReduction: AnyObject {
@@ -154,8 +154,7 @@ protocol GradientReduction: AnyObject {
     var communicator: any Communicator { get }
     /// Forward and backward of micro-batch `micro` of `count` (its `batch.rows` rows loaded in
     /// `batch`), its gradient added to model.gradients (zeroed at micro-batch 0) and its loss sums
-    /// to `result`; the last micro-batch may start reductions and decides `result.finite` and
-    /// `result.regime`.
+    /// to `result`; the last micro-batch may start reductions and decides `result.finite`.
     func computeGradients(_ batch: LocalBatch, micro: Int, of count: Int, into result: inout LocalResult) throws
     /// Completes the reduction: model.gradients[updateRange] hold the global-batch gradient.
     func reduce() throws
@@ -180,10 +179,10 @@ extension GradientReduction {
     /// sharded optimizer uses, so clipping gives the same bits sharded or not (on one rank count;
     /// --deterministic sums the whole buffer instead, the same on any rank count).
     func squaredGradientNorm() throws -> Double {
-        let shards = Shards(total: model.parameterCount, ranks: communicator.size)
         var total = 0.0
         for r in 0..<communicator.size {
-            let range = shards.range(r)
+            // The blocks of Shards(total: parameterCount, ranks: size), without allocating one.
+            let range = shardRange(count: model.parameterCount, rank: r, worldSize: communicator.size)
             total += sumOfSquares(model.gradients + range.lowerBound, count: range.count)
         }
         return total
@@ -329,17 +328,17 @@ final class ShardedReduction: GradientReduction {
         try communicator.allgatherInPlace(optimizer.secondMoment, shards: shards)
     }
 
-    /// Each rank holds only its block of the reduced gradient: sum the blocks' squared norms.
-    /// Each rank's shard's sum of squares, exchanged (one nonzero term per slot: the sum is exact)
-    /// and added in rank order, as the unsharded strategies add them.
+    /// Each rank holds only its block of the reduced gradient: each rank's shard's sum of squares,
+    /// exchanged (one nonzero term per slot: the sum is exact) and added in rank order, as the
+    /// unsharded strategies add them.
     func squaredGradientNorm() throws -> Double {
-        var partials = [Double](repeating: 0, count: communicator.size)
-        partials[communicator.rank] = sumOfSquares(shard, count: updateRange.count)
-        try partials.withUnsafeMutableBufferPointer { buffer throws(CommunicatorError) in
-            try communicator.allreduceSum(buffer.baseAddress!, count: buffer.count)
+        try withUnsafeTemporaryAllocation(of: Double.self, capacity: communicator.size) { partials throws(CommunicatorError) in
+            partials.initialize(repeating: 0)
+            partials[communicator.rank] = sumOfSquares(shard, count: updateRange.count)
+            try communicator.allreduceSum(partials.baseAddress!, count: partials.count)
+            var total = 0.0
+            for p in partials { total += p }
+            return total
         }
-        var total = 0.0
-        for p in partials { total += p }
-        return total
     }
 }

@@ -16,11 +16,9 @@ struct StepControl {
     /// Loss sums over the global batch, nats.
     var recon = 0.0
     var kl = 0.0
-    /// The training regime's KL-side loss and beta-TCVAE's parts (LossRegime.swift), summed.
-    var penalty = 0.0
-    var mi = 0.0
-    var tc = 0.0
-    var dwkl = 0.0
+    /// The training regime's KL-side loss and beta-TCVAE's parts (LossRegime.swift), summed:
+    /// four Doubles, reduced with the rest as raw Doubles.
+    var regime = RegimeSums()
 
     mutating func allreduce(_ communicator: any Communicator) throws(CommunicatorError) {
         try withUnsafeMutableBytes(of: &self) { raw throws(CommunicatorError) in
@@ -71,14 +69,13 @@ extension Trainer {
             batch.rows = micro.count
             try reduction.computeGradients(batch, micro: m, of: parts, into: &local)
         }
-        local.regime = batch.regimeShare(rank: communicator.rank, localKL: local.kl)
+        let regime = batch.regimeShare(rank: communicator.rank, localKL: local.kl)
         let t1 = now()
 
         // Reduce the gradients and the control block.
         try reduction.reduce()
         var control = StepControl(nonFiniteRanks: local.finite ? 0 : 1, stopRequests: Interruption.pending != 0 ? 1 : 0,
-                                  recon: local.recon, kl: local.kl, penalty: local.regime.penalty,
-                                  mi: local.regime.mi, tc: local.regime.tc, dwkl: local.regime.dwkl)
+                                  recon: local.recon, kl: local.kl, regime: regime)
         try control.allreduce(communicator)
         let t2 = now()
 

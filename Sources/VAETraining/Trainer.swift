@@ -282,10 +282,10 @@ public final class Trainer {
                 consecutiveBadSteps = 0
                 sums.recon += control.recon
                 sums.kl += control.kl
-                sums.penalty += control.penalty
-                sums.mi += control.mi
-                sums.tc += control.tc
-                sums.dwkl += control.dwkl
+                sums.penalty += control.regime.penalty
+                sums.mi += control.regime.mi
+                sums.tc += control.regime.tc
+                sums.dwkl += control.regime.dwkl
                 sums.examples += options.batchSize
                 if faults.active("drift", rank: communicator.rank, step: attemptedSteps) { model.parameters[0] += 1e-3 }
                 if communicator.size > 1 && options.checkEvery > 0 && optimizer.step % options.checkEvery == 0 {
