@@ -44,7 +44,11 @@ for r in rows:
     if r["kind"] == "step":
         print(f"training step, batch {r['batch']}, {r['threads']} thread(s): {r['samples_per_second']:.0f} samples/s, median "
               f"{1e3 * r['step_seconds']:.2f} ms, fastest {1e3 * r['fastest_step_seconds']:.2f} ms "
-              f"(batch, forward and backward {100 * r['compute_fraction']:.0f}%, optimizer {100 * r['optimizer_fraction']:.0f}%)")
+              f"(batch, forward and backward {100 * r['compute_fraction']:.0f}%, optimizer {100 * r['optimizer_fraction']:.0f}%)"
+              + (f", {r['speedup']:.2f}x {r['speedup_vs_threads']} thread(s)" if r["speedup"] else ""))
+    if r["kind"] == "evaluation":
+        print(f"evaluation of {r['examples']} test images, {r['threads']} thread(s): {1e3 * r['seconds']:.1f} ms, "
+              f"{100 * r['epoch_fraction']:.1f}% of an epoch of {r['epoch_examples']} examples at batch {r['epoch_batch']}")
 print(f"lowest GEMM ratio vae-dist/OpenBLAS: {worst:.2f}")
 PY
 

@@ -3,6 +3,7 @@
 # (zmm FMAs), nothing outside it uses AVX-512 registers (so the AVX2 path can never run
 # an AVX-512 instruction), the hot kernels call no fmaf, and the ISA chosen at start is
 # the one this CPU's /proc/cpuinfo allows. VAE_DIST_ISA forces the lower path.
+# `vae-dist bench` names that ISA and reports the step at each thread count and the evaluation.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . Launch/common.sh
@@ -55,7 +56,31 @@ fi
 line=$(grep '^vae-dist: training' "$tmp/train.log")
 [[ "$line" == *"kernels $expected_name"* ]] && ok "train start-up line: ...${line##*output $tmp/run, }" \
   || bad "train start-up line does not name $expected_name: $line"
-peak=$("$bin" bench --batches 4 --json 2>&1 | head -1)
+"$bin" bench --batches 4,8 --threads 1,2 --json > "$tmp/bench.jsonl" 2>&1
+peak=$(head -1 "$tmp/bench.jsonl")
+# The step at each thread count (the speedup paired round by round against the first count)
+# and the evaluation's share of an epoch, paired with the training steps between its repeats.
+python3 - "$tmp/bench.jsonl" <<'PY' && ok "bench: steps at 1 and 2 threads, speedups, evaluation: $(grep '"evaluation"' "$tmp/bench.jsonl" | tail -1 | cut -c1-150)" \
+  || bad "bench's step or evaluation lines: $(tail -3 "$tmp/bench.jsonl")"
+import json, math, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+steps = {(r["batch"], r["threads"]): r for r in rows if r["kind"] == "step"}
+evals = {r["threads"]: r for r in rows if r["kind"] == "evaluation"}
+assert sorted(steps) == [(4, 1), (4, 2), (8, 1), (8, 2)], sorted(steps)
+for (batch, threads), r in steps.items():
+    assert r["fastest_step_seconds"] <= r["step_seconds"], r
+    assert abs(r["samples_per_second"] * r["step_seconds"] - batch) < 1e-3 * batch, r
+    assert (r["speedup"] is None) == (threads == 1), r
+    assert threads == 1 or (0.2 < r["speedup"] < 4 and r["speedup_vs_threads"] == 1), r
+assert sorted(evals) == [1, 2], sorted(evals)
+for threads, r in evals.items():
+    assert r["examples"] == 10000 and r["epoch_examples"] == 60000 and r["epoch_batch"] == 8, r
+    assert 0 < r["fastest_seconds"] <= r["seconds"], r
+    assert abs(r["gflops"] - 10000 * 1.3024e6 / r["seconds"] / 1e9) < 1e-3 * r["gflops"], r
+    # Its share of an epoch: near the evaluation time over 60,000 examples at the step rate.
+    ratio = r["epoch_fraction"] / (r["seconds"] / (60000 / steps[(8, threads)]["samples_per_second"]))
+    assert 0.25 < ratio < 4, (ratio, r)
+PY
 [[ "$peak" == *"\"isa\": \"$expected\""* ]] && ok "bench: $(echo "$peak" | cut -c1-120)" || bad "bench names another ISA than $expected: $peak"
 if [ "$expected" = avx2 ]; then
   out=$(VAE_DIST_ISA=avx512 "$bin" bench --batches 4 2>&1); code=$?

@@ -101,39 +101,122 @@ public struct StepBenchmark: Sendable {
     public var computeFraction: Double, optimizerFraction: Double
     /// The median step, and the fastest (the least disturbed by other work on the machine).
     public var stepSeconds: Double, fastestStepSeconds: Double
+    /// Against the first thread count measured: the median over rounds of (its round's time /
+    /// this round's time), each pair of rounds back to back (nil for the first count).
+    public var speedup: Double?
 }
 
-/// Samples/s of real single-process training steps (`Trainer.step`: the batch and its noise
-/// loaded, forward, backward, the finiteness check, Adam) on synthetic data and `threads`
-/// kernel threads, with the time split.
-public func benchmarkTrainingStep(config: ModelConfig, batch: Int, threads: Int = 1, steps: Int = 200) throws -> StepBenchmark {
+/// A single-process trainer on synthetic data for the benchmarks, with `threads` kernel threads.
+func benchmarkTrainer(config: ModelConfig, batch: Int, threads: Int) throws -> Trainer {
     var options = TrainingOptions()
     options.batchSize = batch
     options.data = "synthetic:\(max(batch * 8, 1024))"
     options.epochs = 1
     options.threads = threads
-    options.output = (NSTemporaryDirectory() as NSString).appendingPathComponent("vae-dist-bench-\(getpid())")
+    options.output = (NSTemporaryDirectory() as NSString).appendingPathComponent("vae-dist-bench-\(getpid())-\(threads)")
     defer { try? FileManager.default.removeItem(atPath: options.output) }
-    let trainer = try Trainer(options: options, model: config, resume: false, overwrite: true,
-                              communicator: SingleProcessCommunicator()) { _ in }
+    return try Trainer(options: options, model: config, resume: false, overwrite: true,
+                       communicator: SingleProcessCommunicator()) { _ in }
+}
+
+/// Samples/s of real single-process training steps (`Trainer.step`: the batch and its noise
+/// loaded, forward, backward, the finiteness check, Adam) on synthetic data, with the time
+/// split, at each of `threadCounts` kernel threads. The thread counts take turns in rounds of
+/// `stepsPerRound` steps, so that a machine shared with other work slows them alike and the
+/// speedup compares steps that ran seconds apart, not minutes.
+public func benchmarkTrainingSteps(config: ModelConfig, batch: Int, threadCounts: [Int], rounds: Int = 20,
+                                   stepsPerRound: Int = 10) throws -> [StepBenchmark] {
+    let trainers = try threadCounts.map { try benchmarkTrainer(config: config, batch: batch, threads: $0) }
+    let plans = trainers.map { EpochPlan(exampleCount: $0.dataset.train.count, globalBatchSize: batch, rank: 0, worldSize: 1,
+                                         generator: $0.generator, epoch: 1) }
+    var times = [StepTimes](repeating: StepTimes(), count: trainers.count)
+    var stepTimes = [[Double]](repeating: [], count: trainers.count)
+    var roundTimes = [[Double]](repeating: [], count: trainers.count)
+    var next = [Int](repeating: 0, count: trainers.count)
+    for (i, trainer) in trainers.enumerated() {  // warm-up, not timed
+        for _ in 0..<10 { _ = try trainer.step(next[i] % plans[i].steps, of: plans[i], epoch: 1, times: &times[i]); next[i] += 1 }
+        times[i] = StepTimes()
+    }
+    for _ in 0..<rounds {
+        for (i, trainer) in trainers.enumerated() {
+            let roundStart = now()
+            for _ in 0..<stepsPerRound {
+                let t = now()
+                _ = try trainer.step(next[i] % plans[i].steps, of: plans[i], epoch: 1, times: &times[i])
+                stepTimes[i].append(now() - t)
+                next[i] += 1
+            }
+            roundTimes[i].append(now() - roundStart)
+        }
+    }
+    return trainers.indices.map { i in
+        // The median step: on a shared machine a few steps stalled by other work would move a mean.
+        let sorted = stepTimes[i].sorted()
+        let total = times[i].compute + times[i].communication + times[i].optimizer
+        let speedup = i == 0 ? nil : median(zip(roundTimes[0], roundTimes[i]).map { $0 / $1 })
+        return StepBenchmark(batch: batch, threads: threadCounts[i], samplesPerSecond: Double(batch) / sorted[sorted.count / 2],
+                             computeFraction: times[i].compute / total, optimizerFraction: times[i].optimizer / total,
+                             stepSeconds: sorted[sorted.count / 2], fastestStepSeconds: sorted[0], speedup: speedup)
+    }
+}
+
+func median(_ values: [Double]) -> Double {
+    let sorted = values.sorted()
+    return sorted[sorted.count / 2]
+}
+
+/// Floating-point operations of evaluating one example: the forward pass's GEMMs (the
+/// `A*B^T` shapes of `trainingGEMMShapes`). 1.30 MFLOP for 784-400-20.
+public func evaluationFlopsPerExample(config: ModelConfig) -> Double {
+    trainingGEMMShapes(config: config, batch: 1).filter { $0.form == .nt }.reduce(0) { $0 + $1.flops }
+}
+
+public struct EvaluationBenchmark: Sendable {
+    public var threads: Int
+    public var examples: Int
+    /// The median and the fastest of the repeats, seconds for `examples` test images.
+    public var seconds: Double, fastestSeconds: Double
+    /// The evaluation's share of an epoch of `trainingExamples` examples: the median over
+    /// repeats of (evaluation time / (trainingExamples x the adjacent steps' time per example)).
+    public var trainingExamples: Int, epochFraction: Double
+}
+
+/// The end-of-epoch evaluation as training runs it (`Trainer.evaluateTestSet`: the test
+/// NELBO, the posteriors and the measures computed from them) on `examples` synthetic test
+/// images with `threads` kernel threads. Each repeat is followed by about as long of training
+/// steps at `batch`, which give its share of an epoch (Fashion-MNIST's sizes by default).
+public func benchmarkEvaluation(config: ModelConfig, batch: Int, threads: Int = 1, examples: Int = 10_000,
+                                trainingExamples: Int = 60_000, repeats: Int = 7) throws -> EvaluationBenchmark {
+    let trainer = try benchmarkTrainer(config: config, batch: batch, threads: threads)
     let plan = EpochPlan(exampleCount: trainer.dataset.train.count, globalBatchSize: batch, rank: 0, worldSize: 1,
                          generator: trainer.generator, epoch: 1)
-    var times = StepTimes()
-    for s in 0..<10 { _ = try trainer.step(s % plan.steps, of: plan, epoch: 1, times: &times) }
-    times = StepTimes()
-    var stepTimes: [Double] = []
-    for s in 0..<steps {
-        let t = now()
-        _ = try trainer.step(s % plan.steps, of: plan, epoch: 1, times: &times)
-        stepTimes.append(now() - t)
+    let test = Synthetic.generate(trainCount: 0, testCount: examples, seed: Synthetic.defaultSeed).test
+    var stepTimes = StepTimes()
+    var next = 0
+    func train(seconds: Double) throws -> Double {  // seconds per training example
+        let start = now()
+        var examples = 0
+        repeat {
+            _ = try trainer.step(next % plan.steps, of: plan, epoch: 1, times: &stepTimes)
+            next += 1
+            examples += batch
+        } while now() - start < seconds
+        return (now() - start) / Double(examples)
     }
-    // The median step: on a shared machine a few steps stalled by other work would move a mean.
-    stepTimes.sort()
-    let median = stepTimes[stepTimes.count / 2]
-    let total = times.compute + times.communication + times.optimizer
-    return StepBenchmark(batch: batch, threads: threads, samplesPerSecond: Double(batch) / median,
-                         computeFraction: times.compute / total, optimizerFraction: times.optimizer / total,
-                         stepSeconds: median, fastestStepSeconds: stepTimes[0])
+    _ = try trainer.evaluateTestSet(test)  // warm-up, not timed
+    var perExample = try train(seconds: 0.05)
+    var times: [Double] = [], fractions: [Double] = []
+    for _ in 0..<repeats {
+        let t = now()
+        _ = try trainer.evaluateTestSet(test)
+        let seconds = now() - t
+        let after = try train(seconds: seconds)
+        times.append(seconds)
+        fractions.append(seconds / (Double(trainingExamples) * (perExample + after) / 2))
+        perExample = after
+    }
+    return EvaluationBenchmark(threads: threads, examples: examples, seconds: median(times), fastestSeconds: times.min()!,
+                               trainingExamples: trainingExamples, epochFraction: median(fractions))
 }
 
 public struct DistributedStepBenchmark: Sendable {

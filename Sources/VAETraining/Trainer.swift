@@ -322,13 +322,7 @@ public final class Trainer {
 
         let evalStart = now()
         communicator.phase = CollectivePhase(.evaluation, step: optimizer.step)
-        // The test NELBO and the test set's posteriors (gathered in example order, from the same
-        // encoder pass): the aggregate posterior and the latent measures (KL per dimension, active
-        // units, MIG) are both computed from them.
-        let (test, posterior) = try evaluateDistributed(model: model, workspace: evalWorkspace, images: dataset.test,
-                                                        binarize: options.binarize, seed: options.seed, communicator: communicator)
-        let aggregate = AggregatePosterior(posterior, autoencoder: modelConfig.autoencoder)
-        let latent = LatentMeasures(posterior, data: dataset.test, autoencoder: modelConfig.autoencoder)
+        let (test, aggregate, latent) = try evaluateTestSet(dataset.test)
         let evalSeconds = now() - evalStart
         let beta = Double(modelConfig.beta)
         let seen = Double(max(sums.examples, 1))
@@ -377,6 +371,17 @@ public final class Trainer {
         if interrupted != 0 {
             log("vae-dist: stopped by \(Interruption.name(Int32(interrupted))) at the end of epoch \(e); continue with --resume" + stopNote)
         }
+    }
+
+    /// The end-of-epoch evaluation of `images` (the test set): the test NELBO and the test set's
+    /// posteriors (gathered in example order, from the same encoder pass), from which the
+    /// aggregate posterior and the latent measures (KL per dimension, active units, MIG) are
+    /// computed. `vae-dist bench` times this function.
+    public func evaluateTestSet(_ images: ImageSet) throws(CommunicatorError) -> (LossSums, AggregatePosterior, LatentMeasures) {
+        let (test, posterior) = try evaluateDistributed(model: model, workspace: evalWorkspace, images: images,
+                                                        binarize: options.binarize, seed: options.seed, communicator: communicator)
+        return (test, AggregatePosterior(posterior, autoencoder: modelConfig.autoencoder),
+                LatentMeasures(posterior, data: images, autoencoder: modelConfig.autoencoder))
     }
 }
 

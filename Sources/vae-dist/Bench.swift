@@ -8,11 +8,11 @@ import VAETraining
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Measure the FMA peak, GEMM GFLOP/s per layer shape and training-step samples/s on this machine (one process).")
+        abstract: "Measure the FMA peak, GEMM GFLOP/s per layer shape, training-step samples/s and the end-of-epoch evaluation's time on this machine (one process).")
     @Option(help: "Per-rank batch sizes to measure, comma-separated.") var batches = "64,128"
     @Option(help: "Hidden widths of the model measured.") var hidden = "400"
     @Option(help: "Latent dimensions of the model measured.") var latent = 20
-    @Option(help: "Kernel thread counts at which to measure the training step, comma-separated (default: 1 up to the cores this process may use).")
+    @Option(help: "Kernel thread counts at which to measure the training step and the evaluation, comma-separated (default: 1 up to the cores this process may use); the counts take turns in rounds of 10 steps.")
     var threads: String?
     @Flag(help: "JSON lines only.") var json = false
     @Flag(help: "Under mpirun: time the collectives of the gradient reductions (allreduce, iallreduce, reduce-scatter + allgather) alone, per message size.")
@@ -61,34 +61,57 @@ struct Bench: ParsableCommand {
                 }
             }
             for batch in sizes {
-                var single: Double?
-                for count in counts {
-                    let s = try benchmarkTrainingStep(config: config, batch: batch, threads: count)
-                    if count == 1 { single = s.samplesPerSecond }
-                    printStep(s, isa: isa, peak: peak, flopsPerExample: flopsPerExample,
-                              speedup: count == 1 ? nil : single.map { s.samplesPerSecond / $0 })
+                for s in try benchmarkTrainingSteps(config: config, batch: batch, threadCounts: counts) {
+                    printStep(s, isa: isa, peak: peak, flopsPerExample: flopsPerExample, first: counts[0])
                 }
+            }
+            // The evaluation's share of an epoch at the default batch size (or the last measured).
+            let epochBatch = sizes.contains(TrainingOptions().batchSize) ? TrainingOptions().batchSize : sizes.last!
+            for count in counts {
+                printEvaluation(try benchmarkEvaluation(config: config, batch: epochBatch, threads: count),
+                                isa: isa, peak: peak, config: config, epochBatch: epochBatch)
             }
         }
     }
 
-    func printStep(_ s: StepBenchmark, isa: KernelISA, peak: Double, flopsPerExample: Double, speedup: Double?) {
+    func printStep(_ s: StepBenchmark, isa: KernelISA, peak: Double, flopsPerExample: Double, first: Int) {
+        let speedup = s.speedup
         let gflops = s.samplesPerSecond * flopsPerExample / 1e9
         if json {
             print(jsonObject([("kind", "\"step\""), ("isa", "\"\(isa.rawValue)\""), ("batch", "\(s.batch)"), ("threads", "\(s.threads)"),
                               ("samples_per_second", jsonNumber(s.samplesPerSecond)),
-                              ("speedup_vs_1_thread", speedup.map(jsonNumber) ?? "null"),
+                              ("speedup_vs_threads", speedup == nil ? "null" : "\(first)"), ("speedup", speedup.map(jsonNumber) ?? "null"),
                               ("flops_per_example", jsonNumber(flopsPerExample)), ("gflops", jsonNumber(gflops)),
                               ("peak_fraction", jsonNumber(gflops / peak / Double(s.threads))),
                               ("step_seconds", jsonNumber(s.stepSeconds)), ("fastest_step_seconds", jsonNumber(s.fastestStepSeconds)), ("compute_fraction", jsonNumber(s.computeFraction)),
                               ("optimizer_fraction", jsonNumber(s.optimizerFraction))]))
         } else {
-            let versus = speedup.map { String(format: ", %.2fx 1 thread", $0) } ?? ""
+            let versus = speedup.map { String(format: ", %.2fx %d thread%@ (rounds taking turns)", $0, first, first == 1 ? "" : "s") } ?? ""
             print(String(format: "training step, batch %d, %d thread%@: %.0f samples/s x %.2f MFLOP = %.1f GFLOP/s, %.0f%% of the peak of %@%@ "
                          + "(median step %.2f ms, fastest %.2f ms; batch, forward and backward %.0f%%, optimizer %.0f%%)",
                          s.batch, s.threads, s.threads == 1 ? "" : "s", s.samplesPerSecond, flopsPerExample / 1e6, gflops,
                          100 * gflops / peak / Double(s.threads), (s.threads == 1 ? "one core" : "\(s.threads) cores") as NSString, versus,
                          s.stepSeconds * 1e3, s.fastestStepSeconds * 1e3, s.computeFraction * 100, s.optimizerFraction * 100))
+        }
+    }
+
+    /// The end-of-epoch evaluation of 10,000 test images, and its share of an epoch of
+    /// Fashion-MNIST's 60,000 training images at the step rate measured between its repeats.
+    func printEvaluation(_ e: EvaluationBenchmark, isa: KernelISA, peak: Double, config: ModelConfig, epochBatch: Int) {
+        let gflops = Double(e.examples) * evaluationFlopsPerExample(config: config) / e.seconds / 1e9
+        if json {
+            print(jsonObject([("kind", "\"evaluation\""), ("isa", "\"\(isa.rawValue)\""), ("threads", "\(e.threads)"),
+                              ("examples", "\(e.examples)"), ("seconds", jsonNumber(e.seconds)),
+                              ("fastest_seconds", jsonNumber(e.fastestSeconds)), ("gflops", jsonNumber(gflops)),
+                              ("peak_fraction", jsonNumber(gflops / peak / Double(e.threads))),
+                              ("epoch_batch", "\(epochBatch)"), ("epoch_examples", "\(e.trainingExamples)"),
+                              ("epoch_fraction", jsonNumber(e.epochFraction))]))
+        } else {
+            print(String(format: "evaluation, %d test images, %d thread%@: %.1f ms (fastest %.1f ms), %.1f GFLOP/s, %.0f%% of the peak of %@; "
+                         + "%.1f%% of an epoch of %d examples at batch %d",
+                         e.examples, e.threads, e.threads == 1 ? "" : "s", e.seconds * 1e3, e.fastestSeconds * 1e3, gflops,
+                         100 * gflops / peak / Double(e.threads), (e.threads == 1 ? "one core" : "\(e.threads) cores") as NSString,
+                         100 * e.epochFraction, e.trainingExamples, epochBatch))
         }
     }
 
