@@ -32,22 +32,38 @@ for np in 2 4; do
 done
 
 echo "mpi: every gradient reduction strategy on 2 ranks"
-# The default overlaps the allreduce with backward in buckets; --bucket-mb 0 reduces in one call
-# after backward; --shard-optimizer reduce-scatters and updates 1/N of the parameters per rank.
-# Each computes the 1-rank model to rounding; with 2 ranks every element's sum is a + b in any
-# algorithm, so the three are bit-identical to each other.
-for v in "plain:--bucket-mb 0" "sharded:--shard-optimizer"; do
-  name=${v%%:*}
-  run_mpi 2 "$bin" "${args[@]}" ${v#*:} --out "$tmp/$name" > "$tmp/$name.log" 2>&1 || bad "$name: $(tail -2 "$tmp/$name.log")"
+# Ranks on one node sum gradients through shared memory by default (--shard-optimizer: each rank
+# sums and updates its block); VAE_DIST_SHARED_MEMORY=0 makes them use MPI's collectives as ranks
+# on several nodes do: the allreduce overlapped with backward in buckets (the default there),
+# --bucket-mb 0 one allreduce after backward, --shard-optimizer reduce-scatter + allgather. Each
+# computes the 1-rank model to rounding; with 2 ranks every element's sum is a + b in any
+# algorithm, so all five are bit-identical to each other.
+grep -q "gradient reduction: sum over shared memory after backward (2 ranks on one node)" "$tmp/r2.log" \
+  && ok "the default on one node: $(sed -n 's/^vae-dist: gradient reduction: //p' "$tmp/r2.log")" || bad "default strategy on one node: $(grep reduction "$tmp/r2.log")"
+for v in "shm-sharded::--shard-optimizer" "overlapped:0:" "plain:0:--bucket-mb 0" "sharded:0:--shard-optimizer"; do
+  name=${v%%:*} rest=${v#*:}; shm=${rest%%:*} extra=${rest#*:}
+  VAE_DIST_SHARED_MEMORY=$shm run_mpi 2 "$bin" "${args[@]}" $extra --out "$tmp/$name" > "$tmp/$name.log" 2>&1 || bad "$name: $(tail -2 "$tmp/$name.log")"
   strategy=$(sed -n 's/^vae-dist: gradient reduction: //p' "$tmp/$name.log")
   out=$("$python" Launch/compare_checkpoints.py "$tmp/r2/checkpoints/latest.safetensors" "$tmp/$name/checkpoints/latest.safetensors" 0) \
-    && ok "2 ranks, $strategy: bit-identical to the overlapped default" || bad "2 ranks, $name ($strategy): $out"
+    && ok "2 ranks, $strategy: bit-identical to the shared-memory default" || bad "2 ranks, $name ($strategy): $out"
 done
-grep -q "gradient reduction: allreduce overlapped with backward in [2-9] buckets" "$tmp/r2.log" \
-  && ok "the default overlaps: $(sed -n 's/^vae-dist: gradient reduction: //p' "$tmp/r2.log")" || bad "default strategy: $(grep reduction "$tmp/r2.log")"
-run_mpi 4 "$bin" "${args[@]}" --shard-optimizer --out "$tmp/sharded4" > "$tmp/sharded4.log" 2>&1 || bad "sharded on 4: $(tail -2 "$tmp/sharded4.log")"
+grep -q "gradient reduction: allreduce overlapped with backward in [2-9] buckets" "$tmp/overlapped.log" \
+  && ok "VAE_DIST_SHARED_MEMORY=0 overlaps MPI's allreduce: $(sed -n 's/^vae-dist: gradient reduction: //p' "$tmp/overlapped.log")" \
+  || bad "VAE_DIST_SHARED_MEMORY=0: $(grep reduction "$tmp/overlapped.log")"
+grep -q "gradient reduction: sharded optimizer over shared memory" "$tmp/shm-sharded.log" && grep -q "gradient reduction: sharded optimizer (reduce-scatter" "$tmp/sharded.log" \
+  || bad "sharded strategies: $(grep -h reduction "$tmp/shm-sharded.log" "$tmp/sharded.log")"
+out=$(VAE_DIST_SHARED_MEMORY=yes run_mpi 2 "$bin" "${args[@]}" --out "$tmp/badshm" 2>&1); code=$?
+[ "$code" -ne 0 ] && [ "$(echo "$out" | grep -c 'error: VAE_DIST_SHARED_MEMORY=yes: expected 1')" -ge 1 ] \
+  && ok "VAE_DIST_SHARED_MEMORY=yes: exit $code, $(echo "$out" | grep -m1 'error: VAE')" || bad "VAE_DIST_SHARED_MEMORY=yes: exit $code: $(echo "$out" | head -3)"
+# 4 ranks: the shared-memory sums are the same with the sharded optimizer (bit-identical) and the
+# 1-rank model to rounding either way.
+VAE_DIST_SHARED_MEMORY=1 run_mpi 4 "$bin" "${args[@]}" --shard-optimizer --out "$tmp/shm-sharded4" > "$tmp/shm-sharded4.log" 2>&1 || bad "shared-memory sharded on 4: $(tail -2 "$tmp/shm-sharded4.log")"
+out=$("$python" Launch/compare_checkpoints.py "$tmp/r4/checkpoints/latest.safetensors" "$tmp/shm-sharded4/checkpoints/latest.safetensors" 0) \
+  && ok "4 ranks, sharded optimizer over shared memory: bit-identical to the unsharded sum ($(echo "$out" | cut -d'(' -f1 | sed 's/ *$//'))" \
+  || bad "4 ranks, shared-memory sharded vs unsharded: $out"
+VAE_DIST_SHARED_MEMORY=0 run_mpi 4 "$bin" "${args[@]}" --shard-optimizer --out "$tmp/sharded4" > "$tmp/sharded4.log" 2>&1 || bad "sharded on 4: $(tail -2 "$tmp/sharded4.log")"
 out=$("$python" Launch/compare_checkpoints.py "$tmp/r1/checkpoints/latest.safetensors" "$tmp/sharded4/checkpoints/latest.safetensors" 1e-4) \
-  && ok "4 ranks, sharded optimizer vs 1 rank: $(echo "$out" | cut -d'(' -f1)" || bad "4 ranks, sharded: $out"
+  && ok "4 ranks, sharded optimizer (MPI) vs 1 rank: $(echo "$out" | cut -d'(' -f1)" || bad "4 ranks, sharded: $out"
 "$python" - "$tmp/sharded4/checkpoints/latest.safetensors" "$tmp/r4/checkpoints/latest.safetensors" <<'PY' && ok "4 ranks, sharded: the checkpoint holds every rank's Adam moments" || bad "sharded checkpoint moments"
 import sys, numpy as np
 from safetensors.numpy import load_file
@@ -78,7 +94,7 @@ fi
 run_mpi 2 "$bin" bench --batches 16 --json > "$tmp/bench.json" 2>&1 && "$python" - "$tmp/bench.json" <<'PY' && ok "mpirun -n 2 vae-dist bench: $(tail -1 "$tmp/bench.json")" || bad "distributed bench: $(tail -3 "$tmp/bench.json")"
 import json, sys
 lines = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
-assert [l["strategy"] for l in lines] == ["overlapped", "after-backward", "sharded"], lines
+assert [l["strategy"] for l in lines] == ["overlapped", "after-backward", "sharded", "shared-memory", "shared-memory-sharded"], lines
 for l in lines:
     assert l["ranks"] == 2 and l["samples_per_second"] > 0 and l["compute_ms_per_step"] > 0, l
     assert l["communication_ms_per_step"] > 0 and l["optimizer_ms_per_step"] > 0, l

@@ -77,6 +77,15 @@ for np in 2 4; do
     bad "2 hosts x $((np / 2)) ranks failed: $(grep -m2 -iE 'error|fail' "$tmp/h2n$np.log" | tr '\n' ' ')"
   fi
 done
+# Without --deterministic, ranks on different hosts reduce through MPI (they share no memory):
+# the overlapped allreduce, not the shared-memory sum that ranks on one node use.
+plain=()
+for a in "${args[@]}"; do [ "$a" = --deterministic ] || plain+=("$a"); done
+if bash Launch/launch.sh --hostfile "$hosts2" -n 4 "${plain[@]}" --epochs 1 --out "$tmp/runs/h2plain" > "$tmp/h2plain.log" 2>&1 \
+   && grep -q "gradient reduction: allreduce overlapped with backward" "$tmp/h2plain.log" \
+   && out=$("$python" Launch/compare_checkpoints.py "$tmp/ref1/checkpoints/latest.safetensors" "$(ckpt h2plain)" 1e-4); then
+  ok "2 hosts x 2 ranks without --deterministic: $(sed -n 's/^vae-dist: gradient reduction: //p' "$tmp/h2plain.log"); $(echo "$out" | cut -d'(' -f1 | sed 's/ *$//')"
+else bad "2 hosts x 2 ranks without --deterministic: $(grep -h 'reduction\|error' "$tmp/h2plain.log" | head -2 | tr '\n' ' ') ${out:-}"; fi
 n0=$(find "$tmp/runs/h2n2" -type f | wc -l)
 if [ "$n0" -gt 0 ] && [ -z "$(view_files)" ]; then ok "only rank 0's host wrote: $n0 files under --out, no file or folder from the ranks on host 2"
 else bad "files written on host 2: $(view_files) (rank 0's host: $n0)"; fi

@@ -68,6 +68,17 @@ mutant clip-norm-of-own-shard Sources/VAETraining/GradientReduction.swift the sh
 - partials[communicator.rank] = sumOfSquares(shard, count: updateRange.count)
 + return sumOfSquares(shard, count: updateRange.count)
 first mpi_test
+mutant shm-sum-drops-a-slot Sources/VAETraining/GradientReduction.swift the shared-memory sum leaves out the third rank's gradient and beyond
+- for s in slots.dropFirst(2) { vectorAdd(out, out, s + start, count: n) }
++ for s in slots.dropFirst(3) { vectorAdd(out, out, s + start, count: n) }
+mutant shm-clip-in-place Sources/VAETraining/GradientReduction.swift clipping scales the shared result in place while other ranks read it for the norm
+- scaled = true
++ vectorScale(result + range.lowerBound, by: coefficient, count: range.count)
+first mpi_test
+mutant shm-sharded-partial-copy Sources/VAETraining/GradientReduction.swift with the sharded optimizer over shared memory a rank copies only the lower ranks' parameter blocks
+- for r in 0..<communicator.size where r != communicator.rank {
++ for r in 0..<communicator.size where r < communicator.rank {
+first mpi_test
 mutant skipped-step Sources/VAETraining/Trainer+Step.swift every 7th optimizer step skipped on every rank
 - optimizer.update(model, range: reduction.updateRange, gradients: reduction.reducedGradients)
 + if attemptedSteps % 7 != 0 { optimizer.update(model, range: reduction.updateRange, gradients: reduction.reducedGradients) }

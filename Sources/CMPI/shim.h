@@ -21,4 +21,20 @@ static inline int vae_mpi_success(void) { return MPI_SUCCESS; }
 static inline int vae_mpi_errors_return(MPI_Comm comm) {
     return MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN);
 }
+// Memory shared by the ranks of one node (MPI-3 shared-memory windows).
+static inline int vae_mpi_comm_type_shared(void) { return MPI_COMM_TYPE_SHARED; }
+static inline MPI_Info vae_mpi_info_null(void) { return MPI_INFO_NULL; }
+static inline int vae_mpi_mode_nocheck(void) { return MPI_MODE_NOCHECK; }
+static inline int vae_mpi_win_allocate_shared(MPI_Aint bytes, MPI_Comm comm, MPI_Win *win) {
+    void *base = 0;
+    return MPI_Win_allocate_shared(bytes, 1, MPI_INFO_NULL, comm, &base, win);
+}
+static inline int vae_mpi_win_shared_query(MPI_Win win, int rank, void **base) {
+    MPI_Aint size = 0;
+    int unit = 0;
+    return MPI_Win_shared_query(win, rank, &size, &unit, base);
+}
+static inline int vae_mpi_win_errors_return(MPI_Win win) {
+    return MPI_Win_set_errhandler(win, MPI_ERRORS_RETURN);
+}
 #endif

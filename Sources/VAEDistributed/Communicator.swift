@@ -29,6 +29,12 @@ public protocol Communicator: AnyObject, Sendable {
     /// Gathers `count` floats from every rank into `output` [size, count], rank order.
     func allgather(_ input: UnsafePointer<Float>, count: Int, into output: UnsafeMutablePointer<Float>) throws(CommunicatorError)
     func barrier() throws(CommunicatorError)
+    /// `count` floats of memory every rank maps, the same bytes on each (zeroed), when every rank
+    /// runs on this node; nil when the ranks span nodes or there is one rank. Collective.
+    func allocateShared(count: Int) throws(CommunicatorError) -> UnsafeMutablePointer<Float>?
+    /// A barrier over the ranks sharing memory that also orders each rank's writes to it before
+    /// the other ranks' reads after it.
+    func synchronizeShared() throws(CommunicatorError)
     /// What the following collectives belong to (a step, the evaluation...), for stall reports.
     /// Set before each step's collectives; costs nothing.
     var phase: CollectivePhase { get set }
@@ -115,6 +121,8 @@ public final class SingleProcessCommunicator: Communicator {
         output.update(from: input, count: count)
     }
     public func barrier() {}
+    public func allocateShared(count: Int) -> UnsafeMutablePointer<Float>? { nil }
+    public func synchronizeShared() {}
     public func abort(code: Int32) -> Never { exit(code) }
     public func finalize() {}
 }

@@ -16,6 +16,9 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     /// The stall watchdog once armed (`armWatchdog`); nil: collectives wait without a deadline.
     private var watchdog: MPIWatchdog?
     public var phase = CollectivePhase.startup
+    /// The ranks of this node (all of them) and the shared-memory windows, once `allocateShared` made one.
+    private var node: MPI_Comm?
+    private var windows: [MPI_Win?] = []
 
     public init() throws(CommunicatorError) {
         var initialized: Int32 = 0
@@ -183,6 +186,51 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         try wait(&request, sequence: sequence, call: "MPI_Ibarrier")
     }
 
+    // Shared memory: when every rank runs on this node, the gradient reduction reads the other
+    // ranks' buffers directly (GradientReduction.swift); Open MPI's own shared-memory transport
+    // copies each message through a second buffer.
+
+    public func allocateShared(count: Int) throws(CommunicatorError) -> UnsafeMutablePointer<Float>? {
+        guard size > 1 else { return nil }
+        if node == nil {
+            var comm: MPI_Comm?
+            try Self.check(MPI_Comm_split_type(world, vae_mpi_comm_type_shared(), Int32(rank), vae_mpi_info_null(), &comm),
+                           "MPI_Comm_split_type(shared)")
+            var nodeSize: Int32 = 0
+            try Self.check(MPI_Comm_size(comm, &nodeSize), "MPI_Comm_size(node)")
+            guard nodeSize == size else {
+                MPI_Comm_free(&comm)
+                return nil
+            }
+            try Self.check(vae_mpi_errors_return(comm), "MPI_Comm_set_errhandler(node)")
+            node = comm
+        }
+        // Rank 0 allocates the whole buffer (one contiguous block), the others none and map it.
+        var window: MPI_Win?
+        try Self.check(vae_mpi_win_allocate_shared(MPI_Aint(rank == 0 ? count * MemoryLayout<Float>.stride : 0), node, &window),
+                       "MPI_Win_allocate_shared(\(count * MemoryLayout<Float>.stride) bytes)")
+        windows.append(window)
+        try Self.check(vae_mpi_win_errors_return(window), "MPI_Win_set_errhandler")
+        var base: UnsafeMutableRawPointer?
+        try Self.check(vae_mpi_win_shared_query(window, 0, &base), "MPI_Win_shared_query")
+        try Self.check(MPI_Win_lock_all(vae_mpi_mode_nocheck(), window), "MPI_Win_lock_all")
+        guard let floats = base?.bindMemory(to: Float.self, capacity: count) else {
+            throw CommunicatorError(call: "MPI_Win_shared_query", message: "no address for rank 0's shared memory")
+        }
+        if rank == 0 { floats.update(repeating: 0, count: count) }
+        try synchronizeShared()
+        return floats
+    }
+
+    public func synchronizeShared() throws(CommunicatorError) {
+        for window in windows { try Self.check(MPI_Win_sync(window), "MPI_Win_sync") }
+        let sequence = try enter()
+        var request: MPI_Request? = vae_mpi_request_null()
+        try Self.check(MPI_Ibarrier(node, &request), "MPI_Ibarrier(node)")
+        try wait(&request, sequence: sequence, call: "MPI_Ibarrier(shared memory)")
+        for window in windows { try Self.check(MPI_Win_sync(window), "MPI_Win_sync") }
+    }
+
     public func abort(code: Int32) -> Never {
         fflush(nil)
         MPI_Abort(world, code)
@@ -193,6 +241,11 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         guard !finalized else { return }
         finalized = true
         watchdog?.finish()
+        for i in windows.indices {
+            MPI_Win_unlock_all(windows[i])
+            MPI_Win_free(&windows[i])
+        }
+        if node != nil { MPI_Comm_free(&node) }
         MPI_Finalize()
     }
 }

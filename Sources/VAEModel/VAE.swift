@@ -62,8 +62,9 @@ public final class VAE: @unchecked Sendable {
     }
 
     /// Zeroes the gradient buffer, on the threads (a 2.6 MB memset is ~1% of a step on one core).
-    public func zeroGradients() {
-        threads.forEachRange(layout.count, alignment: 16, minimum: 16_384, ZeroRange(buffer: gradients))
+    /// Zeroes the gradient buffer, or `target` (a buffer of `parameterCount` floats).
+    public func zeroGradients(_ target: UnsafeMutablePointer<Float>? = nil) {
+        threads.forEachRange(layout.count, alignment: 16, minimum: 16_384, ZeroRange(buffer: target ?? gradients))
     }
 
     // MARK: Forward

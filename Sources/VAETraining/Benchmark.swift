@@ -231,7 +231,7 @@ public struct DistributedStepBenchmark: Sendable {
 /// Real training steps (Trainer.step on synthetic data, per-rank batch `batch`) with the
 /// gradient reduction `options` choose, on every rank of `communicator`: what `vae-dist bench`
 /// reports under mpirun. Every rank must call it with the same arguments.
-public func benchmarkDistributedStep(config: ModelConfig, batch: Int, options base: TrainingOptions,
+public func benchmarkDistributedStep(config: ModelConfig, batch: Int, options base: TrainingOptions, sharedMemory: Bool = true,
                                      communicator: any Communicator, steps: Int = 100) throws -> DistributedStepBenchmark {
     var options = base
     options.batchSize = batch * communicator.size
@@ -242,7 +242,8 @@ public func benchmarkDistributedStep(config: ModelConfig, batch: Int, options ba
     let folder = (NSTemporaryDirectory() as NSString).appendingPathComponent("vae-dist-bench-\(id[0])")
     options.output = folder
     defer { if communicator.isRoot { try? FileManager.default.removeItem(atPath: folder) } }
-    let trainer = try Trainer(options: options, model: config, resume: false, overwrite: true, communicator: communicator) { _ in }
+    let trainer = try Trainer(options: options, model: config, resume: false, overwrite: true, sharedMemory: sharedMemory,
+                              communicator: communicator) { _ in }
     let plan = EpochPlan(exampleCount: trainer.dataset.train.count, globalBatchSize: options.batchSize, rank: communicator.rank,
                          worldSize: communicator.size, generator: trainer.generator, epoch: 1)
     var times = StepTimes()

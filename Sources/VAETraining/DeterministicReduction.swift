@@ -105,8 +105,6 @@ final class DeterministicReduction: GradientReduction {
     }
 
     func shareOptimizerState(_ optimizer: AdamOptimizer) throws {
-        guard let shards else { return }
-        try communicator.allgatherInPlace(optimizer.firstMoment, shards: shards)
-        try communicator.allgatherInPlace(optimizer.secondMoment, shards: shards)
+        if let shards { try gatherMoments(optimizer, shards: shards) }
     }
 }

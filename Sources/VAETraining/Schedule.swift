@@ -64,5 +64,10 @@ public func sumOfSquares(_ values: UnsafePointer<Float>, count: Int) -> Double {
 
 /// values[i] *= factor.
 public func vectorScale(_ values: UnsafeMutablePointer<Float>, by factor: Float, count: Int) {
-    for i in 0..<count { values[i] *= factor }
+    vectorScale(UnsafePointer(values), by: factor, count: count, into: values)
+}
+
+/// out[i] = values[i] * factor (out may be values).
+public func vectorScale(_ values: UnsafePointer<Float>, by factor: Float, count: Int, into out: UnsafeMutablePointer<Float>) {
+    for i in 0..<count { out[i] = values[i] * factor }
 }

@@ -85,9 +85,7 @@ extension Trainer {
             if options.clipGradNorm > 0 {
                 // torch.nn.utils.clip_grad_norm_ over the global-batch gradient of all ranks.
                 let coefficient = clipCoefficient(norm: try reduction.squaredGradientNorm().squareRoot(), maxNorm: options.clipGradNorm)
-                if coefficient < 1 {
-                    vectorScale(reduction.reducedGradients, by: coefficient, count: reduction.updateRange.count)
-                }
+                if coefficient < 1 { reduction.scaleGradients(by: coefficient) }
             }
             optimizer.hyper.learningRate = learningRate(step: optimizer.step, totalSteps: plan.steps * options.epochs,
                                                         base: options.learningRate, schedule: options.lrSchedule,

@@ -57,16 +57,18 @@ public final class Trainer {
 
     /// A new run, or a resume that gives every option again (`GivenOptions(model:options:)`).
     public convenience init(options: TrainingOptions, model: ModelConfig, resume: Bool, overwrite: Bool = false,
-                            communicator: any Communicator, log: @escaping (String) -> Void) throws {
+                            sharedMemory: Bool = true, communicator: any Communicator, log: @escaping (String) -> Void) throws {
         try self.init(given: GivenOptions(model: model, options: options), resume: resume, overwrite: overwrite,
-                      communicator: communicator, log: log)
+                      sharedMemory: sharedMemory, communicator: communicator, log: log)
     }
 
     /// `given` holds the options of the command line (nil: not given): a new run takes the
     /// rest from the defaults, --resume from the checkpoint (`GivenOptions.resuming`).
     /// `log` receives rank 0's human-readable lines.
+    /// `sharedMemory`: ranks on one node sum their gradients through shared memory (unless the
+    /// environment sets VAE_DIST_SHARED_MEMORY=0); false: MPI's collectives, as across nodes.
     public init(given: GivenOptions, resume: Bool, overwrite: Bool = false, allowOtherData: Bool = false,
-                communicator: any Communicator, log: @escaping (String) -> Void) throws {
+                sharedMemory: Bool = true, communicator: any Communicator, log: @escaping (String) -> Void) throws {
         if resume && overwrite {
             throw TrainingError.option("--resume continues the run in --out and --overwrite deletes its checkpoints: pass one of them")
         }
@@ -113,8 +115,9 @@ public final class Trainer {
 
         // Before any collective whose size depends on them: every rank must agree on the
         // options, the model and the data (its fingerprint).
+        let sharedMemory = try sharedMemory && Self.sharedMemoryAllowed()
         try Self.checkAgreement(communicator, stage: "options, model or data",
-                                text: "\(canonicalJSON(CheckpointConfig(model: config, training: options)))|\(resume)|\(trainingData)|\(dataset.test.count)")
+                                text: "\(canonicalJSON(CheckpointConfig(model: config, training: options)))|\(resume)|\(trainingData)|\(dataset.test.count)|shared memory \(sharedMemory)")
         if let loaded = checkpoint, let note = try checkResumeData(stored: loaded.data, storedSpec: loaded.config.training.data,
                                                                    current: trainingData, spec: options.data,
                                                                    allowOtherData: allowOtherData, checkpoint: checkpointPath) {
@@ -135,7 +138,7 @@ public final class Trainer {
                            parts: options.deterministic ? TrainingOptions.deterministicGroups / communicator.size / options.accumulate : 1,
                            rank: communicator.rank,
                            objective: regime.isPlain ? nil : LatentObjective(regime: regime, latent: config.latent, globalBatch: options.batchSize))
-        reduction = makeGradientReduction(options: options, model: model, communicator: communicator)
+        reduction = try makeGradientReduction(options: options, model: model, communicator: communicator, sharedMemory: sharedMemory)
         evalWorkspace = VAEWorkspace(config: config, capacity: 500)
 
         if let checkpoint {
@@ -370,6 +373,16 @@ public final class Trainer {
         log(epochLine(metrics, epochs: options.epochs, config: modelConfig, seconds: epochSeconds))
         if interrupted != 0 {
             log("vae-dist: stopped by \(Interruption.name(Int32(interrupted))) at the end of epoch \(e); continue with --resume" + stopNote)
+        }
+    }
+
+    /// VAE_DIST_SHARED_MEMORY: unset, empty or 1 allows the sum over shared memory, 0 turns it off.
+    public static func sharedMemoryAllowed(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws(TrainingError) -> Bool {
+        switch environment["VAE_DIST_SHARED_MEMORY"] {
+        case nil, "", "1": return true
+        case "0": return false
+        case let value?:
+            throw .option("VAE_DIST_SHARED_MEMORY=\(value): expected 1 (ranks on one node sum gradients through shared memory, the default) or 0 (MPI collectives)")
         }
     }
 

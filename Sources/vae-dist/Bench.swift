@@ -138,18 +138,23 @@ struct Bench: ParsableCommand {
         // --threads: one count for every rank (default: the automatic split of TrainingOptions).
         let rankThreads = try threads.map { _ in try threadCounts() }
         if let rankThreads, rankThreads.count != 1 { throw TrainingError.option("--threads under mpirun: one thread count per rank, such as --threads 1") }
-        var strategies: [(String, TrainingOptions)] = []
-        for (name, bucketMB, sharded) in [("overlapped", 1.0, false), ("after-backward", 0.0, false), ("sharded", 1.0, true)] {
+        // MPI's collectives, then (ranks on one node) the sum over shared memory, which training
+        // uses there by default.
+        var strategies: [(String, TrainingOptions, Bool)] = []
+        for (name, bucketMB, sharded, shared) in [("overlapped", 1.0, false, false), ("after-backward", 0.0, false, false),
+                                                  ("sharded", 1.0, true, false), ("shared-memory", 1.0, false, true),
+                                                  ("shared-memory-sharded", 1.0, true, true)] {
             var o = TrainingOptions()
             o.threads = rankThreads?[0] ?? 0
             o.bucketMB = bucketMB
             o.shardOptimizer = sharded
             o.timeout = timeout
-            strategies.append((name, o))
+            strategies.append((name, o, shared))
         }
         for batch in sizes {
-            for (name, options) in strategies {
-                let r = try benchmarkDistributedStep(config: config, batch: batch, options: options, communicator: communicator)
+            for (name, options, shared) in strategies {
+                let r = try benchmarkDistributedStep(config: config, batch: batch, options: options, sharedMemory: shared,
+                                                     communicator: communicator)
                 if json {
                     say(jsonObject([("kind", "\"distributed_step\""), ("ranks", "\(communicator.size)"), ("batch_per_rank", "\(batch)"),
                                     ("strategy", "\"\(name)\""), ("samples_per_second", jsonNumber(r.samplesPerSecond)),
@@ -157,7 +162,7 @@ struct Bench: ParsableCommand {
                                     ("optimizer_ms_per_step", jsonNumber(r.optimizerMS))]))
                 } else {
                     say(String(format: "batch %4d  %@ %8.0f samples/s  compute %6.2f ms  exposed communication %6.2f ms  optimizer %5.2f ms  (%@)",
-                               batch, name.padding(toLength: 15, withPad: " ", startingAt: 0) as NSString, r.samplesPerSecond, r.computeMS, r.communicationMS, r.optimizerMS, r.strategy as NSString))
+                               batch, name.padding(toLength: 22, withPad: " ", startingAt: 0) as NSString, r.samplesPerSecond, r.computeMS, r.communicationMS, r.optimizerMS, r.strategy as NSString))
                 }
             }
         }

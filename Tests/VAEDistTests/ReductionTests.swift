@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import VAEDistributed
+import VAEKernels
 import VAEModel
 import VAETraining
 
@@ -33,6 +34,43 @@ import VAETraining
             next = range.upperBound
         }
         #expect(next == total)
+    }
+
+    /// The shared-memory reduction's sum: slot by slot in rank order, the same bits as a plain
+    /// left-to-right loop on any thread count, across its 4096-float pieces and a ragged tail.
+    @Test(arguments: [(2, 1), (3, 2), (4, 3), (5, 2)])
+    func sharedMemorySumAddsSlotsInRankOrder(slots n: Int, threads: Int) {
+        let count = 3 * 16_384 + 4096 + 37
+        // Magnitudes from 1e-4 to 1e4: a different order of additions would change the bits.
+        let slots = (0..<n).map { _ in (0..<count).map { _ in Float.random(in: -1...1) * powf(10, Float.random(in: -4...4)) } }
+        var expected = [Float](repeating: 0, count: count)
+        for i in 0..<count {
+            var s = slots[0][i] + slots[1][i]
+            for k in 2..<n { s += slots[k][i] }
+            expected[i] = s
+        }
+        var out = [Float](repeating: .nan, count: count)
+        let pointers = slots.map { s -> UnsafeMutablePointer<Float> in
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: count)
+            p.initialize(from: s, count: count)
+            return p
+        }
+        defer { pointers.forEach { $0.deallocate() } }
+        out.withUnsafeMutableBufferPointer {
+            sumSlots(pointers.map { UnsafePointer($0) }, into: $0.baseAddress!, count: count, threads: KernelThreads(threads: threads))
+        }
+        #expect(out.map(\.bitPattern) == expected.map(\.bitPattern))
+    }
+
+    /// VAE_DIST_SHARED_MEMORY: unset, empty or 1 allow the shared-memory sum, 0 turns it off,
+    /// anything else is an error naming the variable and its value.
+    @Test func sharedMemoryEnvironmentVariable() throws {
+        #expect(try Trainer.sharedMemoryAllowed([:]) && Trainer.sharedMemoryAllowed(["VAE_DIST_SHARED_MEMORY": ""]))
+        #expect(try Trainer.sharedMemoryAllowed(["VAE_DIST_SHARED_MEMORY": "1"]))
+        #expect(try !Trainer.sharedMemoryAllowed(["VAE_DIST_SHARED_MEMORY": "0"]))
+        #expect(throws: TrainingError.self) { try Trainer.sharedMemoryAllowed(["VAE_DIST_SHARED_MEMORY": "yes"]) }
+        let error = #expect(throws: TrainingError.self) { try Trainer.sharedMemoryAllowed(["VAE_DIST_SHARED_MEMORY": "off"]) }
+        #expect(error.map { "\($0)" }?.contains("VAE_DIST_SHARED_MEMORY=off: expected 1") == true)
     }
 
     /// The resume state survives the checkpoint metadata exactly; a malformed value is an
