@@ -3,7 +3,8 @@
 # step (--batch-size) in N micro-batches per rank equals one step on the whole batch:
 #   1. --deterministic: bit-identical for N = 1, 2, 4 on 1 rank and N = 1, 2 on 2 ranks (each of
 #      the 4 fixed groups is computed alone either way);
-#   2. otherwise (overlapped buckets, one allreduce, the sharded optimizer), on 1 and 2 ranks: equal
+#   2. otherwise (the shared-memory sum, sharded or not; with VAE_DIST_SHARED_MEMORY=0 MPI's
+#      overlapped buckets, one allreduce, the sharded optimizer), on 1 and 2 ranks: equal
 #      to float rounding (1e-4; the weight gradients' sums over the batch are cut in N), as 1 vs 2
 #      ranks are; the optimizer step count and samples/s count whole batches;
 #   3. --accumulate may change on resume: bit-identical to the uninterrupted run (--deterministic);
@@ -38,15 +39,18 @@ for case in "1 2" "1 4" "2 1" "2 2"; do
     || bad "--deterministic, $np rank(s), --accumulate $n: $out"
 done
 
-echo "accumulate: overlapped, one allreduce, sharded: equal to rounding"
+echo "accumulate: shared memory, overlapped, one allreduce, sharded: equal to rounding"
 run 1 o1
-for case in "1 2 " "1 3 " "2 1 " "2 2 " "2 2 --bucket-mb 0" "2 2 --shard-optimizer"; do
-  read -r np n extra <<< "$case"
-  name="o${np}x$n${extra// /}"
+# The 2-rank cases run on one node: the shared-memory sum; "mpi" ones set VAE_DIST_SHARED_MEMORY=0.
+for case in "1 2 - " "1 3 - " "2 1 - " "2 2 - " "2 2 - --shard-optimizer" "2 2 mpi " "2 2 mpi --bucket-mb 0" "2 2 mpi --shard-optimizer"; do
+  read -r np n mpi extra <<< "$case"
+  name="o${np}x$n${mpi#-}${extra// /}"
+  shm=1; [ "$mpi" = mpi ] && shm=0
   # shellcheck disable=SC2086
-  run "$np" "$name" --accumulate "$n" $extra
-  out=$(compare o1 "$name" 1e-4) && ok "$np rank(s), --accumulate $n${extra:+ $extra} vs 1 rank in one step: $(cut -d'(' -f1 <<< "$out")" \
-    || bad "$np rank(s), --accumulate $n $extra: $out"
+  VAE_DIST_SHARED_MEMORY=$shm run "$np" "$name" --accumulate "$n" $extra
+  strategy=$(sed -n 's/^vae-dist: gradient reduction: //p' "$tmp/$name.log")
+  out=$(compare o1 "$name" 1e-4) && ok "$np rank(s), --accumulate $n${extra:+ $extra} ($strategy) vs 1 rank in one step: $(cut -d'(' -f1 <<< "$out")" \
+    || bad "$np rank(s), --accumulate $n $extra ($strategy): $out"
 done
 # A step counts whole batches: 2 epochs of 20 steps, samples/s over 128 examples a step.
 "$python" - "$tmp/o2x2/metrics.jsonl" "$tmp/o1/metrics.jsonl" <<'PY' && ok "--accumulate 2: metrics count optimizer steps of 128 (step 40 after 2 epochs), samples/s of whole batches" || bad "--accumulate metrics: $(tail -1 "$tmp/o2x2/metrics.jsonl")"

@@ -79,6 +79,9 @@ mutant shm-sharded-partial-copy Sources/VAETraining/GradientReduction.swift with
 - for r in 0..<communicator.size where r != communicator.rank {
 + for r in 0..<communicator.size where r < communicator.rank {
 first mpi_test
+mutant bce-log-of-wrong-product Sources/VAEKernels/Likelihood.swift the Bernoulli loss multiplies exp(-|l|) instead of 1 + exp(-|l|) before the log
+- product *= onePlus
++ product *= e
 mutant skipped-step Sources/VAETraining/Trainer+Step.swift every 7th optimizer step skipped on every rank
 - optimizer.update(model, range: reduction.updateRange, gradients: reduction.reducedGradients)
 + if attemptedSteps % 7 != 0 { optimizer.update(model, range: reduction.updateRange, gradients: reduction.reducedGradients) }

@@ -6,6 +6,9 @@ import Foundation
 
 /// Bernoulli likelihood from logits l (sigmoid output), numerically stable form:
 ///   BCE(l, x) = max(l, 0) - l x + log(1 + exp(-|l|)),   dBCE/dl = sigmoid(l) - x.
+/// The log terms of a row are summed as the log of their product: each lane multiplies up to 64
+/// factors 1 + exp(-|l|) in (1, 2] (at most 2^64, far from overflow) before one log, instead of
+/// one log per element (the error stays below 1e-6 relative per row: `bernoulliMatchesNaive`).
 @inlinable
 public func bernoulliNLLForwardBackward<ISA: ISATag>(_: ISA.Type, recon: UnsafeMutablePointer<Float>, dlogits: UnsafeMutablePointer<Float>?,
                                         logits: UnsafePointer<Float>, targets: UnsafePointer<Float>,
@@ -16,18 +19,28 @@ public func bernoulliNLLForwardBackward<ISA: ISATag>(_: ISA.Type, recon: UnsafeM
         let l = logits + r * columns, x = targets + r * columns
         let d = dlogits.map { $0 + r * columns }
         var acc = SIMD16<Float>()
+        var product = one, factors = 0
         var c = 0
         while c < full {
             let lv = load16(l + c), xv = load16(x + c)
             let e = vexp(ISA.self, vmin(lv, -lv))                 // exp(-|l|) in (0, 1]
-            acc += vmax(lv, zero) - lv * xv + vlog1pUnit(ISA.self, e)
+            let onePlus = one + e
+            acc += vmax(lv, zero) - lv * xv
+            product *= onePlus
+            factors += 1
+            if factors == 64 {
+                acc += vlog(ISA.self, product)
+                product = one
+                factors = 0
+            }
             if let d {
-                let inverse = one / (one + e)
+                let inverse = one / onePlus
                 let sigmoid = (e * inverse).replacing(with: inverse, where: lv .>= zero)
                 store16((sigmoid - xv) * scale, d + c)
             }
             c += 16
         }
+        acc += vlog(ISA.self, product)
         var tail: Float = 0
         while c < columns {  // the same formulas, one element at a time
             let lv = l[c], xv = x[c]

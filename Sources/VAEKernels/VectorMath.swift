@@ -55,22 +55,6 @@ public func vlog<ISA: ISATag>(_: ISA.Type, _ input: SIMD16<Float>) -> SIMD16<Flo
     return x + y + e * 0.693359375
 }
 
-/// log(1 + e) for e in [0, 1], without masks: log1p(e) = 2 atanh(u) with u = e / (2 + e)
-/// in [0, 1/3], whose odd series 2 (u + u^3/3 + ... + u^13/13) is exact to ~1e-8 relative.
-@inlinable @inline(__always)
-public func vlog1pUnit<ISA: ISATag>(_: ISA.Type, _ e: SIMD16<Float>) -> SIMD16<Float> {
-    let u = e / (e + 2)
-    let u2 = u * u
-    var p = SIMD16<Float>(repeating: 1.0 / 13)
-    p = p * u2 + 1.0 / 11
-    p = p * u2 + 1.0 / 9
-    p = p * u2 + 1.0 / 7
-    p = p * u2 + 1.0 / 5
-    p = p * u2 + 1.0 / 3
-    p = p * u2 + 1
-    return 2 * u * p
-}
-
 /// out[i] = a[i] + b[i] (out may alias a or b).
 public func vectorAdd(_ out: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) {
     let full = count & ~15

@@ -379,8 +379,12 @@ final class SharedMemoryReduction: GradientReduction {
     let shards: Shards
     let sharded: Bool
     private let slots: [UnsafeMutablePointer<Float>]
+    /// This rank's block of every slot (what its `reduce` adds up).
+    private let blockOfSlots: [UnsafePointer<Float>]
     private let result: UnsafeMutablePointer<Float>
     private let parameters: UnsafeMutablePointer<Float>?
+    /// Clipping scaled a copy of this rank's part of the result into model.gradients.
+    private var scaled = false
 
     /// nil when the ranks do not share one node (or there is one rank).
     init?(model: VAE, communicator: any Communicator, sharded: Bool) throws {
@@ -391,6 +395,8 @@ final class SharedMemoryReduction: GradientReduction {
         self.sharded = sharded
         shards = Shards(total: p, ranks: n)
         slots = (0..<n).map { base + $0 * p }
+        let block = shards.range(communicator.rank)
+        blockOfSlots = slots.map { UnsafePointer($0 + block.lowerBound) }
         result = base + n * p
         parameters = sharded ? base + (n + 1) * p : nil
     }
@@ -404,7 +410,7 @@ final class SharedMemoryReduction: GradientReduction {
     var updateRange: Range<Int> { sharded ? shards.range(communicator.rank) : 0..<model.parameterCount }
     /// The shared result, or after clipping this rank's scaled copy of its part of it.
     var reducedGradients: UnsafeMutablePointer<Float> { (scaled ? model.gradients : result) + updateRange.lowerBound }
-    private var scaled = false
+    private var slot: UnsafeMutablePointer<Float> { slots[communicator.rank] }
 
     /// Into this rank's own buffer: the other ranks may still be reading the shared result for
     /// the norm.
@@ -413,7 +419,6 @@ final class SharedMemoryReduction: GradientReduction {
         vectorScale(result + range.lowerBound, by: coefficient, count: range.count, into: model.gradients + range.lowerBound)
         scaled = true
     }
-    private var slot: UnsafeMutablePointer<Float> { slots[communicator.rank] }
 
     func computeGradients(_ batch: LocalBatch, micro: Int, of count: Int, into result: inout LocalResult) throws {
         let p = model.parameterCount
@@ -429,8 +434,7 @@ final class SharedMemoryReduction: GradientReduction {
         scaled = false
         try communicator.synchronizeShared()
         let block = shards.range(communicator.rank)
-        sumSlots(slots.map { UnsafePointer($0 + block.lowerBound) }, into: result + block.lowerBound, count: block.count,
-                 threads: model.threads)
+        sumSlots(blockOfSlots, into: result + block.lowerBound, count: block.count, threads: model.threads)
         try communicator.synchronizeShared()
     }
 

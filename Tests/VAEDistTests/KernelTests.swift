@@ -139,9 +139,6 @@ func runnableKernels(sourceLocation: SourceLocation = #_sourceLocation) -> [any 
             for j in 0..<16 { v[j] = xs[i + j] }
             let e = vexp(AVX2.self, v)
             for j in 0..<16 { #expect(abs(e[j] - exp(xs[i + j])) <= 3e-7 * exp(xs[i + j]), "exp(\(xs[i + j]))") }
-            let unit = vexp(AVX2.self, pointwiseMin(v, -v) * 0.05)  // exp(-0.05 |x|) in (0, 1]
-            let l1p = vlog1pUnit(AVX2.self, unit)
-            for j in 0..<16 { #expect(abs(l1p[j] - log1p(unit[j])) <= 4e-7 * log1p(unit[j]) + 1e-9, "log1p(\(unit[j]))") }
             let positive = vexp(AVX2.self, v * 0.2)
             let l = vlog(AVX2.self, positive)
             for j in 0..<16 { #expect(abs(l[j] - log(positive[j])) <= 2e-7 * max(1, abs(log(positive[j]))), "log(\(positive[j]))") }
@@ -149,7 +146,8 @@ func runnableKernels(sourceLocation: SourceLocation = #_sourceLocation) -> [any 
         }
     }
 
-    @Test(arguments: [(1, 1), (3, 17), (4, 784), (2, 50)])
+    /// 2100 columns: 131 vectors, so a row's product of log factors restarts twice (every 64).
+    @Test(arguments: [(1, 1), (3, 17), (4, 784), (2, 50), (2, 2100)])
     func bernoulliMatchesNaive(rows: Int, columns: Int) {
         for kernels in runnableKernels() {
             let logits = randomFloats(rows * columns, seed: 11, scale: 12)
