@@ -40,7 +40,7 @@ public struct PosteriorParameters: Sendable {
 }
 
 /// Encodes images `range` in batches: the (mu | logvar) rows [range.count, 2 * latent].
-public func encodePosterior(model: VAE, images: ImageSet, range: Range<Int>, batchSize: Int = 500) -> [Float] {
+public func encodePosterior(model: VAE, images: ImageSet, range: Range<Int>, batchSize: Int = evaluationBatch) -> [Float] {
     let d = model.config.inputDimension, l = model.config.latent
     let capacity = max(1, min(batchSize, range.count))
     let workspace = VAEWorkspace(config: model.config, capacity: capacity)

@@ -139,7 +139,7 @@ public final class Trainer {
                            rank: communicator.rank,
                            objective: regime.isPlain ? nil : LatentObjective(regime: regime, latent: config.latent, globalBatch: options.batchSize))
         reduction = try makeGradientReduction(options: options, model: model, communicator: communicator, sharedMemory: sharedMemory)
-        evalWorkspace = VAEWorkspace(config: config, capacity: 500)
+        evalWorkspace = VAEWorkspace(config: config, capacity: evaluationBatch)
 
         if let checkpoint {
             checkpoint.parameters.withUnsafeBufferPointer { model.parameters.update(from: $0.baseAddress!, count: $0.count) }
