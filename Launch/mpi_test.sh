@@ -55,6 +55,14 @@ grep -q "gradient reduction: sharded optimizer over shared memory" "$tmp/shm-sha
 out=$(VAE_DIST_SHARED_MEMORY=yes run_mpi 2 "$bin" "${args[@]}" --out "$tmp/badshm" 2>&1); code=$?
 [ "$code" -ne 0 ] && [ "$(echo "$out" | grep -c 'error: VAE_DIST_SHARED_MEMORY=yes: expected 1')" -ge 1 ] \
   && ok "VAE_DIST_SHARED_MEMORY=yes: exit $code, $(echo "$out" | grep -m1 'error: VAE')" || bad "VAE_DIST_SHARED_MEMORY=yes: exit $code: $(echo "$out" | head -3)"
+# An MPI without shared-memory windows (Open MPI's osc/sm component left out): one note, MPI's
+# collectives, the same model.
+OMPI_MCA_osc=^sm run_mpi 2 "$bin" "${args[@]}" --out "$tmp/noshm" > "$tmp/noshm.log" 2>&1 || bad "without osc/sm: $(tail -2 "$tmp/noshm.log")"
+if grep -q "^vae-dist: note: no shared memory for the gradients (MPI_Win_allocate_shared of .*); using MPI's collectives" "$tmp/noshm.log" \
+   && grep -q "gradient reduction: allreduce overlapped with backward" "$tmp/noshm.log" \
+   && out=$("$python" Launch/compare_checkpoints.py "$tmp/r2/checkpoints/latest.safetensors" "$tmp/noshm/checkpoints/latest.safetensors" 0); then
+  ok "no shared-memory windows (OMPI_MCA_osc=^sm): $(grep -o 'note: no shared memory[^(]*' "$tmp/noshm.log")-> MPI's allreduce, bit-identical"
+else bad "without shared-memory windows: $(grep -E 'note|reduction|error' "$tmp/noshm.log" | head -3 | tr '\n' ' ') ${out:-}"; fi
 # 4 ranks: the shared-memory sums are the same with the sharded optimizer (bit-identical) and the
 # 1-rank model to rounding either way.
 VAE_DIST_SHARED_MEMORY=1 run_mpi 4 "$bin" "${args[@]}" --shard-optimizer --out "$tmp/shm-sharded4" > "$tmp/shm-sharded4.log" 2>&1 || bad "shared-memory sharded on 4: $(tail -2 "$tmp/shm-sharded4.log")"
@@ -95,6 +103,8 @@ run_mpi 2 "$bin" bench --batches 16 --json > "$tmp/bench.json" 2>&1 && "$python"
 import json, sys
 lines = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
 assert [l["strategy"] for l in lines] == ["overlapped", "after-backward", "sharded", "shared-memory", "shared-memory-sharded"], lines
+assert [l["reduction"].split(" (")[0] for l in lines] == ["allreduce overlapped with backward in 2 buckets", "allreduce after backward",
+    "sharded optimizer", "sum over shared memory after backward", "sharded optimizer over shared memory"], lines
 for l in lines:
     assert l["ranks"] == 2 and l["samples_per_second"] > 0 and l["compute_ms_per_step"] > 0, l
     assert l["communication_ms_per_step"] > 0 and l["optimizer_ms_per_step"] > 0, l

@@ -11,6 +11,7 @@ static inline MPI_Datatype vae_mpi_double(void) { return MPI_DOUBLE; }
 static inline MPI_Datatype vae_mpi_byte(void) { return MPI_BYTE; }
 static inline MPI_Datatype vae_mpi_uint64(void) { return MPI_UINT64_T; }
 static inline MPI_Datatype vae_mpi_int64(void) { return MPI_INT64_T; }
+static inline MPI_Datatype vae_mpi_int32(void) { return MPI_INT32_T; }
 static inline MPI_Op vae_mpi_sum(void) { return MPI_SUM; }
 static inline MPI_Op vae_mpi_max(void) { return MPI_MAX; }
 static inline MPI_Op vae_mpi_min(void) { return MPI_MIN; }

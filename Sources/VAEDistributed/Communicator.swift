@@ -29,8 +29,9 @@ public protocol Communicator: AnyObject, Sendable {
     /// Gathers `count` floats from every rank into `output` [size, count], rank order.
     func allgather(_ input: UnsafePointer<Float>, count: Int, into output: UnsafeMutablePointer<Float>) throws(CommunicatorError)
     func barrier() throws(CommunicatorError)
-    /// `count` floats of memory every rank maps, the same bytes on each (zeroed), when every rank
-    /// runs on this node; nil when the ranks span nodes or there is one rank. Collective.
+    /// `count` floats of memory every rank maps, the same bytes on each (not initialized), when
+    /// every rank runs on this node; nil when the ranks span nodes, there is one rank, or the MPI
+    /// library cannot give shared memory (on every rank alike). Collective.
     func allocateShared(count: Int) throws(CommunicatorError) -> UnsafeMutablePointer<Float>?
     /// A barrier over the ranks sharing memory that also orders each rank's writes to it before
     /// the other ranks' reads after it.

@@ -206,18 +206,32 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
             node = comm
         }
         // Rank 0 allocates the whole buffer (one contiguous block), the others none and map it.
+        // Nothing touches it here: each page is first touched by the rank that writes it.
+        let bytes = count * MemoryLayout<Float>.stride
         var window: MPI_Win?
-        try Self.check(vae_mpi_win_allocate_shared(MPI_Aint(rank == 0 ? count * MemoryLayout<Float>.stride : 0), node, &window),
-                       "MPI_Win_allocate_shared(\(count * MemoryLayout<Float>.stride) bytes)")
-        windows.append(window)
-        try Self.check(vae_mpi_win_errors_return(window), "MPI_Win_set_errhandler")
         var base: UnsafeMutableRawPointer?
-        try Self.check(vae_mpi_win_shared_query(window, 0, &base), "MPI_Win_shared_query")
-        try Self.check(MPI_Win_lock_all(vae_mpi_mode_nocheck(), window), "MPI_Win_lock_all")
-        guard let floats = base?.bindMemory(to: Float.self, capacity: count) else {
-            throw CommunicatorError(call: "MPI_Win_shared_query", message: "no address for rank 0's shared memory")
+        var failure = vae_mpi_win_allocate_shared(MPI_Aint(rank == 0 ? bytes : 0), node, &window)
+        if failure == vae_mpi_success() { failure = vae_mpi_win_errors_return(window) }
+        if failure == vae_mpi_success() { failure = vae_mpi_win_shared_query(window, 0, &base) }
+        // Every rank uses the memory, or none does (then they all use MPI's collectives).
+        var ok: Int32 = failure == vae_mpi_success() && base != nil ? 1 : 0, all: Int32 = 0
+        try Self.check(MPI_Allreduce(&ok, &all, 1, vae_mpi_int32(), vae_mpi_min(), node), "MPI_Allreduce(shared memory)")
+        guard all == 1, let floats = base?.bindMemory(to: Float.self, capacity: count) else {
+            if window != nil { MPI_Win_free(&window) }
+            if rank == 0 {
+                var reason = "another rank could not map it"
+                if failure != vae_mpi_success() {
+                    var buffer = [CChar](repeating: 0, count: Int(MPI_MAX_ERROR_STRING) + 1)
+                    var length: Int32 = 0
+                    MPI_Error_string(failure, &buffer, &length)
+                    reason = buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+                }
+                FileHandle.standardError.write(Data("vae-dist: note: no shared memory for the gradients (MPI_Win_allocate_shared of \(bytes) bytes: \(reason)); using MPI's collectives\n".utf8))
+            }
+            return nil
         }
-        if rank == 0 { floats.update(repeating: 0, count: count) }
+        try Self.check(MPI_Win_lock_all(vae_mpi_mode_nocheck(), window), "MPI_Win_lock_all")
+        windows.append(window)
         try synchronizeShared()
         return floats
     }

@@ -61,8 +61,8 @@ public final class VAE: @unchecked Sendable {
         return layout.tensor(named: weightName)?.shape[1] ?? 1
     }
 
-    /// Zeroes the gradient buffer, on the threads (a 2.6 MB memset is ~1% of a step on one core).
-    /// Zeroes the gradient buffer, or `target` (a buffer of `parameterCount` floats).
+    /// Zeroes the gradient buffer, or `target` (a buffer of `parameterCount` floats), on the
+    /// threads (a 2.6 MB memset is ~1% of a step on one core).
     public func zeroGradients(_ target: UnsafeMutablePointer<Float>? = nil) {
         threads.forEachRange(layout.count, alignment: 16, minimum: 16_384, ZeroRange(buffer: target ?? gradients))
     }

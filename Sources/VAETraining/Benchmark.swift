@@ -89,8 +89,7 @@ public func benchmarkGEMM(_ shape: GEMMShape, budget: Double = 0.25, kernels: an
         for _ in 0..<inner { once() }
         times.append((now() - t) / Double(inner))
     }
-    times.sort()
-    return GEMMResult(shape: shape, seconds: times[times.count / 2], fastest: times[0])
+    return GEMMResult(shape: shape, seconds: median(times), fastest: times.min()!)
 }
 
 public struct StepBenchmark: Sendable {
@@ -114,6 +113,7 @@ func benchmarkTrainer(config: ModelConfig, batch: Int, threads: Int) throws -> T
     options.epochs = 1
     options.threads = threads
     options.output = (NSTemporaryDirectory() as NSString).appendingPathComponent("vae-dist-bench-\(getpid())-\(threads)")
+    // Removed once the trainer exists: steps and evaluations write nothing there.
     defer { try? FileManager.default.removeItem(atPath: options.output) }
     return try Trainer(options: options, model: config, resume: false, overwrite: true,
                        communicator: SingleProcessCommunicator()) { _ in }
@@ -137,8 +137,10 @@ public func benchmarkTrainingSteps(config: ModelConfig, batch: Int, threadCounts
         for _ in 0..<10 { _ = try trainer.step(next[i] % plans[i].steps, of: plans[i], epoch: 1, times: &times[i]); next[i] += 1 }
         times[i] = StepTimes()
     }
-    for _ in 0..<rounds {
-        for (i, trainer) in trainers.enumerated() {
+    for round in 0..<rounds {
+        // Every other round in reverse order: no count always runs right after another.
+        for i in round % 2 == 0 ? Array(trainers.indices) : trainers.indices.reversed() {
+            let trainer = trainers[i]
             let roundStart = now()
             for _ in 0..<stepsPerRound {
                 let t = now()
@@ -151,18 +153,19 @@ public func benchmarkTrainingSteps(config: ModelConfig, batch: Int, threadCounts
     }
     return trainers.indices.map { i in
         // The median step: on a shared machine a few steps stalled by other work would move a mean.
-        let sorted = stepTimes[i].sorted()
+        let stepSeconds = median(stepTimes[i])
         let total = times[i].compute + times[i].communication + times[i].optimizer
         let speedup = i == 0 ? nil : median(zip(roundTimes[0], roundTimes[i]).map { $0 / $1 })
-        return StepBenchmark(batch: batch, threads: threadCounts[i], samplesPerSecond: Double(batch) / sorted[sorted.count / 2],
+        return StepBenchmark(batch: batch, threads: threadCounts[i], samplesPerSecond: Double(batch) / stepSeconds,
                              computeFraction: times[i].compute / total, optimizerFraction: times[i].optimizer / total,
-                             stepSeconds: sorted[sorted.count / 2], fastestStepSeconds: sorted[0], speedup: speedup)
+                             stepSeconds: stepSeconds, fastestStepSeconds: stepTimes[i].min()!, speedup: speedup)
     }
 }
 
+/// The middle value (the mean of the two middle ones for an even count).
 func median(_ values: [Double]) -> Double {
-    let sorted = values.sorted()
-    return sorted[sorted.count / 2]
+    let sorted = values.sorted(), half = sorted.count / 2
+    return sorted.count % 2 == 1 ? sorted[half] : (sorted[half - 1] + sorted[half]) / 2
 }
 
 /// Floating-point operations of evaluating one example: the forward pass's GEMMs (the
@@ -318,7 +321,6 @@ public func benchmarkCollective(_ collective: Collective, floatCount: Int, commu
         try once()
         times.append(now() - t)
     }
-    times.sort()
     return CollectiveTiming(collective: collective, bytes: floatCount * MemoryLayout<Float>.stride, repeats: times.count,
-                            median: times[times.count / 2], fastest: times[0])
+                            median: median(times), fastest: times.min()!)
 }

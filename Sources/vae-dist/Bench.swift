@@ -157,7 +157,8 @@ struct Bench: ParsableCommand {
                                                      communicator: communicator)
                 if json {
                     say(jsonObject([("kind", "\"distributed_step\""), ("ranks", "\(communicator.size)"), ("batch_per_rank", "\(batch)"),
-                                    ("strategy", "\"\(name)\""), ("samples_per_second", jsonNumber(r.samplesPerSecond)),
+                                    ("strategy", "\"\(name)\""), ("reduction", "\"\(r.strategy)\""),
+                                    ("samples_per_second", jsonNumber(r.samplesPerSecond)),
                                     ("compute_ms_per_step", jsonNumber(r.computeMS)), ("communication_ms_per_step", jsonNumber(r.communicationMS)),
                                     ("optimizer_ms_per_step", jsonNumber(r.optimizerMS))]))
                 } else {
