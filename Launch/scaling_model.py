@@ -330,6 +330,8 @@ def main():
             if (g, "allreduce") not in params:
                 continue
             p, b, s = r["ranks"], r["batch_per_rank"], r["strategy"]
+            if s.startswith("shared-memory"):
+                continue  # no MPI collective to model (and across hosts it falls back to one)
             model_comm = exposed(s, g, p, b) * 1e3
             model_rate = p * b / step_seconds(s, g, p, b)
             say(f"| {group_name(*g)} | {s} | {b} | {r['communication_ms_per_step']:.2f} / {model_comm:.2f} | "
