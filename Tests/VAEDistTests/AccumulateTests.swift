@@ -53,7 +53,7 @@ import VAETraining
         #expect(parameters(whole) != parameters(plain), "the warm-up changes the model")
         for n in [2, 4] {
             let parts = try train(accumulate: n, deterministic: true, klWarmup: 8, "warm\(n)")
-            #expect(parameters(parts) == parameters(whole), "--kl-warmup with --accumulate \(n): parameters differ")
+            expectIdentical(parameters(parts), parameters(whole), "--kl-warmup with --accumulate \(n): parameters")
             #expect(parts.history.last?.trainLoss == whole.history.last?.trainLoss, "--accumulate \(n): the warm-up's penalty")
         }
         let uneven = try train(accumulate: 3, deterministic: false, klWarmup: 8, "warm3")

@@ -97,7 +97,8 @@ import VAEKernels
         }
         // The same subset every time, and its images are those of the grid.
         let again = try Dataset.load("dsprites:1000")
-        #expect(again.train.pixels == data.train.pixels && again.test.pixels == data.test.pixels)
+        expectIdentical(again.train.pixels, data.train.pixels, "dsprites:1000 loaded twice: training pixels")
+        expectIdentical(again.test.pixels, data.test.pixels, "dsprites:1000 loaded twice: test pixels")
         let one = DSprites.images([permutation[DSprites.testCount + 5]])
         #expect(Array(data.train.pixels[(5 * 512)..<(6 * 512)]) == one.pixels)
         for bad in ["dsprites:1", "dsprites:737281", "dsprites:x"] {

@@ -59,7 +59,7 @@ import VAETraining
         out.withUnsafeMutableBufferPointer {
             sumSlots(pointers.map { UnsafePointer($0) }, into: $0.baseAddress!, count: count, threads: KernelThreads(threads: threads))
         }
-        #expect(out.map(\.bitPattern) == expected.map(\.bitPattern))
+        expectIdentical(out, expected, "the sum of \(n) slots on \(threads) threads")
     }
 
     /// VAE_DIST_SHARED_MEMORY: unset, empty or 1 allow the shared-memory sum, 0 turns it off,
