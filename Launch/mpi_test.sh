@@ -92,10 +92,15 @@ PY
 run_mpi 2 "$bin" "${args[@]}" --clip-grad-norm 0.5 --deterministic --shard-optimizer --out "$tmp/clip2" > "$tmp/clip2.log" 2>&1 || bad "clip on 2 ranks: $(tail -2 "$tmp/clip2.log")"
 run_mpi 2 "$bin" "${args[@]}" --clip-grad-norm 0.5 --out "$tmp/clip3" > /dev/null 2>&1
 run_mpi 2 "$bin" "${args[@]}" --clip-grad-norm 0.5 --shard-optimizer --out "$tmp/clip4" > /dev/null 2>&1
+# The same with MPI's collectives (the strategies ranks on several nodes use): overlapped, sharded.
+VAE_DIST_SHARED_MEMORY=0 run_mpi 2 "$bin" "${args[@]}" --clip-grad-norm 0.5 --out "$tmp/clip5" > /dev/null 2>&1
+VAE_DIST_SHARED_MEMORY=0 run_mpi 2 "$bin" "${args[@]}" --clip-grad-norm 0.5 --shard-optimizer --out "$tmp/clip6" > /dev/null 2>&1
 if out=$("$python" Launch/compare_checkpoints.py "$tmp/clip1/checkpoints/latest.safetensors" "$tmp/clip2/checkpoints/latest.safetensors" 0) \
    && out2=$("$python" Launch/compare_checkpoints.py "$tmp/clip3/checkpoints/latest.safetensors" "$tmp/clip4/checkpoints/latest.safetensors" 0) \
+   && out2=$("$python" Launch/compare_checkpoints.py "$tmp/clip3/checkpoints/latest.safetensors" "$tmp/clip5/checkpoints/latest.safetensors" 0) \
+   && out2=$("$python" Launch/compare_checkpoints.py "$tmp/clip3/checkpoints/latest.safetensors" "$tmp/clip6/checkpoints/latest.safetensors" 0) \
    && ! "$python" Launch/compare_checkpoints.py "$tmp/r2/checkpoints/latest.safetensors" "$tmp/clip3/checkpoints/latest.safetensors" 1e-3 > /dev/null; then
-  ok "--clip-grad-norm 0.5: 1 rank vs 2 sharded ranks (--deterministic) and sharded vs unsharded 2 ranks bit-identical; clipping changed the run"
+  ok "--clip-grad-norm 0.5: 1 rank vs 2 sharded ranks (--deterministic) bit-identical; on 2 ranks the shared-memory sum, sharded or not, and MPI's overlapped and sharded strategies bit-identical; clipping changed the run"
 else
   bad "clip: $out ${out2:-}"
 fi
