@@ -37,8 +37,9 @@ if ! swift build -c release --build-tests > "$log" 2>&1; then
 fi
 grep -E "Build complete" "$log"
 code=0; swift test -c release --skip-build > "$log" 2>&1 || code=$?
-# Failures, then the runner's closing line: Test run with N tests ... passed.
-grep -E "✘|^✔ Test run with|error:" "$log" || true
+# Failures, then the runner's closing line: Test run with N tests ... passed (━ instead of ✔
+# when it counts known issues: ToleranceTests expects its helpers to record some).
+grep -E "✘|^(✔|━) Test run with|error:" "$log" || true
 rm -f "$log"
 [ "$code" -eq 0 ] || { echo "test: swift test failed (exit $code)"; exit 1; }
 
