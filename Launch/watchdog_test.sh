@@ -77,25 +77,28 @@ stall() {
   else
     bad "$name: exit $code ${took}s after the stop (limit $((timeout_s + 10))s; 124 or 137: still running after $((timeout_s + 30)) s): $(grep -v '^step' "$log" | tail -3)"
   fi
-  # One error line per live rank, each naming the stopped rank and a step at or after the last logged.
-  local live=() r lines=0 wrong=0 step="[0-9]*"
+  # One error line per live rank, each naming the stopped rank and a step at or after the last
+  # logged: "in step N", or "in the evaluation after step N" when the stop lands at an epoch's end
+  # (the steps are fast: 50 of them pass between seeing step 70 and the stop).
+  local live=() r lines=0 wrong=0 step="[0-9]*" where="step [0-9]*"
   for ((r = 0; r < np; r++)); do [ "$r" -ne "$stopped" ] && live+=("$r"); done
   for r in "${live[@]}"; do
     local line
-    line=$(grep "^vae-dist: rank $r: error: stall in step [0-9]*: rank $stopped has not arrived after $timeout_s s" "$log" | head -1)
+    line=$(grep -E "^vae-dist: rank $r: error: stall in (step|the evaluation after step) [0-9]*: rank $stopped has not arrived after $timeout_s s" "$log" | head -1)
     if [ -n "$line" ]; then
       lines=$((lines + 1))
-      step=$(sed -n 's/.*stall in step \([0-9]*\):.*/\1/p' <<< "$line")
+      where=$(sed -n 's/.*stall in \(step [0-9]*\|the evaluation after step [0-9]*\):.*/\1/p' <<< "$line")
+      step=${where##* }
       [ "$step" -ge "$last" ] || wrong=$((wrong + 1))
     fi
   done
   if [ "$lines" -eq "${#live[@]}" ] && [ "$wrong" -eq 0 ]; then
-    ok "$name: every live rank (${live[*]}) named rank $stopped at step $step: $(grep -m1 "error: stall" "$log" | cut -c1-170)..."
+    ok "$name: every live rank (${live[*]}) named rank $stopped in $where: $(grep -m1 "error: stall" "$log" | cut -c1-170)..."
   else
     bad "$name: $lines of ${#live[@]} live ranks named rank $stopped ($wrong at a step before $last): $(grep -E 'error|warning' "$log" | head -4)"
   fi
   local speaker=0; [ "$stopped" -eq 0 ] && speaker=${live[0]}
-  grep -q "^vae-dist: rank $speaker: warning: stall in step $step: waited 3.0 s for rank $stopped " "$log" \
+  grep -q "^vae-dist: rank $speaker: warning: stall in $where: waited 3.0 s for rank $stopped " "$log" \
     && ok "$name: warning at half the timeout: $(grep -m1 "rank $speaker: warning" "$log")" \
     || bad "$name: no warning from rank $speaker at $((timeout_s / 2)) s: $(grep warning "$log" | head -2)"
   # The last checkpoint is whole and resumable: --resume finishes 4 epochs from it.
