@@ -68,14 +68,14 @@ mutant clip-norm-of-own-shard Sources/VAETraining/GradientReduction.swift the sh
 - partials[communicator.rank] = sumOfSquares(shard, count: updateRange.count)
 + return sumOfSquares(shard, count: updateRange.count)
 first mpi_test
-mutant shm-sum-drops-a-slot Sources/VAETraining/GradientReduction.swift the shared-memory sum leaves out the third rank's gradient and beyond
+mutant shm-sum-drops-a-slot Sources/VAETraining/SharedMemoryReduction.swift the shared-memory sum leaves out the third rank's gradient and beyond
 - for s in slots.dropFirst(2) { vectorAdd(out, out, s + start, count: n) }
 + for s in slots.dropFirst(3) { vectorAdd(out, out, s + start, count: n) }
-mutant shm-clip-in-place Sources/VAETraining/GradientReduction.swift clipping scales the shared result in place while other ranks read it for the norm
+mutant shm-clip-in-place Sources/VAETraining/SharedMemoryReduction.swift clipping scales the shared result in place while other ranks read it for the norm
 - scaled = true
 + vectorScale(result + range.lowerBound, by: coefficient, count: range.count)
 first mpi_test
-mutant shm-sharded-partial-copy Sources/VAETraining/GradientReduction.swift with the sharded optimizer over shared memory a rank copies only the lower ranks' parameter blocks
+mutant shm-sharded-partial-copy Sources/VAETraining/SharedMemoryReduction.swift with the sharded optimizer over shared memory a rank copies only the lower ranks' parameter blocks
 - for r in 0..<communicator.size where r != communicator.rank {
 + for r in 0..<communicator.size where r < communicator.rank {
 first mpi_test

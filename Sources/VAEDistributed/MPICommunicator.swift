@@ -187,7 +187,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     }
 
     // Shared memory: when every rank runs on this node, the gradient reduction reads the other
-    // ranks' buffers directly (GradientReduction.swift); Open MPI's own shared-memory transport
+    // ranks' buffers directly (SharedMemoryReduction.swift); Open MPI's own shared-memory transport
     // copies each message through a second buffer.
 
     public func allocateShared(count: Int) throws(CommunicatorError) -> UnsafeMutablePointer<Float>? {
