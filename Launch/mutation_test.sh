@@ -218,9 +218,9 @@ mutant watchdog-never-fires Sources/VAEDistributed/StallWatchdog.swift the stall
 - if waited >= timeout { return .expire }
 + if waited >= timeout && timeout < 0 { return .expire }
 first watchdog_test
-mutant watchdog-names-wrong-rank Sources/VAEDistributed/StallWatchdog.swift a stall names the ranks that arrived, not those missing
-- zip(peers, answers).filter { ($0.1?.sequence ?? -1) < sequence }.map(\.0)
-+ zip(peers, answers).filter { ($0.1?.sequence ?? -1) >= sequence }.map(\.0)
+mutant watchdog-names-wrong-rank Sources/VAEDistributed/StallWatchdog.swift a stall names the ranks that answered, not the silent ones
+- let silent = zip(peers, answers).filter { $0.1 == nil }.map(\.0)
++ let silent = zip(peers, answers).filter { $0.1 != nil }.map(\.0)
 first watchdog_test
 mutant accumulate-drops-micro-batch Sources/VAETraining/GradientReduction.swift the sharded optimizer keeps only the last micro-batch's gradient
 - if micro == 0 { model.zeroGradients() }

@@ -185,9 +185,12 @@ final class MPIWatchdog {
 
     private var answerGrace: Double { min(1, timeout / 8) }
 
-    /// Peers that have not arrived at collective `waitedFor`: those whose answer to the last
-    /// question says an earlier collective, or that did not answer.
-    private func missing(at waitedFor: Int64) -> [Int] { ranksNotArrived(peers, answers: replies, at: waitedFor) }
+    /// Peers that have not arrived at collective `waitedFor` (`ranksNotArrived`). Another rank
+    /// names rank 0 only when it does not answer: rank 0, waiting too, hears every rank and names
+    /// them (a rank that rank 0 leaves behind in an earlier collective is not the missing one).
+    private func missing(at waitedFor: Int64) -> [Int] {
+        rank == 0 ? ranksNotArrived(peers, answers: replies, at: waitedFor) : (replies[0] == nil ? [0] : [])
+    }
 
     private var everyoneAnswered: Bool { replies.allSatisfy { $0 != nil } }
 
@@ -200,7 +203,7 @@ final class MPIWatchdog {
         if let warning = pendingWarning, everyoneAnswered || now - warning.asked >= answerGrace {
             pendingWarning = nil
             let absent = missing(at: waitedFor)
-            // Rank 0 names the missing ranks; another rank speaks only when rank 0 itself is missing.
+            // Rank 0 names the missing ranks; another rank speaks only when rank 0 does not answer.
             if rank == 0 || !absent.isEmpty {
                 say("warning", StallReport.warning(phase: phase, missing: absent, arrivals: arrivals, waited: warning.waited, timeout: timeout))
             }

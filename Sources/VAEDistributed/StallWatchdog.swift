@@ -109,10 +109,16 @@ public struct Arrivals: Sendable {
 
 }
 
-/// The ranks of `peers` that have not arrived at collective `sequence`: their answer (in the same
-/// order; nil: none came) names an earlier collective, or they did not answer at all.
+/// The ranks of `peers` that have not arrived at collective `sequence`, from their answers (in the
+/// same order; nil: none came). A rank that did not answer is stopped or stuck outside MPI: when
+/// any is silent, only the silent ones are named. A rank that answers is alive, and when it waits
+/// in an earlier collective it usually waits for a silent one: a rank stopped inside a nonblocking
+/// barrier can let the barrier complete on some ranks and not on others. Only when every peer
+/// answered are those in an earlier collective named.
 public func ranksNotArrived(_ peers: [Int], answers: [Heartbeat?], at sequence: Int64) -> [Int] {
-    zip(peers, answers).filter { ($0.1?.sequence ?? -1) < sequence }.map(\.0)
+    let silent = zip(peers, answers).filter { $0.1 == nil }.map(\.0)
+    if !silent.isEmpty { return silent }
+    return zip(peers, answers).filter { $0.1!.sequence < sequence }.map(\.0)
 }
 
 /// The lines a stall prints, one per rank that can still talk.

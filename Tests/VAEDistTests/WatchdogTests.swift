@@ -22,9 +22,11 @@ import VAETraining
         #expect(StallClock.pause(afterWaiting: 0.01) == 50 && StallClock.pause(afterWaiting: 5) == 1000)
     }
 
-    @Test func ranksThatAnswerAnEarlierCollectiveOrNotAtAllAreMissing() {
+    @Test func silentRanksAreMissingAndOtherwiseThoseBehind() {
         let at = { (sequence: Int64) in Heartbeat(sequence: sequence, phase: CollectivePhase(.step, step: 5)) }
-        #expect(ranksNotArrived([1, 2, 3], answers: [at(10), at(9), nil], at: 10) == [2, 3], "rank 2 one behind, rank 3 silent")
+        #expect(ranksNotArrived([1, 2, 3], answers: [at(10), at(9), nil], at: 10) == [3], "rank 2 one behind waits for silent rank 3")
+        #expect(ranksNotArrived([1, 2, 3], answers: [nil, at(9), nil], at: 10) == [1, 3])
+        #expect(ranksNotArrived([1, 2, 3], answers: [at(10), at(9), at(8)], at: 10) == [2, 3], "all answered: those behind")
         #expect(ranksNotArrived([1, 2, 3], answers: [at(10), at(11), at(10)], at: 10).isEmpty)
         #expect(ranksNotArrived([0], answers: [nil], at: 1) == [0], "a silent rank 0")
         var arrivals = Arrivals(ranks: 4)
