@@ -19,23 +19,21 @@ struct Encode: ParsableCommand {
     @Option(help: "Which split to encode: test or train.") var split = "test"
     @Option(help: "Encode only the first N images of the split.") var limit: Int?
     @Option(help: "Output file (.safetensors).") var out: String
-    @Option(help: "Kernel threads per rank (0: the cores this process may use divided among the ranks on this node).")
-    var threads = 0
+    @OptionGroup var threads: ThreadsOption
 
     func run() throws {
         try reportingErrors {
             guard split == "test" || split == "train" else { throw TrainingError.option("--split '\(split)': expected test or train") }
             if let limit, limit < 1 { throw TrainingError.option("--limit must be at least 1 (got \(limit))") }
-            if threads < 0 || threads > 1024 { throw TrainingError.option("--threads must be between 0 (automatic) and 1024 (got \(threads))") }
+            _ = try threads.validated()
             guard out.hasSuffix(".safetensors") else {
                 throw TrainingError.option("--out \(out): encode writes a safetensors file; give a name ending in .safetensors")
             }
             try checkOutputFolder(out, option: "--out")
-            let communicator = try makeCommunicator()
-            Fatal.communicator = communicator
+            let communicator = try startEvaluationCommunicator()
             let (checkpoint, path) = try source.load()
             let model = checkpoint.makeModel()
-            model.threads = KernelThreads(threads: threads > 0 ? threads : automaticThreadCount())
+            model.threads = try threads.kernelThreads()
             let images = try testImages(data, checkpoint: checkpoint, path: path, train: split == "train")
             let count = min(limit ?? images.count, images.count)
             let e = try gatherPosterior(model: model, images: images, count: count, communicator: communicator)

@@ -22,22 +22,17 @@ struct Eval: ParsableCommand {
     @Option(name: .customLong("iw-samples"), help: "Importance samples K for the log p(x) estimate (0: skip).")
     var iwSamples = 0
     @Option(help: "Evaluate only the first N test images.") var limit: Int?
-    @Option(help: "Kernel threads per rank (0: the cores this process may use divided among the ranks on this node).")
-    var threads = 0
+    @OptionGroup var threads: ThreadsOption
 
     func run() throws {
         try reportingErrors {
             guard iwSamples >= 0 else { throw TrainingError.option("--iw-samples must be 0 or more (got \(iwSamples))") }
             if let limit, limit < 1 { throw TrainingError.option("--limit must be at least 1 (got \(limit))") }
-            if threads < 0 || threads > 1024 { throw TrainingError.option("--threads must be between 0 (automatic) and 1024 (got \(threads))") }
-            let communicator = try makeCommunicator()
-            Fatal.communicator = communicator
-            // The collectives below wait at most the default --timeout for a stalled rank.
-            try communicator.armWatchdog(timeout: TrainingOptions().timeout)
-            communicator.phase = CollectivePhase(.evaluation, step: 0)
+            _ = try threads.validated()
+            let communicator = try startEvaluationCommunicator()
             let (checkpoint, path) = try source.load()
             let model = checkpoint.makeModel()
-            model.threads = KernelThreads(threads: threads > 0 ? threads : automaticThreadCount())
+            model.threads = try threads.kernelThreads()
             let test = try testImages(data, checkpoint: checkpoint, path: path)
             let count = min(limit ?? test.count, test.count)
             let range = shardRange(count: count, rank: communicator.rank, worldSize: communicator.size)

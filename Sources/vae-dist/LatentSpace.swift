@@ -37,8 +37,7 @@ struct LatentMap: ParsableCommand {
         try reportingErrors {
             if let limit, limit < 1 { throw TrainingError.option("--limit must be at least 1 (got \(limit))") }
             try checkImageOutput(out)
-            let communicator = try makeCommunicator()
-            Fatal.communicator = communicator
+            let communicator = try startEvaluationCommunicator()
             let (checkpoint, path) = try source.load()
             let model = checkpoint.makeModel()
             try checkPlane(model, command: "latent-map", path: path)
@@ -77,8 +76,7 @@ struct Manifold: ParsableCommand {
         try reportingErrors {
             guard steps >= 2, steps <= 100 else { throw TrainingError.option("--steps must be between 2 and 100 (got \(steps))") }
             try checkImageOutput(out)
-            let communicator = try makeCommunicator()
-            Fatal.communicator = communicator
+            let communicator = try startEvaluationCommunicator()
             let (checkpoint, path) = try source.load()
             let model = checkpoint.makeModel()
             try checkPlane(model, command: "manifold", path: path)
