@@ -222,9 +222,15 @@ mutant watchdog-names-wrong-rank Sources/VAEDistributed/StallWatchdog.swift a st
 - let silent = zip(peers, answers).filter { $0.1 == nil }.map(\.0)
 + let silent = zip(peers, answers).filter { $0.1 != nil }.map(\.0)
 first watchdog_test
+mutant overwrite-keeps-stale-bias Sources/VAEModel/Linear.swift the first micro-batch adds the bias gradient to the last step's instead of writing it over
+- if !accumulate { (dbias + o).update(repeating: 0, count: features.count) }
++
+mutant overwrite-keeps-stale-logvar Sources/VAEModel/VAE.swift the gaussian likelihood's output log-variance gradient keeps the last step's
+- if let lv, lossScale != nil, !accumulate { (gradients + lv).update(repeating: 0, count: config.inputDimension) }
++
 mutant accumulate-drops-micro-batch Sources/VAETraining/GradientReduction.swift the sharded optimizer keeps only the last micro-batch's gradient
-- if micro == 0 { model.zeroGradients() }
-+ model.zeroGradients()
+- accumulate: micro > 0, communicator: communicator)
++ accumulate: false, communicator: communicator)
 first accumulate_test
 mutant accumulate-repeats-first-micro-batch Sources/VAETraining/Trainer+Step.swift every micro-batch loads the first one's examples (the others are dropped)
 - let part = shardRange(count: indices.count, rank: m, worldSize: parts)

@@ -33,20 +33,22 @@ public func linearForward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePoint
 }
 
 /// dweight[O, I] += dout^T · inp,  dbias[O] += sum_b dout,  dinp[B, I] = dout · weight (when wanted).
-/// dinp is overwritten, not accumulated: every layer input here has exactly one consumer.
+/// With `accumulate` false, dweight and dbias are overwritten instead (the first micro-batch of a
+/// step: no zeroing pass over the gradient buffer, no load of it in the GEMM; the same bits, as
+/// 0 + x = x). dinp is overwritten, not accumulated: every layer input here has exactly one consumer.
 /// Threads take blocks of output features for dweight and dbias (the K = batch sum stays whole),
 /// then blocks of rows for dinp.
 @inline(__always)
 public func linearBackward(_ dinp: UnsafeMutablePointer<Float>?, _ dweight: UnsafeMutablePointer<Float>,
                            _ dbias: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>,
                            _ inp: UnsafePointer<Float>, _ weight: UnsafePointer<Float>,
-                           batch: Int, inFeatures: Int, outFeatures: Int,
+                           batch: Int, inFeatures: Int, outFeatures: Int, accumulate: Bool = true,
                            threads: KernelThreads = .serial, workspace: GEMMWorkspace) {
     // Rows of dweight at multiples of 8, not 16: 400 rows are 200 + 200 on 2 threads, where 16
     // would give 208 + 192 (a 4% longer wait for the slower thread).
     threads.forEachRange(outFeatures, alignment: 8, minimum: 16, LinearWeightGradient(dweight: dweight, dbias: dbias, dout: dout, inp: inp, batch: batch,
                                                            inFeatures: inFeatures, outFeatures: outFeatures,
-                                                           threads: threads, workspace: workspace))
+                                                           accumulate: accumulate, threads: threads, workspace: workspace))
     if let dinp {
         let work = LinearInputGradient(dinp: dinp, dout: dout, weight: weight, batch: batch, inFeatures: inFeatures,
                                        outFeatures: outFeatures, threads: threads, workspace: workspace)
@@ -102,11 +104,11 @@ struct LinearForwardColumns: RangeWork {
     }
 }
 
-/// Output features `features` of dweight += dout^T · inp and dbias += sum_b dout.
+/// Output features `features` of dweight (+)= dout^T · inp and dbias (+)= sum_b dout.
 struct LinearWeightGradient: RangeWork {
     let dweight: UnsafeMutablePointer<Float>, dbias: UnsafeMutablePointer<Float>
     let dout: UnsafePointer<Float>, inp: UnsafePointer<Float>
-    let batch: Int, inFeatures: Int, outFeatures: Int
+    let batch: Int, inFeatures: Int, outFeatures: Int, accumulate: Bool
     let threads: KernelThreads, workspace: GEMMWorkspace
 
     @inline(__always)
@@ -115,7 +117,8 @@ struct LinearWeightGradient: RangeWork {
         // dweight[o ..< o + n, :] += dout[:, o ..< o + n]^T · inp
         Kernels.active.gemm(dweight + o * inFeatures, ldc: inFeatures, dout + o, lda: outFeatures, transposeA: true,
              inp, ldb: inFeatures, transposeB: false, m: features.count, n: inFeatures, k: batch,
-             accumulate: true, workspace: threads.gemmWorkspace(thread, own: workspace))
+             accumulate: accumulate, workspace: threads.gemmWorkspace(thread, own: workspace))
+        if !accumulate { (dbias + o).update(repeating: 0, count: features.count) }
         Kernels.active.biasBackward(dbias + o, dout + o, rows: batch, columns: features.count, rowStride: outFeatures)
     }
 }

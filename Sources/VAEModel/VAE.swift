@@ -74,9 +74,11 @@ public final class VAE: @unchecked Sendable {
     /// `eps` [batch, latent] is the noise; nil decodes the mean (z = mu).
     /// With `lossScale` set, also seeds the backward pass: d(lossScale * recon)/d(logits)
     /// (and, for the gaussian likelihood, accumulates d/d(decoder.logvar) into `gradients`,
-    /// default `self.gradients`).
+    /// default `self.gradients`; overwrites it when `accumulate` is false, as `backward` then
+    /// overwrites every other gradient).
     public func forward(_ workspace: VAEWorkspace, x: UnsafePointer<Float>, eps: UnsafePointer<Float>?,
-                        batch: Int, lossScale: Float?, gradients target: UnsafeMutablePointer<Float>? = nil) {
+                        batch: Int, lossScale: Float?, gradients target: UnsafeMutablePointer<Float>? = nil,
+                        accumulate: Bool = true) {
         let gradients = target ?? self.gradients
         precondition(batch <= workspace.capacity, "batch \(batch) exceeds workspace capacity \(workspace.capacity)")
         let l = config.latent
@@ -89,6 +91,7 @@ public final class VAE: @unchecked Sendable {
         // The gaussian likelihood's d/d(decoder.logvar) is a sum over rows: that pass stays on one thread.
         let rowsApart = config.likelihood == .bernoulli || lossScale == nil
         let lv = layout.outputLogvar
+        if let lv, lossScale != nil, !accumulate { (gradients + lv).update(repeating: 0, count: config.inputDimension) }
         threads.forEachRange(batch, alignment: 1, minimum: rowsApart ? 8 : batch,
                              LossRows(likelihood: config.likelihood, recon: workspace.recon, kl: workspace.kl,
                                       dlogits: lossScale == nil ? nil : workspace.dlogits,
@@ -144,13 +147,14 @@ public final class VAE: @unchecked Sendable {
 
     /// Accumulates d(lossScale * sum_b (recon_b + beta * KL_b)) / d(parameters) into
     /// `gradients` (same layout, default `self.gradients`), after `forward` with the same
-    /// `lossScale`, x, eps and gradients. `latent` replaces the beta * KL term's gradient for the
+    /// `lossScale`, x, eps, gradients and `accumulate`; with `accumulate` false the two overwrite
+    /// every gradient instead (no zeroing pass needed). `latent` replaces the beta * KL term's gradient for the
     /// training regimes (KL warm-up, capacity, free bits, beta-TCVAE: `LatentGradient`).
     /// `observer` hears, after each layer, that every gradient from that layer's offset to the
     /// end of the buffer is final (gradient reduction overlapped with the rest of backward).
     public func backward(_ workspace: VAEWorkspace, x: UnsafePointer<Float>, eps: UnsafePointer<Float>?,
                          batch: Int, lossScale: Float, gradients target: UnsafeMutablePointer<Float>? = nil,
-                         latent: LatentGradient? = nil, observer: (any BackwardObserver)? = nil) {
+                         latent: LatentGradient? = nil, observer: (any BackwardObserver)? = nil, accumulate: Bool = true) {
         let gradients = target ?? self.gradients
         let l = config.latent
         let ws = workspace.gemm
@@ -161,7 +165,7 @@ public final class VAE: @unchecked Sendable {
         let lastDecoderInput = decoderCount > 0 ? UnsafePointer(workspace.decoderHidden[decoderCount - 1]) : UnsafePointer(workspace.z)
         let dLast = decoderCount > 0 ? workspace.decoderGradient[decoderCount - 1] : workspace.dz
         linearBackward(dLast, gradients + out.weight, gradients + out.bias, dout, lastDecoderInput, parameters + out.weight,
-                       batch: batch, inFeatures: out.inFeatures, outFeatures: out.outFeatures, threads: threads, workspace: ws)
+                       batch: batch, inFeatures: out.inFeatures, outFeatures: out.outFeatures, accumulate: accumulate, threads: threads, workspace: ws)
         observer?.gradientsFinal(from: out.weight)
         for i in stride(from: decoderCount - 1, through: 0, by: -1) {
             let layer = layout.decoder[i]
@@ -171,7 +175,7 @@ public final class VAE: @unchecked Sendable {
             let input = i > 0 ? UnsafePointer(workspace.decoderHidden[i - 1]) : UnsafePointer(workspace.z)
             let dinp = i > 0 ? workspace.decoderGradient[i - 1] : workspace.dz
             linearBackward(dinp, gradients + layer.weight, gradients + layer.bias, dout, input, parameters + layer.weight,
-                           batch: batch, inFeatures: layer.inFeatures, outFeatures: layer.outFeatures, threads: threads, workspace: ws)
+                           batch: batch, inFeatures: layer.inFeatures, outFeatures: layer.outFeatures, accumulate: accumulate, threads: threads, workspace: ws)
             observer?.gradientsFinal(from: layer.weight)
         }
         // Latent: dz -> (dmu | dlogvar) in dheads [batch, 2 * latent].
@@ -188,7 +192,7 @@ public final class VAE: @unchecked Sendable {
         let headInput = UnsafePointer(workspace.encoderHidden[encoderCount - 1])
         linearBackward(workspace.encoderGradient[encoderCount - 1], gradients + head.weight, gradients + head.bias,
                        dheads, headInput, parameters + head.weight,
-                       batch: batch, inFeatures: head.inFeatures, outFeatures: head.outFeatures, threads: threads, workspace: ws)
+                       batch: batch, inFeatures: head.inFeatures, outFeatures: head.outFeatures, accumulate: accumulate, threads: threads, workspace: ws)
         observer?.gradientsFinal(from: head.weight)
         for i in stride(from: encoderCount - 1, through: 0, by: -1) {
             let layer = layout.encoder[i]
@@ -197,7 +201,7 @@ public final class VAE: @unchecked Sendable {
             let input = i > 0 ? UnsafePointer(workspace.encoderHidden[i - 1]) : x
             let dinp = i > 0 ? workspace.encoderGradient[i - 1] : nil
             linearBackward(dinp, gradients + layer.weight, gradients + layer.bias, dout, input, parameters + layer.weight,
-                           batch: batch, inFeatures: layer.inFeatures, outFeatures: layer.outFeatures, threads: threads, workspace: ws)
+                           batch: batch, inFeatures: layer.inFeatures, outFeatures: layer.outFeatures, accumulate: accumulate, threads: threads, workspace: ws)
             observer?.gradientsFinal(from: layer.weight)
         }
     }

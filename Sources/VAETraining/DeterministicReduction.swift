@@ -64,14 +64,14 @@ final class DeterministicReduction: GradientReduction {
         func target(_ local: Int) -> UnsafeMutablePointer<Float> {
             localGroups == 1 ? model.gradients : groupGradients[micro * microGroups + local]
         }
+        // Each group's forward and backward write its buffer over (accumulate: false).
         for local in 0..<microGroups {
-            target(local).update(repeating: 0, count: p)
-            let (recon, kl) = batch.forward(part: local, into: target(local))
+            let (recon, kl) = batch.forward(part: local, into: target(local), accumulate: false)
             result.recon += recon
             result.kl += kl
         }
         try batch.prepareObjective(communicator: communicator)
-        for local in 0..<microGroups { batch.backward(part: local, into: target(local)) }
+        for local in 0..<microGroups { batch.backward(part: local, into: target(local), accumulate: false) }
         guard micro == count - 1 else { return }
         switch localGroups {
         case 4:

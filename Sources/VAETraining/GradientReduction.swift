@@ -76,11 +76,13 @@ final class LocalBatch {
     var partRows: Int { rows / workspaces.count }
 
     /// Forward of part `p`, seeding its backward (the gaussian likelihood's output log-variance
-    /// gradient goes into `gradients`); returns its loss sums.
-    func forward(part p: Int, into gradients: UnsafeMutablePointer<Float>) -> (recon: Double, kl: Double) {
+    /// gradient goes into `gradients`); returns its loss sums. `accumulate` false: this part's
+    /// forward and backward overwrite `gradients` (the first micro-batch of a step), so nothing
+    /// needs zeroing first.
+    func forward(part p: Int, into gradients: UnsafeMutablePointer<Float>, accumulate: Bool) -> (recon: Double, kl: Double) {
         let row = p * partRows, workspace = workspaces[p]
         model.forward(workspace, x: x + row * model.config.inputDimension, eps: eps + row * model.config.latent,
-                      batch: partRows, lossScale: lossScale, gradients: gradients)
+                      batch: partRows, lossScale: lossScale, gradients: gradients, accumulate: accumulate)
         var recon = 0.0, kl = 0.0
         for r in 0..<partRows {
             recon += Double(workspace.recon[r])
@@ -114,21 +116,23 @@ final class LocalBatch {
         objective.prepare(step: step, latents: globalLatents)
     }
 
-    /// Backward of part `p` into `gradients`, after `forward(part:)` and `prepareObjective`.
-    func backward(part p: Int, into gradients: UnsafeMutablePointer<Float>, observer: (any BackwardObserver)? = nil) {
+    /// Backward of part `p` into `gradients`, after `forward(part:)` (with the same `accumulate`)
+    /// and `prepareObjective`.
+    func backward(part p: Int, into gradients: UnsafeMutablePointer<Float>, accumulate: Bool,
+                  observer: (any BackwardObserver)? = nil) {
         let row = p * partRows
         model.backward(workspaces[p], x: x + row * model.config.inputDimension, eps: eps + row * model.config.latent,
                        batch: partRows, lossScale: lossScale, gradients: gradients,
-                       latent: objective?.gradient(rows: firstGlobalRow + row), observer: observer)
+                       latent: objective?.gradient(rows: firstGlobalRow + row), observer: observer, accumulate: accumulate)
     }
 
-    /// Forward and backward of the whole micro-batch (one part), accumulating its gradient into
-    /// `gradients`; returns its loss sums.
-    func forwardBackward(into gradients: UnsafeMutablePointer<Float>, communicator: any Communicator,
+    /// Forward and backward of the whole micro-batch (one part), its gradient added to
+    /// `gradients` (written over them when `accumulate` is false); returns its loss sums.
+    func forwardBackward(into gradients: UnsafeMutablePointer<Float>, accumulate: Bool, communicator: any Communicator,
                          observer: (any BackwardObserver)? = nil) throws -> (recon: Double, kl: Double) {
-        let sums = forward(part: 0, into: gradients)
+        let sums = forward(part: 0, into: gradients, accumulate: accumulate)
         try prepareObjective(communicator: communicator)
-        backward(part: 0, into: gradients, observer: observer)
+        backward(part: 0, into: gradients, accumulate: accumulate, observer: observer)
         return sums
     }
 
@@ -156,7 +160,7 @@ protocol GradientReduction: AnyObject {
     var communicator: any Communicator { get }
     /// Forward and backward of micro-batch `micro` of `count` (its `batch.rows` rows loaded in
     /// `batch`), its gradient added to the strategy's gradient buffer (model.gradients, or the
-    /// rank's shared slot; zeroed at micro-batch 0) and its loss sums to `result`; the last
+    /// rank's shared slot; written over at micro-batch 0) and its loss sums to `result`; the last
     /// micro-batch may start reductions and decides `result.finite`.
     func computeGradients(_ batch: LocalBatch, micro: Int, of count: Int, into result: inout LocalResult) throws
     /// Completes the reduction: `reducedGradients` holds the global-batch gradient of `updateRange`.
@@ -252,11 +256,10 @@ final class AllreduceReduction: GradientReduction, BackwardObserver {
         if micro == 0 {
             started = 0
             finite = true
-            model.zeroGradients()
         }
         // Buckets start only during the last micro-batch's backward: the gradient is then whole.
         let last = micro == count - 1
-        let (recon, kl) = try batch.forwardBackward(into: model.gradients, communicator: communicator,
+        let (recon, kl) = try batch.forwardBackward(into: model.gradients, accumulate: micro > 0, communicator: communicator,
                                                     observer: buckets.isEmpty || !last ? nil : self)
         result.recon += recon
         result.kl += kl
@@ -331,8 +334,7 @@ final class ShardedReduction: GradientReduction {
     var updateRange: Range<Int> { shards.range(communicator.rank) }
 
     func computeGradients(_ batch: LocalBatch, micro: Int, of count: Int, into result: inout LocalResult) throws {
-        if micro == 0 { model.zeroGradients() }
-        let (recon, kl) = try batch.forwardBackward(into: model.gradients, communicator: communicator)
+        let (recon, kl) = try batch.forwardBackward(into: model.gradients, accumulate: micro > 0, communicator: communicator)
         result.recon += recon
         result.kl += kl
         guard micro == count - 1 else { return }

@@ -228,7 +228,7 @@ public final class LatentObjective {
 }
 
 /// The gradient of the mean loss over `batch` examples under `regime` at optimizer step `step`,
-/// on one process, into `model.gradients` (zeroed first): the forward, the regime's latent
+/// on one process, written over `model.gradients`: the forward, the regime's latent
 /// objective over the whole batch and the backward, as a training step computes them. Returns
 /// the regime's sums and the batch's recon and analytic-KL sums. (Tests check it against
 /// finite differences.)
@@ -239,7 +239,6 @@ public func regimeGradient(model: VAE, x: UnsafePointer<Float>, eps: UnsafePoint
     local.x.update(from: x, count: batch * model.config.inputDimension)
     local.eps.update(from: eps, count: batch * model.config.latent)
     local.step = step
-    model.zeroGradients()
-    let result = try! local.forwardBackward(into: model.gradients, communicator: SingleProcessCommunicator())
+    let result = try! local.forwardBackward(into: model.gradients, accumulate: false, communicator: SingleProcessCommunicator())
     return (result.recon, result.kl, local.regimeShare(rank: 0, localKL: result.kl))
 }

@@ -71,8 +71,7 @@ final class SharedMemoryReduction: GradientReduction {
 
     func computeGradients(_ batch: LocalBatch, micro: Int, of count: Int, into result: inout LocalResult) throws {
         let p = model.parameterCount
-        if micro == 0 { model.zeroGradients(slot) }
-        let (recon, kl) = try batch.forwardBackward(into: slot, communicator: communicator)
+        let (recon, kl) = try batch.forwardBackward(into: slot, accumulate: micro > 0, communicator: communicator)
         result.recon += recon
         result.kl += kl
         guard micro == count - 1 else { return }

@@ -122,6 +122,31 @@ func referenceLoss(_ p: [Double], config: ModelConfig, layout: ParameterLayout, 
             #expect(worst < 2e-3, "\(tensor.name): worst relative gradient error \(worst)")
         }
     }
+
+    /// The first micro-batch of a step writes the gradient over (`accumulate: false`) instead of
+    /// zeroing it and adding: every element must be written, with the same bits, whatever the
+    /// buffer held (NaN here), on one thread and on two (the layers then cut the work).
+    @Test(arguments: configs + [ModelConfig(imageHeight: 28, imageWidth: 28, hidden: [400], latent: 20, likelihood: .bernoulli),
+                                ModelConfig(imageHeight: 28, imageWidth: 28, hidden: [400], latent: 20, likelihood: .gaussian)])
+    func overwritingEqualsZeroingThenAccumulating(config: ModelConfig) {
+        let batch = 64
+        let model = VAE(config: config)
+        model.initialize(seed: 3)
+        let x = randomFloats(batch * config.inputDimension, seed: 4).map { ($0 + 1) / 2 }
+        let eps = randomFloats(batch * config.latent, seed: 5)
+        let workspace = VAEWorkspace(config: config, capacity: batch)
+        func gradient(threads: Int, accumulate: Bool) -> [Float] {
+            model.threads = KernelThreads(threads: threads)
+            if accumulate { model.zeroGradients() } else { model.gradients.update(repeating: .nan, count: model.parameterCount) }
+            model.forward(workspace, x: x, eps: eps, batch: batch, lossScale: 1 / Float(batch), accumulate: accumulate)
+            model.backward(workspace, x: x, eps: eps, batch: batch, lossScale: 1 / Float(batch), accumulate: accumulate)
+            return Array(UnsafeBufferPointer(start: model.gradients, count: model.parameterCount))
+        }
+        let reference = gradient(threads: 1, accumulate: true)
+        #expect(reference.allSatisfy { $0.isFinite })
+        expectIdentical(gradient(threads: 1, accumulate: false), reference, "1 thread")
+        expectIdentical(gradient(threads: 2, accumulate: false), reference, "2 threads")
+    }
 }
 
 @Suite struct KLDivergenceTests {
