@@ -189,8 +189,14 @@ mutant gemm-tail-tiles-share-rows Sources/VAEKernels/GEMM.swift the second 4-row
 - microKernel4x16(ISA.self, kc: kc, a: packedA + (ir - fullRows) * kc, b: panelB,
 + microKernel4x16(ISA.self, kc: kc, a: packedA, b: panelB,
 mutant column-split-row-stride Sources/VAEModel/Linear.swift a wide layer's block of output columns written with its own width as the row stride
-- Kernels.active.gemm(o, ldc: outFeatures, inp, lda: inFeatures, transposeA: false,
-+ Kernels.active.gemm(o, ldc: n, inp, lda: inFeatures, transposeA: false,
+- Kernels.active.gemm(o, ldc: outFeatures, inp + block.rows.lowerBound * inFeatures, lda: inFeatures, transposeA: false,
++ Kernels.active.gemm(o, ldc: n, inp + block.rows.lowerBound * inFeatures, lda: inFeatures, transposeA: false,
+mutant leftover-rows-not-offset Sources/VAEModel/Linear.swift a thread's rows of the left-over panels of dinp read the first rows of dout
+- w.dout + first * w.outFeatures, lda: w.outFeatures, transposeA: false,
++ w.dout, lda: w.outFeatures, transposeA: false,
+mutant leftover-panels-dropped Sources/VAEKernels/BlockSplit.swift the panels left over after the threads' equal shares are never computed
+- if let block = split.leftover(part: chunk) { work.run(block, thread: thread) }
++
 mutant finite-check-half-block Sources/VAEKernels/Checks.swift each thread checks only the first half of its block for NaN
 - if !allFinite(p + range.lowerBound, count: range.count) { flags[thread] = false }
 + if !allFinite(p + range.lowerBound, count: range.count / 2) { flags[thread] = false }

@@ -14,6 +14,12 @@ public enum GEMMTile: Sendable {
     @inlinable public var mr: Int { self == .avx2x6x16 ? 6 : 12 }
     @inlinable public var nr: Int { self == .avx2x6x16 ? 16 : 32 }
 
+    /// Row cuts between threads (BlockSplit, the row-cut GEMMs) start at multiples of this. The
+    /// AVX2 tile runs the last 4 rows of a block on a 4 x 16 tile (and 2 as 4 + 4 with the last
+    /// full tile), so any even cut computes no padding: 128 rows are 64 + 64. The 12 x 32 tile
+    /// computes whole tiles, so its cuts fall between them.
+    @inlinable public var rowSplitAlignment: Int { self == .avx2x6x16 ? 2 : mr }
+
     /// Whether the narrow 12 x 8 tile (GEMMBlocking.narrowMR/NR) serves N better: it pads
     /// N to a multiple of 8 instead of nr. The 32-wide tile keeps it for N <= 64 only:
     /// beyond that the 8-wide tile's 8 times fewer FMAs per broadcast cost more than padding.

@@ -112,3 +112,8 @@ public struct CPUFeatures: OptionSet, Sendable, CustomStringConvertible {
         return names.filter { contains($0.0) }.map(\.1).joined(separator: " ")
     }
 }
+
+extension KernelISA {
+    /// The GEMM register tile of this ISA's kernels (the per-ISA targets' `ISATag.tile`).
+    public var tile: GEMMTile { self == .avx2 ? .avx2x6x16 : .avx512x12x32 }
+}

@@ -10,8 +10,16 @@ import VAEKernels
 
 /// A wide layer's GEMMs are cut along their output features (columns of C): each thread then
 /// packs only its own columns of the weight, where a cut along the batch would have every
-/// thread pack all of it. Narrow outputs (the latent heads) are cut along the batch.
+/// thread pack all of it (the panels left over after an equal share are cut by rows:
+/// BlockSplit). Narrow outputs (the latent heads) are cut along the batch.
 public let columnSplitMinimum = 128
+
+/// The cut of a wide layer's [batch, features] output between the threads.
+@inline(__always)
+func wideSplit(batch: Int, features: Int, threads: KernelThreads) -> BlockSplit {
+    let tile = Kernels.active.isa.tile
+    return BlockSplit(rows: batch, columns: features, threads: threads.count, panel: tile.nr, rowAlignment: tile.rowSplitAlignment)
+}
 
 /// out = inp · weight^T + bias, then ReLU when `relu`. Threads take blocks of output features
 /// (wide layers) or of rows (examples).
@@ -21,10 +29,10 @@ public func linearForward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePoint
                           batch: Int, inFeatures: Int, outFeatures: Int, relu: Bool,
                           threads: KernelThreads = .serial, workspace: GEMMWorkspace) {
     if threads.count > 1 && outFeatures >= 2 * columnSplitMinimum {
-        threads.forEachRange(outFeatures, alignment: 16, minimum: columnSplitMinimum,
-                             LinearForwardColumns(out: out, inp: inp, weight: weight, bias: bias, batch: batch,
-                                                  inFeatures: inFeatures, outFeatures: outFeatures, relu: relu,
-                                                  threads: threads, workspace: workspace))
+        threads.forEachBlock(wideSplit(batch: batch, features: outFeatures, threads: threads),
+                             LinearForwardBlock(out: out, inp: inp, weight: weight, bias: bias,
+                                                inFeatures: inFeatures, outFeatures: outFeatures, relu: relu,
+                                                threads: threads, workspace: workspace))
         return
     }
     threads.forEachRange(batch, alignment: GEMMBlocking.narrowMR, minimum: GEMMBlocking.narrowMR,
@@ -53,7 +61,7 @@ public func linearBackward(_ dinp: UnsafeMutablePointer<Float>?, _ dweight: Unsa
         let work = LinearInputGradient(dinp: dinp, dout: dout, weight: weight, batch: batch, inFeatures: inFeatures,
                                        outFeatures: outFeatures, threads: threads, workspace: workspace)
         if threads.count > 1 && inFeatures >= 2 * columnSplitMinimum {
-            threads.forEachRange(inFeatures, alignment: 16, minimum: columnSplitMinimum, work.columns)
+            threads.forEachBlock(wideSplit(batch: batch, features: inFeatures, threads: threads), work.blocks)
         } else {
             threads.forEachRange(batch, alignment: GEMMBlocking.narrowMR, minimum: GEMMBlocking.narrowMR, work)
         }
@@ -80,26 +88,27 @@ struct LinearForwardRows: RangeWork {
     }
 }
 
-/// Output features `features` (columns of out) of out = inp · weight^T + bias (+ ReLU).
-struct LinearForwardColumns: RangeWork {
+/// A block (rows = examples, columns = output features) of out = inp · weight^T + bias (+ ReLU).
+struct LinearForwardBlock: BlockWork {
     let out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>
     let weight: UnsafePointer<Float>, bias: UnsafePointer<Float>
-    let batch: Int, inFeatures: Int, outFeatures: Int, relu: Bool
+    let inFeatures: Int, outFeatures: Int, relu: Bool
     let threads: KernelThreads, workspace: GEMMWorkspace
 
     @inline(__always)
-    func run(_ features: Range<Int>, thread: Int) {
-        let o = out + features.lowerBound, n = features.count
-        // out[:, features] = inp · weight[features, :]^T
-        Kernels.active.gemm(o, ldc: outFeatures, inp, lda: inFeatures, transposeA: false,
+    func run(_ block: Block, thread: Int) {
+        let features = block.columns, m = block.rows.count, n = features.count
+        let o = out + block.rows.lowerBound * outFeatures + features.lowerBound
+        // out[rows, features] = inp[rows, :] · weight[features, :]^T
+        Kernels.active.gemm(o, ldc: outFeatures, inp + block.rows.lowerBound * inFeatures, lda: inFeatures, transposeA: false,
                             weight + features.lowerBound * inFeatures, ldb: inFeatures, transposeB: true,
-                            m: batch, n: n, k: inFeatures, accumulate: false,
+                            m: m, n: n, k: inFeatures, accumulate: false,
                             workspace: threads.gemmWorkspace(thread, own: workspace))
         let b = bias + features.lowerBound
         if relu {
-            Kernels.active.biasReluForward(o, b, rows: batch, columns: n, rowStride: outFeatures)
+            Kernels.active.biasReluForward(o, b, rows: m, columns: n, rowStride: outFeatures)
         } else {
-            Kernels.active.biasForward(o, b, rows: batch, columns: n, rowStride: outFeatures)
+            Kernels.active.biasForward(o, b, rows: m, columns: n, rowStride: outFeatures)
         }
     }
 }
@@ -129,19 +138,20 @@ struct LinearInputGradient: RangeWork {
     let batch: Int, inFeatures: Int, outFeatures: Int
     let threads: KernelThreads, workspace: GEMMWorkspace
 
-    /// The same product cut into blocks of input features (columns of dinp) instead.
-    var columns: Columns { Columns(whole: self) }
+    /// The same product cut into blocks (rows, input features) instead (BlockSplit).
+    var blocks: Blocks { Blocks(whole: self) }
 
-    struct Columns: RangeWork {
+    struct Blocks: BlockWork {
         let whole: LinearInputGradient
 
         @inline(__always)
-        func run(_ features: Range<Int>, thread: Int) {
-            let w = whole
-            // dinp[:, features] = dout · weight[:, features]
-            Kernels.active.gemm(w.dinp + features.lowerBound, ldc: w.inFeatures, w.dout, lda: w.outFeatures, transposeA: false,
+        func run(_ block: Block, thread: Int) {
+            let w = whole, features = block.columns, first = block.rows.lowerBound
+            // dinp[rows, features] = dout[rows, :] · weight[:, features]
+            Kernels.active.gemm(w.dinp + first * w.inFeatures + features.lowerBound, ldc: w.inFeatures,
+                                w.dout + first * w.outFeatures, lda: w.outFeatures, transposeA: false,
                                 w.weight + features.lowerBound, ldb: w.inFeatures, transposeB: false,
-                                m: w.batch, n: features.count, k: w.outFeatures, accumulate: false,
+                                m: block.rows.count, n: features.count, k: w.outFeatures, accumulate: false,
                                 workspace: w.threads.gemmWorkspace(thread, own: w.workspace))
         }
     }

@@ -68,6 +68,36 @@ import VAETraining
         }
     }
 
+    /// A wide layer's output cut between threads (BlockSplit) covers every element once; each
+    /// thread gets the same whole panels and a row slice of the ones left over, so no thread
+    /// computes more than one slice of a panel beyond an equal share.
+    @Test(arguments: [(128, 400, 16, 2), (128, 784, 16, 2), (128, 400, 32, 12), (37, 300, 16, 2), (128, 256, 16, 2), (5, 400, 16, 2)])
+    func blockSplitCoversTheOutputOnceAndBalances(rows: Int, columns: Int, panel: Int, alignment: Int) {
+        for threads in 1...8 {
+            let split = BlockSplit(rows: rows, columns: columns, threads: threads, panel: panel, rowAlignment: alignment)
+            var seen = [Int](repeating: 0, count: rows * columns)
+            var work: [Int] = []
+            for part in 0..<split.parts {
+                var mine = 0
+                for block in [split.panels(part: part), split.leftover(part: part)].compactMap({ $0 }) {
+                    #expect(block.columns.lowerBound % panel == 0 && block.rows.lowerBound % alignment == 0)
+                    for r in block.rows { for c in block.columns { seen[r * columns + c] += 1 } }
+                    mine += block.rows.count * block.columns.count
+                }
+                work.append(mine)
+            }
+            #expect(seen.allSatisfy { $0 == 1 }, "\(rows)x\(columns) on \(threads) threads")
+            #expect(split.parts <= threads)
+            let leftover = split.leftoverColumns.count
+            #expect(work.max()! - work.min()! <= max(split.sliceRows * leftover, panel * rows / max(1, split.parts)),
+                    "\(rows)x\(columns) on \(threads) threads: \(work)")
+        }
+        // 400 columns (25 panels) on 2 threads: 12 panels each and half the rows of the 25th.
+        let two = BlockSplit(rows: 128, columns: 400, threads: 2, panel: 16, rowAlignment: 2)
+        #expect(two.panels(part: 0) == Block(rows: 0..<128, columns: 0..<192) && two.panels(part: 1) == Block(rows: 0..<128, columns: 192..<384))
+        #expect(two.leftover(part: 0) == Block(rows: 0..<64, columns: 384..<400) && two.leftover(part: 1) == Block(rows: 64..<128, columns: 384..<400))
+    }
+
     /// A batch and its noise loaded on 1 to 3 threads equal the serial fill, element for element:
     /// by example indices (training) and by a range starting past 0 (evaluation), binarized or not.
     @Test func loadBatchOnThreadsEqualsTheSerialFill() {
