@@ -14,6 +14,14 @@ import VAEKernels
 /// BlockSplit). Narrow outputs (the latent heads) are cut along the batch.
 public let columnSplitMinimum = 128
 
+/// Row cuts of a GEMM with `columns` output columns fall at multiples of this: between the
+/// row tiles it will use (AVX2's 6 x 16 tile: any even row, `GEMMTile.rowSplitAlignment`).
+@inline(__always)
+func rowAlignment(columns: Int) -> Int {
+    let tile = Kernels.active.isa.tile
+    return tile.prefersNarrowTile(n: columns) ? GEMMBlocking.narrowMR : tile.rowSplitAlignment
+}
+
 /// The cut of a wide layer's [batch, features] output between the threads.
 @inline(__always)
 func wideSplit(batch: Int, features: Int, threads: KernelThreads) -> BlockSplit {
@@ -35,7 +43,7 @@ public func linearForward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePoint
                                                 threads: threads, workspace: workspace))
         return
     }
-    threads.forEachRange(batch, alignment: GEMMBlocking.narrowMR, minimum: GEMMBlocking.narrowMR,
+    threads.forEachRange(batch, alignment: rowAlignment(columns: outFeatures), minimum: GEMMBlocking.narrowMR,
                          LinearForwardRows(out: out, inp: inp, weight: weight, bias: bias, inFeatures: inFeatures,
                                            outFeatures: outFeatures, relu: relu, threads: threads, workspace: workspace))
 }
@@ -52,9 +60,9 @@ public func linearBackward(_ dinp: UnsafeMutablePointer<Float>?, _ dweight: Unsa
                            _ inp: UnsafePointer<Float>, _ weight: UnsafePointer<Float>,
                            batch: Int, inFeatures: Int, outFeatures: Int, accumulate: Bool = true,
                            threads: KernelThreads = .serial, workspace: GEMMWorkspace) {
-    // Rows of dweight at multiples of 8, not 16: 400 rows are 200 + 200 on 2 threads, where 16
-    // would give 208 + 192 (a 4% longer wait for the slower thread).
-    threads.forEachRange(outFeatures, alignment: 8, minimum: 16, LinearWeightGradient(dweight: dweight, dbias: dbias, dout: dout, inp: inp, batch: batch,
+    // Rows of dweight between row tiles, not at multiples of 16: 400 rows are 200 + 200 on 2
+    // threads, where 16 would give 208 + 192 (a 4% longer wait for the slower thread).
+    threads.forEachRange(outFeatures, alignment: rowAlignment(columns: inFeatures), minimum: 16, LinearWeightGradient(dweight: dweight, dbias: dbias, dout: dout, inp: inp, batch: batch,
                                                            inFeatures: inFeatures, outFeatures: outFeatures,
                                                            accumulate: accumulate, threads: threads, workspace: workspace))
     if let dinp {
@@ -63,7 +71,7 @@ public func linearBackward(_ dinp: UnsafeMutablePointer<Float>?, _ dweight: Unsa
         if threads.count > 1 && inFeatures >= 2 * columnSplitMinimum {
             threads.forEachBlock(wideSplit(batch: batch, features: inFeatures, threads: threads), work.blocks)
         } else {
-            threads.forEachRange(batch, alignment: GEMMBlocking.narrowMR, minimum: GEMMBlocking.narrowMR, work)
+            threads.forEachRange(batch, alignment: rowAlignment(columns: inFeatures), minimum: GEMMBlocking.narrowMR, work)
         }
     }
 }
