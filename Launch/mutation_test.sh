@@ -224,6 +224,10 @@ mutant watchdog-never-fires Sources/VAEDistributed/StallWatchdog.swift the stall
 - if waited >= timeout { return .expire }
 + if waited >= timeout && timeout < 0 { return .expire }
 first watchdog_test
+mutant watchdog-armed-after-start-up Sources/VAETraining/Trainer.swift the collectives before the options are agreed (the checkpoint's broadcast on --resume) wait without a deadline
+- try communicator.armWatchdog(timeout: given.timeout ?? TrainingOptions().timeout)
++
+first watchdog_test
 mutant watchdog-names-wrong-rank Sources/VAEDistributed/StallWatchdog.swift a stall names the ranks that answered, not the silent ones
 - let silent = zip(peers, answers).filter { $0.1 == nil }.map(\.0)
 + let silent = zip(peers, answers).filter { $0.1 != nil }.map(\.0)

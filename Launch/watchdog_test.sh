@@ -6,7 +6,9 @@
 #      every live rank prints one line naming the stopped rank and the step, rank 0 (or, when
 #      rank 0 is stopped, the others) warned at half the timeout; the last checkpoint is valid
 #      and --resume finishes the run from it;
-#   3. --timeout 0: a stopped rank leaves the others waiting (no deadline), and waiting does
+#   3. --resume with rank 0 stuck reading the checkpoint (VAE_DIST_FAULT=stall-read): rank 1 names rank 0
+#      within the timeout (the deadline holds from the first collective);
+#   4. --timeout 0: a stopped rank leaves the others waiting (no deadline), and waiting does
 #      not burn a core (the poll sleeps).
 # Every mpirun runs under `timeout`, and a trap continues and kills what this suite started
 # (found by a marker in their environment), so nothing is left stopped.
@@ -119,6 +121,23 @@ echo "watchdog: SIGSTOP on one rank, --timeout $timeout_s"
 stall 2 1 "2 ranks, rank 1 stopped"
 stall 4 2 "4 ranks, rank 2 stopped"
 stall 2 0 "2 ranks, rank 0 stopped"
+
+echo "watchdog: --resume while rank 0 cannot read the checkpoint"
+# Rank 0's checkpoint read hangs (VAE_DIST_FAULT=stall-read: a hung filesystem) while rank 1
+# waits in the checkpoint's broadcast: the deadline holds from the first collective.
+mpi_setup 2
+"$bin" "${small[@]}" --epochs 1 --out "$tmp/hung" > "$tmp/hung.first.log" 2>&1
+start=$(date +%s)
+VAE_DIST_FAULT=stall-read:120 timeout -k 5 $((timeout_s + 30)) mpirun -n 2 "${MPIRUN_FLAGS[@]}" "$bin" "${small[@]}" --epochs 2 --resume --timeout "$timeout_s" \
+  --out "$tmp/hung" > "$tmp/hung.log" 2>&1
+code=$?; took=$(( $(date +%s) - start ))
+line=$(grep "rank 1: error: stall in start-up: rank 0 has not arrived" "$tmp/hung.log" | head -1)
+if [ "$code" -ne 0 ] && [ "$code" -ne 124 ] && [ "$code" -ne 137 ] && [ "$took" -le $((timeout_s + 12)) ] && [ -n "$line" ]; then
+  ok "rank 0 stuck reading the checkpoint: the job ended ${took}s after start, exit $code: ${line:0:160}"
+else
+  bad "rank 0 stuck reading the checkpoint: exit $code after ${took}s: $(tail -3 "$tmp/hung.log")"
+fi
+kill_ours
 
 echo "watchdog: --timeout 0 (off)"
 mpi_setup 2

@@ -39,10 +39,12 @@ public protocol Communicator: AnyObject, Sendable {
     /// What the following collectives belong to (a step, the evaluation...), for stall reports.
     /// Set before each step's collectives; costs nothing.
     var phase: CollectivePhase { get set }
-    /// Arms the stall watchdog (a collective: every rank, once): from then on every collective
-    /// waits at most `timeout` seconds (0: no deadline), warns at half of it, and at the deadline
-    /// the ranks that can still talk name the ranks that have not arrived (StallWatchdog.swift)
-    /// and this throws a `CommunicatorError` with `isStall` (already printed: only abort).
+    /// Arms the stall watchdog: from then on every collective waits at most `timeout` seconds
+    /// (0, or anything not positive and finite: no deadline and no heartbeats), warns at half of
+    /// it, and at the deadline the ranks that can still talk name the ranks that have not arrived
+    /// (StallWatchdog.swift) and this throws a `CommunicatorError` with `isStall` (already
+    /// printed: only abort). The first call is a collective (every rank, at the same point,
+    /// whatever its timeout); later calls only change this rank's deadline.
     func armWatchdog(timeout: Double) throws(CommunicatorError)
     /// Ends every rank of the job with `code` (MPI_Abort); never returns.
     func abort(code: Int32) -> Never

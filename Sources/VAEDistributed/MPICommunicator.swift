@@ -49,8 +49,13 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     // (MPIWatchdog.swift). `enter` announces it to the watchdog's peers first.
 
     public func armWatchdog(timeout: Double) throws(CommunicatorError) {
-        guard watchdog == nil, size > 1, timeout > 0 else { return }  // 0: off, no heartbeats
-        watchdog = try MPIWatchdog(world: world, rank: rank, size: size, timeout: timeout)
+        let seconds = timeout > 0 && timeout.isFinite ? timeout : 0  // 0: off, no heartbeats
+        if let watchdog {
+            watchdog.timeout = seconds
+            return
+        }
+        guard size > 1 else { return }
+        watchdog = try MPIWatchdog(world: world, rank: rank, size: size, timeout: seconds)
     }
 
     private func enter() throws(CommunicatorError) -> Int64 {

@@ -16,7 +16,8 @@ import Foundation
 final class MPIWatchdog {
     let rank: Int
     let size: Int
-    let timeout: Double
+    /// Seconds a collective may wait; 0: no deadline, and no heartbeats are sent.
+    var timeout: Double
     private var comm: MPI_Comm
     /// The ranks this rank talks to: every other rank on rank 0, rank 0 elsewhere.
     let peers: [Int]
@@ -123,7 +124,7 @@ final class MPIWatchdog {
     /// Before a collective: its sequence number; the first collective of a new phase is announced.
     func enter(_ phase: CollectivePhase) throws(CommunicatorError) -> Int64 {
         sequence += 1
-        guard phase != announced else { return sequence }
+        guard timeout > 0, phase != announced else { return sequence }
         announced = phase
         announcements += 1
         // Collect the peers' heartbeats every 16 steps (and in every stalled wait): a test that

@@ -8,13 +8,7 @@ import Foundation
 public enum AtomicFile {
     /// Test hook: seconds to stall halfway through writing a checkpoint, so a test can
     /// kill the process in the middle of the write (VAE_DIST_FAULT=stall-write:SECONDS).
-    nonisolated(unsafe) static var stallSeconds: Double = {
-        guard let spec = ProcessInfo.processInfo.environment["VAE_DIST_FAULT"] else { return 0 }
-        for item in spec.split(separator: ",") where item.hasPrefix("stall-write:") {
-            return Double(item.dropFirst("stall-write:".count)) ?? 0
-        }
-        return 0
-    }()
+    nonisolated(unsafe) static var stallSeconds: Double = faultStallSeconds("stall-write")
 
     public static func write(_ bytes: [UInt8], to path: String) throws(TrainingError) {
         let directory = (path as NSString).deletingLastPathComponent

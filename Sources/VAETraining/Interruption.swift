@@ -27,6 +27,17 @@ public enum Interruption {
     }
 }
 
+/// Test hooks of file access (VAE_DIST_FAULT, comma-separated): "KIND:SECONDS" pauses that long;
+/// KIND is stall-write (halfway through writing a checkpoint) or stall-read (before reading
+/// one, as on a hung filesystem). 0 when not set.
+func faultStallSeconds(_ kind: String, environment: [String: String] = ProcessInfo.processInfo.environment) -> Double {
+    guard let spec = environment["VAE_DIST_FAULT"] else { return 0 }
+    for item in spec.split(separator: ",") where item.hasPrefix(kind + ":") {
+        return Double(item.dropFirst(kind.count + 1)) ?? 0
+    }
+    return 0
+}
+
 /// Test hooks (VAE_DIST_FAULT): "KIND:RANK:STEP[:COUNT]", comma-separated, where KIND is
 /// nan (a NaN gradient), drift (perturb a parameter after the update) or error (throw),
 /// applied on RANK at steps STEP ..< STEP + COUNT, counted from 1 over the steps this

@@ -154,7 +154,12 @@ public enum Safetensors {
     }
 
     /// The file's bytes, or an error naming the file and the cause.
+    /// Test hook: seconds to stall before reading a file, as a hung filesystem would
+    /// (VAE_DIST_FAULT=stall-read:SECONDS).
+    static let readStallSeconds = faultStallSeconds("stall-read")
+
     public static func readBytes(path: String) throws(TrainingError) -> [UInt8] {
+        if readStallSeconds > 0 { usleep(useconds_t(min(readStallSeconds, 3600) * 1e6)) }
         do {
             return [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
         } catch {

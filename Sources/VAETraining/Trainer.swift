@@ -75,7 +75,12 @@ public final class Trainer {
         if allowOtherData && !resume { throw TrainingError.option("--allow-other-data applies to --resume only") }
         self.communicator = communicator
         self.log = communicator.isRoot ? log : { _ in }
-        // Before any collective: every rank must have been given the same options.
+        // Every collective has a deadline from the first one on: the agreement below, and on
+        // --resume the checkpoint's broadcast, which waits for rank 0 to read it (a hung
+        // filesystem). Until the options are agreed each rank uses its own --timeout (or the
+        // default); arming is a collective every rank makes here, whatever that value.
+        try communicator.armWatchdog(timeout: given.timeout ?? TrainingOptions().timeout)
+        // Before any other collective: every rank must have been given the same options.
         try Self.checkAgreement(communicator, stage: "options",
                                 text: "\(canonicalJSON(given))|\(resume)|\(overwrite)|\(allowOtherData)")
         var checkpoint: Checkpoint?
@@ -96,7 +101,7 @@ public final class Trainer {
         try options.validate(worldSize: communicator.size)
         try options.validateRegime(model: merged.model, worldSize: communicator.size)
         self.options = options
-        // From here on every collective has a deadline (every rank got here with the same options).
+        // The agreed (or resumed) --timeout from here on.
         try communicator.armWatchdog(timeout: options.timeout)
         dataset = try Dataset.load(options.data)
         var config = merged.model
