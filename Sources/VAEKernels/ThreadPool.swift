@@ -87,7 +87,7 @@ public final class ThreadPool: @unchecked Sendable {
 
 /// One region's work, chunk by chunk. run(chunk:thread:) must give the same result whichever
 /// thread runs the chunk: `thread` only picks per-thread scratch space.
-public protocol ChunkWork {
+public protocol ChunkWork: SendableMetatype {
     func run(chunk: Int, thread: Int)
 }
 

@@ -10,7 +10,7 @@ func temporaryDirectory(_ name: String = #function) -> String {
     return path
 }
 
-func write(_ bytes: [UInt8], _ path: String) { FileManager.default.createFile(atPath: path, contents: Data(bytes)) }
+func write(_ bytes: [UInt8], _ path: String) { _ = FileManager.default.createFile(atPath: path, contents: Data(bytes)) }
 
 @Suite struct IDXTests {
     let images = IDXArray(shape: [3, 2, 4], bytes: (0..<24).map { UInt8($0 * 10) })

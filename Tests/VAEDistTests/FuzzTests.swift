@@ -44,7 +44,7 @@ import VAETraining
             do { _ = try IDX.decode(raw, path: "fuzz"); successes += 1 } catch { errors += 1 }
             if i % 3 == 0 {  // through the gzip path of the file reader
                 let path = dir + "/f.gz"
-                FileManager.default.createFile(atPath: path, contents: Data(m.mutate(compressed)))
+                _ = FileManager.default.createFile(atPath: path, contents: Data(m.mutate(compressed)))
                 do { _ = try IDX.read(path: path); successes += 1 } catch { errors += 1 }
             }
         }
