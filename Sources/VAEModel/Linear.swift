@@ -62,9 +62,10 @@ public func linearBackward(_ dinp: UnsafeMutablePointer<Float>?, _ dweight: Unsa
                            threads: KernelThreads = .serial, workspace: GEMMWorkspace) {
     // Rows of dweight between row tiles, not at multiples of 16: 400 rows are 200 + 200 on 2
     // threads, where 16 would give 208 + 192 (a 4% longer wait for the slower thread).
-    threads.forEachRange(outFeatures, alignment: rowAlignment(columns: inFeatures), minimum: 16, LinearWeightGradient(dweight: dweight, dbias: dbias, dout: dout, inp: inp, batch: batch,
-                                                           inFeatures: inFeatures, outFeatures: outFeatures,
-                                                           accumulate: accumulate, threads: threads, workspace: workspace))
+    threads.forEachRange(outFeatures, alignment: rowAlignment(columns: inFeatures), minimum: 16,
+                         LinearWeightGradient(dweight: dweight, dbias: dbias, dout: dout, inp: inp, batch: batch,
+                                              inFeatures: inFeatures, outFeatures: outFeatures,
+                                              accumulate: accumulate, threads: threads, workspace: workspace))
     if let dinp {
         let work = LinearInputGradient(dinp: dinp, dout: dout, weight: weight, batch: batch, inFeatures: inFeatures,
                                        outFeatures: outFeatures, threads: threads, workspace: workspace)
