@@ -38,11 +38,15 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
 
     static func check(_ code: Int32, _ call: @autoclosure () -> String) throws(CommunicatorError) {
         guard code != vae_mpi_success() else { return }
+        throw CommunicatorError(call: call(), message: "\(errorText(code)) (code \(code))")
+    }
+
+    /// Open MPI's words for an error code.
+    static func errorText(_ code: Int32) -> String {
         var buffer = [CChar](repeating: 0, count: Int(MPI_MAX_ERROR_STRING) + 1)
         var length: Int32 = 0
         MPI_Error_string(code, &buffer, &length)
-        let message = buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-        throw CommunicatorError(call: call(), message: "\(message) (code \(code))")
+        return buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
     }
 
     // Every collective is nonblocking, polled by `wait` until done or past the watchdog's deadline
@@ -224,13 +228,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         guard all == 1, let floats = base?.bindMemory(to: Float.self, capacity: count) else {
             if window != nil { MPI_Win_free(&window) }
             if rank == 0 {
-                var reason = "another rank could not map it"
-                if failure != vae_mpi_success() {
-                    var buffer = [CChar](repeating: 0, count: Int(MPI_MAX_ERROR_STRING) + 1)
-                    var length: Int32 = 0
-                    MPI_Error_string(failure, &buffer, &length)
-                    reason = buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-                }
+                let reason = failure != vae_mpi_success() ? Self.errorText(failure) : "another rank could not map it"
                 FileHandle.standardError.write(Data("vae-dist: note: no shared memory for the gradients (MPI_Win_allocate_shared of \(bytes) bytes: \(reason)); using MPI's collectives\n".utf8))
             }
             return nil

@@ -118,11 +118,3 @@ struct ReluBackwardRange: RangeWork {
         Kernels.active.reluBackward(dinp + i, dout + i, out + i, count: range.count)
     }
 }
-
-/// Zeroes elements `range` of a buffer.
-struct ZeroRange: RangeWork {
-    let buffer: UnsafeMutablePointer<Float>
-
-    @inline(__always)
-    func run(_ range: Range<Int>, thread: Int) { (buffer + range.lowerBound).update(repeating: 0, count: range.count) }
-}

@@ -61,12 +61,6 @@ public final class VAE: @unchecked Sendable {
         return layout.tensor(named: weightName)?.shape[1] ?? 1
     }
 
-    /// Zeroes the gradient buffer, or `target` (a buffer of `parameterCount` floats), on the
-    /// threads (a 2.6 MB memset is ~1% of a step on one core).
-    public func zeroGradients(_ target: UnsafeMutablePointer<Float>? = nil) {
-        threads.forEachRange(layout.count, alignment: 16, minimum: 16_384, ZeroRange(buffer: target ?? gradients))
-    }
-
     // MARK: Forward
 
     /// Runs the encoder, the reparameterization and the decoder on x [batch, D],

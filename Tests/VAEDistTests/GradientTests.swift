@@ -97,7 +97,7 @@ func referenceLoss(_ p: [Double], config: ModelConfig, layout: ParameterLayout, 
         let x = randomFloats(batch * config.inputDimension, seed: 4).map { ($0 + 1) / 2 }
         let eps = randomFloats(batch * config.latent, seed: 5, scale: 1.5)
         let workspace = VAEWorkspace(config: config, capacity: batch)
-        model.zeroGradients()
+        model.gradients.update(repeating: 0, count: model.parameterCount)
         let scale = 1 / Float(batch)
         model.forward(workspace, x: x, eps: eps, batch: batch, lossScale: scale)
         model.backward(workspace, x: x, eps: eps, batch: batch, lossScale: scale)
@@ -137,7 +137,7 @@ func referenceLoss(_ p: [Double], config: ModelConfig, layout: ParameterLayout, 
         let workspace = VAEWorkspace(config: config, capacity: batch)
         func gradient(threads: Int, accumulate: Bool) -> [Float] {
             model.threads = KernelThreads(threads: threads)
-            if accumulate { model.zeroGradients() } else { model.gradients.update(repeating: .nan, count: model.parameterCount) }
+            if accumulate { model.gradients.update(repeating: 0, count: model.parameterCount) } else { model.gradients.update(repeating: .nan, count: model.parameterCount) }
             model.forward(workspace, x: x, eps: eps, batch: batch, lossScale: 1 / Float(batch), accumulate: accumulate)
             model.backward(workspace, x: x, eps: eps, batch: batch, lossScale: 1 / Float(batch), accumulate: accumulate)
             return Array(UnsafeBufferPointer(start: model.gradients, count: model.parameterCount))

@@ -323,7 +323,7 @@ import VAETraining
         }
         #expect(abs(brokenRecon(p) - reparameterizedRecon(p)) < 1e-12, "the same z, the same reconstruction at p")
         let workspace = VAEWorkspace(config: config, capacity: batch)
-        model.zeroGradients()
+        model.gradients.update(repeating: 0, count: model.parameterCount)
         model.forward(workspace, x: x, eps: eps, batch: batch, lossScale: 1 / Float(batch))
         model.backward(workspace, x: x, eps: eps, batch: batch, lossScale: 1 / Float(batch))
         let encoderTensors = layout.tensors.filter { $0.name.hasPrefix("encoder.") }

@@ -176,7 +176,7 @@ import VAETraining
             model.initialize(seed: 3)
             model.threads = KernelThreads(threads: threads)
             let workspace = VAEWorkspace(config: config, capacity: batch)
-            model.zeroGradients()
+            model.gradients.update(repeating: 0, count: model.parameterCount)
             model.forward(workspace, x: x, eps: eps, batch: batch, lossScale: 1 / Float(batch))
             model.backward(workspace, x: x, eps: eps, batch: batch, lossScale: 1 / Float(batch))
             let result = (Array(UnsafeBufferPointer(start: model.gradients, count: model.parameterCount)),
