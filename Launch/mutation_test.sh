@@ -104,7 +104,7 @@ mutant every-rank-writes Sources/VAETraining/Trainer.swift every rank prepares t
 - if communicator.isRoot { try prepareOutput(resume: resume, overwrite: overwrite) }
 + try prepareOutput(resume: resume, overwrite: overwrite)
 first mpi_test
-mutant rank-reads-checkpoint Sources/VAETraining/Trainer.swift every rank reads the resumed checkpoint from --out itself (needs a shared file system)
+mutant rank-reads-checkpoint Sources/VAETraining/Trainer+Start.swift every rank reads the resumed checkpoint from --out itself (needs a shared file system)
 - if !communicator.isRoot { bytes = [UInt8](repeating: 0, count: Int(length[0])) }
 + if !communicator.isRoot { bytes = try Safetensors.readBytes(path: path) }
 first multihost_test
