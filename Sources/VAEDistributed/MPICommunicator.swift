@@ -229,7 +229,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
             if window != nil { MPI_Win_free(&window) }
             if rank == 0 {
                 let reason = failure != vae_mpi_success() ? Self.errorText(failure) : "another rank could not map it"
-                FileHandle.standardError.write(Data("vae-dist: note: no shared memory for the gradients (MPI_Win_allocate_shared of \(bytes) bytes: \(reason)); using MPI's collectives\n".utf8))
+                Console.err("vae-dist: note: no shared memory for the gradients (MPI_Win_allocate_shared of \(bytes) bytes: \(reason)); using MPI's collectives\n")
             }
             return nil
         }

@@ -306,7 +306,7 @@ final class MPIWatchdog {
 
     /// One line on stderr, tagged with the rank as every fatal error is.
     private func say(_ kind: String, _ line: String) {
-        FileHandle.standardError.write(Data("vae-dist: rank \(rank): \(kind): \(line)\n".utf8))
+        Console.err("vae-dist: rank \(rank): \(kind): \(line)\n")
     }
 
     /// Before MPI_Finalize: cancel the posted receives, let the last messages go.

@@ -25,11 +25,11 @@ struct ProgressBar {
         let filled = steps > 0 ? width * step / steps : width
         let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
         let line = String(format: "\repoch %d/%d [%@] %d/%d loss %.2f  %.0f samples/s ", epoch, epochs, bar, step, steps, loss, samplesPerSecond)
-        FileHandle.standardOutput.write(Data(line.utf8))
+        Console.out(line)
     }
 
     func finish() {
         guard interactive else { return }
-        FileHandle.standardOutput.write(Data("\r\u{1B}[K".utf8))
+        Console.out("\r\u{1B}[K")
     }
 }

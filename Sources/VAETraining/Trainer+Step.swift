@@ -11,7 +11,7 @@ import VAEKernels
 struct StepControl {
     /// Ranks whose loss or gradient was not finite (the step is skipped everywhere).
     var nonFiniteRanks = 0.0
-    /// Ranks that received SIGINT or SIGTERM (every rank stops after this step).
+    /// Ranks that received a stop signal (Interruption.stopSignals; every rank stops after this step).
     var stopRequests = 0.0
     /// Loss sums over the global batch, nats.
     var recon = 0.0
@@ -41,6 +41,7 @@ extension Trainer {
     /// Global batch `s` of `plan`: returns the step's reduced control block. Updates the
     /// parameters unless some rank's loss or gradient was not finite.
     func step(_ s: Int, of plan: EpochPlan, epoch e: Int, times: inout StepTimes) throws -> StepControl {
+        faults.beforeStep(optimizer.step + 1, log: log)
         let t0 = now()
         communicator.phase = CollectivePhase(.step, step: optimizer.step + 1)
         attemptedSteps += 1

@@ -148,8 +148,7 @@ struct Train: ParsableCommand {
             Fatal.communicator = communicator
             let trainer = try Trainer(given: given, resume: resume, overwrite: overwrite, allowOtherData: allowOtherData,
                                       communicator: communicator) { line in
-                print(line)
-                fflush(nil)
+                Console.out(line + "\n")
             }
             try trainer.run()
             try communicator.barrier()

@@ -42,14 +42,14 @@ enum Fatal {
 
     static func exit(_ message: String) -> Never {
         if let communicator, communicator.size > 1 {
-            FileHandle.standardError.write(Data("vae-dist: rank \(communicator.rank): error: \(message)\n".utf8))
+            Console.err("vae-dist: rank \(communicator.rank): error: \(message)\n")
             communicator.abort(code: 1)
         }
         if communicator == nil, let rank = launcherRank(), rank != 0 {
             // Parsing failed before MPI started: every rank sees the same error; rank 0 reports it.
             Foundation.exit(1)
         }
-        FileHandle.standardError.write(Data("vae-dist: error: \(message)\n".utf8))
+        Console.err("vae-dist: error: \(message)\n")
         Foundation.exit(1)
     }
 
