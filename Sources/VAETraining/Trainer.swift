@@ -245,6 +245,7 @@ public final class Trainer {
             }
             if control.stopRequests > 0 {
                 interrupted = max(Interruption.pending, 1)
+                if let warning = killWarning { log(warning) }
                 if s + 1 < plan.steps {
                     // Stop inside the epoch: a checkpoint that resumes at the next step.
                     progress.finish()
@@ -299,11 +300,7 @@ public final class Trainer {
             let imageStart = now()
             let images = try writeImages(epoch: e)
             metrics.imageSeconds = now() - imageStart
-            // Metrics first: a crash before the checkpoint leaves a line that the resumed run
-            // drops and writes again; the other order would lose the line for good.
-            try appendMetrics(metrics)
-            try events?.appendEpoch(metrics, images: images)
-            if checkpointNow { try writeCheckpoint(epoch: e) }
+            try writeEpochFiles(metrics, images: images, checkpoint: checkpointNow)
         }
         history.append(metrics)
         log(epochLine(metrics, epochs: options.epochs, config: modelConfig, seconds: epochSeconds))
@@ -335,6 +332,19 @@ extension Trainer {
     /// and its own SIGTERM into SIGTERM to every rank (then SIGKILL a few seconds later).
     var stopNote: String {
         communicator.size > 1 && interrupted == SIGTERM ? " (mpirun passes Ctrl-C and SIGTERM on to every rank as SIGTERM)" : ""
+    }
+
+    /// mpirun (Open MPI 4.1) sends the ranks SIGTERM odls_base_sigkill_timeout seconds (default 1)
+    /// after its own Ctrl-C or SIGTERM, and SIGKILL as long again after that: a stop checkpoint
+    /// that takes longer to write is lost. Said before the write, so a lost one is explained.
+    var killWarning: String? {
+        guard communicator.size > 1, interrupted == SIGTERM else { return nil }
+        let setting = ProcessInfo.processInfo.environment["OMPI_MCA_odls_base_sigkill_timeout"]
+        let seconds = setting.flatMap(Double.init) ?? 1
+        guard seconds < 30 else { return nil }
+        return "vae-dist: writing the stop checkpoint; mpirun kills the ranks \(setting ?? "1") s after it passes SIGTERM on "
+            + "(odls_base_sigkill_timeout): if the write takes longer it is lost. Stop with SIGUSR1 to mpirun instead "
+            + "(Launch/train.sh does), or give mpirun --mca odls_base_sigkill_timeout 60"
     }
 }
 
