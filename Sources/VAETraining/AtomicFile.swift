@@ -71,7 +71,9 @@ public enum AtomicFile {
         let code = errno
         var reason = "\(what): \(String(cString: strerror(code)))"
         if code == ENOSPC || code == EFBIG || code == EDQUOT {
-            reason += " (the disk or a size limit is full; the previous file is intact: free space, then continue with --resume)"
+            reason += FileManager.default.fileExists(atPath: path)
+                ? " (the disk or a size limit is full; the previous file is intact)"
+                : " (the disk or a size limit is full)"
         }
         if code == EACCES || code == EROFS { reason += " (choose a writable --out folder)" }
         return .file(path: path, reason: reason)

@@ -21,6 +21,25 @@ extension Trainer {
         }
     }
 
+    /// The end of an epoch on rank 0: its metrics line, TensorBoard events and (when due) the
+    /// checkpoint. Metrics first: a crash before the checkpoint leaves a line that the resumed run
+    /// drops and writes again; the other order would lose the line for good. A checkpoint that
+    /// cannot be written (a full disk) takes the epoch's line back and says what is left to resume.
+    func writeEpochFiles(_ metrics: EpochMetrics, images: [(tag: String, image: EncodedImage)], checkpoint: Bool) throws {
+        let metricsSize = (try? FileManager.default.attributesOfItem(atPath: metricsPath)[.size] as? Int) ?? nil
+        try appendMetrics(metrics)
+        try events?.appendEpoch(metrics, images: images)
+        guard checkpoint else { return }
+        do {
+            try writeCheckpoint(epoch: metrics.epoch)
+        } catch let error as TrainingError {
+            if let metricsSize { truncate(metricsPath, off_t(metricsSize)) }
+            let previous = (try? Checkpoint.load(path: latestCheckpoint)).map { "epoch \($0.epoch), step \($0.step)" }
+            throw error.adding(previous.map { "; the last checkpoint (\($0)) is intact: continue from it with --resume" }
+                ?? "; this run has no checkpoint yet: start it again")
+        }
+    }
+
     /// The epoch's sample and reconstruction grids, as files and for TensorBoard.
     func writeImages(epoch e: Int) throws -> [(tag: String, image: EncodedImage)] {
         let name = String(format: "epoch-%04d.png", e)

@@ -11,6 +11,16 @@ public enum TrainingError: Error, CustomStringConvertible {
     /// Ranks disagree or training diverged.
     case training(String)
 
+    /// The same error with `hint` appended to its reason.
+    func adding(_ hint: String) -> TrainingError {
+        switch self {
+        case .option(let message): .option(message + hint)
+        case .file(let path, let reason): .file(path: path, reason: reason + hint)
+        case .checkpoint(let path, let reason): .checkpoint(path: path, reason: reason + hint)
+        case .training(let message): .training(message + hint)
+        }
+    }
+
     public var description: String {
         switch self {
         case .option(let message): message
