@@ -24,6 +24,30 @@ mpi_allow_root() {
   fi
 }
 
+# run_stoppable COMMAND...: runs mpirun (or any launcher that forwards SIGUSR1 to every rank, as
+# Open MPI's does at once) in a session of its own and passes Ctrl-C, SIGTERM and SIGHUP on to it
+# as SIGUSR1: every rank stops after the same step and rank 0 writes a checkpoint, however long
+# that takes. A signal to mpirun itself would reach the ranks as SIGTERM only after
+# odls_base_sigkill_timeout (1 s) and SIGKILL them as long again later, cutting a slow write.
+# Sets run_status to the command's exit code and run_signaled to the signal passed on (or empty).
+run_stoppable() {
+  run_signaled=""
+  local errexit=0; [[ $- == *e* ]] && errexit=1
+  setsid "$@" &
+  local pid=$!
+  local signal
+  for signal in INT TERM HUP; do
+    trap 'run_signaled=SIG'"$signal"'; kill -USR1 '"$pid"' 2>/dev/null || true' "$signal"
+  done
+  set +e
+  while :; do
+    wait "$pid"; run_status=$?  # returns early when the trap runs; wait again until it is gone
+    kill -0 "$pid" 2>/dev/null || break
+  done
+  [ "$errexit" -eq 1 ] && set -e
+  trap - INT TERM HUP
+}
+
 # run_mpi NP COMMAND...: mpirun with this machine's flags.
 run_mpi() { local np=$1; shift; mpi_setup "$np"; mpirun -n "$np" "${MPIRUN_FLAGS[@]}" "$@"; }
 
@@ -70,6 +94,17 @@ reached_step() {
     [ -n "$last" ] && [ "$last" -ge "$2" ] && return 0
     kill -0 "$3" 2>/dev/null || return 1
     sleep 0.02
+  done
+  return 1
+}
+
+# held LOG STEP PID: waits until a run started with VAE_DIST_FAULT=hold:STEP says it holds there
+# (it cannot go on before a signal or its release file), or until it ended.
+held() {
+  for _ in $(seq 12000); do
+    grep -q "^vae-dist: test hook: holding before step $2\$" "$1" 2>/dev/null && return 0
+    kill -0 "$3" 2>/dev/null || return 1
+    sleep 0.05
   done
   return 1
 }

@@ -43,4 +43,7 @@ else
 fi
 echo "+ ${command[*]}"
 [ "$dry" -eq 1 ] && exit 0
-exec "${command[@]}"
+# srun passes signals on to every task itself; mpirun gets them as SIGUSR1 (run_stoppable).
+[ "${command[0]}" = srun ] && exec "${command[@]}"
+run_stoppable "${command[@]}"
+exit "$run_status"

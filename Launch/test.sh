@@ -51,7 +51,9 @@ fi
 
 # VAE_DIST_TEST_FAIL_FAST=1 stops at the first failing suite (Launch/mutation_test.sh uses it).
 # VAE_DIST_TEST_FIRST=SUITE runs that suite first (mutation_test.sh: the one expected to fail).
-suites=(isa_test cli_test cli_usability_test latent_test resume_test mpi_test multihost_test regimes_test threads_test python_test disentangle_test beta_sweep_test torch_test tensorboard_test readme_test fault_test watchdog_test accumulate_test)
+# SUITE@SPEED runs a suite with VAE_DIST_TEST_SPEED=SPEED: the fault and signal suite runs with
+# every step slower and with a smaller, faster model, to show it holds on a CPU of any speed.
+suites=(isa_test cli_test cli_usability_test latent_test resume_test mpi_test multihost_test regimes_test threads_test python_test disentangle_test beta_sweep_test torch_test tensorboard_test readme_test fault_test@slow fault_test@fast watchdog_test accumulate_test)
 if [ -n "${VAE_DIST_TEST_FIRST:-}" ]; then
   ordered=("$VAE_DIST_TEST_FIRST")
   for suite in "${suites[@]}"; do [ "$suite" = "$VAE_DIST_TEST_FIRST" ] || ordered+=("$suite"); done
@@ -59,8 +61,10 @@ if [ -n "${VAE_DIST_TEST_FIRST:-}" ]; then
 fi
 status=0
 for suite in "${suites[@]}"; do
-  echo "test: Launch/$suite.sh"
-  if ! bash "Launch/$suite.sh"; then
+  name=${suite%@*} speed=""
+  [ "$name" != "$suite" ] && speed=${suite#*@}
+  echo "test: Launch/$name.sh${speed:+ (VAE_DIST_TEST_SPEED=$speed)}"
+  if ! VAE_DIST_TEST_SPEED=$speed bash "Launch/$name.sh"; then
     status=1
     [ "${VAE_DIST_TEST_FAIL_FAST:-0}" = 1 ] && { echo "test: FAILED (Launch/$suite.sh; stopping early)"; exit 1; }
   fi
