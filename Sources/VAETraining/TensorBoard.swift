@@ -145,11 +145,8 @@ public final class TensorBoardWriter {
     /// `startStep`: the first optimizer step this process will take; events of earlier files
     /// at that step or later are stale and TensorBoard is told to drop them.
     public init(directory: String, startStep: Int, wallTime: Double = Date().timeIntervalSince1970) throws(TrainingError) {
-        var buffer = [CChar](repeating: 0, count: 256)
-        gethostname(&buffer, buffer.count - 1)
-        let hostname = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         let base = (directory as NSString).appendingPathComponent(
-            "events.out.tfevents.\(Int(wallTime)).\(hostname.isEmpty ? "localhost" : hostname).\(getpid())")
+            "events.out.tfevents.\(Int(wallTime)).\(hostName()).\(getpid())")
         var candidate = base
         var fd = open(candidate, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0o644)
         for suffix in 1..<100 where fd < 0 && errno == EEXIST {
@@ -232,4 +229,12 @@ public final class TensorBoardWriter {
         append(step: metrics.step, values: values)
         try flush()
     }
+}
+
+/// This machine's name (gethostname; "localhost" when it has none).
+func hostName() -> String {
+    var buffer = [CChar](repeating: 0, count: 256)
+    gethostname(&buffer, buffer.count - 1)
+    let name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    return name.isEmpty ? "localhost" : name
 }

@@ -50,6 +50,8 @@ public final class Trainer {
     let log: (String) -> Void
     let generator: Philox4x32
     let evalWorkspace: VAEWorkspace
+    /// Rank 0's lock on the run folder, held until the run ends (RunLock.swift).
+    var runLock: RunLock?
 
     public var checkpointDirectory: String { (options.output as NSString).appendingPathComponent("checkpoints") }
     public var latestCheckpoint: String { (checkpointDirectory as NSString).appendingPathComponent("latest.safetensors") }
@@ -87,6 +89,11 @@ public final class Trainer {
         var checkpointPath = ""
         var merged = given.newRun()
         var notes: [String] = []
+        // One training per run folder: rank 0 locks it before anything reads or changes it.
+        if communicator.isRoot, let lock = try RunLock.acquire(folder: merged.training.output, create: !resume) {
+            runLock = lock
+            if let note = lock.note { notes.append(note) }
+        }
         if resume {
             let (loaded, path) = try Self.loadBroadcast(directory: (merged.training.output as NSString).appendingPathComponent("checkpoints"),
                                                         communicator: communicator)
@@ -196,6 +203,7 @@ public final class Trainer {
         }
         communicator.phase = CollectivePhase(.finish, step: optimizer.step)
         log("vae-dist: this process ran \(attemptedSteps) steps (global step \(startStep) to \(optimizer.step))")
+        runLock?.release()
     }
 
     /// Trains epoch `e`, from the resumed checkpoint's step inside it when there is one.

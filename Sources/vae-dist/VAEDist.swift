@@ -41,6 +41,7 @@ enum Fatal {
     nonisolated(unsafe) static var communicator: (any Communicator)?
 
     static func exit(_ message: String) -> Never {
+        RunLock.current?.release()  // the run ends here: the next one needs no note about it
         if let communicator, communicator.size > 1 {
             Console.err("vae-dist: rank \(communicator.rank): error: \(message)\n")
             communicator.abort(code: 1)
