@@ -280,6 +280,22 @@ mutant beta-sweep-ignores-failure Launch/beta_sweep.sh a failed training goes on
 - rc=$?
 + rc=0
 first beta_sweep_test
+mutant sighup-kills Sources/VAETraining/Interruption.swift SIGHUP (a closed terminal) kills training at once
+- public static let stopSignals = [SIGINT, SIGTERM, SIGHUP, SIGUSR1]
++ public static let stopSignals = [SIGINT, SIGTERM, SIGUSR1]
+first fault_test
+mutant sigpipe-kills Sources/VAETraining/Interruption.swift a closed standard output (train | head -1) kills training
+- signal(SIGPIPE, SIG_IGN)
++ signal(SIGPIPE, SIG_DFL)
+first fault_test
+mutant run-folder-unlocked Sources/VAETraining/Trainer.swift rank 0 never locks the run folder
+- if communicator.isRoot, let lock = try RunLock.acquire(folder: merged.training.output, create: !resume) {
++ if communicator.rank < 0, let lock = try RunLock.acquire(folder: merged.training.output, create: !resume) {
+first lock_test
+mutant lock-record-kept Sources/VAETraining/RunLock.swift a run that ends leaves its record in the lock file
+- writeRecord("")
++ _ = 0
+first lock_test
 EOF
 
 names=() files=() whats=() olds=() news=() firsts=()
