@@ -151,6 +151,43 @@ func write(_ bytes: [UInt8], _ path: String) { _ = FileManager.default.createFil
     }
 }
 
+@Suite struct TestOnlyLoadTests {
+    /// The test split of a full load, bit for bit, and no training images.
+    func expectSameTestSplit(_ spec: String) throws {
+        let full = try Dataset.load(spec), testOnly = try Dataset.load(spec, splits: .testOnly)
+        #expect(testOnly.name == full.name)
+        #expect(testOnly.test.count == full.test.count && testOnly.test.count > 0, "\(spec)")
+        #expect(testOnly.test.rows == full.test.rows && testOnly.test.columns == full.test.columns)
+        #expect(testOnly.test.pixelFormat == full.test.pixelFormat && testOnly.test.discreteFactors == full.test.discreteFactors)
+        expectIdentical(testOnly.test.pixels, full.test.pixels, "\(spec): test pixels")
+        #expect(testOnly.test.labels == full.test.labels, "\(spec): test labels")
+        #expect(testOnly.test.factors == full.test.factors, "\(spec): test factors")
+        #expect(testOnly.test.factorNames == full.test.factorNames)
+        #expect(testOnly.train.count == 0 && testOnly.train.pixels.isEmpty, "\(spec): no training images")
+        #expect(testOnly.train.rows == full.train.rows && testOnly.train.columns == full.train.columns)
+    }
+
+    @Test func syntheticAndDSpritesMakeTheSameTestImages() throws {
+        for spec in ["synthetic:1", "synthetic:57", "synthetic:3000", "dsprites:2", "dsprites:500"] {
+            try expectSameTestSplit(spec)
+        }
+    }
+
+    @Test func anIDXFolderIsReadWithoutItsTrainingFiles() throws {
+        let dir = temporaryDirectory()
+        let test = IDXArray(shape: [2, 3, 3], bytes: (0..<18).map { UInt8($0) })
+        write(IDX.encode(test), dir + "/t10k-images-idx3-ubyte")
+        write(IDX.encode(IDXArray(shape: [2], bytes: [7, 9])), dir + "/t10k-labels-idx1-ubyte")
+        write(IDX.encode(IDXArray(shape: [5, 3, 3], bytes: [UInt8](repeating: 1, count: 45))), dir + "/train-images-idx3-ubyte")
+        try expectSameTestSplit(dir)
+        // A training file that cannot be read stops a full load, not a test-only one.
+        write([1, 2, 3], dir + "/train-images-idx3-ubyte")
+        #expect(throws: DataError.self) { try Dataset.load(dir) }
+        let testOnly = try Dataset.load(dir, splits: .testOnly)
+        #expect(testOnly.test.pixels == test.bytes && testOnly.test.labels == [7, 9])
+    }
+}
+
 @Suite struct SyntheticTests {
     @Test func deterministicWithFactorsAndSplit() {
         let a = Synthetic.generate(trainCount: 50, testCount: 10, seed: 3)
