@@ -134,7 +134,10 @@ public struct Dataset: Sendable {
         for name in candidates {
             for suffix in ["", ".gz"] {
                 let path = (directory as NSString).appendingPathComponent(name + suffix)
-                if FileManager.default.fileExists(atPath: path) { return path }
+                // lstat: a symbolic link loop or a dangling link is there too, and
+                // RegularFile names what is wrong with it (fileExists would call it missing).
+                var info = stat()
+                if lstat(path, &info) == 0 { return path }
             }
         }
         return nil
