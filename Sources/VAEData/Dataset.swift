@@ -120,9 +120,12 @@ public struct Dataset: Sendable {
             throw .invalid(path: directory, reason: "is not a folder (--data takes the folder that holds train-images-idx3-ubyte[.gz])")
         }
         let name = URL(fileURLWithPath: directory).lastPathComponent
-        let test = try loadSplit(directory, prefix: "t10k")
-        if splits == .testOnly { return Dataset(name: name, train: test.empty, test: test) }
+        if splits == .testOnly {
+            let test = try loadSplit(directory, prefix: "t10k")
+            return Dataset(name: name, train: test.empty, test: test)
+        }
         let train = try loadSplit(directory, prefix: "train")
+        let test = try loadSplit(directory, prefix: "t10k")
         guard train.rows == test.rows, train.columns == test.columns else {
             throw .invalid(path: directory, reason: "training images are \(train.rows)x\(train.columns) but test images are \(test.rows)x\(test.columns)")
         }
