@@ -66,8 +66,9 @@ public enum DSprites {
 
     static func orientation(_ k: Int) -> Float { Float(2 * Double.pi * Double(k) / 40) }
 
-    /// The full set (`count` nil) or `dsprites:N` (`count` N, 2 ... 737,280).
-    public static func generate(count: Int? = nil) -> Dataset {
+    /// The full set (`count` nil) or `dsprites:N` (`count` N, 2 ... 737,280); `.testOnly`
+    /// renders only the test images.
+    public static func generate(count: Int? = nil, splits: DatasetSplits = .all) -> Dataset {
         let permutation = splitPermutation()
         let test, train: ArraySlice<Int32>
         if let n = count {
@@ -78,7 +79,9 @@ public enum DSprites {
             test = permutation[0..<testCount]
             train = permutation[testCount...]
         }
-        return Dataset(name: count.map { "dsprites:\($0)" } ?? "dsprites", train: images(Array(train)), test: images(Array(test)))
+        let testImages = images(Array(test))
+        return Dataset(name: count.map { "dsprites:\($0)" } ?? "dsprites",
+                       train: splits == .testOnly ? testImages.empty : images(Array(train)), test: testImages)
     }
 
     /// The fixed permutation of 0 ..< 737,280 that decides the split.

@@ -47,9 +47,29 @@ public struct ImageSet: Sendable {
         pixelFormat = .bits
     }
 
+    /// No images, the same image size, pixel format and factor names (the training split of
+    /// a test-only load).
+    public var empty: ImageSet {
+        var set = self
+        set.count = 0
+        set.pixels = []
+        set.labels = labels.map { _ in [] }
+        set.factors = factors.map { _ in [] }
+        return set
+    }
+
     public var pixelsPerImage: Int { rows * columns }
     /// Bytes of `pixels` per image.
     public var bytesPerImage: Int { pixelFormat == .bytes ? rows * columns : (rows * columns + 7) / 8 }
+}
+
+/// Which splits `Dataset.load` builds.
+public enum DatasetSplits: Sendable {
+    case all
+    /// Only the test set (eval, latent-map, ...: a run on synthetic:10000000 has 8 GB of
+    /// training images and 784 MB of test images). `train` is then empty: no images, the test
+    /// set's image size.
+    case testOnly
 }
 
 /// A train/test split of one dataset.
@@ -62,14 +82,15 @@ public struct Dataset: Sendable {
 
     /// `spec` is a folder of IDX files, `synthetic` (20,000 + 2,000 images),
     /// `synthetic:N` (N training images and N/10 test images, at least 1), `dsprites`
-    /// (737,280 images, 10% test) or `dsprites:N` (a fixed subset of N, 10% test).
-    public static func load(_ spec: String) throws(DataError) -> Dataset {
-        if spec == "dsprites" { return DSprites.generate() }
+    /// (737,280 images, 10% test) or `dsprites:N` (a fixed subset of N, 10% test). With
+    /// `.testOnly` the test set holds the same images as in a full load.
+    public static func load(_ spec: String, splits: DatasetSplits = .all) throws(DataError) -> Dataset {
+        if spec == "dsprites" { return DSprites.generate(splits: splits) }
         if spec.hasPrefix("dsprites:") {
             guard let n = Int(spec.dropFirst("dsprites:".count)), n >= 2, n <= DSprites.count else {
                 throw .configuration("--data \(spec): expected dsprites:N with N a count from 2 to \(DSprites.count)")
             }
-            return DSprites.generate(count: n)
+            return DSprites.generate(count: n, splits: splits)
         }
         if spec == "synthetic" || spec.hasPrefix("synthetic:") {
             var trainCount = 20_000
@@ -79,14 +100,15 @@ public struct Dataset: Sendable {
                 }
                 trainCount = n
             }
-            return Synthetic.generate(trainCount: trainCount, testCount: max(trainCount / 10, 1), seed: Synthetic.defaultSeed)
+            return Synthetic.generate(trainCount: trainCount, testCount: max(trainCount / 10, 1), seed: Synthetic.defaultSeed, splits: splits)
         }
-        return try loadIDXDirectory(spec)
+        return try loadIDXDirectory(spec, splits: splits)
     }
 
     /// Loads train-images-idx3-ubyte and t10k-images-idx3-ubyte (each raw or .gz, also
-    /// the train-images.idx3-ubyte spelling) and the label files when present.
-    public static func loadIDXDirectory(_ directory: String) throws(DataError) -> Dataset {
+    /// the train-images.idx3-ubyte spelling) and the label files when present; with `.testOnly`
+    /// the training files are not read.
+    public static func loadIDXDirectory(_ directory: String, splits: DatasetSplits = .all) throws(DataError) -> Dataset {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) else {
             throw .missing(path: directory,
@@ -97,12 +119,16 @@ public struct Dataset: Sendable {
         guard isDirectory.boolValue else {
             throw .invalid(path: directory, reason: "is not a folder (--data takes the folder that holds train-images-idx3-ubyte[.gz])")
         }
+        let name = URL(fileURLWithPath: directory).lastPathComponent
+        if splits == .testOnly {
+            let test = try loadSplit(directory, prefix: "t10k")
+            return Dataset(name: name, train: test.empty, test: test)
+        }
         let train = try loadSplit(directory, prefix: "train")
         let test = try loadSplit(directory, prefix: "t10k")
         guard train.rows == test.rows, train.columns == test.columns else {
             throw .invalid(path: directory, reason: "training images are \(train.rows)x\(train.columns) but test images are \(test.rows)x\(test.columns)")
         }
-        let name = URL(fileURLWithPath: directory).lastPathComponent
         return Dataset(name: name, train: train, test: test)
     }
 
@@ -111,7 +137,10 @@ public struct Dataset: Sendable {
         for name in candidates {
             for suffix in ["", ".gz"] {
                 let path = (directory as NSString).appendingPathComponent(name + suffix)
-                if FileManager.default.fileExists(atPath: path) { return path }
+                // lstat: a symbolic link loop or a dangling link is there too, and
+                // RegularFile names what is wrong with it (fileExists would call it missing).
+                var info = stat()
+                if lstat(path, &info) == 0 { return path }
             }
         }
         return nil

@@ -75,6 +75,20 @@ public struct DataFingerprint: Codable, Equatable, Sendable, CustomStringConvert
     }
 }
 
+/// What every rank must also hold the same of a dataset, beyond its training images (whose
+/// `DataFingerprint` checkpoints record): the test images and both splits' labels. A rank with
+/// other test images or labels would add its own to the test NELBO and the latent measures, a
+/// sum of neither rank's set. Compared at start, not recorded: a checkpoint's `data` stays as
+/// it was, so older checkpoints resume.
+public func agreementFingerprint(_ dataset: Dataset) -> String {
+    func labels(_ set: ImageSet) -> String {
+        guard let labels = set.labels else { return "none" }
+        let hash = labels.withUnsafeBufferPointer { fnv1a64Lanes(UnsafeRawBufferPointer($0)) }
+        return "\(labels.count), FNV-1a \(String(hash, radix: 16))"
+    }
+    return "test images \(DataFingerprint(name: dataset.name, images: dataset.test)); training labels \(labels(dataset.train)); test labels \(labels(dataset.test))"
+}
+
 let fnvOffsetBasis: UInt64 = 0xcbf2_9ce4_8422_2325
 let fnvPrime: UInt64 = 0x0000_0100_0000_01b3
 

@@ -13,31 +13,28 @@ public enum Synthetic {
     public static let factorNames = ["shape", "scale", "rotation", "x", "y"]
     public static let shapeNames = ["square", "ellipse", "triangle"]
 
-    public static func generate(trainCount: Int, testCount: Int, seed: UInt64) -> Dataset {
-        let all = images(count: trainCount + testCount, seed: seed)
-        let n = size * size
-        func slice(_ range: Range<Int>) -> ImageSet {
-            ImageSet(count: range.count, rows: size, columns: size,
-                     pixels: Array(all.pixels[(range.lowerBound * n)..<(range.upperBound * n)]),
-                     labels: all.labels.map { Array($0[range]) },
-                     factors: all.factors.map { Array($0[(range.lowerBound * 5)..<(range.upperBound * 5)]) },
-                     factorNames: factorNames)
-        }
-        return Dataset(name: "synthetic", train: slice(0..<trainCount), test: slice(trainCount..<(trainCount + testCount)))
+    /// Images 0 ..< trainCount train, the next testCount test (`.testOnly`: only those are made).
+    public static func generate(trainCount: Int, testCount: Int, seed: UInt64, splits: DatasetSplits = .all) -> Dataset {
+        let test = images(trainCount..<(trainCount + testCount), seed: seed)
+        let train = splits == .testOnly ? test.empty : images(0..<trainCount, seed: seed)
+        return Dataset(name: "synthetic", train: train, test: test)
     }
 
     /// `count` images with labels = shape index and factors [count, 5] in [0, 1)
     /// (shape as its index).
-    public static func images(count: Int, seed: UInt64) -> ImageSet {
+    public static func images(count: Int, seed: UInt64) -> ImageSet { images(0..<count, seed: seed) }
+
+    /// Images `indices` of the endless sequence the seed defines (image i depends on i only).
+    public static func images(_ indices: Range<Int>, seed: UInt64) -> ImageSet {
         let generator = Philox4x32(seed: seed)
-        let n = size * size
+        let n = size * size, count = indices.count
         var pixels = [UInt8](repeating: 0, count: count * n)
         var labels = [UInt8](repeating: 0, count: count)
         var factors = [Float](repeating: 0, count: count * 5)
         pixels.withUnsafeMutableBufferPointer { out in
-            for i in 0..<count {
-                let a = generator.block(stream: .synthetic, epoch: 0, index: i, block: 0)
-                let b = generator.block(stream: .synthetic, epoch: 0, index: i, block: 1)
+            for (i, index) in indices.enumerated() {
+                let a = generator.block(stream: .synthetic, epoch: 0, index: index, block: 0)
+                let b = generator.block(stream: .synthetic, epoch: 0, index: index, block: 1)
                 let shape = Int((UInt64(a[0]) &* 3) >> 32)
                 let scale = uniformOpen(a[1]), rotation = uniformOpen(a[2]), x = uniformOpen(a[3]), y = uniformOpen(b[0])
                 labels[i] = UInt8(shape)

@@ -92,7 +92,12 @@ public enum LatentScatter {
     public static let margin = 16, plotSize = 480, swatch = 16, swatchStep = 24
     static let background: [UInt8] = [255, 255, 255], axis: [UInt8] = [210, 210, 210], circle: [UInt8] = [0, 0, 0]
 
-    public static func color(label: Int) -> [UInt8] { palette[label % palette.count] }
+    /// More distinct labels than this get no legend: a column of swatches without names is
+    /// unreadable past a few dozen, and labels such as 200 or 255 would make it absurd.
+    public static let maxLegendEntries = 20
+
+    /// The color of the k-th label value present (in ascending order).
+    public static func color(label k: Int) -> [UInt8] { palette[k % palette.count] }
 
     /// Half the side of the plotted square: the data and the 2-sigma circle, with room
     /// (non-finite coordinates, a diverged encoder's, are not drawn and do not count).
@@ -113,9 +118,10 @@ public enum LatentScatter {
 
     /// points [count, 2] drawn as 2x2 dots colored by `labels` (one color when nil), the axes
     /// through 0, the circles of radius 1 and 2 over them, and on the right one swatch per label
-    /// 0 ... max label, top to bottom.
+    /// value present, in ascending order, top to bottom (none past `maxLegendEntries` values).
     public static func draw(points: [Double], labels: [UInt8]?, extent: Double) -> RGBImage {
-        let legendCount = labels.map { Int($0.max() ?? 0) + 1 } ?? 0
+        let legend = labels.map(LabelLegend.init)
+        let legendCount = legend.map { $0.isDrawn ? $0.values.count : 0 } ?? 0
         let width = 3 * margin + plotSize + swatch
         let height = max(2 * margin + plotSize, 2 * margin + legendCount * swatchStep)
         var image = RGBImage(width: width, height: height, pixels: [UInt8](repeating: 255, count: width * height * 3))
@@ -128,7 +134,7 @@ public enum LatentScatter {
             let (x, y) = (points[2 * r], points[2 * r + 1])
             guard x.isFinite, y.isFinite else { continue }
             let p = pixel(x: x, y: y, extent: extent)
-            let color = labels.map { Self.color(label: Int($0[r])) } ?? palette[0]
+            let color = legend.map { $0.color(of: labels![r]) } ?? palette[0]
             for dy in 0..<2 { for dx in 0..<2 { image.set(x: p.x + dx, y: p.y + dy, color) } }
         }
         let scale = Double(plotSize - 1) / (2 * extent)
@@ -149,6 +155,37 @@ public enum LatentScatter {
     }
 }
 
+/// The label values a latent map colors: those present, ascending; the k-th gets
+/// `LatentScatter.color(label: k)`.
+public struct LabelLegend: Sendable {
+    public let values: [UInt8]
+    /// [256]: each value's position in `values` (-1: absent).
+    private let position: [Int]
+
+    public init(_ labels: [UInt8]) {
+        var present = [Bool](repeating: false, count: 256)
+        for label in labels { present[Int(label)] = true }
+        values = (0..<256).filter { present[$0] }.map { UInt8($0) }
+        var position = [Int](repeating: -1, count: 256)
+        for (k, value) in values.enumerated() { position[Int(value)] = k }
+        self.position = position
+    }
+
+    public func color(of label: UInt8) -> [UInt8] { LatentScatter.color(label: max(0, position[Int(label)])) }
+
+    /// Whether the picture has a legend (at most `LatentScatter.maxLegendEntries` values).
+    public var isDrawn: Bool { values.count <= LatentScatter.maxLegendEntries }
+
+    /// The caption's words on the colors.
+    public var caption: String {
+        let contiguous = values.count > 1 && Int(values.last!) - Int(values.first!) + 1 == values.count
+        let names = contiguous ? "\(values.first!) to \(values.last!)" : values.map { "\($0)" }.joined(separator: ", ")
+        return isDrawn
+            ? "one color per label; legend on the right: swatches for labels \(names), top to bottom"
+            : "one color per label value (colors repeat every \(LatentScatter.palette.count)); no legend: \(values.count) distinct labels are more than \(LatentScatter.maxLegendEntries)"
+    }
+}
+
 /// A latent map of the test means: the PNG with its caption in tEXt chunks, and the caption.
 public func latentMap(posterior: PosteriorParameters, labels: [UInt8]?, autoencoder: Bool) -> (png: [UInt8], caption: String, image: RGBImage) {
     let aggregate = AggregatePosterior(posterior, autoencoder: autoencoder)
@@ -160,8 +197,7 @@ public func latentMap(posterior: PosteriorParameters, labels: [UInt8]?, autoenco
     let plane = posterior.latent == 2
         ? "horizontal z1, vertical z2 (the 2 latent dimensions)"
         : "horizontal and vertical: the means projected (not centered) on the top 2 principal components of their covariance (of \(posterior.latent) latent dimensions)"
-    let colors = labels.map { l in "one color per label; legend on the right: swatches for labels 0 to \(Int(l.max() ?? 0)), top to bottom" }
-        ?? "no labels: one color"
+    let colors = labels.map { LabelLegend($0).caption } ?? "no labels: one color"
     let caption = "vae-dist latent map: encoder means of \(posterior.count) test images; \(plane); \(colors); "
         + "black circles: the prior N(0, I) at 1 and 2 sigma; the plot spans -\(jsonNumber(extent)) to \(jsonNumber(extent)) on both axes; "
         + "aggregate_kl \(jsonNumber(aggregate.klToPrior)), posterior_std_mean \(jsonNumber(aggregate.posteriorStdMean))"

@@ -126,10 +126,12 @@ public final class Trainer {
         trainingData = DataFingerprint(name: dataset.name, images: dataset.train)
 
         // Before any collective whose size depends on them: every rank must agree on the
-        // options, the model and the data (its fingerprint).
+        // options, the model and the data (its fingerprint); then on the test images and the
+        // labels (a separate check, so that its message names them).
         let sharedMemory = try sharedMemory && Self.sharedMemoryAllowed()
         try Self.checkAgreement(communicator, stage: "options, model or data",
                                 text: "\(canonicalJSON(CheckpointConfig(model: config, training: options)))|\(resume)|\(trainingData)|\(dataset.test.count)|shared memory \(sharedMemory)")
+        try Self.checkAgreement(communicator, stage: "test images or labels", text: agreementFingerprint(dataset))
         if let loaded = checkpoint, let note = try checkResumeData(stored: loaded.data, storedSpec: loaded.config.training.data,
                                                                    current: trainingData, spec: options.data,
                                                                    allowOtherData: allowOtherData, checkpoint: checkpointPath) {

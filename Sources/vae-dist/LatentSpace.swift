@@ -23,7 +23,7 @@ struct LatentMap: ParsableCommand {
         discussion: """
             With 2 latent dimensions the axes are z1 and z2; with more, the means are projected on the \
             top 2 principal components of their covariance. The legend on the right holds one color \
-            swatch per label, label 0 at the top; the caption (axes, scale, aggregate_kl, \
+            swatch per label value present, the smallest at the top (none for more than 20 values); the caption (axes, scale, aggregate_kl, \
             posterior_std_mean) is stored in the PNG's tEXt metadata and printed. Data without \
             labels is drawn in one color. Under mpirun the test set is encoded in shards and gathered; \
             rank 0 writes the file.

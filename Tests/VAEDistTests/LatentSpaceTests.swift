@@ -255,6 +255,43 @@ import VAETraining
         #expect(colors == [[255, 255, 255], [210, 210, 210], [0, 0, 0], LatentScatter.palette[0]], "\(colors)")
     }
 
+    @Test func legendCoversOnlyTheLabelValuesPresent() {
+        // Labels 0, 200 and 255 (a file's "unknown" codes) make 3 swatches, not 256.
+        let points: [Double] = [0.5, 0.5, -1.5, 0.2, 1.2, -1.4, -0.4, 1.1]
+        let labels: [UInt8] = [255, 0, 200, 0]
+        let extent = LatentScatter.extent(points: points)
+        let image = LatentScatter.draw(points: points, labels: labels, extent: extent)
+        #expect(image.height == 2 * LatentScatter.margin + LatentScatter.plotSize, "the legend fits beside the plot")
+        let legend = LabelLegend(labels)
+        #expect(legend.values == [0, 200, 255] && legend.isDrawn)
+        #expect(legend.caption.contains("swatches for labels 0, 200, 255, top to bottom"), "\(legend.caption)")
+        let expected = [0: 2, 1: 0, 2: 1, 3: 0]  // point -> position of its label among the values
+        for (r, k) in expected {
+            let p = LatentScatter.pixel(x: points[2 * r], y: points[2 * r + 1], extent: extent)
+            #expect(image.pixel(x: p.x, y: p.y) == LatentScatter.color(label: k), "point \(r), label \(labels[r])")
+        }
+        for k in 0..<3 {
+            let corner = LatentScatter.swatchOrigin(k)
+            #expect(image.pixel(x: corner.x + 8, y: corner.y + 8) == LatentScatter.color(label: k), "swatch \(k)")
+        }
+        let below = LatentScatter.swatchOrigin(3)
+        #expect(image.pixel(x: below.x + 8, y: below.y + 8) == [255, 255, 255], "no fourth swatch")
+
+        // More than 20 distinct labels: no legend at all, and the caption says why.
+        let many = (0..<30).map { UInt8($0 * 7) }
+        let scattered = (0..<30).flatMap { [Double($0) / 15 - 1, 0.3] }
+        let crowded = LatentScatter.draw(points: scattered, labels: many, extent: 2.5)
+        #expect(crowded.height == 2 * LatentScatter.margin + LatentScatter.plotSize)
+        var legendColumn = Set<[UInt8]>()
+        for y in 0..<crowded.height {
+            for x in (2 * LatentScatter.margin + LatentScatter.plotSize)..<crowded.width { legendColumn.insert(crowded.pixel(x: x, y: y)) }
+        }
+        #expect(legendColumn == [[255, 255, 255]], "no swatches: \(legendColumn.count) colors")
+        #expect(!LabelLegend(many).isDrawn)
+        #expect(LabelLegend(many).caption.contains("no legend: 30 distinct labels are more than 20"), "\(LabelLegend(many).caption)")
+        #expect(LabelLegend((0..<20).map { UInt8($0) }).isDrawn, "20 labels still get a legend")
+    }
+
     @Test func evaluationGathersTheSamePosteriorsAsTheEncoder() throws {
         // The end-of-epoch evaluation takes the posteriors from its own encoder pass: they must be
         // the encoder's, bit for bit, whatever its batch size; with --binarize (random draws as
