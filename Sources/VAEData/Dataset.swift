@@ -80,6 +80,19 @@ public struct Dataset: Sendable {
 
     public static let defaultDirectory = "/usr/share/datasets/fashion-mnist"
 
+    /// `spec` as a checkpoint records it: a path made absolute, so that --resume, eval and the
+    /// other commands find the data from any folder; the built-in sets as given.
+    public static func recordedSpec(_ spec: String) -> String {
+        if spec == "synthetic" || spec.hasPrefix("synthetic:") || spec == "dsprites" || spec.hasPrefix("dsprites:") { return spec }
+        return URL(fileURLWithPath: spec).standardizedFileURL.path
+    }
+
+    /// `error` from loading the --data that `checkpoint` recorded, saying where the path came
+    /// from and how to give another.
+    public static func fromCheckpoint(_ error: DataError, spec: String, checkpoint: String) -> DataError {
+        .configuration("\(error) (--data \(spec) is the data \(checkpoint) was trained on; pass --data to read the images from elsewhere)")
+    }
+
     /// `spec` is a folder of IDX files, `synthetic` (20,000 + 2,000 images),
     /// `synthetic:N` (N training images and N/10 test images, at least 1), `dsprites`
     /// (737,280 images, 10% test) or `dsprites:N` (a fixed subset of N, 10% test). With

@@ -1,4 +1,5 @@
 import Foundation
+import VAEData
 import VAEDistributed
 import VAEKernels
 
@@ -66,7 +67,9 @@ extension Trainer {
         state.badSteps = consecutiveBadSteps
         // A checkpoint written because a signal asked the job to stop says so (the tests read it).
         state.stoppedBy = interrupted != 0 ? Interruption.name(interrupted) : nil
-        return Checkpoint.encode(model: model, optimizer: optimizer, config: CheckpointConfig(model: modelConfig, training: options),
+        var recorded = options
+        recorded.data = Dataset.recordedSpec(options.data)
+        return Checkpoint.encode(model: model, optimizer: optimizer, config: CheckpointConfig(model: modelConfig, training: recorded),
                                  resume: state, worldSize: communicator.size, dataset: dataset.name,
                                  data: trainingData)
     }

@@ -110,7 +110,10 @@ public final class Trainer {
         self.options = options
         // The agreed (or resumed) --timeout from here on.
         try communicator.armWatchdog(timeout: options.timeout)
-        dataset = try Dataset.load(options.data)
+        switch Result(catching: { () throws(DataError) in try Dataset.load(options.data) }) {
+        case .success(let loaded): dataset = loaded
+        case .failure(let error): throw resume && given.data == nil ? Dataset.fromCheckpoint(error, spec: options.data, checkpoint: checkpointPath) : error
+        }
         var config = merged.model
         config.imageHeight = dataset.train.rows
         config.imageWidth = dataset.train.columns

@@ -11,7 +11,11 @@ import VAETraining
 /// data allows it: the training split of synthetic:10000000 is 8 GB.
 func testImages(_ data: String?, checkpoint: Checkpoint, path: String, train: Bool = false) throws -> ImageSet {
     let spec = data ?? checkpoint.config.training.data
-    let dataset = try Dataset.load(spec, splits: train ? .all : .testOnly)
+    let dataset: Dataset
+    switch Result(catching: { () throws(DataError) in try Dataset.load(spec, splits: train ? .all : .testOnly) }) {
+    case .success(let loaded): dataset = loaded
+    case .failure(let error): throw data == nil ? Dataset.fromCheckpoint(error, spec: spec, checkpoint: path) : error
+    }
     let m = checkpoint.config.model
     guard dataset.test.rows == m.imageHeight, dataset.test.columns == m.imageWidth else {
         throw TrainingError.checkpoint(path: path, reason: "expects \(m.imageHeight)x\(m.imageWidth) images but \(spec) has \(dataset.test.rows)x\(dataset.test.columns)")
