@@ -13,10 +13,13 @@ struct CheckpointOption: ParsableArguments {
                                valueName: "file|run-dir"))
     var checkpoint: String
 
-    /// The checkpoint and the file it came from (for messages that name it).
-    func load() throws -> (checkpoint: Checkpoint, path: String) {
+    /// The checkpoint and the file it came from (for messages that name it). A checkpoint
+    /// without checksums gets one note on stderr, from rank 0 only (`isRoot`) under mpirun.
+    func load(isRoot: Bool = true) throws -> (checkpoint: Checkpoint, path: String) {
         let path = try checkpointFile(checkpoint)
-        return (try Checkpoint.load(path: path), path)
+        let loaded = try Checkpoint.load(path: path)
+        if isRoot, let note = loaded.unverifiedNote(path: path) { FileHandle.standardError.write(Data((note + "\n").utf8)) }
+        return (loaded, path)
     }
 }
 
