@@ -26,7 +26,9 @@ struct CheckpointOption: ParsableArguments {
 /// The file `--checkpoint` names: the path itself, or a run folder's latest checkpoint.
 func checkpointFile(_ path: String) throws -> String {
     var isFolder: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue else {
+    // A folder named like a checkpoint is not a run folder: the reader says it is a folder.
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue,
+          !path.hasSuffix(".safetensors") else {
         return path  // a file, or missing: the reader names it
     }
     let latest = ((path as NSString).appendingPathComponent("checkpoints") as NSString).appendingPathComponent("latest.safetensors")
