@@ -107,7 +107,21 @@ public func deflate(_ input: [UInt8], level: Int32 = 6) -> [UInt8] {
 
 /// CRC-32 (the one PNG and gzip use), continuing from `crc`.
 public func crc32(_ bytes: [UInt8], crc: UInt32 = 0) -> UInt32 {
-    bytes.withUnsafeBufferPointer { UInt32(CZlib.crc32(uLong(crc), $0.baseAddress, uInt($0.count))) }
+    bytes.withUnsafeBytes { crc32($0, crc: crc) }
+}
+
+/// CRC-32 of raw memory (a tensor inside a larger buffer), in chunks zlib's 32-bit length takes.
+public func crc32(_ bytes: UnsafeRawBufferPointer, crc: UInt32 = 0) -> UInt32 {
+    // zlib returns its initial value, not `crc`, for a null buffer: an empty one changes nothing.
+    guard let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), !bytes.isEmpty else { return crc }
+    var value = uLong(crc)
+    var offset = 0
+    while offset < bytes.count {
+        let count = min(bytes.count - offset, 1 << 30)
+        value = CZlib.crc32(value, base + offset, uInt(count))
+        offset += count
+    }
+    return UInt32(value)
 }
 
 /// A gzip file (RFC 1952) of `input`, for writing test fixtures.

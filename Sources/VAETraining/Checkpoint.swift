@@ -7,7 +7,9 @@ import VAEModel
 //   optimizer.<name>.exp_avg and optimizer.<name>.exp_avg_sq, the Adam moments;
 //   __metadata__: format = vae-dist/1, config (JSON of model and training options),
 //   epoch, step (Adam steps taken), world_size, dataset, parameter_count, and data: JSON of
-//   the DataFingerprint of the training images (absent in checkpoints of older versions).
+//   the DataFingerprint of the training images (absent in checkpoints of older versions),
+//   checksums and checksum_algorithm: every tensor's CRC-32 (Checksums.swift; absent in
+//   checkpoints of older versions, which load unverified).
 
 public struct CheckpointConfig: Codable, Equatable, Sendable {
     public var model: ModelConfig
@@ -35,6 +37,9 @@ public struct Checkpoint: Sendable {
     public var parameters: [Float]
     public var firstMoment: [Float]?
     public var secondMoment: [Float]?
+    /// Whether every tensor matched its checksum; false for a file of an older vae-dist, which
+    /// has none (the commands print `unverifiedNote`).
+    public var verified = true
 
     /// Serializes the model (and the optimizer, when given).
     public static func encode(model: VAE, optimizer: AdamOptimizer?, config: CheckpointConfig,
@@ -61,6 +66,7 @@ public struct Checkpoint: Sendable {
             add("optimizer.", ".exp_avg", optimizer.firstMoment)
             add("optimizer.", ".exp_avg_sq", optimizer.secondMoment)
         }
+        metadata.merge(TensorChecksums.metadata(tensors.map { ($0.name, $0.bytes) })) { $1 }
         return Safetensors.encode(metadata: metadata, tensors: tensors)
     }
 
@@ -86,34 +92,48 @@ public struct Checkpoint: Sendable {
             }
             data = decoded
         }
+        let failures = file.checksumFailures()
+        if let first = failures.first {
+            throw .checkpoint(path: path, reason: first + "; use an earlier epoch-NNNN.safetensors")
+        }
+        // Every tensor the config's model needs is checked before anything is allocated for it:
+        // a small file whose config describes a huge model fails here, not in the allocator.
         let layout = ParameterLayout(config.model)
-        func gather(_ prefix: String, _ suffix: String) throws(TrainingError) -> [Float] {
+        let hasOptimizer = file.tensors.contains { $0.name.hasPrefix("optimizer.") }
+        let parts = [("", "")] + (hasOptimizer ? [("optimizer.", ".exp_avg"), ("optimizer.", ".exp_avg_sq")] : [])
+        for (prefix, suffix) in parts {
+            for t in layout.tensors { _ = try file.floats(prefix + t.name + suffix, shape: t.shape, path: path) }
+        }
+        /// The tensors of one part in layout order, each refused when a value fails `valid`.
+        func gather(_ prefix: String, _ suffix: String, valid: (Float) -> Bool, what: String) throws(TrainingError) -> [Float] {
             var out = [Float](repeating: 0, count: layout.count)
             for t in layout.tensors {
-                let bytes = try file.floats(prefix + t.name + suffix, shape: t.shape, path: path)
-                out.withUnsafeMutableBytes { raw in
+                let name = prefix + t.name + suffix
+                let bytes = try file.floats(name, shape: t.shape, path: path)
+                let bad = out.withUnsafeMutableBytes { raw in
                     bytes.withUnsafeBytes { src in
                         (raw.baseAddress! + t.offset * 4).copyMemory(from: src.baseAddress!, byteCount: src.count)
                     }
+                    return raw.bindMemory(to: Float.self)[t.offset..<(t.offset + t.count)].firstIndex { !valid($0) }
                 }
+                if let bad { throw .checkpoint(path: path, reason: "tensor \(name) holds \(what) at element \(bad - t.offset)") }
             }
             return out
         }
-        let parameters = try gather("", "")
+        let parameters = try gather("", "", valid: \.isFinite, what: "a non-finite value")
         var first: [Float]?, second: [Float]?
-        if file.tensor("optimizer.\(layout.tensors[0].name).exp_avg") != nil {
-            first = try gather("optimizer.", ".exp_avg")
-            second = try gather("optimizer.", ".exp_avg_sq")
-        }
-        if let bad = parameters.firstIndex(where: { !$0.isFinite }) {
-            throw .checkpoint(path: path, reason: "parameter \(bad) is not finite")
-        }
-        if let first, let second, first.contains(where: { !$0.isFinite }) || second.contains(where: { !$0.isFinite || $0 < 0 }) {
-            throw .checkpoint(path: path, reason: "the Adam moments hold non-finite or negative values")
+        if hasOptimizer {
+            first = try gather("optimizer.", ".exp_avg", valid: \.isFinite, what: "a non-finite value")
+            second = try gather("optimizer.", ".exp_avg_sq", valid: { $0.isFinite && $0 >= 0 }, what: "a non-finite or negative value")
         }
         return Checkpoint(config: config, resume: resume, worldSize: m["world_size"].flatMap(Int.init) ?? 1,
                           dataset: m["dataset"] ?? "", data: data, metadata: m, parameters: parameters,
-                          firstMoment: first, secondMoment: second)
+                          firstMoment: first, secondMoment: second, verified: file.hasChecksums)
+    }
+
+    /// The one note a command prints (rank 0 only) for a checkpoint it could not verify.
+    public func unverifiedNote(path: String) -> String? {
+        verified ? nil : "vae-dist: note: \(path) has no checksums (written by an older vae-dist); its tensors are not verified"
     }
 
     /// A model holding this checkpoint's parameters.

@@ -1,4 +1,5 @@
 import Foundation
+import VAEData
 
 // The safetensors format (https://github.com/huggingface/safetensors):
 //   8 bytes   little-endian UInt64 N, the header length
@@ -79,18 +80,47 @@ public enum Safetensors {
 
     /// Parses and validates strictly; `path` names the file in errors.
     public static func decode(_ bytes: [UInt8], path: String) throws(TrainingError) -> SafetensorsFile {
-        func fail(_ reason: String) -> TrainingError { .checkpoint(path: path, reason: "not a valid safetensors file: \(reason)") }
+        let fail = failure(path)
         guard bytes.count >= 8 else { throw fail("\(bytes.count) bytes is shorter than the 8-byte header length") }
+        let headerEnd = try headerEnd(lengthBytes: bytes[0..<8], fileSize: bytes.count, path: path)
+        let (metadata, tensors) = try parseHeader(bytes[8..<headerEnd], dataSize: bytes.count - headerEnd, path: path)
+        return SafetensorsFile(metadata: metadata, tensors: tensors, data: Array(bytes[headerEnd...]))
+    }
+
+    private static func failure(_ path: String) -> (String) -> TrainingError {
+        { reason in .checkpoint(path: path, reason: "not a valid safetensors file: \(reason)") }
+    }
+
+    /// Where the header ends (8 + its length), from the first 8 bytes of a file of `fileSize` bytes.
+    static func headerEnd(lengthBytes: ArraySlice<UInt8>, fileSize: Int, path: String) throws(TrainingError) -> Int {
+        let fail = failure(path)
         var n: UInt64 = 0
-        for i in 0..<8 { n |= UInt64(bytes[i]) << (8 * UInt64(i)) }
+        for (i, byte) in lengthBytes.enumerated() { n |= UInt64(byte) << (8 * UInt64(i)) }
         guard n <= UInt64(maximumHeaderLength) else { throw fail("header length \(n) exceeds the 100 MB limit") }
-        guard n >= 2, 8 + Int(n) <= bytes.count else {
-            throw fail("header length \(n) does not fit in the file's \(bytes.count) bytes (truncated?)")
+        guard n >= 2 else { throw fail("header length \(n) is too short for a JSON object (not a safetensors file?)") }
+        guard 8 + Int(n) <= fileSize else {
+            throw fail("header length \(n) does not fit in the file's \(fileSize) bytes (truncated?)")
         }
-        let headerEnd = 8 + Int(n)
+        return 8 + Int(n)
+    }
+
+    /// The metadata and the tensors (sorted by offset) of a header whose data section holds
+    /// `dataSize` bytes: every tensor's range must lie inside it, and the ranges tile it exactly.
+    static func parseHeader(_ header: ArraySlice<UInt8>, dataSize: Int, path: String) throws(TrainingError)
+        -> (metadata: [String: String], tensors: [SafetensorsTensor]) {
+        let fail = failure(path)
+        do {
+            try DuplicateKeys.check(header)
+        } catch .duplicateKey(let key) {
+            throw fail("header holds the key \(jsonString(key)) twice in one object (readers would disagree on which counts)")
+        } catch .tooDeep {
+            throw fail("header nests deeper than \(DuplicateKeys.maximumDepth) levels")
+        } catch {
+            throw fail("header is not valid JSON")
+        }
         let object: Any
         do {
-            object = try JSONSerialization.jsonObject(with: Data(bytes[8..<headerEnd]), options: [])
+            object = try JSONSerialization.jsonObject(with: Data(header), options: [])
         } catch {
             throw fail("header is not valid JSON")
         }
@@ -106,34 +136,9 @@ public enum Safetensors {
                 }
                 continue
             }
-            guard let info = value as? [String: Any],
-                  let dtype = info["dtype"] as? String,
-                  let shapeValues = info["shape"] as? [Any],
-                  let offsetValues = info["data_offsets"] as? [Any] else {
-                throw fail("tensor \(name) lacks dtype, shape or data_offsets")
-            }
-            guard let size = elementSizes[dtype] else { throw fail("tensor \(name) has unknown dtype \(dtype)") }
-            let shape = try shapeValues.map { v throws(TrainingError) -> Int in
-                guard let i = exactInteger(v), i >= 0, i <= 1 << 40 else { throw fail("tensor \(name) has a bad shape") }
-                return i
-            }
-            guard offsetValues.count == 2, let begin = exactInteger(offsetValues[0]), let end = exactInteger(offsetValues[1]),
-                  begin >= 0, end >= begin else {
-                throw fail("tensor \(name) has bad data_offsets")
-            }
-            var count = 1
-            for s in shape {
-                let (product, overflow) = count.multipliedReportingOverflow(by: s)
-                guard !overflow, product <= 1 << 40 else { throw fail("tensor \(name) shape \(shape) is too large") }
-                count = product
-            }
-            guard count * size == end - begin else {
-                throw fail("tensor \(name): shape \(shape) of \(dtype) needs \(count * size) bytes but data_offsets span \(end - begin)")
-            }
-            tensors.append(SafetensorsTensor(name: name, dtype: dtype, shape: shape, begin: begin, end: end))
+            tensors.append(try tensor(name, value, fail: fail))
         }
         tensors.sort { ($0.begin, $0.end, $0.name) < ($1.begin, $1.end, $1.name) }
-        let dataSize = bytes.count - headerEnd
         var expected = 0
         for t in tensors {
             guard t.begin == expected else {
@@ -146,26 +151,76 @@ public enum Safetensors {
                 ? "tensors need \(expected) bytes of data but the file holds \(dataSize) (truncated?)"
                 : "\(dataSize - expected) bytes of data after the last tensor")
         }
-        return SafetensorsFile(metadata: metadata, tensors: tensors, data: Array(bytes[headerEnd...]))
+        return (metadata, tensors)
     }
 
+    /// One tensor's header entry, its dtype, shape and byte count checked against each other.
+    private static func tensor(_ name: String, _ value: Any, fail: (String) -> TrainingError) throws(TrainingError) -> SafetensorsTensor {
+        guard let info = value as? [String: Any],
+              let dtype = info["dtype"] as? String,
+              let shapeValues = info["shape"] as? [Any],
+              let offsetValues = info["data_offsets"] as? [Any] else {
+            throw fail("tensor \(name) lacks dtype, shape or data_offsets")
+        }
+        guard let size = elementSizes[dtype] else { throw fail("tensor \(name) has unknown dtype \(dtype)") }
+        let shape = try shapeValues.map { v throws(TrainingError) -> Int in
+            guard let i = exactInteger(v), i >= 0, i <= 1 << 40 else { throw fail("tensor \(name) has a bad shape") }
+            return i
+        }
+        guard offsetValues.count == 2, let begin = exactInteger(offsetValues[0]), let end = exactInteger(offsetValues[1]),
+              begin >= 0, end >= begin else {
+            throw fail("tensor \(name) has bad data_offsets")
+        }
+        var count = 1
+        for s in shape {
+            let (product, overflow) = count.multipliedReportingOverflow(by: s)
+            guard !overflow, product <= 1 << 40 else { throw fail("tensor \(name) shape \(shape) is too large") }
+            count = product
+        }
+        guard count * size == end - begin else {
+            throw fail("tensor \(name): shape \(shape) of \(dtype) needs \(count * size) bytes but data_offsets span \(end - begin)")
+        }
+        return SafetensorsTensor(name: name, dtype: dtype, shape: shape, begin: begin, end: end)
+    }
+
+    /// Reads `path` in bounded steps (RegularFile): the 8-byte length, checked against the
+    /// file's size and the 100 MB limit; the header, every tensor's range checked against the
+    /// size; only then the data, once. A file that is not a safetensors file is refused having
+    /// read at most its header.
     public static func read(path: String) throws(TrainingError) -> SafetensorsFile {
-        try decode(try readBytes(path: path), path: path)
+        let (file, headerEnd, metadata, tensors) = try openValidated(path: path)
+        let data = try mapProblem(path) { () throws(FileProblem) in try file.read(offset: headerEnd, count: file.size - headerEnd) }
+        return SafetensorsFile(metadata: metadata, tensors: tensors, data: data)
     }
 
-    /// The file's bytes, or an error naming the file and the cause.
+    /// The bytes of a whole safetensors file whose header has been validated as `read` does (for
+    /// the resume broadcast, where every rank decodes the same bytes).
+    public static func readBytes(path: String) throws(TrainingError) -> [UInt8] {
+        let (file, _, _, _) = try openValidated(path: path)
+        return try mapProblem(path) { () throws(FileProblem) in try file.read(offset: 0, count: file.size) }
+    }
+
     /// Test hook: seconds to stall before reading a file, as a hung filesystem would
     /// (VAE_DIST_FAULT=stall-read:SECONDS).
     static let readStallSeconds = faultStallSeconds("stall-read")
 
-    public static func readBytes(path: String) throws(TrainingError) -> [UInt8] {
+    private static func openValidated(path: String) throws(TrainingError)
+        -> (RegularFile, headerEnd: Int, metadata: [String: String], tensors: [SafetensorsTensor]) {
         if readStallSeconds > 0 { usleep(useconds_t(min(readStallSeconds, 3600) * 1e6)) }
-        do {
-            return [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
-        } catch {
-            if !FileManager.default.fileExists(atPath: path) { throw .file(path: path, reason: "not found") }
-            throw .file(path: path, reason: "cannot be read (\((error as NSError).localizedDescription))")
+        let file = try mapProblem(path) { () throws(FileProblem) in try RegularFile(path: path) }
+        guard file.size >= 8 else {
+            throw failure(path)("\(file.size) bytes is shorter than the 8-byte header length")
         }
+        let lengthBytes = try mapProblem(path) { () throws(FileProblem) in try file.read(offset: 0, count: 8) }
+        let headerEnd = try headerEnd(lengthBytes: lengthBytes[...], fileSize: file.size, path: path)
+        let header = try mapProblem(path) { () throws(FileProblem) in try file.read(offset: 8, count: headerEnd - 8) }
+        let (metadata, tensors) = try parseHeader(header[...], dataSize: file.size - headerEnd, path: path)
+        return (file, headerEnd, metadata, tensors)
+    }
+
+    /// A file problem as the one-line error the commands print ("PATH: is a folder, not a file").
+    private static func mapProblem<T>(_ path: String, _ body: () throws(FileProblem) -> T) throws(TrainingError) -> T {
+        do { return try body() } catch { throw .file(path: path, reason: error.description) }
     }
 
     private static func exactInteger(_ value: Any) -> Int? {

@@ -35,7 +35,11 @@ extension Trainer {
         try communicator.broadcast(&length, root: 0)
         if !communicator.isRoot { bytes = [UInt8](repeating: 0, count: Int(length[0])) }
         try communicator.broadcast(&bytes, root: 0)
-        return (try Checkpoint.decode(try Safetensors.decode(bytes, path: path), path: path), path)
+        let checkpoint = try Checkpoint.decode(try Safetensors.decode(bytes, path: path), path: path)
+        if communicator.isRoot, let note = checkpoint.unverifiedNote(path: path) {
+            FileHandle.standardError.write(Data((note + "\n").utf8))
+        }
+        return (checkpoint, path)
     }
 
     func prepareOutput(resume: Bool, overwrite: Bool) throws {

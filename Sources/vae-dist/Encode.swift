@@ -31,7 +31,7 @@ struct Encode: ParsableCommand {
             }
             try checkOutputFolder(out, option: "--out")
             let communicator = try startEvaluationCommunicator()
-            let (checkpoint, path) = try source.load()
+            let (checkpoint, path) = try source.load(isRoot: communicator.isRoot)
             let model = checkpoint.makeModel()
             model.threads = try threads.kernelThreads()
             let images = try testImages(data, checkpoint: checkpoint, path: path, train: split == "train")

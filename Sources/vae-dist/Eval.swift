@@ -30,7 +30,7 @@ struct Eval: ParsableCommand {
             if let limit, limit < 1 { throw TrainingError.option("--limit must be at least 1 (got \(limit))") }
             _ = try threads.validated()
             let communicator = try startEvaluationCommunicator()
-            let (checkpoint, path) = try source.load()
+            let (checkpoint, path) = try source.load(isRoot: communicator.isRoot)
             let model = checkpoint.makeModel()
             model.threads = try threads.kernelThreads()
             let test = try testImages(data, checkpoint: checkpoint, path: path)
@@ -52,6 +52,16 @@ struct Eval: ParsableCommand {
             }
             let aggregate = AggregatePosterior(posterior, autoencoder: model.config.autoencoder)
             let mean = LossSums(recon: sums[0], kl: sums[1], count: sums[2]).mean(beta: Double(model.config.beta))
+            let measures = LatentMeasures(posterior, data: test, autoencoder: model.config.autoencoder)
+            // A metric that is NaN or infinite means the parameters are broken (a checkpoint of an
+            // older vae-dist holds no checksums): an error, never a JSON null with exit code 0.
+            var metrics = [("test_loss", mean.loss), ("test_recon", mean.recon), ("test_kl", mean.kl),
+                           ("aggregate_kl", aggregate.klToPrior), ("posterior_std_mean", aggregate.posteriorStdMean)]
+            if iwSamples > 0 { metrics.append(("test_iw_nll", -sums[3] / sums[2])) }
+            metrics += measures.klPerDimension.enumerated().map { ("kl_per_dimension[\($0.offset)]", $0.element) }
+            if let broken = metrics.first(where: { !$0.1.isFinite }) {
+                throw TrainingError.checkpoint(path: path, reason: "evaluation gives \(broken.0) = \(broken.1): the parameters are not usable")
+            }
             var fields = [("epoch", "\(checkpoint.epoch)"), ("test_count", "\(count)"),
                           ("test_loss", jsonNumber(mean.loss)), ("test_recon", jsonNumber(mean.recon)), ("test_kl", jsonNumber(mean.kl)),
                           ("test_nelbo", jsonNumber(mean.recon + mean.kl))]
@@ -60,7 +70,7 @@ struct Eval: ParsableCommand {
             }
             fields += [("aggregate_kl", jsonNumber(aggregate.klToPrior)), ("posterior_std_mean", jsonNumber(aggregate.posteriorStdMean))]
             // KL per dimension, active units and (with discrete factors) MIG, from the same posteriors.
-            fields += LatentMeasures(posterior, data: test, autoencoder: model.config.autoencoder).jsonFields
+            fields += measures.jsonFields
             fields += [("seconds", jsonNumber(now() - start)), ("world_size", "\(communicator.size)")]
             if communicator.isRoot {
                 print(jsonObject(fields))

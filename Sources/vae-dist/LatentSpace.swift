@@ -38,7 +38,7 @@ struct LatentMap: ParsableCommand {
             if let limit, limit < 1 { throw TrainingError.option("--limit must be at least 1 (got \(limit))") }
             try checkImageOutput(out)
             let communicator = try startEvaluationCommunicator()
-            let (checkpoint, path) = try source.load()
+            let (checkpoint, path) = try source.load(isRoot: communicator.isRoot)
             let model = checkpoint.makeModel()
             try checkPlane(model, command: "latent-map", path: path)
             let test = try testImages(data, checkpoint: checkpoint, path: path)
@@ -77,7 +77,7 @@ struct Manifold: ParsableCommand {
             guard steps >= 2, steps <= 100 else { throw TrainingError.option("--steps must be between 2 and 100 (got \(steps))") }
             try checkImageOutput(out)
             let communicator = try startEvaluationCommunicator()
-            let (checkpoint, path) = try source.load()
+            let (checkpoint, path) = try source.load(isRoot: communicator.isRoot)
             let model = checkpoint.makeModel()
             try checkPlane(model, command: "manifold", path: path)
             var axes: [[Double]] = [[1, 0], [0, 1]]

@@ -13,17 +13,22 @@ struct CheckpointOption: ParsableArguments {
                                valueName: "file|run-dir"))
     var checkpoint: String
 
-    /// The checkpoint and the file it came from (for messages that name it).
-    func load() throws -> (checkpoint: Checkpoint, path: String) {
+    /// The checkpoint and the file it came from (for messages that name it). A checkpoint
+    /// without checksums gets one note on stderr, from rank 0 only (`isRoot`) under mpirun.
+    func load(isRoot: Bool = true) throws -> (checkpoint: Checkpoint, path: String) {
         let path = try checkpointFile(checkpoint)
-        return (try Checkpoint.load(path: path), path)
+        let loaded = try Checkpoint.load(path: path)
+        if isRoot, let note = loaded.unverifiedNote(path: path) { FileHandle.standardError.write(Data((note + "\n").utf8)) }
+        return (loaded, path)
     }
 }
 
 /// The file `--checkpoint` names: the path itself, or a run folder's latest checkpoint.
 func checkpointFile(_ path: String) throws -> String {
     var isFolder: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue else {
+    // A folder named like a checkpoint is not a run folder: the reader says it is a folder.
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue,
+          !path.hasSuffix(".safetensors") else {
         return path  // a file, or missing: the reader names it
     }
     let latest = ((path as NSString).appendingPathComponent("checkpoints") as NSString).appendingPathComponent("latest.safetensors")
