@@ -117,4 +117,21 @@ PY
 check_error "expects 28x28 images but" "$bin" eval --checkpoint "$ck" --data "$tmp/idx16"
 check_error "was trained as 784-400-6" "$bin" train --data "$tmp/idx16" --resume --out "$tmp/run"
 
+echo "cli: paths are the user's"
+# Launch/train.sh from another folder: relative --data and --out are that folder's. The checkpoint
+# records --data as an absolute path, so eval and --resume work from anywhere; an error about the
+# recorded path says where it came from.
+mkdir -p "$tmp/user" && cp -r "$tmp/idx16" "$tmp/user/mydata"
+(cd "$tmp/user" && NP=1 bash "$OLDPWD/Launch/train.sh" --data mydata --hidden 16 --latent 2 --batch-size 5 --epochs 1 --out myrun > "$tmp/user.log" 2>&1); code=$?
+recorded=$("$bin" inspect --json "$tmp/user/myrun/checkpoints/latest.safetensors" 2>/dev/null | "$python" -c 'import json, sys; print(json.loads(json.load(sys.stdin)["metadata"]["config"])["training"]["data"])' 2>/dev/null)
+[ "$code" -eq 0 ] && [ "$recorded" = "$tmp/user/mydata" ] && [ ! -e myrun ] \
+  && ok "Launch/train.sh --data mydata --out myrun from another folder: trained there, the checkpoint records $recorded" \
+  || bad "train.sh from another folder: exit $code, recorded '$recorded': $(tail -2 "$tmp/user.log")"
+"$bin" eval --checkpoint "$tmp/user/myrun/checkpoints/latest.safetensors" > /dev/null 2>&1 && ok "eval from another folder finds the recorded data" || bad "eval from another folder failed"
+mv "$tmp/user/mydata" "$tmp/user/moved"
+check_error "mydata: not found (pass --data with a folder of IDX files, or --data synthetic) (--data $tmp/user/mydata is the data $tmp/user/myrun/checkpoints/latest.safetensors was trained on; pass --data to read the images from elsewhere)" \
+  "$bin" eval --checkpoint "$tmp/user/myrun/checkpoints/latest.safetensors"
+check_error "is the data myrun/checkpoints/latest.safetensors was trained on; pass --data to read the images from elsewhere" \
+  bash -c "cd '$tmp/user' && '$PWD/$bin' train --resume --out myrun --epochs 2"
+
 summary cli
