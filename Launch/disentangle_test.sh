@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # dSprites and the latent measures end to end (release build):
 #   a short run on dsprites:N writes kl_per_dimension, active_units, mig, mig_per_factor to
-#   metrics.jsonl; `eval` prints them; `encode` writes mu, logvar, labels, factors; the README's
-#   numpy block recomputes MIG from that file to 1e-6 of `eval`; 1 and 2 ranks print the same
+#   metrics.jsonl; `eval` prints them; `encode` writes mu, logvar, labels, factors; the numpy block of docs/commands.md
+#   recomputes MIG from that file to 1e-6 of `eval`; 1 and 2 ranks print the same
 #   measures and encode the same bytes; bad options get one error line.
 #   bash Launch/disentangle_test.sh   -> disentangle: N passed, M failed
 set -uo pipefail
@@ -66,10 +66,10 @@ print(f"encode: mu, logvar [600, 6] F32, labels [600] I64, factors [600, 5] {nam
 PY
 ); then ok "$out"; else bad "encode output: $(tail -1 <<< "$out")"; fi
 
-# The README's numpy block (marked '# mig-numpy') recomputes MIG from the file.
+# The numpy block of docs/commands.md (marked '# mig-numpy') recomputes MIG from the file.
 awk '/^```python/ { inside = 1; block = ""; next } /^```/ { if (inside && block ~ /# mig-numpy/) printf "%s", block; inside = 0; next }
-     inside { block = block $0 "\n" }' README.md > "$tmp/mig.py"
-if [ ! -s "$tmp/mig.py" ]; then bad "README has no python block marked # mig-numpy"
+     inside { block = block $0 "\n" }' docs/commands.md > "$tmp/mig.py"
+if [ ! -s "$tmp/mig.py" ]; then bad "docs/commands.md has no python block marked # mig-numpy"
 elif (cd "$tmp" && "$python" mig.py > mig.out 2> mig.err); then
   if out=$("$python" - "$tmp/eval1.json" "$tmp/mig.out" 2>&1 <<'PY'
 import ast, json, sys
@@ -79,10 +79,10 @@ mig, per_factor = float(text[1]), ast.literal_eval(text[2].strip())
 assert abs(mig - ev["mig"]) <= 1e-6, f"numpy mig {mig} vs eval {ev['mig']}"
 worst = max(abs(per_factor[k] - v) for k, v in ev["mig_per_factor"].items())
 assert worst <= 1e-6, f"per factor: numpy {per_factor} vs eval {ev['mig_per_factor']}"
-print(f"README numpy MIG {mig:.7f} = eval {ev['mig']} (per factor within {worst:.1e})")
+print(f"docs/commands.md numpy MIG {mig:.7f} = eval {ev['mig']} (per factor within {worst:.1e})")
 PY
   ); then ok "$out"; else bad "$(tail -1 <<< "$out")"; fi
-else bad "README numpy block failed: $(tail -2 "$tmp/mig.err")"; fi
+else bad "docs/commands.md numpy block failed: $(tail -2 "$tmp/mig.err")"; fi
 
 # metrics.jsonl under mpirun: --deterministic gives 1 and 2 ranks the same parameters, so the
 # measures gathered from the ranks' test shards must be the same numbers.
