@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Pastes the README: every fenced block tagged bash, sh or python in README.md runs, in order,
+# Pastes the README and the docs: every fenced block tagged bash, sh or python in README.md, then
+# in docs/*.md and docs/experiments/*.md (each file's blocks in order), runs
 # in one temporary folder that stands for the repository folder (Launch/ and .build/ are
 # links to this repository's), as a user pasting them into one terminal would: exported
 # variables (PATH after the install step) carry over from block to block, and each block
@@ -13,6 +14,7 @@
 # PATH starts without any vae-dist on it, as on a fresh machine: the README's install block
 # must make the command callable. runs/latest is a fresh one-epoch Fashion-MNIST run that
 # stands in for the (skipped) training blocks.
+# Each block is named by its file and line (README.md:42, docs/commands.md:30).
 #   bash Launch/readme_test.sh     -> readme: N passed, M failed, K skipped
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -36,6 +38,7 @@ home=$tmp/repository
 mkdir -p "$home/runs"
 ln -s "$repo/Launch" "$home/Launch"
 ln -s "$repo/.build" "$home/.build"
+[ -d "$repo/Tests" ] && ln -s "$repo/Tests" "$home/Tests"
 ln -s "$repo/.venv" "$home/.venv"
 [ -n "$torch_python" ] && [ -d "$repo/.venv-torch" ] && ln -s "$repo/.venv-torch" "$home/.venv-torch"
 
@@ -52,9 +55,12 @@ for d in "${dirs[@]}"; do
 done
 printf 'export PATH=%q\nexport VAE_DIST_PROGRESS=0\n' "$clean_path" > "$tmp/env.sh"
 
-# Blocks: README.md -> $tmp/blocks/NNN.{bash,python} with the line number in NNN.line.
+# Blocks: README.md, then docs/*.md and docs/experiments/*.md -> $tmp/blocks/NNN.{bash,python}
+# with FILE:LINE in NNN.line. README comes first: its install block puts vae-dist on PATH.
+docs=(README.md docs/*.md docs/experiments/*.md)
 mkdir "$tmp/blocks"
 awk -v out="$tmp/blocks" '
+  FNR == 1 { inside = 0; other = 0 }
   /^```/ {
     if (inside) { inside = 0; close(file); next }
     if (other) { other = 0; next }
@@ -62,13 +68,13 @@ awk -v out="$tmp/blocks" '
     if (lang == "bash" || lang == "sh" || lang == "python") {
       n++; inside = 1; kind = (lang == "python") ? "python" : "bash"
       file = sprintf("%s/%03d.%s", out, n, kind)
-      printf "%d\n", NR > sprintf("%s/%03d.line", out, n); close(sprintf("%s/%03d.line", out, n))
+      printf "%s:%d\n", FILENAME, FNR > sprintf("%s/%03d.line", out, n); close(sprintf("%s/%03d.line", out, n))
       printf "" > file
     } else { other = 1 }
     next
   }
   inside { print > file }
-' README.md
+' "${docs[@]}"
 
 name_of() {  # the block's first command line, shortened
   grep -v -E '^[[:space:]]*(#|$)' "$1" | head -1 | sed -E 's/[[:space:]]+#.*$//; s/[[:space:]]+/ /g' | cut -c1-70
@@ -83,7 +89,7 @@ count=0
 while IFS= read -r block; do
   count=$((count + 1))
   id=${block%.*}
-  where="README.md:$(cat "$id.line")"
+  where=$(cat "$id.line")
   label="$where: $(name_of "$block")"
   kind=${block##*.}
   reason=$(sed -n 's/^[[:space:]]*# readme-test: skip (\(.*\)).*/\1/p' "$block" | head -1)
@@ -109,7 +115,7 @@ while IFS= read -r block; do
   if [ "$code" -eq 0 ]; then ok "$label"
   else bad "$label: exit $code: $(tail -3 "$tmp/out" | tr '\n' ' ' | cut -c1-300)"; fi
 done < "$tmp/order"
-[ "$count" -gt 0 ] || bad "README.md has no bash, sh or python block"
+[ "$count" -gt 0 ] || bad "README.md and docs/ have no bash, sh or python block"
 
 # The install step that links vae-dist into PREFIX/bin.
 if out=$(PREFIX="$tmp/prefix" bash Launch/setup.sh --install 2>&1) && "$tmp/prefix/bin/vae-dist" --help > /dev/null 2>&1; then
