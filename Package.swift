@@ -21,9 +21,9 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "vae-dist", targets: ["vae-dist"]),
-        // For other Swift packages: load a vae-dist checkpoint, build its VAE and decode latents
-        // (Tests/ExternalPackage is such a package).
-        .library(name: "VAECheckpoint", targets: ["VAECheckpoint"]),
+        // For other Swift packages: load a vae-dist checkpoint (VAECheckpoint), build its VAE and
+        // decode latents (VAEModel: decodeLatents). Tests/ExternalPackage is such a package.
+        .library(name: "VAECheckpoint", targets: ["VAECheckpoint", "VAEModel"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
