@@ -1,6 +1,6 @@
 // swift-tools-version:6.0
 // The package manifest is the architecture diagram: targets are listed lowest
-// layer first, and each depends only on targets above it.
+// layer first, and each depends only on targets above it. docs/ARCHITECTURE.md has the map.
 import PackageDescription
 
 // The hot loops are SIMD on unsafe pointers. Without a CPU flag Swift emits SSE2
@@ -21,6 +21,9 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "vae-dist", targets: ["vae-dist"]),
+        // For other Swift packages: load a vae-dist checkpoint (VAECheckpoint), build its VAE and
+        // decode latents (VAEModel: decodeLatents). Tests/ExternalPackage is such a package.
+        .library(name: "VAECheckpoint", targets: ["VAECheckpoint", "VAEModel"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -33,6 +36,11 @@ let package = Package(
                        providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
         // zlib: gzip-compressed IDX files and PNG compression.
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+
+        // MARK: Files
+        // Reading hostile files (RegularFile: regular files only, bounded reads) and crash-safe
+        // writes (AtomicFile); the VAE_DIST_FAULT file stalls the tests use.
+        .target(name: "VAEFiles"),
 
         // MARK: Kernels
         // Header-only C shims for vector operations Swift's SIMD types scalarize (sqrt).
@@ -53,30 +61,58 @@ let package = Package(
         .target(name: "VAEModel", dependencies: ["VAEKernels", "VAEKernelDispatch"], swiftSettings: optimized),
 
         // MARK: Data
-        // IDX reader (gzip via zlib), the synthetic generator, dSprites generated in code, batching.
-        .target(name: "VAEData", dependencies: ["VAEKernels", "CZlib"], swiftSettings: optimized),
+        // IDX reader (gzip via zlib), the synthetic generator, dSprites generated in code, batching;
+        // zlib's CRC-32 and deflate for the formats below.
+        .target(name: "VAEData", dependencies: ["VAEFiles", "VAEKernels", "CZlib"], swiftSettings: optimized),
 
         // MARK: Distributed
         // The Communicator protocol with an Open MPI and a single-process implementation.
         .target(name: "VAEDistributed", dependencies: ["CMPI"], swiftSettings: optimized),
 
+        // MARK: Checkpoints
+        // The safetensors format on its own: strict parsing, bounded reads, encoding; no vae-dist types.
+        .target(name: "VAESafetensors", dependencies: ["VAEFiles"]),
+        // A vae-dist checkpoint (a library product): the stored options and resume state, the
+        // checksums, loading and verifying a file and building its VAE.
+        .target(name: "VAECheckpoint", dependencies: ["VAESafetensors", "VAEModel", "VAEData"]),
+
+        // MARK: Analysis
+        // Test NELBO, the IW bound, the aggregate posterior, latent measures, sampling and image grids.
+        .target(name: "VAEAnalysis",
+                dependencies: ["VAEKernels", "VAEKernelDispatch", "VAEModel", "VAEData", "VAEDistributed"],
+                swiftSettings: optimized),
+
+        // MARK: Outputs
+        // What vae-dist writes for people and tools: PNG images, image grids and the latent map,
+        // TensorBoard events, metrics lines.
+        .target(name: "VAEOutputs", dependencies: ["VAEFiles", "VAEData", "VAEModel", "VAEAnalysis"],
+                swiftSettings: optimized),
+
         // MARK: Training
-        // The loop, Adam, evaluation, safetensors checkpoints, PNG images, metrics.
+        // The trainer and its step, the gradient reductions, Adam, the regimes, the run lock, interruption.
         .target(name: "VAETraining",
-                dependencies: ["VAEKernels", "VAEKernelDispatch", "VAEModel", "VAEData", "VAEDistributed", "CZlib"],
+                dependencies: ["VAEKernels", "VAEKernelDispatch", "VAEModel", "VAEData", "VAEDistributed", "VAEFiles",
+                               "VAECheckpoint", "VAEOutputs", "VAEAnalysis"],
+                swiftSettings: optimized),
+        // Timing the kernels, a training step, evaluation and the collectives (vae-dist bench).
+        .target(name: "VAEBenchmark",
+                dependencies: ["VAETraining", "VAEAnalysis", "VAEOutputs", "VAECheckpoint", "VAEModel", "VAEData",
+                               "VAEDistributed", "VAEKernels", "VAEKernelDispatch"],
                 swiftSettings: optimized),
 
         // MARK: Executable
         // Parsing and printing only.
         .executableTarget(name: "vae-dist",
-                          dependencies: ["VAETraining", "VAEKernelDispatch",
+                          dependencies: ["VAETraining", "VAEBenchmark", "VAEAnalysis", "VAEOutputs", "VAECheckpoint",
+                                         "VAESafetensors", "VAEFiles", "VAEData", "VAEModel", "VAEDistributed", "VAEKernelDispatch",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: optimized),
 
         // MARK: Tests
         .testTarget(name: "VAEDistTests",
                     dependencies: ["VAEKernels", "VAEKernelDispatch", "VAEKernelsAVX2", "VAEKernelsAVX512",
-                                 "VAEModel", "VAEData", "VAEDistributed", "VAETraining"],
+                                 "VAEModel", "VAEData", "VAEDistributed", "VAEFiles", "VAESafetensors", "VAECheckpoint",
+                                 "VAEOutputs", "VAEAnalysis", "VAETraining", "VAEBenchmark"],
                     swiftSettings: optimized),
     ]
 )

@@ -131,21 +131,21 @@ first fault_test
 mutant binarize-ignored Sources/VAEData/Batches.swift --binarize keeps the intensities
 - guard binarize else { return }
 + if binarize || !binarize { return }
-mutant iw-without-log-k Sources/VAETraining/ImportanceWeighted.swift the IW estimate without - log K
+mutant iw-without-log-k Sources/VAEAnalysis/ImportanceWeighted.swift the IW estimate without - log K
 - total += maximum + log(sum) - log(Double(samples))
 + total += maximum + log(sum)
-mutant iw-without-eps-squared Sources/VAETraining/ImportanceWeighted.swift log q(z|x) without its -eps^2/2 term
+mutant iw-without-eps-squared Sources/VAEAnalysis/ImportanceWeighted.swift log q(z|x) without its -eps^2/2 term
 - logRatio += -0.5 * zj * zj + 0.5 * Double(logvar[j]) + 0.5 * e * e
 + logRatio += -0.5 * zj * zj + 0.5 * Double(logvar[j]) + 0 * e
-mutant black-reconstructions Sources/VAETraining/Generation.swift reconstruction grids show black tiles
+mutant black-reconstructions Sources/VAEAnalysis/Generation.swift reconstruction grids show black tiles
 - out += recon[(start * d)..<(end * d)]
 + out += [Float](repeating: 0, count: (end - start) * d)
 first cli_test
-mutant constant-interpolation Sources/VAETraining/Generation.swift every interpolation step decodes the first end point
+mutant constant-interpolation Sources/VAEAnalysis/Generation.swift every interpolation step decodes the first end point
 - let t = steps == 1 ? 0 : Float(s) / Float(steps - 1)
 + let t: Float = s < 0 ? 1 : 0
 first cli_test
-mutant constant-traversal Sources/VAETraining/Generation.swift traversal rows never move their dimension
+mutant constant-traversal Sources/VAEAnalysis/Generation.swift traversal rows never move their dimension
 - z[j] = range.lowerBound + (range.upperBound - range.lowerBound) * Float(s) / Float(max(steps - 1, 1))
 + _ = (z, s)
 first cli_test
@@ -160,16 +160,16 @@ first resume_test
 mutant fingerprint-lane-dropped Sources/VAEData/Fingerprint.swift the fingerprint ignores every fourth pixel byte
 - let tail = [h0, h1, h2, h3, UInt64(n)]
 + let tail = [h0, h1, h2, h2, UInt64(n)]
-mutant safetensors-tensor-order Sources/VAETraining/Safetensors.swift tensor bytes written in reverse order (offsets still valid)
+mutant safetensors-tensor-order Sources/VAESafetensors/Safetensors.swift tensor bytes written in reverse order (offsets still valid)
 - for t in tensors { out.append(contentsOf: t.bytes) }
 + for t in tensors.reversed() { out.append(contentsOf: t.bytes) }
-mutant safetensors-header-unaligned Sources/VAETraining/Safetensors.swift the JSON header padded to 4 bytes instead of 8
+mutant safetensors-header-unaligned Sources/VAESafetensors/Safetensors.swift the JSON header padded to 4 bytes instead of 8
 - while headerBytes.count % 8 != 0 { headerBytes.append(0x20) }
 + while headerBytes.count % 4 != 0 { headerBytes.append(0x20) }
-mutant mig-top-only Sources/VAETraining/LatentMeasures.swift MIG without the gap: the largest information over the entropy
+mutant mig-top-only Sources/VAEAnalysis/LatentMeasures.swift MIG without the gap: the largest information over the entropy
 - perFactor.append(entropy > 0 ? (information[0] - second) / entropy : nil)
 + perFactor.append(entropy > 0 ? information[0] / entropy : nil)
-mutant mig-bin-edges Sources/VAETraining/LatentMeasures.swift a code on a bin edge falls in the bin below (np.digitize counts edges <= c)
+mutant mig-bin-edges Sources/VAEAnalysis/LatentMeasures.swift a code on a bin edge falls in the bin below (np.digitize counts edges <= c)
 - for edge in edges where edge <= c { below += 1 }
 + for edge in edges where edge < c { below += 1 }; below = max(below, 1)
 mutant dsprites-orientation-endpoint Sources/VAEData/DSprites.swift orientations as the published linspace(0, 2 pi, 40): the last repeats the first
@@ -250,7 +250,7 @@ mutant accumulate-with-global-regime Sources/VAETraining/LossRegime.swift --free
 - if let option = chosen.first, accumulate > 1 {
 + if let option = chosen.first, accumulate > 1, option == "" {
 first accumulate_test
-mutant eval-heads-offset Sources/VAETraining/Evaluation.swift the evaluation's posteriors: every batch overwrites the first rows
+mutant eval-heads-offset Sources/VAEAnalysis/Evaluation.swift the evaluation's posteriors: every batch overwrites the first rows
 - (heads + (start - range.lowerBound) * 2 * l).update(from: workspace.heads, count: batch * 2 * l)
 + heads.update(from: workspace.heads, count: batch * 2 * l)
 mutant build-error Sources/VAETraining/GradientReduction.swift a syntax error, with the previous build present
@@ -262,14 +262,14 @@ mutant test-build-error Tests/VAEDistTests/Tolerance.swift only the tests fail t
 mutant build-error-fresh-clone !Sources/VAEModel/VAE.swift a syntax error, with no earlier build
 - public let layout: ParameterLayout
 + public let layout: ParameterLayout = =
-mutant aggregate-kl-without-logdet Sources/VAETraining/AggregatePosterior.swift aggregate_kl without the -log det C term
+mutant aggregate-kl-without-logdet Sources/VAEAnalysis/AggregatePosterior.swift aggregate_kl without the -log det C term
 - let logDet = lambda.reduce(0.0) { $0 + log(max($1, Self.varianceFloor)) }
 + let logDet = 0.0
-mutant gathered-means-out-of-order Sources/VAETraining/AggregatePosterior.swift the gathered test means interleaved across ranks instead of in rank order
+mutant gathered-means-out-of-order Sources/VAEAnalysis/AggregatePosterior.swift the gathered test means interleaved across ranks instead of in rank order
 - let base = (r * rowsPerRank + i) * row
 + let base = (i * size + r) * row
 first latent_test
-mutant manifold-upside-down Sources/VAETraining/LatentSpace.swift the manifold's rows ascend in z2 from the top
+mutant manifold-upside-down Sources/VAEOutputs/LatentSpace.swift the manifold's rows ascend in z2 from the top
 - let a = q[column], b = q[steps - 1 - row]
 + let a = q[column], b = q[row]
 mutant beta-sweep-worst-traversal Launch/beta_sweep.sh the sweep draws the traversal of the lowest MIG

@@ -1,6 +1,6 @@
 """Checks the image grids that vae-dist writes by their content, not only their size.
 
-The grids are 28x28 tiles, 2 pixels of padding, upscaled 2x (Sources/VAETraining/PNG.swift);
+The grids are 28x28 tiles, 2 pixels of padding, upscaled 2x (Sources/VAEOutputs/PNG.swift);
 this reads the PNG with zlib alone (no imaging library) and cuts it into tiles.
 
   check_grids.py size PNG WIDTH HEIGHT                 silent when it has that size

@@ -6,7 +6,7 @@
                                        color is in the plot and its legend swatch, and nothing else.
   check_latent.py same PNG PNG          the two pictures are equal up to a few pixels (1 vs N ranks)
 
-The layout (Sources/VAETraining/LatentSpace.swift): margin 16, a 480 px plot, a 16 px legend
+The layout (Sources/VAEOutputs/LatentSpace.swift): margin 16, a 480 px plot, a 16 px legend
 column of swatches every 24 px; tab10 colors. Prints one line; exits 1 when the content is wrong.
 """
 import struct

@@ -1,4 +1,5 @@
 import Foundation
+import VAEFiles
 
 /// How `ImageSet.pixels` holds an image.
 public enum PixelFormat: Sendable {

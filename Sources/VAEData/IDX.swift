@@ -1,4 +1,5 @@
 import Foundation
+import VAEFiles
 
 // The IDX format of MNIST and Fashion-MNIST (http://yann.lecun.com/exdb/mnist/):
 //   magic: 0x00 0x00 <type> <ndims>, then ndims big-endian UInt32 sizes, then the

@@ -1,3 +1,4 @@
+import VAECheckpoint
 import VAEDistributed
 import VAEKernels
 import VAEModel

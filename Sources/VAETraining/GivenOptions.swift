@@ -1,3 +1,4 @@
+import VAECheckpoint
 import VAEData
 import VAEModel
 

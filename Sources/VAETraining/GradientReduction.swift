@@ -1,3 +1,4 @@
+import VAECheckpoint
 import VAEData
 import VAEDistributed
 import VAEKernels

@@ -1,4 +1,5 @@
 import Foundation
+import VAEFiles
 
 // Signals that ask the job to stop: SIGINT (Ctrl-C), SIGTERM (schedulers; mpirun passes its own
 // Ctrl-C and SIGTERM on as SIGTERM), SIGHUP (the terminal or ssh session closed) and SIGUSR1
@@ -38,18 +39,6 @@ public enum Interruption {
         default: "signal \(s)"
         }
     }
-}
-
-/// Test hooks of file access (VAE_DIST_FAULT, comma-separated): "KIND:SECONDS" pauses that long;
-/// KIND is stall-write (halfway through writing a checkpoint) or stall-read (before reading
-/// one, as on a hung filesystem), or step-delay (before every training step, so the test
-/// suites can run on a slower machine than the one they run on). 0 when not set.
-func faultStallSeconds(_ kind: String, environment: [String: String] = ProcessInfo.processInfo.environment) -> Double {
-    guard let spec = environment["VAE_DIST_FAULT"] else { return 0 }
-    for item in spec.split(separator: ",") where item.hasPrefix(kind + ":") {
-        return Double(item.dropFirst(kind.count + 1)) ?? 0
-    }
-    return 0
 }
 
 /// Test hooks (VAE_DIST_FAULT): "KIND:RANK:STEP[:COUNT]", comma-separated, where KIND is

@@ -1,4 +1,5 @@
 import Foundation
+import VAECheckpoint
 import VAEDistributed
 import VAEKernels
 import VAEModel

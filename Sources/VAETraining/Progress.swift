@@ -1,5 +1,6 @@
 import Foundation
 import VAEDistributed
+import VAEOutputs
 
 /// Rank 0's progress display: a live bar with loss and samples/s on a terminal,
 /// nothing in between epochs when output goes to a file or pipe.

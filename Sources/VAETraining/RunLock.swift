@@ -1,4 +1,6 @@
 import Foundation
+import VAEFiles
+import VAEOutputs
 
 // One training per run folder. Rank 0 holds a POSIX advisory lock (fcntl F_SETLK, which NFS
 // supports through its lock manager) on OUT/.lock for the whole run; the file says who holds it
@@ -22,7 +24,9 @@ public final class RunLock {
 
     /// Locks `folder`/.lock, creating the folder when `create` (a new run) is set.
     public static func acquire(folder: String, create: Bool) throws(TrainingError) -> RunLock? {
-        if create { try AtomicFile.makeDirectory(folder) }
+        if create {
+            do { try AtomicFile.makeDirectory(folder) } catch { throw TrainingError(error) }
+        }
         var isFolder: ObjCBool = false
         guard FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder), isFolder.boolValue else { return nil }
         let lock = try RunLock(path: (folder as NSString).appendingPathComponent(fileName))

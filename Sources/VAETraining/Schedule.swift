@@ -1,14 +1,7 @@
 import Foundation
+import VAECheckpoint
 
 // The learning rate of each optimizer step and gradient clipping, as PyTorch users set them.
-
-public enum LearningRateSchedule: String, Codable, Sendable, CaseIterable {
-    /// --lr at every step (after the warm-up).
-    case constant
-    /// Cosine decay from --lr to 0 over the run's steps after the warm-up
-    /// (torch.optim.lr_scheduler.CosineAnnealingLR with eta_min = 0, T_max = those steps).
-    case cosine
-}
 
 /// The learning rate of optimizer step `step` (0-based) of `totalSteps`:
 ///   warm-up, step < warmup:   lr * (step + 1) / warmup   (linear, reaching lr at the last warm-up step)
@@ -42,32 +35,4 @@ public func capacityTarget(step: Int, capacity: Double, capacitySteps: Int) -> D
 /// The coefficient torch.nn.utils.clip_grad_norm_ applies: min(1, maxNorm / (norm + 1e-6)).
 public func clipCoefficient(norm: Double, maxNorm: Double) -> Float {
     Float(min(1, maxNorm / (norm + 1e-6)))
-}
-
-/// Sum of squares of `count` floats, accumulated in Double (the global gradient norm squared).
-public func sumOfSquares(_ values: UnsafePointer<Float>, count: Int) -> Double {
-    // 8 Float lanes per block, each block's partial sum added in Double: exact enough for a
-    // norm, and far cheaper than converting every element.
-    var total = 0.0
-    var i = 0
-    while i + 8 <= count {
-        let v = UnsafeRawPointer(values + i).loadUnaligned(as: SIMD8<Float>.self)
-        total += Double((v * v).sum())
-        i += 8
-    }
-    while i < count {
-        total += Double(values[i] * values[i])
-        i += 1
-    }
-    return total
-}
-
-/// values[i] *= factor.
-public func vectorScale(_ values: UnsafeMutablePointer<Float>, by factor: Float, count: Int) {
-    vectorScale(UnsafePointer(values), by: factor, count: count, into: values)
-}
-
-/// out[i] = values[i] * factor (out may be values).
-public func vectorScale(_ values: UnsafePointer<Float>, by factor: Float, count: Int, into out: UnsafeMutablePointer<Float>) {
-    for i in 0..<count { out[i] = values[i] * factor }
 }

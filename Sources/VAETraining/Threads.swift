@@ -1,4 +1,5 @@
 import Foundation
+import VAECheckpoint
 import VAEKernels
 
 // How many kernel threads each rank runs (--threads; 0 picks this default).

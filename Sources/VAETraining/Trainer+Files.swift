@@ -1,7 +1,11 @@
 import Foundation
+import VAEAnalysis
+import VAECheckpoint
 import VAEData
 import VAEDistributed
+import VAEFiles
 import VAEKernels
+import VAEOutputs
 
 // What rank 0 alone writes: metrics lines, sample and reconstruction images, checkpoints.
 
@@ -33,7 +37,9 @@ extension Trainer {
         guard checkpoint else { return }
         do {
             try writeCheckpoint(epoch: metrics.epoch)
-        } catch let error as TrainingError {
+        } catch {
+            // A file that cannot be written arrives as VAEFiles' FileError; either gets the hint.
+            guard let error = (error as? TrainingError) ?? (error as? FileError).map(TrainingError.init) else { throw error }
             if let metricsSize { truncate(metricsPath, off_t(metricsSize)) }
             let previous = (try? Checkpoint.load(path: latestCheckpoint)).map { "epoch \($0.epoch), step \($0.step)" }
             throw error.adding(previous.map { "; the last checkpoint (\($0)) is intact: continue from it with --resume" }

@@ -1,5 +1,8 @@
 import Foundation
+import VAECheckpoint
 import VAEDistributed
+import VAEFiles
+import VAEOutputs
 
 // The start of a run, before the first step: every rank checks that the others were given the
 // same options, model and data; on --resume rank 0 reads the checkpoint and broadcasts it (the
@@ -18,6 +21,10 @@ extension Trainer {
     /// Rank 0 reads latest.safetensors (or, when a crash came between writing an epoch
     /// file and linking it, the newest epoch file) and broadcasts its bytes, so ranks
     /// need no shared filesystem.
+    /// Test hook: seconds rank 0 stalls before reading the checkpoint to resume from, as on a
+    /// hung filesystem (VAE_DIST_FAULT=stall-read:SECONDS).
+    static let readStallSeconds = faultStallSeconds("stall-read")
+
     static func loadBroadcast(directory: String, communicator: any Communicator) throws -> (Checkpoint, path: String) {
         var bytes: [UInt8] = []
         var length = [Int64(0)]
@@ -29,13 +36,14 @@ extension Trainer {
             guard FileManager.default.fileExists(atPath: path) else {
                 throw TrainingError.checkpoint(path: path, reason: "not found, nothing to resume (train without --resume first)")
             }
-            bytes = try Safetensors.readBytes(path: path)
+            if Self.readStallSeconds > 0 { usleep(useconds_t(min(Self.readStallSeconds, 3600) * 1e6)) }
+            bytes = try Checkpoint.readBytes(path: path)
             length[0] = Int64(bytes.count)
         }
         try communicator.broadcast(&length, root: 0)
         if !communicator.isRoot { bytes = [UInt8](repeating: 0, count: Int(length[0])) }
         try communicator.broadcast(&bytes, root: 0)
-        let checkpoint = try Checkpoint.decode(try Safetensors.decode(bytes, path: path), path: path)
+        let checkpoint = try Checkpoint.decode(bytes: bytes, path: path)
         if communicator.isRoot, let note = checkpoint.unverifiedNote(path: path) {
             FileHandle.standardError.write(Data((note + "\n").utf8))
         }

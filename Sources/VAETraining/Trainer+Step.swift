@@ -1,6 +1,7 @@
 import VAEData
 import VAEDistributed
 import VAEKernels
+import VAEOutputs
 
 // One training step, as it reads in llm.c: load the batch, forward and backward (the gradient
 // reduction may start on the way), reduce, update. The loop around it (Trainer.trainEpoch)
@@ -8,7 +9,7 @@ import VAEKernels
 
 /// What every rank contributes to a step's small allreduce, summed over ranks as one unit:
 /// every rank then skips, stops and logs the same step alike.
-struct StepControl {
+public struct StepControl {
     /// Ranks whose loss or gradient was not finite (the step is skipped everywhere).
     var nonFiniteRanks = 0.0
     /// Ranks that received a stop signal (Interruption.stopSignals; every rank stops after this step).
@@ -30,17 +31,20 @@ struct StepControl {
 
 /// Seconds spent per part of the step, summed over an epoch's steps. Communication is what
 /// the step waited for (exposed), not what ran hidden behind backward.
-struct StepTimes {
-    var compute = 0.0
-    var communication = 0.0
-    var optimizer = 0.0
-    var steps = 0
+public struct StepTimes {
+    public var compute = 0.0
+    public var communication = 0.0
+    public var optimizer = 0.0
+    public var steps = 0
+
+    public init() {}
 }
 
 extension Trainer {
     /// Global batch `s` of `plan`: returns the step's reduced control block. Updates the
     /// parameters unless some rank's loss or gradient was not finite.
-    func step(_ s: Int, of plan: EpochPlan, epoch e: Int, times: inout StepTimes) throws -> StepControl {
+    @discardableResult
+    public func step(_ s: Int, of plan: EpochPlan, epoch e: Int, times: inout StepTimes) throws -> StepControl {
         faults.beforeStep(optimizer.step + 1, log: log)
         let t0 = now()
         communicator.phase = CollectivePhase(.step, step: optimizer.step + 1)

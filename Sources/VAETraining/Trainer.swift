@@ -1,9 +1,12 @@
 import Foundation
+import VAEAnalysis
+import VAECheckpoint
 import VAEData
 import VAEDistributed
 import VAEKernelDispatch
 import VAEKernels
 import VAEModel
+import VAEOutputs
 
 // Data-parallel training (docs/ARCHITECTURE.md). Every rank:
 //   1. builds the same model; rank 0 initializes (or loads) it and broadcasts it;
@@ -40,6 +43,8 @@ public final class Trainer {
     public let trainingData: DataFingerprint
     /// How gradients become one update on every rank (chosen once, from the options).
     let reduction: any GradientReduction
+    /// The strategy's name, as `vae-dist bench` reports it.
+    public var reductionName: String { reduction.name }
     /// This rank's inputs, noise and workspace for one step.
     let batch: LocalBatch
     /// What replaces beta * KL in the loss (KL warm-up, capacity, free bits, beta-TCVAE).
@@ -48,7 +53,7 @@ public final class Trainer {
     /// Rank 0's TensorBoard event file (nil on other ranks).
     var events: TensorBoardWriter?
     let log: (String) -> Void
-    let generator: Philox4x32
+    public let generator: Philox4x32
     let evalWorkspace: VAEWorkspace
     /// Rank 0's lock on the run folder, held until the run ends (RunLock.swift).
     var runLock: RunLock?

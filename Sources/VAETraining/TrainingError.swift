@@ -1,3 +1,6 @@
+import VAECheckpoint
+import VAEFiles
+
 // Errors the training layer throws: each carries what was wrong and where, and a
 // hint when there is an obvious next step. Only the executable decides to exit.
 
@@ -10,6 +13,17 @@ public enum TrainingError: Error, CustomStringConvertible {
     case checkpoint(path: String, reason: String)
     /// Ranks disagree or training diverged.
     case training(String)
+
+    /// A file that could not be written, as the training layer reports it.
+    public init(_ error: FileError) { self = .file(path: error.path, reason: error.reason) }
+
+    /// A checkpoint that could not be read or used, as the training layer reports it.
+    public init(_ error: CheckpointError) {
+        switch error {
+        case .file(let path, let reason): self = .file(path: path, reason: reason)
+        case .checkpoint(let path, let reason): self = .checkpoint(path: path, reason: reason)
+        }
+    }
 
     /// The same error with `hint` appended to its reason.
     func adding(_ hint: String) -> TrainingError {

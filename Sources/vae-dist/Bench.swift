@@ -1,9 +1,12 @@
 import ArgumentParser
 import Foundation
+import VAEBenchmark
+import VAECheckpoint
+import VAEDistributed
 import VAEKernelDispatch
 import VAEKernels
-import VAEDistributed
 import VAEModel
+import VAEOutputs
 import VAETraining
 
 struct Bench: ParsableCommand {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import VAECheckpoint
 import VAEDistributed
 import VAEKernels
 import VAETraining

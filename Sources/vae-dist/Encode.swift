@@ -1,9 +1,12 @@
 import ArgumentParser
 import Foundation
+import VAEAnalysis
 import VAEData
 import VAEDistributed
+import VAEFiles
 import VAEKernels
 import VAEModel
+import VAESafetensors
 import VAETraining
 
 struct Encode: ParsableCommand {

@@ -1,9 +1,11 @@
 import ArgumentParser
 import Foundation
+import VAEAnalysis
 import VAEData
 import VAEDistributed
 import VAEKernels
 import VAEModel
+import VAEOutputs
 import VAETraining
 
 struct Eval: ParsableCommand {

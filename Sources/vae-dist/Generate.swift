@@ -1,7 +1,12 @@
 import ArgumentParser
 import Foundation
+import VAEAnalysis
+import VAECheckpoint
 import VAEData
+import VAEFiles
 import VAEModel
+import VAEOutputs
+import VAESafetensors
 import VAETraining
 
 // The commands that use a trained checkpoint on one process.

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
+import VAECheckpoint
 import VAEData
+import VAESafetensors
 import VAETraining
 
 struct Inspect: ParsableCommand {
@@ -24,7 +26,7 @@ struct Inspect: ParsableCommand {
         var verifyFailed = false
         try reportingErrors {
             let file = try checkpointFile(try named())
-            let st = try Safetensors.read(path: file)
+            let st = try Checkpoint.readFile(path: file)
             if verify { verifyFailed = try !verifyChecksums(st, path: file); return }
             if json {
                 var object: [String: Any] = ["metadata": st.metadata]

@@ -1,9 +1,12 @@
 import ArgumentParser
 import Foundation
+import VAEAnalysis
 import VAEData
 import VAEDistributed
+import VAEFiles
 import VAEKernels
 import VAEModel
+import VAEOutputs
 import VAETraining
 
 // The pictures of the latent space (Sources/VAETraining/LatentSpace.swift). Under mpirun each

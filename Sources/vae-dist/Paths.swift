@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import VAECheckpoint
 import VAETraining
 
 // How the commands name their files. A checkpoint is named the same way everywhere:

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import VAECheckpoint
 import VAEDistributed
 import VAEModel
 import VAETraining

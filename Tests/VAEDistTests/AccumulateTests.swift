@@ -3,6 +3,7 @@ import Testing
 import VAEDistributed
 import VAEModel
 import VAETraining
+import VAECheckpoint
 
 /// --accumulate N: the batch of an optimizer step in N micro-batches equals the step on the whole
 /// batch. With --deterministic each of the 4 fixed groups is computed alone either way, so

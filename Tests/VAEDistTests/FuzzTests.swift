@@ -3,6 +3,8 @@ import Testing
 import VAEData
 import VAEModel
 import VAETraining
+import VAESafetensors
+import VAECheckpoint
 
 /// Random mutations of valid files must give an error or a valid result, never a crash.
 @Suite struct FuzzTests {

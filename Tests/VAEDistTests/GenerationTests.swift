@@ -4,6 +4,7 @@ import VAEData
 import VAEKernels
 import VAEModel
 import VAETraining
+import VAEAnalysis
 
 /// The image commands checked by content, not only by size: each grid must hold the
 /// decodes of the latents it claims to show.

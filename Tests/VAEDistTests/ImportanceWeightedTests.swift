@@ -5,6 +5,7 @@ import VAEDistributed
 import VAEKernels
 import VAEModel
 import VAETraining
+import VAEAnalysis
 
 /// log N(v; mean, variance) in Double, with its constant.
 private func logNormal(_ v: Double, mean: Double, variance: Double) -> Double {

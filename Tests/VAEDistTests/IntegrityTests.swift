@@ -4,6 +4,8 @@ import VAEData
 import VAEKernels
 import VAEModel
 import VAETraining
+import VAESafetensors
+import VAECheckpoint
 
 /// Checkpoints under corruption and hostile headers: every tensor's CRC-32 is verified on load,
 /// duplicate JSON keys are refused, and a file's config cannot make the reader allocate a model

@@ -5,6 +5,7 @@ import VAEDistributed
 import VAEKernels
 import VAEModel
 import VAETraining
+import VAEAnalysis
 
 /// MIG, KL per dimension and active units on codes with known answers.
 @Suite struct LatentMeasuresTests {

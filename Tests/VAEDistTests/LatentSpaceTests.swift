@@ -5,6 +5,8 @@ import VAEDistributed
 import VAEKernels
 import VAEModel
 import VAETraining
+import VAEAnalysis
+import VAEOutputs
 
 /// The aggregate posterior's statistics against answers known in closed form.
 @Suite struct AggregatePosteriorTests {

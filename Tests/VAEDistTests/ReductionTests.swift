@@ -4,6 +4,8 @@ import VAEDistributed
 import VAEKernels
 import VAEModel
 import VAETraining
+import VAESafetensors
+import VAECheckpoint
 
 @Suite struct ReductionTests {
     /// Buckets tile the gradient buffer from its end to its start, each boundary a layer's start,

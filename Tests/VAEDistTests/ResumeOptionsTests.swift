@@ -4,6 +4,8 @@ import VAEData
 import VAEDistributed
 import VAEModel
 import VAETraining
+import VAESafetensors
+import VAECheckpoint
 
 /// The merge of given options over the defaults or a checkpoint (GivenOptions), the data
 /// fingerprint, and a resume that gives nothing but --out and --epochs.

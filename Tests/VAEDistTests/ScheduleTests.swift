@@ -1,8 +1,10 @@
 import Foundation
 import Testing
 import VAEDistributed
+import VAEKernels
 import VAEModel
 import VAETraining
+import VAECheckpoint
 
 @Suite struct ScheduleTests {
     @Test func warmupThenConstantOrCosine() {

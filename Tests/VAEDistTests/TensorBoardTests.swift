@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import VAETraining
+import VAEOutputs
 
 // Known answers: the CRC-32C check value and RFC 3720's test vectors; records and Events
 // as tensorboard's Python reader (masked_crc32c) and protobuf's serializer produce them.

@@ -5,6 +5,7 @@ import VAEDistributed
 import VAEKernels
 import VAEModel
 import VAETraining
+import VAECheckpoint
 
 @Suite(.serialized) struct ThreadTests {
     /// Every chunk runs exactly once per region, region after region, whether the workers are

@@ -4,6 +4,9 @@ import VAEData
 import VAEDistributed
 import VAEModel
 import VAETraining
+import VAESafetensors
+import VAECheckpoint
+import VAEAnalysis
 
 func options(_ out: String, data: String = "synthetic:2000", epochs: Int = 2, batch: Int = 64) -> TrainingOptions {
     var o = TrainingOptions()

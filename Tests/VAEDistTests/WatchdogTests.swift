@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import VAEDistributed
 import VAETraining
+import VAECheckpoint
 
 /// The stall watchdog's pieces that need no MPI (StallWatchdog.swift): the clock of a wait,
 /// who has not arrived, the heartbeat's wire form, the lines a stall prints, --timeout checks.

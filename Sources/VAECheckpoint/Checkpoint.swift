@@ -1,6 +1,7 @@
 import Foundation
 import VAEData
 import VAEModel
+import VAESafetensors
 
 // A checkpoint is one safetensors file (docs/ARCHITECTURE.md, "Files"; README "Checkpoint format"):
 //   model tensors by their torch-style names (ParameterLayout), F32, weights [out, in];
@@ -41,8 +42,9 @@ public struct Checkpoint: Sendable {
     /// has none (the commands print `unverifiedNote`).
     public var verified = true
 
-    /// Serializes the model (and the optimizer, when given).
-    public static func encode(model: VAE, optimizer: AdamOptimizer?, config: CheckpointConfig,
+    /// Serializes the model (and Adam's moments, each [parameterCount] in layout order, when given).
+    public static func encode(model: VAE, moments: (first: UnsafeMutablePointer<Float>, second: UnsafeMutablePointer<Float>)?,
+                              config: CheckpointConfig,
                               resume: ResumeState, worldSize: Int, dataset: String,
                               data: DataFingerprint? = nil) -> [UInt8] {
         let encoder = JSONEncoder()
@@ -62,19 +64,37 @@ public struct Checkpoint: Sendable {
             }
         }
         add("", "", model.parameters)
-        if let optimizer {
-            add("optimizer.", ".exp_avg", optimizer.firstMoment)
-            add("optimizer.", ".exp_avg_sq", optimizer.secondMoment)
+        if let moments {
+            add("optimizer.", ".exp_avg", moments.first)
+            add("optimizer.", ".exp_avg_sq", moments.second)
         }
         metadata.merge(TensorChecksums.metadata(tensors.map { ($0.name, $0.bytes) })) { $1 }
         return Safetensors.encode(metadata: metadata, tensors: tensors)
     }
 
-    public static func load(path: String) throws(TrainingError) -> Checkpoint {
-        try decode(try Safetensors.read(path: path), path: path)
+    /// Reads, verifies and decodes the checkpoint at `path`.
+    public static func load(path: String) throws(CheckpointError) -> Checkpoint {
+        try decode(try readFile(path: path), path: path)
     }
 
-    public static func decode(_ file: SafetensorsFile, path: String) throws(TrainingError) -> Checkpoint {
+    /// The safetensors file at `path` (bounded reads, `Safetensors.read`), not yet decoded.
+    public static func readFile(path: String) throws(CheckpointError) -> SafetensorsFile {
+        do { return try Safetensors.read(path: path) } catch { throw CheckpointError(error) }
+    }
+
+    /// The bytes of the checkpoint at `path`, its header validated (for the resume broadcast:
+    /// every rank decodes the same bytes with `decode(bytes:path:)`).
+    public static func readBytes(path: String) throws(CheckpointError) -> [UInt8] {
+        do { return try Safetensors.readBytes(path: path) } catch { throw CheckpointError(error) }
+    }
+
+    public static func decode(bytes: [UInt8], path: String) throws(CheckpointError) -> Checkpoint {
+        let file: SafetensorsFile
+        do { file = try Safetensors.decode(bytes, path: path) } catch { throw CheckpointError(error) }
+        return try decode(file, path: path)
+    }
+
+    public static func decode(_ file: SafetensorsFile, path: String) throws(CheckpointError) -> Checkpoint {
         let m = file.metadata
         guard m["format"] == format else {
             throw .checkpoint(path: path, reason: "metadata format is \(m["format"].map { "'\($0)'" } ?? "missing"), expected '\(format)' (not a vae-dist checkpoint)")
@@ -102,14 +122,14 @@ public struct Checkpoint: Sendable {
         let hasOptimizer = file.tensors.contains { $0.name.hasPrefix("optimizer.") }
         let parts = [("", "")] + (hasOptimizer ? [("optimizer.", ".exp_avg"), ("optimizer.", ".exp_avg_sq")] : [])
         for (prefix, suffix) in parts {
-            for t in layout.tensors { _ = try file.floats(prefix + t.name + suffix, shape: t.shape, path: path) }
+            for t in layout.tensors { _ = try tensorBytes(file, prefix + t.name + suffix, shape: t.shape, path: path) }
         }
         /// The tensors of one part in layout order, each refused when a value fails `valid`.
-        func gather(_ prefix: String, _ suffix: String, valid: (Float) -> Bool, what: String) throws(TrainingError) -> [Float] {
+        func gather(_ prefix: String, _ suffix: String, valid: (Float) -> Bool, what: String) throws(CheckpointError) -> [Float] {
             var out = [Float](repeating: 0, count: layout.count)
             for t in layout.tensors {
                 let name = prefix + t.name + suffix
-                let bytes = try file.floats(name, shape: t.shape, path: path)
+                let bytes = try tensorBytes(file, name, shape: t.shape, path: path)
                 let bad = out.withUnsafeMutableBytes { raw in
                     bytes.withUnsafeBytes { src in
                         (raw.baseAddress! + t.offset * 4).copyMemory(from: src.baseAddress!, byteCount: src.count)
@@ -129,6 +149,11 @@ public struct Checkpoint: Sendable {
         return Checkpoint(config: config, resume: resume, worldSize: m["world_size"].flatMap(Int.init) ?? 1,
                           dataset: m["dataset"] ?? "", data: data, metadata: m, parameters: parameters,
                           firstMoment: first, secondMoment: second, verified: file.hasChecksums)
+    }
+
+    private static func tensorBytes(_ file: SafetensorsFile, _ name: String, shape: [Int], path: String) throws(CheckpointError)
+        -> ArraySlice<UInt8> {
+        do { return try file.floats(name, shape: shape, path: path) } catch { throw CheckpointError(error) }
     }
 
     /// The one note a command prints (rank 0 only) for a checkpoint it could not verify.

@@ -5,12 +5,25 @@ import Foundation
 // folder so the rename itself is durable. A crash at any point leaves either the
 // old file or the new one, never a torn mix.
 
+/// A file that cannot be written or a folder that cannot be made; `description` is "PATH: REASON".
+public struct FileError: Error, CustomStringConvertible {
+    public var path: String
+    public var reason: String
+
+    public init(path: String, reason: String) {
+        self.path = path
+        self.reason = reason
+    }
+
+    public var description: String { "\(path): \(reason)" }
+}
+
 public enum AtomicFile {
     /// Test hook: seconds to stall halfway through writing a checkpoint, so a test can
     /// kill the process in the middle of the write (VAE_DIST_FAULT=stall-write:SECONDS).
     nonisolated(unsafe) static var stallSeconds: Double = faultStallSeconds("stall-write")
 
-    public static func write(_ bytes: [UInt8], to path: String) throws(TrainingError) {
+    public static func write(_ bytes: [UInt8], to path: String) throws(FileError) {
         let directory = (path as NSString).deletingLastPathComponent
         let temporary = (directory as NSString).appendingPathComponent(
             ".\((path as NSString).lastPathComponent).tmp-\(getpid())")
@@ -49,7 +62,7 @@ public enum AtomicFile {
 
     /// Makes `link` name the same file as `target` atomically (hard link then
     /// rename), falling back to an atomic copy where hard links are not supported.
-    public static func replaceLink(_ link: String, target: String, bytes: [UInt8]) throws(TrainingError) {
+    public static func replaceLink(_ link: String, target: String, bytes: [UInt8]) throws(FileError) {
         let temporary = (link as NSString).deletingLastPathComponent + "/.\((link as NSString).lastPathComponent).link-\(getpid())"
         unlink(temporary)
         if Foundation.link(target, temporary) == 0 {
@@ -67,7 +80,7 @@ public enum AtomicFile {
         if fd >= 0 { fsync(fd); close(fd) }
     }
 
-    static func failure(_ path: String, _ what: String) -> TrainingError {
+    public static func failure(_ path: String, _ what: String) -> FileError {
         let code = errno
         var reason = "\(what): \(String(cString: strerror(code)))"
         if code == ENOSPC || code == EFBIG || code == EDQUOT {
@@ -76,16 +89,16 @@ public enum AtomicFile {
                 : " (the disk or a size limit is full)"
         }
         if code == EACCES || code == EROFS { reason += " (choose a writable --out folder)" }
-        return .file(path: path, reason: reason)
+        return FileError(path: path, reason: reason)
     }
 
     /// Creates a folder and its parents; a clear error when that is impossible.
-    public static func makeDirectory(_ path: String) throws(TrainingError) {
+    public static func makeDirectory(_ path: String) throws(FileError) {
         do {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         } catch {
-            throw .file(path: path, reason: "cannot create folder (\((error as NSError).localizedDescription))")
+            throw FileError(path: path, reason: "cannot create folder (\((error as NSError).localizedDescription))")
         }
-        guard access(path, W_OK) == 0 else { throw .file(path: path, reason: "folder is not writable (choose another --out)") }
+        guard access(path, W_OK) == 0 else { throw FileError(path: path, reason: "folder is not writable (choose another --out)") }
     }
 }

@@ -66,8 +66,8 @@ public struct ResumeState: Equatable, Sendable {
         return m
     }
 
-    init(metadata m: [String: String], path: String) throws(TrainingError) {
-        func integer(_ key: String, required: Bool = false) throws(TrainingError) -> Int {
+    init(metadata m: [String: String], path: String) throws(CheckpointError) {
+        func integer(_ key: String, required: Bool = false) throws(CheckpointError) -> Int {
             guard let text = m[key] else {
                 if required { throw .checkpoint(path: path, reason: "metadata \(key) is missing") }
                 return 0
@@ -77,7 +77,7 @@ public struct ResumeState: Equatable, Sendable {
             }
             return value
         }
-        func real(_ key: String) throws(TrainingError) -> Double {
+        func real(_ key: String) throws(CheckpointError) -> Double {
             guard let text = m[key] else { return 0 }
             guard let value = Double(text), value.isFinite else {
                 throw .checkpoint(path: path, reason: "metadata \(key) = '\(text)' is not a finite number")

@@ -5,19 +5,6 @@ import VAEModel
 // What a trained VAE is for: decoding latents into images. Every function
 // returns images in [0, 1], [count, D] row-major, and runs on one process.
 
-/// Decodes z [count, latent] into mean images.
-public func decodeLatents(model: VAE, latents: [Float], count: Int) -> [Float] {
-    let d = model.config.inputDimension, l = model.config.latent
-    precondition(latents.count == count * l)
-    let workspace = VAEWorkspace(config: model.config, capacity: max(count, 1))
-    var images = [Float](repeating: 0, count: count * d)
-    latents.withUnsafeBufferPointer { z in
-        model.decode(workspace, z: z.baseAddress!, batch: count)
-    }
-    images.withUnsafeMutableBufferPointer { model.meanImages(workspace, into: $0.baseAddress!, batch: count) }
-    return images
-}
-
 /// The encoder's posterior means mu [count, latent] of images `indices`.
 public func encodeMeans(model: VAE, images: ImageSet, indices: [Int]) -> [Float] {
     let d = model.config.inputDimension, l = model.config.latent
@@ -103,15 +90,4 @@ public func traversalGrid(model: VAE, base: [Float]? = nil, steps: Int, range: C
         }
     }
     return decodeLatents(model: model, latents: latents, count: l * steps)
-}
-
-/// Writes images [count, h*w] in [0, 1] as a PNG grid; returns the file's bytes.
-@discardableResult
-public func writeImageGrid(_ images: [Float], count: Int, height: Int, width: Int, columns: Int,
-                           to path: String) throws(TrainingError) -> EncodedImage {
-    let grid = imageGrid(images, count: count, tileHeight: height, tileWidth: width, columns: columns)
-    let image = EncodedImage(width: grid.width, height: grid.height,
-                             png: PNG.encodeGray(width: grid.width, height: grid.height, pixels: grid.pixels))
-    try AtomicFile.write(image.png, to: path)
-    return image
 }

@@ -1,5 +1,5 @@
 import Foundation
-import VAEData
+import VAEFiles
 
 // The safetensors format (https://github.com/huggingface/safetensors):
 //   8 bytes   little-endian UInt64 N, the header length
@@ -8,6 +8,25 @@ import VAEData
 //             spaces so the data starts 8-byte aligned
 //   the data  tensors back to back; offsets are relative to the data's start and
 //             must tile it exactly (no gaps, no overlap).
+
+/// Why a file is not a safetensors file this reader accepts; `description` is the whole line,
+/// "PATH: REASON".
+public enum SafetensorsError: Error, CustomStringConvertible {
+    /// The bytes break the format (the reason says where).
+    case invalid(path: String, reason: String)
+    /// The file cannot be opened or read (not found, a folder, a FIFO ...).
+    case file(path: String, problem: FileProblem)
+    /// A tensor a reader asked for is absent, or not F32 of the shape it needs.
+    case tensor(path: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .invalid(let path, let reason): "\(path): not a valid safetensors file: \(reason)"
+        case .file(let path, let problem): "\(path): \(problem)"
+        case .tensor(let path, let reason): "\(path): \(reason)"
+        }
+    }
+}
 
 public struct SafetensorsTensor: Equatable, Sendable {
     public var name: String
@@ -28,11 +47,11 @@ public struct SafetensorsFile: Sendable {
     public func tensor(_ name: String) -> SafetensorsTensor? { tensors.first { $0.name == name } }
 
     /// The tensor's values; it must be F32 of the given shape.
-    public func floats(_ name: String, shape: [Int], path: String) throws(TrainingError) -> ArraySlice<UInt8> {
-        guard let t = tensor(name) else { throw .checkpoint(path: path, reason: "has no tensor \(name)") }
-        guard t.dtype == "F32" else { throw .checkpoint(path: path, reason: "tensor \(name) is \(t.dtype), expected F32") }
+    public func floats(_ name: String, shape: [Int], path: String) throws(SafetensorsError) -> ArraySlice<UInt8> {
+        guard let t = tensor(name) else { throw .tensor(path: path, reason: "has no tensor \(name)") }
+        guard t.dtype == "F32" else { throw .tensor(path: path, reason: "tensor \(name) is \(t.dtype), expected F32") }
         guard t.shape == shape else {
-            throw .checkpoint(path: path, reason: "tensor \(name) has shape \(t.shape), this model needs \(shape) (another architecture?)")
+            throw .tensor(path: path, reason: "tensor \(name) has shape \(t.shape), this model needs \(shape) (another architecture?)")
         }
         return data[t.begin..<t.end]
     }
@@ -79,7 +98,7 @@ public enum Safetensors {
     }
 
     /// Parses and validates strictly; `path` names the file in errors.
-    public static func decode(_ bytes: [UInt8], path: String) throws(TrainingError) -> SafetensorsFile {
+    public static func decode(_ bytes: [UInt8], path: String) throws(SafetensorsError) -> SafetensorsFile {
         let fail = failure(path)
         guard bytes.count >= 8 else { throw fail("\(bytes.count) bytes is shorter than the 8-byte header length") }
         let headerEnd = try headerEnd(lengthBytes: bytes[0..<8], fileSize: bytes.count, path: path)
@@ -87,12 +106,12 @@ public enum Safetensors {
         return SafetensorsFile(metadata: metadata, tensors: tensors, data: Array(bytes[headerEnd...]))
     }
 
-    private static func failure(_ path: String) -> (String) -> TrainingError {
-        { reason in .checkpoint(path: path, reason: "not a valid safetensors file: \(reason)") }
+    private static func failure(_ path: String) -> (String) -> SafetensorsError {
+        { reason in .invalid(path: path, reason: reason) }
     }
 
     /// Where the header ends (8 + its length), from the first 8 bytes of a file of `fileSize` bytes.
-    static func headerEnd(lengthBytes: ArraySlice<UInt8>, fileSize: Int, path: String) throws(TrainingError) -> Int {
+    static func headerEnd(lengthBytes: ArraySlice<UInt8>, fileSize: Int, path: String) throws(SafetensorsError) -> Int {
         let fail = failure(path)
         var n: UInt64 = 0
         for (i, byte) in lengthBytes.enumerated() { n |= UInt64(byte) << (8 * UInt64(i)) }
@@ -106,7 +125,7 @@ public enum Safetensors {
 
     /// The metadata and the tensors (sorted by offset) of a header whose data section holds
     /// `dataSize` bytes: every tensor's range must lie inside it, and the ranges tile it exactly.
-    static func parseHeader(_ header: ArraySlice<UInt8>, dataSize: Int, path: String) throws(TrainingError)
+    static func parseHeader(_ header: ArraySlice<UInt8>, dataSize: Int, path: String) throws(SafetensorsError)
         -> (metadata: [String: String], tensors: [SafetensorsTensor]) {
         let fail = failure(path)
         do {
@@ -155,7 +174,7 @@ public enum Safetensors {
     }
 
     /// One tensor's header entry, its dtype, shape and byte count checked against each other.
-    private static func tensor(_ name: String, _ value: Any, fail: (String) -> TrainingError) throws(TrainingError) -> SafetensorsTensor {
+    private static func tensor(_ name: String, _ value: Any, fail: (String) -> SafetensorsError) throws(SafetensorsError) -> SafetensorsTensor {
         guard let info = value as? [String: Any],
               let dtype = info["dtype"] as? String,
               let shapeValues = info["shape"] as? [Any],
@@ -163,7 +182,7 @@ public enum Safetensors {
             throw fail("tensor \(name) lacks dtype, shape or data_offsets")
         }
         guard let size = elementSizes[dtype] else { throw fail("tensor \(name) has unknown dtype \(dtype)") }
-        let shape = try shapeValues.map { v throws(TrainingError) -> Int in
+        let shape = try shapeValues.map { v throws(SafetensorsError) -> Int in
             guard let i = exactInteger(v), i >= 0, i <= 1 << 40 else { throw fail("tensor \(name) has a bad shape") }
             return i
         }
@@ -187,7 +206,7 @@ public enum Safetensors {
     /// file's size and the 100 MB limit; the header, every tensor's range checked against the
     /// size; only then the data, once. A file that is not a safetensors file is refused having
     /// read at most its header.
-    public static func read(path: String) throws(TrainingError) -> SafetensorsFile {
+    public static func read(path: String) throws(SafetensorsError) -> SafetensorsFile {
         let (file, headerEnd, metadata, tensors) = try openValidated(path: path)
         let data = try mapProblem(path) { () throws(FileProblem) in try file.read(offset: headerEnd, count: file.size - headerEnd) }
         return SafetensorsFile(metadata: metadata, tensors: tensors, data: data)
@@ -195,18 +214,13 @@ public enum Safetensors {
 
     /// The bytes of a whole safetensors file whose header has been validated as `read` does (for
     /// the resume broadcast, where every rank decodes the same bytes).
-    public static func readBytes(path: String) throws(TrainingError) -> [UInt8] {
+    public static func readBytes(path: String) throws(SafetensorsError) -> [UInt8] {
         let (file, _, _, _) = try openValidated(path: path)
         return try mapProblem(path) { () throws(FileProblem) in try file.read(offset: 0, count: file.size) }
     }
 
-    /// Test hook: seconds to stall before reading a file, as a hung filesystem would
-    /// (VAE_DIST_FAULT=stall-read:SECONDS).
-    static let readStallSeconds = faultStallSeconds("stall-read")
-
-    private static func openValidated(path: String) throws(TrainingError)
+    private static func openValidated(path: String) throws(SafetensorsError)
         -> (RegularFile, headerEnd: Int, metadata: [String: String], tensors: [SafetensorsTensor]) {
-        if readStallSeconds > 0 { usleep(useconds_t(min(readStallSeconds, 3600) * 1e6)) }
         let file = try mapProblem(path) { () throws(FileProblem) in try RegularFile(path: path) }
         guard file.size >= 8 else {
             throw failure(path)("\(file.size) bytes is shorter than the 8-byte header length")
@@ -219,8 +233,8 @@ public enum Safetensors {
     }
 
     /// A file problem as the one-line error the commands print ("PATH: is a folder, not a file").
-    private static func mapProblem<T>(_ path: String, _ body: () throws(FileProblem) -> T) throws(TrainingError) -> T {
-        do { return try body() } catch { throw .file(path: path, reason: error.description) }
+    private static func mapProblem<T>(_ path: String, _ body: () throws(FileProblem) -> T) throws(SafetensorsError) -> T {
+        do { return try body() } catch { throw .file(path: path, problem: error) }
     }
 
     private static func exactInteger(_ value: Any) -> Int? {

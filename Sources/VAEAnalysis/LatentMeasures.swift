@@ -61,18 +61,6 @@ public struct LatentMeasures: Sendable {
         }
     }
 
-    /// (key, JSON value) pairs for `eval` and metrics.jsonl.
-    public var jsonFields: [(String, String)] {
-        var fields = [("kl_per_dimension", "[" + klPerDimension.map(jsonNumber).joined(separator: ", ") + "]"),
-                      ("active_units", "\(activeUnits)")]
-        if let mig, let migPerFactor {
-            fields.append(("mig", jsonNumber(mig)))
-            let perFactor = zip(factorNames, migPerFactor).map { "\"\($0.0)\": \($0.1.map(jsonNumber) ?? "null")" }
-            fields.append(("mig_per_factor", "{" + perFactor.joined(separator: ", ") + "}"))
-        }
-        return fields
-    }
-
     /// The same values one number each, for TensorBoard: active_units, mig,
     /// kl_per_dimension/0 ..., mig_per_factor/<factor> (nil: not finite or not defined).
     public var scalars: [(String, Double?)] {

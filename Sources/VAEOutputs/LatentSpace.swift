@@ -1,5 +1,6 @@
 import Foundation
 import VAEModel
+import VAEAnalysis
 
 // Pictures of the latent space (the notes' argument for the VAE, shown):
 //   latent map  the test set's encoder means as a scatter plot, one color per label, under the

@@ -1,5 +1,6 @@
 import Foundation
 import VAEData
+import VAESafetensors
 
 // Every tensor's CRC-32 (zlib's, the IEEE polynomial of gzip and PNG; Python's zlib.crc32 gives
 // the same number) in the checkpoint's __metadata__:

@@ -1,3 +1,4 @@
+import VAEFiles
 import Foundation
 
 // TensorBoard event files, written without TensorFlow or protobuf libraries: the format is
@@ -144,7 +145,7 @@ public final class TensorBoardWriter {
     /// SummaryWriter adds it, keeps a resume within the same second from reusing a name).
     /// `startStep`: the first optimizer step this process will take; events of earlier files
     /// at that step or later are stale and TensorBoard is told to drop them.
-    public init(directory: String, startStep: Int, wallTime: Double = Date().timeIntervalSince1970) throws(TrainingError) {
+    public init(directory: String, startStep: Int, wallTime: Double = Date().timeIntervalSince1970) throws(FileError) {
         let base = (directory as NSString).appendingPathComponent(
             "events.out.tfevents.\(Int(wallTime)).\(hostName()).\(getpid())")
         var candidate = base
@@ -169,7 +170,7 @@ public final class TensorBoardWriter {
 
     /// Writes what was appended and fsyncs, so a crash loses at most the current epoch. A
     /// failed write is cut off again, so the file still ends on a whole record.
-    public func flush() throws(TrainingError) {
+    public func flush() throws(FileError) {
         let end = lseek(fd, 0, SEEK_END)
         var code: Int32 = 0
         pending.withUnsafeBytes { raw in
@@ -188,14 +189,14 @@ public final class TensorBoardWriter {
             if code == ENOSPC || code == EFBIG || code == EDQUOT {
                 reason += " (the disk or a size limit is full: free space, then continue from the last checkpoint with --resume)"
             }
-            throw .file(path: path, reason: reason)
+            throw FileError(path: path, reason: reason)
         }
         pending.removeAll(keepingCapacity: true)
     }
 
     /// The event file of a run starting (or resuming) in `directory`. A run that starts over
     /// first deletes the event files of the earlier one, as it empties metrics.jsonl.
-    public static func start(in directory: String, resume: Bool, startStep: Int) throws(TrainingError) -> TensorBoardWriter {
+    public static func start(in directory: String, resume: Bool, startStep: Int) throws(FileError) -> TensorBoardWriter {
         if !resume {
             for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
             where name.hasPrefix("events.out.tfevents.") {
@@ -217,7 +218,7 @@ public final class TensorBoardWriter {
     /// One epoch: every field of its metrics.jsonl line as a scalar (the number as the line
     /// prints it, so the two agree; null becomes NaN), and its image grids, at the epoch's
     /// last optimizer step. Durable on return.
-    public func appendEpoch(_ metrics: EpochMetrics, images: [(tag: String, image: EncodedImage)]) throws(TrainingError) {
+    public func appendEpoch(_ metrics: EpochMetrics, images: [(tag: String, image: EncodedImage)]) throws(FileError) {
         var values = metrics.fields.map { TensorBoardEvent.Value.scalar(tag: Self.tag(forMetric: $0.0), value: Float(Double($0.1) ?? .nan)) }
         values += (metrics.latent?.scalars ?? []).map {
             // As metrics.jsonl prints them (6 significant digits), so the two agree.
@@ -232,7 +233,7 @@ public final class TensorBoardWriter {
 }
 
 /// This machine's name (gethostname; "localhost" when it has none).
-func hostName() -> String {
+public func hostName() -> String {
     var buffer = [CChar](repeating: 0, count: 256)
     gethostname(&buffer, buffer.count - 1)
     let name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)

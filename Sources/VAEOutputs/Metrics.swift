@@ -1,4 +1,5 @@
 import Foundation
+import VAEAnalysis
 
 /// One line of metrics.jsonl: nats per example, averaged over the epoch / test set.
 public struct EpochMetrics: Sendable {
@@ -21,6 +22,8 @@ public struct EpochMetrics: Sendable {
     public var regimeTerms: [(String, Double)] = []
     /// KL per dimension, active units, MIG of the test set (LatentMeasures.swift).
     public var latent: LatentMeasures?
+
+    public init() {}
 
     public var trainNELBO: Double { trainRecon + trainKL }
     func perStep(_ seconds: Double) -> Double { steps > 0 ? 1000 * seconds / Double(steps) : 0 }
@@ -70,4 +73,18 @@ public func peakMemoryMB() -> Double {
     var usage = rusage()
     getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
     return Double(usage.ru_maxrss) / 1024
+}
+
+extension LatentMeasures {
+    /// (key, JSON value) pairs for `eval` and metrics.jsonl.
+    public var jsonFields: [(String, String)] {
+        var fields = [("kl_per_dimension", "[" + klPerDimension.map(jsonNumber).joined(separator: ", ") + "]"),
+                      ("active_units", "\(activeUnits)")]
+        if let mig, let migPerFactor {
+            fields.append(("mig", jsonNumber(mig)))
+            let perFactor = zip(factorNames, migPerFactor).map { "\"\($0.0)\": \($0.1.map(jsonNumber) ?? "null")" }
+            fields.append(("mig_per_factor", "{" + perFactor.joined(separator: ", ") + "}"))
+        }
+        return fields
+    }
 }

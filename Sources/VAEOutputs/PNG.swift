@@ -1,4 +1,5 @@
 import VAEData
+import VAEFiles
 
 // Minimal PNG encoder (8-bit grayscale or RGB, tEXt captions, no interlace) and image grids in the
 // manner of torchvision.utils.make_grid: tiles with padding, upscaled so 28x28
@@ -78,4 +79,15 @@ public func imageGrid(_ images: [Float], count: Int, tileHeight: Int, tileWidth:
         }
     }
     return (width, height, pixels)
+}
+
+/// Writes images [count, h*w] in [0, 1] as a PNG grid; returns the file's bytes.
+@discardableResult
+public func writeImageGrid(_ images: [Float], count: Int, height: Int, width: Int, columns: Int,
+                           to path: String) throws(FileError) -> EncodedImage {
+    let grid = imageGrid(images, count: count, tileHeight: height, tileWidth: width, columns: columns)
+    let image = EncodedImage(width: grid.width, height: grid.height,
+                             png: PNG.encodeGray(width: grid.width, height: grid.height, pixels: grid.pixels))
+    try AtomicFile.write(image.png, to: path)
+    return image
 }

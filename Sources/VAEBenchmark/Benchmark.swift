@@ -4,6 +4,10 @@ import VAEDistributed
 import VAEKernelDispatch
 import VAEKernels
 import VAEModel
+import VAETraining
+import VAECheckpoint
+import VAEAnalysis
+import VAEOutputs
 
 // `vae-dist bench`: the core's FMA peak for the kernels in use, GFLOP/s of every GEMM the
 // model runs, and samples/s of the whole training step with its time split, each also as
@@ -257,7 +261,7 @@ public func benchmarkDistributedStep(config: ModelConfig, batch: Int, options ba
     for s in 0..<steps { _ = try trainer.step(s % plan.steps, of: plan, epoch: 1, times: &times) }
     let seconds = now() - start
     // Rank 0's view; the step ends in a collective, so every rank's time is about the same.
-    return DistributedStepBenchmark(strategy: trainer.reduction.name,
+    return DistributedStepBenchmark(strategy: trainer.reductionName,
                                     samplesPerSecond: Double(steps * options.batchSize) / seconds,
                                     computeMS: 1000 * times.compute / Double(steps),
                                     communicationMS: 1000 * times.communication / Double(steps),
