@@ -129,6 +129,6 @@ mv "$tmp/user/mydata" "$tmp/user/moved"
 check_error "mydata: not found (pass --data with a folder of IDX files, or --data synthetic) (--data $tmp/user/mydata is the data $tmp/user/myrun/checkpoints/latest.safetensors was trained on; pass --data to read the images from elsewhere)" \
   "$bin" eval --checkpoint "$tmp/user/myrun/checkpoints/latest.safetensors"
 check_error "is the data myrun/checkpoints/latest.safetensors was trained on; pass --data to read the images from elsewhere" \
-  bash -c "cd '$tmp/user' && '$PWD/$bin' train --resume --out myrun --epochs 2"
+  bash -c "cd '$tmp/user' && '$bin' train --resume --out myrun --epochs 2"
 
 summary cli
