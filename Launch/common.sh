@@ -1,5 +1,6 @@
-# Shared by the Launch/ scripts: find swift, and the Open MPI settings this
-# machine needs (only when it needs them, so cluster defaults stay untouched).
+# Shared by the Launch/ scripts (and by the test suites through Tests/integration/lib.sh): find
+# swift, the Open MPI settings this machine needs (only when it needs them, so cluster defaults
+# stay untouched), and the repository's .venv (use_venv: bench.sh, scaling.sh and the tests).
 
 # Swift toolchain: on PATH, or the usual /opt/swift install.
 if ! command -v swift >/dev/null 2>&1 && [ -x /opt/swift/usr/bin/swift ]; then
@@ -51,18 +52,11 @@ run_stoppable() {
 # run_mpi NP COMMAND...: mpirun with this machine's flags.
 run_mpi() { local np=$1; shift; mpi_setup "$np"; mpirun -n "$np" "${MPIRUN_FLAGS[@]}" "$@"; }
 
-# For the test scripts: count checks, print "  ok: ..." / "  FAILED: ...", and the
-# closing "NAME: N passed, M failed" line that CI reads.
-passed=0 failed=0
-ok() { echo "  ok: $*"; passed=$((passed + 1)); }
-bad() { echo "  FAILED: $*"; failed=$((failed + 1)); }
-summary() { echo "$1: $passed passed, $failed failed"; [ "$failed" -eq 0 ]; }
-
 # use_venv [PIP_NAME[:IMPORT_NAME]...]: sets $python to the repository's .venv/bin/python, with
 # numpy, safetensors and the packages named importable. The virtual environment is created on
 # first use (python3 -m venv; Debian's python3-venv is installed when venv is missing) and
 # packages go into it with its own pip: never into the system Python. Works without a terminal
-# (CI=true, no stdin). Torch is not installed here: Launch/torch_test.sh finds it in .venv-torch.
+# (CI=true, no stdin). Torch is not installed here: Tests/integration/torch_test.sh finds it in .venv-torch.
 use_venv() {
   local repo spec missing=()
   repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -83,28 +77,4 @@ use_venv() {
   echo "venv: installing ${missing[*]} into .venv" >&2
   "$python" -m pip install -q --disable-pip-version-check "${missing[@]}" < /dev/null \
     || { echo "venv: pip install ${missing[*]} into .venv failed" >&2; return 1; }
-}
-
-# For the suites that stop runs at a step (fault_test.sh, watchdog_test.sh):
-# reached_step LOG STEP PID: waits until the run's --log-every lines reach STEP (or it ended).
-reached_step() {
-  for _ in $(seq 6000); do
-    local last
-    last=$(sed -n 's/^step \([0-9]*\) .*/\1/p' "$1" 2>/dev/null | tail -1)
-    [ -n "$last" ] && [ "$last" -ge "$2" ] && return 0
-    kill -0 "$3" 2>/dev/null || return 1
-    sleep 0.02
-  done
-  return 1
-}
-
-# held LOG STEP PID: waits until a run started with VAE_DIST_FAULT=hold:STEP says it holds there
-# (it cannot go on before a signal or its release file), or until it ended.
-held() {
-  for _ in $(seq 12000); do
-    grep -q "^vae-dist: test hook: holding before step $2\$" "$1" 2>/dev/null && return 0
-    kill -0 "$3" 2>/dev/null || return 1
-    sleep 0.05
-  done
-  return 1
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts vae-dist on several nodes: one script for a hostfile (mpirun) and for Slurm (srun), used
-# by Launch/slurm.sbatch and by Launch/multihost_test.sh exactly as a user runs it.
+# by Launch/slurm.sbatch and by Tests/integration/multihost_test.sh exactly as a user runs it.
 #   bash Launch/launch.sh --hostfile Launch/hostfile.example [-n 8] train --out /shared/runs/a
 #   bash Launch/launch.sh [-n 8] train ...      inside a Slurm allocation: srun --mpi=pmix starts the ranks
 #   bash Launch/launch.sh --dry-run ...         prints the command only
@@ -9,7 +9,7 @@
 # Launch/setup.sh on a node with the same CPU type, on a shared file system or copied), and reads
 # --data itself; only rank 0 writes --out, relative to the current folder. The network and how to
 # reach the nodes are the site's Open MPI settings: OMPI_MCA_* in the environment or
-# openmpi-mca-params.conf (Launch/multihost_test.sh sets them for its network namespaces).
+# openmpi-mca-params.conf (Tests/integration/multihost_test.sh sets them for its network namespaces).
 set -euo pipefail
 repo=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
 . "$repo/Launch/common.sh"

@@ -1,4 +1,4 @@
-# Sourced by Launch/multihost_test.sh and Launch/scaling.sh: "hosts" on one Linux machine, each a
+# Sourced by Tests/integration/multihost_test.sh and Launch/scaling.sh: "hosts" on one Linux machine, each a
 # network namespace with its own address, joined by veth links to a bridge, so that Open MPI
 # starts ranks on them from a hostfile and talks TCP between them as between nodes.
 #

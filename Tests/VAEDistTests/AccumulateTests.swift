@@ -9,7 +9,7 @@ import VAECheckpoint
 /// batch. With --deterministic each of the 4 fixed groups is computed alone either way, so
 /// the parameters are bit-identical; otherwise only the weight gradients' sums over the batch
 /// are cut in N (C + A1ᵀB1 + A2ᵀB2 instead of C + AᵀB), equal to float rounding.
-/// Launch/accumulate_test.sh does the same on 1 and 2 MPI ranks.
+/// Tests/integration/accumulate_test.sh does the same on 1 and 2 MPI ranks.
 @Suite(.serialized) struct AccumulateTests {
     func train(accumulate: Int, deterministic: Bool, shard: Bool = false, klWarmup: Int = 0, _ name: String) throws -> Trainer {
         var o = options(temporaryDirectory(name), data: "synthetic:640", epochs: 1, batch: 128)

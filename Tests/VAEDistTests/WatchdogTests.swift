@@ -6,7 +6,7 @@ import VAECheckpoint
 
 /// The stall watchdog's pieces that need no MPI (StallWatchdog.swift): the clock of a wait,
 /// who has not arrived, the heartbeat's wire form, the lines a stall prints, --timeout checks.
-/// Launch/watchdog_test.sh stops real ranks.
+/// Tests/integration/watchdog_test.sh stops real ranks.
 @Suite struct WatchdogTests {
     @Test func theClockWarnsOnceAtHalfAndExpiresAtTheTimeout() {
         var clock = StallClock(timeout: 6, start: 100)
