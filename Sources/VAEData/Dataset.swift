@@ -116,6 +116,10 @@ public struct Dataset: Sendable {
             }
             return Synthetic.generate(trainCount: trainCount, testCount: max(trainCount / 10, 1), seed: Synthetic.defaultSeed, splits: splits)
         }
+        if !FileManager.default.fileExists(atPath: spec),
+           let near = nearestName(String(spec.prefix { $0 != ":" }), among: ["synthetic", "dsprites"]) {
+            throw .missing(path: spec, hint: "did you mean --data \(near)\(spec.contains(":") ? ":" + spec.drop { $0 != ":" }.dropFirst() : "")?")
+        }
         return try loadIDXDirectory(spec, splits: splits)
     }
 

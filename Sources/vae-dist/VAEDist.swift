@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import VAEData
 import VAEDistributed
 import VAEKernelDispatch
 import VAETraining
@@ -25,6 +26,7 @@ struct VAEDist: ParsableCommand {
     static func main() {
         // A VAE_DIST_ISA this CPU cannot honour is refused before anything runs.
         if case .failure(let error) = Kernels.selection { Fatal.exit(error.description) }
+        if let word = CommandLine.arguments.dropFirst().first, let message = unknownCommand(word) { Fatal.exit(message) }
         do {
             var command = try parseAsRoot(joiningNegativeValues(Array(CommandLine.arguments.dropFirst())))
             try command.run()
@@ -69,3 +71,13 @@ enum Fatal {
     }
 }
 
+
+/// "unknown command 'trian'; did you mean 'train'?" for a first word that is neither an option
+/// nor a subcommand (swift-argument-parser would say "Unexpected argument 'trian'").
+func unknownCommand(_ word: String) -> String? {
+    guard !word.hasPrefix("-") else { return nil }
+    let names = VAEDist.configuration.subcommands.map { $0._commandName } + ["help"]
+    guard !names.contains(word) else { return nil }
+    let hint = nearestName(word, among: names).map { "; did you mean '\($0)'?" } ?? ""
+    return "unknown command '\(word)'\(hint) (commands: \(names.dropLast().joined(separator: ", ")); see vae-dist help)"
+}

@@ -93,4 +93,21 @@ keys() { "$python" -c 'import json, sys; print(sorted(json.loads(open(sys.argv[1
 [ "$(keys "$tmp/ae/metrics.jsonl")" = "$(keys "$run/metrics.jsonl")" ] && ok "metrics.jsonl: same keys for both" \
   || bad "metrics.jsonl keys differ: $(keys "$tmp/ae/metrics.jsonl")"
 
+# Near names: a mistyped subcommand or built-in data set is named with the likely one.
+expect_error "vae-dist: error: unknown command 'trian'; did you mean 'train'? (commands: train, eval, sample, reconstruct, interpolate, traverse, latent-map, manifold, inspect, encode, bench; see vae-dist help)" \
+  "$bin" trian --epochs 1
+expect_error "vae-dist: error: synthtic: not found (did you mean --data synthetic?)" "$bin" train --data synthtic --out "$tmp/x"
+expect_error "vae-dist: error: dsprite:1000: not found (did you mean --data dsprites:1000?)" "$bin" train --data dsprite:1000 --out "$tmp/x"
+
+# More threads than cores: one warning line, and the run goes on. OMP_NUM_THREADS (and
+# VAE_DIST_THREADS) set the threads when --threads is not given, as PyTorch users expect.
+cores=$(nproc)
+"$bin" train --data synthetic:600 --epochs 1 --batch-size 60 --latent 4 --threads $((cores * 32)) --out "$tmp/t64" > /dev/null 2> "$tmp/t64.err"; code=$?
+[ "$code" -eq 0 ] && [ "$(cat "$tmp/t64.err")" = "warning: --threads $((cores * 32)) asks for more threads than the $cores core$([ "$cores" -gt 1 ] && echo s) this process may use; extra threads only wait for the others: use $cores or fewer" ] \
+  && ok "--threads $((cores * 32)) on $cores cores: $(cat "$tmp/t64.err")" || bad "--threads $((cores * 32)): exit $code, $(cat "$tmp/t64.err")"
+OMP_NUM_THREADS=1 "$bin" train --data synthetic:600 --epochs 1 --batch-size 60 --latent 4 --out "$tmp/omp" > "$tmp/omp.log" 2>&1
+grep -q "x 1 thread," "$tmp/omp.log" && ok "OMP_NUM_THREADS=1: $(grep -o '[0-9]* rank[s]* ([a-z-]*) x 1 thread' "$tmp/omp.log")" || bad "OMP_NUM_THREADS=1: $(head -1 "$tmp/omp.log")"
+VAE_DIST_THREADS=3 OMP_NUM_THREADS=1 "$bin" train --data synthetic:600 --epochs 1 --batch-size 60 --latent 4 --out "$tmp/vdt" > "$tmp/vdt.log" 2>&1
+grep -q "x 3 threads," "$tmp/vdt.log" && ok "VAE_DIST_THREADS=3 wins over OMP_NUM_THREADS" || bad "VAE_DIST_THREADS=3: $(head -1 "$tmp/vdt.log")"
+
 summary cli-usability
