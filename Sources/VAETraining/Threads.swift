@@ -26,7 +26,19 @@ public func localRankCount(environment: [String: String] = ProcessInfo.processIn
 /// The default thread count: Slurm's --cpus-per-task when set (the cores each task was given),
 /// the whole affinity mask when Open MPI bound this rank to its own cores, else the affinity
 /// mask divided among the ranks on this node.
+/// VAE_DIST_THREADS, or OMP_NUM_THREADS as PyTorch users set it (its first entry: "4,2" is 4),
+/// asks for that many threads per rank when --threads is not given.
+public func environmentThreadCount(environment: [String: String] = ProcessInfo.processInfo.environment) -> (count: Int, name: String)? {
+    for name in ["VAE_DIST_THREADS", "OMP_NUM_THREADS"] {
+        if let text = environment[name], let count = Int(text.prefix { $0 != "," }.trimmingCharacters(in: .whitespaces)), count > 0 {
+            return (min(count, 1024), name)
+        }
+    }
+    return nil
+}
+
 public func automaticThreadCount(environment: [String: String] = ProcessInfo.processInfo.environment) -> Int {
+    if let (count, _) = environmentThreadCount(environment: environment) { return count }
     if let perTask = environment["SLURM_CPUS_PER_TASK"].flatMap({ Int($0) }), perTask > 0 {
         return min(perTask, availableCores())
     }
@@ -37,4 +49,22 @@ public func automaticThreadCount(environment: [String: String] = ProcessInfo.pro
 extension TrainingOptions {
     /// --threads, or the default for this process when it is 0.
     public var resolvedThreads: Int { threads > 0 ? threads : automaticThreadCount() }
+
+    /// One warning line when more threads were asked for (--threads, VAE_DIST_THREADS or
+    /// OMP_NUM_THREADS) than this process has cores: the threads would wait for each other at
+    /// every region of the step, several times slower than fewer threads.
+    public func threadsWarning(environment: [String: String] = ProcessInfo.processInfo.environment,
+                               cores: Int = availableCores()) -> String? {
+        let asked: (count: Int, source: String)
+        if threads > 0 {
+            asked = (threads, "--threads \(threads)")
+        } else if let (count, name) = environmentThreadCount(environment: environment) {
+            asked = (count, "\(name)=\(count)")
+        } else {
+            return nil
+        }
+        guard asked.count > cores else { return nil }
+        return "warning: \(asked.source) asks for more threads than the \(cores) core\(cores == 1 ? "" : "s") this process may use; "
+            + "extra threads only wait for the others: use \(cores) or fewer"
+    }
 }

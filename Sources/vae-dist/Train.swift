@@ -77,7 +77,7 @@ struct Train: ParsableCommand {
     var clipGradNorm: Double?
     @Option(name: .customLong("log-every"), help: "A progress line every N optimizer steps where there is no progress bar (mpirun, a log file); 0: none (default: \(defaults.logEvery)).")
     var logEvery: Int?
-    @Option(help: "Kernel threads per rank; 0: the cores this process may use divided among the ranks on this node. Never changes a bit of the result (default: \(defaults.threads)).")
+    @Option(help: "Kernel threads per rank; 0: VAE_DIST_THREADS or OMP_NUM_THREADS when set, else the cores this process may use divided among the ranks on this node. Never changes a bit of the result (default: \(defaults.threads)).")
     var threads: Int?
     @Option(name: .customLong("kl-warmup"), help: "KL warm-up: beta rises linearly from 0 at step 0 to --beta at this optimizer step; 0: off (default: \(defaults.klWarmup)).")
     var klWarmup: Int?
@@ -151,6 +151,7 @@ struct Train: ParsableCommand {
                                       communicator: communicator) { line in
                 Console.out(line + "\n")
             }
+            if communicator.isRoot, let warning = trainer.options.threadsWarning() { Console.err(warning + "\n") }
             try trainer.run()
             try communicator.barrier()
             communicator.finalize()
