@@ -10,6 +10,8 @@
 numpy and safetensors are all it needs; torch only for `load` and `vae_dist.torch_model`
 (pip install './python[torch]'). docs/python.md has the details.
 """
+import sys
+
 from .checkpoint import (CheckpointError, UnverifiedCheckpointWarning, checkpoint_path, checksum_failures,
                          read_checkpoint, tensor_crc32)
 from .config import Config, ModelConfig, TrainingConfig
@@ -30,13 +32,8 @@ def load(path, verify=True):
     try:
         import torch  # noqa: F401  (only to give a clear message when it is missing)
     except ImportError as error:
-        raise ImportError(f"vae_dist.load needs PyTorch, which {_python()} cannot import ({error}); "
+        raise ImportError(f"vae_dist.load needs PyTorch, which {sys.executable} cannot import ({error}); "
                           "pip install torch (or, from the vae-dist repository, pip install './python[torch]'), "
                           "or use vae_dist.load_numpy for a numpy encoder and decoder") from error
     from .torch_model import load as load_torch
     return load_torch(path, verify=verify)
-
-
-def _python():
-    import sys
-    return sys.executable
