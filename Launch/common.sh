@@ -1,6 +1,7 @@
 # Shared by the Launch/ scripts (and by the test suites through Tests/integration/lib.sh): find
 # swift, the Open MPI settings this machine needs (only when it needs them, so cluster defaults
-# stay untouched), and the repository's .venv (use_venv: bench.sh, scaling.sh and the tests).
+# stay untouched), and the repository's .venv (use_venv: bench.sh, scaling.sh and the tests)
+# with the repository's Python package, python/ (vae_dist), in it (use_package).
 
 # Swift toolchain: on PATH, or the usual /opt/swift install.
 if ! command -v swift >/dev/null 2>&1 && [ -x /opt/swift/usr/bin/swift ]; then
@@ -53,7 +54,7 @@ run_stoppable() {
 run_mpi() { local np=$1; shift; mpi_setup "$np"; mpirun -n "$np" "${MPIRUN_FLAGS[@]}" "$@"; }
 
 # use_venv [PIP_NAME[:IMPORT_NAME]...]: sets $python to the repository's .venv/bin/python, with
-# numpy, safetensors and the packages named importable. The virtual environment is created on
+# numpy, safetensors, this checkout's vae_dist (use_package) and the packages named importable. The virtual environment is created on
 # first use (python3 -m venv; Debian's python3-venv is installed when venv is missing) and
 # packages go into it with its own pip: never into the system Python. Works without a terminal
 # (CI=true, no stdin). Torch is not installed here: Tests/integration/torch_test.sh finds it in .venv-torch.
@@ -64,7 +65,7 @@ use_venv() {
   for spec in numpy safetensors "$@"; do
     "$python" -c "import ${spec#*:}" 2>/dev/null || missing+=("${spec%%:*}")
   done
-  [ ${#missing[@]} -eq 0 ] && return 0
+  [ ${#missing[@]} -eq 0 ] && { use_package "$python"; return; }
   if ! "$python" -m pip --version > /dev/null 2>&1; then
     echo "venv: creating .venv (python3 -m venv)" >&2
     if ! python3 -m venv --clear "$repo/.venv" > /dev/null 2>&1; then
@@ -77,4 +78,20 @@ use_venv() {
   echo "venv: installing ${missing[*]} into .venv" >&2
   "$python" -m pip install -q --disable-pip-version-check "${missing[@]}" < /dev/null \
     || { echo "venv: pip install ${missing[*]} into .venv failed" >&2; return 1; }
+  use_package "$python"
+}
+
+# use_package PYTHON: makes `import vae_dist` in PYTHON's environment load this checkout's
+# python/vae_dist, installing python/ editable (pip install -e) where it does not yet: the
+# tests and the docs' blocks then run the code of the checkout they test, with no reinstall
+# after an edit. pip builds it with setuptools, which it fetches from PyPI into an isolated
+# build environment (a venv's bundled setuptools lacks `wheel`).
+use_package() {
+  local py=$1 repo here
+  repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+  here=$("$py" -c 'import os, vae_dist; print(os.path.dirname(os.path.dirname(os.path.realpath(vae_dist.__file__))))' 2>/dev/null)
+  [ "$here" = "$repo/python" ] && return 0
+  echo "venv: installing ./python (vae_dist, editable) into $(dirname "$(dirname "$py")")" >&2
+  "$py" -m pip install -q --disable-pip-version-check -e "$repo/python" < /dev/null > /dev/null \
+    || { echo "venv: pip install -e $repo/python failed" >&2; return 1; }
 }

@@ -1,12 +1,14 @@
-"""Evaluates a vae-dist checkpoint with PyTorch: the model is Launch/vae_dist_torch.py's VAE
-with the checkpoint's weights, the test-set losses are computed with PyTorch's ops, and
-the line printed has the fields of `vae-dist eval`.
+"""Evaluates a vae-dist checkpoint with PyTorch: the model is the vae_dist package's VAE
+(`vae_dist.load`, python/vae_dist/torch_model.py) with the checkpoint's weights, the test-set
+losses are computed with PyTorch's ops, and the line printed has the fields of `vae-dist eval`.
 
 By default the noise is vae-dist's own (the same eps per test example, and the same
 --binarize draws), so test_nelbo agrees with `vae-dist eval` to float rounding;
 --torch-noise draws eps with torch.randn instead (agreement to Monte Carlo noise).
 
   .venv-torch/bin/python Launch/torch_eval.py --checkpoint FILE|RUN_DIR [--data DIR] [--limit N]
+
+(with the package installed in that environment: .venv-torch/bin/pip install -e ./python)
 """
 import argparse
 import gzip
@@ -88,20 +90,20 @@ def main(argv=None):
     sys.path.insert(0, HERE)
     try:
         import torch
-        import vae_dist_torch
+        import vae_dist
     except ImportError as error:
         sys.exit(f"torch_eval.py: error: {error.name or error} is not importable by {sys.executable}; "
-                 "python3 -m venv .venv-torch && .venv-torch/bin/pip install torch numpy safetensors, "
+                 "python3 -m venv .venv-torch && .venv-torch/bin/pip install torch -e ./python, "
                  "then run this with .venv-torch/bin/python")
     try:
-        model = vae_dist_torch.load(args.checkpoint)
-        training = model.config.get("training", {})
-        data = args.data or training.get("data", "")
+        model = vae_dist.load(args.checkpoint)
+        training = model.config.training
+        data = args.data or training.data
         if data.startswith("synthetic"):
             raise DataError(f"{model.path} was trained on --data {data}, which vae-dist generates in Swift; "
                             "pass --data DIR with IDX images of the same size")
         images = load_test_images(data)
-    except (vae_dist_torch.CheckpointError, DataError) as error:
+    except (vae_dist.CheckpointError, DataError) as error:
         sys.exit(f"torch_eval.py: error: {error}")
     if images.shape[1:] != model.image_shape:
         sys.exit(f"torch_eval.py: error: {model.path} expects {model.image_shape[0]}x{model.image_shape[1]} images "
@@ -109,7 +111,7 @@ def main(argv=None):
     images = images[:args.limit].reshape(len(images[:args.limit]), -1)
     torch.manual_seed(args.seed)
     with torch.no_grad():
-        recon, kl = evaluate(model, images, args, int(training.get("seed", 1)), bool(training.get("binarize", False)))
+        recon, kl = evaluate(model, images, args, int(training.seed), bool(training.binarize))
     n = len(images)
     print(json.dumps({"epoch": int(model.metadata.get("epoch", 0)), "test_count": n,
                       "test_loss": round((recon + model.beta * kl) / n, 4), "test_recon": round(recon / n, 4),

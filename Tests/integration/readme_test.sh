@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Pastes the README and the docs: every fenced block tagged bash, sh or python in README.md, then
 # in docs/*.md and docs/experiments/*.md (each file's blocks in order), runs
-# in one temporary folder that stands for the repository folder (Launch/ and .build/ are
+# in one temporary folder that stands for the repository folder (Launch/, python/ and .build/ are
 # links to this repository's), as a user pasting them into one terminal would: exported
 # variables (PATH after the install step) carry over from block to block, and each block
 # starts in that folder. Shell blocks run with `set -eo pipefail`, so any failing command
@@ -11,6 +11,8 @@
 #   # readme-test: skip (REASON)   not run (long training runs); listed by name in the output
 #   # readme-test: needs torch     run only where .venv-torch (or TORCH_PYTHON) imports torch;
 #                                  python blocks that import torch are treated the same way
+# Python blocks run with .venv's Python (torch blocks with .venv-torch's), each with this
+# checkout's python/ package (vae_dist) installed editable (use_venv, use_package).
 # PATH starts without any vae-dist on it, as on a fresh machine: the README's install block
 # must make the command callable. runs/latest is a fresh one-epoch Fashion-MNIST run that
 # stands in for the (skipped) training blocks.
@@ -18,7 +20,7 @@
 #   bash Tests/integration/readme_test.sh     -> readme: N passed, M failed, K skipped
 set -uo pipefail
 . "$(dirname "$0")/lib.sh" readme
-use_venv || abort "cannot set up .venv"  # python blocks: .venv (numpy, safetensors)
+use_venv || abort "cannot set up .venv"  # python blocks: .venv (numpy, safetensors, vae_dist)
 venv_python=$python
 data=/usr/share/datasets/fashion-mnist
 skipped=0
@@ -28,10 +30,12 @@ torch_python=""
 for candidate in "${TORCH_PYTHON:-}" "$repo/.venv-torch/bin/python"; do
   [ -n "$candidate" ] && "$candidate" -c "import torch, numpy, safetensors" 2>/dev/null && { torch_python=$candidate; break; }
 done
+[ -n "$torch_python" ] && { use_package "$torch_python" || abort "cannot install ./python (vae_dist) for $torch_python"; }
 
 home=$tmp/repository
 mkdir -p "$home/runs"
 ln -s "$repo/Launch" "$home/Launch"
+ln -s "$repo/python" "$home/python"
 ln -s "$repo/.build" "$home/.build"
 [ -d "$repo/Tests" ] && ln -s "$repo/Tests" "$home/Tests"
 ln -s "$repo/.venv" "$home/.venv"
@@ -93,7 +97,7 @@ while IFS= read -r block; do
   fi
   needs_torch=0
   grep -q '# readme-test: needs torch' "$block" && needs_torch=1
-  [ "$kind" = python ] && grep -qE '^[[:space:]]*(import torch|from torch|import .*torch|from vae_dist_torch)' "$block" && needs_torch=1
+  [ "$kind" = python ] && grep -qE '^[[:space:]]*(import torch|from torch|import .*torch|from vae_dist.torch_model)' "$block" && needs_torch=1
   if [ "$needs_torch" -eq 1 ] && [ -z "$torch_python" ]; then
     echo "  skip: $label (torch not importable: no .venv-torch with torch here)"; skipped=$((skipped + 1)); continue
   fi

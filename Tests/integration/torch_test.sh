@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# PyTorch consumers (Launch/vae_dist_torch.py, Launch/torch_eval.py): tiny models trained on
+# PyTorch consumers (the vae_dist package's torch model, Launch/torch_eval.py): tiny models trained on
 # synthetic data (three architectures and likelihoods) are loaded into PyTorch, whose decodes
 # and test losses must equal vae-dist's own (`vae-dist sample --tensors`, `vae-dist eval`) to
 # float rounding. Also torch_eval.py's command line: errors, --help, a run folder, no work on import.
@@ -16,6 +16,7 @@ if [ -z "$py" ]; then
   echo "torch: skipped: no Python here imports torch, numpy and safetensors (tried ${TORCH_PYTHON:+$TORCH_PYTHON, }.venv-torch/bin/python, .venv/bin/python; see README: python3 -m venv .venv-torch)"
   exit 0
 fi
+use_package "$py" || abort "cannot install ./python (vae_dist) into $py's environment"
 
 export VAE_DIST_PROGRESS=0
 
@@ -63,12 +64,14 @@ done < <("$py" - "$tmp" "${names[@]}" <<'PY' 2>&1
 import json, sys
 import numpy as np, torch
 sys.path.insert(0, "Launch")
-import vae_dist_torch, torch_eval
+import torch_eval
+import vae_dist
+from vae_dist import torch_model
 from safetensors.numpy import load_file
 tmp, names = sys.argv[1], sys.argv[2:]
 images = torch_eval.load_test_images(f"{tmp}/data").reshape(300, -1)
 for name in names:
-    model = vae_dist_torch.load(f"{tmp}/{name}")            # the run folder form
+    model = vae_dist.load(f"{tmp}/{name}")            # the run folder form
     ref = load_file(f"{tmp}/{name}.samples.safetensors")
     with torch.no_grad():
         decoded = model.decode(torch.from_numpy(ref["latents"])).numpy().reshape(ref["images"].shape)
@@ -76,9 +79,9 @@ for name in names:
     print(f"{'ok' if err <= 1e-5 else 'FAILED'}: {name}: PyTorch decodes {len(decoded)} latents as vae-dist does: max |difference| = {err:.2g}")
     theirs = json.load(open(f"{tmp}/{name}.eval.json"))
     args = torch_eval.parse_arguments(["--checkpoint", "x"])
-    training = model.config["training"]
+    training = model.config.training
     with torch.no_grad():
-        recon, kl = torch_eval.evaluate(model, images, args, training["seed"], training["binarize"])
+        recon, kl = torch_eval.evaluate(model, images, args, training.seed, training.binarize)
     ours = {"test_nelbo": (recon + kl) / 300, "test_kl": kl / 300, "test_loss": (recon + model.beta * kl) / 300}
     # vae-dist prints 6 significant digits: agreement to 2e-5 relative is float rounding.
     worst = max(abs(ours[k] - theirs[k]) / max(abs(theirs[k]), 1e-3) for k in ours)
@@ -92,16 +95,16 @@ class ExampleVAE(torch.nn.Module):
         self.fc1, self.fc21, self.fc22 = torch.nn.Linear(784, 400), torch.nn.Linear(400, 20), torch.nn.Linear(400, 20)
         self.fc3, self.fc4 = torch.nn.Linear(20, 400), torch.nn.Linear(400, 784)
 example = ExampleVAE()
-example.load_state_dict(vae_dist_torch.example_state_dict(f"{tmp}/vae"))
+example.load_state_dict(torch_model.example_state_dict(f"{tmp}/vae"))
 z = torch.randn(8, 20)
 with torch.no_grad():
     a = torch.sigmoid(example.fc4(torch.relu(example.fc3(z))))
-    b = vae_dist_torch.load(f"{tmp}/vae").decode(z)
+    b = vae_dist.load(f"{tmp}/vae").decode(z)
 print(f"{'ok' if torch.equal(a, b) else 'FAILED'}: example_state_dict loads into the PyTorch examples' VAE (fc1 ... fc4), same decodes")
 try:
-    vae_dist_torch.example_state_dict(f"{tmp}/gaussian")
+    torch_model.example_state_dict(f"{tmp}/gaussian")
     print("FAILED: example_state_dict accepted a two-layer model")
-except vae_dist_torch.CheckpointError as error:
+except vae_dist.CheckpointError as error:
     print(f"ok: example_state_dict refuses a two-layer model: {str(error).split(': ', 1)[1][:60]}")
 
 # load() on something that is not a vae-dist checkpoint: CheckpointError naming the file.
@@ -110,9 +113,9 @@ save_file({"w": np.zeros(3, np.float32)}, f"{tmp}/other.safetensors")
 open(f"{tmp}/garbage.safetensors", "wb").write(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
 for path in (f"{tmp}/other.safetensors", f"{tmp}/garbage.safetensors", f"{tmp}/missing"):
     try:
-        vae_dist_torch.load(path)
+        vae_dist.load(path)
         print(f"FAILED: load({path}) succeeded")
-    except vae_dist_torch.CheckpointError as error:
+    except vae_dist.CheckpointError as error:
         print(f"{'ok' if path in str(error) else 'FAILED'}: load refuses {path.rsplit('/', 1)[1]}: {str(error)[len(path) + 2:][:70]}")
 PY
 )

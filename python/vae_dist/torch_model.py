@@ -1,8 +1,7 @@
 """vae-dist checkpoints in PyTorch: the model class, the key mapping and load(path).
 
-    import sys; sys.path.insert(0, "Launch")       # from the repository folder
-    from vae_dist_torch import load
-    model = load("runs/latest")                    # a run folder or a .safetensors file
+    import vae_dist                                # pip install './python[torch]'
+    model = vae_dist.load("runs/latest")           # a run folder or a .safetensors file
 
 `VAE` is vae-dist's model (Sources/VAEModel/VAE.swift) written with torch.nn: its
 state_dict keys are the checkpoint's tensor names (`encoder.0.weight`, `encoder.mu.bias`,
@@ -11,27 +10,21 @@ the checkpoint's model tensors load with no renaming; the `optimizer.*` Adam mom
 left out. `example_state_dict` renames the default 784-400-20 model's tensors for the
 PyTorch examples' VAE (fc1, fc21, fc22, fc3, fc4).
 """
-import json
 import math
-import os
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-FORMAT = "vae-dist/1"
+from .checkpoint import CheckpointError, checkpoint_path, model_tensors, read_checkpoint
+from .config import ModelConfig
+
 # Gaussian likelihood: the learned per-pixel log-variance is clamped (GaussianLikelihood.logvarRange).
 LOGVAR_RANGE = (-6.0, 2.0)
 # The PyTorch examples' VAE names for the default architecture (one hidden layer).
 EXAMPLE_NAMES = {"fc1": "encoder.0", "fc21": "encoder.mu", "fc22": "encoder.logvar",
                  "fc3": "decoder.0", "fc4": "decoder.out"}
 
-
-MODEL_OPTIONS = ("imageHeight", "imageWidth", "hidden", "latent", "likelihood", "beta", "autoencoder")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used; the message names the file and the cause."""
 
 
 class Encoder(nn.Module):
@@ -74,22 +67,28 @@ class Decoder(nn.Module):
 class VAE(nn.Module):
     """vae-dist's VAE: MLP encoder to (mu, logvar), z = mu + exp(logvar / 2) * eps, MLP decoder.
 
-    Arguments as in the checkpoint's config["model"]; `VAE(**config["model"])` rebuilds it.
+    Arguments as the fields of the checkpoint's `ModelConfig`; `VAE.from_config(config.model)` rebuilds it.
     """
 
-    def __init__(self, imageHeight=28, imageWidth=28, hidden=(400,), latent=20, likelihood="bernoulli",
+    def __init__(self, image_height=28, image_width=28, hidden=(400,), latent=20, likelihood="bernoulli",
                  beta=1.0, autoencoder=False):
         super().__init__()
         if likelihood not in ("bernoulli", "gaussian"):
             raise ValueError(f"likelihood must be bernoulli or gaussian (got {likelihood!r})")
-        self.image_shape = (imageHeight, imageWidth)
+        self.image_shape = (image_height, image_width)
         self.latent = latent
         self.likelihood = likelihood
         self.beta = float(beta)
         self.autoencoder = bool(autoencoder)
-        d = imageHeight * imageWidth
+        d = image_height * image_width
         self.encoder = Encoder([d, *hidden], latent)
         self.decoder = Decoder([latent, *reversed(hidden), d], likelihood == "gaussian")
+
+    @classmethod
+    def from_config(cls, model: ModelConfig):
+        """The model a `ModelConfig` describes (options newer than this class, in `model.extra`, are ignored)."""
+        return cls(image_height=model.image_height, image_width=model.image_width, hidden=tuple(model.hidden),
+                   latent=model.latent, likelihood=model.likelihood, beta=model.beta, autoencoder=model.autoencoder)
 
     def encode(self, x):
         """x [batch, D] in [0, 1] -> mu, logvar [batch, latent]."""
@@ -126,50 +125,24 @@ class VAE(nn.Module):
         return recon, kl
 
 
-def checkpoint_path(path):
-    """A .safetensors file, or a run folder (its checkpoints/latest.safetensors)."""
-    if os.path.isdir(path):
-        path = os.path.join(path, "checkpoints", "latest.safetensors")
-    if not os.path.isfile(path):
-        raise CheckpointError(f"{path}: no such checkpoint (give a .safetensors file or a run folder "
-                              "holding checkpoints/latest.safetensors)")
-    return path
+def torch_tensors(tensors):
+    """{name: numpy array} -> {name: torch.Tensor} (copies: safetensors' arrays may be read-only)."""
+    return {name: torch.from_numpy(t.copy()) for name, t in tensors.items()}
 
 
-def read_checkpoint(path):
-    """-> (tensors {name: torch.Tensor}, metadata {str: str}) of a vae-dist checkpoint."""
-    from safetensors import safe_open
+def load(path, verify=True):
+    """The checkpoint's model as a `VAE` in eval mode, with `.config` (a `vae_dist.Config`: the
+    model and training options from the metadata), `.metadata` and `.path` set. `path`: a file or
+    a run folder. The tensors are checked against their CRC-32 checksums (see read_checkpoint)."""
+    tensors, metadata, config = read_checkpoint(path, verify=verify)
     path = checkpoint_path(path)
     try:
-        with safe_open(path, "pt") as f:
-            metadata = f.metadata() or {}
-            tensors = {name: f.get_tensor(name) for name in f.keys()}
-    except Exception as error:  # safetensors raises several types for a malformed file
-        raise CheckpointError(f"{path}: not a readable safetensors file ({error})") from None
-    if metadata.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a vae-dist checkpoint (metadata format is "
-                              f"{metadata.get('format')!r}, expected {FORMAT!r})")
-    return tensors, metadata
-
-
-def model_state_dict(tensors):
-    """The key mapping checkpoint -> VAE.state_dict(): model tensors keep their names;
-    the optimizer's Adam moments (`optimizer.<name>.exp_avg[_sq]`) are not part of the model."""
-    return {name: t for name, t in tensors.items() if not name.startswith("optimizer.")}
-
-
-def load(path):
-    """The checkpoint's model as a `VAE` in eval mode, with `.config` (the model and training
-    options from the metadata), `.metadata` and `.path` set. `path`: a file or a run folder."""
-    tensors, metadata = read_checkpoint(path)
-    path = checkpoint_path(path)
-    try:
-        config = json.loads(metadata["config"])
-        # The options this class models; any others (newer vae-dist options) stay in model.config.
-        model = VAE(**{k: v for k, v in config["model"].items() if k in MODEL_OPTIONS})
-    except (KeyError, TypeError, ValueError) as error:
+        model = VAE.from_config(config.model)
+    except (TypeError, ValueError) as error:
         raise CheckpointError(f"{path}: metadata config does not describe a vae-dist model ({error})") from None
-    state = model_state_dict(tensors)
+    # The key mapping checkpoint -> VAE.state_dict(): model tensors keep their names; the
+    # optimizer's Adam moments (`optimizer.<name>.exp_avg[_sq]`) are not part of the model.
+    state = torch_tensors(model_tensors(tensors))
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     extra = sorted(set(state) - set(expected))
@@ -186,9 +159,9 @@ def load(path):
 
 def example_state_dict(path):
     """The default model's weights under the PyTorch examples' VAE names (fc1.weight, ...)."""
-    tensors, _ = read_checkpoint(path)
+    tensors, _, _ = read_checkpoint(path)
     names = [f"{s}.{p}" for s in EXAMPLE_NAMES.values() for p in ("weight", "bias")]
     if "encoder.1.weight" in tensors or any(n not in tensors for n in names):
         raise CheckpointError(f"{checkpoint_path(path)}: the PyTorch examples' VAE has exactly one hidden "
-                              "layer on each side; load this checkpoint with vae_dist_torch.load instead")
-    return {f"{t}.{p}": tensors[f"{s}.{p}"] for t, s in EXAMPLE_NAMES.items() for p in ("weight", "bias")}
+                              "layer on each side; load this checkpoint with vae_dist.load instead")
+    return {f"{t}.{p}": torch.from_numpy(tensors[f"{s}.{p}"].copy()) for t, s in EXAMPLE_NAMES.items() for p in ("weight", "bias")}
