@@ -2,8 +2,8 @@ import _VAEKernelShims
 
 // Which instruction set the kernels run with. The kernels are compiled once per ISA
 // (thin targets VAEKernelsAVX2 and VAEKernelsAVX512 instantiate the generic kernels
-// of this module) and one of them is chosen at start from CPUID, as OpenBLAS's
-// DYNAMIC_ARCH does. This file holds the decision; VAEKernelDispatch applies it.
+// of this module). CPUID says which of them this CPU can run (as OpenBLAS's DYNAMIC_ARCH
+// does); which of those runs is measured at start (VAEKernelDispatch/KernelChoice.swift).
 
 public enum KernelISA: String, Sendable, CaseIterable, CustomStringConvertible {
     /// x86-64-v3: AVX2 + FMA, 16 ymm registers. The floor of the build (every other
@@ -12,16 +12,21 @@ public enum KernelISA: String, Sendable, CaseIterable, CustomStringConvertible {
     /// x86-64-v4: AVX-512 F/BW/DQ/VL/CD, 32 zmm registers.
     case avx512
 
+    /// The name and GEMM tile, as the start-up lines print them.
     public var description: String {
         #if arch(x86_64)
         switch self {
-        case .avx2: return "AVX2+FMA (x86-64-v3)"
-        case .avx512: return "AVX-512 (x86-64-v4)"
+        case .avx2: return "AVX2+FMA 6x16 ymm"
+        case .avx512: return "AVX-512 12x32 zmm"
         }
         #else
         return "portable SIMD"
         #endif
     }
+
+    /// The candidates of the measured choice (KernelChoice) in the order a tie between them is
+    /// broken: the widest tile first, as the choice by CPUID alone (`best(for:)`) would be.
+    public static let preferenceOrder: [KernelISA] = [.avx512, .avx2]
 
     /// Whether a CPU with `features` (and its OS) can run code built for this ISA.
     public func runs(on features: CPUFeatures) -> Bool {
@@ -31,8 +36,8 @@ public enum KernelISA: String, Sendable, CaseIterable, CustomStringConvertible {
         }
     }
 
-    /// The best ISA a CPU with `features` runs. AVX2 is the floor: the rest of the
-    /// binary is built for it.
+    /// The widest ISA a CPU with `features` runs (not necessarily the fastest: KernelChoice
+    /// measures). AVX2 is the floor: the rest of the binary is built for it.
     public static func best(for features: CPUFeatures) -> KernelISA {
         KernelISA.avx512.runs(on: features) ? .avx512 : .avx2
     }

@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import VAEDistributed
 import VAEKernelDispatch
+import VAEModel
+import VAECheckpoint
 import VAETraining
 
 /// The release this executable reports with `vae-dist --version`.
@@ -25,6 +27,10 @@ struct VAEDist: ParsableCommand {
     static func main() {
         // A VAE_DIST_ISA this CPU cannot honour is refused before anything runs.
         if case .failure(let error) = Kernels.selection { Fatal.exit(error.description) }
+        // The kernels are timed on the default model's step unless the command names its own
+        // workload first (train and bench do).
+        let model = ModelConfig(), batch = TrainingOptions().batchSize
+        Kernels.prepare(KernelWorkload(name: "\(describe(model)) x \(batch) rows", shapes: trainingGEMMShapes(config: model, batch: batch)))
         do {
             var command = try parseAsRoot(joiningNegativeValues(Array(CommandLine.arguments.dropFirst())))
             try command.run()

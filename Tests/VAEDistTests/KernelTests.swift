@@ -40,6 +40,35 @@ func runnableKernels(sourceLocation: SourceLocation = #_sourceLocation) -> [any 
         }
     }
 
+    /// Every kernel set this CPU runs gives the same bits, whatever its tile: each output element is
+    /// one FMA chain over the same K blocks. This is what lets the choice by measurement change speed only.
+    @Test(arguments: [false, true], [false, true])
+    func everyKernelSetGivesTheSameBits(transposeA: Bool, transposeB: Bool) {
+        let workspace = GEMMWorkspace()
+        let all = runnableKernels()
+        var compared = 0
+        for (m, n, k) in gemmShapes + [(64, 400, 784), (32, 400, 784), (64, 784, 400), (400, 784, 64), (32, 40, 400), (60, 20, 400)] {
+            let a = randomFloats(m * k, seed: UInt64(m * 7 + k)), b = randomFloats(k * n, seed: UInt64(n * 3 + k))
+            let start = randomFloats(m * n, seed: 11)
+            let lda = transposeA ? m : k, ldb = transposeB ? k : n
+            for accumulate in [false, true] {
+                var reference = start
+                all[0].gemm(&reference, ldc: n, a, lda: lda, transposeA: transposeA, b, ldb: ldb, transposeB: transposeB,
+                            m: m, n: n, k: k, accumulate: accumulate, workspace: workspace)
+                for kernels in all.dropFirst() {
+                    var c = start
+                    kernels.gemm(&c, ldc: n, a, lda: lda, transposeA: transposeA, b, ldb: ldb, transposeB: transposeB,
+                                 m: m, n: n, k: k, accumulate: accumulate, workspace: workspace)
+                    #expect(c.map(\.bitPattern) == reference.map(\.bitPattern),
+                            "\(kernels.isa) vs \(all[0].isa) gemm \(m)x\(n)x\(k) tA \(transposeA) tB \(transposeB) acc \(accumulate)")
+                    compared += 1
+                }
+            }
+        }
+        // One kernel set only (a CPU without AVX-512): nothing to compare, and the count says so.
+        #expect(compared == (all.count - 1) * 2 * (gemmShapes.count + 6))
+    }
+
     /// Operands inside wider matrices (lda, ldb, ldc past the block): the layers' GEMMs on a
     /// block of columns, and A read in place by the micro-kernels with its own row stride.
     @Test(arguments: [false, true], [false, true])
