@@ -41,6 +41,9 @@ else
 fi
 gemm512=$(awk '/^[0-9a-f]+ <.*(gemm|microKernel).*AVX512.*>:$/ { p = 1; next } /^[0-9a-f]+ <.*>:$/ { p = 0 } p && /vfmadd.*zmm/ { c++ } END { print c + 0 }' "$tmp/dis")
 [ "$gemm512" -ge 24 ] && ok "AVX-512 GEMM: $gemm512 zmm FMAs (the 12x32 tile is 24 per step)" || bad "AVX-512 GEMM has $gemm512 zmm FMAs, expected >= 24"
+# The 12x16 ymm tile: 24 ymm FMAs per step in its AVX512YMM specialization, on ymm16-31 too (EVEX).
+tall=$(awk '/^[0-9a-f]+ <.*microKernel12x16.*AVX512.*YMM.*>:$/ { p = 1; next } /^[0-9a-f]+ <.*>:$/ { p = 0 } p && /vfmadd.*ymm/ { c++ } END { print c + 0 }' "$tmp/dis")
+[ "$tall" -ge 24 ] && ok "AVX-512VL 12x16 tile: $tall ymm FMAs in its AVX512YMM instantiation" || bad "the 12x16 ymm tile has $tall ymm FMAs, expected >= 24"
 
 # Hot kernels: every function of an ISA instantiation; fmaf calls mean a missing -march.
 hot=$(awk '/^[0-9a-f]+ <.*>:$/ { p = ($2 ~ /AVX2|AVX512/) } p && /call.*fmaf/ { c++ } END { print c + 0 }' "$tmp/dis")
@@ -50,7 +53,7 @@ echo "isa: the kernels chosen at start (timed on the run's GEMMs, cached per CPU
 expected=avx2; expected_name="AVX2+FMA"; isas="avx2"
 if grep -qw avx512f /proc/cpuinfo && grep -qw avx512bw /proc/cpuinfo && grep -qw avx512dq /proc/cpuinfo \
    && grep -qw avx512vl /proc/cpuinfo && grep -qw avx512cd /proc/cpuinfo; then
-  expected=avx512; expected_name="AVX-512"; isas="avx2 avx512"
+  expected=avx512; expected_name="AVX-512"; isas="avx2 avx512 avx512ymm"
 fi
 export XDG_CACHE_HOME="$tmp/cache"
 "$bin" train --data synthetic:600 --epochs 1 --batch-size 60 --latent 4 --out "$tmp/run" > "$tmp/train.log" 2>&1
@@ -140,7 +143,7 @@ fi
 out=$(VAE_DIST_ISA=avx2 "$bin" train --data synthetic:600 --epochs 1 --batch-size 60 --latent 4 --out "$tmp/run2" 2>&1 | grep '^vae-dist: training')
 [[ "$out" == *"kernels AVX2+FMA"* ]] && ok "VAE_DIST_ISA=avx2 forces the AVX2 kernels" || bad "VAE_DIST_ISA=avx2: $out"
 out=$(VAE_DIST_ISA=sse "$bin" inspect nothing 2>&1); code=$?
-[ "$code" -eq 1 ] && [[ "$out" == "vae-dist: error: VAE_DIST_ISA=sse: expected auto, avx2 or avx512" ]] \
+[ "$code" -eq 1 ] && [[ "$out" == "vae-dist: error: VAE_DIST_ISA=sse: expected auto, avx2, avx512 or avx512ymm" ]] \
   && ok "bad VAE_DIST_ISA: one line, exit 1" || bad "VAE_DIST_ISA=sse: exit $code: $out"
 
 # A CPU without AVX2: everything but the start-up check is compiled for x86-64-v3, so without

@@ -5,7 +5,7 @@ import VAEKernelsAVX512
 
 /// The kernels this process runs: chosen once, at first use, among those CPUID says this CPU
 /// runs, by timing them on the workload given to `prepare` (KernelChoice.swift), or as the
-/// VAE_DIST_ISA environment variable forces (auto, avx2 or avx512; see KernelISA.select).
+/// VAE_DIST_ISA environment variable forces (auto, avx2, avx512 or avx512ymm; see KernelISA.select).
 public enum Kernels {
     /// This CPU's features.
     public static let hostFeatures = CPUFeatures.host
@@ -96,6 +96,7 @@ public enum Kernels {
         switch isa {
         case .avx2: return AVX2Kernels()
         case .avx512: return AVX512Kernels()
+        case .avx512ymm: return AVX512YMMKernels()
         }
     }
 

@@ -41,11 +41,11 @@ struct Bench: ParsableCommand {
             let choiceBatch = sizes.contains(TrainingOptions().batchSize) ? TrainingOptions().batchSize : sizes.last!
             Kernels.prepare(KernelWorkload(name: "\(describe(config)) x \(choiceBatch) rows",
                                            shapes: trainingGEMMShapes(config: config, batch: choiceBatch)))
-            let isa = Kernels.active.isa
+            let isa = Kernels.choice.isa
             let peak = measureFMAPeak()
             let flopsPerExample = trainingFlopsPerExample(config: config)
             // Every kernel set this CPU runs, timed again here on the same GEMMs (alternating, 0.5 s).
-            let candidates = Kernels.runnable.map(\.isa)
+            let candidates = KernelISA.preferenceOrder.filter { $0.runs(on: Kernels.hostFeatures) }
             let paths = Kernels.measure(candidates, on: KernelWorkload(name: "bench", shapes: trainingGEMMShapes(config: config, batch: choiceBatch)),
                                        budget: 0.5)
             let fastest = paths.values.min() ?? 1
