@@ -13,15 +13,6 @@ import VAEOutputs
 // model runs, and samples/s of the whole training step with its time split, each also as
 // a fraction of that peak. Timings are the median of repeats (the peak: the best).
 
-public struct GEMMShape: Sendable, CustomStringConvertible {
-    public enum Form: String, Sendable { case nt = "A*B^T", nn = "A*B", tn = "A^T*B" }
-    public var layer: String
-    public var form: Form
-    public var m: Int, n: Int, k: Int
-    public var description: String { "\(layer) \(form.rawValue) \(m)x\(n)x\(k)" }
-    public var flops: Double { 2 * Double(m) * Double(n) * Double(k) }
-}
-
 /// Floating-point operations of one training example, forward and backward: the GEMMs of
 /// a step (`trainingGEMMShapes`) divided by the batch. The elementwise work is left out
 /// (under 1% of it). 3.28 MFLOP for 784-400-20.
@@ -45,21 +36,6 @@ public func measureFMAPeak(_ kernels: any KernelSet = Kernels.active, budget: Do
     return best
 }
 
-/// The GEMMs of one training step of `config` at `batch` rows, in execution order.
-public func trainingGEMMShapes(config: ModelConfig, batch: Int) -> [GEMMShape] {
-    let layout = ParameterLayout(config)
-    var named: [(String, LinearView)] = layout.encoder.enumerated().map { ("encoder.\($0.offset)", $0.element) }
-    named.append(("encoder.head", layout.head))
-    named += layout.decoder.enumerated().map { ("decoder.\($0.offset)", $0.element) }
-    named.append(("decoder.out", layout.output))
-    var shapes = named.map { GEMMShape(layer: $0.0, form: .nt, m: batch, n: $0.1.outFeatures, k: $0.1.inFeatures) }
-    for (i, (name, v)) in named.enumerated().reversed() {
-        shapes.append(GEMMShape(layer: name, form: .tn, m: v.outFeatures, n: v.inFeatures, k: batch))
-        if i > 0 { shapes.append(GEMMShape(layer: name, form: .nn, m: batch, n: v.inFeatures, k: v.outFeatures)) }
-    }
-    return shapes
-}
-
 public struct GEMMResult: Sendable {
     public var shape: GEMMShape
     /// The median and the fastest time of one call.
@@ -76,13 +52,7 @@ public func benchmarkGEMM(_ shape: GEMMShape, budget: Double = 0.25, kernels: an
     defer { a.deallocate(); b.deallocate(); c.deallocate() }
     for i in 0..<(m * k) { a[i] = Float(i % 7) * 0.1 }
     for i in 0..<(k * n) { b[i] = Float(i % 5) * 0.1 }
-    func once() {
-        switch shape.form {
-        case .nt: kernels.matmulNT(c, a, b, m: m, n: n, k: k, accumulate: false, workspace: workspace)
-        case .nn: kernels.matmulNN(c, a, b, m: m, n: n, k: k, accumulate: false, workspace: workspace)
-        case .tn: kernels.matmulTN(c, a, b, m: m, n: n, k: k, accumulate: true, workspace: workspace)
-        }
-    }
+    func once() { kernels.run(shape, c: c, a: a, b: b, workspace: workspace) }
     once()
     let t0 = now(); once(); let single = max(now() - t0, 1e-7)
     let inner = max(1, Int(0.01 / single))

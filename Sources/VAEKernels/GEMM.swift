@@ -8,8 +8,9 @@
 // step of the micro-kernel broadcasts one element of each of its mr rows, and those are
 // contiguous or one row stride apart whichever way op(A) is stored, so the kernel reads A in
 // place (packing it cost 2-5% of these GEMMs and bought nothing at these sizes). Only a
-// partial last row panel is copied, zero-padded. The tile is the ISA's
-// (GEMMMicroKernels.swift): 6 x 16 on AVX2, 12 x 32 on AVX-512.
+// partial last row panel is copied, zero-padded. The tile is the kernel set's
+// (GEMMMicroKernels.swift): 6 x 16 on AVX2, 12 x 32 zmm or 12 x 16 ymm on AVX-512, with
+// 4-row tiles for the rows past the last full tile.
 
 /// Block sizes of the packed GEMM (the register tile is `GEMMTile`).
 public enum GEMMBlocking {
@@ -89,13 +90,15 @@ public func gemm<ISA: ISATag>(_: ISA.Type, _ c: UnsafeMutablePointer<Float>, ldc
             var ic = 0
             while ic < m {
                 let mc = min(GEMMBlocking.mc, m - ic)
-                // The rows past the last full tile. On AVX2 up to 4 of them take the 4 x 16 tile,
-                // and 2 take it with the last full tile's 6 (8 = 4 + 4): 128 rows are 20 tiles
-                // of 6 and 2 of 4, none computing padding (6 + 6 would compute 4 rows of zeros).
+                // The rows past the last full tile. Up to `tile.fourRowTail` of them take 4-row
+                // tiles (4 x 16 or 4 x 32): on AVX2 up to 4, and 2 take them with the last full
+                // tile's 6 (8 = 4 + 4), so 128 rows are 20 tiles of 6 and 2 of 4, none computing
+                // padding (6 + 6 would compute 4 rows of zeros); with the 12-row tiles up to 8, so
+                // 64 rows are 5 x 12 + 4 (a padded 12-row tile would compute 8 rows of zeros).
                 var fullRows = mc / mr * mr, tailMR = mr
-                if tile == .avx2x6x16 && !narrow && mc % mr != 0 && mc % mr <= 4 {
+                if !narrow && mc % mr != 0 && mc % mr <= tile.fourRowTail {
                     tailMR = 4
-                    if mc % mr == 2 && fullRows > 0 { fullRows -= mr }
+                    if tile == .avx2x6x16 && mc % mr == 2 && fullRows > 0 { fullRows -= mr }
                 }
                 if fullRows < mc {
                     packA(packedA, a, lda: lda, transposed: transposeA, row: ic + fullRows, column: pc,
@@ -108,9 +111,15 @@ public func gemm<ISA: ISATag>(_: ISA.Type, _ c: UnsafeMutablePointer<Float>, ldc
                     if tailMR == 4 {
                         var ir = fullRows
                         while ir < mc {
-                            microKernel4x16(ISA.self, kc: kc, a: packedA + (ir - fullRows) * kc, b: panelB,
-                                            c: c + (ic + ir) * ldc + (jc + jr), ldc: ldc,
-                                            rows: min(4, mc - ir), columns: columns, load: load)
+                            if nr == 32 {
+                                microKernel4x32(ISA.self, kc: kc, a: packedA + (ir - fullRows) * kc, b: panelB,
+                                                c: c + (ic + ir) * ldc + (jc + jr), ldc: ldc,
+                                                rows: min(4, mc - ir), columns: columns, load: load)
+                            } else {
+                                microKernel4x16(ISA.self, kc: kc, a: packedA + (ir - fullRows) * kc, b: panelB,
+                                                c: c + (ic + ir) * ldc + (jc + jr), ldc: ldc,
+                                                rows: min(4, mc - ir), columns: columns, load: load)
+                            }
                             ir += 4
                         }
                     }
@@ -131,6 +140,9 @@ public func gemm<ISA: ISATag>(_: ISA.Type, _ c: UnsafeMutablePointer<Float>, ldc
                                                 c: tileC, ldc: ldc, rows: rows, columns: columns, load: load)
                             case .avx512x12x32:
                                 microKernel12x32(ISA.self, kc: kc, a: source, rowStride: rs, kStride: ks, b: panelB,
+                                                 c: tileC, ldc: ldc, rows: rows, columns: columns, load: load)
+                            case .avx512ymm12x16:
+                                microKernel12x16(ISA.self, kc: kc, a: source, rowStride: rs, kStride: ks, b: panelB,
                                                  c: tileC, ldc: ldc, rows: rows, columns: columns, load: load)
                             }
                         }

@@ -10,15 +10,23 @@ public enum GEMMTile: Sendable {
     /// (AVX-512: two 512-bit FMA pipes with 4-cycle latency need at least 8 chains; 24
     /// also halve the loads per FMA against a 6 x 16 tile).
     case avx512x12x32
+    /// 12 x 16 on ymm registers: 24 SIMD8 accumulators of the 32 ymm registers AVX-512VL
+    /// gives (AVX2 has 16, hence its 6 x 16). For CPUs that run AVX-512 on 256-bit units
+    /// (Zen 4), where a zmm FMA costs two ymm ones: twice the rows of the AVX2 tile per B load.
+    case avx512ymm12x16
 
     @inlinable public var mr: Int { self == .avx2x6x16 ? 6 : 12 }
-    @inlinable public var nr: Int { self == .avx2x6x16 ? 16 : 32 }
+    @inlinable public var nr: Int { self == .avx512x12x32 ? 32 : 16 }
 
-    /// Row cuts between threads (BlockSplit, the row-cut GEMMs) start at multiples of this. The
-    /// AVX2 tile runs the last 4 rows of a block on a 4 x 16 tile (and 2 as 4 + 4 with the last
-    /// full tile), so any even cut computes no padding: 128 rows are 64 + 64. The 12 x 32 tile
-    /// computes whole tiles, so its cuts fall between them.
-    @inlinable public var rowSplitAlignment: Int { self == .avx2x6x16 ? 2 : mr }
+    /// Row cuts between threads (BlockSplit, the row-cut GEMMs) start at multiples of this. Rows
+    /// past a block's last full tile run on 4-row tiles (4 x 16 or 4 x 32) when there are at most
+    /// `fourRowTail` of them; the AVX2 tile also runs 2 as 4 + 4 with the last full tile. So any
+    /// even cut computes no padding on AVX2 (128 rows are 64 + 64), any multiple of 4 none with
+    /// the 12-row tiles (64 = 5 x 12 + 4, 32 = 2 x 12 + 2 x 4).
+    @inlinable public var rowSplitAlignment: Int { self == .avx2x6x16 ? 2 : 4 }
+
+    /// The most rows past the last full tile that run on 4-row tiles (more: one padded full tile).
+    @inlinable public var fourRowTail: Int { self == .avx2x6x16 ? 4 : 8 }
 
     /// Whether the narrow 12 x 8 tile (GEMMBlocking.narrowMR/NR) serves N better: it pads
     /// N to a multiple of 8 instead of nr. The 32-wide tile keeps it for N <= 64 only:
@@ -30,7 +38,7 @@ public enum GEMMTile: Sendable {
     public func prefersNarrowTile(n: Int) -> Bool {
         let narrowPadded = (n + 7) / 8 * 8, widePadded = (n + nr - 1) / nr * nr
         switch self {
-        case .avx2x6x16: return 2 * narrowPadded <= widePadded
+        case .avx2x6x16, .avx512ymm12x16: return 2 * narrowPadded <= widePadded
         case .avx512x12x32: return n <= 64 && narrowPadded < widePadded
         }
     }
@@ -287,6 +295,141 @@ func microKernel12x32<ISA: ISATag>(_: ISA.Type, kc: Int, a: UnsafePointer<Float>
         for r in 0..<rows {
             let row = c + r * ldc
             let s = source + r * 32
+            if load {
+                for q in 0..<columns { row[q] += s[q] }
+            } else {
+                for q in 0..<columns { row[q] = s[q] }
+            }
+        }
+    }
+}
+
+/// The 12 x 32 tile's tail: C[4, 32] (+)= Apanel[kc, 4]^T · Bpanel[kc, 32], A packed. Eight
+/// SIMD16 accumulators, as many chains as two FMA pipes of 4-cycle latency need. For the rows
+/// past a block's last full 12-row tile (64 rows: 5 x 12 + 4), which a padded 12-row tile would
+/// compute three times over.
+@inlinable @inline(never)
+func microKernel4x32<ISA: ISATag>(_: ISA.Type, kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+                                  c: UnsafeMutablePointer<Float>, ldc: Int, rows: Int, columns: Int, load: Bool) {
+    typealias V = SIMD16<Float>
+    var c0 = V(), c1 = V(), c2 = V(), c3 = V(), c4 = V(), c5 = V(), c6 = V(), c7 = V()
+    var pa = a
+    var pb = UnsafeRawPointer(b)
+    var remaining = kc  // >= 1: gemm never calls with an empty K block
+    repeat {
+        let b0 = pb.load(as: V.self), b1 = (pb + 64).load(as: V.self)
+        var x = V(repeating: pa[0]); c0 = c0.addingProduct(x, b0); c1 = c1.addingProduct(x, b1)
+        x = V(repeating: pa[1]); c2 = c2.addingProduct(x, b0); c3 = c3.addingProduct(x, b1)
+        x = V(repeating: pa[2]); c4 = c4.addingProduct(x, b0); c5 = c5.addingProduct(x, b1)
+        x = V(repeating: pa[3]); c6 = c6.addingProduct(x, b0); c7 = c7.addingProduct(x, b1)
+        pa += 4
+        pb += 128
+        remaining &-= 1
+    } while remaining > 0
+    let tile = (c0, c1, c2, c3, c4, c5, c6, c7)
+    withUnsafeBytes(of: tile) { raw in
+        let t = raw.baseAddress!
+        let source = t.assumingMemoryBound(to: Float.self)
+        for r in 0..<rows {
+            let row = c + r * ldc
+            if columns == 32 {
+                var lo = t.loadUnaligned(fromByteOffset: r * 128, as: V.self)
+                var hi = t.loadUnaligned(fromByteOffset: r * 128 + 64, as: V.self)
+                if load {
+                    lo += UnsafeRawPointer(row).loadUnaligned(as: V.self)
+                    hi += UnsafeRawPointer(row).loadUnaligned(fromByteOffset: 64, as: V.self)
+                }
+                UnsafeMutableRawPointer(row).storeBytes(of: lo, as: V.self)
+                UnsafeMutableRawPointer(row).storeBytes(of: hi, toByteOffset: 64, as: V.self)
+            } else if load {
+                for q in 0..<columns { row[q] += source[r * 32 + q] }
+            } else {
+                for q in 0..<columns { row[q] = source[r * 32 + q] }
+            }
+        }
+    }
+}
+
+/// The AVX-512VL ymm tile: C[12, 16] (+)= Apanel[kc, 12]^T · Bpanel[kc, 16]. 24 SIMD8
+/// accumulators (24 of the 32 ymm registers AVX-512VL addresses); per step two B vectors,
+/// twelve broadcasts of A and 24 ymm FMAs: the 12 x 32 tile's schedule at half the width.
+@inlinable @inline(never)
+func microKernel12x16<ISA: ISATag>(_: ISA.Type, kc: Int, a: UnsafePointer<Float>, rowStride rs: Int, kStride: Int,
+                                   b: UnsafePointer<Float>,
+                                   c: UnsafeMutablePointer<Float>, ldc: Int, rows: Int, columns: Int, load: Bool) {
+    typealias V = SIMD8<Float>
+    var c0 = V(), c1 = V(), c2 = V(), c3 = V(), c4 = V(), c5 = V(), c6 = V(), c7 = V()
+    var c8 = V(), c9 = V(), c10 = V(), c11 = V(), c12 = V(), c13 = V(), c14 = V(), c15 = V()
+    var c16 = V(), c17 = V(), c18 = V(), c19 = V(), c20 = V(), c21 = V(), c22 = V(), c23 = V()
+    var pb = UnsafeRawPointer(b)
+    if rs == 1 {
+        // A packed, or op(A) = A^T: the twelve values of a step are adjacent.
+        var pa = a
+        var remaining = kc  // >= 1: gemm never calls with an empty K block
+        repeat {
+            let b0 = pb.load(as: V.self), b1 = (pb + 32).load(as: V.self)
+            var x = V(repeating: pa[0]); c0 = c0.addingProduct(x, b0); c1 = c1.addingProduct(x, b1)
+            x = V(repeating: pa[1]); c2 = c2.addingProduct(x, b0); c3 = c3.addingProduct(x, b1)
+            x = V(repeating: pa[2]); c4 = c4.addingProduct(x, b0); c5 = c5.addingProduct(x, b1)
+            x = V(repeating: pa[3]); c6 = c6.addingProduct(x, b0); c7 = c7.addingProduct(x, b1)
+            x = V(repeating: pa[4]); c8 = c8.addingProduct(x, b0); c9 = c9.addingProduct(x, b1)
+            x = V(repeating: pa[5]); c10 = c10.addingProduct(x, b0); c11 = c11.addingProduct(x, b1)
+            x = V(repeating: pa[6]); c12 = c12.addingProduct(x, b0); c13 = c13.addingProduct(x, b1)
+            x = V(repeating: pa[7]); c14 = c14.addingProduct(x, b0); c15 = c15.addingProduct(x, b1)
+            x = V(repeating: pa[8]); c16 = c16.addingProduct(x, b0); c17 = c17.addingProduct(x, b1)
+            x = V(repeating: pa[9]); c18 = c18.addingProduct(x, b0); c19 = c19.addingProduct(x, b1)
+            x = V(repeating: pa[10]); c20 = c20.addingProduct(x, b0); c21 = c21.addingProduct(x, b1)
+            x = V(repeating: pa[11]); c22 = c22.addingProduct(x, b0); c23 = c23.addingProduct(x, b1)
+            pa += kStride
+            pb += 64
+            remaining &-= 1
+        } while remaining > 0
+    } else {
+        // Rows of a row-major A (kStride 1): four row pointers three rows apart and one shared index.
+        let a0 = a, a3 = a + 3 * rs, a6 = a + 6 * rs, a9 = a + 9 * rs
+        let r1 = rs, r2 = 2 * rs
+        var p = 0
+        repeat {
+            let b0 = pb.load(as: V.self), b1 = (pb + 32).load(as: V.self)
+            var x = V(repeating: a0[p]); c0 = c0.addingProduct(x, b0); c1 = c1.addingProduct(x, b1)
+            x = V(repeating: a0[p + r1]); c2 = c2.addingProduct(x, b0); c3 = c3.addingProduct(x, b1)
+            x = V(repeating: a0[p + r2]); c4 = c4.addingProduct(x, b0); c5 = c5.addingProduct(x, b1)
+            x = V(repeating: a3[p]); c6 = c6.addingProduct(x, b0); c7 = c7.addingProduct(x, b1)
+            x = V(repeating: a3[p + r1]); c8 = c8.addingProduct(x, b0); c9 = c9.addingProduct(x, b1)
+            x = V(repeating: a3[p + r2]); c10 = c10.addingProduct(x, b0); c11 = c11.addingProduct(x, b1)
+            x = V(repeating: a6[p]); c12 = c12.addingProduct(x, b0); c13 = c13.addingProduct(x, b1)
+            x = V(repeating: a6[p + r1]); c14 = c14.addingProduct(x, b0); c15 = c15.addingProduct(x, b1)
+            x = V(repeating: a6[p + r2]); c16 = c16.addingProduct(x, b0); c17 = c17.addingProduct(x, b1)
+            x = V(repeating: a9[p]); c18 = c18.addingProduct(x, b0); c19 = c19.addingProduct(x, b1)
+            x = V(repeating: a9[p + r1]); c20 = c20.addingProduct(x, b0); c21 = c21.addingProduct(x, b1)
+            x = V(repeating: a9[p + r2]); c22 = c22.addingProduct(x, b0); c23 = c23.addingProduct(x, b1)
+            p &+= 1
+            pb += 64
+        } while p < kc
+    }
+    // Row r of the tile is (c[2r], c[2r + 1]): 16 consecutive floats in this tuple.
+    let tile = (c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15,
+                c16, c17, c18, c19, c20, c21, c22, c23)
+    withUnsafeBytes(of: tile) { raw in
+        let t = raw.baseAddress!
+        if columns == 16 {
+            for r in 0..<rows {
+                let row = UnsafeMutableRawPointer(c + r * ldc)
+                var lo = t.loadUnaligned(fromByteOffset: r * 64, as: V.self)
+                var hi = t.loadUnaligned(fromByteOffset: r * 64 + 32, as: V.self)
+                if load {
+                    lo += row.loadUnaligned(as: V.self)
+                    hi += row.loadUnaligned(fromByteOffset: 32, as: V.self)
+                }
+                row.storeBytes(of: lo, as: V.self)
+                row.storeBytes(of: hi, toByteOffset: 32, as: V.self)
+            }
+            return
+        }
+        let source = t.assumingMemoryBound(to: Float.self)
+        for r in 0..<rows {
+            let row = c + r * ldc
+            let s = source + r * 16
             if load {
                 for q in 0..<columns { row[q] += s[q] }
             } else {

@@ -2,8 +2,8 @@ import _VAEKernelShims
 
 // Which instruction set the kernels run with. The kernels are compiled once per ISA
 // (thin targets VAEKernelsAVX2 and VAEKernelsAVX512 instantiate the generic kernels
-// of this module) and one of them is chosen at start from CPUID, as OpenBLAS's
-// DYNAMIC_ARCH does. This file holds the decision; VAEKernelDispatch applies it.
+// of this module). CPUID says which of them this CPU can run (as OpenBLAS's DYNAMIC_ARCH
+// does); which of those runs is measured at start (VAEKernelDispatch/KernelChoice.swift).
 
 public enum KernelISA: String, Sendable, CaseIterable, CustomStringConvertible {
     /// x86-64-v3: AVX2 + FMA, 16 ymm registers. The floor of the build (every other
@@ -11,43 +11,52 @@ public enum KernelISA: String, Sendable, CaseIterable, CustomStringConvertible {
     case avx2
     /// x86-64-v4: AVX-512 F/BW/DQ/VL/CD, 32 zmm registers.
     case avx512
+    /// x86-64-v4 with the GEMM on ymm registers (AVX-512VL: 32 of them, so a 12 x 16 tile):
+    /// for CPUs that execute AVX-512 on 256-bit units (Zen 4).
+    case avx512ymm
 
+    /// The name and GEMM tile, as the start-up lines print them.
     public var description: String {
         #if arch(x86_64)
         switch self {
-        case .avx2: return "AVX2+FMA (x86-64-v3)"
-        case .avx512: return "AVX-512 (x86-64-v4)"
+        case .avx2: return "AVX2+FMA 6x16 ymm"
+        case .avx512: return "AVX-512 12x32 zmm"
+        case .avx512ymm: return "AVX-512VL 12x16 ymm"
         }
         #else
         return "portable SIMD"
         #endif
     }
 
+    /// The candidates of the measured choice (KernelChoice) in the order a tie between them is
+    /// broken: the widest tile first, as the choice by CPUID alone (`best(for:)`) would be.
+    public static let preferenceOrder: [KernelISA] = [.avx512, .avx512ymm, .avx2]
+
     /// Whether a CPU with `features` (and its OS) can run code built for this ISA.
     public func runs(on features: CPUFeatures) -> Bool {
         switch self {
         case .avx2: return features.isSuperset(of: CPUFeatures.x86_64v3)
-        case .avx512: return features.isSuperset(of: CPUFeatures.x86_64v4)
+        case .avx512, .avx512ymm: return features.isSuperset(of: CPUFeatures.x86_64v4)
         }
     }
 
-    /// The best ISA a CPU with `features` runs. AVX2 is the floor: the rest of the
-    /// binary is built for it.
+    /// The widest ISA a CPU with `features` runs (not necessarily the fastest: KernelChoice
+    /// measures). AVX2 is the floor: the rest of the binary is built for it.
     public static func best(for features: CPUFeatures) -> KernelISA {
         KernelISA.avx512.runs(on: features) ? .avx512 : .avx2
     }
 
     /// The ISA to use: `request` (the VAE_DIST_ISA environment variable: nil, "", "auto",
-    /// "avx2" or "avx512") on a CPU with `features`. Asking for an ISA the CPU lacks is
+    /// "avx2", "avx512" or "avx512ymm") on a CPU with `features`. Asking for an ISA the CPU lacks is
     /// an error, never a silent fallback and never an illegal instruction.
     public static func select(features: CPUFeatures, request: String?) throws(ISASelectionError) -> KernelISA {
         let name = (request ?? "").lowercased()
         if name == "" || name == "auto" { return best(for: features) }
         guard let isa = KernelISA(rawValue: name) else {
-            throw ISASelectionError(message: "VAE_DIST_ISA=\(request!): expected auto, avx2 or avx512")
+            throw ISASelectionError(message: "VAE_DIST_ISA=\(request!): expected auto, avx2, avx512 or avx512ymm")
         }
-        if isa == .avx512 && !isa.runs(on: features) {
-            throw ISASelectionError(message: "VAE_DIST_ISA=avx512: this CPU or its OS lacks AVX-512 "
+        if !isa.runs(on: features) {
+            throw ISASelectionError(message: "VAE_DIST_ISA=\(isa.rawValue): this CPU or its OS lacks AVX-512 "
                                     + "(needs avx512f/bw/dq/vl/cd and zmm state enabled); use avx2 or auto")
         }
         return isa
@@ -115,5 +124,11 @@ public struct CPUFeatures: OptionSet, Sendable, CustomStringConvertible {
 
 extension KernelISA {
     /// The GEMM register tile of this ISA's kernels (the per-ISA targets' `ISATag.tile`).
-    public var tile: GEMMTile { self == .avx2 ? .avx2x6x16 : .avx512x12x32 }
+    public var tile: GEMMTile {
+        switch self {
+        case .avx2: return .avx2x6x16
+        case .avx512: return .avx512x12x32
+        case .avx512ymm: return .avx512ymm12x16
+        }
+    }
 }

@@ -59,3 +59,61 @@ public struct AVX512Kernels: KernelSet {
         VAEKernels.fmaPeakLoop(AVX512.self, SIMD16<Float>.self, iterations: iterations, seed: seed)
     }
 }
+
+/// The AVX-512 instantiation with the GEMM on ymm registers: its own tag, so that its GEMM is
+/// a separate specialization compiled here for x86-64-v4.
+public enum AVX512YMM: ISATag {
+    public static var isa: KernelISA { .avx512ymm }
+    public static var tile: GEMMTile { .avx512ymm12x16 }
+}
+
+/// The AVX-512 kernels with the 12 x 16 ymm GEMM tile (for CPUs with 256-bit AVX-512 units).
+/// Only the GEMM differs: the elementwise kernels and Adam are AVX512Kernels'.
+public struct AVX512YMMKernels: KernelSet {
+    public init() {}
+    public var isa: KernelISA { AVX512YMM.isa }
+    let elementwise = AVX512Kernels()
+
+    public func gemm(_ c: UnsafeMutablePointer<Float>, ldc: Int,
+                     _ a: UnsafePointer<Float>, lda: Int, transposeA: Bool,
+                     _ b: UnsafePointer<Float>, ldb: Int, transposeB: Bool,
+                     m: Int, n: Int, k: Int, accumulate: Bool, workspace: GEMMWorkspace) {
+        VAEKernels.gemm(AVX512YMM.self, c, ldc: ldc, a, lda: lda, transposeA: transposeA, b, ldb: ldb, transposeB: transposeB,
+                        m: m, n: n, k: k, accumulate: accumulate, workspace: workspace)
+    }
+
+    public func biasForward(_ out: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, rows: Int, columns: Int, rowStride: Int?) {
+        elementwise.biasForward(out, bias, rows: rows, columns: columns, rowStride: rowStride)
+    }
+
+    public func biasReluForward(_ out: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, rows: Int, columns: Int, rowStride: Int?) {
+        elementwise.biasReluForward(out, bias, rows: rows, columns: columns, rowStride: rowStride)
+    }
+
+    public func biasBackward(_ dbias: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>, rows: Int, columns: Int, rowStride: Int?) {
+        elementwise.biasBackward(dbias, dout, rows: rows, columns: columns, rowStride: rowStride)
+    }
+
+    public func reluBackward(_ dinp: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>, _ out: UnsafePointer<Float>, count: Int) {
+        elementwise.reluBackward(dinp, dout, out, count: count)
+    }
+
+    public func bernoulliNLLForwardBackward(recon: UnsafeMutablePointer<Float>, dlogits: UnsafeMutablePointer<Float>?,
+                                            logits: UnsafePointer<Float>, targets: UnsafePointer<Float>,
+                                            rows: Int, columns: Int, scale: Float) {
+        elementwise.bernoulliNLLForwardBackward(recon: recon, dlogits: dlogits, logits: logits, targets: targets,
+                                                rows: rows, columns: columns, scale: scale)
+    }
+
+    public func adamUpdate(parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>,
+                           firstMoment: UnsafeMutablePointer<Float>, secondMoment: UnsafeMutablePointer<Float>,
+                           count: Int, step: Int, hyper: AdamHyperparameters) {
+        elementwise.adamUpdate(parameters: parameters, gradients: gradients, firstMoment: firstMoment,
+                               secondMoment: secondMoment, count: count, step: step, hyper: hyper)
+    }
+
+    /// One ymm register per accumulator: the peak of the registers its GEMM uses.
+    public func fmaPeakLoop(iterations: Int, seed: Float) -> FMAPeakResult {
+        VAEKernels.fmaPeakLoop(AVX512YMM.self, SIMD8<Float>.self, iterations: iterations, seed: seed)
+    }
+}

@@ -18,14 +18,14 @@ public let columnSplitMinimum = 128
 /// row tiles it will use (AVX2's 6 x 16 tile: any even row, `GEMMTile.rowSplitAlignment`).
 @inline(__always)
 func rowAlignment(columns: Int) -> Int {
-    let tile = Kernels.active.isa.tile
+    let tile = Kernels.choice.isa.tile
     return tile.prefersNarrowTile(n: columns) ? GEMMBlocking.narrowMR : tile.rowSplitAlignment
 }
 
 /// The cut of a wide layer's [batch, features] output between the threads.
 @inline(__always)
 func wideSplit(batch: Int, features: Int, threads: KernelThreads) -> BlockSplit {
-    let tile = Kernels.active.isa.tile
+    let tile = Kernels.choice.isa.tile
     return BlockSplit(rows: batch, columns: features, threads: threads.count, panel: tile.nr, rowAlignment: tile.rowSplitAlignment)
 }
 

@@ -146,6 +146,12 @@ public final class Trainer {
             notes.append(note)
         }
         modelConfig = config
+        // The kernels are chosen (timed, unless cached or forced) on this rank's step: one
+        // micro-batch of its slice of the global batch. Before the model's first GEMM.
+        let microRows = shardRange(count: shardRange(count: options.batchSize, rank: communicator.rank, worldSize: communicator.size).count,
+                                   rank: 0, worldSize: options.accumulate).count
+        Kernels.prepare(KernelWorkload(name: "\(describe(config)) x \(microRows) rows",
+                                       shapes: trainingGEMMShapes(config: config, batch: microRows)))
         model = VAE(config: config)
         model.threads = KernelThreads(threads: options.resolvedThreads)
         optimizer = AdamOptimizer(count: model.parameterCount, hyper: options.adam)
@@ -195,7 +201,7 @@ public final class Trainer {
         let size = communicator.size
         log("vae-dist: training \(describe(modelConfig)) (\(model.parameterCount) parameters) on \(dataset.name) "
             + "(\(dataset.train.count) train / \(dataset.test.count) test images), \(size) rank\(size == 1 ? "" : "s") "
-            + "(\(communicator.backend)) x \(model.threads.count) thread\(model.threads.count == 1 ? "" : "s"), global batch \(options.batchSize), output \(options.output), kernels \(Kernels.active.isa)")
+            + "(\(communicator.backend)) x \(model.threads.count) thread\(model.threads.count == 1 ? "" : "s"), global batch \(options.batchSize), output \(options.output), kernels \(Kernels.choice)")
         if size > 1 || options.deterministic { log("vae-dist: gradient reduction: \(reduction.name)") }
         if !regime.isPlain { log("vae-dist: training regime: \(regime.name)") }
         // Where this process starts and how much it ran: the tests read these two lines to

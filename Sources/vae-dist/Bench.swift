@@ -37,15 +37,34 @@ struct Bench: ParsableCommand {
             let sizes = batches.split(separator: ",").compactMap { Int($0) }.filter { $0 > 0 }
             guard !sizes.isEmpty else { throw TrainingError.option("--batches: expected positive numbers such as 64,128") }
             let counts = try threadCounts()
-            let isa = Kernels.active.isa
+            // The kernels are chosen on the step at the default batch (or the last measured).
+            let choiceBatch = sizes.contains(TrainingOptions().batchSize) ? TrainingOptions().batchSize : sizes.last!
+            Kernels.prepare(KernelWorkload(name: "\(describe(config)) x \(choiceBatch) rows",
+                                           shapes: trainingGEMMShapes(config: config, batch: choiceBatch)))
+            let isa = Kernels.choice.isa
             let peak = measureFMAPeak()
             let flopsPerExample = trainingFlopsPerExample(config: config)
+            // Every kernel set this CPU runs, timed again here on the same GEMMs (alternating, 0.5 s).
+            let candidates = KernelISA.preferenceOrder.filter { $0.runs(on: Kernels.hostFeatures) }
+            let paths = Kernels.measure(candidates, on: KernelWorkload(name: "bench", shapes: trainingGEMMShapes(config: config, batch: choiceBatch)),
+                                       budget: 0.5)
+            let fastest = paths.values.min() ?? 1
             if json {
                 print(jsonObject([("kind", "\"peak\""), ("isa", "\"\(isa.rawValue)\""), ("isa_name", "\"\(isa)\""),
+                                  ("choice", "\"\(Kernels.choice.description.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\""))\""),
                                   ("peak_gflops", jsonNumber(peak)), ("cpu_features", "\"\(Kernels.hostFeatures)\"")]))
+                for candidate in candidates {
+                    print(jsonObject([("kind", "\"kernels\""), ("isa", "\"\(candidate.rawValue)\""), ("isa_name", "\"\(candidate)\""),
+                                      ("batch", "\(choiceBatch)"), ("chosen", candidate == isa ? "true" : "false"),
+                                      ("gemm_seconds_per_step", jsonNumber(paths[candidate]!)),
+                                      ("versus_fastest", jsonNumber(paths[candidate]! / fastest))]))
+                }
             } else {
-                print("vae-dist bench: kernels \(isa), FMA peak of one core "
+                print("vae-dist bench: kernels \(Kernels.choice), FMA peak of one core "
                       + String(format: "%.1f GFLOP/s (16 independent FMA chains)", peak))
+                print("GEMMs of one step at batch \(choiceBatch), one thread, each kernel set this CPU runs (alternating): "
+                      + candidates.map { "\($0) " + String(format: "%.2f ms (%.2fx the fastest)", paths[$0]! * 1e3, paths[$0]! / fastest)
+                                         + ($0 == isa ? " [chosen]" : "") }.joined(separator: ", "))
                 print("GEMM                                      GFLOP/s  of peak      time")
             }
             for batch in sizes {
@@ -137,7 +156,8 @@ struct Bench: ParsableCommand {
         let sizes = batches.split(separator: ",").compactMap { Int($0) }.filter { $0 > 0 }
         guard !sizes.isEmpty else { throw TrainingError.option("--batches: expected positive numbers such as 64,128") }
         let say: (String) -> Void = communicator.isRoot ? { print($0); fflush(nil) } : { _ in }
-        if !json { say("vae-dist bench: \(communicator.size) ranks, kernels \(Kernels.active.isa); per-rank batch, strategy, samples/s, ms per step") }
+        Kernels.prepare(KernelWorkload(name: "\(describe(config)) x \(sizes[0]) rows", shapes: trainingGEMMShapes(config: config, batch: sizes[0])))
+        if !json { say("vae-dist bench: \(communicator.size) ranks, kernels \(Kernels.choice); per-rank batch, strategy, samples/s, ms per step") }
         // --threads: one count for every rank (default: the automatic split of TrainingOptions).
         let rankThreads = try threads.map { _ in try threadCounts() }
         if let rankThreads, rankThreads.count != 1 { throw TrainingError.option("--threads under mpirun: one thread count per rank, such as --threads 1") }

@@ -3,6 +3,8 @@ import Foundation
 import VAEData
 import VAEDistributed
 import VAEKernelDispatch
+import VAEModel
+import VAECheckpoint
 import VAETraining
 
 /// The release this executable reports with `vae-dist --version`.
@@ -27,6 +29,10 @@ struct VAEDist: ParsableCommand {
         // A VAE_DIST_ISA this CPU cannot honour is refused before anything runs.
         if case .failure(let error) = Kernels.selection { Fatal.exit(error.description) }
         if let word = CommandLine.arguments.dropFirst().first, let message = unknownCommand(word) { Fatal.exit(message) }
+        // The kernels are timed on the default model's step unless the command names its own
+        // workload first (train and bench do).
+        let model = ModelConfig(), batch = TrainingOptions().batchSize
+        Kernels.prepare(KernelWorkload(name: "\(describe(model)) x \(batch) rows", shapes: trainingGEMMShapes(config: model, batch: batch)))
         do {
             var command = try parseAsRoot(joiningNegativeValues(Array(CommandLine.arguments.dropFirst())))
             try command.run()

@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 // Another Swift package that uses vae-dist as a library: it depends on the repository by path,
 // imports the VAECheckpoint product, loads a checkpoint and decodes latents with its VAE.
-// Launch/external_package_test.sh builds it and checks its pixels against `vae-dist sample`.
+// Tests/integration/external_package_test.sh builds it and checks its pixels against `vae-dist sample`.
 import PackageDescription
 
 let package = Package(

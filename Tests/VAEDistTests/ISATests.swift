@@ -25,6 +25,9 @@ import VAEKernels
         #expect(try KernelISA.select(features: Self.v4, request: "avx2") == .avx2)
         #expect(try KernelISA.select(features: Self.v4, request: "AVX512") == .avx512)
         #expect(try KernelISA.select(features: Self.v4, request: "") == .avx512)
+        #expect(try KernelISA.select(features: Self.v4, request: "avx512ymm") == .avx512ymm)
+        #expect(throws: ISASelectionError.self) { try KernelISA.select(features: Self.v3, request: "avx512ymm") }
+        #expect(!KernelISA.avx512ymm.runs(on: Self.v4.subtracting(.avx512vl)))
         #expect(throws: ISASelectionError.self) { try KernelISA.select(features: Self.v3, request: "avx512") }
         #expect(throws: ISASelectionError.self) { try KernelISA.select(features: Self.v4, request: "sse") }
     }
@@ -51,6 +54,7 @@ import VAEKernels
         let host = Kernels.hostFeatures
         let runnable = Kernels.runnable.map(\.isa)
         #expect(runnable.contains(.avx512) == KernelISA.avx512.runs(on: host))
+        #expect(runnable.contains(.avx512ymm) == KernelISA.avx512.runs(on: host))
         if ProcessInfo.processInfo.environment["VAE_DIST_ISA"] == nil {
             #expect(Kernels.active.isa == KernelISA.best(for: host))
         }
@@ -70,7 +74,7 @@ import VAEKernels
 
     @Test func fmaPeakLoopCountsItsWork() {
         for kernels in Kernels.runnable {
-            let lanes: Double = kernels.isa == .avx512 ? 16 : 8
+            let lanes: Double = kernels.isa == .avx512 ? 16 : 8  // avx512ymm: the ymm peak
             let r = kernels.fmaPeakLoop(iterations: 1000, seed: 0.25)
             #expect(r.flops == 1000 * 16 * lanes * 2)
             #expect(r.checksum.isFinite && r.checksum > 0)

@@ -40,6 +40,35 @@ func runnableKernels(sourceLocation: SourceLocation = #_sourceLocation) -> [any 
         }
     }
 
+    /// Every kernel set this CPU runs gives the same bits, whatever its tile: each output element is
+    /// one FMA chain over the same K blocks. This is what lets the choice by measurement change speed only.
+    @Test(arguments: [false, true], [false, true])
+    func everyKernelSetGivesTheSameBits(transposeA: Bool, transposeB: Bool) {
+        let workspace = GEMMWorkspace()
+        let all = runnableKernels()
+        var compared = 0
+        for (m, n, k) in gemmShapes + [(64, 400, 784), (32, 400, 784), (64, 784, 400), (400, 784, 64), (32, 40, 400), (60, 20, 400)] {
+            let a = randomFloats(m * k, seed: UInt64(m * 7 + k)), b = randomFloats(k * n, seed: UInt64(n * 3 + k))
+            let start = randomFloats(m * n, seed: 11)
+            let lda = transposeA ? m : k, ldb = transposeB ? k : n
+            for accumulate in [false, true] {
+                var reference = start
+                all[0].gemm(&reference, ldc: n, a, lda: lda, transposeA: transposeA, b, ldb: ldb, transposeB: transposeB,
+                            m: m, n: n, k: k, accumulate: accumulate, workspace: workspace)
+                for kernels in all.dropFirst() {
+                    var c = start
+                    kernels.gemm(&c, ldc: n, a, lda: lda, transposeA: transposeA, b, ldb: ldb, transposeB: transposeB,
+                                 m: m, n: n, k: k, accumulate: accumulate, workspace: workspace)
+                    #expect(c.map(\.bitPattern) == reference.map(\.bitPattern),
+                            "\(kernels.isa) vs \(all[0].isa) gemm \(m)x\(n)x\(k) tA \(transposeA) tB \(transposeB) acc \(accumulate)")
+                    compared += 1
+                }
+            }
+        }
+        // One kernel set only (a CPU without AVX-512): nothing to compare, and the count says so.
+        #expect(compared == (all.count - 1) * 2 * (gemmShapes.count + 6))
+    }
+
     /// Operands inside wider matrices (lda, ldb, ldc past the block): the layers' GEMMs on a
     /// block of columns, and A read in place by the micro-kernels with its own row stride.
     @Test(arguments: [false, true], [false, true])
@@ -61,30 +90,46 @@ func runnableKernels(sourceLocation: SourceLocation = #_sourceLocation) -> [any 
         }
     }
 
-    /// The AVX-512 GEMM's algorithm (12x32 tile, its narrow-tile rule, 32-wide packing),
-    /// compiled for this test target's ISA: checked on every CPU, AVX-512 or not.
-    @Test func avx512TileAlgorithmMatchesNaive() {
-        enum AVX512TileHere: ISATag {
+    /// The AVX-512 GEMMs' algorithms (the 12x32 zmm and 12x16 ymm tiles, their 4-row tails and
+    /// narrow-tile rules), compiled for this test target's ISA: checked on every CPU, AVX-512 or
+    /// not, against the naive GEMM and bit for bit against the AVX2 kernels.
+    @Test func avx512TileAlgorithmsMatchNaiveAndAVX2Bits() {
+        enum Wide: ISATag {
             static var isa: KernelISA { .avx2 }
             static var tile: GEMMTile { .avx512x12x32 }
         }
+        enum Tall: ISATag {
+            static var isa: KernelISA { .avx2 }
+            static var tile: GEMMTile { .avx512ymm12x16 }
+        }
+        #expect(checkTile(Wide.self) == (gemmShapes.count + 4) * 3)
+        #expect(checkTile(Tall.self) == (gemmShapes.count + 4) * 3)
+    }
+
+    /// Returns the rounds compared.
+    func checkTile<Tag: ISATag>(_: Tag.Type) -> Int {
         let workspace = GEMMWorkspace()
+        let avx2 = AVX2Kernels()
         var rounds = 0
-        for (m, n, k) in gemmShapes {
+        for (m, n, k) in gemmShapes + [(64, 400, 784), (32, 400, 96), (60, 40, 400), (20, 784, 64)] {
             for (transposeA, transposeB) in [(false, true), (false, false), (true, false)] {
                 let a = randomFloats(m * k, seed: UInt64(m * 31 + k)), b = randomFloats(k * n, seed: UInt64(n * 17 + k))
-                var fast = randomFloats(m * n, seed: 99), slow = fast
+                var fast = randomFloats(m * n, seed: 99), slow = fast, reference = fast
                 let lda = transposeA ? m : k, ldb = transposeB ? k : n
-                gemm(AVX512TileHere.self, &fast, ldc: n, a, lda: lda, transposeA: transposeA, b, ldb: ldb, transposeB: transposeB,
+                gemm(Tag.self, &fast, ldc: n, a, lda: lda, transposeA: transposeA, b, ldb: ldb, transposeB: transposeB,
                      m: m, n: n, k: k, accumulate: transposeA, workspace: workspace)
                 gemmNaive(&slow, ldc: n, a, lda: lda, transposeA: transposeA, b, ldb: ldb, transposeB: transposeB,
                           m: m, n: n, k: k, accumulate: transposeA)
+                avx2.gemm(&reference, ldc: n, a, lda: lda, transposeA: transposeA, b, ldb: ldb, transposeB: transposeB,
+                          m: m, n: n, k: k, accumulate: transposeA, workspace: workspace)
                 expectClose(fast, slow, rtol: 1e-4, atol: 1e-4 * Float(k).squareRoot(),
-                            "12x32 tile gemm \(m)x\(n)x\(k) tA \(transposeA) tB \(transposeB)")
+                            "\(Tag.tile) tile gemm \(m)x\(n)x\(k) tA \(transposeA) tB \(transposeB)")
+                #expect(fast.map(\.bitPattern) == reference.map(\.bitPattern),
+                        "\(Tag.tile) tile vs AVX2 6x16 bits, gemm \(m)x\(n)x\(k) tA \(transposeA) tB \(transposeB)")
                 rounds += 1
             }
         }
-        #expect(rounds == gemmShapes.count * 3)
+        return rounds
     }
 
     @Test func namedFormsAreTheRightTransposes() {

@@ -38,21 +38,63 @@ else
 fi
 gemm512=$(awk '/^[0-9a-f]+ <.*(gemm|microKernel).*AVX512.*>:$/ { p = 1; next } /^[0-9a-f]+ <.*>:$/ { p = 0 } p && /vfmadd.*zmm/ { c++ } END { print c + 0 }' "$tmp/dis")
 [ "$gemm512" -ge 24 ] && ok "AVX-512 GEMM: $gemm512 zmm FMAs (the 12x32 tile is 24 per step)" || bad "AVX-512 GEMM has $gemm512 zmm FMAs, expected >= 24"
+# The 12x16 ymm tile: 24 ymm FMAs per step in its AVX512YMM specialization, on ymm16-31 too (EVEX).
+tall=$(awk '/^[0-9a-f]+ <.*microKernel12x16.*AVX512.*YMM.*>:$/ { p = 1; next } /^[0-9a-f]+ <.*>:$/ { p = 0 } p && /vfmadd.*ymm/ { c++ } END { print c + 0 }' "$tmp/dis")
+[ "$tall" -ge 24 ] && ok "AVX-512VL 12x16 tile: $tall ymm FMAs in its AVX512YMM instantiation" || bad "the 12x16 ymm tile has $tall ymm FMAs, expected >= 24"
 
 # Hot kernels: every function of an ISA instantiation; fmaf calls mean a missing -march.
 hot=$(awk '/^[0-9a-f]+ <.*>:$/ { p = ($2 ~ /AVX2|AVX512/) } p && /call.*fmaf/ { c++ } END { print c + 0 }' "$tmp/dis")
 [ "$hot" -eq 0 ] && ok "no fmaf calls in the AVX2 and AVX-512 kernels" || bad "$hot fmaf calls in the kernels"
 
-echo "isa: the ISA chosen at start"
-expected=avx2; expected_name="AVX2+FMA"
+echo "isa: the kernels chosen at start (timed on the run's GEMMs, cached per CPU model)"
+expected=avx2; expected_name="AVX2+FMA"; isas="avx2"
 if grep -qw avx512f /proc/cpuinfo && grep -qw avx512bw /proc/cpuinfo && grep -qw avx512dq /proc/cpuinfo \
    && grep -qw avx512vl /proc/cpuinfo && grep -qw avx512cd /proc/cpuinfo; then
-  expected=avx512; expected_name="AVX-512"
+  expected=avx512; expected_name="AVX-512"; isas="avx2 avx512 avx512ymm"
 fi
+export XDG_CACHE_HOME="$tmp/cache"
 "$bin" train --data synthetic:600 --epochs 1 --batch-size 60 --latent 4 --out "$tmp/run" > "$tmp/train.log" 2>&1
 line=$(grep '^vae-dist: training' "$tmp/train.log")
-[[ "$line" == *"kernels $expected_name"* ]] && ok "train start-up line: ...${line##*output $tmp/run, }" \
-  || bad "train start-up line does not name $expected_name: $line"
+if [ "$expected" = avx2 ]; then
+  [[ "$line" == *"kernels AVX2+FMA 6x16 ymm (the only kernels this CPU runs)"* ]] && ok "train start-up line: ...${line##*output $tmp/run, }" \
+    || bad "train start-up line does not name the only kernels, AVX2: $line"
+else
+  [[ "$line" == *"kernels AVX"*"(measured: "*" ms/step vs "*" ms; cached in $XDG_CACHE_HOME/vae-dist/kernels.json)"* ]] \
+    && [ -s "$XDG_CACHE_HOME/vae-dist/kernels.json" ] && ok "train start-up line: ...${line##*output $tmp/run, }" \
+    || bad "train start-up line does not say the kernels were measured and cached: $line"
+  "$bin" train --data synthetic:600 --epochs 1 --batch-size 60 --latent 4 --out "$tmp/run" --overwrite > "$tmp/train2.log" 2>&1
+  again=$(grep '^vae-dist: training' "$tmp/train2.log")
+  [[ "$again" == *"(measured earlier: "*"; from $XDG_CACHE_HOME/vae-dist/kernels.json)"* ]] \
+    && ok "second start: the cached choice: ...${again##*kernels }" || bad "second start did not use the cache: $again"
+  out=$(XDG_CACHE_HOME=/proc/none "$bin" train --data synthetic:600 --epochs 1 --batch-size 60 --latent 4 --out "$tmp/run" --overwrite 2>&1); code=$?
+  line3=$(echo "$out" | grep '^vae-dist: training')
+  [ "$code" -eq 0 ] && [[ "$line3" == *"(measured: "*" ms)"* ]] && ! echo "$out" | grep -qi "cache.*error\|warning" \
+    && ok "unwritable cache: measured again, silently: ...${line3##*kernels }" || bad "unwritable cache: exit $code: $line3"
+fi
+# Bit for bit: every kernel set trains to the same parameters (each output element is one FMA
+# chain over the same K blocks, whatever the tile), so the choice changes speed only.
+for isa in $isas; do
+  VAE_DIST_ISA=$isa "$bin" train --data synthetic:600 --epochs 1 --batch-size 60 --latent 4 --threads 2 --out "$tmp/bits-$isa" > "$tmp/bits-$isa.log" 2>&1 \
+    || bad "VAE_DIST_ISA=$isa train failed: $(tail -2 "$tmp/bits-$isa.log")"
+done
+if [ "$isas" != avx2 ]; then
+  same=1
+  for isa in $isas; do
+    python3 - "$tmp/bits-avx2/checkpoints/latest.safetensors" "$tmp/bits-$isa/checkpoints/latest.safetensors" <<'PY' || same=0
+import json, struct, sys
+def tensors(path):
+    raw = open(path, "rb").read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    body = raw[8 + n:]
+    return {k: body[v["data_offsets"][0]:v["data_offsets"][1]] for k, v in header.items() if k != "__metadata__"}
+a, b = tensors(sys.argv[1]), tensors(sys.argv[2])
+assert a.keys() == b.keys() and len(a) > 0 and all(a[k] == b[k] for k in a), [k for k in a if a.get(k) != b.get(k)][:3]
+PY
+  done
+  [ "$same" = 1 ] && ok "VAE_DIST_ISA=$(echo $isas | tr ' ' '|'): bit-identical parameters and Adam moments after an epoch" \
+    || bad "the kernel sets trained to different bits"
+fi
 "$bin" bench --batches 4,8 --threads 1,2 --json > "$tmp/bench.jsonl" 2>&1
 peak=$(head -1 "$tmp/bench.jsonl")
 # The step at each thread count (the speedup paired round by round against the first count)
@@ -78,7 +120,18 @@ for threads, r in evals.items():
     ratio = r["epoch_fraction"] / (r["seconds"] / (60000 / steps[(8, threads)]["samples_per_second"]))
     assert 0.25 < ratio < 4, (ratio, r)
 PY
-[[ "$peak" == *"\"isa\": \"$expected\""* ]] && ok "bench: $(echo "$peak" | cut -c1-120)" || bad "bench names another ISA than $expected: $peak"
+# Every kernel set this CPU runs timed on the step's GEMMs, the chosen one among them.
+python3 - "$tmp/bench.jsonl" "$isas" <<'PY' && ok "bench: every kernel set's step: $(grep '"kernels"' "$tmp/bench.jsonl" | cut -c1-110 | tr '\n' ' ')" \
+  || bad "bench's kernel lines: $(grep '"kernels"\|"peak"' "$tmp/bench.jsonl")"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+peak = next(r for r in rows if r["kind"] == "peak")
+paths = {r["isa"]: r for r in rows if r["kind"] == "kernels"}
+assert sorted(paths) == sorted(sys.argv[2].split()), sorted(paths)
+assert [i for i, r in paths.items() if r["chosen"]] == [peak["isa"]], (peak, paths)
+assert all(r["gemm_seconds_per_step"] > 0 and r["versus_fastest"] >= 1 and r["batch"] == 8 for r in paths.values()), paths
+assert peak["isa_name"].split()[0] in peak["choice"], peak
+PY
 if [ "$expected" = avx2 ]; then
   out=$(VAE_DIST_ISA=avx512 "$bin" bench --batches 4 2>&1); code=$?
   [ "$code" -eq 1 ] && [ "$(echo "$out" | wc -l)" -eq 1 ] && [[ "$out" == *"VAE_DIST_ISA=avx512"* ]] \
@@ -87,7 +140,7 @@ fi
 out=$(VAE_DIST_ISA=avx2 "$bin" train --data synthetic:600 --epochs 1 --batch-size 60 --latent 4 --out "$tmp/run2" 2>&1 | grep '^vae-dist: training')
 [[ "$out" == *"kernels AVX2+FMA"* ]] && ok "VAE_DIST_ISA=avx2 forces the AVX2 kernels" || bad "VAE_DIST_ISA=avx2: $out"
 out=$(VAE_DIST_ISA=sse "$bin" inspect nothing 2>&1); code=$?
-[ "$code" -eq 1 ] && [[ "$out" == "vae-dist: error: VAE_DIST_ISA=sse: expected auto, avx2 or avx512" ]] \
+[ "$code" -eq 1 ] && [[ "$out" == "vae-dist: error: VAE_DIST_ISA=sse: expected auto, avx2, avx512 or avx512ymm" ]] \
   && ok "bad VAE_DIST_ISA: one line, exit 1" || bad "VAE_DIST_ISA=sse: exit $code: $out"
 
 # A CPU without AVX2: everything but the start-up check is compiled for x86-64-v3, so without
