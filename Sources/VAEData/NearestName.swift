@@ -10,7 +10,7 @@ public func nearestName(_ word: String, among names: [String]) -> String? {
 }
 
 /// Optimal string alignment distance (Damerau-Levenshtein without repeated edits of a substring).
-func editDistance(_ a: String, _ b: String) -> Int {
+public func editDistance(_ a: String, _ b: String) -> Int {
     let x = Array(a), y = Array(b)
     if x.isEmpty || y.isEmpty { return max(x.count, y.count) }
     var d = [[Int]](repeating: [Int](repeating: 0, count: y.count + 1), count: x.count + 1)

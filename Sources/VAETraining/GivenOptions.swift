@@ -77,38 +77,8 @@ public struct GivenOptions: Codable, Equatable, Sendable {
 
     /// Every option given, with these values (callers that hold complete options).
     public init(model: ModelConfig, options: TrainingOptions) {
-        hidden = model.hidden
-        latent = model.latent
-        likelihood = model.likelihood
-        beta = model.beta
-        autoencoder = model.autoencoder
-        data = options.data
-        epochs = options.epochs
-        batchSize = options.batchSize
-        learningRate = options.learningRate
-        seed = options.seed
-        binarize = options.binarize
-        output = options.output
-        checkpointEvery = options.checkpointEvery
-        keepCheckpoints = options.keepCheckpoints
-        maxBadSteps = options.maxBadSteps
-        checkEvery = options.checkEvery
-        deterministic = options.deterministic
-        shardOptimizer = options.shardOptimizer
-        bucketMB = options.bucketMB
-        lrSchedule = options.lrSchedule
-        warmupSteps = options.warmupSteps
-        clipGradNorm = options.clipGradNorm
-        logEvery = options.logEvery
-        threads = options.threads
-        klWarmup = options.klWarmup
-        capacity = options.capacity
-        capacitySteps = options.capacitySteps
-        gamma = options.gamma
-        freeBits = options.freeBits
-        tcBeta = options.tcBeta
-        timeout = options.timeout
-        accumulate = options.accumulate
+        let config = CheckpointConfig(model: model, training: options)
+        for option in TrainOptions.table { option.give(config, &self) }
     }
 
     public enum ResumeRule: Sendable {
@@ -120,31 +90,12 @@ public struct GivenOptions: Codable, Equatable, Sendable {
         case sameImages
     }
 
-    /// What --resume does with each option given again (the header says why).
-    public static let resumeRules: KeyValuePairs<String, ResumeRule> = [
-        "--epochs": .mayChange, "--lr": .mayChange, "--out": .mayChange, "--checkpoint-every": .mayChange,
-        "--keep-checkpoints": .mayChange, "--max-bad-steps": .mayChange, "--check-every": .mayChange,
-        "--bucket-mb": .mayChange, "--shard-optimizer": .mayChange,
-        "--lr-schedule": .mayChange, "--warmup-steps": .mayChange, "--clip-grad-norm": .mayChange, "--log-every": .mayChange,
-        "--threads": .mayChange, "--kl-warmup": .mayChange, "--capacity-steps": .mayChange,
-        "--timeout": .mayChange, "--accumulate": .mayChange,
-        "--data": .sameImages,
-        "--hidden": .mustAgree, "--latent": .mustAgree, "--likelihood": .mustAgree, "--beta": .mustAgree,
-        "--autoencoder": .mustAgree, "--seed": .mustAgree, "--batch-size": .mustAgree, "--binarize": .mustAgree,
-        "--deterministic": .mustAgree, "--capacity": .mustAgree, "--gamma": .mustAgree, "--free-bits": .mustAgree,
-        "--tc-beta": .mustAgree,
-    ]
-
-    static func rule(_ option: String) -> ResumeRule {
-        guard let rule = resumeRules.first(where: { $0.key == option })?.value else {
-            preconditionFailure("\(option) has no resume rule")
-        }
-        return rule
-    }
+    /// What --resume does with each option given again (the header says why), from the table.
+    public static var resumeRules: [(key: String, value: ResumeRule)] { TrainOptions.table.map { ($0.flag, $0.rule) } }
 
     /// A new run: the given options over the defaults.
     public func newRun() -> CheckpointConfig {
-        var merge = Merge(checkpoint: nil)
+        var merge = OptionMerge(checkpoint: nil)
         var config = CheckpointConfig(model: ModelConfig(), training: TrainingOptions())
         try! merge.apply(self, to: &config)  // without a checkpoint nothing is refused
         return config
@@ -154,63 +105,32 @@ public struct GivenOptions: Codable, Equatable, Sendable {
     /// `path`. Returns the configuration and one "--lr 0.001 -> 0.0005" per changed option.
     public func resuming(_ stored: CheckpointConfig, checkpoint path: String) throws(TrainingError)
         -> (config: CheckpointConfig, changes: [String]) {
-        var merge = Merge(checkpoint: path)
+        var merge = OptionMerge(checkpoint: path)
         var config = stored
         try merge.apply(self, to: &config)
         return (config, merge.changes)
     }
 }
 
-/// Applies given options to a configuration, option by option, under their resume rules.
-private struct Merge {
+/// Applies given options to a configuration, option by option (TrainOptions.table), under their
+/// resume rules.
+struct OptionMerge {
     /// The checkpoint resumed from; nil for a new run (every option may then be set).
     let checkpoint: String?
     var changes: [String] = []
 
     mutating func apply(_ given: GivenOptions, to config: inout CheckpointConfig) throws(TrainingError) {
-        let widths = { (hidden: [Int]) in hidden.map(String.init).joined(separator: ",") }
-        try set("--hidden", given.hidden, &config.model.hidden, show: widths)
-        try set("--latent", given.latent, &config.model.latent)
-        try set("--likelihood", given.likelihood, &config.model.likelihood, show: \.rawValue)
-        try set("--beta", given.beta, &config.model.beta)
-        try set("--autoencoder", given.autoencoder, &config.model.autoencoder, show: onOff)
-        try set("--data", given.data, &config.training.data)
-        try set("--epochs", given.epochs, &config.training.epochs)
-        try set("--batch-size", given.batchSize, &config.training.batchSize)
-        try set("--lr", given.learningRate, &config.training.learningRate)
-        try set("--seed", given.seed, &config.training.seed)
-        try set("--binarize", given.binarize, &config.training.binarize, show: onOff)
-        try set("--out", given.output, &config.training.output)
-        try set("--checkpoint-every", given.checkpointEvery, &config.training.checkpointEvery)
-        try set("--keep-checkpoints", given.keepCheckpoints, &config.training.keepCheckpoints)
-        try set("--max-bad-steps", given.maxBadSteps, &config.training.maxBadSteps)
-        try set("--check-every", given.checkEvery, &config.training.checkEvery)
-        try set("--deterministic", given.deterministic, &config.training.deterministic, show: onOff)
-        try set("--shard-optimizer", given.shardOptimizer, &config.training.shardOptimizer, show: onOff)
-        try set("--bucket-mb", given.bucketMB, &config.training.bucketMB)
-        try set("--lr-schedule", given.lrSchedule, &config.training.lrSchedule, show: \.rawValue)
-        try set("--warmup-steps", given.warmupSteps, &config.training.warmupSteps)
-        try set("--clip-grad-norm", given.clipGradNorm, &config.training.clipGradNorm)
-        try set("--log-every", given.logEvery, &config.training.logEvery)
-        try set("--threads", given.threads, &config.training.threads)
-        try set("--kl-warmup", given.klWarmup, &config.training.klWarmup)
-        try set("--capacity", given.capacity, &config.training.capacity)
-        try set("--capacity-steps", given.capacitySteps, &config.training.capacitySteps)
-        try set("--gamma", given.gamma, &config.training.gamma)
-        try set("--free-bits", given.freeBits, &config.training.freeBits)
-        try set("--tc-beta", given.tcBeta.map { Optional($0) }, &config.training.tcBeta, show: { $0.map { "\($0)" } ?? "off" })
-        try set("--timeout", given.timeout, &config.training.timeout)
-        try set("--accumulate", given.accumulate, &config.training.accumulate)
+        for option in TrainOptions.table { try option.apply(given, &config, &self) }
     }
 
-    mutating func set<T: Equatable>(_ option: String, _ given: T?, _ value: inout T,
-                                    show: (T) -> String = { "\($0)" }) throws(TrainingError) {
+    mutating func set<T: Equatable>(_ option: String, rule: GivenOptions.ResumeRule, _ given: T?, _ value: inout T,
+                                    show: (T) -> String) throws(TrainingError) {
         guard let given, given != value else { return }
         guard let checkpoint else {
             value = given
             return
         }
-        switch GivenOptions.rule(option) {
+        switch rule {
         case .mayChange, .sameImages:
             changes.append("\(option) \(show(value)) -> \(show(given))")
             value = given
@@ -221,8 +141,6 @@ private struct Merge {
         }
     }
 }
-
-private func onOff(_ flag: Bool) -> String { flag ? "on" : "off" }
 
 /// --resume on `current` data (`spec`, the resolved --data) of a checkpoint that recorded
 /// `stored` (nil: written before vae-dist recorded data) and was trained with --data

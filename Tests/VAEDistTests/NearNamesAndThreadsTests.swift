@@ -1,7 +1,7 @@
 import Testing
-@testable import VAEData
-@testable import VAECheckpoint
-@testable import VAETraining
+import VAEData
+import VAECheckpoint
+import VAETraining
 
 @Suite struct NearNamesTests {
     @Test func typosFindTheName() {

@@ -267,3 +267,45 @@ import VAECheckpoint
             throws: { "\($0)" == "--allow-other-data applies to --resume only" }
     }
 }
+
+/// The option table: every option declared once drives parsing, the help and the merge.
+@Suite struct OptionTableTests {
+    @Test func everyOptionParsesIntoItsField() throws {
+        let given = try TrainOptions.parse(["--epochs", "3", "--lr=0.0005", "--hidden", "64,32", "--no-shard-optimizer",
+                                            "--deterministic", "--tc-beta", "6", "--likelihood", "gaussian", "--beta=-1"])
+        #expect(given.epochs == 3)
+        #expect(given.learningRate == 0.0005)
+        #expect(given.hidden == [64, 32])
+        #expect(given.shardOptimizer == false)
+        #expect(given.deterministic == true)
+        #expect(given.tcBeta == 6)
+        #expect(given.likelihood == .gaussian)
+        #expect(given.beta == -1)
+        #expect(given.autoencoder == nil)
+    }
+
+    @Test func errorsReadAsTheParsersDo() {
+        func message(_ arguments: [String]) -> String {
+            do { _ = try TrainOptions.parse(arguments); return "" } catch { return "\(error)" }
+        }
+        #expect(message(["--bogus"]) == "Unknown option '--bogus'")
+        #expect(message(["--beta"]) == "Missing value for '--beta <beta>'")
+        #expect(message(["--epochs", "abc"]) == "The value 'abc' is invalid for '--epochs <epochs>'")
+        #expect(message(["--autoencoder=-1"]) == "The option '--autoencoder' does not take any value, but '-1' was specified.")
+        #expect(message(["stray"]) == "Unexpected argument 'stray'")
+    }
+
+    @Test func everyOptionRoundTripsThroughTheTable() {
+        var config = CheckpointConfig(model: ModelConfig(hidden: [7, 5], latent: 3, likelihood: .gaussian, beta: 2, autoencoder: true),
+                                      training: TrainingOptions())
+        config.training.epochs = 9
+        config.training.tcBeta = 4
+        config.training.shardOptimizer = true
+        config.model.imageHeight = 28
+        let given = GivenOptions(model: config.model, options: config.training)
+        #expect(given.newRun() == config)
+        let flags = TrainOptions.table.map(\.flag)
+        #expect(Set(flags).count == flags.count)
+        for flag in flags { #expect(TrainOptions.helpText.contains(flag)) }
+    }
+}
