@@ -49,6 +49,13 @@ public protocol Communicator: AnyObject, Sendable {
     /// Ends every rank of the job with `code` (MPI_Abort); never returns.
     func abort(code: Int32) -> Never
     func finalize()
+    /// The algorithm of the nonblocking allreduce and what chose it, for the start-up line; nil
+    /// when it is not vae-dist's to choose (one process, MPI initialized by someone else).
+    var allreduceAlgorithm: String? { get }
+}
+
+extension Communicator {
+    public var allreduceAlgorithm: String? { nil }
 }
 
 /// `total` elements cut into one contiguous block per rank, sizes differing by at most one

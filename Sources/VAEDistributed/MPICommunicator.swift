@@ -19,12 +19,19 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     /// The ranks of this node (all of them) and the shared-memory windows, once `allocateShared` made one.
     private var node: MPI_Comm?
     private var windows: [MPI_Win?] = []
+    /// The algorithm of MPI_Iallreduce and what chose it (AllreduceAlgorithm.swift).
+    public let allreduceAlgorithm: String?
 
     public init() throws(CommunicatorError) {
         var initialized: Int32 = 0
         try Self.check(MPI_Initialized(&initialized), "MPI_Initialized")
         if initialized == 0 {
+            let env = ProcessInfo.processInfo.environment
+            let ranks = ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"].lazy.compactMap { env[$0].flatMap { Int($0) } }.first ?? 2
+            allreduceAlgorithm = AllreduceAlgorithmChoice.apply(ranks: ranks, environment: env).description
             try Self.check(MPI_Init(nil, nil), "MPI_Init")
+        } else {
+            allreduceAlgorithm = nil
         }
         world = vae_mpi_comm_world()
         try Self.check(vae_mpi_errors_return(world), "MPI_Comm_set_errhandler")

@@ -248,7 +248,8 @@ final class AllreduceReduction: GradientReduction, BackwardObserver {
 
     var name: String {
         if communicator.size == 1 { return "none (one rank)" }
-        return buckets.isEmpty ? "allreduce after backward" : "allreduce overlapped with backward in \(buckets.count) buckets"
+        let algorithm = communicator.allreduceAlgorithm.map { " (\($0))" } ?? ""
+        return (buckets.isEmpty ? "allreduce after backward" : "allreduce overlapped with backward in \(buckets.count) buckets") + algorithm
     }
 
     var updateRange: Range<Int> { 0..<model.parameterCount }
