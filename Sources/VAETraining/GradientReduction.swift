@@ -212,7 +212,8 @@ extension GradientReduction {
 }
 
 /// Builds the strategy the options ask for: with every rank on one node (and `sharedMemory`),
-/// the sum over shared memory; across nodes, MPI's collectives.
+/// the sum over shared memory; across nodes with several ranks on a node, the hierarchical sum
+/// (shared memory, then the node sums across nodes); one rank per node, MPI's collectives.
 func makeGradientReduction(options: TrainingOptions, model: VAE, communicator: any Communicator,
                            sharedMemory: Bool = true) throws -> any GradientReduction {
     if options.deterministic {
@@ -220,6 +221,9 @@ func makeGradientReduction(options: TrainingOptions, model: VAE, communicator: a
     }
     if sharedMemory, let shared = try SharedMemoryReduction(model: model, communicator: communicator, sharded: options.shardOptimizer) {
         return shared
+    }
+    if sharedMemory, !options.shardOptimizer, let hierarchical = try HierarchicalReduction(model: model, communicator: communicator) {
+        return hierarchical
     }
     if options.shardOptimizer && communicator.size > 1 {
         return ShardedReduction(model: model, communicator: communicator)
