@@ -29,12 +29,10 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         try Self.check(MPI_Initialized(&initialized), "MPI_Initialized")
         if initialized == 0 {
             let env = ProcessInfo.processInfo.environment
-            func number(_ keys: [String]) -> Int? { keys.lazy.compactMap { env[$0].flatMap { Int($0) } }.first }
-            // The large allreduces run over the nodes when nodes run several ranks (hierarchical reduction).
-            let ranks = number(["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"]) ?? 2
-            let local = number(["OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"]) ?? 1
-            allreduceAlgorithm = AllreduceAlgorithmChoice.apply(ranks: local > 1 && ranks > local ? ranks / local : ranks,
-                                                                environment: env).description
+            // From the world size, the same on every rank (a per-node count could differ between
+            // nodes, and ranks running different algorithms in one collective would hang).
+            let ranks = ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"].lazy.compactMap { env[$0].flatMap { Int($0) } }.first ?? 2
+            allreduceAlgorithm = AllreduceAlgorithmChoice.apply(ranks: ranks, environment: env).description
             try Self.check(MPI_Init(nil, nil), "MPI_Init")
         } else {
             allreduceAlgorithm = nil
