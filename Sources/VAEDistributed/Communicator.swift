@@ -49,6 +49,42 @@ public protocol Communicator: AnyObject, Sendable {
     /// Ends every rank of the job with `code` (MPI_Abort); never returns.
     func abort(code: Int32) -> Never
     func finalize()
+    /// The algorithm of the nonblocking allreduce and what chose it, for the start-up line; nil
+    /// when it is not vae-dist's to choose (one process, MPI initialized by someone else).
+    var allreduceAlgorithm: String? { get }
+    /// Where this rank sits among the job's nodes, when it spans several and some node runs more
+    /// than one rank; nil otherwise. Collective (makes the communicators the two next calls use).
+    func nodeLayout() throws(CommunicatorError) -> NodeLayout?
+    /// `count` floats that every rank of this node maps (not initialized), on any number of nodes;
+    /// nil on every rank when some node cannot map them. Collective; after `nodeLayout`.
+    func allocateNodeShared(count: Int) throws(CommunicatorError) -> UnsafeMutablePointer<Float>?
+    /// In-place sum over the ranks of every node that have this rank's local rank (one per node
+    /// with uniform nodes). Every rank calls it (`count` may be 0); after `nodeLayout`.
+    func crossNodeAllreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws(CommunicatorError)
+}
+
+/// This rank's node: `localSize` ranks share its memory, it is the `localRank`-th of them.
+public struct NodeLayout: Sendable, Equatable {
+    public let localRank: Int
+    public let localSize: Int
+    public let nodes: Int
+    /// Every node runs `localSize` ranks.
+    public let uniform: Bool
+    public init(localRank: Int, localSize: Int, nodes: Int, uniform: Bool) {
+        self.localRank = localRank
+        self.localSize = localSize
+        self.nodes = nodes
+        self.uniform = uniform
+    }
+}
+
+extension Communicator {
+    public var allreduceAlgorithm: String? { nil }
+    public func nodeLayout() throws(CommunicatorError) -> NodeLayout? { nil }
+    public func allocateNodeShared(count: Int) throws(CommunicatorError) -> UnsafeMutablePointer<Float>? { nil }
+    public func crossNodeAllreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws(CommunicatorError) {
+        if size > 1 { throw CommunicatorError(call: "crossNodeAllreduceSum", message: "no node communicators") }
+    }
 }
 
 /// `total` elements cut into one contiguous block per rank, sizes differing by at most one

@@ -8,7 +8,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     public let rank: Int
     public let size: Int
     public var backend: String { "mpi" }
-    private let world: MPI_Comm
+    let world: MPI_Comm
     private var pending: [MPI_Request?] = []
     /// The watchdog's sequence number of the last reduction started with `startAllreduceSum`.
     private var pendingSequence: Int64 = 0
@@ -17,14 +17,25 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     private var watchdog: MPIWatchdog?
     public var phase = CollectivePhase.startup
     /// The ranks of this node (all of them) and the shared-memory windows, once `allocateShared` made one.
-    private var node: MPI_Comm?
+    var node: MPI_Comm?
     private var windows: [MPI_Win?] = []
+    /// The ranks of the other nodes with this rank's local rank (MPICommunicator+Nodes.swift).
+    var crossNode: MPI_Comm?
+    /// The algorithm of MPI_Iallreduce and what chose it (AllreduceAlgorithm.swift).
+    public let allreduceAlgorithm: String?
 
     public init() throws(CommunicatorError) {
         var initialized: Int32 = 0
         try Self.check(MPI_Initialized(&initialized), "MPI_Initialized")
         if initialized == 0 {
+            let env = ProcessInfo.processInfo.environment
+            // From the world size, the same on every rank (a per-node count could differ between
+            // nodes, and ranks running different algorithms in one collective would hang).
+            let ranks = ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"].lazy.compactMap { env[$0].flatMap { Int($0) } }.first ?? 2
+            allreduceAlgorithm = AllreduceAlgorithmChoice.apply(ranks: ranks, environment: env).description
             try Self.check(MPI_Init(nil, nil), "MPI_Init")
+        } else {
+            allreduceAlgorithm = nil
         }
         world = vae_mpi_comm_world()
         try Self.check(vae_mpi_errors_return(world), "MPI_Comm_set_errhandler")
@@ -62,7 +73,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         watchdog = try MPIWatchdog(world: world, rank: rank, size: size, timeout: seconds)
     }
 
-    private func enter() throws(CommunicatorError) -> Int64 {
+    func enter() throws(CommunicatorError) -> Int64 {
         try watchdog?.enter(phase) ?? 0
     }
 
@@ -86,7 +97,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         }
     }
 
-    private func wait(_ request: inout MPI_Request?, sequence: Int64, call: StaticString) throws(CommunicatorError) {
+    func wait(_ request: inout MPI_Request?, sequence: Int64, call: StaticString) throws(CommunicatorError) {
         try wait(&request, count: 1, sequence: sequence, call: call)
     }
 
@@ -200,26 +211,35 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     // copies each message through a second buffer.
 
     public func allocateShared(count: Int) throws(CommunicatorError) -> UnsafeMutablePointer<Float>? {
-        guard size > 1 else { return nil }
+        guard size > 1, try nodeSize() == size else { return nil }
+        return try allocateWindow(count: count)
+    }
+
+    /// The number of ranks on this node; makes the node's communicator the first time. Collective.
+    func nodeSize() throws(CommunicatorError) -> Int {
         if node == nil {
             var comm: MPI_Comm?
             try Self.check(MPI_Comm_split_type(world, vae_mpi_comm_type_shared(), Int32(rank), vae_mpi_info_null(), &comm),
                            "MPI_Comm_split_type(shared)")
-            var nodeSize: Int32 = 0
-            try Self.check(MPI_Comm_size(comm, &nodeSize), "MPI_Comm_size(node)")
-            guard nodeSize == size else {
-                MPI_Comm_free(&comm)
-                return nil
-            }
             try Self.check(vae_mpi_errors_return(comm), "MPI_Comm_set_errhandler(node)")
             node = comm
         }
-        // Rank 0 allocates the whole buffer (one contiguous block), the others none and map it.
+        var nodeSize: Int32 = 0
+        try Self.check(MPI_Comm_size(node, &nodeSize), "MPI_Comm_size(node)")
+        return Int(nodeSize)
+    }
+
+    /// `count` floats every rank of this node maps (the node's communicator exists); nil on every
+    /// rank of the node when one cannot map it. Collective over the node.
+    func allocateWindow(count: Int) throws(CommunicatorError) -> UnsafeMutablePointer<Float>? {
+        // The node's first rank allocates the whole buffer (one contiguous block), the others none and map it.
         // Nothing touches it here: each page is first touched by the rank that writes it.
         let bytes = count * MemoryLayout<Float>.stride
         var window: MPI_Win?
         var base: UnsafeMutableRawPointer?
-        var failure = vae_mpi_win_allocate_shared(MPI_Aint(rank == 0 ? bytes : 0), node, &window)
+        var localRank: Int32 = 0
+        try Self.check(MPI_Comm_rank(node, &localRank), "MPI_Comm_rank(node)")
+        var failure = vae_mpi_win_allocate_shared(MPI_Aint(localRank == 0 ? bytes : 0), node, &window)
         if failure == vae_mpi_success() { failure = vae_mpi_win_errors_return(window) }
         if failure == vae_mpi_success() { failure = vae_mpi_win_shared_query(window, 0, &base) }
         // Every rank uses the memory, or none does (then they all use MPI's collectives).
@@ -263,6 +283,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
             MPI_Win_free(&windows[i])
         }
         if node != nil { MPI_Comm_free(&node) }
+        if crossNode != nil { MPI_Comm_free(&crossNode) }
         MPI_Finalize()
     }
 }

@@ -212,7 +212,8 @@ extension GradientReduction {
 }
 
 /// Builds the strategy the options ask for: with every rank on one node (and `sharedMemory`),
-/// the sum over shared memory; across nodes, MPI's collectives.
+/// the sum over shared memory; across nodes with several ranks on a node, the hierarchical sum
+/// (shared memory, then the node sums across nodes); one rank per node, MPI's collectives.
 func makeGradientReduction(options: TrainingOptions, model: VAE, communicator: any Communicator,
                            sharedMemory: Bool = true) throws -> any GradientReduction {
     if options.deterministic {
@@ -220,6 +221,9 @@ func makeGradientReduction(options: TrainingOptions, model: VAE, communicator: a
     }
     if sharedMemory, let shared = try SharedMemoryReduction(model: model, communicator: communicator, sharded: options.shardOptimizer) {
         return shared
+    }
+    if sharedMemory, !options.shardOptimizer, let hierarchical = try HierarchicalReduction(model: model, communicator: communicator) {
+        return hierarchical
     }
     if options.shardOptimizer && communicator.size > 1 {
         return ShardedReduction(model: model, communicator: communicator)
@@ -248,7 +252,8 @@ final class AllreduceReduction: GradientReduction, BackwardObserver {
 
     var name: String {
         if communicator.size == 1 { return "none (one rank)" }
-        return buckets.isEmpty ? "allreduce after backward" : "allreduce overlapped with backward in \(buckets.count) buckets"
+        let algorithm = communicator.allreduceAlgorithm.map { " (\($0))" } ?? ""
+        return (buckets.isEmpty ? "allreduce after backward" : "allreduce overlapped with backward in \(buckets.count) buckets") + algorithm
     }
 
     var updateRange: Range<Int> { 0..<model.parameterCount }

@@ -72,15 +72,27 @@ for np in 2 4; do
     bad "2 hosts x $((np / 2)) ranks failed: $(grep -m2 -iE 'error|fail' "$tmp/h2n$np.log" | tr '\n' ' ')"
   fi
 done
-# Without --deterministic, ranks on different hosts reduce through MPI (they share no memory):
-# the overlapped allreduce, not the shared-memory sum that ranks on one node use.
+# Without --deterministic, the default across hosts: 2 hosts x 2 ranks sum on each host through
+# shared memory, then the host sums cross the link (hierarchical); each element is then
+# (a0 + a1) + (b0 + b1), the order --deterministic uses on 4 ranks, so the parameters are the
+# one process's --deterministic bits. 2 hosts x 1 rank: the overlapped allreduce (Rabenseifner).
 plain=()
 for a in "${args[@]}"; do [ "$a" = --deterministic ] || plain+=("$a"); done
+before=$(link_bytes)
 if bash Launch/launch.sh --hostfile "$hosts2" -n 4 "${plain[@]}" --epochs 1 --out "$tmp/runs/h2plain" > "$tmp/h2plain.log" 2>&1 \
-   && grep -q "gradient reduction: allreduce overlapped with backward" "$tmp/h2plain.log" \
-   && out=$(compare "$tmp/ref1/checkpoints/latest.safetensors" "$(ckpt h2plain)" 1e-4); then
-  ok "2 hosts x 2 ranks without --deterministic: $(sed -n 's/^vae-dist: gradient reduction: //p' "$tmp/h2plain.log"); $(echo "$out" | cut -d'(' -f1 | sed 's/ *$//')"
+   && grep -q "gradient reduction: hierarchical after backward: sum over shared memory on each node (2 ranks here), then allreduce of the node sums across 2 nodes" "$tmp/h2plain.log" \
+   && out=$(compare "$tmp/ref1/checkpoints/latest.safetensors" "$(ckpt h2plain)" 0); then
+  sent=$(( $(link_bytes) - before ))
+  ok "2 hosts x 2 ranks without --deterministic: $(sed -n 's/^vae-dist: gradient reduction: //p' "$tmp/h2plain.log"); bit-identical to one process with --deterministic"
+  # One node sum per step into host 2 (32 steps x 2.6 MB), not one per rank.
+  [ "$sent" -gt $((32 * 2611296)) ] && [ "$sent" -lt $((32 * 2611296 * 5 / 4)) ] && ok "hierarchical: host 2's link carried $((sent / 1000000)) MB in 32 steps: one gradient per host and step" \
+    || bad "hierarchical: host 2's link carried $sent bytes in 32 steps (one gradient per step: $((32 * 2611296)))"
 else bad "2 hosts x 2 ranks without --deterministic: $(grep -h 'reduction\|error' "$tmp/h2plain.log" | head -2 | tr '\n' ' ') ${out:-}"; fi
+if bash Launch/launch.sh --hostfile "$hosts1" -n 2 "${plain[@]}" --epochs 1 --out "$tmp/runs/h1plain" > "$tmp/h1plain.log" 2>&1 \
+   && grep -q "gradient reduction: allreduce overlapped with backward in [2-9] buckets (Rabenseifner)" "$tmp/h1plain.log" \
+   && out=$(compare "$tmp/ref1/checkpoints/latest.safetensors" "$(ckpt h1plain)" 1e-4); then
+  ok "2 hosts x 1 rank without --deterministic: $(sed -n 's/^vae-dist: gradient reduction: //p' "$tmp/h1plain.log"); $(echo "$out" | cut -d'(' -f1 | sed 's/ *$//')"
+else bad "2 hosts x 1 rank without --deterministic: $(grep -h 'reduction\|error' "$tmp/h1plain.log" | head -2 | tr '\n' ' ') ${out:-}"; fi
 n0=$(find "$tmp/runs/h2n2" -type f | wc -l)
 if [ "$n0" -gt 0 ] && [ -z "$(view_files)" ]; then ok "only rank 0's host wrote: $n0 files under --out, no file or folder from the ranks on host 2"
 else bad "files written on host 2: $(view_files) (rank 0's host: $n0)"; fi

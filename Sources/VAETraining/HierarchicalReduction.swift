@@ -1,0 +1,99 @@
+import VAEDistributed
+import VAEKernels
+import VAEModel
+
+/// Ranks on several nodes, some node running more than one: the ranks of a node first add up
+/// their gradients through one shared-memory window (as SharedMemoryReduction does on one node),
+/// then only the node sums cross the network, and the result comes back through the same memory
+/// (Horovod's hierarchical allreduce). Each node thus sends one gradient over its link where the
+/// flat allreduce sends one per rank.
+///
+/// Layout of the node's window: k slots of P floats (one per local rank) and the result [P].
+///   backward writes slot i | B1 | local rank i sums block i of every slot into result[i] and
+///   allreduces result[i] with local rank i of every other node | B2 | Adam reads the result
+/// With nodes of unequal rank counts only local rank 0 reduces across nodes, the whole result,
+/// after one more barrier (the others call the collective with an empty buffer). The sum of an
+/// element is (node sum in local rank order) summed over nodes in the order of the allreduce's
+/// algorithm: on 2 nodes (a0 + a1) + (b0 + b1), the order --deterministic uses on 4 ranks.
+/// After backward only: the node sum needs every local rank's gradient first.
+final class HierarchicalReduction: GradientReduction {
+    let communicator: any Communicator
+    let model: VAE
+    let layout: NodeLayout
+    /// The node's blocks, one per local rank.
+    let blocks: Shards
+    private let slots: [UnsafeMutablePointer<Float>]
+    private let blockOfSlots: [UnsafePointer<Float>]
+    private let result: UnsafeMutablePointer<Float>
+    private var scaled = false
+
+    /// nil when the ranks are on one node, one per node, or some node cannot map shared memory (on
+    /// every rank alike). Collective.
+    init?(model: VAE, communicator: any Communicator) throws {
+        guard let layout = try communicator.nodeLayout() else { return nil }
+        let p = model.parameterCount, k = layout.localSize
+        let stride = (p + 15) / 16 * 16
+        guard let base = try communicator.allocateNodeShared(count: (k + 1) * stride) else { return nil }
+        self.model = model
+        self.communicator = communicator
+        self.layout = layout
+        blocks = Shards(total: p, ranks: k)
+        slots = (0..<k).map { base + $0 * stride }
+        let block = blocks.range(layout.localRank)
+        blockOfSlots = slots.map { UnsafePointer($0 + block.lowerBound) }
+        result = base + k * stride
+    }
+
+    var name: String {
+        let across = layout.uniform ? "each of the \(layout.localSize) local ranks 1/\(layout.localSize) of it" : "by each node's first rank"
+        let algorithm = communicator.allreduceAlgorithm.map { ", \($0)" } ?? ""
+        return "hierarchical after backward: sum over shared memory on each node (\(layout.localSize) ranks here), "
+            + "then allreduce of the node sums across \(layout.nodes) nodes (\(across)\(algorithm))"
+    }
+
+    var updateRange: Range<Int> { 0..<model.parameterCount }
+    var reducedGradients: UnsafeMutablePointer<Float> { scaled ? model.gradients : result }
+    private var slot: UnsafeMutablePointer<Float> { slots[layout.localRank] }
+
+    func scaleGradients(by coefficient: Float) {
+        vectorScale(result, by: coefficient, count: model.parameterCount, into: model.gradients)
+        scaled = true
+    }
+
+    func computeGradients(_ batch: LocalBatch, micro: Int, of count: Int, into result: inout LocalResult) throws {
+        try computeIntoSlot(slot, batch, micro: micro, of: count, into: &result)
+    }
+
+    func reduce() throws {
+        scaled = false
+        try communicator.synchronizeShared()
+        let block = blocks.range(layout.localRank)
+        if slots.count == 1 {
+            result.update(from: slot, count: model.parameterCount)
+        } else {
+            sumSlots(blockOfSlots, into: result + block.lowerBound, count: block.count, threads: model.threads)
+        }
+        if layout.uniform {
+            try communicator.crossNodeAllreduceSum(result + block.lowerBound, count: block.count)
+        } else {
+            try communicator.synchronizeShared()
+            try communicator.crossNodeAllreduceSum(result, count: layout.localRank == 0 ? model.parameterCount : 0)
+        }
+        try communicator.synchronizeShared()
+    }
+
+    func squaredGradientNorm() throws -> Double { blockwiseSquaredNorm(result) }
+}
+
+extension GradientReduction {
+    /// Forward and backward of a micro-batch into this rank's slot of a shared window (written
+    /// over at micro-batch 0); the last one checks the slot is finite.
+    func computeIntoSlot(_ slot: UnsafeMutablePointer<Float>, _ batch: LocalBatch, micro: Int, of count: Int,
+                         into result: inout LocalResult) throws {
+        let (recon, kl) = try batch.forwardBackward(into: slot, accumulate: micro > 0, communicator: communicator)
+        result.recon += recon
+        result.kl += kl
+        guard micro == count - 1 else { return }
+        result.finite = result.recon.isFinite && result.kl.isFinite && model.threads.allFinite(slot, count: model.parameterCount)
+    }
+}

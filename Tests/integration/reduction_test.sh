@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The reductions across nodes (docs/distributed.md, "How gradients are reduced"), with real ranks:
+#   1. MPI_Iallreduce's algorithm: vae-dist's choice (Rabenseifner on 2 and 4 ranks, the ring on
+#      3) on the start-up line; a user's OMPI_MCA_coll_libnbc_iallreduce_algorithm or MCA
+#      parameter file wins over it;
+#   2. the ring (3 ranks) and Rabenseifner (4 ranks) repeat bit for bit run to run, and compute the
+#      1-rank model to rounding; the ring's bits differ from the binomial tree's (the choice is applied);
+#   3. the hierarchical reduction on network namespaces (Launch/netns.sh): 2 hosts x 3 ranks
+#      (each local rank reduces a third across hosts) and 3 + 2 ranks (unequal hosts: the first
+#      rank of each host reduces the whole node sum) against 1 rank; 2 x 3 repeats bit for bit.
+# Prints "reduction: N passed, M failed"; the namespace checks skip with one line without root.
+set -uo pipefail
+. "$(dirname "$0")/lib.sh" reduction
+. Launch/netns.sh
+use_venv || abort "cannot set up .venv"
+export VAE_DIST_PROGRESS=0
+args=(train --data synthetic:2048 --epochs 1 --batch-size 120 --seed 7 --threads 1)
+strategy() { sed -n 's/^vae-dist: gradient reduction: //p' "$1"; }
+
+"$bin" "${args[@]}" --out "$tmp/r1" > "$tmp/r1.log" 2>&1 || bad "1 rank: $(tail -1 "$tmp/r1.log")"
+
+echo "reduction: MPI_Iallreduce's algorithm, and the user's settings first"
+for v in "4:Rabenseifner" "3:ring"; do
+  np=${v%%:*} algorithm=${v#*:}
+  for run in a b; do
+    VAE_DIST_SHARED_MEMORY=0 run_mpi "$np" "$bin" "${args[@]}" --out "$tmp/n$np$run" > "$tmp/n$np$run.log" 2>&1 || bad "$np ranks: $(tail -2 "$tmp/n$np$run.log")"
+  done
+  [ "$(strategy "$tmp/n${np}a.log")" = "allreduce overlapped with backward in 2 buckets ($algorithm)" ] \
+    && ok "$np ranks: $(strategy "$tmp/n${np}a.log")" || bad "$np ranks: expected $algorithm: $(strategy "$tmp/n${np}a.log")"
+  out=$(compare "$tmp/n${np}a" "$tmp/n${np}b" 0) && ok "$np ranks, $algorithm: two runs bit-identical" || bad "$np ranks, $algorithm, run to run: $out"
+  out=$(compare "$tmp/r1" "$tmp/n${np}a" 1e-4) && ok "$np ranks, $algorithm vs 1 rank: $(echo "$out" | cut -d'(' -f1)" || bad "$np ranks vs 1 rank: $out"
+done
+# That Open MPI runs what the line says: on 3 ranks the ring and libnbc's binomial tree add
+# (r0 + r1) + r2 in different orders for most elements, so their runs must differ in some bit.
+OMPI_MCA_coll_libnbc_iallreduce_algorithm=2 VAE_DIST_SHARED_MEMORY=0 run_mpi 3 "$bin" "${args[@]}" --out "$tmp/n3binomial" > "$tmp/n3binomial.log" 2>&1
+! compare "$tmp/n3a" "$tmp/n3binomial" 0 > /dev/null && compare "$tmp/r1" "$tmp/n3binomial" 1e-4 > /dev/null \
+  && ok "3 ranks: the ring's bits differ from the binomial tree's (Open MPI took the setting)" || bad "3 ranks: the ring run equals the binomial run: the algorithm was not applied"
+OMPI_MCA_coll_libnbc_iallreduce_algorithm=2 VAE_DIST_SHARED_MEMORY=0 run_mpi 2 "$bin" "${args[@]}" --out "$tmp/env" > "$tmp/env.log" 2>&1
+[ "$(strategy "$tmp/env.log")" = "allreduce overlapped with backward in 2 buckets (binomial tree, from OMPI_MCA_coll_libnbc_iallreduce_algorithm=2)" ] \
+  && ok "the environment's setting wins: $(strategy "$tmp/env.log")" || bad "OMPI_MCA_coll_libnbc_iallreduce_algorithm=2: $(strategy "$tmp/env.log")"
+printf '# a site file\ncoll_libnbc_iallreduce_algorithm = ring   # measured here\n' > "$tmp/params.conf"
+OMPI_MCA_mca_base_param_files=$tmp/params.conf VAE_DIST_SHARED_MEMORY=0 run_mpi 2 "$bin" "${args[@]}" --bucket-mb 0 --out "$tmp/file" > "$tmp/file.log" 2>&1
+[ "$(strategy "$tmp/file.log")" = "allreduce after backward (ring, from $tmp/params.conf: coll_libnbc_iallreduce_algorithm = ring)" ] \
+  && ok "an MCA parameter file wins: $(strategy "$tmp/file.log" | sed "s|$tmp/||")" || bad "parameter file: $(strategy "$tmp/file.log")"
+
+echo "reduction: hierarchical across network namespaces"
+why=$(netns_unavailable)
+if [ -n "$why" ]; then echo "reduction: skipped the hierarchical checks: network namespaces cannot be made here: $why"; summary reduction; exit; fi
+at_exit netns_down
+trap 'exit 130' INT TERM
+netns_up 2 3 || abort "could not set up the namespaces"
+netns_env
+printf '%s slots=3\n%s slots=2\n' "${NETNS_HOSTS[0]}" "${NETNS_HOSTS[1]}" > "$tmp/hosts32"
+hier() {  # NAME HOSTFILE NP
+  bash Launch/launch.sh --hostfile "$2" -n "$3" "${args[@]}" --out "$tmp/$1" > "$tmp/$1.log" 2>&1 || bad "$1: $(grep -m2 -i error "$tmp/$1.log" | tr '\n' ' ')"
+}
+hier h6a "$NETNS_HOSTFILE" 6; hier h6b "$NETNS_HOSTFILE" 6; hier h5 "$tmp/hosts32" 5
+grep -q "hierarchical after backward: sum over shared memory on each node (3 ranks here), then allreduce of the node sums across 2 nodes (each of the 3 local ranks 1/3 of it" "$tmp/h6a.log" \
+  && ok "2 hosts x 3 ranks: $(strategy "$tmp/h6a.log")" || bad "2 x 3: $(strategy "$tmp/h6a.log")"
+out=$(compare "$tmp/r1" "$tmp/h6a" 1e-4) && ok "2 hosts x 3 ranks vs 1 rank: $(echo "$out" | cut -d'(' -f1)" || bad "2 x 3 vs 1 rank: $out"
+out=$(compare "$tmp/h6a" "$tmp/h6b" 0) && ok "2 hosts x 3 ranks: two runs bit-identical" || bad "2 x 3 run to run: $out"
+grep -q "then allreduce of the node sums across 2 nodes (by each node's first rank" "$tmp/h5.log" \
+  && ok "3 + 2 ranks: $(strategy "$tmp/h5.log" | sed 's/.*then/then/')" || bad "3 + 2: $(strategy "$tmp/h5.log")"
+out=$(compare "$tmp/r1" "$tmp/h5" 1e-4) && ok "3 + 2 ranks vs 1 rank: $(echo "$out" | cut -d'(' -f1)" || bad "3 + 2 vs 1 rank: $out"
+summary reduction
