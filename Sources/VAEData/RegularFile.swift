@@ -38,7 +38,7 @@ public final class RegularFile {
     public let path: String
     /// The size when opened.
     public let size: Int
-    private let fd: Int32
+    let fd: Int32  // internal: MappedFile maps it
 
     /// Opens `path` without blocking (a FIFO would wait for a writer) and refuses anything that
     /// is not a regular file.

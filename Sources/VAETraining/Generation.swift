@@ -105,13 +105,15 @@ public func traversalGrid(model: VAE, base: [Float]? = nil, steps: Int, range: C
     return decodeLatents(model: model, latents: latents, count: l * steps)
 }
 
-/// Writes images [count, h*w] in [0, 1] as a PNG grid; returns the file's bytes.
+/// Writes images [count, h*w*channels] in [0, 1] as a PNG grid (gray, or RGB for 3 channels);
+/// returns the file's bytes.
 @discardableResult
-public func writeImageGrid(_ images: [Float], count: Int, height: Int, width: Int, columns: Int,
+public func writeImageGrid(_ images: [Float], count: Int, height: Int, width: Int, channels: Int = 1, columns: Int,
                            to path: String) throws(TrainingError) -> EncodedImage {
-    let grid = imageGrid(images, count: count, tileHeight: height, tileWidth: width, columns: columns)
+    let grid = imageGrid(images, count: count, tileHeight: height, tileWidth: width, channels: channels, columns: columns)
     let image = EncodedImage(width: grid.width, height: grid.height,
-                             png: PNG.encodeGray(width: grid.width, height: grid.height, pixels: grid.pixels))
+                             png: PNG.encode(width: grid.width, height: grid.height, channels: channels, pixels: grid.pixels),
+                             channels: channels)
     try AtomicFile.write(image.png, to: path)
     return image
 }

@@ -20,12 +20,14 @@ import VAEModel
 //                into micro-batches; a checkpoint's position counts optimizer steps, which it
 //                does not change (with --deterministic the result is bit-identical for any count).
 //   --timeout    how long a collective may wait for a stalled rank: not the mathematics.
+//   --test-data  which images the evaluation measures, not what is trained.
 //   --kl-warmup, --capacity-steps   how fast a ramp over the global step goes (like --warmup-steps);
 //                the ramp continues from the resumed step, so a longer one lowers the weight or
 //                target from the next step on.
 //   --data       may name another folder that holds the same images (the fingerprint decides,
 //                `checkResumeData`); other images need --allow-other-data.
 // and which must agree:
+//   --test-fraction, --layout   which images are trained on, and how they are read;
 //   --hidden, --latent, --likelihood, --beta, --autoencoder   the model and its loss;
 //   --seed, --batch-size, --binarize   the epoch permutation, the noise, the steps of an epoch
 //                and the pixels trained on;
@@ -71,6 +73,9 @@ public struct GivenOptions: Codable, Equatable, Sendable {
     public var tcBeta: Double?
     public var timeout: Double?
     public var accumulate: Int?
+    public var testData: String?
+    public var testFraction: Double?
+    public var layout: ArrayLayout?
 
     public init() {}
 
@@ -108,6 +113,9 @@ public struct GivenOptions: Codable, Equatable, Sendable {
         tcBeta = options.tcBeta
         timeout = options.timeout
         accumulate = options.accumulate
+        testData = options.testData
+        testFraction = options.testFraction
+        layout = options.layout
     }
 
     public enum ResumeRule: Sendable {
@@ -126,12 +134,12 @@ public struct GivenOptions: Codable, Equatable, Sendable {
         "--bucket-mb": .mayChange, "--shard-optimizer": .mayChange,
         "--lr-schedule": .mayChange, "--warmup-steps": .mayChange, "--clip-grad-norm": .mayChange, "--log-every": .mayChange,
         "--threads": .mayChange, "--kl-warmup": .mayChange, "--capacity-steps": .mayChange,
-        "--timeout": .mayChange, "--accumulate": .mayChange,
+        "--timeout": .mayChange, "--accumulate": .mayChange, "--test-data": .mayChange,
         "--data": .sameImages,
         "--hidden": .mustAgree, "--latent": .mustAgree, "--likelihood": .mustAgree, "--beta": .mustAgree,
         "--autoencoder": .mustAgree, "--seed": .mustAgree, "--batch-size": .mustAgree, "--binarize": .mustAgree,
         "--deterministic": .mustAgree, "--capacity": .mustAgree, "--gamma": .mustAgree, "--free-bits": .mustAgree,
-        "--tc-beta": .mustAgree,
+        "--tc-beta": .mustAgree, "--test-fraction": .mustAgree, "--layout": .mustAgree,
     ]
 
     static func rule(_ option: String) -> ResumeRule {
@@ -200,6 +208,9 @@ private struct Merge {
         try set("--tc-beta", given.tcBeta.map { Optional($0) }, &config.training.tcBeta, show: { $0.map { "\($0)" } ?? "off" })
         try set("--timeout", given.timeout, &config.training.timeout)
         try set("--accumulate", given.accumulate, &config.training.accumulate)
+        try set("--test-data", given.testData.map { Optional($0) }, &config.training.testData, show: { $0 ?? "none" })
+        try set("--test-fraction", given.testFraction, &config.training.testFraction)
+        try set("--layout", given.layout.map { Optional($0) }, &config.training.layout, show: { $0?.rawValue ?? "automatic" })
     }
 
     mutating func set<T: Equatable>(_ option: String, _ given: T?, _ value: inout T,

@@ -59,6 +59,13 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     /// Micro-batches per optimizer step: each rank's slice of the --batch-size batch runs through
     /// forward and backward in this many parts, their gradients summed locally, then reduced once.
     public var accumulate = 1
+    // Own data (VAEData/OwnData.swift): the test set of data without one, how to read arrays.
+    /// --test-data: the test set's images (nil: the data's test split, or the held-out fraction).
+    public var testData: String?
+    /// --test-fraction: the part of data without a test split held out (chosen from --seed).
+    public var testFraction = DataOptions().testFraction
+    /// --layout: how to read an ambiguous 4-d array (nil: from its shape).
+    public var layout: ArrayLayout?
 
     public init() {}
 
@@ -93,6 +100,9 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
         tcBeta = try c.decodeIfPresent(Double.self, forKey: .tcBeta) ?? d.tcBeta
         timeout = try c.decodeIfPresent(Double.self, forKey: .timeout) ?? d.timeout
         accumulate = try c.decodeIfPresent(Int.self, forKey: .accumulate) ?? d.accumulate
+        testData = try c.decodeIfPresent(String.self, forKey: .testData) ?? d.testData
+        testFraction = try c.decodeIfPresent(Double.self, forKey: .testFraction) ?? d.testFraction
+        layout = try c.decodeIfPresent(ArrayLayout.self, forKey: .layout) ?? d.layout
     }
 
     public func validate(worldSize: Int) throws(TrainingError) {
@@ -114,6 +124,9 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
             throw .option("--threads must be between 0 (automatic) and 1024 (got \(threads))")
         }
         if let problem = validateTimeout(timeout) { throw .option(problem) }
+        if !testFraction.isFinite || testFraction <= 0 || testFraction >= 1 {
+            throw .option("--test-fraction must be between 0 and 1, exclusive (got \(testFraction))")
+        }
         if accumulate < 1 { throw .option("--accumulate must be at least 1 micro-batch per optimizer step (got \(accumulate))") }
         if batchSize < worldSize * accumulate {
             throw .option("--batch-size \(batchSize) cannot be cut into \(worldSize) rank\(worldSize == 1 ? "" : "s") x --accumulate \(accumulate) micro-batches: every micro-batch needs at least one example on every rank")
@@ -125,6 +138,11 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
         if deterministic && (groups / worldSize) % accumulate != 0 {
             throw .option("--deterministic computes each of its \(groups) fixed groups alone, so a micro-batch is one or more whole groups: --accumulate x ranks must divide \(groups) (got --accumulate \(accumulate) on \(worldSize) rank\(worldSize == 1 ? "" : "s"))")
         }
+    }
+
+    /// How Dataset.load splits and reads own data for this run.
+    public var dataOptions: DataOptions {
+        DataOptions(testData: testData, testFraction: testFraction, layout: layout, seed: seed)
     }
 
     var adam: AdamHyperparameters { AdamHyperparameters(learningRate: learningRate) }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import VAEData
 import VAEDistributed
 import VAEModel
 import VAETraining
@@ -23,8 +24,14 @@ struct Train: ParsableCommand {
             the same images (compared by count, shape and hash); other images need --allow-other-data.
             """)
 
-    @Option(help: "Folder of IDX files, 'synthetic' / 'synthetic:N' for the built-in shapes dataset, or 'dsprites' / 'dsprites:N' for dSprites generated in code (default: \(defaults.data)).")
+    @Option(help: "Folder of IDX files, FILE.npy, FILE.npz (x_train, y_train, x_test, y_test), FILE.safetensors (images, labels, test_images, test_labels), 'synthetic' / 'synthetic:N' for the built-in shapes dataset, or 'dsprites' / 'dsprites:N' for dSprites generated in code (default: \(defaults.data)); see docs/data.md.")
     var data: String?
+    @Option(name: .customLong("test-data"), help: "The test set of an array --data: a .npy, .npz or .safetensors file (its test split, else all its images) or a folder of IDX files (default: the data's test split, or the held-out --test-fraction).")
+    var testData: String?
+    @Option(name: .customLong("test-fraction"), help: "Fraction of data without a test split held out as the test set, the same subset for a --seed on any rank count (default: \(defaults.testFraction)).")
+    var testFraction: Double?
+    @Option(help: "How a 4-d array holds its channels when its shape does not tell: nhwc ([N, H, W, C]) or nchw ([N, C, H, W]).")
+    var layout: String?
     @Option(help: "Epochs to train in total; a resumed run continues up to this number (default: \(defaults.epochs), or the checkpoint's).")
     var epochs: Int?
     @Option(name: .customLong("batch-size"), help: "Global batch size, split evenly over ranks (default: \(defaults.batchSize)).")
@@ -135,6 +142,9 @@ struct Train: ParsableCommand {
         g.tcBeta = tcBeta
         g.timeout = timeout
         g.accumulate = accumulate
+        g.testData = testData
+        g.testFraction = testFraction
+        g.layout = try layout.map(parseLayout)
         return g
     }
 
@@ -169,6 +179,11 @@ func parseHidden(_ hidden: String) throws -> [Int] {
         throw ModelConfigError.invalid("--hidden '\(hidden)': expected positive layer widths separated by commas, such as 400 or 512,256")
     }
     return widths.map { $0! }
+}
+
+func parseLayout(_ layout: String) throws -> ArrayLayout {
+    guard let value = ArrayLayout(rawValue: layout) else { throw TrainingError.option("--layout '\(layout)': expected nhwc or nchw") }
+    return value
 }
 
 func parseLikelihood(_ likelihood: String) throws -> Likelihood {
