@@ -27,7 +27,7 @@ EXAMPLE_NAMES = {"fc1": "encoder.0", "fc21": "encoder.mu", "fc22": "encoder.logv
                  "fc3": "decoder.0", "fc4": "decoder.out"}
 
 
-MODEL_OPTIONS = ("imageHeight", "imageWidth", "hidden", "latent", "likelihood", "beta", "autoencoder")
+MODEL_OPTIONS = ("imageHeight", "imageWidth", "channels", "hidden", "latent", "likelihood", "beta", "autoencoder")
 
 
 class CheckpointError(ValueError):
@@ -75,19 +75,23 @@ class VAE(nn.Module):
     """vae-dist's VAE: MLP encoder to (mu, logvar), z = mu + exp(logvar / 2) * eps, MLP decoder.
 
     Arguments as in the checkpoint's config["model"]; `VAE(**config["model"])` rebuilds it.
+    An image is flattened as vae-dist holds it: H x W x C interleaved (HWC, as numpy and PIL
+    hold images; checkpoints without `channels` are gray, C = 1). From a torch [N, C, H, W]
+    batch: `x.permute(0, 2, 3, 1).reshape(len(x), -1)`; back: `.reshape(-1, H, W, C)`.
     """
 
     def __init__(self, imageHeight=28, imageWidth=28, hidden=(400,), latent=20, likelihood="bernoulli",
-                 beta=1.0, autoencoder=False):
+                 beta=1.0, autoencoder=False, channels=1):
         super().__init__()
         if likelihood not in ("bernoulli", "gaussian"):
             raise ValueError(f"likelihood must be bernoulli or gaussian (got {likelihood!r})")
-        self.image_shape = (imageHeight, imageWidth)
+        # (H, W) for gray, (H, W, C) for colour: the shape of one image as numpy holds it.
+        self.image_shape = (imageHeight, imageWidth) if channels == 1 else (imageHeight, imageWidth, channels)
         self.latent = latent
         self.likelihood = likelihood
         self.beta = float(beta)
         self.autoencoder = bool(autoencoder)
-        d = imageHeight * imageWidth
+        d = imageHeight * imageWidth * channels
         self.encoder = Encoder([d, *hidden], latent)
         self.decoder = Decoder([latent, *reversed(hidden), d], likelihood == "gaussian")
 

@@ -1,17 +1,21 @@
 import Foundation
 
 // Images held in an array file (.npy, .npz, .safetensors) and read from it one image at a
-// time: the file is memory-mapped, never copied whole into the process, so each rank touches
-// only the pages of the examples it loads.
+// time, never copied whole into the process: each rank reads only the examples it loads.
 //
 // Pixel layout inside the model: HWC, interleaved (pixel (y, x) channel c at (y * W + x) * C + c),
 // as PIL and numpy hold images. An NCHW array is transposed per image as it is loaded.
 //
-// Mapped pages count as resident once read, and an epoch's random permutation reads them all:
-// `didRead` counts what batches touched and, past `releaseThreshold`, gives every page of the
-// mapping back with one madvise(MADV_DONTNEED) (the file stays in the page cache; the next read
-// maps a page again). One call over the whole mapping every few thousand images costs less
-// than a call per batch, and it bounds the resident images to about the threshold.
+// How an image is read: pread into a buffer of one image, then converted to floats; the value
+// scan and the fingerprint pread too. The file is memory-mapped for its headers only: reading
+// through the mapping was measured and rejected: mapped pages count as resident once read, an
+// epoch's random permutation reads them all, and on this kernel (6.18, large page-cache folios)
+// one fault maps far more than the image. With madvise(MADV_DONTNEED) over the whole mapping
+// after every ~2,000 images, a 2.16 GB .npy still peaked at 1.9 GB resident (RssFile growing
+// ~1.7 GB between releases), and the fingerprint's 256 sampled 64 KB blocks alone took it to
+// 573 MB. pread leaves nothing mapped: the peak is the process's own
+// buffers, whatever the kernel's folio policy, and from the page cache a 784-byte pread costs
+// about a microsecond.
 
 /// How a 4-d array holds channels.
 public enum ArrayLayout: String, Sendable, Codable, CaseIterable {
@@ -31,10 +35,6 @@ public final class ArrayImages: @unchecked Sendable {
     public let layout: ArrayLayout
     public var elementsPerImage: Int { height * width * channels }
     public var bytesPerImage: Int { elementsPerImage * array.elementType.size }
-    /// Bytes of the mapping read since the pages were last given back (estimated: each image
-    /// counts its bytes and the 64 KB the kernel may map around a fault).
-    private var touched = 0
-    public static let releaseThreshold = 128 << 20
 
     /// `array` [N, H, W] (one channel), [N, H, W, C] or [N, C, H, W] with C in {1, 3};
     /// `layout` decides a 4-d shape both could read ([N, 3, 5, 3]) and must agree with any other.
@@ -72,13 +72,20 @@ public final class ArrayImages: @unchecked Sendable {
         self.layout = chosen
     }
 
-    private var data: UnsafeRawPointer { store.base! + array.offset }
-
     /// Image `example` into row [H * W * C] as floats, HWC: uint8 as byte / 255 (the same
-    /// table as IDX images, so the same images give the same bits), floats as stored.
-    @inline(__always)
+    /// table as IDX images, so the same images give the same bits), floats as stored. Read with
+    /// pread into a buffer of one image (on the stack up to a few KB).
     public func fill(_ row: UnsafeMutablePointer<Float>, example: Int) {
-        let n = elementsPerImage, source = data + example * bytesPerImage
+        let start = array.offset + example * bytesPerImage
+        withUnsafeTemporaryAllocation(byteCount: bytesPerImage, alignment: 16) { buffer in
+            store.copy(start ..< start + bytesPerImage, to: buffer.baseAddress!)
+            convert(row, from: UnsafeRawPointer(buffer.baseAddress!))
+        }
+    }
+
+    @inline(__always)
+    func convert(_ row: UnsafeMutablePointer<Float>, from source: UnsafeRawPointer) {
+        let n = elementsPerImage
         if layout == .nhwc || channels == 1 {
             switch array.elementType {
             case .uint8:
@@ -107,28 +114,22 @@ public final class ArrayImages: @unchecked Sendable {
         }
     }
 
-    /// After a batch of `images` images was read (called where no other thread reads): gives
-    /// the mapping's pages back once about `releaseThreshold` bytes were touched.
-    public func didRead(images: Int) {
-        touched += images * (bytesPerImage + 65536)
-        if touched >= Self.releaseThreshold { releaseAll() }
+    /// Bytes `range` of the array (from its first element) into `out`.
+    func read(_ range: Range<Int>, into out: UnsafeMutableRawPointer) {
+        store.copy(array.offset + range.lowerBound ..< array.offset + range.upperBound, to: out)
     }
 
-    public func releaseAll() {
-        touched = 0
-        store.release(array.offset ..< array.offset + array.byteCount)
-    }
-
-    /// Calls `body` on consecutive chunks of the image bytes (at most 16 MB), giving each
-    /// chunk's pages back after it: a scan of a file larger than memory stays small.
+    /// Calls `body` on consecutive chunks of the image bytes (at most 16 MB, read into one
+    /// buffer): a scan of a file larger than memory stays small.
     func scan(_ body: (UnsafeRawBufferPointer, _ firstByte: Int) -> Bool) {
         let chunk = 16 << 20 / array.elementType.size * array.elementType.size
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: min(chunk, array.byteCount), alignment: 16)
+        defer { buffer.deallocate() }
         var start = 0
         while start < array.byteCount {
             let end = min(start + chunk, array.byteCount)
-            let more = body(UnsafeRawBufferPointer(start: data + start, count: end - start), start)
-            store.release(array.offset + start ..< array.offset + end)
-            if !more { return }
+            read(start ..< end, into: buffer)
+            if !body(UnsafeRawBufferPointer(start: buffer, count: end - start), start) { return }
             start = end
         }
     }
@@ -173,22 +174,22 @@ public final class ArrayImages: @unchecked Sendable {
             bytes.withUnsafeMutableBytes { out in
                 for i in 0..<selected {
                     let example = selection.map { Int($0[i]) } ?? i
-                    (out.baseAddress! + i * bytesPerImage).copyMemory(from: data + example * bytesPerImage, byteCount: bytesPerImage)
+                    read(example * bytesPerImage ..< (example + 1) * bytesPerImage, into: out.baseAddress! + i * bytesPerImage)
                 }
             }
-            releaseAll()
             return bytes.withUnsafeBytes { fnv1a64Lanes($0) }
         }
         var summary = Array("sampled|\(array.elementType.rawValue)|\(array.shape)|\(layout.rawValue)|".utf8)
         if let selection { selection.withUnsafeBytes { summary += withUnsafeBytes(of: fnv1a64Lanes($0)) { Array($0) } } }
         let block = 1 << 16, blocks = 256
         let span = array.byteCount - block
+        var bytes = [UInt8](repeating: 0, count: block)
         for k in 0..<blocks {
             let start = span * k / (blocks - 1)
-            let hash = fnv1a64Lanes(UnsafeRawBufferPointer(start: data + start, count: block))
+            bytes.withUnsafeMutableBytes { read(start ..< start + block, into: $0.baseAddress!) }
+            let hash = bytes.withUnsafeBytes { fnv1a64Lanes($0) }
             withUnsafeBytes(of: hash) { summary += $0 }
         }
-        releaseAll()
         return summary.withUnsafeBytes { fnv1a64Lanes($0) }
     }
 }

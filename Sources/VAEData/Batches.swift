@@ -65,7 +65,6 @@ public func loadBatch(_ x: UnsafeMutablePointer<Float>, noise: BatchNoise?, from
     threads.forEachRange(rows, alignment: 1, minimum: 16,
                          BatchRows(x: x, noise: noise, images: images, indices: indices?.baseAddress, first: first,
                                    binarize: binarize, generator: generator, epoch: epoch))
-    images.array?.didRead(images: rows)
 }
 
 struct BatchRows: RangeWork {
@@ -100,7 +99,6 @@ public func fillBatch(_ out: UnsafeMutablePointer<Float>, from images: ImageSet,
     for (row, index) in indices.enumerated() {
         fillImage(out + row * images.pixelsPerImage, from: images, index: Int(index), binarize: binarize, generator: generator, epoch: epoch)
     }
-    images.array?.didRead(images: indices.count)
 }
 
 /// The same for the contiguous images `range`.
@@ -109,7 +107,6 @@ public func fillBatch(_ out: UnsafeMutablePointer<Float>, from images: ImageSet,
     for (row, index) in range.enumerated() {
         fillImage(out + row * images.pixelsPerImage, from: images, index: index, binarize: binarize, generator: generator, epoch: epoch)
     }
-    images.array?.didRead(images: range.count)
 }
 
 @inline(__always)

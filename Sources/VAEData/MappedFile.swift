@@ -1,9 +1,9 @@
 import Foundation
 
-// A data file mapped read-only into memory. Mapping costs no memory by itself: a page becomes
-// resident when it is first read, and `release` gives the pages back (the file stays in the
-// kernel's page cache, shared and not counted against the process; a later read maps the page
-// again). This is how a 2 GB .npy trains in a process of a few hundred MB.
+// A data file mapped read-only into memory, for what is read once (headers, the scans of the
+// values and the fingerprint); `release` gives the pages back (the file stays in the kernel's
+// page cache, shared and not counted against the process). Training reads its images with
+// `copy` (pread) instead: see ArrayImages.swift for why.
 
 /// A read-only, shared mapping of a whole regular file; unmapped with the value.
 public final class MappedFile: @unchecked Sendable {
@@ -11,8 +11,11 @@ public final class MappedFile: @unchecked Sendable {
     public let size: Int
     /// The first byte (nil for an empty file, which cannot be mapped).
     public let base: UnsafeRawPointer?
+    /// Kept open for `copy`.
+    let file: RegularFile
 
     public init(_ file: RegularFile) throws(FileProblem) {
+        self.file = file
         path = file.path
         size = file.size
         guard size > 0 else { base = nil; return }
@@ -41,5 +44,22 @@ public final class MappedFile: @unchecked Sendable {
         let start = range.lowerBound / page * page
         let end = min((range.upperBound + page - 1) / page * page, size)
         _ = madvise(UnsafeMutableRawPointer(mutating: base + start), end - start, MADV_DONTNEED)
+    }
+
+    /// Bytes `range` of the file into `out`, with pread: nothing stays mapped. The range was
+    /// checked against the size at open; a file that shrinks under a running job ends it with
+    /// one line (there is no one to throw to inside a batch's threads).
+    public func copy(_ range: Range<Int>, to out: UnsafeMutableRawPointer) {
+        var done = 0
+        while done < range.count {
+            let n = pread(file.fd, out + done, range.count - done, off_t(range.lowerBound + done))
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 {
+                let reason = n == 0 ? "it ended at byte \(range.lowerBound + done)" : String(cString: strerror(errno))
+                FileHandle.standardError.write(Data("vae-dist: \(path): cannot read bytes \(range) (\(reason)): the file changed while training; restore it and resume\n".utf8))
+                exit(1)
+            }
+            done += n
+        }
     }
 }

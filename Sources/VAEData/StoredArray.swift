@@ -75,6 +75,8 @@ public protocol ByteStore: AnyObject, Sendable {
     var size: Int { get }
     /// Gives back the pages of `range` (a mapping); nothing for memory of the process.
     func release(_ range: Range<Int>)
+    /// Bytes `range` into `out` (a mapped file: with pread, so no page stays mapped).
+    func copy(_ range: Range<Int>, to out: UnsafeMutableRawPointer)
 }
 
 extension MappedFile: ByteStore {}
@@ -93,4 +95,7 @@ public final class HeapBytes: ByteStore, @unchecked Sendable {
 
     deinit { base.map { UnsafeMutableRawPointer(mutating: $0).deallocate() } }
     public func release(_ range: Range<Int>) {}
+    public func copy(_ range: Range<Int>, to out: UnsafeMutableRawPointer) {
+        out.copyMemory(from: base! + range.lowerBound, byteCount: range.count)
+    }
 }
