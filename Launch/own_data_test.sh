@@ -148,7 +148,7 @@ refused "floats outside [0, 1]" "$b/outside.npy: value 1.5 at index \[5, 3, 4\] 
   && ok "the same floats train with --likelihood gaussian" || bad "gaussian on floats outside [0, 1]: $(tail -1 "$tmp/gauss.log")"
 refused "ambiguous layout" "$b/ambiguous.npy: .*pass --layout nhwc or --layout nchw" --data "$b/ambiguous.npy"
 refused "truncated" "$b/truncated.npy: .*truncated" --data "$b/truncated.npy"
-refused "test images of another size" "$b/small.npy: test images are 14x14x1 but training images are 28x28x1" --data "$tmp/train.npy" --test-data "$b/small.npy"
+refused "test images of another size" "$b/small.npy: test images are 14x14 but training images are 28x28" --data "$tmp/train.npy" --test-data "$b/small.npy"
 refused "npz without x_train" "$b/nokeras.npz: holds the arrays a.npy, b.npy but no x_train" --data "$b/nokeras.npz"
 refused "labels of another count" "$b/labels.npz: y_train has shape \[10\] but there are 1000 images" --data "$b/labels.npz"
 refused "safetensors without images" "$b/noimages.safetensors: has no tensor named 'images'" --data "$b/noimages.safetensors"

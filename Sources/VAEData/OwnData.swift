@@ -33,7 +33,15 @@ struct ArraySplits {
     var test: (images: ArrayImages, labels: [UInt8]?)?
 }
 
+/// "28x28" for gray images, "32x32x3" for colour.
+public func imageSize(height: Int, width: Int, channels: Int) -> String {
+    channels == 1 ? "\(height)x\(width)" : "\(height)x\(width)x\(channels)"
+}
+
 extension ImageSet {
+    /// "28x28" or "32x32x3".
+    public var sizeDescription: String { imageSize(height: rows, width: columns, channels: channels) }
+
     /// The images `selection` (nil: all) of `array`, with their labels (of all the array's images).
     public init(array: ArrayImages, selection: [Int32]?, labels: [UInt8]?) {
         self.init(count: 0, rows: array.height, columns: array.width, pixels: [])
@@ -87,7 +95,7 @@ extension Dataset {
             train = ImageSet(array: data.train.images, selection: trainIndices, labels: data.train.labels)
         }
         guard test.rows == train.rows, test.columns == train.columns, test.channels == train.channels else {
-            throw .invalid(path: options.testData ?? path, reason: "test images are \(test.rows)x\(test.columns)x\(test.channels) but training images are \(train.rows)x\(train.columns)x\(train.channels): give images of one size")
+            throw .invalid(path: options.testData ?? path, reason: "test images are \(test.sizeDescription) but training images are \(train.sizeDescription): give images of one size")
         }
         return Dataset(name: name, train: splits == .testOnly ? test.empty : train, test: test)
     }

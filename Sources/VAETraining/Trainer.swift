@@ -123,7 +123,7 @@ public final class Trainer {
         if let stored = checkpoint?.config.model, stored != config {
             // Only the image size can differ here (the merge refused the rest): the data's.
             throw TrainingError.checkpoint(path: checkpointPath,
-                reason: "was trained as \(describe(stored)) but this run asks for \(describe(config)) (--data \(options.data) holds \(config.imageHeight)x\(config.imageWidth)x\(config.channels) images): resume on the data it was trained on, or start a new run with another --out")
+                reason: "was trained as \(describe(stored)) but this run asks for \(describe(config)) (--data \(options.data) holds \(imageSize(height: config.imageHeight, width: config.imageWidth, channels: config.channels)) images): resume on the data it was trained on, or start a new run with another --out")
         }
         if options.batchSize > dataset.train.count {
             throw TrainingError.option("--batch-size \(options.batchSize) exceeds the \(dataset.train.count) training images of \(options.data)")

@@ -18,7 +18,7 @@ func testImages(_ data: String?, checkpoint: Checkpoint, path: String, train: Bo
     }
     let m = checkpoint.config.model
     guard dataset.test.rows == m.imageHeight, dataset.test.columns == m.imageWidth, dataset.test.channels == m.channels else {
-        throw TrainingError.checkpoint(path: path, reason: "expects \(m.imageHeight)x\(m.imageWidth)x\(m.channels) images but \(spec) has \(dataset.test.rows)x\(dataset.test.columns)x\(dataset.test.channels)")
+        throw TrainingError.checkpoint(path: path, reason: "expects \(imageSize(height: m.imageHeight, width: m.imageWidth, channels: m.channels)) images but \(spec) has \(dataset.test.sizeDescription)")
     }
     return train ? dataset.train : dataset.test
 }
