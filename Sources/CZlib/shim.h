@@ -5,4 +5,8 @@
 static inline int vae_inflate_init_gzip(z_stream *stream) {
     return inflateInit2(stream, 15 + 32);  // 32: detect gzip or zlib header automatically
 }
+// Raw deflate (no header): the members of a zip file (.npz).
+static inline int vae_inflate_init_raw(z_stream *stream) {
+    return inflateInit2(stream, -15);
+}
 #endif

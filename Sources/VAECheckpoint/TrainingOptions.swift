@@ -57,6 +57,13 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     /// Micro-batches per optimizer step: each rank's slice of the --batch-size batch runs through
     /// forward and backward in this many parts, their gradients summed locally, then reduced once.
     public var accumulate = 1
+    // Own data (VAEData/OwnData.swift): the test set of data without one, how to read arrays.
+    /// --test-data: the test set's images (nil: the data's test split, or the held-out fraction).
+    public var testData: String?
+    /// --test-fraction: the part of data without a test split held out (chosen from --seed).
+    public var testFraction = DataOptions().testFraction
+    /// --layout: how to read an ambiguous 4-d array (nil: from its shape).
+    public var layout: ArrayLayout?
 
     public init() {}
 
@@ -91,6 +98,16 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
         tcBeta = try c.decodeIfPresent(Double.self, forKey: .tcBeta) ?? d.tcBeta
         timeout = try c.decodeIfPresent(Double.self, forKey: .timeout) ?? d.timeout
         accumulate = try c.decodeIfPresent(Int.self, forKey: .accumulate) ?? d.accumulate
+        testData = try c.decodeIfPresent(String.self, forKey: .testData) ?? d.testData
+        testFraction = try c.decodeIfPresent(Double.self, forKey: .testFraction) ?? d.testFraction
+        layout = try c.decodeIfPresent(ArrayLayout.self, forKey: .layout) ?? d.layout
+    }
+}
+
+extension TrainingOptions {
+    /// How Dataset.load splits and reads own data for this run.
+    public var dataOptions: DataOptions {
+        DataOptions(testData: testData, testFraction: testFraction, layout: layout, seed: seed)
     }
 }
 

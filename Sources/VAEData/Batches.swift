@@ -37,7 +37,6 @@ public func shardRange(count: Int, rank: Int, worldSize: Int) -> Range<Int> {
     return start ..< start + base + (rank < extra ? 1 : 0)
 }
 
-private let byteToUnit: [Float] = (0..<256).map { Float($0) / 255 }
 /// Byte b of a packed image as its 8 pixels (bit j of b is pixel j): [256, 8] of 0 or 1.
 private let bitsToUnits: [Float] = (0..<2048).map { Float(($0 >> 3) >> ($0 & 7) & 1) }
 
@@ -114,6 +113,11 @@ public func fillBatch(_ out: UnsafeMutablePointer<Float>, from images: ImageSet,
 func fillImage(_ row: UnsafeMutablePointer<Float>, from images: ImageSet, index: Int, binarize: Bool,
                generator: Philox4x32, epoch: Int) {
     let d = images.pixelsPerImage
+    if let array = images.array {
+        array.fill(row, example: images.selection.map { Int($0[index]) } ?? index)
+        if binarize { binarizeImage(row, count: d, index: index, generator: generator, epoch: epoch) }
+        return
+    }
     images.pixels.withUnsafeBufferPointer { pixels in
         if images.pixelFormat == .bits {
             // Binary images: 8 pixels per byte, unpacked per batch (binarizing a 0/1 pixel is the identity).
@@ -127,17 +131,22 @@ func fillImage(_ row: UnsafeMutablePointer<Float>, from images: ImageSet, index:
         byteToUnit.withUnsafeBufferPointer { table in
             let source = pixels.baseAddress! + index * d
             for i in 0..<d { row[i] = table[Int(source[i])] }
-            guard binarize else { return }
-            var i = 0
-            var blockIndex = 0
-            while i < d {
-                let bits = generator.block(stream: .binarization, epoch: epoch, index: index, block: blockIndex)
-                for lane in 0..<4 where i < d {
-                    row[i] = uniformOpen(bits[lane]) < row[i] ? 1 : 0
-                    i += 1
-                }
-                blockIndex += 1
-            }
+            if binarize { binarizeImage(row, count: d, index: index, generator: generator, epoch: epoch) }
         }
+    }
+}
+
+/// Replaces each pixel p of row [count] by a Bernoulli(p) draw keyed by (seed, epoch, index).
+@inline(__always)
+func binarizeImage(_ row: UnsafeMutablePointer<Float>, count d: Int, index: Int, generator: Philox4x32, epoch: Int) {
+    var i = 0
+    var blockIndex = 0
+    while i < d {
+        let bits = generator.block(stream: .binarization, epoch: epoch, index: index, block: blockIndex)
+        for lane in 0..<4 where i < d {
+            row[i] = uniformOpen(bits[lane]) < row[i] ? 1 : 0
+            i += 1
+        }
+        blockIndex += 1
     }
 }

@@ -24,6 +24,12 @@ public struct ImageSet: Sendable {
     /// The factors take a few discrete values each (dSprites' grid), so MIG applies; the
     /// synthetic set's are continuous draws.
     public var discreteFactors = false
+    /// Channels per pixel: 1 (gray) or 3 (RGB), interleaved (HWC) in each image.
+    public var channels = 1
+    /// Images read from an array file (ArrayImages.swift) instead of `pixels` (then empty);
+    /// `selection` maps this set's example i to the array's example selection[i] (a split).
+    public var array: ArrayImages?
+    public var selection: [Int32]?
 
     public init(count: Int, rows: Int, columns: Int, pixels: [UInt8], labels: [UInt8]? = nil,
                 factors: [Float]? = nil, factorNames: [String] = []) {
@@ -56,12 +62,13 @@ public struct ImageSet: Sendable {
         set.pixels = []
         set.labels = labels.map { _ in [] }
         set.factors = factors.map { _ in [] }
+        set.selection = array.map { _ in [] }
         return set
     }
 
-    public var pixelsPerImage: Int { rows * columns }
+    public var pixelsPerImage: Int { rows * columns * channels }
     /// Bytes of `pixels` per image.
-    public var bytesPerImage: Int { pixelFormat == .bytes ? rows * columns : (rows * columns + 7) / 8 }
+    public var bytesPerImage: Int { pixelFormat == .bytes ? rows * columns * channels : (rows * columns + 7) / 8 }
 }
 
 /// Which splits `Dataset.load` builds.
@@ -98,7 +105,8 @@ public struct Dataset: Sendable {
     /// `synthetic:N` (N training images and N/10 test images, at least 1), `dsprites`
     /// (737,280 images, 10% test) or `dsprites:N` (a fixed subset of N, 10% test). With
     /// `.testOnly` the test set holds the same images as in a full load.
-    public static func load(_ spec: String, splits: DatasetSplits = .all) throws(DataError) -> Dataset {
+    public static func load(_ spec: String, splits: DatasetSplits = .all, options: DataOptions = DataOptions()) throws(DataError) -> Dataset {
+        if isArrayFile(spec) { return try loadArrayData(spec, splits: splits, options: options) }
         if spec == "dsprites" { return DSprites.generate(splits: splits) }
         if spec.hasPrefix("dsprites:") {
             guard let n = Int(spec.dropFirst("dsprites:".count)), n >= 2, n <= DSprites.count else {

@@ -31,7 +31,8 @@ public struct DataFingerprint: Codable, Equatable, Sendable, CustomStringConvert
     /// The fingerprint of `images`, the training split of dataset `name`.
     public init(name: String, images: ImageSet) {
         self.init(name: name, count: images.count, rows: images.rows, columns: images.columns,
-                  hash: images.pixels.withUnsafeBufferPointer { fnv1a64Lanes(UnsafeRawBufferPointer($0)) })
+                  hash: images.array.map { $0.contentHash(selection: images.selection) }
+                      ?? images.pixels.withUnsafeBufferPointer { fnv1a64Lanes(UnsafeRawBufferPointer($0)) })
     }
 
     /// The same images (count, shape and hash), whatever the dataset was called.

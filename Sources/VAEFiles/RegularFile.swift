@@ -38,7 +38,8 @@ public final class RegularFile {
     public let path: String
     /// The size when opened.
     public let size: Int
-    private let fd: Int32
+    /// The descriptor (VAEData's MappedFile maps it and reads from it).
+    public let fd: Int32
 
     /// Opens `path` without blocking (a FIFO would wait for a writer) and refuses anything that
     /// is not a regular file.

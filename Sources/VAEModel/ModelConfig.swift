@@ -10,6 +10,9 @@ public enum Likelihood: String, Codable, Sendable, CaseIterable {
 public struct ModelConfig: Codable, Equatable, Sendable {
     public var imageHeight: Int
     public var imageWidth: Int
+    /// Colour channels per pixel: 1 (gray) or 3 (RGB). The input is H x W x C, interleaved
+    /// (HWC, as PIL and numpy hold images): pixel (y, x) channel c at (y * W + x) * C + c.
+    public var channels = 1
     /// Encoder hidden widths, input side first; the decoder mirrors them.
     public var hidden: [Int]
     public var latent: Int
@@ -30,11 +33,27 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         self.autoencoder = autoencoder
     }
 
-    public var inputDimension: Int { imageHeight * imageWidth }
+    public var inputDimension: Int { imageHeight * imageWidth * channels }
+
+    enum CodingKeys: String, CodingKey { case imageHeight, imageWidth, channels, hidden, latent, likelihood, beta, autoencoder }
+
+    /// `channels` is optional in JSON: checkpoints written before colour load as gray (C = 1).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        imageHeight = try c.decode(Int.self, forKey: .imageHeight)
+        imageWidth = try c.decode(Int.self, forKey: .imageWidth)
+        channels = try c.decodeIfPresent(Int.self, forKey: .channels) ?? 1
+        hidden = try c.decode([Int].self, forKey: .hidden)
+        latent = try c.decode(Int.self, forKey: .latent)
+        likelihood = try c.decode(Likelihood.self, forKey: .likelihood)
+        beta = try c.decode(Float.self, forKey: .beta)
+        autoencoder = try c.decode(Bool.self, forKey: .autoencoder)
+    }
 
     /// Checks the numbers; the message names the option to change.
     public func validate() throws(ModelConfigError) {
         if imageHeight <= 0 || imageWidth <= 0 { throw .invalid("image size \(imageHeight)x\(imageWidth) must be positive") }
+        if channels != 1 && channels != 3 { throw .invalid("images have \(channels) channels; vae-dist models gray (1) or RGB (3)") }
         if hidden.isEmpty || hidden.contains(where: { $0 <= 0 }) {
             throw .invalid("--hidden must list positive layer widths, such as 400 or 512,256 (got \(hidden.map(String.init).joined(separator: ",")))")
         }

@@ -56,38 +56,45 @@ public struct EncodedImage: Sendable {
     public var width: Int
     public var height: Int
     public var png: [UInt8]
+    /// 1 (gray) or 3 (RGB).
+    public var channels = 1
 }
 
-/// Tiles of `rows` x `columns` images, each [tileHeight, tileWidth] in [0, 1],
-/// upscaled by `scale`, separated by `padding` pixels (before scaling) of gray.
-public func imageGrid(_ images: [Float], count: Int, tileHeight: Int, tileWidth: Int, columns: Int,
+/// Tiles of `rows` x `columns` images, each [tileHeight, tileWidth, channels] in [0, 1] (HWC),
+/// upscaled by `scale`, separated by `padding` pixels (before scaling) of gray; pixels
+/// [height, width, channels].
+public func imageGrid(_ images: [Float], count: Int, tileHeight: Int, tileWidth: Int, channels: Int = 1, columns: Int,
                       scale: Int = 2, padding: Int = 2) -> (width: Int, height: Int, pixels: [UInt8]) {
     let gridColumns = max(1, min(columns, count))
     let gridRows = max(1, (count + gridColumns - 1) / gridColumns)
     let cellW = tileWidth + padding, cellH = tileHeight + padding
     let width = (gridColumns * cellW + padding) * scale, height = (gridRows * cellH + padding) * scale
-    var pixels = [UInt8](repeating: 96, count: width * height)
+    let c = channels
+    var pixels = [UInt8](repeating: 96, count: width * height * c)
     for index in 0..<count {
         let originX = (padding + (index % gridColumns) * cellW) * scale
         let originY = (padding + (index / gridColumns) * cellH) * scale
         for y in 0..<(tileHeight * scale) {
             for x in 0..<(tileWidth * scale) {
-                let v = images[index * tileHeight * tileWidth + (y / scale) * tileWidth + x / scale]
-                let clamped = v.isFinite ? min(max(v, 0), 1) : 0
-                pixels[(originY + y) * width + originX + x] = UInt8((clamped * 255).rounded())
+                for k in 0..<c {
+                    let v = images[((index * tileHeight + y / scale) * tileWidth + x / scale) * c + k]
+                    let clamped = v.isFinite ? min(max(v, 0), 1) : 0
+                    pixels[((originY + y) * width + originX + x) * c + k] = UInt8((clamped * 255).rounded())
+                }
             }
         }
     }
     return (width, height, pixels)
 }
 
-/// Writes images [count, h*w] in [0, 1] as a PNG grid; returns the file's bytes.
+/// Writes images [count, h*w*channels] in [0, 1] as a PNG grid (gray, or RGB for 3 channels); returns the file's bytes.
 @discardableResult
-public func writeImageGrid(_ images: [Float], count: Int, height: Int, width: Int, columns: Int,
+public func writeImageGrid(_ images: [Float], count: Int, height: Int, width: Int, channels: Int = 1, columns: Int,
                            to path: String) throws(FileError) -> EncodedImage {
-    let grid = imageGrid(images, count: count, tileHeight: height, tileWidth: width, columns: columns)
+    let grid = imageGrid(images, count: count, tileHeight: height, tileWidth: width, channels: channels, columns: columns)
     let image = EncodedImage(width: grid.width, height: grid.height,
-                             png: PNG.encodeGray(width: grid.width, height: grid.height, pixels: grid.pixels))
+                             png: PNG.encode(width: grid.width, height: grid.height, channels: channels, pixels: grid.pixels),
+                             channels: channels)
     try AtomicFile.write(image.png, to: path)
     return image
 }

@@ -81,7 +81,7 @@ public enum TensorBoardEvent {
     public enum Value {
         case scalar(tag: String, value: Float)
         /// A PNG file's bytes and its size.
-        case image(tag: String, png: [UInt8], width: Int, height: Int)
+        case image(tag: String, png: [UInt8], width: Int, height: Int, channels: Int = 1)
     }
 
     public static func fileVersion(wallTime: Double) -> [UInt8] {
@@ -109,11 +109,11 @@ public enum TensorBoardEvent {
             case let .scalar(tag, number):
                 v.string(1, tag)
                 v.float(2, number)
-            case let .image(tag, png, width, height):
+            case let .image(tag, png, width, height, channels):
                 var image = ProtobufWriter()
                 image.integer(1, Int64(height))
                 image.integer(2, Int64(width))
-                image.integer(3, 1)  // grayscale: PNG.encodeGray's images
+                image.integer(3, Int64(channels))  // colorspace: 1 grayscale, 3 RGB
                 image.bytes(4, png)
                 v.string(1, tag)
                 v.bytes(4, image.bytes)
@@ -225,7 +225,7 @@ public final class TensorBoardWriter {
             TensorBoardEvent.Value.scalar(tag: Self.tag(forMetric: $0.0), value: Float($0.1.flatMap { Double(jsonNumber($0)) } ?? .nan))
         }
         for (tag, image) in images {
-            values.append(.image(tag: tag, png: image.png, width: image.width, height: image.height))
+            values.append(.image(tag: tag, png: image.png, width: image.width, height: image.height, channels: image.channels))
         }
         append(step: metrics.step, values: values)
         try flush()

@@ -21,12 +21,14 @@ import VAEModel
 //                into micro-batches; a checkpoint's position counts optimizer steps, which it
 //                does not change (with --deterministic the result is bit-identical for any count).
 //   --timeout    how long a collective may wait for a stalled rank: not the mathematics.
+//   --test-data  which images the evaluation measures, not what is trained.
 //   --kl-warmup, --capacity-steps   how fast a ramp over the global step goes (like --warmup-steps);
 //                the ramp continues from the resumed step, so a longer one lowers the weight or
 //                target from the next step on.
 //   --data       may name another folder that holds the same images (the fingerprint decides,
 //                `checkResumeData`); other images need --allow-other-data.
 // and which must agree:
+//   --test-fraction, --layout   which images are trained on, and how they are read;
 //   --hidden, --latent, --likelihood, --beta, --autoencoder   the model and its loss;
 //   --seed, --batch-size, --binarize   the epoch permutation, the noise, the steps of an epoch
 //                and the pixels trained on;
@@ -72,6 +74,9 @@ public struct GivenOptions: Codable, Equatable, Sendable {
     public var tcBeta: Double?
     public var timeout: Double?
     public var accumulate: Int?
+    public var testData: String?
+    public var testFraction: Double?
+    public var layout: ArrayLayout?
 
     public init() {}
 

@@ -1,4 +1,5 @@
 import VAECheckpoint
+import VAEData
 import VAEModel
 
 // The options of `vae-dist train` that configure a run, each declared once, here: its flag, its
@@ -79,7 +80,28 @@ public enum TrainOptions {
     /// Every option, in the order the help lists them.
     public static let table: [TrainOption] = [
         value("--data", "data", \.data, \.training.data, .sameImages,
-              "Folder of IDX files, 'synthetic' / 'synthetic:N' for the built-in shapes dataset, or 'dsprites' / 'dsprites:N' for dSprites generated in code (default: \(defaults.data))."),
+              "Folder of IDX files, FILE.npy, FILE.npz (x_train, y_train, x_test, y_test), FILE.safetensors (images, labels, test_images, test_labels), 'synthetic' / 'synthetic:N' for the built-in shapes dataset, or 'dsprites' / 'dsprites:N' for dSprites generated in code (default: \(defaults.data)); see docs/data.md."),
+        // Optional in the stored options (nil: none / from the shape), a value when given.
+        TrainOption(flag: "--test-data", kind: .value("test-data"),
+                    help: "The test set of an array --data: a .npy, .npz or .safetensors file (its test split, else all its images) or a folder of IDX files (default: the data's test split, or the held-out --test-fraction).",
+                    rule: .mayChange,
+                    store: { text, _, given in given.testData = text },
+                    apply: { given, config, merge throws(TrainingError) in
+                        try merge.set("--test-data", rule: .mayChange, given.testData.map { Optional($0) }, &config.training.testData,
+                                      show: { $0 ?? "none" })
+                    },
+                    give: { config, given in given.testData = config.training.testData }),
+        value("--test-fraction", "test-fraction", \.testFraction, \.training.testFraction, .mustAgree,
+              "Fraction of data without a test split held out as the test set, the same subset for a --seed on any rank count (default: \(defaults.testFraction))."),
+        TrainOption(flag: "--layout", kind: .value("layout"),
+                    help: "How a 4-d array holds its channels when its shape does not tell: nhwc ([N, H, W, C]) or nchw ([N, C, H, W]).",
+                    rule: .mustAgree,
+                    store: { text, _, given in given.layout = try parseLayout(text ?? "") },
+                    apply: { given, config, merge throws(TrainingError) in
+                        try merge.set("--layout", rule: .mustAgree, given.layout.map { Optional($0) }, &config.training.layout,
+                                      show: { $0?.rawValue ?? "automatic" })
+                    },
+                    give: { config, given in given.layout = config.training.layout }),
         value("--epochs", "epochs", \.epochs, \.training.epochs, .mayChange,
               "Epochs to train in total; a resumed run continues up to this number (default: \(defaults.epochs), or the checkpoint's)."),
         value("--batch-size", "batch-size", \.batchSize, \.training.batchSize, .mustAgree,
@@ -238,6 +260,11 @@ public func parseHidden(_ hidden: String) throws -> [Int] {
         throw ModelConfigError.invalid("--hidden '\(hidden)': expected positive layer widths separated by commas, such as 400 or 512,256")
     }
     return widths.map { $0! }
+}
+
+public func parseLayout(_ layout: String) throws -> ArrayLayout {
+    guard let value = ArrayLayout(rawValue: layout) else { throw TrainingError.option("--layout '\(layout)': expected nhwc or nchw") }
+    return value
 }
 
 public func parseLikelihood(_ likelihood: String) throws -> Likelihood {

@@ -50,13 +50,13 @@ extension Trainer {
     /// The epoch's sample and reconstruction grids, as files and for TensorBoard.
     func writeImages(epoch e: Int) throws -> [(tag: String, image: EncodedImage)] {
         let name = String(format: "epoch-%04d.png", e)
-        let h = modelConfig.imageHeight, w = modelConfig.imageWidth
+        let h = modelConfig.imageHeight, w = modelConfig.imageWidth, c = modelConfig.channels
         let samples = samplePrior(model: model, count: 64, seed: options.seed)
-        let sampleGrid = try writeImageGrid(samples, count: 64, height: h, width: w, columns: 8,
+        let sampleGrid = try writeImageGrid(samples, count: 64, height: h, width: w, channels: c, columns: 8,
                                             to: "\(options.output)/samples/\(name)")
         let indices = Array(0..<min(16, dataset.test.count))
         let grid = reconstructionGrid(model: model, images: dataset.test, indices: indices, columns: 8)
-        let reconstructionImage = try writeImageGrid(grid, count: grid.count / (h * w), height: h, width: w, columns: 8,
+        let reconstructionImage = try writeImageGrid(grid, count: grid.count / (h * w * c), height: h, width: w, channels: c, columns: 8,
                                                      to: "\(options.output)/reconstructions/\(name)")
         return [("samples", sampleGrid), ("reconstructions", reconstructionImage)]
     }

@@ -115,18 +115,20 @@ public final class Trainer {
         self.options = options
         // The agreed (or resumed) --timeout from here on.
         try communicator.armWatchdog(timeout: options.timeout)
-        switch Result(catching: { () throws(DataError) in try Dataset.load(options.data) }) {
+        switch Result(catching: { () throws(DataError) in try Dataset.load(options.data, options: options.dataOptions) }) {
         case .success(let loaded): dataset = loaded
         case .failure(let error): throw resume && given.data == nil ? Dataset.fromCheckpoint(error, spec: options.data, checkpoint: checkpointPath) : error
         }
         var config = merged.model
         config.imageHeight = dataset.train.rows
         config.imageWidth = dataset.train.columns
+        config.channels = dataset.train.channels
         try config.validate()
+        try dataset.checkPixelValues(unitInterval: config.likelihood == .bernoulli)
         if let stored = checkpoint?.config.model, stored != config {
             // Only the image size can differ here (the merge refused the rest): the data's.
             throw TrainingError.checkpoint(path: checkpointPath,
-                reason: "was trained as \(describe(stored)) but this run asks for \(describe(config)) (--data \(options.data) holds \(config.imageHeight)x\(config.imageWidth) images): resume on the data it was trained on, or start a new run with another --out")
+                reason: "was trained as \(describe(stored)) but this run asks for \(describe(config)) (--data \(options.data) holds \(imageSize(height: config.imageHeight, width: config.imageWidth, channels: config.channels)) images): resume on the data it was trained on, or start a new run with another --out")
         }
         if options.batchSize > dataset.train.count {
             throw TrainingError.option("--batch-size \(options.batchSize) exceeds the \(dataset.train.count) training images of \(options.data)")

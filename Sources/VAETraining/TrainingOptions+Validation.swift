@@ -25,6 +25,9 @@ extension TrainingOptions {
             throw .option("--threads must be between 0 (automatic) and 1024 (got \(threads))")
         }
         if let problem = validateTimeout(timeout) { throw .option(problem) }
+        if !testFraction.isFinite || testFraction <= 0 || testFraction >= 1 {
+            throw .option("--test-fraction must be between 0 and 1, exclusive (got \(testFraction))")
+        }
         if accumulate < 1 { throw .option("--accumulate must be at least 1 micro-batch per optimizer step (got \(accumulate))") }
         if batchSize < worldSize * accumulate {
             throw .option("--batch-size \(batchSize) cannot be cut into \(worldSize) rank\(worldSize == 1 ? "" : "s") x --accumulate \(accumulate) micro-batches: every micro-batch needs at least one example on every rank")

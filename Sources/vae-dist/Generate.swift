@@ -17,13 +17,13 @@ import VAETraining
 func testImages(_ data: String?, checkpoint: Checkpoint, path: String, train: Bool = false) throws -> ImageSet {
     let spec = data ?? checkpoint.config.training.data
     let dataset: Dataset
-    switch Result(catching: { () throws(DataError) in try Dataset.load(spec, splits: train ? .all : .testOnly) }) {
+    switch Result(catching: { () throws(DataError) in try Dataset.load(spec, splits: train ? .all : .testOnly, options: checkpoint.config.training.dataOptions) }) {
     case .success(let loaded): dataset = loaded
     case .failure(let error): throw data == nil ? Dataset.fromCheckpoint(error, spec: spec, checkpoint: path) : error
     }
     let m = checkpoint.config.model
-    guard dataset.test.rows == m.imageHeight, dataset.test.columns == m.imageWidth else {
-        throw TrainingError.checkpoint(path: path, reason: "expects \(m.imageHeight)x\(m.imageWidth) images but \(spec) has \(dataset.test.rows)x\(dataset.test.columns)")
+    guard dataset.test.rows == m.imageHeight, dataset.test.columns == m.imageWidth, dataset.test.channels == m.channels else {
+        throw TrainingError.checkpoint(path: path, reason: "expects \(imageSize(height: m.imageHeight, width: m.imageWidth, channels: m.channels)) images but \(spec) has \(dataset.test.sizeDescription)")
     }
     return train ? dataset.train : dataset.test
 }
@@ -48,13 +48,13 @@ struct Sample: ParsableCommand {
             let latents = priorLatents(count: count, latent: model.config.latent, seed: seed)
             let images = decodeLatents(model: model, latents: latents, count: count)
             try writeImageGrid(images, count: count, height: model.config.imageHeight, width: model.config.imageWidth,
-                               columns: columns, to: out)
+                               channels: model.config.channels, columns: columns, to: out)
             if let tensors {
-                let h = model.config.imageHeight, w = model.config.imageWidth
+                let h = model.config.imageHeight, w = model.config.imageWidth, c = model.config.channels
                 let bytes = latents.withUnsafeBytes { z in
                     images.withUnsafeBytes { x in
                         Safetensors.encode(metadata: ["seed": String(seed)],
-                                           tensors: [("latents", [count, model.config.latent], z), ("images", [count, h, w], x)])
+                                           tensors: [("latents", [count, model.config.latent], z), ("images", c == 1 ? [count, h, w] : [count, h, w, c], x)])
                     }
                 }
                 try AtomicFile.write(bytes, to: tensors)
@@ -83,7 +83,7 @@ struct Reconstruct: ParsableCommand {
             let grid = reconstructionGrid(model: model, images: test, indices: indices, columns: columns)
             let d = model.config.inputDimension
             try writeImageGrid(grid, count: grid.count / d, height: model.config.imageHeight, width: model.config.imageWidth,
-                               columns: columns, to: out)
+                               channels: model.config.channels, columns: columns, to: out)
             print("vae-dist: wrote \(indices.count) reconstructions to \(out)")
         }
     }
@@ -109,7 +109,7 @@ struct Interpolate: ParsableCommand {
             let list = (0..<pairs).map { ((2 * $0) % test.count, (2 * $0 + 1) % test.count) }
             let images = interpolationGrid(model: model, images: test, pairs: list, steps: steps)
             try writeImageGrid(images, count: pairs * steps, height: model.config.imageHeight, width: model.config.imageWidth,
-                               columns: steps, to: out)
+                               channels: model.config.channels, columns: steps, to: out)
             print("vae-dist: wrote \(pairs) interpolations of \(steps) steps to \(out)")
         }
     }
@@ -132,7 +132,7 @@ struct Traverse: ParsableCommand {
             let model = checkpoint.makeModel()
             let images = traversalGrid(model: model, steps: steps, range: -range...range)
             try writeImageGrid(images, count: model.config.latent * steps, height: model.config.imageHeight,
-                               width: model.config.imageWidth, columns: steps, to: out)
+                               width: model.config.imageWidth, channels: model.config.channels, columns: steps, to: out)
             print("vae-dist: wrote a traversal of \(model.config.latent) latent dimensions to \(out)")
         }
     }

@@ -94,6 +94,7 @@ struct Manifold: ParsableCommand {
             if communicator.isRoot {
                 let images = manifoldGrid(model: model, steps: steps, axes: axes)
                 try writeImageGrid(images, count: steps * steps, height: model.config.imageHeight, width: model.config.imageWidth,
+                                   channels: model.config.channels,
                                    columns: steps, to: out)
                 let q = manifoldQuantiles(steps: steps)
                 print("vae-dist: wrote a \(steps)x\(steps) manifold to \(out): z from \(jsonNumber(q[0])) to \(jsonNumber(q[steps - 1])) along \(plane)")

@@ -42,6 +42,9 @@ import VAECheckpoint
         t.tcBeta = 6
         t.timeout = 60
         t.accumulate = 2
+        t.testData = "/t0.npy"
+        t.testFraction = 0.2
+        t.layout = .nchw
         return CheckpointConfig(model: ModelConfig(hidden: [64, 32], latent: 6, likelihood: .gaussian, beta: 4, autoencoder: true),
                                 training: t)
     }
@@ -80,6 +83,9 @@ import VAECheckpoint
         ("--tc-beta", { $0.tcBeta = 2 }, "6.0", "2.0"),
         ("--timeout", { $0.timeout = 0 }, "60.0", "0.0"),
         ("--accumulate", { $0.accumulate = 1 }, "2", "1"),
+        ("--test-data", { $0.testData = "/t1.npy" }, "/t0.npy", "/t1.npy"),
+        ("--test-fraction", { $0.testFraction = 0.1 }, "0.2", "0.1"),
+        ("--layout", { $0.layout = .nhwc }, "nchw", "nhwc"),
     ]
 
     @Test func aNewRunTakesTheDefaultsAndWhatWasGiven() {
@@ -132,7 +138,7 @@ import VAECheckpoint
         #expect(mayChange == ["--data", "--epochs", "--lr", "--out", "--checkpoint-every", "--keep-checkpoints",
                               "--max-bad-steps", "--check-every", "--shard-optimizer", "--bucket-mb",
                               "--lr-schedule", "--warmup-steps", "--clip-grad-norm", "--log-every", "--threads",
-                              "--kl-warmup", "--capacity-steps", "--timeout", "--accumulate"])
+                              "--kl-warmup", "--capacity-steps", "--timeout", "--accumulate", "--test-data"])
     }
 
     @Test func changedOptionsAreRecorded() throws {

@@ -50,11 +50,12 @@ class ModelConfig:
     likelihood: str = "bernoulli"                              # or "gaussian"
     beta: float = 1.0
     autoencoder: bool = False
+    channels: int = 1                                          # 3: colour, pixels interleaved (HWC)
     extra: Dict[str, Any] = field(default_factory=dict)
 
     @property
     def input_dimension(self):
-        return self.image_height * self.image_width
+        return self.image_height * self.image_width * self.channels
 
     @classmethod
     def from_dict(cls, d):

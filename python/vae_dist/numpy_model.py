@@ -24,7 +24,9 @@ class NumpyVAE:
         self.config = config
         self.model = config.model
         self.tensors = {k: np.asarray(v, np.float32) for k, v in model_tensors(tensors).items()}
-        self.image_shape = (self.model.image_height, self.model.image_width)
+        m = self.model
+        # (H, W) for gray, (H, W, C) for colour: one image as numpy holds it (HWC).
+        self.image_shape = (m.image_height, m.image_width) if m.channels == 1 else (m.image_height, m.image_width, m.channels)
         self.latent = self.model.latent
         hidden = len(self.model.hidden)
         self._encoder = [f"encoder.{i}" for i in range(hidden)]

@@ -68,19 +68,23 @@ class VAE(nn.Module):
     """vae-dist's VAE: MLP encoder to (mu, logvar), z = mu + exp(logvar / 2) * eps, MLP decoder.
 
     Arguments as the fields of the checkpoint's `ModelConfig`; `VAE.from_config(config.model)` rebuilds it.
+    An image is flattened as vae-dist holds it: H x W x C interleaved (HWC, as numpy and PIL
+    hold images; checkpoints without `channels` are gray, C = 1). From a torch [N, C, H, W]
+    batch: `x.permute(0, 2, 3, 1).reshape(len(x), -1)`; back: `.reshape(-1, H, W, C)`.
     """
 
     def __init__(self, image_height=28, image_width=28, hidden=(400,), latent=20, likelihood="bernoulli",
-                 beta=1.0, autoencoder=False):
+                 beta=1.0, autoencoder=False, channels=1):
         super().__init__()
         if likelihood not in ("bernoulli", "gaussian"):
             raise ValueError(f"likelihood must be bernoulli or gaussian (got {likelihood!r})")
-        self.image_shape = (image_height, image_width)
+        # (H, W) for gray, (H, W, C) for colour: the shape of one image as numpy holds it.
+        self.image_shape = (image_height, image_width) if channels == 1 else (image_height, image_width, channels)
         self.latent = latent
         self.likelihood = likelihood
         self.beta = float(beta)
         self.autoencoder = bool(autoencoder)
-        d = image_height * image_width
+        d = image_height * image_width * channels
         self.encoder = Encoder([d, *hidden], latent)
         self.decoder = Decoder([latent, *reversed(hidden), d], likelihood == "gaussian")
 
@@ -88,7 +92,8 @@ class VAE(nn.Module):
     def from_config(cls, model: ModelConfig):
         """The model a `ModelConfig` describes (options newer than this class, in `model.extra`, are ignored)."""
         return cls(image_height=model.image_height, image_width=model.image_width, hidden=tuple(model.hidden),
-                   latent=model.latent, likelihood=model.likelihood, beta=model.beta, autoencoder=model.autoencoder)
+                   latent=model.latent, likelihood=model.likelihood, beta=model.beta, autoencoder=model.autoencoder,
+                   channels=model.channels)
 
     def encode(self, x):
         """x [batch, D] in [0, 1] -> mu, logvar [batch, latent]."""
