@@ -64,7 +64,7 @@ EOF
 
 opts=(--epochs 2 --hidden 64 --latent 4 --batch-size 100 --seed 3)
 same() {  # same NAME A B: the model tensors of two checkpoints are bit-identical
-  if "$python" Launch/compare_checkpoints.py "$2" "$3" 0 > "$tmp/cmp.log" 2>&1; then ok "$1: $(cut -d'(' -f1 "$tmp/cmp.log")"
+  if compare "$2" "$3" 0 > "$tmp/cmp.log" 2>&1; then ok "$1: $(cut -d'(' -f1 "$tmp/cmp.log")"
   else bad "$1: $(cat "$tmp/cmp.log")"; fi
 }
 

@@ -95,6 +95,9 @@ class TrainingConfig:
     tc_beta: Optional[float] = None
     timeout: float = 300.0
     accumulate: int = 1
+    test_data: Optional[str] = None                            # a separate test set (--test-data)
+    test_fraction: float = 0.1                                 # held out where the data has no test split
+    layout: Optional[str] = None                               # "nhwc" or "nchw" for an ambiguous array
     extra: Dict[str, Any] = field(default_factory=dict)
 
     @classmethod
