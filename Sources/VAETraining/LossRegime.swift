@@ -240,6 +240,9 @@ public func regimeGradient(model: VAE, x: UnsafePointer<Float>, eps: UnsafePoint
     local.x.update(from: x, count: batch * model.config.inputDimension)
     local.eps.update(from: eps, count: batch * model.config.latent)
     local.step = step
-    let result = try! local.forwardBackward(into: model.gradients, accumulate: false, communicator: SingleProcessCommunicator())
-    return (result.recon, result.kl, local.regimeShare(rank: 0, localKL: result.kl))
+    let target = GradientTarget(gradients: model.gradients, accumulate: false)
+    let sums = local.forward(group: 0, into: target)
+    try! local.prepareObjective(communicator: SingleProcessCommunicator())
+    local.backward(group: 0, into: target)
+    return (sums.recon, sums.kl, local.regimeShare(rank: 0, localKL: sums.kl))
 }

@@ -155,9 +155,9 @@ public final class Trainer {
         let localRows = shardRange(count: options.batchSize, rank: communicator.rank, worldSize: communicator.size).count
         regime = LossRegime(options: options, model: config, datasetSize: dataset.train.count)
         // --deterministic: a micro-batch is this rank's groups / --accumulate whole groups.
-        batch = LocalBatch(model: model, capacity: shardRange(count: localRows, rank: 0, worldSize: options.accumulate).count,
+        batch = LocalBatch(model: model, capacity: microBatchRange(count: localRows, index: 0, of: options.accumulate).count,
                            globalBatchSize: options.batchSize,
-                           parts: options.deterministic ? TrainingOptions.deterministicGroups / communicator.size / options.accumulate : 1,
+                           groups: options.deterministic ? TrainingOptions.deterministicGroups / communicator.size / options.accumulate : 1,
                            rank: communicator.rank,
                            objective: regime.isPlain ? nil : LatentObjective(regime: regime, latent: config.latent, globalBatch: options.batchSize))
         reduction = try makeGradientReduction(options: options, model: model, communicator: communicator, sharedMemory: sharedMemory)
