@@ -71,7 +71,13 @@ public struct GivenOptions: Codable, Equatable, Sendable {
     public var freeBits: Double?
     public var tcBeta: Double?
     public var timeout: Double?
-    public var accumulate: Int?
+    /// --accumulate: micro-batches per optimizer step.
+    public var microBatches: Int?
+    /// The command line's name for `microBatches`.
+    public var accumulate: Int? {
+        get { microBatches }
+        set { microBatches = newValue }
+    }
 
     public init() {}
 
@@ -108,7 +114,7 @@ public struct GivenOptions: Codable, Equatable, Sendable {
         freeBits = options.freeBits
         tcBeta = options.tcBeta
         timeout = options.timeout
-        accumulate = options.accumulate
+        microBatches = options.microBatches
     }
 
     public enum ResumeRule: Sendable {
@@ -200,7 +206,7 @@ private struct Merge {
         try set("--free-bits", given.freeBits, &config.training.freeBits)
         try set("--tc-beta", given.tcBeta.map { Optional($0) }, &config.training.tcBeta, show: { $0.map { "\($0)" } ?? "off" })
         try set("--timeout", given.timeout, &config.training.timeout)
-        try set("--accumulate", given.accumulate, &config.training.accumulate)
+        try set("--accumulate", given.microBatches, &config.training.microBatches)
     }
 
     mutating func set<T: Equatable>(_ option: String, _ given: T?, _ value: inout T,

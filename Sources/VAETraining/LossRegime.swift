@@ -99,8 +99,8 @@ extension TrainingOptions {
         if klWarmup > 0, let option = chosen.first, option != "--free-bits" {
             throw .option("--kl-warmup ramps beta, which \(option) does not use" + (option == "--capacity" ? " (its target C already rises over --capacity-steps)" : ""))
         }
-        if let option = chosen.first, accumulate > 1 {
-            throw .option("\(option) needs the latents of the whole global batch before any backward, and --accumulate \(accumulate) runs each micro-batch's backward before the next one's forward: leave --accumulate at 1 with \(option) (--kl-warmup alone works with it)")
+        if let option = chosen.first, microBatches > 1 {
+            throw .option("\(option) needs the latents of the whole global batch before any backward, and --accumulate \(microBatches) runs each micro-batch's backward before the next one's forward: leave --accumulate at 1 with \(option) (--kl-warmup alone works with it)")
         }
         if let option = chosen.first, batchSize % worldSize != 0 {
             throw .option("\(option) gathers every rank's latents of the global batch: --batch-size \(batchSize) must be divisible by the \(worldSize) ranks")

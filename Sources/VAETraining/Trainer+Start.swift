@@ -96,9 +96,9 @@ extension Trainer {
     /// --deterministic a micro-batch is this rank's groups / --accumulate whole groups.
     static func makeLocalBatch(model: VAE, options: TrainingOptions, regime: LossRegime, communicator: any Communicator) -> LocalBatch {
         let localRows = shardRange(count: options.batchSize, rank: communicator.rank, worldSize: communicator.size).count
-        return LocalBatch(model: model, capacity: microBatchRange(count: localRows, index: 0, of: options.accumulate).count,
+        return LocalBatch(model: model, capacity: microBatchRange(count: localRows, index: 0, of: options.microBatches).count,
                           globalBatchSize: options.batchSize,
-                          groups: options.deterministic ? TrainingOptions.deterministicGroups / communicator.size / options.accumulate : 1,
+                          groups: options.deterministic ? TrainingOptions.deterministicGroups / communicator.size / options.microBatches : 1,
                           rank: communicator.rank,
                           objective: regime.isPlain ? nil : LatentObjective(regime: regime, latent: model.config.latent, globalBatch: options.batchSize))
     }

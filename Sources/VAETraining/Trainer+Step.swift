@@ -53,7 +53,7 @@ extension Trainer {
         // This rank's slice of the global batch in --accumulate micro-batches, their gradients
         // added up in the buffers the reduction gives; a micro-batch is one group, or under
         // --deterministic its fixed groups, each computed alone.
-        let indices = plan.localIndices(step: s), microBatches = options.accumulate
+        let indices = plan.localIndices(step: s), microBatches = options.microBatches
         var local = LocalLossSums()
         for m in 0..<microBatches {
             try loadMicroBatch(m, of: microBatches, indices: indices, epoch: e)

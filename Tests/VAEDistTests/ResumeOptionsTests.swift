@@ -41,7 +41,7 @@ import VAECheckpoint
         t.freeBits = 0.5
         t.tcBeta = 6
         t.timeout = 60
-        t.accumulate = 2
+        t.microBatches = 2
         return CheckpointConfig(model: ModelConfig(hidden: [64, 32], latent: 6, likelihood: .gaussian, beta: 4, autoencoder: true),
                                 training: t)
     }
