@@ -130,8 +130,8 @@ public final class Trainer {
             + "(\(communicator.backend)) x \(model.threads.count) thread\(model.threads.count == 1 ? "" : "s"), global batch \(options.batchSize), output \(options.output), kernels \(Kernels.active.isa)")
         if size > 1 || options.deterministic { log("vae-dist: gradient reduction: \(reduction.name)") }
         if !regime.isPlain { log("vae-dist: training regime: \(regime.name)") }
-        // Where this process starts and how much it ran: the tests read these two lines to
-        // prove that a resume continued the checkpoint instead of training from scratch.
+        // Where this process starts and how much it ran: the "resumed from" line and the last one
+        // show that a resume continued the checkpoint instead of training from scratch.
         let startStep = optimizer.step
         if let resumedFrom {
             log("vae-dist: resumed from \(resumedFrom) at global step \(startStep) (\(epoch) epochs + \(resumeState.epochStep) steps)")
