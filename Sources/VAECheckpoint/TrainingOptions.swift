@@ -54,9 +54,15 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     /// can still talk name the missing ones and the job ends (0: wait forever). See
     /// VAEDistributed/StallWatchdog.swift.
     public var timeout = 300.0
-    /// Micro-batches per optimizer step: each rank's slice of the --batch-size batch runs through
-    /// forward and backward in this many parts, their gradients summed locally, then reduced once.
-    public var accumulate = 1
+    /// Micro-batches per optimizer step (--accumulate): each rank's slice of the --batch-size batch
+    /// runs through forward and backward in this many micro-batches, their gradients summed
+    /// locally, then reduced once.
+    public var microBatches = 1
+    /// The command line's name for `microBatches` (`--accumulate`).
+    public var accumulate: Int {
+        get { microBatches }
+        set { microBatches = newValue }
+    }
     // Own data (VAEData/OwnData.swift): the test set of data without one, how to read arrays.
     /// --test-data: the test set's images (nil: the data's test split, or the held-out fraction).
     public var testData: String?
@@ -66,6 +72,11 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public var layout: ArrayLayout?
 
     public init() {}
+
+    /// The keys of the config JSON in checkpoints; `microBatches` is stored as "accumulate".
+    enum CodingKeys: String, CodingKey {
+        case data, epochs, batchSize, learningRate, seed, binarize, output, checkpointEvery, keepCheckpoints, maxBadSteps, checkEvery, deterministic, shardOptimizer, bucketMB, lrSchedule, warmupSteps, clipGradNorm, logEvery, threads, klWarmup, capacity, capacitySteps, gamma, freeBits, tcBeta, timeout, testData, testFraction, layout, microBatches = "accumulate"
+    }
 
     /// Every field is optional in JSON, so checkpoints of older versions still load.
     public init(from decoder: any Decoder) throws {
@@ -97,7 +108,7 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
         freeBits = try c.decodeIfPresent(Double.self, forKey: .freeBits) ?? d.freeBits
         tcBeta = try c.decodeIfPresent(Double.self, forKey: .tcBeta) ?? d.tcBeta
         timeout = try c.decodeIfPresent(Double.self, forKey: .timeout) ?? d.timeout
-        accumulate = try c.decodeIfPresent(Int.self, forKey: .accumulate) ?? d.accumulate
+        microBatches = try c.decodeIfPresent(Int.self, forKey: .microBatches) ?? d.microBatches
         testData = try c.decodeIfPresent(String.self, forKey: .testData) ?? d.testData
         testFraction = try c.decodeIfPresent(Double.self, forKey: .testFraction) ?? d.testFraction
         layout = try c.decodeIfPresent(ArrayLayout.self, forKey: .layout) ?? d.layout

@@ -72,80 +72,116 @@ public func totalCorrelationForwardBackward(terms: UnsafeMutablePointer<Double>,
     precondition(rows <= ws.capacity && latent == ws.latent, "total correlation workspace too small")
     let l = latent, width = 3 * latent
     let logNM = log(Double(datasetSize) * Double(rows))
-    let logTwoPi = log(2 * Double.pi)
     for j in 0..<rows {
         for d in 0..<l { ws.inverseVariance[j * l + d] = exp(-Double(latents[j * width + l + d])) }
     }
     ws.gradient.update(repeating: 0, count: rows * width)
-    // The loss of example i in the four log densities: alpha condx + (beta - alpha) logqz
-    // + (gamma - beta) prodmarginals - gamma logpz.
-    let cCondx = weights.alpha, cJoint = weights.beta - weights.alpha, cMarginal = weights.gamma - weights.beta
-    let cPrior = -weights.gamma
     for i in 0..<rows {
         let zi = latents + i * width + 2 * l
-        // log N(z_id; mu_jd, v_jd) for every j, d, and log q(z_i | x_j).
-        var jointMax = -Double.infinity
-        for j in 0..<rows {
-            let mu = latents + j * width, logvar = mu + l
-            var sum = 0.0
-            for d in 0..<l {
-                let delta = Double(zi[d]) - Double(mu[d])
-                let value = -0.5 * (logTwoPi + Double(logvar[d]) + delta * delta * ws.inverseVariance[j * l + d])
-                ws.density[j * l + d] = value
-                sum += value
-            }
-            ws.joint[j] = sum
-            jointMax = max(jointMax, sum)
-        }
+        let jointMax = scoreUnderEveryPosterior(zi, latents: latents, rows: rows, latent: l, workspace: ws)
         let condx = ws.joint[i]
-        // The logsumexps; each exp is kept (the softmax weights' numerators) for the gradient.
-        var jointSum = 0.0
-        for j in 0..<rows {
-            let e = exp(ws.joint[j] - jointMax)
-            ws.joint[j] = e
-            jointSum += e
-        }
-        let jointLSE = jointMax + log(jointSum)
-        var prodMarginals = 0.0
-        for d in 0..<l {
-            var m = -Double.infinity
-            for j in 0..<rows { m = max(m, ws.density[j * l + d]) }
-            var s = 0.0
-            for j in 0..<rows {
-                let e = exp(ws.density[j * l + d] - m)
-                ws.density[j * l + d] = e
-                s += e
-            }
-            prodMarginals += m + log(s) - logNM
-            ws.marginal[d] = 1 / s
-        }
-        var logpz = 0.0
-        for d in 0..<l { logpz += -0.5 * (logTwoPi + Double(zi[d]) * Double(zi[d])) }
-        let logqz = jointLSE - logNM
+        let jointSum = softmaxNumerators(ws.joint, count: rows, max: jointMax)
+        let logqz = jointMax + log(jointSum) - logNM
+        let prodMarginals = logProductOfMarginals(rows: rows, latent: l, logNM: logNM, workspace: ws)
+        let logpz = logPrior(zi, latent: l)
         terms[i * 3] = condx - logqz
         terms[i * 3 + 1] = logqz - prodMarginals
         terms[i * 3 + 2] = prodMarginals - logpz
         guard gradient != nil else { continue }
-        // g_ijd = cJoint softmax_j(joint) + cMarginal softmax_j(density_.d) (+ cCondx when j = i):
-        // the weight of log N(z_id; mu_jd, v_jd) in example i's loss.
-        let gzi = ws.gradient + i * width + 2 * l
-        let inverseJointSum = 1 / jointSum
-        for j in 0..<rows {
-            let mu = latents + j * width
-            let gmu = ws.gradient + j * width, glogvar = gmu + l
-            let jointWeight = cJoint * ws.joint[j] * inverseJointSum + (j == i ? cCondx : 0)
-            for d in 0..<l {
-                let g = jointWeight + cMarginal * ws.density[j * l + d] * ws.marginal[d]
-                let iv = ws.inverseVariance[j * l + d]
-                let delta = Double(zi[d]) - Double(mu[d])
-                gzi[d] -= g * delta * iv
-                gmu[d] += g * delta * iv
-                glogvar[d] += g * 0.5 * (delta * delta * iv - 1)
-            }
-        }
-        for d in 0..<l { gzi[d] -= cPrior * Double(zi[d]) }  // d(-0.5 z^2)/dz = -z
+        addGradient(ofExample: i, latents: latents, rows: rows, latent: l, weights: weights, jointSum: jointSum, workspace: ws)
     }
     if let gradient {
         for k in 0..<(rows * width) { gradient[k] = Float(scale * ws.gradient[k]) }
     }
+}
+
+/// log N(z_id; mu_jd, v_jd) for every j, d into `ws.density` and log q(z_i | x_j) (their sum over
+/// d) into `ws.joint`; returns the largest log q(z_i | x_j).
+private func scoreUnderEveryPosterior(_ zi: UnsafePointer<Float>, latents: UnsafePointer<Float>, rows: Int, latent l: Int,
+                                      workspace ws: TotalCorrelationWorkspace) -> Double {
+    let logTwoPi = log(2 * Double.pi), width = 3 * l
+    var jointMax = -Double.infinity
+    for j in 0..<rows {
+        let mu = latents + j * width, logvar = mu + l
+        var sum = 0.0
+        for d in 0..<l {
+            let delta = Double(zi[d]) - Double(mu[d])
+            let value = -0.5 * (logTwoPi + Double(logvar[d]) + delta * delta * ws.inverseVariance[j * l + d])
+            ws.density[j * l + d] = value
+            sum += value
+        }
+        ws.joint[j] = sum
+        jointMax = max(jointMax, sum)
+    }
+    return jointMax
+}
+
+/// values[j] = exp(values[j] - max), kept (the softmax weights' numerators) for the gradient;
+/// returns their sum: the logsumexp is max + log(sum).
+private func softmaxNumerators(_ values: UnsafeMutablePointer<Double>, count: Int, max: Double) -> Double {
+    var sum = 0.0
+    for j in 0..<count {
+        let e = exp(values[j] - max)
+        values[j] = e
+        sum += e
+    }
+    return sum
+}
+
+/// log of the product of the marginals, sum_d (logsumexp_j log q(z_id | x_j) - log(N M)), from
+/// `ws.density`, whose columns become their softmax numerators (and `ws.marginal` their
+/// 1 / sums) for the gradient.
+private func logProductOfMarginals(rows: Int, latent l: Int, logNM: Double, workspace ws: TotalCorrelationWorkspace) -> Double {
+    var prodMarginals = 0.0
+    for d in 0..<l {
+        var m = -Double.infinity
+        for j in 0..<rows { m = max(m, ws.density[j * l + d]) }
+        var s = 0.0
+        for j in 0..<rows {
+            let e = exp(ws.density[j * l + d] - m)
+            ws.density[j * l + d] = e
+            s += e
+        }
+        prodMarginals += m + log(s) - logNM
+        ws.marginal[d] = 1 / s
+    }
+    return prodMarginals
+}
+
+/// log N(z_i; 0, I).
+private func logPrior(_ zi: UnsafePointer<Float>, latent l: Int) -> Double {
+    let logTwoPi = log(2 * Double.pi)
+    var logpz = 0.0
+    for d in 0..<l { logpz += -0.5 * (logTwoPi + Double(zi[d]) * Double(zi[d])) }
+    return logpz
+}
+
+/// Adds example i's loss gradient to `ws.gradient`, from the softmax numerators that
+/// `softmaxNumerators` and `logProductOfMarginals` left in the workspace. The loss of example i
+/// in the four log densities: alpha condx + (beta - alpha) logqz + (gamma - beta) prodmarginals
+/// - gamma logpz.
+private func addGradient(ofExample i: Int, latents: UnsafePointer<Float>, rows: Int, latent l: Int,
+                         weights: TotalCorrelationWeights, jointSum: Double, workspace ws: TotalCorrelationWorkspace) {
+    let cCondx = weights.alpha, cJoint = weights.beta - weights.alpha, cMarginal = weights.gamma - weights.beta
+    let cPrior = -weights.gamma
+    let width = 3 * l
+    let zi = latents + i * width + 2 * l
+    // g_ijd = cJoint softmax_j(joint) + cMarginal softmax_j(density_.d) (+ cCondx when j = i):
+    // the weight of log N(z_id; mu_jd, v_jd) in example i's loss.
+    let gzi = ws.gradient + i * width + 2 * l
+    let inverseJointSum = 1 / jointSum
+    for j in 0..<rows {
+        let mu = latents + j * width
+        let gmu = ws.gradient + j * width, glogvar = gmu + l
+        let jointWeight = cJoint * ws.joint[j] * inverseJointSum + (j == i ? cCondx : 0)
+        for d in 0..<l {
+            let g = jointWeight + cMarginal * ws.density[j * l + d] * ws.marginal[d]
+            let iv = ws.inverseVariance[j * l + d]
+            let delta = Double(zi[d]) - Double(mu[d])
+            gzi[d] -= g * delta * iv
+            gmu[d] += g * delta * iv
+            glogvar[d] += g * 0.5 * (delta * delta * iv - 1)
+        }
+    }
+    for d in 0..<l { gzi[d] -= cPrior * Double(zi[d]) }  // d(-0.5 z^2)/dz = -z
 }

@@ -5,9 +5,9 @@ import VAEModel
 
 // --deterministic (a GradientReduction). Floating-point sums depend on their order, and the
 // order of an allreduce depends on the rank count, so 1, 2 and 4 ranks normally agree only to
-// rounding, which Adam can amplify over an epoch (measured on Fashion-MNIST: 0.2 after 468
-// steps). Here every global batch is cut into 4 fixed groups g0..g3 of consecutive examples;
-// each group's gradient is computed alone (GEMM rows do not interact, and the weight gradient
+// rounding, which Adam can amplify over an epoch. Here every global batch is cut into 4 fixed
+// groups g0..g3 of consecutive examples; the step computes each group's gradient alone, into the
+// buffer `gradientTarget(group:)` gives it (GEMM rows do not interact, and the weight gradient
 // sums over exactly the group's rows), and the groups are always combined as (g0 + g1) + (g2 + g3):
 // locally on 1 rank; by an allreduce of two partial sums on 2 ranks (a + b = b + a exactly);
 // by an allgather and the same tree on 4 ranks. With `sharded`, each rank then updates only its
@@ -50,31 +50,20 @@ final class DeterministicReduction: GradientReduction {
 
     var updateRange: Range<Int> { shards?.range(communicator.rank) ?? 0..<model.parameterCount }
 
-    /// This rank's groups' gradients, each computed into its own buffer, summed in tree order
-    /// into model.gradients after the last micro-batch. A micro-batch is one or more whole
-    /// groups (TrainingOptions.validate), so --accumulate changes no bit: each group's gradient
-    /// is computed alone either way. Every group's forward of the micro-batch runs before any
-    /// backward, so a regime over the global batch (which refuses --accumulate) sees the same
-    /// latents on any rank count (`LocalBatch.prepareObjective`).
-    func computeGradients(_ batch: LocalBatch, micro: Int, of count: Int, into result: inout LocalResult) throws {
-        let localGroups = Self.groups / communicator.size
-        let microGroups = localGroups / count
-        precondition(batch.parts == microGroups, "the micro-batch is not cut into its \(microGroups) groups")
+    /// Each of this rank's groups writes its own buffer over (a micro-batch is one or more whole
+    /// groups, TrainingOptions.validate, so --accumulate changes no bit: each group's gradient is
+    /// computed alone either way); one group per rank (4 ranks) writes model.gradients, the
+    /// rank's partial sum already. The step runs every group's forward of a micro-batch before
+    /// any backward, so a regime over the global batch (which refuses --accumulate) sees the
+    /// same latents on any rank count (`LocalBatch.prepareObjective`).
+    func gradientTarget(group: Int) -> GradientTarget {
+        GradientTarget(gradients: groupGradients.isEmpty ? model.gradients : groupGradients[group], accumulate: false)
+    }
+
+    /// This rank's groups summed in tree order into model.gradients.
+    func finishLocalGradient() throws {
         let p = model.parameterCount
-        // One group per rank (4 ranks): its gradient is the rank's partial sum already.
-        func target(_ local: Int) -> UnsafeMutablePointer<Float> {
-            localGroups == 1 ? model.gradients : groupGradients[micro * microGroups + local]
-        }
-        // Each group's forward and backward write its buffer over (accumulate: false).
-        for local in 0..<microGroups {
-            let (recon, kl) = batch.forward(part: local, into: target(local), accumulate: false)
-            result.recon += recon
-            result.kl += kl
-        }
-        try batch.prepareObjective(communicator: communicator)
-        for local in 0..<microGroups { batch.backward(part: local, into: target(local), accumulate: false) }
-        guard micro == count - 1 else { return }
-        switch localGroups {
+        switch groupGradients.count {
         case 4:
             vectorAdd(groupGradients[0], groupGradients[0], groupGradients[1], count: p)
             vectorAdd(groupGradients[2], groupGradients[2], groupGradients[3], count: p)
@@ -84,7 +73,6 @@ final class DeterministicReduction: GradientReduction {
         default:
             break
         }
-        result.finite = result.recon.isFinite && result.kl.isFinite && model.threads.allFinite(model.gradients, count: p)
     }
 
     /// Combines the ranks' partial sums in the same tree order on every rank count.

@@ -73,7 +73,13 @@ public struct GivenOptions: Codable, Equatable, Sendable {
     public var freeBits: Double?
     public var tcBeta: Double?
     public var timeout: Double?
-    public var accumulate: Int?
+    /// --accumulate: micro-batches per optimizer step.
+    public var microBatches: Int?
+    /// The command line's name for `microBatches`.
+    public var accumulate: Int? {
+        get { microBatches }
+        set { microBatches = newValue }
+    }
     public var testData: String?
     public var testFraction: Double?
     public var layout: ArrayLayout?

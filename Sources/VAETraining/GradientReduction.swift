@@ -17,31 +17,31 @@ import VAEModel
 //   DeterministicReduction  --deterministic: 4 fixed groups summed in one fixed tree, so 1, 2 and
 //                           4 ranks are bit-identical (optionally with the sharded update).
 //
-// A step calls computeGradients once per micro-batch (--accumulate; the gradients add up
-// locally and only the last one may start reductions), reduce (always, so started requests
-// complete on every rank), then, unless the step is skipped, updates `updateRange` and calls
-// shareParameters.
+// A step runs forward and backward into the buffers the strategy gives (`gradientTarget`; the
+// gradients of its micro-batches add up locally and only the last one's backward may start
+// reductions), then `finishLocalGradient`, `reduce` (always, so started requests complete on
+// every rank), and, unless the step is skipped, updates `updateRange` and calls shareParameters.
 
 /// This rank's share of a step, one micro-batch at a time: its inputs and noise, and the model
 /// that runs them. With --accumulate N the buffers and the workspaces hold 1/N of the rank's slice.
 final class LocalBatch {
     let model: VAE
-    /// One workspace per part computed alone: the whole micro-batch, or under --deterministic
-    /// each of its fixed groups. Every part's activations live until its backward, so the
-    /// regimes that need the global batch see every part's latents first.
+    /// One workspace per group computed alone: the whole micro-batch is one group, or under
+    /// --deterministic each of its fixed groups is one. Every group's activations live until its
+    /// backward, so the regimes that need the global batch see every group's latents first.
     let workspaces: [VAEWorkspace]
     let x: UnsafeMutablePointer<Float>    // [capacity, D]
     let eps: UnsafeMutablePointer<Float>  // [capacity, latent]
     /// The largest micro-batch of this rank's slice.
     let capacity: Int
-    /// The rows of the micro-batch loaded now (at most `capacity`), set before computeGradients.
+    /// The rows of the micro-batch loaded now (at most `capacity`), set before its forward.
     var rows: Int
     /// d(mean loss over the global batch) / d(one example's loss) = 1 / global batch
     /// (the whole optimizer step's batch, whatever its micro-batches).
     let lossScale: Float
     /// The training regime's latent objective (LossRegime.swift); nil: recon + beta * KL.
     let objective: LatentObjective?
-    /// The optimizer step this batch trains (the regimes' ramps), set before computeGradients.
+    /// The optimizer step this batch trains (the regimes' ramps), set before its forward.
     var step = 0
     /// Regimes over the global batch: this rank's (mu | logvar | z) [rows, 3 latent] and every
     /// rank's [global batch, 3 latent] in global example order.
@@ -50,14 +50,14 @@ final class LocalBatch {
     /// The global index of this rank's first example (rank * rows: such regimes need equal slices).
     private let firstGlobalRow: Int
 
-    init(model: VAE, capacity: Int, globalBatchSize: Int, parts: Int = 1, rank: Int = 0, objective: LatentObjective? = nil) {
-        precondition(parts >= 1 && capacity % parts == 0, "\(capacity) rows do not split into \(parts) parts")
+    init(model: VAE, capacity: Int, globalBatchSize: Int, groups: Int = 1, rank: Int = 0, objective: LatentObjective? = nil) {
+        precondition(groups >= 1 && capacity % groups == 0, "\(capacity) rows do not split into \(groups) groups")
         self.model = model
         self.capacity = capacity
         rows = capacity
         self.objective = objective
         lossScale = 1 / Float(globalBatchSize)
-        workspaces = (0..<parts).map { _ in VAEWorkspace(config: model.config, capacity: capacity / parts) }
+        workspaces = (0..<groups).map { _ in VAEWorkspace(config: model.config, capacity: capacity / groups) }
         x = allocateAligned(capacity * model.config.inputDimension)
         eps = allocateAligned(capacity * model.config.latent)
         let global = objective?.regime.needsGlobalBatch == true
@@ -73,26 +73,27 @@ final class LocalBatch {
         globalLatents?.deallocate()
     }
 
-    var parts: Int { workspaces.count }
-    var partRows: Int { rows / workspaces.count }
+    /// The groups of a micro-batch, each computed alone: 1, or under --deterministic the fixed
+    /// groups it holds.
+    var groups: Int { workspaces.count }
+    var groupRows: Int { rows / workspaces.count }
 
-    /// Forward of part `p`, seeding its backward (the gaussian likelihood's output log-variance
-    /// gradient goes into `gradients`); returns its loss sums. `accumulate` false: this part's
-    /// forward and backward overwrite `gradients` (the first micro-batch of a step), so nothing
-    /// needs zeroing first.
-    func forward(part p: Int, into gradients: UnsafeMutablePointer<Float>, accumulate: Bool) -> (recon: Double, kl: Double) {
-        let row = p * partRows, workspace = workspaces[p]
+    /// Forward of group `g` of the micro-batch, seeding its backward (the gaussian likelihood's
+    /// output log-variance gradient goes into `target`); returns its loss sums. A target that
+    /// does not accumulate is written over, so nothing needs zeroing first.
+    func forward(group g: Int, into target: GradientTarget) -> LocalLossSums {
+        let row = g * groupRows, workspace = workspaces[g]
         model.forward(workspace, x: x + row * model.config.inputDimension, eps: eps + row * model.config.latent,
-                      batch: partRows, lossScale: lossScale, gradients: gradients, accumulate: accumulate)
-        var recon = 0.0, kl = 0.0
-        for r in 0..<partRows {
-            recon += Double(workspace.recon[r])
-            kl += Double(workspace.kl[r])
+                      batch: groupRows, lossScale: lossScale, gradients: target.gradients, accumulate: target.accumulate)
+        var sums = LocalLossSums()
+        for r in 0..<groupRows {
+            sums.recon += Double(workspace.recon[r])
+            sums.kl += Double(workspace.kl[r])
         }
-        return (recon, kl)
+        return sums
     }
 
-    /// After every part's forward of the micro-batch, before any backward: the regime's latent
+    /// After every group's forward of the micro-batch, before any backward: the regime's latent
     /// gradient for this step. Regimes over the global batch allgather every rank's latents (a
     /// collective); they need the rank's whole slice in one micro-batch (`validateRegime`).
     func prepareObjective(communicator: any Communicator) throws {
@@ -105,10 +106,10 @@ final class LocalBatch {
             throw TrainingError.training("\(objective.regime.name) needs every rank's whole slice of the global batch in one micro-batch (--accumulate 1)")
         }
         let l = model.config.latent
-        for p in 0..<parts {
-            let workspace = workspaces[p]
-            for r in 0..<partRows {
-                let row = localLatents + (p * partRows + r) * 3 * l
+        for g in 0..<groups {
+            let workspace = workspaces[g]
+            for r in 0..<groupRows {
+                let row = localLatents + (g * groupRows + r) * 3 * l
                 row.update(from: workspace.heads + r * 2 * l, count: 2 * l)
                 (row + 2 * l).update(from: workspace.z + r * l, count: l)
             }
@@ -117,24 +118,13 @@ final class LocalBatch {
         objective.prepare(step: step, latents: globalLatents)
     }
 
-    /// Backward of part `p` into `gradients`, after `forward(part:)` (with the same `accumulate`)
-    /// and `prepareObjective`.
-    func backward(part p: Int, into gradients: UnsafeMutablePointer<Float>, accumulate: Bool,
-                  observer: (any BackwardObserver)? = nil) {
-        let row = p * partRows
-        model.backward(workspaces[p], x: x + row * model.config.inputDimension, eps: eps + row * model.config.latent,
-                       batch: partRows, lossScale: lossScale, gradients: gradients,
-                       latent: objective?.gradient(rows: firstGlobalRow + row), observer: observer, accumulate: accumulate)
-    }
-
-    /// Forward and backward of the whole micro-batch (one part), its gradient added to
-    /// `gradients` (written over them when `accumulate` is false); returns its loss sums.
-    func forwardBackward(into gradients: UnsafeMutablePointer<Float>, accumulate: Bool, communicator: any Communicator,
-                         observer: (any BackwardObserver)? = nil) throws -> (recon: Double, kl: Double) {
-        let sums = forward(part: 0, into: gradients, accumulate: accumulate)
-        try prepareObjective(communicator: communicator)
-        backward(part: 0, into: gradients, accumulate: accumulate, observer: observer)
-        return sums
+    /// Backward of group `g` into `target`, after its `forward` (into the same target) and
+    /// `prepareObjective`.
+    func backward(group g: Int, into target: GradientTarget, observer: (any BackwardObserver)? = nil) {
+        let row = g * groupRows
+        model.backward(workspaces[g], x: x + row * model.config.inputDimension, eps: eps + row * model.config.latent,
+                       batch: groupRows, lossScale: lossScale, gradients: target.gradients,
+                       latent: objective?.gradient(rows: firstGlobalRow + row), observer: observer, accumulate: target.accumulate)
     }
 
     /// What this rank adds to the step's reduced regime sums, after its last micro-batch
@@ -146,12 +136,24 @@ final class LocalBatch {
     }
 }
 
-/// The local half of a step: loss sums and whether this rank's loss and gradient are finite
-/// (summed over the step's micro-batches).
-struct LocalResult {
+/// Loss sums of a group, a micro-batch or this rank's slice of a step, nats.
+struct LocalLossSums {
     var recon = 0.0
     var kl = 0.0
-    var finite = true
+
+    static func += (sums: inout LocalLossSums, other: LocalLossSums) {
+        sums.recon += other.recon
+        sums.kl += other.kl
+    }
+
+    var isFinite: Bool { recon.isFinite && kl.isFinite }
+}
+
+/// Where a group's forward and backward write its gradient, and how: `accumulate` adds into
+/// `gradients` (backward's `+=`), false writes over them.
+struct GradientTarget {
+    let gradients: UnsafeMutablePointer<Float>
+    let accumulate: Bool
 }
 
 protocol GradientReduction: AnyObject {
@@ -159,11 +161,22 @@ protocol GradientReduction: AnyObject {
     var name: String { get }
     var model: VAE { get }
     var communicator: any Communicator { get }
-    /// Forward and backward of micro-batch `micro` of `count` (its `batch.rows` rows loaded in
-    /// `batch`), its gradient added to the strategy's gradient buffer (model.gradients, or the
-    /// rank's shared slot; written over at micro-batch 0) and its loss sums to `result`; the last
-    /// micro-batch may start reductions and decides `result.finite`.
-    func computeGradients(_ batch: LocalBatch, micro: Int, of count: Int, into result: inout LocalResult) throws
+    /// Where backward of this step's group `group` writes (groups are counted over the step's
+    /// micro-batches: micro-batch m holds groups m * groups ..< (m + 1) * groups). By default the
+    /// strategy's `localGradient`, written over by group 0 and added into by the others.
+    func gradientTarget(group: Int) -> GradientTarget
+    /// The observer of a micro-batch's backward: a strategy that overlaps its reduction with
+    /// backward starts it during the last micro-batch (the gradient is then whole). Default nil.
+    func backwardObserver(lastMicroBatch: Bool) -> (any BackwardObserver)?
+    /// After the step's last backward: `localGradient` holds this rank's gradient of its slice
+    /// (the deterministic strategy sums its groups here); throws what failed in a reduction
+    /// started during backward.
+    func finishLocalGradient() throws
+    /// This rank's gradient of its slice before `reduce` (model.gradients, or the rank's shared slot).
+    var localGradient: UnsafeMutablePointer<Float> { get }
+    /// After `finishLocalGradient`, before `reduce` replaces it with the sum: whether this rank's
+    /// gradient is finite (by default `localGradientIsAllFinite`).
+    func localGradientIsFinite() -> Bool
     /// Completes the reduction: `reducedGradients` holds the global-batch gradient of `updateRange`.
     func reduce() throws
     /// The parameters and Adam moments this rank updates.
@@ -182,6 +195,14 @@ protocol GradientReduction: AnyObject {
 }
 
 extension GradientReduction {
+    func gradientTarget(group: Int) -> GradientTarget { GradientTarget(gradients: localGradient, accumulate: group > 0) }
+    func backwardObserver(lastMicroBatch: Bool) -> (any BackwardObserver)? { nil }
+    func finishLocalGradient() throws {}
+    var localGradient: UnsafeMutablePointer<Float> { model.gradients }
+    func localGradientIsFinite() -> Bool { localGradientIsAllFinite() }
+    /// The finiteness check of this rank's whole gradient.
+    func localGradientIsAllFinite() -> Bool { model.threads.allFinite(localGradient, count: model.parameterCount) }
+
     var reducedGradients: UnsafeMutablePointer<Float> { model.gradients + updateRange.lowerBound }
     func scaleGradients(by coefficient: Float) { vectorScale(reducedGradients, by: coefficient, count: updateRange.count) }
     func shareParameters() throws {}
@@ -258,22 +279,20 @@ final class AllreduceReduction: GradientReduction, BackwardObserver {
 
     var updateRange: Range<Int> { 0..<model.parameterCount }
 
-    func computeGradients(_ batch: LocalBatch, micro: Int, of count: Int, into result: inout LocalResult) throws {
-        if micro == 0 {
-            started = 0
-            finite = true
-        }
-        // Buckets start only during the last micro-batch's backward: the gradient is then whole.
-        let last = micro == count - 1
-        let (recon, kl) = try batch.forwardBackward(into: model.gradients, accumulate: micro > 0, communicator: communicator,
-                                                    observer: buckets.isEmpty || !last ? nil : self)
-        result.recon += recon
-        result.kl += kl
-        if let failure { self.failure = nil; throw failure }
-        guard last else { return }
-        if buckets.isEmpty { finite = model.threads.allFinite(model.gradients, count: model.parameterCount) }
-        result.finite = finite && result.recon.isFinite && result.kl.isFinite
+    /// Buckets start only during the last micro-batch's backward: the gradient is then whole.
+    func backwardObserver(lastMicroBatch: Bool) -> (any BackwardObserver)? {
+        guard lastMicroBatch && !buckets.isEmpty else { return nil }
+        started = 0
+        finite = true
+        return self
     }
+
+    func finishLocalGradient() throws {
+        if let failure { self.failure = nil; throw failure }
+    }
+
+    /// Each bucket was checked as it started (`start`); without buckets, the whole gradient.
+    func localGradientIsFinite() -> Bool { buckets.isEmpty ? localGradientIsAllFinite() : finite }
 
     func gradientsFinal(from offset: Int) {
         while started < buckets.count && buckets[started].lowerBound >= offset {
@@ -338,14 +357,6 @@ final class ShardedReduction: GradientReduction {
 
     var name: String { "sharded optimizer (reduce-scatter, Adam on 1/\(communicator.size) of the parameters, allgather)" }
     var updateRange: Range<Int> { shards.range(communicator.rank) }
-
-    func computeGradients(_ batch: LocalBatch, micro: Int, of count: Int, into result: inout LocalResult) throws {
-        let (recon, kl) = try batch.forwardBackward(into: model.gradients, accumulate: micro > 0, communicator: communicator)
-        result.recon += recon
-        result.kl += kl
-        guard micro == count - 1 else { return }
-        result.finite = result.recon.isFinite && result.kl.isFinite && model.threads.allFinite(model.gradients, count: model.parameterCount)
-    }
 
     func reduce() throws {
         try communicator.reduceScatterSum(model.gradients, shards: shards, into: shard)

@@ -60,9 +60,8 @@ final class HierarchicalReduction: GradientReduction {
         scaled = true
     }
 
-    func computeGradients(_ batch: LocalBatch, micro: Int, of count: Int, into result: inout LocalResult) throws {
-        try computeIntoSlot(slot, batch, micro: micro, of: count, into: &result)
-    }
+    /// Backward writes this rank's slot of the node's shared window.
+    var localGradient: UnsafeMutablePointer<Float> { slot }
 
     func reduce() throws {
         scaled = false
@@ -83,17 +82,4 @@ final class HierarchicalReduction: GradientReduction {
     }
 
     func squaredGradientNorm() throws -> Double { blockwiseSquaredNorm(result) }
-}
-
-extension GradientReduction {
-    /// Forward and backward of a micro-batch into this rank's slot of a shared window (written
-    /// over at micro-batch 0); the last one checks the slot is finite.
-    func computeIntoSlot(_ slot: UnsafeMutablePointer<Float>, _ batch: LocalBatch, micro: Int, of count: Int,
-                         into result: inout LocalResult) throws {
-        let (recon, kl) = try batch.forwardBackward(into: slot, accumulate: micro > 0, communicator: communicator)
-        result.recon += recon
-        result.kl += kl
-        guard micro == count - 1 else { return }
-        result.finite = result.recon.isFinite && result.kl.isFinite && model.threads.allFinite(slot, count: model.parameterCount)
-    }
 }

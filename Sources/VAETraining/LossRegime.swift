@@ -99,8 +99,8 @@ extension TrainingOptions {
         if klWarmup > 0, let option = chosen.first, option != "--free-bits" {
             throw .option("--kl-warmup ramps beta, which \(option) does not use" + (option == "--capacity" ? " (its target C already rises over --capacity-steps)" : ""))
         }
-        if let option = chosen.first, accumulate > 1 {
-            throw .option("\(option) needs the latents of the whole global batch before any backward, and --accumulate \(accumulate) runs each micro-batch's backward before the next one's forward: leave --accumulate at 1 with \(option) (--kl-warmup alone works with it)")
+        if let option = chosen.first, microBatches > 1 {
+            throw .option("\(option) needs the latents of the whole global batch before any backward, and --accumulate \(microBatches) runs each micro-batch's backward before the next one's forward: leave --accumulate at 1 with \(option) (--kl-warmup alone works with it)")
         }
         if let option = chosen.first, batchSize % worldSize != 0 {
             throw .option("\(option) gathers every rank's latents of the global batch: --batch-size \(batchSize) must be divisible by the \(worldSize) ranks")
@@ -240,6 +240,9 @@ public func regimeGradient(model: VAE, x: UnsafePointer<Float>, eps: UnsafePoint
     local.x.update(from: x, count: batch * model.config.inputDimension)
     local.eps.update(from: eps, count: batch * model.config.latent)
     local.step = step
-    let result = try! local.forwardBackward(into: model.gradients, accumulate: false, communicator: SingleProcessCommunicator())
-    return (result.recon, result.kl, local.regimeShare(rank: 0, localKL: result.kl))
+    let target = GradientTarget(gradients: model.gradients, accumulate: false)
+    let sums = local.forward(group: 0, into: target)
+    try! local.prepareObjective(communicator: SingleProcessCommunicator())
+    local.backward(group: 0, into: target)
+    return (sums.recon, sums.kl, local.regimeShare(rank: 0, localKL: sums.kl))
 }

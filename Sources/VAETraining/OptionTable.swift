@@ -173,7 +173,7 @@ public enum TrainOptions {
                     give: { config, given in given.tcBeta = config.training.tcBeta }),
         value("--timeout", "timeout", \.timeout, \.training.timeout, .mayChange,
               "Stall watchdog: seconds a collective may wait for the other ranks; then the ranks that can still talk name the missing ones and the job ends (exit 1; the last checkpoint stays resumable). A warning comes at half of it; 0: off (default: \(Int(defaults.timeout)))."),
-        value("--accumulate", "accumulate", \.accumulate, \.training.accumulate, .mayChange,
+        value("--accumulate", "accumulate", \.microBatches, \.training.microBatches, .mayChange,
               "Micro-batches per optimizer step: each rank's slice of --batch-size runs in this many parts whose gradients add up before one reduction, for batches larger than fit in memory (default: \(defaults.accumulate))."),
     ]
 

@@ -7,8 +7,7 @@ import VAEModel
 /// every slot (in rank order) into the shared result, which Adam reads on every rank (or, with
 /// the sharded optimizer, each rank updates its block and the others copy the new parameters
 /// from the shared buffer). MPI's shared-memory transport instead copies every message through
-/// a second buffer: on 2 ranks here the step's exposed communication fell from 1.5-2.1 ms (MPI's
-/// allreduce after backward) to 0.4-1.0 ms (`mpirun -n 2 vae-dist bench`).
+/// a second buffer.
 /// Each slot starts on a 64-byte boundary, and each rank first touches its own slot and blocks
 /// (nothing is zeroed at allocation), so on a multi-socket node their pages sit near their writer.
 ///
@@ -59,7 +58,8 @@ final class SharedMemoryReduction: GradientReduction {
     var updateRange: Range<Int> { sharded ? shards.range(communicator.rank) : 0..<model.parameterCount }
     /// The shared result, or after clipping this rank's scaled copy of its part of it.
     var reducedGradients: UnsafeMutablePointer<Float> { (scaled ? model.gradients : result) + updateRange.lowerBound }
-    private var slot: UnsafeMutablePointer<Float> { slots[communicator.rank] }
+    /// Backward writes this rank's own slot.
+    var localGradient: UnsafeMutablePointer<Float> { slots[communicator.rank] }
 
     /// Into this rank's own buffer: the other ranks may still be reading the shared result for
     /// the norm.
@@ -67,15 +67,6 @@ final class SharedMemoryReduction: GradientReduction {
         let range = updateRange
         vectorScale(result + range.lowerBound, by: coefficient, count: range.count, into: model.gradients + range.lowerBound)
         scaled = true
-    }
-
-    func computeGradients(_ batch: LocalBatch, micro: Int, of count: Int, into result: inout LocalResult) throws {
-        let p = model.parameterCount
-        let (recon, kl) = try batch.forwardBackward(into: slot, accumulate: micro > 0, communicator: communicator)
-        result.recon += recon
-        result.kl += kl
-        guard micro == count - 1 else { return }
-        result.finite = result.recon.isFinite && result.kl.isFinite && model.threads.allFinite(slot, count: p)
     }
 
     func reduce() throws {

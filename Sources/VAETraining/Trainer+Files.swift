@@ -71,7 +71,7 @@ extension Trainer {
         var state = state
         state.step = optimizer.step
         state.badSteps = consecutiveBadSteps
-        // A checkpoint written because a signal asked the job to stop says so (the tests read it).
+        // A checkpoint written because a signal asked the job to stop says so (`stopped_by`).
         state.stoppedBy = interrupted != 0 ? Interruption.name(interrupted) : nil
         var recorded = options
         recorded.data = Dataset.recordedSpec(options.data)

@@ -1,7 +1,10 @@
 import Foundation
 import VAECheckpoint
 import VAEDistributed
+import VAEData
 import VAEFiles
+import VAEKernels
+import VAEModel
 import VAEOutputs
 
 // The start of a run, before the first step: every rank checks that the others were given the
@@ -9,6 +12,131 @@ import VAEOutputs
 // ranks need no shared filesystem); rank 0 prepares the output folder.
 
 extension Trainer {
+    /// Where a run starts: its merged options and, on --resume, the checkpoint and its path.
+    struct StartPoint {
+        var config: CheckpointConfig
+        var checkpoint: Checkpoint?
+        var path = ""
+    }
+
+    /// Before any other collective: every rank must have been given the same options. Every
+    /// collective has a deadline from the first one on: this agreement, and on --resume the
+    /// checkpoint's broadcast, which waits for rank 0 to read it (a hung filesystem). Until the
+    /// options are agreed each rank uses its own --timeout (or the default); arming is a
+    /// collective every rank makes here, whatever that value.
+    static func agreeOnGivenOptions(_ given: GivenOptions, resume: Bool, overwrite: Bool, allowOtherData: Bool,
+                                    communicator: any Communicator) throws {
+        try communicator.armWatchdog(timeout: given.timeout ?? TrainingOptions().timeout)
+        try checkAgreement(communicator, stage: "options",
+                           text: "\(canonicalJSON(given))|\(resume)|\(overwrite)|\(allowOtherData)")
+    }
+
+    /// One training per run folder: rank 0 locks it before anything reads or changes it.
+    static func lockRunFolder(_ folder: String, resume: Bool, communicator: any Communicator,
+                              notes: inout [String]) throws -> RunLock? {
+        if communicator.isRoot, let lock = try RunLock.acquire(folder: folder, create: !resume) {
+            if let note = lock.note { notes.append(note) }
+            return lock
+        }
+        return nil
+    }
+
+    /// --resume: the checkpoint in `folder` (rank 0 reads it, every rank receives it) and the
+    /// given options merged over its config.
+    static func resumeCheckpoint(_ given: GivenOptions, folder: String, communicator: any Communicator,
+                                 notes: inout [String]) throws -> StartPoint {
+        let (loaded, path) = try loadBroadcast(directory: (folder as NSString).appendingPathComponent("checkpoints"),
+                                               communicator: communicator)
+        let (config, changes) = try given.resuming(loaded.config, checkpoint: path)
+        if !changes.isEmpty { notes.append("vae-dist: changed on resume: " + changes.joined(separator: ", ")) }
+        return StartPoint(config: config, checkpoint: loaded, path: path)
+    }
+
+    /// The training data of --data `spec`; `trainedOnCheckpoint`: --data came from that
+    /// checkpoint, and a failure says so.
+    static func loadDataset(_ spec: String, options: TrainingOptions, trainedOnCheckpoint: String?) throws -> Dataset {
+        switch Result(catching: { () throws(DataError) in try Dataset.load(spec, options: options.dataOptions) }) {
+        case .success(let loaded): return loaded
+        case .failure(let error):
+            guard let checkpoint = trainedOnCheckpoint else { throw error }
+            throw Dataset.fromCheckpoint(error, spec: spec, checkpoint: checkpoint)
+        }
+    }
+
+    /// The model of `start` for the images of `dataset`, checked against the checkpoint's model
+    /// and against the batch size.
+    static func modelForData(_ start: StartPoint, dataset: Dataset, options: TrainingOptions) throws -> ModelConfig {
+        var config = start.config.model
+        config.imageHeight = dataset.train.rows
+        config.imageWidth = dataset.train.columns
+        config.channels = dataset.train.channels
+        try config.validate()
+        try dataset.checkPixelValues(unitInterval: config.likelihood == .bernoulli)
+        if let stored = start.checkpoint?.config.model, stored != config {
+            // Only the image size can differ here (the merge refused the rest): the data's.
+            throw TrainingError.checkpoint(path: start.path,
+                reason: "was trained as \(describe(stored)) but this run asks for \(describe(config)) (--data \(options.data) holds \(imageSize(height: config.imageHeight, width: config.imageWidth, channels: config.channels)) images): resume on the data it was trained on, or start a new run with another --out")
+        }
+        if options.batchSize > dataset.train.count {
+            throw TrainingError.option("--batch-size \(options.batchSize) exceeds the \(dataset.train.count) training images of \(options.data)")
+        }
+        return config
+    }
+
+    /// Before any collective whose size depends on them: every rank must agree on the options,
+    /// the model and the data (its fingerprint); then on the test images and the labels (a
+    /// separate check, so that its message names them).
+    static func agreeOnRun(_ communicator: any Communicator, config: ModelConfig, options: TrainingOptions, resume: Bool,
+                           dataset: Dataset, trainingData: DataFingerprint, sharedMemory: Bool) throws {
+        try checkAgreement(communicator, stage: "options, model or data",
+                           text: "\(canonicalJSON(CheckpointConfig(model: config, training: options)))|\(resume)|\(trainingData)|\(dataset.test.count)|shared memory \(sharedMemory)")
+        try checkAgreement(communicator, stage: "test images or labels", text: agreementFingerprint(dataset))
+    }
+
+    /// This rank's inputs, noise and workspaces for its slice of every global batch (slices
+    /// differ by at most one example), sized for its largest micro-batch (micro-batch 0); under
+    /// --deterministic a micro-batch is this rank's groups / --accumulate whole groups.
+    static func makeLocalBatch(model: VAE, options: TrainingOptions, regime: LossRegime, communicator: any Communicator) -> LocalBatch {
+        let localRows = shardRange(count: options.batchSize, rank: communicator.rank, worldSize: communicator.size).count
+        return LocalBatch(model: model, capacity: microBatchRange(count: localRows, index: 0, of: options.microBatches).count,
+                          globalBatchSize: options.batchSize,
+                          groups: options.deterministic ? TrainingOptions.deterministicGroups / communicator.size / options.microBatches : 1,
+                          rank: communicator.rank,
+                          objective: regime.isPlain ? nil : LatentObjective(regime: regime, latent: model.config.latent, globalBatch: options.batchSize))
+    }
+
+    /// The parameters, Adam's state and where training stands, from the checkpoint; a new run's
+    /// parameters are initialized on rank 0 (the broadcast gives them to every rank).
+    func restoreState(from checkpoint: Checkpoint?) throws {
+        if let checkpoint {
+            checkpoint.parameters.withUnsafeBufferPointer { model.parameters.update(from: $0.baseAddress!, count: $0.count) }
+            if let m = checkpoint.firstMoment, let v = checkpoint.secondMoment {
+                m.withUnsafeBufferPointer { optimizer.firstMoment.update(from: $0.baseAddress!, count: $0.count) }
+                v.withUnsafeBufferPointer { optimizer.secondMoment.update(from: $0.baseAddress!, count: $0.count) }
+            }
+            optimizer.step = checkpoint.step
+            epoch = checkpoint.epoch
+            resumeState = checkpoint.resume
+            consecutiveBadSteps = resumeState.badSteps
+            let steps = dataset.train.count / options.batchSize
+            if resumeState.epochStep >= steps {
+                throw TrainingError.checkpoint(path: latestCheckpoint,
+                    reason: "stopped inside epoch \(epoch + 1) at step \(resumeState.epochStep), but an epoch of --data \(options.data) has \(steps) steps of --batch-size \(options.batchSize); resume it on the data it was trained on")
+            }
+        } else {
+            if communicator.isRoot { model.initialize(seed: options.seed) }
+        }
+    }
+
+    /// Rank 0's parameters and optimizer state are the truth for every rank; then rank 0
+    /// prepares the output folder.
+    func shareStartState(resume: Bool, overwrite: Bool) throws {
+        try communicator.broadcast(UnsafeMutableRawPointer(model.parameters), byteCount: model.parameterCount * 4, root: 0)
+        try Self.checkAgreement(communicator, stage: "checkpoint state",
+                                text: "\(model.parameterCount)|\(epoch)|\(optimizer.step)|\(resumeState.epochStep)")
+        if communicator.isRoot { try prepareOutput(resume: resume, overwrite: overwrite) }
+    }
+
     /// Every rank must hold the same `text` (options, data shape, checkpoint state): compare a hash.
     static func checkAgreement(_ communicator: any Communicator, stage: String, text: String) throws {
         let hash = fnv1a(text)

@@ -49,49 +49,40 @@ extension Trainer {
         let t0 = now()
         communicator.phase = CollectivePhase(.step, step: optimizer.step + 1)
         attemptedSteps += 1
-        // This rank's slice of the global batch, in --accumulate micro-batches: load one (its
-        // inputs and noise, keyed by the example), forward and backward, its gradient added to
-        // the others'; the reduction may start during the last one's backward.
-        let l = modelConfig.latent
-        let indices = plan.localIndices(step: s)
-        var local = LocalResult()
-        let parts = options.accumulate
         batch.step = optimizer.step
-        for m in 0..<parts {
-            let part = shardRange(count: indices.count, rank: m, worldSize: parts)
-            let micro = indices[(indices.startIndex + part.lowerBound)..<(indices.startIndex + part.upperBound)]
-            micro.withUnsafeBufferPointer {
-                loadBatch(batch.x, noise: BatchNoise(eps: batch.eps, latent: l, stream: .reparameterization, epoch: e),
-                          from: dataset.train, indices: $0, rows: $0.count, binarize: options.binarize,
-                          generator: generator, epoch: e, threads: model.threads)
+        // This rank's slice of the global batch in --accumulate micro-batches, their gradients
+        // added up in the buffers the reduction gives; a micro-batch is one group, or under
+        // --deterministic its fixed groups, each computed alone.
+        let indices = plan.localIndices(step: s), microBatches = options.microBatches
+        var local = LocalLossSums()
+        for m in 0..<microBatches {
+            try loadMicroBatch(m, of: microBatches, indices: indices, epoch: e)
+            let groups = (m * batch.groups)..<((m + 1) * batch.groups)
+            for g in groups {
+                local += batch.forward(group: g - groups.lowerBound, into: reduction.gradientTarget(group: g))
             }
-            if m == 0 {
-                if faults.active("error", rank: communicator.rank, step: attemptedSteps) {
-                    throw TrainingError.training("injected fault (VAE_DIST_FAULT) at step \(attemptedSteps)")
-                }
-                if faults.active("nan", rank: communicator.rank, step: attemptedSteps) { batch.x[0] = .nan }
+            try batch.prepareObjective(communicator: communicator)
+            let observer = reduction.backwardObserver(lastMicroBatch: m == microBatches - 1)
+            for g in groups {
+                batch.backward(group: g - groups.lowerBound, into: reduction.gradientTarget(group: g), observer: observer)
             }
-            batch.rows = micro.count
-            try reduction.computeGradients(batch, micro: m, of: parts, into: &local)
         }
+        try reduction.finishLocalGradient()
+        let finite = local.isFinite && reduction.localGradientIsFinite()
         let regime = batch.regimeShare(rank: communicator.rank, localKL: local.kl)
         let t1 = now()
 
         // Reduce the gradients and the control block.
         try reduction.reduce()
-        var control = StepControl(nonFiniteRanks: local.finite ? 0 : 1, stopRequests: Interruption.pending != 0 ? 1 : 0,
+        var control = StepControl(nonFiniteRanks: finite ? 0 : 1, stopRequests: Interruption.pending != 0 ? 1 : 0,
                                   recon: local.recon, kl: local.kl, regime: regime)
         try control.allreduce(communicator)
         let t2 = now()
 
-        // Update this rank's parameters (all, or its shard), then share them.
+        // Clip and update this rank's parameters (all, or its shard), then share them.
         var t3 = t2, t4 = t2
         if control.nonFiniteRanks == 0 {
-            if options.clipGradNorm > 0 {
-                // torch.nn.utils.clip_grad_norm_ over the global-batch gradient of all ranks.
-                let coefficient = clipCoefficient(norm: try reduction.squaredGradientNorm().squareRoot(), maxNorm: options.clipGradNorm)
-                if coefficient < 1 { reduction.scaleGradients(by: coefficient) }
-            }
+            try clipGradients()
             optimizer.hyper.learningRate = learningRate(step: optimizer.step, totalSteps: plan.steps * options.epochs,
                                                         base: options.learningRate, schedule: options.lrSchedule,
                                                         warmupSteps: options.warmupSteps)
@@ -106,4 +97,38 @@ extension Trainer {
         times.steps += 1
         return control
     }
+
+    /// Loads micro-batch `m` of `count` of this rank's slice `indices` into `batch`: its inputs
+    /// and noise, keyed by the example. The fault hooks act on the step's first micro-batch.
+    func loadMicroBatch(_ m: Int, of count: Int, indices: ArraySlice<Int32>, epoch e: Int) throws {
+        let range = microBatchRange(count: indices.count, index: m, of: count)
+        let micro = indices[(indices.startIndex + range.lowerBound)..<(indices.startIndex + range.upperBound)]
+        micro.withUnsafeBufferPointer {
+            loadBatch(batch.x, noise: BatchNoise(eps: batch.eps, latent: modelConfig.latent, stream: .reparameterization, epoch: e),
+                      from: dataset.train, indices: $0, rows: $0.count, binarize: options.binarize,
+                      generator: generator, epoch: e, threads: model.threads)
+        }
+        if m == 0 {
+            if faults.active("error", rank: communicator.rank, step: attemptedSteps) {
+                throw TrainingError.training("injected fault (VAE_DIST_FAULT) at step \(attemptedSteps)")
+            }
+            if faults.active("nan", rank: communicator.rank, step: attemptedSteps) { batch.x[0] = .nan }
+        }
+        batch.rows = micro.count
+    }
+
+    /// torch.nn.utils.clip_grad_norm_ over the global-batch gradient of all ranks (--clip-grad-norm).
+    func clipGradients() throws {
+        guard options.clipGradNorm > 0 else { return }
+        let coefficient = clipCoefficient(norm: try reduction.squaredGradientNorm().squareRoot(), maxNorm: options.clipGradNorm)
+        if coefficient < 1 { reduction.scaleGradients(by: coefficient) }
+    }
+}
+
+/// Micro-batch `index` of `microBatches` of a rank's slice of `count` examples: contiguous,
+/// sizes differing by at most one, the larger ones first (micro-batch 0 is the largest).
+func microBatchRange(count: Int, index: Int, of microBatches: Int) -> Range<Int> {
+    let base = count / microBatches, extra = count % microBatches
+    let start = index * base + min(index, extra)
+    return start ..< start + base + (index < extra ? 1 : 0)
 }

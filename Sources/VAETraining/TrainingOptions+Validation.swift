@@ -28,16 +28,16 @@ extension TrainingOptions {
         if !testFraction.isFinite || testFraction <= 0 || testFraction >= 1 {
             throw .option("--test-fraction must be between 0 and 1, exclusive (got \(testFraction))")
         }
-        if accumulate < 1 { throw .option("--accumulate must be at least 1 micro-batch per optimizer step (got \(accumulate))") }
-        if batchSize < worldSize * accumulate {
-            throw .option("--batch-size \(batchSize) cannot be cut into \(worldSize) rank\(worldSize == 1 ? "" : "s") x --accumulate \(accumulate) micro-batches: every micro-batch needs at least one example on every rank")
+        if microBatches < 1 { throw .option("--accumulate must be at least 1 micro-batch per optimizer step (got \(microBatches))") }
+        if batchSize < worldSize * microBatches {
+            throw .option("--batch-size \(batchSize) cannot be cut into \(worldSize) rank\(worldSize == 1 ? "" : "s") x --accumulate \(microBatches) micro-batches: every micro-batch needs at least one example on every rank")
         }
         let groups = Self.deterministicGroups
         if deterministic && (groups % worldSize != 0 || batchSize % groups != 0) {
             throw .option("--deterministic splits every batch into \(groups) fixed groups: it needs 1, 2 or 4 ranks and a --batch-size divisible by \(groups) (got \(worldSize) ranks, batch \(batchSize))")
         }
-        if deterministic && (groups / worldSize) % accumulate != 0 {
-            throw .option("--deterministic computes each of its \(groups) fixed groups alone, so a micro-batch is one or more whole groups: --accumulate x ranks must divide \(groups) (got --accumulate \(accumulate) on \(worldSize) rank\(worldSize == 1 ? "" : "s"))")
+        if deterministic && (groups / worldSize) % microBatches != 0 {
+            throw .option("--deterministic computes each of its \(groups) fixed groups alone, so a micro-batch is one or more whole groups: --accumulate x ranks must divide \(groups) (got --accumulate \(microBatches) on \(worldSize) rank\(worldSize == 1 ? "" : "s"))")
         }
     }
 

@@ -41,7 +41,7 @@ import VAECheckpoint
         t.freeBits = 0.5
         t.tcBeta = 6
         t.timeout = 60
-        t.accumulate = 2
+        t.microBatches = 2
         t.testData = "/t0.npy"
         t.testFraction = 0.2
         t.layout = .nchw
