@@ -27,6 +27,9 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public var shardOptimizer = false
     /// Gradient buckets allreduced during backward, in MB (0: one allreduce after backward).
     public var bucketMB = 1.0
+    /// --grad-compression: gradients cross the network in 16 bits, summed in fp32
+    /// (VAETraining/CompressedReduction.swift); none: fp32 on the wire.
+    public var gradCompression = GradientCompression.none
     /// The learning rate over the run (Schedule.swift), after `warmupSteps` of linear warm-up.
     public var lrSchedule = LearningRateSchedule.constant
     public var warmupSteps = 0
@@ -75,7 +78,7 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
 
     /// The keys of the config JSON in checkpoints; `microBatches` is stored as "accumulate".
     enum CodingKeys: String, CodingKey {
-        case data, epochs, batchSize, learningRate, seed, binarize, output, checkpointEvery, keepCheckpoints, maxBadSteps, checkEvery, deterministic, shardOptimizer, bucketMB, lrSchedule, warmupSteps, clipGradNorm, logEvery, threads, klWarmup, capacity, capacitySteps, gamma, freeBits, tcBeta, timeout, testData, testFraction, layout, microBatches = "accumulate"
+        case data, epochs, batchSize, learningRate, seed, binarize, output, checkpointEvery, keepCheckpoints, maxBadSteps, checkEvery, deterministic, shardOptimizer, bucketMB, lrSchedule, warmupSteps, clipGradNorm, logEvery, threads, klWarmup, capacity, capacitySteps, gamma, freeBits, tcBeta, timeout, testData, testFraction, layout, gradCompression, microBatches = "accumulate"
     }
 
     /// Every field is optional in JSON, so checkpoints of older versions still load.
@@ -112,6 +115,7 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
         testData = try c.decodeIfPresent(String.self, forKey: .testData) ?? d.testData
         testFraction = try c.decodeIfPresent(Double.self, forKey: .testFraction) ?? d.testFraction
         layout = try c.decodeIfPresent(ArrayLayout.self, forKey: .layout) ?? d.layout
+        gradCompression = try c.decodeIfPresent(GradientCompression.self, forKey: .gradCompression) ?? d.gradCompression
     }
 }
 
@@ -129,4 +133,13 @@ public enum LearningRateSchedule: String, Codable, Sendable, CaseIterable {
     /// Cosine decay from --lr to 0 over the run's steps after the warm-up
     /// (torch.optim.lr_scheduler.CosineAnnealingLR with eta_min = 0, T_max = those steps).
     case cosine
+}
+
+/// The 16-bit format gradients cross the network in (--grad-compression), or none (fp32).
+public enum GradientCompression: String, Codable, Sendable, CaseIterable {
+    case none
+    /// bfloat16: fp32's 8-bit exponent (its range), 8 bits of significand.
+    case bf16
+    /// IEEE half: 5-bit exponent (largest finite 65504), 11 bits of significand.
+    case fp16
 }

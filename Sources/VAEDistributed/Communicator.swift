@@ -61,6 +61,12 @@ public protocol Communicator: AnyObject, Sendable {
     /// In-place sum over the ranks of every node that have this rank's local rank (one per node
     /// with uniform nodes). Every rank calls it (`count` may be 0); after `nodeLayout`.
     func crossNodeAllreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws(CommunicatorError)
+    /// All-to-all of blocks (MPI_Ialltoallv): block r of `send` [exchange.shards.total elements]
+    /// goes to rank r, and `received` [size, this rank's block] gets every rank's block of this
+    /// rank's shard, in rank order.
+    func exchangeBlocks(_ send: UnsafeRawPointer, into received: UnsafeMutableRawPointer, exchange: BlockExchange) throws(CommunicatorError)
+    /// In place (MPI_Iallgatherv): block r of `buffer` [exchange.shards.total elements] comes from rank r.
+    func allgatherBlocksInPlace(_ buffer: UnsafeMutableRawPointer, exchange: BlockExchange) throws(CommunicatorError)
 }
 
 /// This rank's node: `localSize` ranks share its memory, it is the `localRank`-th of them.
@@ -79,6 +85,14 @@ public struct NodeLayout: Sendable, Equatable {
 }
 
 extension Communicator {
+    /// One rank: its own block is the whole exchange.
+    public func exchangeBlocks(_ send: UnsafeRawPointer, into received: UnsafeMutableRawPointer, exchange: BlockExchange) throws(CommunicatorError) {
+        guard size == 1 else { throw CommunicatorError(call: "exchangeBlocks", message: "\(backend) cannot exchange blocks") }
+        received.copyMemory(from: send, byteCount: exchange.shards.total * exchange.elementBytes)
+    }
+    public func allgatherBlocksInPlace(_ buffer: UnsafeMutableRawPointer, exchange: BlockExchange) throws(CommunicatorError) {
+        guard size == 1 else { throw CommunicatorError(call: "allgatherBlocksInPlace", message: "\(backend) cannot gather blocks") }
+    }
     public var allreduceAlgorithm: String? { nil }
     public func nodeLayout() throws(CommunicatorError) -> NodeLayout? { nil }
     public func allocateNodeShared(count: Int) throws(CommunicatorError) -> UnsafeMutablePointer<Float>? { nil }
@@ -107,6 +121,35 @@ public final class Shards: Sendable {
 
     /// The elements rank `rank` owns.
     public func range(_ rank: Int) -> Range<Int> { Int(offsets[rank]) ..< Int(offsets[rank] + counts[rank]) }
+}
+
+/// The byte counts and offsets with which `rank` exchanges the blocks of `shards` of elements of
+/// `elementBytes` bytes (MPI_BYTE counts: the exchanges carry 16-bit values MPI has no sum for,
+/// and none is asked of it). Allocated once, and alive while a nonblocking call reads them.
+public final class BlockExchange: @unchecked Sendable {
+    public let shards: Shards
+    public let elementBytes: Int
+    /// Rank r's block of the whole buffer: where this rank sends it from, and every allgather's layout.
+    let blockBytes: UnsafeMutablePointer<Int32>, blockOffsets: UnsafeMutablePointer<Int32>
+    /// This rank's block from every rank, one after another.
+    let receiveBytes: UnsafeMutablePointer<Int32>, receiveOffsets: UnsafeMutablePointer<Int32>
+
+    public init(shards: Shards, rank: Int, elementBytes: Int) {
+        precondition(shards.total * elementBytes < Int(Int32.max))
+        self.shards = shards
+        self.elementBytes = elementBytes
+        let n = shards.counts.count, mine = Int(shards.counts[rank]) * elementBytes
+        blockBytes = .allocate(capacity: n); blockOffsets = .allocate(capacity: n)
+        receiveBytes = .allocate(capacity: n); receiveOffsets = .allocate(capacity: n)
+        for r in 0..<n {
+            blockBytes[r] = shards.counts[r] * Int32(elementBytes)
+            blockOffsets[r] = shards.offsets[r] * Int32(elementBytes)
+            receiveBytes[r] = Int32(mine)
+            receiveOffsets[r] = Int32(r * mine)
+        }
+    }
+
+    deinit { [blockBytes, blockOffsets, receiveBytes, receiveOffsets].forEach { $0.deallocate() } }
 }
 
 public struct CommunicatorError: Error, CustomStringConvertible {

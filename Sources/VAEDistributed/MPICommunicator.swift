@@ -178,6 +178,25 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         try wait(&request, sequence: sequence, call: "MPI_Iallgatherv")
     }
 
+    public func exchangeBlocks(_ send: UnsafeRawPointer, into received: UnsafeMutableRawPointer, exchange: BlockExchange) throws(CommunicatorError) {
+        let sequence = try enter()
+        var request: MPI_Request? = vae_mpi_request_null()
+        let bytes = vae_mpi_byte()
+        try Self.check(MPI_Ialltoallv(send, exchange.blockBytes, exchange.blockOffsets, bytes,
+                                      received, exchange.receiveBytes, exchange.receiveOffsets, bytes, world, &request),
+                       "MPI_Ialltoallv(\(exchange.shards.total * exchange.elementBytes) bytes)")
+        try wait(&request, sequence: sequence, call: "MPI_Ialltoallv")
+    }
+
+    public func allgatherBlocksInPlace(_ buffer: UnsafeMutableRawPointer, exchange: BlockExchange) throws(CommunicatorError) {
+        let sequence = try enter()
+        var request: MPI_Request? = vae_mpi_request_null()
+        try Self.check(MPI_Iallgatherv(vae_mpi_in_place(), 0, vae_mpi_byte(), buffer, exchange.blockBytes, exchange.blockOffsets,
+                                       vae_mpi_byte(), world, &request),
+                       "MPI_Iallgatherv(\(exchange.shards.total * exchange.elementBytes) bytes)")
+        try wait(&request, sequence: sequence, call: "MPI_Iallgatherv(blocks)")
+    }
+
     public func broadcast(_ buffer: UnsafeMutableRawPointer, byteCount: Int, root: Int) throws(CommunicatorError) {
         // MPI counts are Int32: send large buffers in chunks of 1 GiB.
         var offset = 0

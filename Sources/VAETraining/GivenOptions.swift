@@ -20,6 +20,8 @@ import VAEModel
 //                summation order allows). --accumulate cuts each rank's slice of the same batch
 //                into micro-batches; a checkpoint's position counts optimizer steps, which it
 //                does not change (with --deterministic the result is bit-identical for any count).
+//   --grad-compression   how the gradient crosses the network: a rounding of each step's
+//                gradient (like the summation order of --bucket-mb), not the model or its loss.
 //   --timeout    how long a collective may wait for a stalled rank: not the mathematics.
 //   --test-data  which images the evaluation measures, not what is trained.
 //   --kl-warmup, --capacity-steps   how fast a ramp over the global step goes (like --warmup-steps);
@@ -61,6 +63,7 @@ public struct GivenOptions: Codable, Equatable, Sendable {
     public var deterministic: Bool?
     public var shardOptimizer: Bool?
     public var bucketMB: Double?
+    public var gradCompression: GradientCompression?
     public var lrSchedule: LearningRateSchedule?
     public var warmupSteps: Int?
     public var clipGradNorm: Double?

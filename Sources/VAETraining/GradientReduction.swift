@@ -14,6 +14,8 @@ import VAEModel
 //                           DDP and Horovod do), or as one call after backward;
 //   ShardedReduction        ZeRO stage 1: reduce-scatter, each rank runs Adam on its 1/N of the
 //                           parameters and moments, allgather of the parameters;
+//   CompressedReduction     --grad-compression bf16|fp16: 16-bit blocks all-to-all, summed in
+//                           fp32, 16-bit allgather (CompressedReduction.swift);
 //   DeterministicReduction  --deterministic: 4 fixed groups summed in one fixed tree, so 1, 2 and
 //                           4 ranks are bit-identical (optionally with the sharded update).
 //
@@ -245,6 +247,10 @@ func makeGradientReduction(options: TrainingOptions, model: VAE, communicator: a
     }
     if sharedMemory, !options.shardOptimizer, let hierarchical = try HierarchicalReduction(model: model, communicator: communicator) {
         return hierarchical
+    }
+    if options.gradCompression != .none && communicator.size > 1 {
+        return CompressedReduction(model: model, communicator: communicator, compression: options.gradCompression,
+                                   sharded: options.shardOptimizer)
     }
     if options.shardOptimizer && communicator.size > 1 {
         return ShardedReduction(model: model, communicator: communicator)

@@ -134,6 +134,14 @@ public enum TrainOptions {
                 parse: { _, on in on }, show: onOff),
         value("--bucket-mb", "bucket-mb", \.bucketMB, \.training.bucketMB, .mayChange,
               "Gradient buckets allreduced during backward, in MB; 0: one allreduce after backward (default: \(defaults.bucketMB))."),
+        .option("--grad-compression", .value("grad-compression"), \.gradCompression, \.training.gradCompression, rule: .mayChange,
+                help: "Gradients cross the network in 16 bits: none, bf16 or fp16; each rank's gradient is rounded once to 16 bits, the sums are kept in fp32 and rounded once more before they are shared. Ranks that sum through shared memory send nothing and are unaffected (default: \(defaults.gradCompression.rawValue)).",
+                parse: { text, _ in
+                    guard let compression = GradientCompression(rawValue: text ?? "") else {
+                        throw TrainingError.option("--grad-compression '\(text ?? "")': expected none, bf16 or fp16")
+                    }
+                    return compression
+                }, show: \.rawValue),
         .option("--lr-schedule", .value("lr-schedule"), \.lrSchedule, \.training.lrSchedule, rule: .mayChange,
                 help: "Learning rate over the run: constant, or cosine decay to 0 over the steps after the warm-up (default: \(defaults.lrSchedule.rawValue)).",
                 parse: { text, _ in

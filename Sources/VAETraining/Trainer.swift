@@ -135,6 +135,7 @@ public final class Trainer {
             + "(\(dataset.train.count) train / \(dataset.test.count) test images), \(size) rank\(size == 1 ? "" : "s") "
             + "(\(communicator.backend)) x \(model.threads.count) thread\(model.threads.count == 1 ? "" : "s"), global batch \(options.batchSize), output \(options.output), kernels \(Kernels.choice)")
         if size > 1 || options.deterministic { log("vae-dist: gradient reduction: \(reduction.name)") }
+        if let note = compressionNote(options: options, reduction: reduction) { log(note) }
         if !regime.isPlain { log("vae-dist: training regime: \(regime.name)") }
         // Where this process starts and how much it ran: the "resumed from" line and the last one
         // show that a resume continued the checkpoint instead of training from scratch.

@@ -36,6 +36,9 @@ extension TrainingOptions {
         if deterministic && (groups % worldSize != 0 || batchSize % groups != 0) {
             throw .option("--deterministic splits every batch into \(groups) fixed groups: it needs 1, 2 or 4 ranks and a --batch-size divisible by \(groups) (got \(worldSize) ranks, batch \(batchSize))")
         }
+        if deterministic && gradCompression != .none {
+            throw .option("--grad-compression \(gradCompression.rawValue) rounds each rank's gradient, so --deterministic's promise (bit-identical on 1, 2 and 4 ranks) would not hold: use one of them")
+        }
         if deterministic && (groups / worldSize) % microBatches != 0 {
             throw .option("--deterministic computes each of its \(groups) fixed groups alone, so a micro-batch is one or more whole groups: --accumulate x ranks must divide \(groups) (got --accumulate \(microBatches) on \(worldSize) rank\(worldSize == 1 ? "" : "s"))")
         }

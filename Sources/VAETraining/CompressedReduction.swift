@@ -1,0 +1,120 @@
+import VAECheckpoint
+import VAEDistributed
+import VAEKernels
+import VAEModel
+
+/// --grad-compression bf16|fp16 across ranks that talk through MPI: the gradient crosses the
+/// network in 16 bits and every sum is kept in fp32 (what PyTorch DDP's bf16/fp16 compression
+/// hooks intend; their allreduce of 16-bit values would also add in 16 bits). After backward:
+///
+///   g [P] fp32 --round (1)--> w [P] 16-bit, cut into one block per rank (Shards)
+///   all-to-all (MPI_Ialltoallv): rank r receives block r of every rank's w   [size, block r]
+///   s [block r] fp32 = w_0 + w_1 + ... + w_{size-1}, widened exactly, added in rank order
+///   s --round (2)--> 16-bit into block r of w; allgather (MPI_Iallgatherv) of the blocks in place
+///   g = w widened: every rank, its own block included, holds the same bits.
+///
+/// Rounding enters exactly twice: once when each rank's gradient is compressed, once when each
+/// summed shard is; the adds themselves are fp32. Each rank sends and receives 2 (p-1)/p P
+/// 16-bit values (Rabenseifner's fp32 allreduce moves the same count of fp32 values): half the
+/// bytes. With --shard-optimizer the second rounding and the allgather are not needed: Adam
+/// reads the fp32 shard sums and the parameters go round in fp32 as before.
+/// Not overlapped with backward (the all-to-all needs the whole gradient).
+final class CompressedReduction: GradientReduction {
+    let communicator: any Communicator
+    let model: VAE
+    let compression: GradientCompression
+    let format: SixteenBitFormat
+    let sharded: Bool
+    let exchange: BlockExchange
+    private var shards: Shards { exchange.shards }
+    private let wire: UnsafeMutablePointer<UInt16>      // [P] this rank's compressed gradient, then every summed shard
+    private let received: UnsafeMutablePointer<UInt16>  // [size, this rank's block]
+    private let shard: UnsafeMutablePointer<Float>      // [this rank's block] the fp32 sums
+
+    init(model: VAE, communicator: any Communicator, compression: GradientCompression, sharded: Bool) {
+        precondition(compression != .none)
+        self.model = model
+        self.communicator = communicator
+        self.compression = compression
+        format = compression == .fp16 ? .half : .bfloat16
+        self.sharded = sharded
+        let shards = Shards(total: model.parameterCount, ranks: communicator.size)
+        exchange = BlockExchange(shards: shards, rank: communicator.rank, elementBytes: 2)
+        let mine = max(Int(shards.counts[communicator.rank]), 1)
+        wire = .allocate(capacity: model.parameterCount)
+        received = .allocate(capacity: communicator.size * mine)
+        shard = allocateAligned(mine)
+    }
+
+    deinit {
+        wire.deallocate()
+        received.deallocate()
+        shard.deallocate()
+    }
+
+    var name: String {
+        let sum = "\(compression.rawValue) on the network: all-to-all of 16-bit blocks, each rank's block summed in fp32"
+        return sharded ? "sharded optimizer (\(sum), Adam on 1/\(communicator.size) of the parameters, fp32 allgather of the parameters)"
+            : "allreduce after backward in 16 bits (\(sum), 16-bit allgather of the sums)"
+    }
+
+    var updateRange: Range<Int> { sharded ? shards.range(communicator.rank) : 0..<model.parameterCount }
+    var reducedGradients: UnsafeMutablePointer<Float> { sharded ? shard : model.gradients }
+
+    /// fp16 carries at most 65504: a gradient element beyond 65504 / ranks (where even the sum
+    /// of such values could overflow) counts as non-finite, so the step is skipped as a bad one
+    /// instead of updating with Inf. bf16 has fp32's range.
+    func localGradientIsFinite() -> Bool {
+        guard format == .half else { return localGradientIsAllFinite() }
+        return allWithin(model.gradients, count: model.parameterCount, limit: 65504 / Float(communicator.size))
+    }
+
+    func reduce() throws {
+        let rank = communicator.rank, block = shards.range(rank)
+        compress(model.gradients, count: model.parameterCount, into: wire, format: format)        // rounding (1)
+        try communicator.exchangeBlocks(wire, into: received, exchange: exchange)
+        sumWidened(received, blocks: communicator.size, count: block.count, into: shard, format: format)
+        if sharded { return }
+        compress(shard, count: block.count, into: wire + block.lowerBound, format: format)        // rounding (2)
+        try communicator.allgatherBlocksInPlace(wire, exchange: exchange)
+        decompress(wire, count: model.parameterCount, into: model.gradients, format: format)
+    }
+
+    func shareParameters() throws {
+        if sharded { try communicator.allgatherInPlace(model.parameters, shards: shards) }
+    }
+
+    func shareOptimizerState(_ optimizer: AdamOptimizer) throws {
+        if sharded { try gatherMoments(optimizer, shards: shards) }
+    }
+
+    /// Unsharded: the whole reduced gradient is here (`blockwiseSquaredNorm`). Sharded: each
+    /// rank's shard's sum of squares, exchanged and added in rank order (as ShardedReduction).
+    func squaredGradientNorm() throws -> Double {
+        guard sharded else { return blockwiseSquaredNorm(model.gradients) }
+        return try withUnsafeTemporaryAllocation(of: Double.self, capacity: communicator.size) { partials throws(CommunicatorError) in
+            partials.initialize(repeating: 0)
+            partials[communicator.rank] = sumOfSquares(shard, count: updateRange.count)
+            try communicator.allreduceSum(partials.baseAddress!, count: partials.count)
+            var total = 0.0
+            for p in partials { total += p }
+            return total
+        }
+    }
+}
+
+/// A note for the start-up when --grad-compression asks for something the chosen strategy does
+/// not do: ranks summing through one node's shared memory send no gradient over a network, and
+/// the hierarchy's cross-node leg stays fp32. nil when there is nothing to say.
+func compressionNote(options: TrainingOptions, reduction: any GradientReduction) -> String? {
+    guard options.gradCompression != .none, reduction.communicator.size > 1, !(reduction is CompressedReduction) else { return nil }
+    let flag = "--grad-compression \(options.gradCompression.rawValue)"
+    switch reduction {
+    case is SharedMemoryReduction:
+        return "vae-dist: note: \(flag) does nothing here: every rank is on this node and the gradients are summed through shared memory, where nothing crosses a network (VAE_DIST_SHARED_MEMORY=0 sends them through MPI)"
+    case is HierarchicalReduction:
+        return "vae-dist: note: \(flag) does nothing here: the hierarchical sum's cross-node allreduce stays fp32 (not yet compressed)"
+    default:
+        return "vae-dist: note: \(flag) does nothing with this reduction (\(reduction.name))"
+    }
+}
