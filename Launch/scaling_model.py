@@ -4,6 +4,11 @@ training steps, and projects samples/s and scaling efficiency of the default mod
 
   python3 Launch/scaling_model.py OUT      reads OUT/collectives.jsonl, steps.jsonl, compute.jsonl;
                                            writes OUT/tables.md (and prints it)
+  python3 Launch/scaling_model.py          the 2026-12-06 refit (no measurements needed): the
+                                           model of every strategy vae-dist has now (binomial,
+                                           ring, Rabenseifner, hierarchical, 16-bit compression,
+                                           overlapped or not) projected to 4096 ranks at 1, 10 and
+                                           25 Gbit/s, per-rank batch 256 (`project` below)
 
 Cost model (p ranks, n bytes; alpha: latency per message, beta: seconds per byte on the link,
 gamma: seconds per byte of the local float sum) of the algorithm Open MPI picks:
@@ -199,7 +204,10 @@ def fmt_rate(samples):
 
 
 def main():
-    out = sys.argv[1] if len(sys.argv) > 1 else "runs/scaling"
+    if len(sys.argv) == 1:
+        print(project(), end="")
+        return
+    out = sys.argv[1]
     collectives = [r for r in read_jsonl(os.path.join(out, "collectives.jsonl")) if r.get("kind") == "collective"]
     steps = [r for r in read_jsonl(os.path.join(out, "steps.jsonl")) if r.get("kind") == "distributed_step"]
     compute = [r for r in read_jsonl(os.path.join(out, "compute.jsonl")) if r.get("kind") == "step" and r["threads"] == 1]
@@ -391,6 +399,154 @@ def main():
     text = "\n".join(lines) + "\n"
     open(os.path.join(out, "tables.md"), "w").write(text)
     print(text, end="")
+
+
+# --- the 2026-12-06 refit: every strategy, projected ----------------------------------------
+#
+# Every collective of vae-dist is nonblocking now (libnbc), so one latency and one per-byte CPU
+# cost of TCP serve them all: alpha = 8.9 us and 1/beta0 = 1.75 GB/s, the fit of the in-place
+# MPI_Iallreduce to the unlimited veth's fastest repeats (2026-11-25 table), and a link of R bit/s
+# adds 8/R s per byte. That model, fitted to nothing measured on 2026-12-06, predicts libnbc's
+# Rabenseifner on 4 hosts at 1 Gbit/s (2.6 MB) in 33.7 ms; measured 33.6 ms (fastest). The same
+# measurement gave the ring 43.7 ms and the binomial tree 56.4 ms where the formulas say 33.7 and
+# 89.5: each algorithm's bandwidth term is scaled by its measured / modelled ratio (one point
+# each, 4 hosts; `BANDWIDTH_FACTOR`). gamma: numpy's fp32 add, 0.036 ns/byte.
+ALPHA = 8.9e-6
+BETA0 = 1 / 1.75e9
+GAMMA = 0.036e-9
+# Seconds per fp32 value to round it to 16 bits or widen it back (vae-dist's scalar loops;
+# assumed, not measured: 0.5 ns per value, ~8 GB/s of fp32 read).
+CONVERT = 0.5e-9
+MEASURED_4_HOSTS_1GBIT = {"rabenseifner": 33.6e-3, "ring": 43.7e-3, "binomial": 56.4e-3}
+N_BYTES = 4 * GRADIENT_FLOATS
+
+
+def link_beta(gbit):
+    return BETA0 + 8 / (gbit * 1e9)
+
+
+def algorithm_terms(algorithm, p, n):
+    """(alpha, beta, gamma) multipliers of libnbc's MPI_Iallreduce of n bytes on p ranks (p a power of two)."""
+    f, r = (p - 1) / p, clog2(p)
+    if algorithm == "binomial": return 2 * r, 2 * r * n, r * n
+    if algorithm == "ring": return 2 * (p - 1), 2 * f * n, f * n
+    if algorithm == "rabenseifner": return 2 * log2(p), 2 * f * n, f * n
+    raise ValueError(algorithm)
+
+
+def bandwidth_factor(algorithm):
+    """Measured / modelled bandwidth term of an algorithm, from the 4-host 1 Gbit/s point."""
+    a, b, c = algorithm_terms(algorithm, 4, N_BYTES)
+    rest = a * ALPHA + c * GAMMA
+    return (MEASURED_4_HOSTS_1GBIT[algorithm] - rest) / (b * link_beta(1))
+
+
+BANDWIDTH_FACTOR = {a: bandwidth_factor(a) for a in MEASURED_4_HOSTS_1GBIT}
+
+
+def iallreduce(algorithm, p, n, beta):
+    a, b, c = algorithm_terms(algorithm, p, n)
+    return a * ALPHA + b * beta * BANDWIDTH_FACTOR[algorithm] + c * GAMMA
+
+
+def reduction_seconds(strategy, p, k, gbit):
+    """Seconds of one step's gradient reduction on p ranks, k per node sharing the node's link of
+    gbit Gbit/s (k = 1: every rank its own link). With k > 1 the flat algorithms place consecutive
+    ranks on a node: Rabenseifner's first log2 k halving steps and the ring's other k - 1 edges
+    stay inside the node (Open MPI's shared-memory transport, 1/beta 3.86 GB/s), the rest crosses
+    the link; the binomial tree's log2 k first rounds likewise."""
+    n, beta, beta_shm = N_BYTES, link_beta(gbit), 1 / 3.86e9
+    nodes = p // k
+    if strategy in ("binomial", "ring", "rabenseifner"):
+        if k == 1: return iallreduce(strategy, p, n, beta)
+        inside = iallreduce(strategy, k, n, beta_shm) if strategy != "ring" else 0.0
+        if strategy == "ring":  # every edge carries 2 (p-1)/p n; the node's one outgoing edge is its link
+            return 2 * (p - 1) * ALPHA + 2 * (p - 1) / p * n * beta * BANDWIDTH_FACTOR["ring"] + (p - 1) / p * n * GAMMA
+        if strategy == "rabenseifner":  # the node's k ranks cross with 1/k of the buffer each, together n
+            return inside + iallreduce("rabenseifner", nodes, n, beta) if nodes > 1 else inside
+        return inside + iallreduce("binomial", nodes, n, beta) if nodes > 1 else inside
+    if strategy == "hierarchical":
+        # Slots summed through the node's shared window (each local rank 1/k of n, over k slots:
+        # n gamma), 3 node barriers (~3 us each), then the k local ranks' Rabenseifner of n/k each
+        # across the nodes, through the one link: together one buffer n.
+        across = iallreduce("rabenseifner", nodes, n, beta) if nodes > 1 else 0.0
+        return n * GAMMA + 3 * 3e-6 + across
+    if strategy == "bf16":
+        # As built: MPI_Ialltoallv (libnbc: every pair at once) + MPI_Iallgatherv of 16-bit blocks,
+        # fp32 sums; rounding and widening 2 passes over n/4 values. Each rank's blocks cross
+        # the link separately: a node's link carries k (p-k)/p of the n/2 bytes, twice.
+        cross = (p - k) / p if k > 1 else (p - 1) / p
+        return (2 * (p - 1) * ALPHA + 2 * k * cross * (n / 2) * beta
+                + (p - 1) / p * n * GAMMA + 2 * (n / 4) * CONVERT)
+    if strategy == "bf16-rabenseifner":
+        # Not built: Rabenseifner's halving and doubling on 16-bit blocks, fp32 sums (the rounding
+        # at every halving step, or a fp32 accumulator per step): half the bytes of fp32.
+        base = reduction_seconds("rabenseifner", p, k, gbit) if k == 1 else reduction_seconds("hierarchical", p, k, gbit)
+        a, b, c = algorithm_terms("rabenseifner", nodes if k > 1 else p, n)
+        return base - b * beta * BANDWIDTH_FACTOR["rabenseifner"] / 2 + 2 * (n / 4) * CONVERT
+    raise ValueError(strategy)
+
+
+def project(compute_samples_per_second=None, batch=256):
+    """The 2026-12-06 projection table (markdown)."""
+    rate = compute_samples_per_second or COMPUTE_SAMPLES_PER_SECOND
+    compute = batch / rate + ADAM_SECONDS
+    # (strategy, overlapped, label). "Overlapped" hides at most the 21% of backward after the
+    # decoder's bucket starts (HIDDEN_SHARE) -- measured on 2026-12-06 to hide nothing, because
+    # libnbc advances only inside MPI calls: the overlapped rows are shown both ways.
+    rows = [("binomial", True, "overlapped, binomial tree (libnbc's own; before 2026-12-06)"),
+            ("ring", True, "overlapped, ring (default on 3-31 ranks not a power of two)"),
+            ("rabenseifner", True, "overlapped, Rabenseifner (default on powers of two and > 32)"),
+            ("rabenseifner", False, "after backward, Rabenseifner (`--bucket-mb 0`)"),
+            ("hierarchical", False, "hierarchical (default with several ranks per node)"),
+            ("bf16", False, "`--grad-compression bf16` as built (all-to-all + allgather)"),
+            ("bf16-rabenseifner", False, "bf16 on Rabenseifner / the hierarchy's cross-node leg (not built)")]
+    lines = [f"Per-rank batch {batch}, {rate:,.0f} samples/s per rank (1 thread) + Adam {ADAM_SECONDS * 1e3:.2f} ms: "
+             f"{compute * 1e3:.1f} ms of compute per step. Scaling efficiency = compute / (compute + exposed reduction); "
+             "overlapped rows: as measured (nothing hidden) / if libnbc progressed during backward (21% of the step hidden).", ""]
+    for k, title in ((1, "one rank per node (every rank its own link)"), (8, "8 ranks per node sharing one link")):
+        ranks = [p for p in (8, 64, 512, 4096) if p >= 2 * k]
+        lines.append(f"**{title}**")
+        lines.append("")
+        lines.append("| link | strategy | " + " | ".join(f"{p} ranks" for p in ranks) + " |")
+        lines.append("| --- | --- | " + " | ".join("---:" for _ in ranks) + " |")
+        for g in (1, 10, 25):
+            for strategy, overlapped, label in rows:
+                if k == 1 and strategy == "hierarchical":
+                    continue
+                cells = []
+                for p in ranks:
+                    t = reduction_seconds(strategy, p, k, g)
+                    eff = compute / (compute + t)
+                    if overlapped:
+                        hidden = min(t, HIDDEN_SHARE * (batch / rate))
+                        cells.append(f"{100 * eff:.0f}% / {100 * compute / (compute + t - hidden):.0f}%")
+                    else:
+                        cells.append(f"{100 * eff:.0f}%")
+                lines.append(f"| {g} Gbit/s | {label} | " + " | ".join(cells) + " |")
+        lines.append("")
+    default = reduction_seconds("rabenseifner", 512, 1, 10)
+    lines.append(f"The default at 512 ranks, 10 Gbit/s, per-rank batch {batch} (one rank per node, overlapped "
+                 f"Rabenseifner): reduction {default * 1e3:.1f} ms against {compute * 1e3:.1f} ms of compute: "
+                 f"{100 * compute / (compute + default):.0f}% as measured (nothing hidden), "
+                 f"{100 * compute / (compute + default - min(default, HIDDEN_SHARE * batch / rate)):.0f}% if the overlap worked.")
+    fast = FASTEST_SAMPLES_PER_SECOND
+    fast_compute = batch / fast + ADAM_SECONDS
+    lines.append(f"With the fastest step's compute ({fast:,.0f} samples/s, a quiet core): {fast_compute * 1e3:.1f} ms, "
+                 f"{100 * fast_compute / (fast_compute + default):.0f}% as measured, "
+                 f"{100 * fast_compute / (fast_compute + default - min(default, HIDDEN_SHARE * batch / fast)):.0f}% if the overlap worked.")
+    lines.append("Bandwidth factors fitted to 2026-12-06 (measured / modelled, 4 hosts, 1 Gbit/s): "
+                 + ", ".join(f"{a} {f:.2f}" for a, f in BANDWIDTH_FACTOR.items()) + ".")
+    return "\n".join(lines) + "\n"
+
+
+# Measured for the refit on 2026-12-06, Intel Xeon family 6 model 207, load average 6.4:
+# `vae-dist bench --batches 256 --threads 1`: median step 10.45 ms (24,491 samples/s), of which
+# 93% batch, forward and backward (9.72 ms: 26,300 samples/s) and 7% Adam (0.73 ms); the fastest
+# step took 5.80 ms (44,100 samples/s: a quiet core; `FASTEST_SAMPLES_PER_SECOND`).
+COMPUTE_SAMPLES_PER_SECOND = 256 / (0.93 * 10.45e-3)
+ADAM_SECONDS = 0.07 * 10.45e-3
+FASTEST_SAMPLES_PER_SECOND = 256 / (0.93 * 5.80e-3)
 
 
 if __name__ == "__main__":
