@@ -29,6 +29,7 @@ import VAECheckpoint
         t.deterministic = true
         t.shardOptimizer = true
         t.bucketMB = 0.5
+        t.gradCompression = .bf16
         t.lrSchedule = .cosine
         t.warmupSteps = 100
         t.clipGradNorm = 5
@@ -70,6 +71,7 @@ import VAECheckpoint
         ("--deterministic", { $0.deterministic = false }, "on", "off"),
         ("--shard-optimizer", { $0.shardOptimizer = false }, "on", "off"),
         ("--bucket-mb", { $0.bucketMB = 0 }, "0.5", "0.0"),
+        ("--grad-compression", { $0.gradCompression = GradientCompression.none }, "bf16", "none"),
         ("--lr-schedule", { $0.lrSchedule = .constant }, "cosine", "constant"),
         ("--warmup-steps", { $0.warmupSteps = 0 }, "100", "0"),
         ("--clip-grad-norm", { $0.clipGradNorm = 1 }, "5.0", "1.0"),
@@ -137,7 +139,7 @@ import VAECheckpoint
         }
         #expect(mayChange == ["--data", "--epochs", "--lr", "--out", "--checkpoint-every", "--keep-checkpoints",
                               "--max-bad-steps", "--check-every", "--shard-optimizer", "--bucket-mb",
-                              "--lr-schedule", "--warmup-steps", "--clip-grad-norm", "--log-every", "--threads",
+                              "--grad-compression", "--lr-schedule", "--warmup-steps", "--clip-grad-norm", "--log-every", "--threads",
                               "--kl-warmup", "--capacity-steps", "--timeout", "--accumulate", "--test-data"])
     }
 

@@ -82,6 +82,7 @@ class TrainingConfig:
     deterministic: bool = False
     shard_optimizer: bool = False
     bucket_mb: float = field(default=1.0, metadata={"key": "bucketMB"})
+    grad_compression: str = "none"                             # "none", "bf16" or "fp16" (--grad-compression)
     lr_schedule: str = "constant"
     warmup_steps: int = 0
     clip_grad_norm: float = 0.0
