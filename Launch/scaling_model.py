@@ -338,8 +338,8 @@ def main():
             if (g, "allreduce") not in params:
                 continue
             p, b, s = r["ranks"], r["batch_per_rank"], r["strategy"]
-            if s.startswith("shared-memory"):
-                continue  # no MPI collective to model (and across hosts it falls back to one)
+            if s.startswith("shared-memory") or s == "bf16":
+                continue  # no MPI collective to model (and across hosts it falls back to one); bf16: `project`
             model_comm = exposed(s, g, p, b) * 1e3
             model_rate = p * b / step_seconds(s, g, p, b)
             say(f"| {group_name(*g)} | {s} | {b} | {r['communication_ms_per_step']:.2f} / {model_comm:.2f} | "
@@ -414,9 +414,13 @@ def main():
 ALPHA = 8.9e-6
 BETA0 = 1 / 1.75e9
 GAMMA = 0.036e-9
-# Seconds per fp32 value to round it to 16 bits or widen it back (vae-dist's scalar loops;
-# assumed, not measured: 0.5 ns per value, ~8 GB/s of fp32 read).
-CONVERT = 0.5e-9
+# Seconds per value rounded to 16 bits or widened back (vae-dist's scalar loops), about 3 per
+# parameter and step (round the gradient, widen every received block, round the summed block,
+# widen the result). `mpirun -n 2 vae-dist bench --batches 256 --threads 1` on one host
+# (2026-12-06): bf16 exposed 24.5 / 19.5 ms against fp32 after backward's 20.2 / 15.6 ms, ~4 ms
+# for ~2M conversions at a load where the step's compute ran 3.4x slower than `vae-dist bench`'s
+# median: ~0.6 ns per value on that footing.
+CONVERT = 0.6e-9
 MEASURED_4_HOSTS_1GBIT = {"rabenseifner": 33.6e-3, "ring": 43.7e-3, "binomial": 56.4e-3}
 N_BYTES = 4 * GRADIENT_FLOATS
 
@@ -473,17 +477,17 @@ def reduction_seconds(strategy, p, k, gbit):
         return n * GAMMA + 3 * 3e-6 + across
     if strategy == "bf16":
         # As built: MPI_Ialltoallv (libnbc: every pair at once) + MPI_Iallgatherv of 16-bit blocks,
-        # fp32 sums; rounding and widening 2 passes over n/4 values. Each rank's blocks cross
+        # fp32 sums; rounding and widening ~3 passes over the n/4 values. Each rank's blocks cross
         # the link separately: a node's link carries k (p-k)/p of the n/2 bytes, twice.
         cross = (p - k) / p if k > 1 else (p - 1) / p
         return (2 * (p - 1) * ALPHA + 2 * k * cross * (n / 2) * beta
-                + (p - 1) / p * n * GAMMA + 2 * (n / 4) * CONVERT)
+                + (p - 1) / p * n * GAMMA + 3 * (n / 4) * CONVERT)
     if strategy == "bf16-rabenseifner":
         # Not built: Rabenseifner's halving and doubling on 16-bit blocks, fp32 sums (the rounding
         # at every halving step, or a fp32 accumulator per step): half the bytes of fp32.
         base = reduction_seconds("rabenseifner", p, k, gbit) if k == 1 else reduction_seconds("hierarchical", p, k, gbit)
         a, b, c = algorithm_terms("rabenseifner", nodes if k > 1 else p, n)
-        return base - b * beta * BANDWIDTH_FACTOR["rabenseifner"] / 2 + 2 * (n / 4) * CONVERT
+        return base - b * beta * BANDWIDTH_FACTOR["rabenseifner"] / 2 + 3 * (n / 4) * CONVERT
     raise ValueError(strategy)
 
 

@@ -164,13 +164,15 @@ struct Bench: ParsableCommand {
         // MPI's collectives, then (ranks on one node) the sum over shared memory, which training
         // uses there by default.
         var strategies: [(String, TrainingOptions, Bool)] = []
-        for (name, bucketMB, sharded, shared) in [("overlapped", 1.0, false, false), ("after-backward", 0.0, false, false),
-                                                  ("sharded", 1.0, true, false), ("shared-memory", 1.0, false, true),
-                                                  ("shared-memory-sharded", 1.0, true, true)] {
+        for (name, bucketMB, sharded, shared, compression) in [
+            ("overlapped", 1.0, false, false, GradientCompression.none), ("after-backward", 0.0, false, false, .none),
+            ("bf16", 0.0, false, false, .bf16), ("sharded", 1.0, true, false, .none), ("shared-memory", 1.0, false, true, .none),
+            ("shared-memory-sharded", 1.0, true, true, .none)] {
             var o = TrainingOptions()
             o.threads = rankThreads?[0] ?? 0
             o.bucketMB = bucketMB
             o.shardOptimizer = sharded
+            o.gradCompression = compression
             o.timeout = timeout
             strategies.append((name, o, shared))
         }
