@@ -104,9 +104,9 @@ fi
 run_mpi 2 "$bin" bench --batches 16 --json > "$tmp/bench.json" 2>&1 && "$python" - "$tmp/bench.json" <<'PY' && ok "mpirun -n 2 vae-dist bench: $(tail -1 "$tmp/bench.json")" || bad "distributed bench: $(tail -3 "$tmp/bench.json")"
 import json, sys
 lines = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
-assert [l["strategy"] for l in lines] == ["overlapped", "after-backward", "sharded", "shared-memory", "shared-memory-sharded"], lines
+assert [l["strategy"] for l in lines] == ["overlapped", "after-backward", "bf16", "sharded", "shared-memory", "shared-memory-sharded"], lines
 assert [l["reduction"].split(" (")[0] for l in lines] == ["allreduce overlapped with backward in 2 buckets", "allreduce after backward",
-    "sharded optimizer", "sum over shared memory after backward", "sharded optimizer over shared memory"], lines
+    "allreduce after backward in 16 bits", "sharded optimizer", "sum over shared memory after backward", "sharded optimizer over shared memory"], lines
 for l in lines:
     assert l["ranks"] == 2 and l["samples_per_second"] > 0 and l["compute_ms_per_step"] > 0, l
     assert l["communication_ms_per_step"] > 0 and l["optimizer_ms_per_step"] > 0, l
