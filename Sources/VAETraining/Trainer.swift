@@ -76,36 +76,50 @@ public final class Trainer {
     /// environment sets VAE_DIST_SHARED_MEMORY=0); false: MPI's collectives, as across nodes.
     public init(given: GivenOptions, resume: Bool, overwrite: Bool = false, allowOtherData: Bool = false,
                 sharedMemory: Bool = true, communicator: any Communicator, log: @escaping (String) -> Void) throws {
-        if resume && overwrite {
-            throw TrainingError.option("--resume continues the run in --out and --overwrite deletes its checkpoints: pass one of them")
-        }
-        if allowOtherData && !resume { throw TrainingError.option("--allow-other-data applies to --resume only") }
         self.communicator = communicator
         self.log = communicator.isRoot ? log : { _ in }
-        try Self.agreeOnGivenOptions(given, resume: resume, overwrite: overwrite, allowOtherData: allowOtherData,
-                                     communicator: communicator)
+        // Each stage that every rank can fail alike ends in a vote (`startStage`): all failed is
+        // one line from rank 0 and a clean exit; some failed is MPI_Abort.
+        try Self.startStage(communicator) {
+            if resume && overwrite {
+                throw TrainingError.option("--resume continues the run in --out and --overwrite deletes its checkpoints: pass one of them")
+            }
+            if allowOtherData && !resume { throw TrainingError.option("--allow-other-data applies to --resume only") }
+        }
+        try Self.startStage(communicator) {
+            try Self.agreeOnGivenOptions(given, resume: resume, overwrite: overwrite, allowOtherData: allowOtherData,
+                                         communicator: communicator)
+        }
         var notes: [String] = []
         let fresh = given.newRun()
+        // Rank 0 alone locks: a failure there is rank 0's alone (MPI_Abort).
         runLock = try Self.lockRunFolder(fresh.training.output, resume: resume, communicator: communicator, notes: &notes)
         let start = try resume ? Self.resumeCheckpoint(given, folder: fresh.training.output, communicator: communicator, notes: &notes)
                                : StartPoint(config: fresh)
         resumedFrom = start.checkpoint == nil ? nil : start.path
         let options = start.config.training
-        try options.validate(worldSize: communicator.size)
-        try options.validateRegime(model: start.config.model, worldSize: communicator.size)
+        try Self.startStage(communicator) {
+            try options.validate(worldSize: communicator.size)
+            try options.validateRegime(model: start.config.model, worldSize: communicator.size)
+        }
         self.options = options
         // The agreed (or resumed) --timeout from here on.
         try communicator.armWatchdog(timeout: options.timeout)
-        dataset = try Self.loadDataset(options.data, options: options, trainedOnCheckpoint: resume && given.data == nil ? start.path : nil)
-        let config = try Self.modelForData(start, dataset: dataset, options: options)
+        let (dataset, config, sharedMemory) = try Self.startStage(communicator) {
+            let dataset = try Self.loadDataset(options.data, options: options, trainedOnCheckpoint: resume && given.data == nil ? start.path : nil)
+            return (dataset, try Self.modelForData(start, dataset: dataset, options: options), try sharedMemory && Self.sharedMemoryAllowed())
+        }
+        self.dataset = dataset
         trainingData = DataFingerprint(name: dataset.name, images: dataset.train)
-        let sharedMemory = try sharedMemory && Self.sharedMemoryAllowed()
-        try Self.agreeOnRun(communicator, config: config, options: options, resume: resume, dataset: dataset,
-                            trainingData: trainingData, sharedMemory: sharedMemory)
-        if let loaded = start.checkpoint, let note = try checkResumeData(stored: loaded.data, storedSpec: loaded.config.training.data,
-                                                                         current: trainingData, spec: options.data,
-                                                                         allowOtherData: allowOtherData, checkpoint: start.path) {
-            notes.append(note)
+        let trainingData = trainingData
+        try Self.startStage(communicator) {
+            try Self.agreeOnRun(communicator, config: config, options: options, resume: resume, dataset: dataset,
+                                trainingData: trainingData, sharedMemory: sharedMemory)
+            if let loaded = start.checkpoint, let note = try checkResumeData(stored: loaded.data, storedSpec: loaded.config.training.data,
+                                                                             current: trainingData, spec: options.data,
+                                                                             allowOtherData: allowOtherData, checkpoint: start.path) {
+                notes.append(note)
+            }
         }
         modelConfig = config
         // The kernels are chosen (timed, unless cached or forced) on this rank's step: one
@@ -122,7 +136,7 @@ public final class Trainer {
         batch = Self.makeLocalBatch(model: model, options: options, regime: regime, communicator: communicator)
         reduction = try makeGradientReduction(options: options, model: model, communicator: communicator, sharedMemory: sharedMemory)
         evalWorkspace = VAEWorkspace(config: config, capacity: evaluationBatch)
-        try restoreState(from: start.checkpoint)
+        try Self.startStage(communicator) { try restoreState(from: start.checkpoint) }
         startNotes = notes
         try shareStartState(resume: resume, overwrite: overwrite)
     }

@@ -86,6 +86,8 @@ func reportingErrors(_ body: () throws -> Void) throws {
     do { try body() } catch let error as CommunicatorError where error.isStall {
         // The stall watchdog printed its line on every rank that can still talk.
         Fatal.abortAfterStall()
+    } catch let error as FailedOnEveryRank {
+        Fatal.exitOnEveryRank(error.description)
     } catch {
         Fatal.exit("\(error)")
     }

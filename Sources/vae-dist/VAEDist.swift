@@ -62,6 +62,19 @@ enum Fatal {
         Foundation.exit(1)
     }
 
+    /// An error every rank met alike (`FailedOnEveryRank`): rank 0 prints it once, every rank
+    /// finalizes MPI and exits 1. (mpirun then says in its own words that a process returned a
+    /// non-zero exit code; there is no MPI_Abort banner.)
+    static func exitOnEveryRank(_ message: String) -> Never {
+        RunLock.current?.release()
+        if let communicator {
+            if communicator.isRoot { Console.err("vae-dist: error: \(message)\n") }
+            communicator.finalize()
+            Foundation.exit(1)
+        }
+        exit(message)
+    }
+
     /// A stall (already reported by the watchdog): end the whole job.
     static func abortAfterStall() -> Never {
         communicator?.abort(code: 1)
