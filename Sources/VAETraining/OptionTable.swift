@@ -147,7 +147,7 @@ public enum TrainOptions {
         value("--clip-grad-norm", "clip-grad-norm", \.clipGradNorm, \.training.clipGradNorm, .mayChange,
               "Clip the global gradient norm over all ranks to this value, as torch.nn.utils.clip_grad_norm_; 0: off (default: \(defaults.clipGradNorm))."),
         value("--log-every", "log-every", \.logEvery, \.training.logEvery, .mayChange,
-              "A progress line every N optimizer steps where there is no progress bar (mpirun, a log file); 0: none (default: \(defaults.logEvery))."),
+              "A step row (OUT/steps.jsonl, TensorBoard) every N optimizer steps, and a progress line where there is no progress bar (mpirun, a log file); 0: about every 10 s, at least 25 an epoch (default: \(defaults.logEvery))."),
         value("--threads", "threads", \.threads, \.training.threads, .mayChange,
               "Kernel threads per rank; 0: VAE_DIST_THREADS or OMP_NUM_THREADS when set, else the cores this process may use divided among the ranks on this node. Never changes a bit of the result (default: \(defaults.threads))."),
         value("--kl-warmup", "kl-warmup", \.klWarmup, \.training.klWarmup, .mayChange,

@@ -240,6 +240,20 @@ extension Trainer {
             }
         }
         try AtomicFile.write(Array(kept.utf8), to: metricsPath)
+        // steps.jsonl likewise: the rows up to the checkpoint's global step.
+        var keptSteps = ""
+        if resume, let text = try? String(contentsOfFile: stepsPath, encoding: .utf8) {
+            for line in text.split(separator: "\n") {
+                if let data = line.data(using: .utf8),
+                   let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                   let s = object["step"] as? Int, s <= optimizer.step {
+                    keptSteps += line + "\n"
+                }
+            }
+        }
+        try AtomicFile.write(Array(keptSteps.utf8), to: stepsPath)
+        stepsFile = FileHandle(forWritingAtPath: stepsPath)
+        _ = try? stepsFile?.seekToEnd()
         events = try TensorBoardWriter.start(in: options.output, resume: resume, startStep: optimizer.step + 1)
     }
 

@@ -55,12 +55,21 @@ public final class Trainer {
     let log: (String) -> Void
     public let generator: Philox4x32
     let evalWorkspace: VAEWorkspace
+    /// Rank 0's steps.jsonl, open for appending (nil on other ranks).
+    var stepsFile: FileHandle?
+    /// The global gradient norm of the last clipped step (--clip-grad-norm), for its step row.
+    var lastGradNorm: Double?
+    /// When and at which global step this process began training: the ETA's rate.
+    var runClock = (start: 0.0, step: 0)
+    /// Steps between step rows and log lines when --log-every is 0 (StepRows.swift).
+    var automaticLogEvery: Int?
     /// Rank 0's lock on the run folder, held until the run ends (RunLock.swift).
     var runLock: RunLock?
 
     public var checkpointDirectory: String { (options.output as NSString).appendingPathComponent("checkpoints") }
     public var latestCheckpoint: String { (checkpointDirectory as NSString).appendingPathComponent("latest.safetensors") }
     var metricsPath: String { (options.output as NSString).appendingPathComponent("metrics.jsonl") }
+    var stepsPath: String { (options.output as NSString).appendingPathComponent("steps.jsonl") }
 
     /// A new run, or a resume that gives every option again (`GivenOptions(model:options:)`).
     public convenience init(options: TrainingOptions, model: ModelConfig, resume: Bool, overwrite: Bool = false,
@@ -153,6 +162,7 @@ public final class Trainer {
         // Where this process starts and how much it ran: the "resumed from" line and the last one
         // show that a resume continued the checkpoint instead of training from scratch.
         let startStep = optimizer.step
+        runClock = (now(), startStep)
         if let resumedFrom {
             log("vae-dist: resumed from \(resumedFrom) at global step \(startStep) (\(epoch) epochs + \(resumeState.epochStep) steps)")
         }
