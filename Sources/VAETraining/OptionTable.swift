@@ -118,7 +118,7 @@ public enum TrainOptions {
         flag("--autoencoder", \.autoencoder, \.model.autoencoder, .mustAgree, "Train a plain autoencoder (z = mu, no KL) for comparison."),
         flag("--binarize", \.binarize, \.training.binarize, .mustAgree, "Use binary pixels drawn from Bernoulli(pixel / 255) instead of intensities."),
         value("--seed", "seed", \.seed, \.training.seed, .mustAgree, "Random seed: initialization, shuffling, noise (default: \(defaults.seed))."),
-        value("--out", "out", \.output, \.training.output, .mayChange, "Output folder (default: \(defaults.output))."),
+        value("--out", "out", \.output, \.training.output, .mayChange, "Output folder (default: a new numbered runs/NNNN, with runs/latest a symlink to it; with --resume: runs/latest's target)."),
         value("--checkpoint-every", "checkpoint-every", \.checkpointEvery, \.training.checkpointEvery, .mayChange,
               "Write a checkpoint every N epochs and after the last (default: \(defaults.checkpointEvery))."),
         value("--keep-checkpoints", "keep-checkpoints", \.keepCheckpoints, \.training.keepCheckpoints, .mayChange,

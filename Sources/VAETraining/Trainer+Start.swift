@@ -69,6 +69,18 @@ extension Trainer {
         return StartPoint(config: config, checkpoint: loaded, path: path)
     }
 
+    /// --from RUN_OR_CHECKPOINT: that run's configuration (rank 0 reads its checkpoint, every
+    /// rank receives it) with the given options on top; no parameters.
+    static func startFrom(_ source: String, given: GivenOptions, communicator: any Communicator,
+                          notes: inout [String]) throws -> StartPoint {
+        let isFile = source.hasSuffix(".safetensors")
+        let (loaded, path) = try loadBroadcast(directory: isFile ? (source as NSString).deletingLastPathComponent
+                                                               : (source as NSString).appendingPathComponent("checkpoints"),
+                                               file: isFile ? source : nil, communicator: communicator)
+        notes.append("vae-dist: options from \(path) (--from), with the options given on top")
+        return StartPoint(config: given.over(loaded.config))
+    }
+
     /// The training data of --data `spec`; `trainedOnCheckpoint`: --data came from that
     /// checkpoint, and a failure says so.
     static func loadDataset(_ spec: String, options: TrainingOptions, trainedOnCheckpoint: String?) throws -> Dataset {
@@ -170,14 +182,14 @@ extension Trainer {
     /// hung filesystem (VAE_DIST_FAULT=stall-read:SECONDS).
     static let readStallSeconds = faultStallSeconds("stall-read")
 
-    static func loadBroadcast(directory: String, communicator: any Communicator) throws -> (Checkpoint, path: String) {
+    static func loadBroadcast(directory: String, file: String? = nil, communicator: any Communicator) throws -> (Checkpoint, path: String) {
         var bytes: [UInt8] = []
         var length = [Int64(0)]
-        var path = (directory as NSString).appendingPathComponent("latest.safetensors")
+        var path = file ?? (directory as NSString).appendingPathComponent("latest.safetensors")
         // Rank 0 alone reads; what it fails on is every rank's error (length -1 tells them).
         var readError: (any Error)?
         if communicator.isRoot {
-            if !FileManager.default.fileExists(atPath: path), let newest = epochCheckpoints(directory).last {
+            if file == nil, !FileManager.default.fileExists(atPath: path), let newest = epochCheckpoints(directory).last {
                 path = (directory as NSString).appendingPathComponent(newest)
             }
             do {

@@ -63,6 +63,13 @@ public final class Trainer {
     var runClock = (start: 0.0, step: 0)
     /// Steps between step rows and log lines when --log-every is 0 (StepRows.swift).
     var automaticLogEvery: Int?
+    /// The executable's release and commit, and its command line: the run record's (RunRecord.swift).
+    public var build = BuildIdentity(version: "unknown", commit: "unknown")
+    public var commandLine: [String] = []
+    /// Every rank's host name (gathered when the run starts), when it started and ended.
+    var hosts: [String] = []
+    var startTime = Date()
+    var endTime: Date?
     /// Rank 0's lock on the run folder, held until the run ends (RunLock.swift).
     var runLock: RunLock?
 
@@ -83,7 +90,9 @@ public final class Trainer {
     /// `log` receives rank 0's human-readable lines.
     /// `sharedMemory`: ranks on one node sum their gradients through shared memory (unless the
     /// environment sets VAE_DIST_SHARED_MEMORY=0); false: MPI's collectives, as across nodes.
-    public init(given: GivenOptions, resume: Bool, overwrite: Bool = false, allowOtherData: Bool = false,
+    /// `from`: a run folder or checkpoint whose options (its config, not its parameters) this new
+    /// run starts from, the given options on top (--from).
+    public init(given: GivenOptions, resume: Bool, overwrite: Bool = false, allowOtherData: Bool = false, from: String? = nil,
                 sharedMemory: Bool = true, communicator: any Communicator, log: @escaping (String) -> Void) throws {
         self.communicator = communicator
         self.log = communicator.isRoot ? log : { _ in }
@@ -94,17 +103,25 @@ public final class Trainer {
                 throw TrainingError.option("--resume continues the run in --out and --overwrite deletes its checkpoints: pass one of them")
             }
             if allowOtherData && !resume { throw TrainingError.option("--allow-other-data applies to --resume only") }
+            if resume && from != nil {
+                throw TrainingError.option("--resume continues a run and --from starts a new one from another run's options: pass one of them")
+            }
         }
         try Self.startStage(communicator) {
             try Self.agreeOnGivenOptions(given, resume: resume, overwrite: overwrite, allowOtherData: allowOtherData,
                                          communicator: communicator)
         }
         var notes: [String] = []
+        var given = given
+        if given.output == nil {
+            given.output = try RunFolders.choose(resume: resume, communicator: communicator, notes: &notes)
+        }
         let fresh = given.newRun()
         // Rank 0 alone locks: a failure there is rank 0's alone (MPI_Abort).
         runLock = try Self.lockRunFolder(fresh.training.output, resume: resume, communicator: communicator, notes: &notes)
         let start = try resume ? Self.resumeCheckpoint(given, folder: fresh.training.output, communicator: communicator, notes: &notes)
-                               : StartPoint(config: fresh)
+                               : try from.map { try Self.startFrom($0, given: given, communicator: communicator, notes: &notes) }
+                                 ?? StartPoint(config: fresh)
         resumedFrom = start.checkpoint == nil ? nil : start.path
         let options = start.config.training
         try Self.startStage(communicator) {
@@ -163,6 +180,9 @@ public final class Trainer {
         // show that a resume continued the checkpoint instead of training from scratch.
         let startStep = optimizer.step
         runClock = (now(), startStep)
+        hosts = try gatherHostNames()
+        startTime = Date()
+        try writeRunRecord()
         if let resumedFrom {
             log("vae-dist: resumed from \(resumedFrom) at global step \(startStep) (\(epoch) epochs + \(resumeState.epochStep) steps)")
         }
@@ -175,6 +195,8 @@ public final class Trainer {
         }
         communicator.phase = CollectivePhase(.finish, step: optimizer.step)
         log("vae-dist: this process ran \(attemptedSteps) steps (global step \(startStep) to \(optimizer.step))")
+        endTime = Date()
+        try writeRunRecord()
         runLock?.release()
     }
 

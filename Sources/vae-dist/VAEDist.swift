@@ -1,4 +1,5 @@
 import ArgumentParser
+import _VAEBuildInfo
 import Foundation
 import VAEData
 import VAEDistributed
@@ -9,6 +10,8 @@ import VAETraining
 
 /// The release this executable reports with `vae-dist --version`.
 let vaeDistVersion = "0.1.0"
+/// The release and the source commit (Launch/setup.sh embeds it; "unknown" without it).
+let buildIdentity = BuildIdentity(version: vaeDistVersion, commit: String(cString: vae_dist_build_commit()))
 
 @main
 struct VAEDist: ParsableCommand {
@@ -19,7 +22,7 @@ struct VAEDist: ParsableCommand {
             Run one process for debugging, or launch with mpirun / srun for data-parallel \
             training: `mpirun -n 4 vae-dist train`.
             """,
-        version: vaeDistVersion,
+        version: "\(vaeDistVersion) (commit \(buildIdentity.commit))",
         subcommands: [Train.self, Eval.self, Sample.self, Reconstruct.self, Interpolate.self, Traverse.self,
                       LatentMap.self, Manifold.self, Inspect.self, Encode.self, Bench.self])
 
