@@ -21,7 +21,12 @@ mkdir -p "$tmp/work" && cd "$tmp/work" || abort "no working folder"
   || bad "runs/latest: $(ls -ld runs/latest 2>&1)"
 grep -q "output runs/0002" second.log && ok "the second run names its folder: $(grep -o 'output runs/[0-9]*' second.log)" \
   || bad "the second run's output: $(head -1 second.log)"
+# A step row past the checkpoint (as a crash after the row leaves): --resume drops it.
+echo '{"kind": "step", "epoch": 9, "step": 99999, "loss": 1}' >> runs/0002/steps.jsonl
 "$bin" train --resume --epochs 2 > resume.log 2>&1 || bad "--resume without --out: $(tail -1 resume.log)"
+! grep -q 99999 runs/0002/steps.jsonl && grep -q '"epoch": 2' runs/0002/steps.jsonl \
+  && ok "--resume drops steps.jsonl rows past the checkpoint and appends epoch 2's ($(wc -l < runs/0002/steps.jsonl) rows)" \
+  || bad "steps.jsonl after --resume: $(tail -2 runs/0002/steps.jsonl)"
 grep -q "^vae-dist: resumed from runs/0002/checkpoints/latest.safetensors" resume.log \
   && [ "$(wc -l < runs/0002/metrics.jsonl)" -eq 2 ] && [ "$(wc -l < runs/0001/metrics.jsonl)" -eq 1 ] && [ ! -e runs/0003 ] \
   && ok "--resume --epochs 2 without --out continued runs/0002 (2 epochs in its metrics.jsonl)" \
