@@ -101,9 +101,11 @@ let package = Package(
                 swiftSettings: optimized),
 
         // MARK: Executable
+        // The source commit, written by Launch/setup.sh before the build ("unknown" without it).
+        .target(name: "_VAEBuildInfo"),
         // Parsing and printing only.
         .executableTarget(name: "vae-dist",
-                          dependencies: ["VAETraining", "VAEBenchmark", "VAEAnalysis", "VAEOutputs", "VAECheckpoint",
+                          dependencies: ["_VAEBuildInfo", "VAETraining", "VAEBenchmark", "VAEAnalysis", "VAEOutputs", "VAECheckpoint",
                                          "VAESafetensors", "VAEFiles", "VAEData", "VAEModel", "VAEDistributed", "VAEKernelDispatch",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: optimized),

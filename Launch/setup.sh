@@ -26,6 +26,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 command -v swift >/dev/null || { echo "setup: no swift on PATH; install a Swift 6 toolchain (https://swift.org/install)"; exit 1; }
+# The commit the binary is built from (`vae-dist --version`, run.json), "-dirty" with changes;
+# rewritten only when it changes, and build_info.c touched so the build picks it up.
+commit=unknown
+if git rev-parse HEAD > /dev/null 2>&1; then
+  commit=$(git rev-parse HEAD)
+  [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ] && commit="$commit-dirty"
+fi
+header=Sources/_VAEBuildInfo/build_commit.h
+line="#define VAE_DIST_COMMIT \"$commit\""
+if [ "$(cat "$header" 2>/dev/null)" != "$line" ]; then
+  echo "$line" > "$header"; touch Sources/_VAEBuildInfo/build_info.c
+fi
 echo "setup: building release (swift build -c release)"
 # The build's own exit status decides (an older binary left in .build proves nothing).
 log=$(mktemp)

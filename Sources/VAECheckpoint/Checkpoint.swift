@@ -46,7 +46,7 @@ public struct Checkpoint: Sendable {
     public static func encode(model: VAE, moments: (first: UnsafeMutablePointer<Float>, second: UnsafeMutablePointer<Float>)?,
                               config: CheckpointConfig,
                               resume: ResumeState, worldSize: Int, dataset: String,
-                              data: DataFingerprint? = nil) -> [UInt8] {
+                              data: DataFingerprint? = nil, run: String? = nil) -> [UInt8] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let configJSON = String(decoding: (try? encoder.encode(config)) ?? Data(), as: UTF8.self)
@@ -57,6 +57,8 @@ public struct Checkpoint: Sendable {
         metadata["dataset"] = dataset
         metadata["parameter_count"] = String(model.parameterCount)
         if let data, let json = try? encoder.encode(data) { metadata["data"] = String(decoding: json, as: UTF8.self) }
+        // The run record (RunRecord.swift) as the run stood when this checkpoint was written.
+        if let run { metadata["run"] = run }
         var tensors: [(name: String, shape: [Int], bytes: UnsafeRawBufferPointer)] = []
         func add(_ prefix: String, _ suffix: String, _ base: UnsafeMutablePointer<Float>) {
             for t in model.layout.tensors {

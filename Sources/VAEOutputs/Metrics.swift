@@ -88,3 +88,38 @@ extension LatentMeasures {
         return fields
     }
 }
+
+/// One row of steps.jsonl (`"kind": "step"`): the numbers of one optimizer step, nats per example
+/// of its global batch. metrics.jsonl's epoch rows are unchanged; tools read both.
+public struct StepMetrics: Sendable {
+    public var epoch = 0
+    /// The global optimizer step (as TensorBoard's x axis and metrics.jsonl's `step`).
+    public var step = 0
+    public var loss = 0.0, recon = 0.0, kl = 0.0
+    public var learningRate = 0.0
+    public var samplesPerSecond = 0.0
+    /// The global gradient norm before clipping, where --clip-grad-norm computes it.
+    public var gradNorm: Double?
+
+    public init() {}
+
+    var numbers: [(String, Double)] {
+        [("loss", loss), ("recon", recon), ("kl", kl), ("lr", learningRate), ("samples_per_second", samplesPerSecond)]
+            + (gradNorm.map { [("grad_norm", $0)] } ?? [])
+    }
+
+    public var jsonLine: String {
+        jsonObject([("kind", "\"step\""), ("epoch", "\(epoch)"), ("step", "\(step)")] + numbers.map { ($0.0, jsonNumber($0.1)) })
+    }
+
+    /// TensorBoard scalars step/loss, step/recon, step/kl, step/lr, step/samples_per_second, step/grad_norm.
+    /// As steps.jsonl prints them (6 significant digits), so the two agree.
+    public var scalars: [(tag: String, value: Double)] { numbers.map { ("step/" + $0.0, Double(jsonNumber($0.1)) ?? .nan) } }
+}
+
+/// "1:05" or "2:03:04" for a number of seconds ("?" when unknown).
+public func clockTime(_ seconds: Double) -> String {
+    guard seconds.isFinite, seconds >= 0 else { return "?" }
+    let s = Int(seconds.rounded())
+    return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
+}

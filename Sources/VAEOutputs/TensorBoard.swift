@@ -232,6 +232,13 @@ public final class TensorBoardWriter {
     }
 }
 
+extension TensorBoardWriter {
+    /// One step row's scalars at its global step (made durable with the epoch's events).
+    public func appendStep(_ row: StepMetrics) {
+        append(step: row.step, values: row.scalars.map { .scalar(tag: $0.tag, value: Float($0.value)) })
+    }
+}
+
 /// This machine's name (gethostname; "localhost" when it has none).
 public func hostName() -> String {
     var buffer = [CChar](repeating: 0, count: 256)

@@ -115,6 +115,15 @@ public struct GivenOptions: Codable, Equatable, Sendable {
         return config
     }
 
+    /// --from: the given options over `stored`, another run's configuration; every option may
+    /// change (it is a new run).
+    public func over(_ stored: CheckpointConfig) -> CheckpointConfig {
+        var merge = OptionMerge(checkpoint: nil)
+        var config = stored
+        try! merge.apply(self, to: &config)  // without a checkpoint to continue nothing is refused
+        return config
+    }
+
     /// --resume: the given options over `stored`, the configuration of the checkpoint at
     /// `path`. Returns the configuration and one "--lr 0.001 -> 0.0005" per changed option.
     public func resuming(_ stored: CheckpointConfig, checkpoint path: String) throws(TrainingError)

@@ -17,7 +17,8 @@ struct ProgressBar {
     }()
     var lastDraw = 0.0
 
-    mutating func update(epoch: Int, epochs: Int, step: Int, steps: Int, loss: Double, samplesPerSecond: Double) {
+    mutating func update(epoch: Int, epochs: Int, step: Int, steps: Int, loss: Double, samplesPerSecond: Double,
+                         elapsed: Double, eta: Double) {
         guard interactive else { return }
         let t = now()
         guard t - lastDraw > 0.1 || step == steps else { return }
@@ -25,7 +26,8 @@ struct ProgressBar {
         let width = 30
         let filled = steps > 0 ? width * step / steps : width
         let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
-        let line = String(format: "\repoch %d/%d [%@] %d/%d loss %.2f  %.0f samples/s ", epoch, epochs, bar, step, steps, loss, samplesPerSecond)
+        let line = String(format: "\repoch %d/%d [%@] %d/%d loss %.2f  %.0f samples/s  %@ elapsed, ETA %@ ", epoch, epochs, bar, step, steps,
+                          loss, samplesPerSecond, clockTime(elapsed), clockTime(eta))
         Console.out(line)
     }
 

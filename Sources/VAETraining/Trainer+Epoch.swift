@@ -1,3 +1,4 @@
+import Foundation
 import VAEAnalysis
 import VAECheckpoint
 import VAEData
@@ -70,18 +71,58 @@ extension Trainer {
         }
     }
 
-    /// After step index `s`: the progress bar on rank 0 at a terminal, otherwise (mpirun, a log
-    /// file) a line every --log-every good steps.
+    /// After step index `s`: every logEvery good steps rank 0's step row (steps.jsonl and
+    /// TensorBoard) and, where there is no progress bar (mpirun, a log file), a log line; the
+    /// progress bar on rank 0 at a terminal. Both show the run's elapsed time and ETA.
     func report(_ control: StepControl, step s: Int, of plan: EpochPlan, epoch e: Int, _ progress: inout EpochProgress) {
         let loss = trainLoss(progress.sums) / Double(max(progress.sums.examples, 1))
-        if options.logEvery > 0 && optimizer.step % options.logEvery == 0 && control.nonFiniteRanks == 0 && !progress.bar.interactive {
-            log(String(format: "step %d (epoch %d, %d/%d)  loss %.2f  lr %.3g  %.0f samples/s", optimizer.step, e, s + 1, plan.steps,
-                       loss, optimizer.hyper.learningRate, progress.samplesPerSecond(after: s, batchSize: options.batchSize)))
+        let samplesPerSecond = progress.samplesPerSecond(after: s, batchSize: options.batchSize)
+        let elapsed = now() - runClock.start
+        let ran = optimizer.step - runClock.step
+        let eta = ran > 0 ? elapsed / Double(ran) * Double(plan.steps * options.epochs - optimizer.step) : .nan
+        let every = logEvery(stepsPerEpoch: plan.steps, elapsed: elapsed, ran: ran)
+        if control.nonFiniteRanks == 0 && optimizer.step % every == 0 {
+            if communicator.isRoot { writeStepRow(control, epoch: e, samplesPerSecond: samplesPerSecond) }
+            if !progress.bar.interactive {
+                log(String(format: "step %d (epoch %d, %d/%d)  loss %.2f  lr %.3g  %.0f samples/s  elapsed %@  ETA %@", optimizer.step, e, s + 1, plan.steps,
+                           loss, optimizer.hyper.learningRate, samplesPerSecond, clockTime(elapsed), clockTime(eta)))
+            }
         }
         if communicator.isRoot && progress.bar.interactive {
             progress.bar.update(epoch: e, epochs: options.epochs, step: s + 1, steps: plan.steps, loss: loss,
-                             samplesPerSecond: progress.samplesPerSecond(after: s, batchSize: options.batchSize))
+                                samplesPerSecond: samplesPerSecond, elapsed: elapsed, eta: eta)
         }
+    }
+
+    /// --log-every, or when it is 0 a row about every 10 s: every steps-per-epoch / 25 steps
+    /// (at least 25 rows an epoch) until this process has run 10 steps, then fixed at the
+    /// steps that take about 10 s at their measured pace, capped at steps-per-epoch / 25.
+    /// Only rank 0 writes rows and lines, so no other rank needs to agree on it.
+    func logEvery(stepsPerEpoch: Int, elapsed: Double, ran: Int) -> Int {
+        if options.logEvery > 0 { return options.logEvery }
+        let perEpoch = max(1, stepsPerEpoch / 25)
+        if let automaticLogEvery { return automaticLogEvery }
+        guard ran >= 10 else { return perEpoch }
+        let tenSeconds = Int((10 * Double(ran) / max(elapsed, 1e-9)).rounded())
+        automaticLogEvery = max(1, min(perEpoch, tenSeconds))
+        return automaticLogEvery!
+    }
+
+    /// Rank 0: the step just taken as a row of steps.jsonl and TensorBoard scalars at its global step.
+    func writeStepRow(_ control: StepControl, epoch e: Int, samplesPerSecond: Double) {
+        let n = Double(options.batchSize)
+        var row = StepMetrics()
+        row.epoch = e
+        row.step = optimizer.step
+        row.recon = control.recon / n
+        row.kl = control.kl / n
+        row.loss = (control.recon + (regime.isPlain ? Double(modelConfig.beta) * control.kl : control.regime.penalty)) / n
+        row.learningRate = Double(optimizer.hyper.learningRate)
+        row.samplesPerSecond = samplesPerSecond
+        row.gradNorm = options.clipGradNorm > 0 ? lastGradNorm : nil
+        // Not synced per row: the epoch's files are; a crash loses at most a few rows.
+        try? stepsFile?.write(contentsOf: Data((row.jsonLine + "\n").utf8))
+        events?.appendStep(row)
     }
 
     /// A signal asked the job to stop after step index `s`: every rank stops; inside the epoch a

@@ -77,7 +77,7 @@ extension Trainer {
         recorded.data = Dataset.recordedSpec(options.data)
         return Checkpoint.encode(model: model, optimizer: optimizer, config: CheckpointConfig(model: modelConfig, training: recorded),
                                  resume: state, worldSize: communicator.size, dataset: dataset.name,
-                                 data: trainingData)
+                                 data: trainingData, run: runRecordJSON())
     }
 
     /// Every rank calls this (the sharded optimizer gathers its moments); rank 0 writes

@@ -19,6 +19,23 @@ extension Trainer {
         var path = ""
     }
 
+    /// A start-up stage that every rank runs with no collective it could skip alone, ended by a
+    /// vote (an allreduce of a failure flag) before the next collective: when every rank failed,
+    /// `FailedOnEveryRank` (rank 0 prints one line, every rank exits 1 without MPI_Abort); when
+    /// some did, they throw their own error (MPI_Abort) and the others go on to be ended by it.
+    static func startStage<T>(_ communicator: any Communicator, _ body: () throws -> T) throws -> T {
+        let result = Result(catching: body)
+        var failed: UInt64 = 0
+        if case .failure = result { failed = 1 }
+        let (fewest, most) = try communicator.allreduceMinMax(failed)
+        switch result {
+        case .success(let value): return value
+        case .failure(let error) where fewest == 1 && most == 1 && communicator.size > 1:
+            throw (error as? FailedOnEveryRank) ?? FailedOnEveryRank(error: error)
+        case .failure(let error): throw error
+        }
+    }
+
     /// Before any other collective: every rank must have been given the same options. Every
     /// collective has a deadline from the first one on: this agreement, and on --resume the
     /// checkpoint's broadcast, which waits for rank 0 to read it (a hung filesystem). Until the
@@ -47,9 +64,21 @@ extension Trainer {
                                  notes: inout [String]) throws -> StartPoint {
         let (loaded, path) = try loadBroadcast(directory: (folder as NSString).appendingPathComponent("checkpoints"),
                                                communicator: communicator)
-        let (config, changes) = try given.resuming(loaded.config, checkpoint: path)
+        let (config, changes) = try startStage(communicator) { try given.resuming(loaded.config, checkpoint: path) }
         if !changes.isEmpty { notes.append("vae-dist: changed on resume: " + changes.joined(separator: ", ")) }
         return StartPoint(config: config, checkpoint: loaded, path: path)
+    }
+
+    /// --from RUN_OR_CHECKPOINT: that run's configuration (rank 0 reads its checkpoint, every
+    /// rank receives it) with the given options on top; no parameters.
+    static func startFrom(_ source: String, given: GivenOptions, communicator: any Communicator,
+                          notes: inout [String]) throws -> StartPoint {
+        let isFile = source.hasSuffix(".safetensors")
+        let (loaded, path) = try loadBroadcast(directory: isFile ? (source as NSString).deletingLastPathComponent
+                                                               : (source as NSString).appendingPathComponent("checkpoints"),
+                                               file: isFile ? source : nil, communicator: communicator)
+        notes.append("vae-dist: options from \(path) (--from), with the options given on top")
+        return StartPoint(config: given.over(loaded.config))
     }
 
     /// The training data of --data `spec`; `trainedOnCheckpoint`: --data came from that
@@ -153,25 +182,36 @@ extension Trainer {
     /// hung filesystem (VAE_DIST_FAULT=stall-read:SECONDS).
     static let readStallSeconds = faultStallSeconds("stall-read")
 
-    static func loadBroadcast(directory: String, communicator: any Communicator) throws -> (Checkpoint, path: String) {
+    static func loadBroadcast(directory: String, file: String? = nil, communicator: any Communicator) throws -> (Checkpoint, path: String) {
         var bytes: [UInt8] = []
         var length = [Int64(0)]
-        var path = (directory as NSString).appendingPathComponent("latest.safetensors")
+        var path = file ?? (directory as NSString).appendingPathComponent("latest.safetensors")
+        // Rank 0 alone reads; what it fails on is every rank's error (length -1 tells them).
+        var readError: (any Error)?
         if communicator.isRoot {
-            if !FileManager.default.fileExists(atPath: path), let newest = epochCheckpoints(directory).last {
+            if file == nil, !FileManager.default.fileExists(atPath: path), let newest = epochCheckpoints(directory).last {
                 path = (directory as NSString).appendingPathComponent(newest)
             }
-            guard FileManager.default.fileExists(atPath: path) else {
-                throw TrainingError.checkpoint(path: path, reason: "not found, nothing to resume (train without --resume first)")
+            do {
+                guard FileManager.default.fileExists(atPath: path) else {
+                    throw TrainingError.checkpoint(path: path, reason: "not found, nothing to resume (train without --resume first)")
+                }
+                if Self.readStallSeconds > 0 { usleep(useconds_t(min(Self.readStallSeconds, 3600) * 1e6)) }
+                bytes = try Checkpoint.readBytes(path: path)
+                length[0] = Int64(bytes.count)
+            } catch {
+                readError = error
+                length[0] = -1
             }
-            if Self.readStallSeconds > 0 { usleep(useconds_t(min(Self.readStallSeconds, 3600) * 1e6)) }
-            bytes = try Checkpoint.readBytes(path: path)
-            length[0] = Int64(bytes.count)
         }
         try communicator.broadcast(&length, root: 0)
+        if length[0] < 0 {
+            let error = readError ?? TrainingError.training("rank 0 could not read the checkpoint to resume from")
+            throw communicator.size > 1 ? FailedOnEveryRank(error: error) : error
+        }
         if !communicator.isRoot { bytes = [UInt8](repeating: 0, count: Int(length[0])) }
         try communicator.broadcast(&bytes, root: 0)
-        let checkpoint = try Checkpoint.decode(bytes: bytes, path: path)
+        let checkpoint = try startStage(communicator) { try Checkpoint.decode(bytes: bytes, path: path) }
         if communicator.isRoot, let note = checkpoint.unverifiedNote(path: path) {
             FileHandle.standardError.write(Data((note + "\n").utf8))
         }
@@ -212,6 +252,20 @@ extension Trainer {
             }
         }
         try AtomicFile.write(Array(kept.utf8), to: metricsPath)
+        // steps.jsonl likewise: the rows up to the checkpoint's global step.
+        var keptSteps = ""
+        if resume, let text = try? String(contentsOfFile: stepsPath, encoding: .utf8) {
+            for line in text.split(separator: "\n") {
+                if let data = line.data(using: .utf8),
+                   let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                   let s = object["step"] as? Int, s <= optimizer.step {
+                    keptSteps += line + "\n"
+                }
+            }
+        }
+        try AtomicFile.write(Array(keptSteps.utf8), to: stepsPath)
+        stepsFile = FileHandle(forWritingAtPath: stepsPath)
+        _ = try? stepsFile?.seekToEnd()
         events = try TensorBoardWriter.start(in: options.output, resume: resume, startStep: optimizer.step + 1)
     }
 

@@ -120,7 +120,9 @@ extension Trainer {
     /// torch.nn.utils.clip_grad_norm_ over the global-batch gradient of all ranks (--clip-grad-norm).
     func clipGradients() throws {
         guard options.clipGradNorm > 0 else { return }
-        let coefficient = clipCoefficient(norm: try reduction.squaredGradientNorm().squareRoot(), maxNorm: options.clipGradNorm)
+        let norm = try reduction.squaredGradientNorm().squareRoot()
+        lastGradNorm = Double(norm)
+        let coefficient = clipCoefficient(norm: norm, maxNorm: options.clipGradNorm)
         if coefficient < 1 { reduction.scaleGradients(by: coefficient) }
     }
 }

@@ -55,12 +55,28 @@ public final class Trainer {
     let log: (String) -> Void
     public let generator: Philox4x32
     let evalWorkspace: VAEWorkspace
+    /// Rank 0's steps.jsonl, open for appending (nil on other ranks).
+    var stepsFile: FileHandle?
+    /// The global gradient norm of the last clipped step (--clip-grad-norm), for its step row.
+    var lastGradNorm: Double?
+    /// When and at which global step this process began training: the ETA's rate.
+    var runClock = (start: 0.0, step: 0)
+    /// Steps between step rows and log lines when --log-every is 0 (StepRows.swift).
+    var automaticLogEvery: Int?
+    /// The executable's release and commit, and its command line: the run record's (RunRecord.swift).
+    public var build = BuildIdentity(version: "unknown", commit: "unknown")
+    public var commandLine: [String] = []
+    /// Every rank's host name (gathered when the run starts), when it started and ended.
+    var hosts: [String] = []
+    var startTime = Date()
+    var endTime: Date?
     /// Rank 0's lock on the run folder, held until the run ends (RunLock.swift).
     var runLock: RunLock?
 
     public var checkpointDirectory: String { (options.output as NSString).appendingPathComponent("checkpoints") }
     public var latestCheckpoint: String { (checkpointDirectory as NSString).appendingPathComponent("latest.safetensors") }
     var metricsPath: String { (options.output as NSString).appendingPathComponent("metrics.jsonl") }
+    var stepsPath: String { (options.output as NSString).appendingPathComponent("steps.jsonl") }
 
     /// A new run, or a resume that gives every option again (`GivenOptions(model:options:)`).
     public convenience init(options: TrainingOptions, model: ModelConfig, resume: Bool, overwrite: Bool = false,
@@ -74,38 +90,62 @@ public final class Trainer {
     /// `log` receives rank 0's human-readable lines.
     /// `sharedMemory`: ranks on one node sum their gradients through shared memory (unless the
     /// environment sets VAE_DIST_SHARED_MEMORY=0); false: MPI's collectives, as across nodes.
-    public init(given: GivenOptions, resume: Bool, overwrite: Bool = false, allowOtherData: Bool = false,
+    /// `from`: a run folder or checkpoint whose options (its config, not its parameters) this new
+    /// run starts from, the given options on top (--from).
+    public init(given: GivenOptions, resume: Bool, overwrite: Bool = false, allowOtherData: Bool = false, from: String? = nil,
                 sharedMemory: Bool = true, communicator: any Communicator, log: @escaping (String) -> Void) throws {
-        if resume && overwrite {
-            throw TrainingError.option("--resume continues the run in --out and --overwrite deletes its checkpoints: pass one of them")
-        }
-        if allowOtherData && !resume { throw TrainingError.option("--allow-other-data applies to --resume only") }
         self.communicator = communicator
         self.log = communicator.isRoot ? log : { _ in }
-        try Self.agreeOnGivenOptions(given, resume: resume, overwrite: overwrite, allowOtherData: allowOtherData,
-                                     communicator: communicator)
+        // Each stage that every rank can fail alike ends in a vote (`startStage`): all failed is
+        // one line from rank 0 and a clean exit; some failed is MPI_Abort.
+        try Self.startStage(communicator) {
+            if resume && overwrite {
+                throw TrainingError.option("--resume continues the run in --out and --overwrite deletes its checkpoints: pass one of them")
+            }
+            if allowOtherData && !resume { throw TrainingError.option("--allow-other-data applies to --resume only") }
+            if resume && from != nil {
+                throw TrainingError.option("--resume continues a run and --from starts a new one from another run's options: pass one of them")
+            }
+        }
+        try Self.startStage(communicator) {
+            try Self.agreeOnGivenOptions(given, resume: resume, overwrite: overwrite, allowOtherData: allowOtherData,
+                                         communicator: communicator)
+        }
         var notes: [String] = []
+        var given = given
+        if given.output == nil {
+            given.output = try RunFolders.choose(resume: resume, communicator: communicator, notes: &notes)
+        }
         let fresh = given.newRun()
+        // Rank 0 alone locks: a failure there is rank 0's alone (MPI_Abort).
         runLock = try Self.lockRunFolder(fresh.training.output, resume: resume, communicator: communicator, notes: &notes)
         let start = try resume ? Self.resumeCheckpoint(given, folder: fresh.training.output, communicator: communicator, notes: &notes)
-                               : StartPoint(config: fresh)
+                               : try from.map { try Self.startFrom($0, given: given, communicator: communicator, notes: &notes) }
+                                 ?? StartPoint(config: fresh)
         resumedFrom = start.checkpoint == nil ? nil : start.path
         let options = start.config.training
-        try options.validate(worldSize: communicator.size)
-        try options.validateRegime(model: start.config.model, worldSize: communicator.size)
+        try Self.startStage(communicator) {
+            try options.validate(worldSize: communicator.size)
+            try options.validateRegime(model: start.config.model, worldSize: communicator.size)
+        }
         self.options = options
         // The agreed (or resumed) --timeout from here on.
         try communicator.armWatchdog(timeout: options.timeout)
-        dataset = try Self.loadDataset(options.data, options: options, trainedOnCheckpoint: resume && given.data == nil ? start.path : nil)
-        let config = try Self.modelForData(start, dataset: dataset, options: options)
+        let (dataset, config, sharedMemory) = try Self.startStage(communicator) {
+            let dataset = try Self.loadDataset(options.data, options: options, trainedOnCheckpoint: resume && given.data == nil ? start.path : nil)
+            return (dataset, try Self.modelForData(start, dataset: dataset, options: options), try sharedMemory && Self.sharedMemoryAllowed())
+        }
+        self.dataset = dataset
         trainingData = DataFingerprint(name: dataset.name, images: dataset.train)
-        let sharedMemory = try sharedMemory && Self.sharedMemoryAllowed()
-        try Self.agreeOnRun(communicator, config: config, options: options, resume: resume, dataset: dataset,
-                            trainingData: trainingData, sharedMemory: sharedMemory)
-        if let loaded = start.checkpoint, let note = try checkResumeData(stored: loaded.data, storedSpec: loaded.config.training.data,
-                                                                         current: trainingData, spec: options.data,
-                                                                         allowOtherData: allowOtherData, checkpoint: start.path) {
-            notes.append(note)
+        let trainingData = trainingData
+        try Self.startStage(communicator) {
+            try Self.agreeOnRun(communicator, config: config, options: options, resume: resume, dataset: dataset,
+                                trainingData: trainingData, sharedMemory: sharedMemory)
+            if let loaded = start.checkpoint, let note = try checkResumeData(stored: loaded.data, storedSpec: loaded.config.training.data,
+                                                                             current: trainingData, spec: options.data,
+                                                                             allowOtherData: allowOtherData, checkpoint: start.path) {
+                notes.append(note)
+            }
         }
         modelConfig = config
         // The kernels are chosen (timed, unless cached or forced) on this rank's step: one
@@ -122,7 +162,7 @@ public final class Trainer {
         batch = Self.makeLocalBatch(model: model, options: options, regime: regime, communicator: communicator)
         reduction = try makeGradientReduction(options: options, model: model, communicator: communicator, sharedMemory: sharedMemory)
         evalWorkspace = VAEWorkspace(config: config, capacity: evaluationBatch)
-        try restoreState(from: start.checkpoint)
+        try Self.startStage(communicator) { try restoreState(from: start.checkpoint) }
         startNotes = notes
         try shareStartState(resume: resume, overwrite: overwrite)
     }
@@ -140,6 +180,10 @@ public final class Trainer {
         // Where this process starts and how much it ran: the "resumed from" line and the last one
         // show that a resume continued the checkpoint instead of training from scratch.
         let startStep = optimizer.step
+        runClock = (now(), startStep)
+        hosts = try gatherHostNames()
+        startTime = Date()
+        try writeRunRecord()
         if let resumedFrom {
             log("vae-dist: resumed from \(resumedFrom) at global step \(startStep) (\(epoch) epochs + \(resumeState.epochStep) steps)")
         }
@@ -152,6 +196,8 @@ public final class Trainer {
         }
         communicator.phase = CollectivePhase(.finish, step: optimizer.step)
         log("vae-dist: this process ran \(attemptedSteps) steps (global step \(startStep) to \(optimizer.step))")
+        endTime = Date()
+        try writeRunRecord()
         runLock?.release()
     }
 

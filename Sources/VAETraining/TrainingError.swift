@@ -44,3 +44,12 @@ public enum TrainingError: Error, CustomStringConvertible {
         }
     }
 }
+
+/// A start-up check that failed the same way on every rank (options, data, checkpoint): rank 0
+/// reports `error` as one line and every rank finalizes MPI and exits 1, with no MPI_Abort. A
+/// check that fails on some ranks only stays an ordinary error (MPI_Abort ends the job).
+public struct FailedOnEveryRank: Error, CustomStringConvertible {
+    /// Rank 0's error (on the other ranks their own, or what rank 0 told them).
+    public let error: any Error
+    public var description: String { "\(error)" }
+}

@@ -13,7 +13,7 @@ import VAETraining
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train a VAE (data-parallel when launched by mpirun or srun).",
-        usage: "vae-dist train [<options>] [--resume] [--allow-other-data] [--overwrite]",
+        usage: "vae-dist train [<options>] [--resume] [--allow-other-data] [--overwrite] [--from <run|checkpoint>]",
         discussion: """
             Writes OUT/metrics.jsonl, OUT/checkpoints/, OUT/samples/ and OUT/reconstructions/.
 
@@ -33,6 +33,8 @@ struct Train: ParsableCommand {
     var allowOtherData = false
     @Flag(help: "Start over in an OUT that holds checkpoints of an earlier run, deleting them.")
     var overwrite = false
+    @Option(name: .customLong("from"), help: ArgumentHelp("Start a new run with the options of this run folder or checkpoint (its config, not its parameters); options given go on top, any may change.", valueName: "run|checkpoint"))
+    var from: String?
     /// The run options, read by TrainOptions.parse.
     @Argument(parsing: .allUnrecognized, help: .hidden)
     var options: [String] = []
@@ -57,9 +59,11 @@ struct Train: ParsableCommand {
             let communicator = try makeCommunicator()
             Fatal.communicator = communicator
             let trainer = try Trainer(given: given, resume: resume, overwrite: overwrite, allowOtherData: allowOtherData,
-                                      communicator: communicator) { line in
+                                      from: from, communicator: communicator) { line in
                 Console.out(line + "\n")
             }
+            trainer.build = buildIdentity
+            trainer.commandLine = CommandLine.arguments
             if communicator.isRoot, let warning = trainer.options.threadsWarning() { Console.err(warning + "\n") }
             try trainer.run()
             try communicator.barrier()
@@ -86,6 +90,8 @@ func reportingErrors(_ body: () throws -> Void) throws {
     do { try body() } catch let error as CommunicatorError where error.isStall {
         // The stall watchdog printed its line on every rank that can still talk.
         Fatal.abortAfterStall()
+    } catch let error as FailedOnEveryRank {
+        Fatal.exitOnEveryRank(error.description)
     } catch {
         Fatal.exit("\(error)")
     }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import _VAEBuildInfo
 import Foundation
 import VAEData
 import VAEDistributed
@@ -9,6 +10,8 @@ import VAETraining
 
 /// The release this executable reports with `vae-dist --version`.
 let vaeDistVersion = "0.1.0"
+/// The release and the source commit (Launch/setup.sh embeds it; "unknown" without it).
+let buildIdentity = BuildIdentity(version: vaeDistVersion, commit: String(cString: vae_dist_build_commit()))
 
 @main
 struct VAEDist: ParsableCommand {
@@ -19,7 +22,7 @@ struct VAEDist: ParsableCommand {
             Run one process for debugging, or launch with mpirun / srun for data-parallel \
             training: `mpirun -n 4 vae-dist train`.
             """,
-        version: vaeDistVersion,
+        version: "\(vaeDistVersion) (commit \(buildIdentity.commit))",
         subcommands: [Train.self, Eval.self, Sample.self, Reconstruct.self, Interpolate.self, Traverse.self,
                       LatentMap.self, Manifold.self, Inspect.self, Encode.self, Bench.self])
 
@@ -60,6 +63,19 @@ enum Fatal {
         }
         Console.err("vae-dist: error: \(message)\n")
         Foundation.exit(1)
+    }
+
+    /// An error every rank met alike (`FailedOnEveryRank`): rank 0 prints it once, every rank
+    /// finalizes MPI and exits 1. (mpirun then says in its own words that a process returned a
+    /// non-zero exit code; there is no MPI_Abort banner.)
+    static func exitOnEveryRank(_ message: String) -> Never {
+        RunLock.current?.release()
+        if let communicator {
+            if communicator.isRoot { Console.err("vae-dist: error: \(message)\n") }
+            communicator.finalize()
+            Foundation.exit(1)
+        }
+        exit(message)
     }
 
     /// A stall (already reported by the watchdog): end the whole job.

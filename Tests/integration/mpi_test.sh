@@ -5,7 +5,8 @@
 #   2. only rank 0 writes files (each rank's file system calls are traced);
 #   3. a rank killed with SIGKILL ends the whole job, non-zero, within 10 s;
 #   4. a global batch the rank count does not divide (3 ranks) trains the same model;
-#   5. an error on every rank (--deterministic with a batch it cannot group) ends every rank with a clear message.
+#   5. an error every rank meets at start (a batch --deterministic cannot group, missing data or
+#      checkpoint) is one line from rank 0 and exit code 1 on every rank, without MPI_Abort.
 # Prints "N passed, M failed".
 set -uo pipefail
 . "$(dirname "$0")/lib.sh" mpi
@@ -200,9 +201,21 @@ run_mpi 3 "$bin" "${args[@]}" --out "$tmp/r3" > "$tmp/r3.log" 2>&1 || bad "mpiru
 out=$(compare "$tmp/r1/checkpoints/latest.safetensors" "$tmp/r3/checkpoints/latest.safetensors" 1e-4) \
   && ok "3 ranks, batch 128 (43 + 43 + 42): $(echo "$out" | cut -d'(' -f1)" || bad "3 ranks: $out"
 
-echo "mpi: an error on every rank is one clear line per rank, exit 1"
+echo "mpi: an error every rank meets alike is one line from rank 0, exit 1, no MPI_Abort"
+# Start-up stages vote before the next collective: all failed -> rank 0 prints, every rank exits 1
+# (mpirun's own "Primary job terminated normally, but 1 process returned a non-zero exit code"
+# follows; that is not MPI_Abort's banner).
+one_error() {  # one_error LOG CODE TEXT: exactly one "vae-dist: error:" line holding TEXT, no MPI_ABORT, exit 1
+  [ "$2" -eq 1 ] && [ "$(grep -c '^vae-dist: error:' "$1")" -eq 1 ] && grep -q "^vae-dist: error: .*$3" "$1" && ! grep -q MPI_ABORT "$1"
+}
 run_mpi 4 "$bin" train --data synthetic:512 --epochs 1 --batch-size 130 --deterministic --out "$tmp/e" > "$tmp/e.log" 2>&1; code=$?
-if [ "$code" -ne 0 ] && grep -q "rank 0: error: --deterministic splits every batch into 4 fixed groups" "$tmp/e.log"; then ok "exit $code: $(grep -m1 'rank 0: error' "$tmp/e.log")"
-else bad "exit $code: $(head -3 "$tmp/e.log")"; fi
+one_error "$tmp/e.log" "$code" "--deterministic splits every batch into 4 fixed groups" \
+  && ok "4 ranks, --deterministic with batch 130: exit $code, $(grep -m1 'error' "$tmp/e.log")" || bad "deterministic batch 130: exit $code: $(head -4 "$tmp/e.log")"
+run_mpi 2 "$bin" train --data no-such-folder --out "$tmp/nf" > "$tmp/nf.log" 2>&1; code=$?
+one_error "$tmp/nf.log" "$code" "no-such-folder: not found" \
+  && ok "2 ranks, --data no-such-folder: exit $code, one line: $(grep -m1 'error' "$tmp/nf.log")" || bad "--data no-such-folder: exit $code: $(head -4 "$tmp/nf.log")"
+run_mpi 2 "$bin" train --resume --out "$tmp/none" > "$tmp/nr.log" 2>&1; code=$?
+one_error "$tmp/nr.log" "$code" "not found, nothing to resume" \
+  && ok "2 ranks, --resume without a checkpoint (rank 0 reads): one line, exit $code" || bad "--resume without a checkpoint: exit $code: $(head -4 "$tmp/nr.log")"
 
 summary mpi

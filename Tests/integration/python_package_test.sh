@@ -118,7 +118,10 @@ check(from_file == config, "read_checkpoint's Config equals the one from inspect
 # read_metrics on the real run, and step rows apart from epoch rows.
 metrics = vae_dist.read_metrics(f"{tmp}/vae")
 last = json.loads(open(f"{tmp}/vae/metrics.jsonl").read().splitlines()[-1])
-check([r["epoch"] for r in metrics.epochs] == [1, 2] and metrics.epochs[-1] == last and metrics.steps == [],
+# The run's steps.jsonl (vae-dist's step rows, global steps rising) is read beside metrics.jsonl.
+step_rows = [json.loads(l) for l in open(f"{tmp}/vae/steps.jsonl")]
+check([r["epoch"] for r in metrics.epochs] == [1, 2] and metrics.epochs[-1] == last
+      and metrics.steps == step_rows and len(step_rows) > 0 and all(r["kind"] == "step" for r in step_rows),
       f"read_metrics(run): epochs {[r['epoch'] for r in metrics.epochs]}, last test_nelbo "
       f"{metrics.epochs[-1]['test_nelbo']}, {len(metrics.steps)} step rows")
 os.makedirs(f"{tmp}/stepped")

@@ -4,7 +4,7 @@
 # metrics.jsonl field must be there as a scalar with the same value per epoch, and the
 # epoch's image grids as PNGs (Tests/integration/tools/tensorboard_check.py). Also: a resume after a crash
 # between an epoch's events and its checkpoint, 2 MPI ranks (rank 0 alone writes), a run
-# that starts over, and a write failure.
+# that starts over, and a write failure; step rows (steps.jsonl, step/* scalars) with an ETA.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh" tensorboard
 # The reader: PyPI's tensorboard in the repository's .venv (installed on first use).
@@ -45,6 +45,20 @@ echo "tensorboard: 2 MPI ranks"
 run_mpi 2 "$bin" "${small[@]}" --epochs 2 --out "$tmp/runs/mpi" > "$tmp/mpi.log" 2>&1 || bad "mpirun failed: $(tail -1 "$tmp/mpi.log")"
 grep -q '"world_size": 2' "$tmp/runs/mpi/metrics.jsonl" 2>/dev/null && ok "2 ranks: metrics.jsonl says world_size 2" || bad "2 ranks: no world_size 2 in metrics.jsonl"
 check "$tmp/runs/mpi" 1 "2 ranks"
+
+echo "tensorboard: step rows (steps.jsonl and step/* scalars) of a Fashion-MNIST epoch on 2 ranks"
+# No --log-every: the default gives a row about every 10 s, at least 25 an epoch.
+run_mpi 2 "$bin" train --data /usr/share/datasets/fashion-mnist --epochs 1 --hidden 64 --latent 8 --out "$tmp/runs/fm" > "$tmp/fm.log" 2>&1 \
+  || bad "Fashion-MNIST on 2 ranks failed: $(tail -2 "$tmp/fm.log")"
+out=$("$python" "$tools/tensorboard_check.py" --steps "$tmp/runs/fm" 20 2>&1)
+grep -qE '^(OK|BAD) ' <<< "$out" || bad "steps: the reader failed: $(tail -3 <<< "$out")"
+while IFS= read -r line; do
+  case "$line" in "OK "*) ok "Fashion-MNIST, 2 ranks: ${line#OK }" ;; "BAD "*) bad "Fashion-MNIST, 2 ranks: ${line#BAD }" ;; esac
+done <<< "$out"
+line=$(grep -m1 '^step .* elapsed [0-9:]*  ETA [0-9:]*$' "$tmp/fm.log")
+[ -n "$line" ] && ok "log lines show elapsed time and the run's ETA: $line" || bad "no ETA in the log lines: $(grep -m1 '^step' "$tmp/fm.log")"
+# metrics.jsonl keeps epoch rows only.
+! grep -q '"kind"' "$tmp/runs/fm/metrics.jsonl" && ok "metrics.jsonl holds epoch rows only" || bad "step rows in metrics.jsonl"
 
 echo "tensorboard: starting over and a failed write"
 "$bin" "${small[@]}" --epochs 1 --overwrite --out "$tmp/runs/resumed" > "$tmp/over.log" 2>&1 || bad "--overwrite failed: $(tail -1 "$tmp/over.log")"

@@ -74,6 +74,8 @@ def main(run, expected_files):
     accumulator = EventAccumulator(run, size_guidance={"scalars": 0, "images": 0})
     accumulator.Reload()
     tags = accumulator.Tags()
+    # Step rows' scalars (step/*) are checked by `--steps`.
+    tags["scalars"] = [t for t in tags["scalars"] if not t.startswith("step/")]
     keys = list(lines[0].keys())
     wanted = {tag(k) for k in keys}
     report(set(tags["scalars"]) == wanted,
@@ -121,6 +123,29 @@ def main(run, expected_files):
            + ("" if not bad else ": " + "; ".join(bad[:4])))
 
 
+def step_rows(run, least):
+    """steps.jsonl holds at least `least` rows of "kind": "step" (global steps rising), and
+    TensorBoard's step/* scalars hold each row's values at its global step."""
+    rows = [json.loads(line) for line in open(os.path.join(run, "steps.jsonl")) if line.strip()]
+    keys = ["loss", "recon", "kl", "lr", "samples_per_second"]
+    shaped = all(r.get("kind") == "step" and all(k in r for k in keys + ["epoch", "step"]) for r in rows)
+    rising = all(a["step"] < b["step"] for a, b in zip(rows, rows[1:]))
+    report(len(rows) >= least and shaped and rising,
+           f"{len(rows)} step rows (want >= {least}), kind/epoch/step/{'/'.join(keys)} in each, global steps rising")
+    accumulator = EventAccumulator(run, size_guidance={"scalars": 0})
+    accumulator.Reload()
+    wrong, compared = [], 0
+    for key in keys:
+        points = {p.step: p.value for p in accumulator.Scalars("step/" + key)} if "step/" + key in accumulator.Tags()["scalars"] else {}
+        for r in rows:
+            compared += 1
+            if r["step"] not in points or not same_float32(r[key], points[r["step"]]):
+                wrong.append(f"step/{key} at {r['step']}: {points.get(r['step'])} != {r[key]}")
+    report(rows and not wrong and compared == len(keys) * len(rows),
+           f"{compared} step/* scalars equal their steps.jsonl values at the rows' global steps"
+           + ("" if not wrong else ": " + "; ".join(wrong[:4])))
+
+
 def records(path):
     reader, count = PyRecordReader_New(path), 0
     try:
@@ -136,5 +161,7 @@ def records(path):
 if __name__ == "__main__":
     if sys.argv[1] == "--records":
         records(sys.argv[2])
+    elif sys.argv[1] == "--steps":
+        step_rows(sys.argv[2], int(sys.argv[3]))
     else:
         main(sys.argv[1], int(sys.argv[2]))
