@@ -97,6 +97,7 @@ public final class Trainer {
         // The agreed (or resumed) --timeout from here on.
         try communicator.armWatchdog(timeout: options.timeout)
         dataset = try Self.loadDataset(options.data, options: options, trainedOnCheckpoint: resume && given.data == nil ? start.path : nil)
+        notes += dataset.notes
         let config = try Self.modelForData(start, dataset: dataset, options: options)
         trainingData = DataFingerprint(name: dataset.name, images: dataset.train)
         let sharedMemory = try sharedMemory && Self.sharedMemoryAllowed()
