@@ -10,8 +10,8 @@ import VAEFiles
 // Decoding runs on one thread per core, in two passes over the files: their headers (the size
 // check and whether any is colour: then all are colour, gray replicated to RGB), then the pixels,
 // each image written at its place in images.npy. The folder is built under a temporary name and
-// renamed into place when complete, so a killed decode leaves no half cache (only a *.tmp-*
-// folder, removed by the next decode of the same key); ranks that decode at once each rename a
+// renamed into place when complete, so a killed decode leaves no half cache (only a
+// <key>.tmp-<pid> folder, removed by the next decode of the same key once that process is gone); ranks that decode at once each rename a
 // complete folder, and the later ones find it there and discard theirs.
 
 enum ImageCache {
@@ -77,7 +77,7 @@ enum ImageCache {
         let temporary = folder + ".tmp-\(getpid())"
         do {
             try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
-            try? FileManager.default.removeItem(atPath: temporary)
+            removeAbandoned(folder)
             try FileManager.default.createDirectory(atPath: temporary, withIntermediateDirectories: false)
         } catch {
             throw .invalid(path: parent, reason: "cannot hold the image cache (\(error.localizedDescription)): set XDG_CACHE_HOME to a writable folder")
@@ -124,6 +124,9 @@ enum ImageCache {
             }
         }
         if let (i, reason) = failures.first { throw .invalid(path: scan.path(i), reason: reason) }
+        // Test hook: a decode killed here must leave no cache (image_folder_test).
+        let stall = faultStallSeconds("stall-decode")
+        if stall > 0 { Thread.sleep(forTimeInterval: stall) }
         guard fsync(fd) == 0 else { throw .invalid(path: imagesPath, reason: "cannot be written (fsync: \(String(cString: strerror(errno))))") }
 
         do {
@@ -144,6 +147,18 @@ enum ImageCache {
             }
         } else { keep = true }
         return shape
+    }
+
+    /// Removes the temporary folders `<folder>.tmp-<pid>` of decodes whose process is gone
+    /// (killed): this one's own, and those no process of that id holds any more.
+    static func removeAbandoned(_ folder: String) {
+        let parent = (folder as NSString).deletingLastPathComponent, prefix = (folder as NSString).lastPathComponent + ".tmp-"
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? [] where name.hasPrefix(prefix) {
+            guard let pid = Int32(name.dropFirst(prefix.count)) else { continue }
+            if pid == getpid() || (kill(pid, 0) != 0 && errno == ESRCH) {
+                try? FileManager.default.removeItem(atPath: (parent as NSString).appendingPathComponent(name))
+            }
+        }
     }
 
     /// `body` applied to the whole of file `path`, read into memory (an image file; at most 1 GB).

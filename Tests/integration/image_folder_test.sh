@@ -138,6 +138,35 @@ rm "$tmp/classes/apple/999_copy.png"
 leftover=$(find "$XDG_CACHE_HOME" -name '*.tmp-*' | wc -l)
 [ "$leftover" -eq 0 ] && ok "no temporary cache folders left" || bad "$leftover temporary cache folders left"
 
+# A decode killed before it completes leaves no cache entry, only its temporary folder, which the
+# next decode removes (VAE_DIST_FAULT=stall-decode pauses before the entry is completed).
+kc=$tmp/cache-kill/vae-dist/images
+XDG_CACHE_HOME=$tmp/cache-kill VAE_DIST_FAULT=stall-decode:60 "$bin" train --data "$tmp/classes" "${opts[@]}" --out "$tmp/r-kill" > "$tmp/kill.log" 2>&1 &
+pid=$!
+for _ in $(seq 300); do compgen -G "$kc/*.tmp-*/images.npy" > /dev/null && break; sleep 0.1; done
+sleep 1; kill -9 "$pid"; wait "$pid" 2>/dev/null
+complete=$(ls "$kc" 2>/dev/null | grep -vc '\.tmp-'); temporary=$(ls "$kc" 2>/dev/null | grep -c '\.tmp-')
+XDG_CACHE_HOME=$tmp/cache-kill "$bin" train --data "$tmp/classes" "${opts[@]}" --epochs 1 --out "$tmp/r-kill2" > "$tmp/kill2.log" 2>&1
+if [ "$complete" -eq 0 ] && [ "$temporary" -eq 1 ] && grep -q "decoded 300 images" "$tmp/kill2.log" && ! ls "$kc" | grep -q '\.tmp-'; then
+  ok "a killed decode left no cache entry (1 temporary folder), the next run decoded and removed it"
+else bad "killed decode: $complete entries, $temporary temporary; then: $(grep vae-dist: "$tmp/kill2.log" | tail -2) $(ls "$kc")"; fi
+
+# Two ranks decode at once into an empty cache: one complete entry, and the same held-out split
+# as one rank (--deterministic: the same test NELBO).
+XDG_CACHE_HOME=$tmp/cache-mpi run_mpi 2 "$bin" train --data "$tmp/classes" "${opts[@]}" --batch-size 60 --deterministic --out "$tmp/r-mpi2" > "$tmp/mpi2.log" 2>&1
+"$bin" train --data "$tmp/classes" "${opts[@]}" --batch-size 60 --deterministic --out "$tmp/r-mpi1" > "$tmp/mpi1.log" 2>&1
+n1=$(grep -o '"test_nelbo": *[^,]*' "$tmp/r-mpi1/metrics.jsonl" 2>/dev/null | tail -1)
+n2=$(grep -o '"test_nelbo": *[^,]*' "$tmp/r-mpi2/metrics.jsonl" 2>/dev/null | tail -1)
+entries=$(ls "$tmp/cache-mpi/vae-dist/images" 2>/dev/null | tr '\n' ' ')
+if [ -n "$n1" ] && [ "$n1" = "$n2" ] && [ "$(echo $entries | wc -w)" -eq 1 ] && [[ "$entries" != *tmp* ]]; then
+  ok "2 ranks decoding at once: one cache entry ($entries), the same run as 1 rank ($n1)"
+else bad "2 ranks: '$n1' vs '$n2', cache: $entries: $(tail -1 "$tmp/mpi2.log")"; fi
+
+# --test-data may be an image folder: all its images are the test set.
+"$bin" train --data "$tmp/expected.npy" --test-data "$tmp/classes" "${opts[@]}" --epochs 1 --out "$tmp/r-testdata" > "$tmp/testdata.log" 2>&1
+grep -q "300 train / 300 test images" "$tmp/testdata.log" && ok "--test-data FOLDER: 300 train / 300 test images" \
+  || bad "--test-data FOLDER: $(grep -m1 'training\|error' "$tmp/testdata.log")"
+
 # JPEG, baseline and progressive, gray and colour: vae-dist's pixels against Pillow's (both
 # libjpeg-turbo, so equal or within a rounding).
 "$bin" train --data "$tmp/jpeg" "${opts[@]}" --batch-size 10 --epochs 1 --out "$tmp/r-jpeg" > "$tmp/jpeg.log" 2>&1 || bad "train on JPEGs: $(tail -1 "$tmp/jpeg.log")"
