@@ -36,6 +36,10 @@ let package = Package(
                        providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
         // zlib: gzip-compressed IDX files and PNG compression.
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // libpng and libjpeg(-turbo): image folders (--data FOLDER of PNG and JPEG files). Each
+        // shim.h catches the library's longjmp / error_exit and returns an error code and message.
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg62-turbo-dev"])]),
 
         // MARK: Files
         // Reading hostile files (RegularFile: regular files only, bounded reads) and crash-safe
@@ -62,8 +66,8 @@ let package = Package(
 
         // MARK: Data
         // IDX reader (gzip via zlib), the synthetic generator, dSprites generated in code, batching;
-        // zlib's CRC-32 and deflate for the formats below.
-        .target(name: "VAEData", dependencies: ["VAEFiles", "VAEKernels", "CZlib"], swiftSettings: optimized),
+        // zlib's CRC-32 and deflate for the formats below; image folders decoded into a cache.
+        .target(name: "VAEData", dependencies: ["VAEFiles", "VAEKernels", "CZlib", "CPNG", "CJPEG"], swiftSettings: optimized),
 
         // MARK: Distributed
         // The Communicator protocol with an Open MPI and a single-process implementation.

@@ -14,7 +14,7 @@ esac
 cd "$(dirname "$(readlink -f "$0")")/.."
 . Launch/common.sh
 
-packages=(libopenmpi-dev openmpi-bin pkg-config zlib1g-dev dataset-fashion-mnist)
+packages=(libopenmpi-dev openmpi-bin pkg-config zlib1g-dev libpng-dev libjpeg62-turbo-dev dataset-fashion-mnist)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -73,12 +73,14 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public var testFraction = DataOptions().testFraction
     /// --layout: how to read an ambiguous 4-d array (nil: from its shape).
     public var layout: ArrayLayout?
+    /// --image-size: the size an image folder's images are resized to (nil: as stored).
+    public var imageSize: ImageSize?
 
     public init() {}
 
     /// The keys of the config JSON in checkpoints; `microBatches` is stored as "accumulate".
     enum CodingKeys: String, CodingKey {
-        case data, epochs, batchSize, learningRate, seed, binarize, output, checkpointEvery, keepCheckpoints, maxBadSteps, checkEvery, deterministic, shardOptimizer, bucketMB, lrSchedule, warmupSteps, clipGradNorm, logEvery, threads, klWarmup, capacity, capacitySteps, gamma, freeBits, tcBeta, timeout, testData, testFraction, layout, gradCompression, microBatches = "accumulate"
+        case data, epochs, batchSize, learningRate, seed, binarize, output, checkpointEvery, keepCheckpoints, maxBadSteps, checkEvery, deterministic, shardOptimizer, bucketMB, lrSchedule, warmupSteps, clipGradNorm, logEvery, threads, klWarmup, capacity, capacitySteps, gamma, freeBits, tcBeta, timeout, testData, testFraction, layout, gradCompression, imageSize, microBatches = "accumulate"
     }
 
     /// Every field is optional in JSON, so checkpoints of older versions still load.
@@ -116,13 +118,14 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
         testFraction = try c.decodeIfPresent(Double.self, forKey: .testFraction) ?? d.testFraction
         layout = try c.decodeIfPresent(ArrayLayout.self, forKey: .layout) ?? d.layout
         gradCompression = try c.decodeIfPresent(GradientCompression.self, forKey: .gradCompression) ?? d.gradCompression
+        imageSize = try c.decodeIfPresent(ImageSize.self, forKey: .imageSize) ?? d.imageSize
     }
 }
 
 extension TrainingOptions {
     /// How Dataset.load splits and reads own data for this run.
     public var dataOptions: DataOptions {
-        DataOptions(testData: testData, testFraction: testFraction, layout: layout, seed: seed)
+        DataOptions(testData: testData, testFraction: testFraction, layout: layout, seed: seed, imageSize: imageSize)
     }
 }
 

@@ -85,6 +85,8 @@ public struct Dataset: Sendable {
     public var name: String
     public var train: ImageSet
     public var test: ImageSet
+    /// What loading did that a run's log should say (an image folder's cache, skipped files).
+    public var notes: [String] = []
 
     public static let defaultDirectory = "/usr/share/datasets/fashion-mnist"
 
@@ -106,7 +108,10 @@ public struct Dataset: Sendable {
     /// (737,280 images, 10% test) or `dsprites:N` (a fixed subset of N, 10% test). With
     /// `.testOnly` the test set holds the same images as in a full load.
     public static func load(_ spec: String, splits: DatasetSplits = .all, options: DataOptions = DataOptions()) throws(DataError) -> Dataset {
-        if isArrayFile(spec) { return try loadArrayData(spec, splits: splits, options: options) }
+        if isArrayFile(spec) || ImageFolder.isImageFolder(spec) { return try loadArrayData(spec, splits: splits, options: options) }
+        if let size = options.imageSize {
+            throw .configuration("--image-size \(size) resizes the images of a folder of PNG and JPEG files; --data \(spec) is not one")
+        }
         if spec == "dsprites" { return DSprites.generate(splits: splits) }
         if spec.hasPrefix("dsprites:") {
             guard let n = Int(spec.dropFirst("dsprites:".count)), n >= 2, n <= DSprites.count else {

@@ -5,6 +5,8 @@ import VAEKernels
 //   FILE.npy          one array of images;
 //   FILE.npz          Keras' names x_train (y_train, x_test, y_test optional) or one array;
 //   FILE.safetensors  `images` (`labels`, `test_images`, `test_labels` optional);
+//   FOLDER            PNG and JPEG files (class folders optional), decoded once into a cached
+//                     .npy (ImageFolder.swift, ImageCache.swift);
 // and, for data without a test split, the held-out subset of `--test-fraction` (or the images
 // of `--test-data PATH`). Arrays are memory-mapped (ArrayImages.swift); labels are read whole.
 
@@ -18,12 +20,19 @@ public struct DataOptions: Sendable, Equatable {
     public var layout: ArrayLayout?
     /// Chooses the held-out subset (the run's --seed).
     public var seed: UInt64 = 1
+    /// The size the images of an image folder are resized to (nil: as stored, all one size).
+    public var imageSize: ImageSize?
+    /// Where image folders are decoded to (nil: $XDG_CACHE_HOME/vae-dist/images, else
+    /// ~/.cache/vae-dist/images; `ImageFolder.cacheRoot`).
+    public var imageCache: String?
 
-    public init(testData: String? = nil, testFraction: Double = 0.1, layout: ArrayLayout? = nil, seed: UInt64 = 1) {
+    public init(testData: String? = nil, testFraction: Double = 0.1, layout: ArrayLayout? = nil, seed: UInt64 = 1,
+                imageSize: ImageSize? = nil) {
         self.testData = testData
         self.testFraction = testFraction
         self.layout = layout
         self.seed = seed
+        self.imageSize = imageSize
     }
 }
 
@@ -68,14 +77,20 @@ extension Dataset {
         return (permutation[testCount...].sorted(), permutation[..<testCount].sorted())
     }
 
-    /// An array file's data (and `options.testData`'s), split.
+    /// An array file's or image folder's data (and `options.testData`'s), split.
     public static func loadArrayData(_ path: String, splits: DatasetSplits, options: DataOptions) throws(DataError) -> Dataset {
         let name = URL(fileURLWithPath: path).lastPathComponent
-        let data = try readArrayFile(path, layout: options.layout)
+        var notes: [String] = []
+        if options.imageSize != nil && isArrayFile(path) {
+            throw .configuration("--image-size \(options.imageSize!) resizes the images of a folder of PNG and JPEG files; --data \(path) is an array file")
+        }
+        let data = try isArrayFile(path) ? readArrayFile(path, layout: options.layout)
+            : ImageCache.read(path, size: options.imageSize, cacheRoot: options.imageCache, notes: &notes)
         var train = ImageSet(array: data.train.images, selection: nil, labels: data.train.labels)
         var test: ImageSet
         if let testPath = options.testData {
             let other = try isArrayFile(testPath) ? readArrayFile(testPath, layout: options.layout).testOrAll
+                : ImageFolder.isImageFolder(testPath) ? ImageCache.read(testPath, size: options.imageSize, cacheRoot: options.imageCache, notes: &notes).testOrAll
                 : try loadIDXDirectory(testPath, splits: .testOnly).test
             test = other
         } else if let own = data.test {
@@ -97,7 +112,7 @@ extension Dataset {
         guard test.rows == train.rows, test.columns == train.columns, test.channels == train.channels else {
             throw .invalid(path: options.testData ?? path, reason: "test images are \(test.sizeDescription) but training images are \(train.sizeDescription): give images of one size")
         }
-        return Dataset(name: name, train: splits == .testOnly ? test.empty : train, test: test)
+        return Dataset(name: name, train: splits == .testOnly ? test.empty : train, test: test, notes: notes)
     }
 
     /// The arrays of FILE.npy, FILE.npz or FILE.safetensors, mapped.

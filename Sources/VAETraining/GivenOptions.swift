@@ -30,7 +30,7 @@ import VAEModel
 //   --data       may name another folder that holds the same images (the fingerprint decides,
 //                `checkResumeData`); other images need --allow-other-data.
 // and which must agree:
-//   --test-fraction, --layout   which images are trained on, and how they are read;
+//   --test-fraction, --layout, --image-size   which images are trained on, and how they are read;
 //   --hidden, --latent, --likelihood, --beta, --autoencoder   the model and its loss;
 //   --seed, --batch-size, --binarize   the epoch permutation, the noise, the steps of an epoch
 //                and the pixels trained on;
@@ -86,6 +86,7 @@ public struct GivenOptions: Codable, Equatable, Sendable {
     public var testData: String?
     public var testFraction: Double?
     public var layout: ArrayLayout?
+    public var imageSize: ImageSize?
 
     public init() {}
 

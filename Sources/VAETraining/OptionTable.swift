@@ -80,7 +80,7 @@ public enum TrainOptions {
     /// Every option, in the order the help lists them.
     public static let table: [TrainOption] = [
         value("--data", "data", \.data, \.training.data, .sameImages,
-              "Folder of IDX files, FILE.npy, FILE.npz (x_train, y_train, x_test, y_test), FILE.safetensors (images, labels, test_images, test_labels), 'synthetic' / 'synthetic:N' for the built-in shapes dataset, or 'dsprites' / 'dsprites:N' for dSprites generated in code (default: \(defaults.data)); see docs/data.md."),
+              "Folder of IDX files, folder of PNG/JPEG images (class subfolders give labels), FILE.npy, FILE.npz (x_train, y_train, x_test, y_test), FILE.safetensors (images, labels, test_images, test_labels), 'synthetic' / 'synthetic:N' for the built-in shapes dataset, or 'dsprites' / 'dsprites:N' for dSprites generated in code (default: \(defaults.data)); see docs/data.md."),
         // Optional in the stored options (nil: none / from the shape), a value when given.
         TrainOption(flag: "--test-data", kind: .value("test-data"),
                     help: "The test set of an array --data: a .npy, .npz or .safetensors file (its test split, else all its images) or a folder of IDX files (default: the data's test split, or the held-out --test-fraction).",
@@ -102,6 +102,15 @@ public enum TrainOptions {
                                       show: { $0?.rawValue ?? "automatic" })
                     },
                     give: { config, given in given.layout = config.training.layout }),
+        TrainOption(flag: "--image-size", kind: .value("image-size"),
+                    help: "Resize the images of a folder of PNG and JPEG files to HxW on load (centre crop to the aspect ratio, then area averaging); without it they must all have one size.",
+                    rule: .mustAgree,
+                    store: { text, _, given in given.imageSize = try parseImageSize(text ?? "") },
+                    apply: { given, config, merge throws(TrainingError) in
+                        try merge.set("--image-size", rule: .mustAgree, given.imageSize.map { Optional($0) }, &config.training.imageSize,
+                                      show: { $0?.description ?? "as stored" })
+                    },
+                    give: { config, given in given.imageSize = config.training.imageSize }),
         value("--epochs", "epochs", \.epochs, \.training.epochs, .mayChange,
               "Epochs to train in total; a resumed run continues up to this number (default: \(defaults.epochs), or the checkpoint's)."),
         value("--batch-size", "batch-size", \.batchSize, \.training.batchSize, .mustAgree,
@@ -268,6 +277,11 @@ public func parseHidden(_ hidden: String) throws -> [Int] {
         throw ModelConfigError.invalid("--hidden '\(hidden)': expected positive layer widths separated by commas, such as 400 or 512,256")
     }
     return widths.map { $0! }
+}
+
+public func parseImageSize(_ text: String) throws -> ImageSize {
+    guard let size = ImageSize(text) else { throw TrainingError.option("--image-size '\(text)': expected HxW (such as 64x64), each from 1 to 4096") }
+    return size
 }
 
 public func parseLayout(_ layout: String) throws -> ArrayLayout {

@@ -136,6 +136,7 @@ public final class Trainer {
             return (dataset, try Self.modelForData(start, dataset: dataset, options: options), try sharedMemory && Self.sharedMemoryAllowed())
         }
         self.dataset = dataset
+        notes += dataset.notes
         trainingData = DataFingerprint(name: dataset.name, images: dataset.train)
         let trainingData = trainingData
         try Self.startStage(communicator) {

@@ -46,6 +46,7 @@ import VAECheckpoint
         t.testData = "/t0.npy"
         t.testFraction = 0.2
         t.layout = .nchw
+        t.imageSize = ImageSize(height: 28, width: 28)
         return CheckpointConfig(model: ModelConfig(hidden: [64, 32], latent: 6, likelihood: .gaussian, beta: 4, autoencoder: true),
                                 training: t)
     }
@@ -88,6 +89,7 @@ import VAECheckpoint
         ("--test-data", { $0.testData = "/t1.npy" }, "/t0.npy", "/t1.npy"),
         ("--test-fraction", { $0.testFraction = 0.1 }, "0.2", "0.1"),
         ("--layout", { $0.layout = .nhwc }, "nchw", "nhwc"),
+        ("--image-size", { $0.imageSize = ImageSize(height: 32, width: 24) }, "28x28", "32x24"),
     ]
 
     @Test func aNewRunTakesTheDefaultsAndWhatWasGiven() {

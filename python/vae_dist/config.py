@@ -99,6 +99,7 @@ class TrainingConfig:
     test_data: Optional[str] = None                            # a separate test set (--test-data)
     test_fraction: float = 0.1                                 # held out where the data has no test split
     layout: Optional[str] = None                               # "nhwc" or "nchw" for an ambiguous array
+    image_size: Optional[str] = None                           # "HxW" an image folder is resized to (--image-size)
     extra: Dict[str, Any] = field(default_factory=dict)
 
     @classmethod
