@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Sets up (apt packages, release build) and trains on the default data with
-# NP ranks (default 4) under mpirun. Extra arguments go to `vae-dist train`; relative paths in
-# them (--data, --out) are the current folder's, as for any command:
-#   Launch/train.sh                       # 4 ranks, Fashion-MNIST, 10 epochs, runs/latest
+# NP ranks under mpirun (default 1: on one node one rank whose kernels run on every core beats
+# several ranks, docs/performance.md; each rank takes cores / NP threads). Extra arguments go
+# to `vae-dist train`; relative paths in them (--data, --out) are the current folder's:
+#   Launch/train.sh                       # 1 rank x all cores, Fashion-MNIST, 10 epochs, runs/latest
 #   NP=2 Launch/train.sh --epochs 20 --beta 4 --out runs/beta4
 # Ctrl-C, SIGTERM or SIGHUP (a closed terminal) stops the job cleanly: this script passes it to
 # mpirun as SIGUSR1, which Open MPI forwards to every rank at once; the ranks finish the step,
@@ -13,8 +14,14 @@ repo=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
 bash "$repo/Launch/setup.sh"
 . "$repo/Launch/common.sh"
 bin=$repo/.build/release/vae-dist
-np=${NP:-4}
+np=${NP:-1}
 mpi_setup "$np"
+# Fewer ranks than cores: each rank gets cores / NP of them (Open MPI would bind it to one core,
+# and its kernels would run on one thread).
+cores=$(nproc)
+if [ -z "${SLURM_JOB_ID:-}" ] && [ "$np" -lt "$cores" ]; then
+  MPIRUN_FLAGS+=(--map-by "slot:PE=$((cores / np))" --bind-to core)
+fi
 out=runs/latest
 args=("$@")
 for i in "${!args[@]}"; do

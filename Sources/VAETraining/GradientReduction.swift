@@ -237,12 +237,16 @@ extension GradientReduction {
 /// Builds the strategy the options ask for: with every rank on one node (and `sharedMemory`),
 /// the sum over shared memory; across nodes with several ranks on a node, the hierarchical sum
 /// (shared memory, then the node sums across nodes); one rank per node, MPI's collectives.
+/// `shardOnOneNode` (--shard-optimizer not given on a new run): the shared-memory sum shards Adam
+/// too (the same bits; each rank then sums and updates 1/N instead of every rank repeating Adam
+/// on all of it); elsewhere it changes nothing.
 func makeGradientReduction(options: TrainingOptions, model: VAE, communicator: any Communicator,
-                           sharedMemory: Bool = true) throws -> any GradientReduction {
+                           sharedMemory: Bool = true, shardOnOneNode: Bool = false) throws -> any GradientReduction {
     if options.deterministic {
         return DeterministicReduction(model: model, communicator: communicator, sharded: options.shardOptimizer)
     }
-    if sharedMemory, let shared = try SharedMemoryReduction(model: model, communicator: communicator, sharded: options.shardOptimizer) {
+    if sharedMemory, let shared = try SharedMemoryReduction(model: model, communicator: communicator,
+                                                            sharded: options.shardOptimizer || shardOnOneNode) {
         return shared
     }
     if sharedMemory, !options.shardOptimizer, let hierarchical = try HierarchicalReduction(model: model, communicator: communicator) {

@@ -139,7 +139,7 @@ public enum TrainOptions {
         flag("--deterministic", \.deterministic, \.training.deterministic, .mustAgree,
              "Reduce gradients in a fixed order so 1, 2 and 4 ranks give bit-identical results (batch split into \(TrainingOptions.deterministicGroups) fixed groups)."),
         .option("--shard-optimizer", .invertibleFlag, \.shardOptimizer, \.training.shardOptimizer, rule: .mayChange,
-                help: "ZeRO stage 1: each rank runs Adam on 1/N of the parameters, reduce-scatter then allgather (default: off, or the checkpoint's).",
+                help: "ZeRO stage 1: each rank runs Adam on 1/N of the parameters (reduce-scatter then allgather; over shared memory with every rank on one node) (default: on with every rank on one node, else off; or the checkpoint's).",
                 parse: { _, on in on }, show: onOff),
         value("--bucket-mb", "bucket-mb", \.bucketMB, \.training.bucketMB, .mayChange,
               "Gradient buckets allreduced during backward, in MB; 0: one allreduce after backward (default: \(defaults.bucketMB))."),

@@ -19,7 +19,7 @@ import VAEOutputs
 // every rank skips, stops and logs alike. Rank 0 alone writes metrics, images and checkpoints.
 
 public final class Trainer {
-    public let options: TrainingOptions
+    public private(set) var options: TrainingOptions
     public let modelConfig: ModelConfig
     public let communicator: any Communicator
     public let dataset: Dataset
@@ -161,7 +161,13 @@ public final class Trainer {
         generator = Philox4x32(seed: options.seed)
         regime = LossRegime(options: options, model: config, datasetSize: dataset.train.count)
         batch = Self.makeLocalBatch(model: model, options: options, regime: regime, communicator: communicator)
-        reduction = try makeGradientReduction(options: options, model: model, communicator: communicator, sharedMemory: sharedMemory)
+        // --shard-optimizer not given on a new run: sharded where every rank shares one node's
+        // memory. The checkpoint records what ran, so --resume keeps it (an older checkpoint's
+        // recorded off, too) unless the option is given again.
+        let reduction = try makeGradientReduction(options: options, model: model, communicator: communicator, sharedMemory: sharedMemory,
+                                                  shardOnOneNode: given.shardOptimizer == nil && start.checkpoint == nil)
+        self.reduction = reduction
+        if let shared = reduction as? SharedMemoryReduction { self.options.shardOptimizer = shared.sharded }
         evalWorkspace = VAEWorkspace(config: config, capacity: evaluationBatch)
         try Self.startStage(communicator) { try restoreState(from: start.checkpoint) }
         startNotes = notes

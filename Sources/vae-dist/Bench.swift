@@ -161,8 +161,8 @@ struct Bench: ParsableCommand {
         // --threads: one count for every rank (default: the automatic split of TrainingOptions).
         let rankThreads = try threads.map { _ in try threadCounts() }
         if let rankThreads, rankThreads.count != 1 { throw TrainingError.option("--threads under mpirun: one thread count per rank, such as --threads 1") }
-        // MPI's collectives, then (ranks on one node) the sum over shared memory, which training
-        // uses there by default.
+        // MPI's collectives, then (ranks on one node) the sum over shared memory, unsharded and
+        // sharded; training uses the sharded one there by default.
         var strategies: [(String, TrainingOptions, Bool)] = []
         for (name, bucketMB, sharded, shared, compression) in [
             ("overlapped", 1.0, false, false, GradientCompression.none), ("after-backward", 0.0, false, false, .none),

@@ -30,15 +30,16 @@ for np in 2 4; do
 done
 
 echo "mpi: every gradient reduction strategy on 2 ranks"
-# Ranks on one node sum gradients through shared memory by default (--shard-optimizer: each rank
-# sums and updates its block); VAE_DIST_SHARED_MEMORY=0 makes them use MPI's collectives as ranks
+# Ranks on one node sum gradients through shared memory by default, each rank summing and
+# updating its block (the sharded optimizer; --no-shard-optimizer: every rank runs Adam on the
+# whole sum); VAE_DIST_SHARED_MEMORY=0 makes them use MPI's collectives as ranks
 # on several nodes do: the allreduce overlapped with backward in buckets (the default there),
 # --bucket-mb 0 one allreduce after backward, --shard-optimizer reduce-scatter + allgather. Each
 # computes the 1-rank model to rounding; with 2 ranks every element's sum is a + b in any
 # algorithm, so all five are bit-identical to each other.
-grep -q "gradient reduction: sum over shared memory after backward (2 ranks on one node)" "$tmp/r2.log" \
+grep -q "gradient reduction: sharded optimizer over shared memory (2 ranks on one node" "$tmp/r2.log" \
   && ok "the default on one node: $(sed -n 's/^vae-dist: gradient reduction: //p' "$tmp/r2.log")" || bad "default strategy on one node: $(grep reduction "$tmp/r2.log")"
-for v in "shm-sharded::--shard-optimizer" "overlapped:0:" "plain:0:--bucket-mb 0" "sharded:0:--shard-optimizer"; do
+for v in "shm-unsharded::--no-shard-optimizer" "overlapped:0:" "plain:0:--bucket-mb 0" "sharded:0:--shard-optimizer"; do
   name=${v%%:*} rest=${v#*:}; shm=${rest%%:*} extra=${rest#*:}
   VAE_DIST_SHARED_MEMORY=$shm run_mpi 2 "$bin" "${args[@]}" $extra --out "$tmp/$name" > "$tmp/$name.log" 2>&1 || bad "$name: $(tail -2 "$tmp/$name.log")"
   strategy=$(sed -n 's/^vae-dist: gradient reduction: //p' "$tmp/$name.log")
@@ -48,8 +49,8 @@ done
 grep -q "gradient reduction: allreduce overlapped with backward in [2-9] buckets" "$tmp/overlapped.log" \
   && ok "VAE_DIST_SHARED_MEMORY=0 overlaps MPI's allreduce: $(sed -n 's/^vae-dist: gradient reduction: //p' "$tmp/overlapped.log")" \
   || bad "VAE_DIST_SHARED_MEMORY=0: $(grep reduction "$tmp/overlapped.log")"
-grep -q "gradient reduction: sharded optimizer over shared memory" "$tmp/shm-sharded.log" && grep -q "gradient reduction: sharded optimizer (reduce-scatter" "$tmp/sharded.log" \
-  || bad "sharded strategies: $(grep -h reduction "$tmp/shm-sharded.log" "$tmp/sharded.log")"
+grep -q "gradient reduction: sum over shared memory after backward (2 ranks on one node)" "$tmp/shm-unsharded.log" && grep -q "gradient reduction: sharded optimizer (reduce-scatter" "$tmp/sharded.log" \
+  || bad "--no-shard-optimizer and MPI's sharded strategy: $(grep -h reduction "$tmp/shm-unsharded.log" "$tmp/sharded.log")"
 out=$(VAE_DIST_SHARED_MEMORY=yes run_mpi 2 "$bin" "${args[@]}" --out "$tmp/badshm" 2>&1); code=$?
 [ "$code" -ne 0 ] && [ "$(echo "$out" | grep -c 'error: VAE_DIST_SHARED_MEMORY=yes: expected 1')" -ge 1 ] \
   && ok "VAE_DIST_SHARED_MEMORY=yes: exit $code, $(echo "$out" | grep -m1 'error: VAE')" || bad "VAE_DIST_SHARED_MEMORY=yes: exit $code: $(echo "$out" | head -3)"
@@ -61,12 +62,14 @@ if grep -q "^vae-dist: note: no shared memory for the gradients (MPI_Win_allocat
    && out=$(compare "$tmp/r2/checkpoints/latest.safetensors" "$tmp/noshm/checkpoints/latest.safetensors" 0); then
   ok "no shared-memory windows (OMPI_MCA_osc=^sm): $(grep -o 'note: no shared memory[^(]*' "$tmp/noshm.log")-> MPI's allreduce, bit-identical"
 else bad "without shared-memory windows: $(grep -E 'note|reduction|error' "$tmp/noshm.log" | head -3 | tr '\n' ' ') ${out:-}"; fi
-# 4 ranks: the shared-memory sums are the same with the sharded optimizer (bit-identical) and the
-# 1-rank model to rounding either way.
-VAE_DIST_SHARED_MEMORY=1 run_mpi 4 "$bin" "${args[@]}" --shard-optimizer --out "$tmp/shm-sharded4" > "$tmp/shm-sharded4.log" 2>&1 || bad "shared-memory sharded on 4: $(tail -2 "$tmp/shm-sharded4.log")"
-out=$(compare "$tmp/r4/checkpoints/latest.safetensors" "$tmp/shm-sharded4/checkpoints/latest.safetensors" 0) \
-  && ok "4 ranks, sharded optimizer over shared memory: bit-identical to the unsharded sum ($(echo "$out" | cut -d'(' -f1 | sed 's/ *$//'))" \
-  || bad "4 ranks, shared-memory sharded vs unsharded: $out"
+# 4 ranks: the shared-memory sums are the same without the sharded optimizer (bit-identical) and
+# the 1-rank model to rounding either way.
+VAE_DIST_SHARED_MEMORY=1 run_mpi 4 "$bin" "${args[@]}" --no-shard-optimizer --out "$tmp/shm-unsharded4" > "$tmp/shm-unsharded4.log" 2>&1 || bad "shared-memory unsharded on 4: $(tail -2 "$tmp/shm-unsharded4.log")"
+grep -q "gradient reduction: sharded optimizer over shared memory (4 ranks" "$tmp/r4.log" && grep -q "gradient reduction: sum over shared memory after backward (4 ranks" "$tmp/shm-unsharded4.log" \
+  || bad "4 ranks, default and --no-shard-optimizer: $(grep -h reduction "$tmp/r4.log" "$tmp/shm-unsharded4.log")"
+out=$(compare "$tmp/r4/checkpoints/latest.safetensors" "$tmp/shm-unsharded4/checkpoints/latest.safetensors" 0) \
+  && ok "4 ranks, the sum over shared memory with --no-shard-optimizer: bit-identical to the sharded default ($(echo "$out" | cut -d'(' -f1 | sed 's/ *$//'))" \
+  || bad "4 ranks, shared-memory unsharded vs the sharded default: $out"
 VAE_DIST_SHARED_MEMORY=0 run_mpi 4 "$bin" "${args[@]}" --shard-optimizer --out "$tmp/sharded4" > "$tmp/sharded4.log" 2>&1 || bad "sharded on 4: $(tail -2 "$tmp/sharded4.log")"
 out=$(compare "$tmp/r1/checkpoints/latest.safetensors" "$tmp/sharded4/checkpoints/latest.safetensors" 1e-4) \
   && ok "4 ranks, sharded optimizer (MPI) vs 1 rank: $(echo "$out" | cut -d'(' -f1)" || bad "4 ranks, sharded: $out"
@@ -89,7 +92,7 @@ PY
 "$bin" "${args[@]}" --clip-grad-norm 0.5 --deterministic --out "$tmp/clip1" > /dev/null 2>&1
 run_mpi 2 "$bin" "${args[@]}" --clip-grad-norm 0.5 --deterministic --shard-optimizer --out "$tmp/clip2" > "$tmp/clip2.log" 2>&1 || bad "clip on 2 ranks: $(tail -2 "$tmp/clip2.log")"
 run_mpi 2 "$bin" "${args[@]}" --clip-grad-norm 0.5 --out "$tmp/clip3" > /dev/null 2>&1
-run_mpi 2 "$bin" "${args[@]}" --clip-grad-norm 0.5 --shard-optimizer --out "$tmp/clip4" > /dev/null 2>&1
+run_mpi 2 "$bin" "${args[@]}" --clip-grad-norm 0.5 --no-shard-optimizer --out "$tmp/clip4" > /dev/null 2>&1
 # The same with MPI's collectives (the strategies ranks on several nodes use): overlapped, sharded.
 VAE_DIST_SHARED_MEMORY=0 run_mpi 2 "$bin" "${args[@]}" --clip-grad-norm 0.5 --out "$tmp/clip5" > /dev/null 2>&1
 VAE_DIST_SHARED_MEMORY=0 run_mpi 2 "$bin" "${args[@]}" --clip-grad-norm 0.5 --shard-optimizer --out "$tmp/clip6" > /dev/null 2>&1
@@ -138,6 +141,17 @@ resumed "$tmp/s2.log" && ok "resume on 2 ranks: $(grep -o 'resumed from .*' "$tm
   || bad "resume on 2 ranks did not continue the checkpoint: $(grep -E '^vae-dist: (resumed|this process ran)' "$tmp/s2.log" | tr '\n' ' ')"
 out=$(compare "$tmp/u2/checkpoints/latest.safetensors" "$tmp/s2/checkpoints/latest.safetensors" 0) \
   && ok "2 ranks, resumed on 2: bit-identical ($out)" || bad "2 ranks, resumed on 2: $out"
+# The checkpoint records what ran: the default's says the optimizer was sharded, and a checkpoint
+# that says it was not (--no-shard-optimizer, or any from before the sharded default) resumes
+# unsharded when the option is not given again; the sums are the same bits either way.
+grep -q '\\"shardOptimizer\\":true' <("$bin" inspect --json "$tmp/s2/checkpoints/latest.safetensors") \
+  && ok "the default run's checkpoint records the sharded optimizer" || bad "no shardOptimizer true in $tmp/s2's checkpoint"
+run_mpi 2 "$bin" train --data synthetic:4096 --epochs 1 --seed 3 --no-shard-optimizer --out "$tmp/o2" > /dev/null 2>&1 || bad "1-epoch --no-shard-optimizer run failed"
+run_mpi 2 "$bin" train --data synthetic:4096 --epochs 2 --seed 3 --out "$tmp/o2" --resume > "$tmp/o2.log" 2>&1 || bad "resume of the unsharded checkpoint failed"
+if resumed "$tmp/o2.log" && grep -q "gradient reduction: sum over shared memory after backward" "$tmp/o2.log" \
+   && out=$(compare "$tmp/u2/checkpoints/latest.safetensors" "$tmp/o2/checkpoints/latest.safetensors" 0); then
+  ok "a checkpoint trained unsharded resumes unsharded, bit-identical to the sharded default"
+else bad "resume of an unsharded checkpoint: $(grep -E 'reduction|resumed' "$tmp/o2.log" | tr '\n' ' ') ${out:-}"; fi
 # Another rank count: the 2-rank state differs from a 4-rank one by summation order
 # (~2e-6), and Adam turns rounding-level gradients of rarely active weights into
 # lr-sized steps (update ~ lr * g / (|g| + eps)), so after one more epoch parameters

@@ -162,6 +162,8 @@ refused "safetensors without images" "$b/noimages.safetensors: has no tensor nam
 refused "missing file" "$b/none.npy: not found" --data "$b/none.npy"
 refused "--layout" "--layout 'hwc': expected nhwc or nchw" --data "$tmp/train.npy" --layout hwc
 refused "--test-fraction" "--test-fraction must be between 0 and 1" --data "$tmp/train.npy" --test-fraction 1
+refused "--test-data with an IDX folder" "--test-data $tmp/test.npy gives the test set of an array file or image folder; --data $tmp/idx has its own test split" \
+  --data "$tmp/idx" --test-data "$tmp/test.npy"
 
 # Larger than memory: a 2.16 GB uint8 .npy (2,760,000 images of 28x28) trains one epoch with a
 # small model in bounded memory on 1 and 2 ranks.
