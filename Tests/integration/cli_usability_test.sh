@@ -26,11 +26,13 @@ run="$tmp/run"
 ck="$run/checkpoints/latest.safetensors"
 [ -f "$ck" ] && ok "train wrote $ck" || bad "no checkpoint in $run"
 
-# --version: the constant in the executable, exit 0.
+# --version: the constant in the executable and the commit it was built from (Launch/setup.sh
+# records it: this checkout's HEAD, "-dirty" with uncommitted changes), exit 0.
 version=$(sed -n 's/^let vaeDistVersion = "\(.*\)"$/\1/p' Sources/vae-dist/VAEDist.swift)
+head=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 out=$("$bin" --version 2>&1); code=$?
-[ "$code" -eq 0 ] && [ -n "$version" ] && [ "$out" = "$version" ] && ok "--version prints $out" \
-  || bad "--version: exit $code, printed '$out', source says '$version'"
+[ "$code" -eq 0 ] && [ -n "$version" ] && [[ "$out" =~ ^"$version (commit $head"(-dirty)?")"$ ]] && ok "--version prints $out" \
+  || bad "--version: exit $code, printed '$out', source says '$version', HEAD is $head"
 
 # Negative values reach the checks that explain them (not "Missing value for ...").
 expect_error "vae-dist: error: --beta must be a finite number >= 0 (got -1.0)" "$bin" train --data synthetic:100 --beta -1 --out "$tmp/x"

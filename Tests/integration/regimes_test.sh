@@ -80,7 +80,7 @@ if cc -O2 -shared -fPIC "$tools/count_allocations.c" -o "$tmp/count.so" -ldl 2> 
     read -r -a extra <<< "$v"
     counts=()
     for n in 1280 6400; do  # 20 and 100 steps
-      counts+=("$(LD_PRELOAD="$tmp/count.so" "$bin" train --data synthetic:$n --epochs 1 --batch-size 64 --latent 6 --hidden 64 "${extra[@]}" \
+      counts+=("$(LD_PRELOAD="$tmp/count.so" "$bin" train --data synthetic:$n --epochs 1 --batch-size 64 --latent 6 --hidden 64 --log-every 100000 "${extra[@]}" \
         --out "$tmp/alloc$n" --overwrite 2>&1 | sed -n 's/^allocations: total \([0-9]*\).*/\1/p')")
     done
     if [ -n "${counts[0]}" ] && [ -n "${counts[1]}" ] && [ $(( ${counts[1]} - ${counts[0]} )) -le 5 ] && [ $(( ${counts[0]} - ${counts[1]} )) -le 5 ]; then
