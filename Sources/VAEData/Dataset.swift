@@ -112,6 +112,9 @@ public struct Dataset: Sendable {
         if let size = options.imageSize {
             throw .configuration("--image-size \(size) resizes the images of a folder of PNG and JPEG files; --data \(spec) is not one")
         }
+        if let test = options.testData {
+            throw .configuration("--test-data \(test) gives the test set of an array file or image folder; --data \(spec) has its own test split (leave --test-data out)")
+        }
         if spec == "dsprites" { return DSprites.generate(splits: splits) }
         if spec.hasPrefix("dsprites:") {
             guard let n = Int(spec.dropFirst("dsprites:".count)), n >= 2, n <= DSprites.count else {
