@@ -54,23 +54,9 @@ enum ImageCache {
 
     /// Decodes every image of `scan` into a new cache folder `folder`; returns the image shape.
     static func decode(_ scan: ImageFolderScan, size: ImageSize?, into folder: String, threads: Int) throws(DataError) -> ImageHeader {
-        // Pass 1: headers.
         let count = scan.files.count
-        let headers = SharedBuffer<ImageHeader>(count: count)
         let failures = Failures()
-        parallel(count: count, threads: threads) { i in
-            switch readFile(scan.path(i), { ImageCodec.header($0) }) {
-            case .success(let header): headers[i] = header
-            case .failure(let failure): failures.record(i, failure.reason)
-            }
-        }
-        if let (i, reason) = failures.first { throw .invalid(path: scan.path(i), reason: reason) }
-        let first = headers[0]
-        if size == nil, let other = (0..<count).first(where: { headers[$0].height != first.height || headers[$0].width != first.width }) {
-            throw .invalid(path: scan.path(other), reason: "is \(headers[other].height)x\(headers[other].width) but \(scan.files[0].relativePath) is \(first.height)x\(first.width): give images of one size, or pass --image-size HxW to resize them on load")
-        }
-        let channels = headers.contains(where: { $0.channels == 3 }) ? 3 : 1
-        let shape = ImageHeader(height: size?.height ?? first.height, width: size?.width ?? first.width, channels: channels)
+        let (headers, shape) = try readHeaders(scan, size: size, threads: threads, failures: failures)
 
         // Pass 2: pixels, into images.npy under a temporary name.
         let parent = (folder as NSString).deletingLastPathComponent
@@ -94,33 +80,9 @@ enum ImageCache {
             throw .invalid(path: imagesPath, reason: "cannot be written (\(String(cString: strerror(errno)))): free space in \(parent)")
         }
         parallel(count: count, threads: threads) { i in
-            let h = headers[i]
-            var decoded = [UInt8](repeating: 0, count: h.height * h.width * h.channels)
-            var image = [UInt8](repeating: 0, count: imageBytes)
-            let result = decoded.withUnsafeMutableBufferPointer { out in
-                readFile(scan.path(i)) { ImageCodec.decode($0, into: out.baseAddress!, capacity: out.count) }
-            }
-            switch result {
-            case .failure(let failure): failures.record(i, failure.reason); return
-            case .success(let got) where got != h:
-                failures.record(i, "changed while being decoded (its header now says \(got.height)x\(got.width)): run again"); return
-            case .success: break
-            }
-            if h.channels == 1 && shape.channels == 3 {       // gray in a colour folder: R = G = B
-                decoded = decoded.flatMap { [$0, $0, $0] }
-            }
-            image.withUnsafeMutableBufferPointer { out in
-                decoded.withUnsafeBufferPointer { source in
-                    if h.height == shape.height && h.width == shape.width {
-                        out.baseAddress!.update(from: source.baseAddress!, count: imageBytes)
-                    } else {
-                        resizeImage(out.baseAddress!, height: shape.height, width: shape.width,
-                                    source.baseAddress!, sourceHeight: h.height, sourceWidth: h.width, channels: shape.channels)
-                    }
-                }
-            }
-            if !writeAll(fd, image, at: header.count + i * imageBytes) {
-                failures.record(i, "could not be written to \(imagesPath) (\(String(cString: strerror(errno)))): free space in \(parent)")
+            if let reason = decodeOne(scan.path(i), header: headers[i], shape: shape, fd: fd, at: header.count + i * imageBytes,
+                                      imagesPath: imagesPath, parent: parent) {
+                failures.record(i, reason)
             }
         }
         if let (i, reason) = failures.first { throw .invalid(path: scan.path(i), reason: reason) }
@@ -129,6 +91,73 @@ enum ImageCache {
         if stall > 0 { Thread.sleep(forTimeInterval: stall) }
         guard fsync(fd) == 0 else { throw .invalid(path: imagesPath, reason: "cannot be written (fsync: \(String(cString: strerror(errno))))") }
 
+        try writeListing(scan, count: count, into: temporary, parent: parent)
+        if rename(temporary, folder) != 0 {
+            // Another process (a rank of the same run) renamed its complete copy first: use it.
+            guard errno == EEXIST || errno == ENOTEMPTY else {
+                throw .invalid(path: folder, reason: "cannot be made (\(String(cString: strerror(errno))))")
+            }
+        } else { keep = true }
+        return shape
+    }
+
+    /// Pass 1 of `decode`: every image's header, and the shape of the cache (`size`, or the one
+    /// size every image has; colour when any image is).
+    fileprivate static func readHeaders(_ scan: ImageFolderScan, size: ImageSize?, threads: Int,
+                            failures: Failures) throws(DataError) -> (SharedBuffer<ImageHeader>, ImageHeader) {
+        let count = scan.files.count
+        let headers = SharedBuffer<ImageHeader>(count: count)
+        parallel(count: count, threads: threads) { i in
+            switch readFile(scan.path(i), { ImageCodec.header($0) }) {
+            case .success(let header): headers[i] = header
+            case .failure(let failure): failures.record(i, failure.reason)
+            }
+        }
+        if let (i, reason) = failures.first { throw .invalid(path: scan.path(i), reason: reason) }
+        let first = headers[0]
+        if size == nil, let other = (0..<count).first(where: { headers[$0].height != first.height || headers[$0].width != first.width }) {
+            throw .invalid(path: scan.path(other), reason: "is \(headers[other].height)x\(headers[other].width) but \(scan.files[0].relativePath) is \(first.height)x\(first.width): give images of one size, or pass --image-size HxW to resize them on load")
+        }
+        let channels = headers.contains(where: { $0.channels == 3 }) ? 3 : 1
+        return (headers, ImageHeader(height: size?.height ?? first.height, width: size?.width ?? first.width, channels: channels))
+    }
+
+    /// Pass 2 of `decode` for one image: decodes the file at `path` (whose header was `h`), makes
+    /// it `shape` (gray to RGB, resized) and writes it at byte `offset` of `fd` (the file
+    /// `imagesPath` in `parent`). Returns nil, or the reason it failed.
+    static func decodeOne(_ path: String, header h: ImageHeader, shape: ImageHeader, fd: Int32, at offset: Int,
+                          imagesPath: String, parent: String) -> String? {
+        let imageBytes = shape.height * shape.width * shape.channels
+        var decoded = [UInt8](repeating: 0, count: h.height * h.width * h.channels)
+        var image = [UInt8](repeating: 0, count: imageBytes)
+        let result = decoded.withUnsafeMutableBufferPointer { out in
+            readFile(path) { ImageCodec.decode($0, into: out.baseAddress!, capacity: out.count) }
+        }
+        switch result {
+        case .failure(let failure): return failure.reason
+        case .success(let got) where got != h:
+            return "changed while being decoded (its header now says \(got.height)x\(got.width)): run again"
+        case .success: break
+        }
+        if h.channels == 1 && shape.channels == 3 {       // gray in a colour folder: R = G = B
+            decoded = decoded.flatMap { [$0, $0, $0] }
+        }
+        image.withUnsafeMutableBufferPointer { out in
+            decoded.withUnsafeBufferPointer { source in
+                if h.height == shape.height && h.width == shape.width {
+                    out.baseAddress!.update(from: source.baseAddress!, count: imageBytes)
+                } else {
+                    resizeImage(out.baseAddress!, height: shape.height, width: shape.width,
+                                source.baseAddress!, sourceHeight: h.height, sourceWidth: h.width, channels: shape.channels)
+                }
+            }
+        }
+        if writeAll(fd, image, at: offset) { return nil }
+        return "could not be written to \(imagesPath) (\(String(cString: strerror(errno)))): free space in \(parent)"
+    }
+
+    /// The cache's labels.npy and classes.txt (when the folder has classes) and files.txt.
+    static func writeListing(_ scan: ImageFolderScan, count: Int, into temporary: String, parent: String) throws(DataError) {
         do {
             if let labels = scan.labels {
                 try Data(NPY.header(uint8Shape: [count]) + labels).write(to: URL(fileURLWithPath: (temporary as NSString).appendingPathComponent("labels.npy")))
@@ -140,13 +169,6 @@ enum ImageCache {
         } catch {
             throw .invalid(path: temporary, reason: "cannot be written (\(error.localizedDescription)): free space in \(parent)")
         }
-        if rename(temporary, folder) != 0 {
-            // Another process (a rank of the same run) renamed its complete copy first: use it.
-            guard errno == EEXIST || errno == ENOTEMPTY else {
-                throw .invalid(path: folder, reason: "cannot be made (\(String(cString: strerror(errno))))")
-            }
-        } else { keep = true }
-        return shape
     }
 
     /// Removes the temporary folders `<folder>.tmp-<pid>` of decodes whose process is gone

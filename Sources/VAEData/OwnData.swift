@@ -128,62 +128,74 @@ extension Dataset {
         case "npy":
             return ArraySplits(train: (try ArrayImages(path: path, store: mapped, array: NPY.parse(file, path: path), layout: layout), nil), test: nil)
         case "safetensors":
-            let tensors = try SafetensorsArrays.tensors(file, path: path)
-            guard let images = tensors["images"] else {
-                throw .invalid(path: path, reason: "has no tensor named 'images' (it holds \(tensors.keys.sorted().joined(separator: ", "))); store the images as 'images' [N, H, W] or [N, H, W, C]")
-            }
-            let train = try ArrayImages(path: path, store: mapped, array: images, layout: layout)
-            let trainLabels = try tensors["labels"].map { (a) throws(DataError) in try readLabels(a, file: file, count: train.count, path: path, name: "labels") }
-            var test: (ArrayImages, [UInt8]?)?
-            if let testArray = tensors["test_images"] {
-                let images = try ArrayImages(path: path, store: mapped, array: testArray, layout: layout)
-                test = (images, try tensors["test_labels"].map { (a) throws(DataError) in try readLabels(a, file: file, count: images.count, path: path, name: "test_labels") })
-            }
-            return ArraySplits(train: (train, trainLabels), test: test)
+            return try readSafetensorsArrays(file, mapped: mapped, path: path, layout: layout)
         case "npz":
-            let members = try NPZ.members(file, path: path)
-            func array(_ member: ZipMember) throws(DataError) -> (store: any ByteStore, array: StoredArray) {
-                let range = try NPZ.dataRange(of: member, in: file, path: path)
-                let memberPath = "\(path) (\(member.name))"
-                switch member.method {
-                case 0:
-                    var array = try NPY.parse(UnsafeRawBufferPointer(rebasing: file[range]), path: memberPath)
-                    array.offset += range.lowerBound
-                    return (mapped, array)
-                case 8:
-                    let bytes = HeapBytes(try NPZ.inflateRaw(UnsafeRawBufferPointer(rebasing: file[range]), size: member.size,
-                                                             path: path, name: member.name))
-                    return (bytes, try NPY.parse(UnsafeRawBufferPointer(start: bytes.base, count: bytes.size), path: memberPath))
-                default:
-                    throw .invalid(path: path, reason: "member \(member.name) uses zip compression method \(member.method); write the file with numpy.savez or numpy.savez_compressed")
-                }
-            }
-            func images(_ member: ZipMember) throws(DataError) -> ArrayImages {
-                let (store, stored) = try array(member)
-                return try ArrayImages(path: "\(path) (\(member.name))", store: store, array: stored, layout: layout)
-            }
-            func labels(_ name: String, count: Int) throws(DataError) -> [UInt8]? {
-                guard let member = members.first(where: { $0.name == name + ".npy" }) else { return nil }
-                let (store, stored) = try array(member)
-                return try readLabels(stored, file: UnsafeRawBufferPointer(start: store.base, count: store.size), count: count, path: path, name: name)
-            }
-            let npy = members.filter { $0.name.hasSuffix(".npy") }
-            if let trainMember = npy.first(where: { $0.name == "x_train.npy" }) {
-                let train = try images(trainMember)
-                var test: (ArrayImages, [UInt8]?)?
-                if let testMember = npy.first(where: { $0.name == "x_test.npy" }) {
-                    let images = try images(testMember)
-                    test = (images, try labels("y_test", count: images.count))
-                }
-                return ArraySplits(train: (train, try labels("y_train", count: train.count)), test: test)
-            }
-            guard npy.count == 1 else {
-                throw .invalid(path: path, reason: "holds \(npy.isEmpty ? "no arrays" : "the arrays \(npy.map(\.name).joined(separator: ", "))") but no x_train: save the images as x_train (and x_test, y_train, y_test) or save a single array")
-            }
-            return ArraySplits(train: (try images(npy[0]), nil), test: nil)
+            return try readNPZArrays(file, mapped: mapped, path: path, layout: layout)
         default:
             throw .configuration("--data \(path): expected a folder of IDX files or a .npy, .npz or .safetensors file")
         }
+    }
+
+    /// The images (and labels, test_images, test_labels) of a safetensors file.
+    static func readSafetensorsArrays(_ file: UnsafeRawBufferPointer, mapped: MappedFile, path: String,
+                                      layout: ArrayLayout?) throws(DataError) -> ArraySplits {
+        let tensors = try SafetensorsArrays.tensors(file, path: path)
+        guard let images = tensors["images"] else {
+            throw .invalid(path: path, reason: "has no tensor named 'images' (it holds \(tensors.keys.sorted().joined(separator: ", "))); store the images as 'images' [N, H, W] or [N, H, W, C]")
+        }
+        let train = try ArrayImages(path: path, store: mapped, array: images, layout: layout)
+        let trainLabels = try tensors["labels"].map { (a) throws(DataError) in try readLabels(a, file: file, count: train.count, path: path, name: "labels") }
+        var test: (ArrayImages, [UInt8]?)?
+        if let testArray = tensors["test_images"] {
+            let images = try ArrayImages(path: path, store: mapped, array: testArray, layout: layout)
+            test = (images, try tensors["test_labels"].map { (a) throws(DataError) in try readLabels(a, file: file, count: images.count, path: path, name: "test_labels") })
+        }
+        return ArraySplits(train: (train, trainLabels), test: test)
+    }
+
+    /// The arrays of an .npz file: x_train (and x_test, y_train, y_test), or its one array.
+    static func readNPZArrays(_ file: UnsafeRawBufferPointer, mapped: MappedFile, path: String,
+                              layout: ArrayLayout?) throws(DataError) -> ArraySplits {
+        let members = try NPZ.members(file, path: path)
+        func array(_ member: ZipMember) throws(DataError) -> (store: any ByteStore, array: StoredArray) {
+            let range = try NPZ.dataRange(of: member, in: file, path: path)
+            let memberPath = "\(path) (\(member.name))"
+            switch member.method {
+            case 0:
+                var array = try NPY.parse(UnsafeRawBufferPointer(rebasing: file[range]), path: memberPath)
+                array.offset += range.lowerBound
+                return (mapped, array)
+            case 8:
+                let bytes = HeapBytes(try NPZ.inflateRaw(UnsafeRawBufferPointer(rebasing: file[range]), size: member.size,
+                                                         path: path, name: member.name))
+                return (bytes, try NPY.parse(UnsafeRawBufferPointer(start: bytes.base, count: bytes.size), path: memberPath))
+            default:
+                throw .invalid(path: path, reason: "member \(member.name) uses zip compression method \(member.method); write the file with numpy.savez or numpy.savez_compressed")
+            }
+        }
+        func images(_ member: ZipMember) throws(DataError) -> ArrayImages {
+            let (store, stored) = try array(member)
+            return try ArrayImages(path: "\(path) (\(member.name))", store: store, array: stored, layout: layout)
+        }
+        func labels(_ name: String, count: Int) throws(DataError) -> [UInt8]? {
+            guard let member = members.first(where: { $0.name == name + ".npy" }) else { return nil }
+            let (store, stored) = try array(member)
+            return try readLabels(stored, file: UnsafeRawBufferPointer(start: store.base, count: store.size), count: count, path: path, name: name)
+        }
+        let npy = members.filter { $0.name.hasSuffix(".npy") }
+        if let trainMember = npy.first(where: { $0.name == "x_train.npy" }) {
+            let train = try images(trainMember)
+            var test: (ArrayImages, [UInt8]?)?
+            if let testMember = npy.first(where: { $0.name == "x_test.npy" }) {
+                let images = try images(testMember)
+                test = (images, try labels("y_test", count: images.count))
+            }
+            return ArraySplits(train: (train, try labels("y_train", count: train.count)), test: test)
+        }
+        guard npy.count == 1 else {
+            throw .invalid(path: path, reason: "holds \(npy.isEmpty ? "no arrays" : "the arrays \(npy.map(\.name).joined(separator: ", "))") but no x_train: save the images as x_train (and x_test, y_train, y_test) or save a single array")
+        }
+        return ArraySplits(train: (try images(npy[0]), nil), test: nil)
     }
 
     /// Labels [count] of integers 0...255, read whole.

@@ -68,7 +68,6 @@ public func gemm<ISA: ISATag>(_: ISA.Type, _ c: UnsafeMutablePointer<Float>, ldc
     }
     let tile = ISA.tile
     let narrow = tile.prefersNarrowTile(n: n)
-    let mr = narrow ? GEMMBlocking.narrowMR : tile.mr
     let nr = narrow ? GEMMBlocking.narrowNR : tile.nr
     let packedA = workspace.packedA, packedB = workspace.packedB
     var jc = 0
@@ -83,78 +82,99 @@ public func gemm<ISA: ISATag>(_: ISA.Type, _ c: UnsafeMutablePointer<Float>, ldc
             // The first K block overwrites C unless the caller accumulates.
             let load = accumulate || pc > 0
             packB(packedB, b, ldb: ldb, transposed: transposeB, row: pc, column: jc, kc: kc, nc: nc, nr: nr)
-            // A is read in place (its rows lda apart, or a step's mr values adjacent when op(A) =
-            // A^T); only a partial last row panel is packed (zero rows), so that no tile reads past
-            // the end of A.
-            let rowStride = transposeA ? 1 : lda, kStride = transposeA ? lda : 1
             var ic = 0
             while ic < m {
-                let mc = min(GEMMBlocking.mc, m - ic)
-                // The rows past the last full tile. Up to `tile.fourRowTail` of them take 4-row
-                // tiles (4 x 16 or 4 x 32): on AVX2 up to 4, and 2 take them with the last full
-                // tile's 6 (8 = 4 + 4), so 128 rows are 20 tiles of 6 and 2 of 4, none computing
-                // padding (6 + 6 would compute 4 rows of zeros); with the 12-row tiles up to 8, so
-                // 64 rows are 5 x 12 + 4 (a padded 12-row tile would compute 8 rows of zeros).
-                var fullRows = mc / mr * mr, tailMR = mr
-                if !narrow && mc % mr != 0 && mc % mr <= tile.fourRowTail {
-                    tailMR = 4
-                    if tile == .avx2x6x16 && mc % mr == 2 && fullRows > 0 { fullRows -= mr }
-                }
-                if fullRows < mc {
-                    packA(packedA, a, lda: lda, transposed: transposeA, row: ic + fullRows, column: pc,
-                          mc: mc - fullRows, kc: kc, mr: tailMR)
-                }
-                var jr = 0
-                while jr < nc {
-                    let columns = min(nr, nc - jr)
-                    let panelB = packedB + jr * kc
-                    if tailMR == 4 {
-                        var ir = fullRows
-                        while ir < mc {
-                            if nr == 32 {
-                                microKernel4x32(ISA.self, kc: kc, a: packedA + (ir - fullRows) * kc, b: panelB,
-                                                c: c + (ic + ir) * ldc + (jc + jr), ldc: ldc,
-                                                rows: min(4, mc - ir), columns: columns, load: load)
-                            } else {
-                                microKernel4x16(ISA.self, kc: kc, a: packedA + (ir - fullRows) * kc, b: panelB,
-                                                c: c + (ic + ir) * ldc + (jc + jr), ldc: ldc,
-                                                rows: min(4, mc - ir), columns: columns, load: load)
-                            }
-                            ir += 4
-                        }
-                    }
-                    var ir = 0
-                    while ir < (tailMR == 4 ? fullRows : mc) {
-                        let rows = min(mr, mc - ir)
-                        var source = a + (ic + ir) * rowStride + pc * kStride
-                        var rs = rowStride, ks = kStride
-                        if rows < mr { source = UnsafePointer(packedA); rs = 1; ks = mr }
-                        let tileC = c + (ic + ir) * ldc + (jc + jr)
-                        if narrow {
-                            microKernel12x8(kc: kc, a: source, rowStride: rs, kStride: ks, b: panelB,
-                                            c: tileC, ldc: ldc, rows: rows, columns: columns, load: load)
-                        } else {
-                            switch tile {
-                            case .avx2x6x16:
-                                microKernel6x16(ISA.self, kc: kc, a: source, rowStride: rs, kStride: ks, b: panelB,
-                                                c: tileC, ldc: ldc, rows: rows, columns: columns, load: load)
-                            case .avx512x12x32:
-                                microKernel12x32(ISA.self, kc: kc, a: source, rowStride: rs, kStride: ks, b: panelB,
-                                                 c: tileC, ldc: ldc, rows: rows, columns: columns, load: load)
-                            case .avx512ymm12x16:
-                                microKernel12x16(ISA.self, kc: kc, a: source, rowStride: rs, kStride: ks, b: panelB,
-                                                 c: tileC, ldc: ldc, rows: rows, columns: columns, load: load)
-                            }
-                        }
-                        ir += mr
-                    }
-                    jr += nr
-                }
+                gemmRowBlock(ISA.self, c, ldc: ldc, a, lda: lda, transposeA: transposeA, packedA: packedA, packedB: packedB,
+                             rows: ic, mc: min(GEMMBlocking.mc, m - ic), columns: jc, nc: nc, depth: pc, kc: kc,
+                             load: load, narrow: narrow)
                 ic += GEMMBlocking.mc
             }
             pc += kBlock
         }
         jc += GEMMBlocking.nc
+    }
+}
+
+/// Rows ic ..< ic + mc of C's columns jc ..< jc + nc over the K block pc ..< pc + kc, with that
+/// block of op(B) already packed in `packedB`: the row tiles, each over every column panel.
+@inlinable @inline(__always)
+func gemmRowBlock<ISA: ISATag>(_: ISA.Type, _ c: UnsafeMutablePointer<Float>, ldc: Int,
+                               _ a: UnsafePointer<Float>, lda: Int, transposeA: Bool,
+                               packedA: UnsafeMutablePointer<Float>, packedB: UnsafeMutablePointer<Float>,
+                               rows ic: Int, mc: Int, columns jc: Int, nc: Int, depth pc: Int, kc: Int,
+                               load: Bool, narrow: Bool) {
+    let tile = ISA.tile
+    let mr = narrow ? GEMMBlocking.narrowMR : tile.mr
+    let nr = narrow ? GEMMBlocking.narrowNR : tile.nr
+    // A is read in place (its rows lda apart, or a step's mr values adjacent when op(A) =
+    // A^T); only a partial last row panel is packed (zero rows), so that no tile reads past
+    // the end of A.
+    let rowStride = transposeA ? 1 : lda, kStride = transposeA ? lda : 1
+    // The rows past the last full tile. Up to `tile.fourRowTail` of them take 4-row tiles: on
+    // AVX2 up to 4, and 2 take them with the last full tile's 6 (8 = 4 + 4), so 128 rows are 20
+    // tiles of 6 and 2 of 4, none computing padding; with 12-row tiles up to 8 (64 = 5 x 12 + 4).
+    var fullRows = mc / mr * mr, tailMR = mr
+    if !narrow && mc % mr != 0 && mc % mr <= tile.fourRowTail {
+        tailMR = 4
+        if tile == .avx2x6x16 && mc % mr == 2 && fullRows > 0 { fullRows -= mr }
+    }
+    if fullRows < mc {
+        packA(packedA, a, lda: lda, transposed: transposeA, row: ic + fullRows, column: pc,
+              mc: mc - fullRows, kc: kc, mr: tailMR)
+    }
+    var jr = 0
+    while jr < nc {
+        let columns = min(nr, nc - jr)
+        let panelB = packedB + jr * kc
+        if tailMR == 4 {
+            gemmFourRowTiles(ISA.self, c + ic * ldc + (jc + jr), ldc: ldc, packedA: packedA, panelB: panelB,
+                             fullRows: fullRows, mc: mc, kc: kc, nr: nr, columns: columns, load: load)
+        }
+        var ir = 0
+        while ir < (tailMR == 4 ? fullRows : mc) {
+            let rows = min(mr, mc - ir)
+            var source = a + (ic + ir) * rowStride + pc * kStride
+            var rs = rowStride, ks = kStride
+            if rows < mr { source = UnsafePointer(packedA); rs = 1; ks = mr }
+            let tileC = c + (ic + ir) * ldc + (jc + jr)
+            if narrow {
+                microKernel12x8(kc: kc, a: source, rowStride: rs, kStride: ks, b: panelB,
+                                c: tileC, ldc: ldc, rows: rows, columns: columns, load: load)
+            } else {
+                switch tile {
+                case .avx2x6x16:
+                    microKernel6x16(ISA.self, kc: kc, a: source, rowStride: rs, kStride: ks, b: panelB,
+                                    c: tileC, ldc: ldc, rows: rows, columns: columns, load: load)
+                case .avx512x12x32:
+                    microKernel12x32(ISA.self, kc: kc, a: source, rowStride: rs, kStride: ks, b: panelB,
+                                     c: tileC, ldc: ldc, rows: rows, columns: columns, load: load)
+                case .avx512ymm12x16:
+                    microKernel12x16(ISA.self, kc: kc, a: source, rowStride: rs, kStride: ks, b: panelB,
+                                     c: tileC, ldc: ldc, rows: rows, columns: columns, load: load)
+                }
+            }
+            ir += mr
+        }
+        jr += nr
+    }
+}
+
+/// The 4-row tiles of rows fullRows ..< mc (packed in `packedA`) against one column panel; `c` is
+/// the row block's first row at the panel's first column.
+@inlinable @inline(__always)
+func gemmFourRowTiles<ISA: ISATag>(_: ISA.Type, _ c: UnsafeMutablePointer<Float>, ldc: Int,
+                                   packedA: UnsafeMutablePointer<Float>, panelB: UnsafeMutablePointer<Float>,
+                                   fullRows: Int, mc: Int, kc: Int, nr: Int, columns: Int, load: Bool) {
+    var ir = fullRows
+    while ir < mc {
+        if nr == 32 {
+            microKernel4x32(ISA.self, kc: kc, a: packedA + (ir - fullRows) * kc, b: panelB, c: c + ir * ldc, ldc: ldc,
+                            rows: min(4, mc - ir), columns: columns, load: load)
+        } else {
+            microKernel4x16(ISA.self, kc: kc, a: packedA + (ir - fullRows) * kc, b: panelB, c: c + ir * ldc, ldc: ldc,
+                            rows: min(4, mc - ir), columns: columns, load: load)
+        }
+        ir += 4
     }
 }
 
@@ -193,35 +213,44 @@ func packB(_ dst: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, ldb: I
                     out += nr; src += ldb
                 }
             }
-        } else if columns == nr && nr % 8 == 0 {
-            // op(B)(p, q) = b[q * ldb + p]: 8 x 8 blocks of the stored B, transposed in registers.
-            var p = 0
-            while p + 8 <= kc {
-                var g = 0
-                while g < nr {
-                    transpose8x8(b + (column + j + g) * ldb + row + p, ldb, out + p * nr + g, nr)
-                    g += 8
-                }
-                p += 8
-            }
-            while p < kc {
-                for q in 0..<nr { out[p * nr + q] = b[(column + j + q) * ldb + row + p] }
-                p += 1
-            }
-            out += kc * nr
         } else {
-            // op(B)(p, q) = b[q * ldb + p]: read each row of the stored B contiguously.
-            for q in 0..<columns {
-                let src = b + (column + j + q) * ldb + row
-                var o = out + q
-                for p in 0..<kc { o.pointee = src[p]; o += nr }
-            }
-            if columns < nr {
-                for p in 0..<kc { for q in columns..<nr { out[p * nr + q] = 0 } }
-            }
+            packTransposedPanel(out, b, ldb: ldb, row: row, column: column + j, kc: kc, columns: columns, nr: nr)
             out += kc * nr
         }
         j += nr
+    }
+}
+
+/// One panel of packB for op(B) = B^T: op(B)(p, q) = b[q * ldb + p] for `columns` of nr columns
+/// from `column`, rows row ..< row + kc, into dst [kc, nr] (columns past the edge zero).
+@inlinable @inline(__always)
+func packTransposedPanel(_ out: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, ldb: Int,
+                         row: Int, column: Int, kc: Int, columns: Int, nr: Int) {
+    if columns == nr && nr % 8 == 0 {
+        // 8 x 8 blocks of the stored B, transposed in registers.
+        var p = 0
+        while p + 8 <= kc {
+            var g = 0
+            while g < nr {
+                transpose8x8(b + (column + g) * ldb + row + p, ldb, out + p * nr + g, nr)
+                g += 8
+            }
+            p += 8
+        }
+        while p < kc {
+            for q in 0..<nr { out[p * nr + q] = b[(column + q) * ldb + row + p] }
+            p += 1
+        }
+        return
+    }
+    // Read each row of the stored B contiguously.
+    for q in 0..<columns {
+        let src = b + (column + q) * ldb + row
+        var o = out + q
+        for p in 0..<kc { o.pointee = src[p]; o += nr }
+    }
+    if columns < nr {
+        for p in 0..<kc { for q in columns..<nr { out[p * nr + q] = 0 } }
     }
 }
 

@@ -96,21 +96,8 @@ public final class Trainer {
                 sharedMemory: Bool = true, communicator: any Communicator, log: @escaping (String) -> Void) throws {
         self.communicator = communicator
         self.log = communicator.isRoot ? log : { _ in }
-        // Each stage that every rank can fail alike ends in a vote (`startStage`): all failed is
-        // one line from rank 0 and a clean exit; some failed is MPI_Abort.
-        try Self.startStage(communicator) {
-            if resume && overwrite {
-                throw TrainingError.option("--resume continues the run in --out and --overwrite deletes its checkpoints: pass one of them")
-            }
-            if allowOtherData && !resume { throw TrainingError.option("--allow-other-data applies to --resume only") }
-            if resume && from != nil {
-                throw TrainingError.option("--resume continues a run and --from starts a new one from another run's options: pass one of them")
-            }
-        }
-        try Self.startStage(communicator) {
-            try Self.agreeOnGivenOptions(given, resume: resume, overwrite: overwrite, allowOtherData: allowOtherData,
-                                         communicator: communicator)
-        }
+        try Self.checkStartOptions(given, resume: resume, overwrite: overwrite, allowOtherData: allowOtherData, from: from,
+                                   communicator: communicator)
         var notes: [String] = []
         var given = given
         if given.output == nil {
@@ -138,23 +125,10 @@ public final class Trainer {
         self.dataset = dataset
         notes += dataset.notes
         trainingData = DataFingerprint(name: dataset.name, images: dataset.train)
-        let trainingData = trainingData
-        try Self.startStage(communicator) {
-            try Self.agreeOnRun(communicator, config: config, options: options, resume: resume, dataset: dataset,
-                                trainingData: trainingData, sharedMemory: sharedMemory)
-            if let loaded = start.checkpoint, let note = try checkResumeData(stored: loaded.data, storedSpec: loaded.config.training.data,
-                                                                             current: trainingData, spec: options.data,
-                                                                             allowOtherData: allowOtherData, checkpoint: start.path) {
-                notes.append(note)
-            }
-        }
+        try Self.agreeOnData(communicator, start: start, config: config, options: options, resume: resume, dataset: dataset,
+                             trainingData: trainingData, sharedMemory: sharedMemory, allowOtherData: allowOtherData, notes: &notes)
         modelConfig = config
-        // The kernels are chosen (timed, unless cached or forced) on this rank's step: one
-        // micro-batch of its slice of the global batch. Before the model's first GEMM.
-        let microRows = shardRange(count: shardRange(count: options.batchSize, rank: communicator.rank, worldSize: communicator.size).count,
-                                   rank: 0, worldSize: options.accumulate).count
-        Kernels.prepare(KernelWorkload(name: "\(describe(config)) x \(microRows) rows",
-                                       shapes: trainingGEMMShapes(config: config, batch: microRows)))
+        Self.prepareKernels(config: config, options: options, communicator: communicator)
         model = VAE(config: config)
         model.threads = KernelThreads(threads: options.resolvedThreads)
         optimizer = AdamOptimizer(count: model.parameterCount, hyper: options.adam)
@@ -172,6 +146,51 @@ public final class Trainer {
         try Self.startStage(communicator) { try restoreState(from: start.checkpoint) }
         startNotes = notes
         try shareStartState(resume: resume, overwrite: overwrite)
+    }
+
+    /// The start's first checks: flags that exclude each other, and the same options on every
+    /// rank. Each stage that every rank can fail alike ends in a vote (`startStage`): all failed is
+    /// one line from rank 0 and a clean exit; some failed is MPI_Abort.
+    private static func checkStartOptions(_ given: GivenOptions, resume: Bool, overwrite: Bool, allowOtherData: Bool,
+                                          from: String?, communicator: any Communicator) throws {
+        try Self.startStage(communicator) {
+            if resume && overwrite {
+                throw TrainingError.option("--resume continues the run in --out and --overwrite deletes its checkpoints: pass one of them")
+            }
+            if allowOtherData && !resume { throw TrainingError.option("--allow-other-data applies to --resume only") }
+            if resume && from != nil {
+                throw TrainingError.option("--resume continues a run and --from starts a new one from another run's options: pass one of them")
+            }
+        }
+        try Self.startStage(communicator) {
+            try Self.agreeOnGivenOptions(given, resume: resume, overwrite: overwrite, allowOtherData: allowOtherData,
+                                         communicator: communicator)
+        }
+    }
+
+    /// Every rank runs the same model on the same data; a resumed run's data is the checkpoint's
+    /// (or --allow-other-data, with a note).
+    private static func agreeOnData(_ communicator: any Communicator, start: StartPoint, config: ModelConfig, options: TrainingOptions,
+                                    resume: Bool, dataset: Dataset, trainingData: DataFingerprint, sharedMemory: Bool,
+                                    allowOtherData: Bool, notes: inout [String]) throws {
+        try Self.startStage(communicator) {
+            try Self.agreeOnRun(communicator, config: config, options: options, resume: resume, dataset: dataset,
+                                trainingData: trainingData, sharedMemory: sharedMemory)
+            if let loaded = start.checkpoint, let note = try checkResumeData(stored: loaded.data, storedSpec: loaded.config.training.data,
+                                                                             current: trainingData, spec: options.data,
+                                                                             allowOtherData: allowOtherData, checkpoint: start.path) {
+                notes.append(note)
+            }
+        }
+    }
+
+    /// The kernels are chosen (timed, unless cached or forced) on this rank's step: one
+    /// micro-batch of its slice of the global batch. Before the model's first GEMM.
+    private static func prepareKernels(config: ModelConfig, options: TrainingOptions, communicator: any Communicator) {
+        let microRows = shardRange(count: shardRange(count: options.batchSize, rank: communicator.rank, worldSize: communicator.size).count,
+                                   rank: 0, worldSize: options.accumulate).count
+        Kernels.prepare(KernelWorkload(name: "\(describe(config)) x \(microRows) rows",
+                                       shapes: trainingGEMMShapes(config: config, batch: microRows)))
     }
 
     // MARK: The loop

@@ -44,44 +44,8 @@ struct Bench: ParsableCommand {
             let isa = Kernels.choice.isa
             let peak = measureFMAPeak()
             let flopsPerExample = trainingFlopsPerExample(config: config)
-            // Every kernel set this CPU runs, timed again here on the same GEMMs (alternating, 0.5 s).
-            let candidates = KernelISA.preferenceOrder.filter { $0.runs(on: Kernels.hostFeatures) }
-            let paths = Kernels.measure(candidates, on: KernelWorkload(name: "bench", shapes: trainingGEMMShapes(config: config, batch: choiceBatch)),
-                                       budget: 0.5)
-            let fastest = paths.values.min() ?? 1
-            if json {
-                print(jsonObject([("kind", "\"peak\""), ("isa", "\"\(isa.rawValue)\""), ("isa_name", "\"\(isa)\""),
-                                  ("choice", "\"\(Kernels.choice.description.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\""))\""),
-                                  ("peak_gflops", jsonNumber(peak)), ("cpu_features", "\"\(Kernels.hostFeatures)\"")]))
-                for candidate in candidates {
-                    print(jsonObject([("kind", "\"kernels\""), ("isa", "\"\(candidate.rawValue)\""), ("isa_name", "\"\(candidate)\""),
-                                      ("batch", "\(choiceBatch)"), ("chosen", candidate == isa ? "true" : "false"),
-                                      ("gemm_seconds_per_step", jsonNumber(paths[candidate]!)),
-                                      ("versus_fastest", jsonNumber(paths[candidate]! / fastest))]))
-                }
-            } else {
-                print("vae-dist bench: kernels \(Kernels.choice), FMA peak of one core "
-                      + String(format: "%.1f GFLOP/s (16 independent FMA chains)", peak))
-                print("GEMMs of one step at batch \(choiceBatch), one thread, each kernel set this CPU runs (alternating): "
-                      + candidates.map { "\($0) " + String(format: "%.2f ms (%.2fx the fastest)", paths[$0]! * 1e3, paths[$0]! / fastest)
-                                         + ($0 == isa ? " [chosen]" : "") }.joined(separator: ", "))
-                print("GEMM                                      GFLOP/s  of peak      time")
-            }
-            for batch in sizes {
-                for shape in trainingGEMMShapes(config: config, batch: batch) {
-                    let r = benchmarkGEMM(shape)
-                    if json {
-                        print(jsonObject([("kind", "\"gemm\""), ("isa", "\"\(isa.rawValue)\""), ("layer", "\"\(shape.layer)\""),
-                                          ("form", "\"\(shape.form.rawValue)\""), ("m", "\(shape.m)"), ("n", "\(shape.n)"),
-                                          ("k", "\(shape.k)"), ("batch", "\(batch)"), ("gflops", jsonNumber(r.gflops)),
-                                          ("peak_fraction", jsonNumber(r.gflops / peak)), ("seconds", jsonNumber(r.seconds)),
-                                          ("fastest_seconds", jsonNumber(r.fastest)), ("fastest_gflops", jsonNumber(r.fastestGFLOPS))]))
-                    } else {
-                        print(shape.description.padding(toLength: 40, withPad: " ", startingAt: 0)
-                              + String(format: "%9.1f  %6.0f%%  %7.1f us", r.gflops, 100 * r.gflops / peak, r.seconds * 1e6))
-                    }
-                }
-            }
+            printKernelSets(config: config, batch: choiceBatch, isa: isa, peak: peak)
+            printGEMMs(config: config, sizes: sizes, isa: isa, peak: peak)
             for batch in sizes {
                 for s in try benchmarkTrainingSteps(config: config, batch: batch, threadCounts: counts) {
                     printStep(s, isa: isa, peak: peak, flopsPerExample: flopsPerExample, first: counts[0])
@@ -92,6 +56,51 @@ struct Bench: ParsableCommand {
             for count in counts {
                 printEvaluation(try benchmarkEvaluation(config: config, batch: epochBatch, threads: count),
                                 isa: isa, peak: peak, config: config, epochBatch: epochBatch)
+            }
+        }
+    }
+
+    /// Every kernel set this CPU runs, timed again here on the same GEMMs (alternating, 0.5 s).
+    func printKernelSets(config: ModelConfig, batch choiceBatch: Int, isa: KernelISA, peak: Double) {
+        let candidates = KernelISA.preferenceOrder.filter { $0.runs(on: Kernels.hostFeatures) }
+        let paths = Kernels.measure(candidates, on: KernelWorkload(name: "bench", shapes: trainingGEMMShapes(config: config, batch: choiceBatch)),
+                                   budget: 0.5)
+        let fastest = paths.values.min() ?? 1
+        if json {
+            print(jsonObject([("kind", "\"peak\""), ("isa", "\"\(isa.rawValue)\""), ("isa_name", "\"\(isa)\""),
+                              ("choice", "\"\(Kernels.choice.description.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\""))\""),
+                              ("peak_gflops", jsonNumber(peak)), ("cpu_features", "\"\(Kernels.hostFeatures)\"")]))
+            for candidate in candidates {
+                print(jsonObject([("kind", "\"kernels\""), ("isa", "\"\(candidate.rawValue)\""), ("isa_name", "\"\(candidate)\""),
+                                  ("batch", "\(choiceBatch)"), ("chosen", candidate == isa ? "true" : "false"),
+                                  ("gemm_seconds_per_step", jsonNumber(paths[candidate]!)),
+                                  ("versus_fastest", jsonNumber(paths[candidate]! / fastest))]))
+            }
+        } else {
+            print("vae-dist bench: kernels \(Kernels.choice), FMA peak of one core "
+                  + String(format: "%.1f GFLOP/s (16 independent FMA chains)", peak))
+            print("GEMMs of one step at batch \(choiceBatch), one thread, each kernel set this CPU runs (alternating): "
+                  + candidates.map { "\($0) " + String(format: "%.2f ms (%.2fx the fastest)", paths[$0]! * 1e3, paths[$0]! / fastest)
+                                     + ($0 == isa ? " [chosen]" : "") }.joined(separator: ", "))
+            print("GEMM                                      GFLOP/s  of peak      time")
+        }
+    }
+
+    /// Each GEMM of the training step: GFLOP/s and the share of the FMA peak.
+    func printGEMMs(config: ModelConfig, sizes: [Int], isa: KernelISA, peak: Double) {
+        for batch in sizes {
+            for shape in trainingGEMMShapes(config: config, batch: batch) {
+                let r = benchmarkGEMM(shape)
+                if json {
+                    print(jsonObject([("kind", "\"gemm\""), ("isa", "\"\(isa.rawValue)\""), ("layer", "\"\(shape.layer)\""),
+                                      ("form", "\"\(shape.form.rawValue)\""), ("m", "\(shape.m)"), ("n", "\(shape.n)"),
+                                      ("k", "\(shape.k)"), ("batch", "\(batch)"), ("gflops", jsonNumber(r.gflops)),
+                                      ("peak_fraction", jsonNumber(r.gflops / peak)), ("seconds", jsonNumber(r.seconds)),
+                                      ("fastest_seconds", jsonNumber(r.fastest)), ("fastest_gflops", jsonNumber(r.fastestGFLOPS))]))
+                } else {
+                    print(shape.description.padding(toLength: 40, withPad: " ", startingAt: 0)
+                          + String(format: "%9.1f  %6.0f%%  %7.1f us", r.gflops, 100 * r.gflops / peak, r.seconds * 1e6))
+                }
             }
         }
     }
