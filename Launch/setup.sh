@@ -28,7 +28,8 @@ fi
 command -v swift >/dev/null || { echo "setup: no swift on PATH; install a Swift 6 toolchain (https://swift.org/install)"; exit 1; }
 # The commit the binary is built from (`vae-dist --version`, run.json), "-dirty" with changes;
 # rewritten only when it changes, and build_info.c touched so the build picks it up.
-commit=unknown
+# Outside a git checkout (the mutation run's copy): VAE_DIST_BUILD_COMMIT, if set.
+commit=${VAE_DIST_BUILD_COMMIT:-unknown}
 if git rev-parse HEAD > /dev/null 2>&1; then
   commit=$(git rev-parse HEAD)
   [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ] && commit="$commit-dirty"

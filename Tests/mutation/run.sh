@@ -77,6 +77,8 @@ copy=$work/src pristine=$work/pristine
 rm -rf "$pristine"; mkdir -p "$copy" "$pristine"
 git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf - | tar -xf - -C "$pristine"
 (cd "$pristine" && tar -cf - .) | tar -xf - -C "$copy"
+# The copy has no .git: its builds record this tree's commit (Launch/setup.sh, run records).
+export VAE_DIST_BUILD_COMMIT="$(git rev-parse HEAD)$(git diff --quiet HEAD || echo -dirty)"
 echo "mutation: working copy $copy ($(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo ', with uncommitted changes'))"
 
 run_suite() {  # LOG [MUTANT [FIRST-SUITE]]: test.sh in the copy, fail-fast; returns its exit status
