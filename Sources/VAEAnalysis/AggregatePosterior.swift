@@ -40,7 +40,8 @@ public struct PosteriorParameters: Sendable {
 }
 
 /// Encodes images `range` in batches: the (mu | logvar) rows [range.count, 2 * latent].
-public func encodePosterior(model: VAE, images: ImageSet, range: Range<Int>, batchSize: Int = evaluationBatch) -> [Float] {
+public func encodePosterior(model: VAE, images: ImageSet, range: Range<Int>, batchSize: Int? = nil) -> [Float] {
+    let batchSize = batchSize ?? evaluationBatch(for: model.config)
     let d = model.config.inputDimension, l = model.config.latent
     let capacity = max(1, min(batchSize, range.count))
     let workspace = VAEWorkspace(config: model.config, capacity: capacity)

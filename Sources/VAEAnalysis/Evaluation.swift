@@ -28,6 +28,12 @@ let testEpochKey = Int(UInt32.max)
 /// (the weights are packed once per pass) and 2000 no faster (`vae-dist bench`, 1 and 2 threads).
 public let evaluationBatch = 1000
 
+/// The evaluation's batch for `config`: a conv model's patch matrices (about 1.4 MB an example
+/// at 64x64) cap it at 64.
+public func evaluationBatch(for config: ModelConfig) -> Int {
+    config.architecture == .conv ? 64 : evaluationBatch
+}
+
 /// Evaluates the negative ELBO on `images[range]` with one sample of z per example
 /// (eps fixed per test example, so epochs compare on the same noise). `heads`, when given,
 /// receives the encoder's (mu | logvar) rows [range.count, 2 * latent] of the same pass (what

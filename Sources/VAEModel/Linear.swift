@@ -80,7 +80,8 @@ public func linearBackward(_ dinp: UnsafeMutablePointer<Float>?, _ dweight: Unsa
 /// Rows `rows` of out = inp · weight^T + bias (+ ReLU).
 struct LinearForwardRows: RangeWork {
     let out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>
-    let weight: UnsafePointer<Float>, bias: UnsafePointer<Float>
+    /// nil: no bias and no ReLU (a transposed convolution's input gradient).
+    let weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?
     let inFeatures: Int, outFeatures: Int, relu: Bool
     let threads: KernelThreads, workspace: GEMMWorkspace
 
@@ -89,6 +90,7 @@ struct LinearForwardRows: RangeWork {
         let o = out + rows.lowerBound * outFeatures
         Kernels.active.matmulNT(o, inp + rows.lowerBound * inFeatures, weight, m: rows.count, n: outFeatures, k: inFeatures,
                  accumulate: false, workspace: threads.gemmWorkspace(thread, own: workspace))
+        guard let bias else { return }
         if relu {
             Kernels.active.biasReluForward(o, bias, rows: rows.count, columns: outFeatures)
         } else {
@@ -124,7 +126,8 @@ struct LinearForwardBlock: BlockWork {
 
 /// Output features `features` of dweight (+)= dout^T · inp and dbias (+)= sum_b dout.
 struct LinearWeightGradient: RangeWork {
-    let dweight: UnsafeMutablePointer<Float>, dbias: UnsafeMutablePointer<Float>
+    /// dbias nil: none (a transposed convolution's, which sums its output instead).
+    let dweight: UnsafeMutablePointer<Float>, dbias: UnsafeMutablePointer<Float>?
     let dout: UnsafePointer<Float>, inp: UnsafePointer<Float>
     let batch: Int, inFeatures: Int, outFeatures: Int, accumulate: Bool
     let threads: KernelThreads, workspace: GEMMWorkspace
@@ -136,6 +139,7 @@ struct LinearWeightGradient: RangeWork {
         Kernels.active.gemm(dweight + o * inFeatures, ldc: inFeatures, dout + o, lda: outFeatures, transposeA: true,
              inp, ldb: inFeatures, transposeB: false, m: features.count, n: inFeatures, k: batch,
              accumulate: accumulate, workspace: threads.gemmWorkspace(thread, own: workspace))
+        guard let dbias else { return }
         if !accumulate { (dbias + o).update(repeating: 0, count: features.count) }
         Kernels.active.biasBackward(dbias + o, dout + o, rows: batch, columns: features.count, rowStride: outFeatures)
     }

@@ -7,6 +7,17 @@ public enum Likelihood: String, Codable, Sendable, CaseIterable {
     case gaussian
 }
 
+/// The encoder and decoder networks.
+public enum Architecture: String, Codable, Sendable, CaseIterable {
+    /// Fully connected layers (the default).
+    case mlp
+    /// Convolutions (disentanglement_lib's, Locatello et al. 2019): stride-2 convolutions with
+    /// `convChannels`, kernels 4, 4, then 2, ReLU, the dense `hidden` layers, the heads; the
+    /// decoder: dense layers, a dense layer to the last feature map, transposed convolutions
+    /// with kernel 4 mirroring the encoder, the last one to `channels`.
+    case conv
+}
+
 public struct ModelConfig: Codable, Equatable, Sendable {
     public var imageHeight: Int
     public var imageWidth: Int
@@ -21,6 +32,14 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var beta: Float
     /// Plain autoencoder: z = mu, no KL term.
     public var autoencoder: Bool
+    /// The networks; `conv` adds `convChannels`.
+    public var architecture: Architecture = .mlp
+    /// Output channels of the encoder's convolutions, input side first (conv only).
+    public var convChannels: [Int] = ModelConfig.defaultConvChannels
+
+    public static let defaultConvChannels = [32, 32, 64, 64]
+    /// The dense width of the conv architecture when --hidden is not given.
+    public static let defaultConvHidden = [256]
 
     public init(imageHeight: Int = 28, imageWidth: Int = 28, hidden: [Int] = [400], latent: Int = 20,
                 likelihood: Likelihood = .bernoulli, beta: Float = 1, autoencoder: Bool = false) {
@@ -35,7 +54,26 @@ public struct ModelConfig: Codable, Equatable, Sendable {
 
     public var inputDimension: Int { imageHeight * imageWidth * channels }
 
-    enum CodingKeys: String, CodingKey { case imageHeight, imageWidth, channels, hidden, latent, likelihood, beta, autoencoder }
+    enum CodingKeys: String, CodingKey {
+        case imageHeight, imageWidth, channels, hidden, latent, likelihood, beta, autoencoder, architecture, convChannels
+    }
+
+    /// The conv fields are written for conv models only: an MLP's config is as before.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(autoencoder, forKey: .autoencoder)
+        try c.encode(beta, forKey: .beta)
+        try c.encode(channels, forKey: .channels)
+        try c.encode(hidden, forKey: .hidden)
+        try c.encode(imageHeight, forKey: .imageHeight)
+        try c.encode(imageWidth, forKey: .imageWidth)
+        try c.encode(latent, forKey: .latent)
+        try c.encode(likelihood, forKey: .likelihood)
+        if architecture != .mlp {
+            try c.encode(architecture, forKey: .architecture)
+            try c.encode(convChannels, forKey: .convChannels)
+        }
+    }
 
     /// `channels` is optional in JSON: checkpoints written before colour load as gray (C = 1).
     public init(from decoder: any Decoder) throws {
@@ -48,6 +86,20 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         likelihood = try c.decode(Likelihood.self, forKey: .likelihood)
         beta = try c.decode(Float.self, forKey: .beta)
         autoencoder = try c.decode(Bool.self, forKey: .autoencoder)
+        architecture = try c.decodeIfPresent(Architecture.self, forKey: .architecture) ?? .mlp
+        convChannels = try c.decodeIfPresent([Int].self, forKey: .convChannels) ?? ModelConfig.defaultConvChannels
+    }
+
+    /// The conv architecture's layers (empty for the MLP).
+    public var convLayers: [ConvLayerShape] {
+        guard architecture == .conv else { return [] }
+        var h = imageHeight, w = imageWidth, c = channels
+        return convChannels.enumerated().map { i, out in
+            let kernel = i < 2 ? 4 : 2
+            let layer = ConvLayerShape(inHeight: h, inWidth: w, inChannels: c, outChannels: out, kernel: kernel, padding: kernel == 4 ? 1 : 0)
+            h /= 2; w /= 2; c = out
+            return layer
+        }
     }
 
     /// Checks the numbers; the message names the option to change.
@@ -63,9 +115,34 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         if imageHeight > 4096 || imageWidth > 4096 { throw .invalid("image size \(imageHeight)x\(imageWidth) is too large (at most 4096x4096)") }
         if hidden.count > 64 || hidden.contains(where: { $0 > 1 << 16 }) { throw .invalid("--hidden allows at most 64 layers of at most 65536 units") }
         if latent > 1 << 14 { throw .invalid("--latent is at most 16384 (got \(latent))") }
+        try validateConv()
         // MPI counts are Int32: the flat buffers must stay below 2^31 floats.
         if ParameterLayout(self).count >= Int(Int32.max) { throw .invalid("the model would have 2^31 or more parameters") }
     }
+}
+
+extension ModelConfig {
+    func validateConv() throws(ModelConfigError) {
+        guard architecture == .conv else { return }
+        let list = convChannels.map(String.init).joined(separator: ",")
+        if convChannels.isEmpty || convChannels.count > 8 || convChannels.contains(where: { $0 <= 0 || $0 > 4096 }) {
+            throw .invalid("--conv-channels must list 1 to 8 positive channel counts of at most 4096, such as 32,32,64,64 (got \(list))")
+        }
+        let side = 1 << convChannels.count
+        if imageHeight % side != 0 || imageWidth % side != 0 {
+            let fits = (1...convChannels.count).last { imageHeight % (1 << $0) == 0 && imageWidth % (1 << $0) == 0 }
+            throw .invalid("--arch conv with \(convChannels.count) stride-2 layers (--conv-channels \(list)) needs image sides divisible by \(side), but the images are \(imageHeight)x\(imageWidth)"
+                           + (fits.map { ": give --conv-channels \($0) values" } ?? ""))
+        }
+    }
+}
+
+/// One stride-2 convolution of the conv architecture: [inHeight, inWidth, inChannels] ->
+/// [inHeight / 2, inWidth / 2, outChannels]; the decoder's transposed convolution mirrors it.
+public struct ConvLayerShape: Sendable, Equatable {
+    public let inHeight: Int, inWidth: Int, inChannels: Int, outChannels: Int, kernel: Int, padding: Int
+    public var outHeight: Int { (inHeight + 2 * padding - kernel) / 2 + 1 }
+    public var outWidth: Int { (inWidth + 2 * padding - kernel) / 2 + 1 }
 }
 
 public enum ModelConfigError: Error, CustomStringConvertible {

@@ -1,3 +1,5 @@
+import VAEKernels
+
 // Every parameter lives in ONE contiguous buffer; tensors are named views into it
 // with the names and [out, in] shapes of torch.nn.Linear state dicts. Gradients and
 // Adam moments use the same layout, so allreduce, the optimizer and checkpoints each
@@ -10,6 +12,15 @@
 //   decoder.0.weight [400, 20], decoder.0.bias [400], ...
 //   decoder.out.weight [784, 400], decoder.out.bias [784]
 //   decoder.logvar [784]   (gaussian likelihood only: learned per-pixel log-variance)
+//
+// The conv architecture (ModelConfig.architecture), in the order forward runs:
+//   encoder.conv.0.weight [32, C, 4, 4] (torch.nn.Conv2d), encoder.conv.0.bias [32], ...
+//   encoder.0.weight [256, 64 * 4 * 4] (the last feature map flattened as torch does: CHW), ...
+//   encoder.mu.*, encoder.logvar.*   (as above)
+//   decoder.0.weight [256, latent], ..., decoder.fc.weight [64 * 4 * 4, 256] (to the feature map, CHW)
+//   decoder.deconv.0.weight [64, 64, 4, 4] (torch.nn.ConvTranspose2d: [in, out, kh, kw]), ...,
+//   decoder.deconv.3.weight [32, C, 4, 4] (the output), decoder.deconv.3.bias [C]
+//   decoder.logvar [H * W * C]   (gaussian likelihood only)
 
 public struct TensorSpec: Sendable, Equatable {
     public let name: String
@@ -27,6 +38,28 @@ public struct LinearView: Sendable {
     public let bias: Int
 }
 
+/// A convolution's place in the flat buffer. For torch.nn.Conv2d: `geometry` is its own, weight
+/// [channels = Cout, geometry.patch], bias [Cout]. For torch.nn.ConvTranspose2d: `geometry` is
+/// that of its adjoint convolution (geometry.in* are the transposed convolution's output image,
+/// geometry.out* its input positions), weight [channels = its input channels, geometry.patch],
+/// bias [geometry.inChannels].
+public struct ConvView: Sendable {
+    public let geometry: ConvGeometry
+    public let channels: Int
+    public let weight: Int
+    public let bias: Int
+    /// Output positions x channels of one example (a convolution's output; a transposed
+    /// convolution's input).
+    public var gemmSize: Int { geometry.positions * channels }
+
+    public init(geometry: ConvGeometry, channels: Int, weight: Int, bias: Int) {
+        self.geometry = geometry
+        self.channels = channels
+        self.weight = weight
+        self.bias = bias
+    }
+}
+
 public struct ParameterLayout: Sendable {
     public private(set) var tensors: [TensorSpec] = []
     public private(set) var count = 0
@@ -34,15 +67,27 @@ public struct ParameterLayout: Sendable {
     /// mu and logvar heads fused: weight [2 * latent, hidden] (mu rows first), bias [2 * latent].
     public private(set) var head: LinearView
     public private(set) var decoder: [LinearView] = []
-    public private(set) var output: LinearView
+    /// The MLP's last decoder layer (nil for conv: the last transposed convolution).
+    public private(set) var output: LinearView?
+    /// conv: the encoder's convolutions, input side first (before `encoder`, the dense layers).
+    public private(set) var convEncoder: [ConvView] = []
+    /// conv: the decoder's transposed convolutions, after `decoder` (whose last layer is decoder.fc).
+    public private(set) var convDecoder: [ConvView] = []
     /// Offset of decoder.logvar [inputDimension], gaussian likelihood only.
     public private(set) var outputLogvar: Int?
 
     public init(_ config: ModelConfig) {
         head = LinearView(inFeatures: 0, outFeatures: 0, weight: 0, bias: 0)
-        output = head
         let d = config.inputDimension, l = config.latent
         var width = d
+        let convs = config.convLayers
+        for (i, c) in convs.enumerated() {
+            let g = ConvGeometry(inHeight: c.inHeight, inWidth: c.inWidth, inChannels: c.inChannels, kernel: c.kernel, stride: 2, padding: c.padding)
+            let w = add("encoder.conv.\(i).weight", [c.outChannels, c.inChannels, c.kernel, c.kernel])
+            convEncoder.append(ConvView(geometry: g, channels: c.outChannels, weight: w, bias: add("encoder.conv.\(i).bias", [c.outChannels])))
+            width = g.positions * c.outChannels
+        }
+        let featureMap = width
         for (i, h) in config.hidden.enumerated() {
             encoder.append(linear("encoder.\(i)", inFeatures: width, outFeatures: h))
             width = h
@@ -57,11 +102,28 @@ public struct ParameterLayout: Sendable {
             decoder.append(linear("decoder.\(i)", inFeatures: width, outFeatures: h))
             width = h
         }
-        output = linear("decoder.out", inFeatures: width, outFeatures: d)
+        if convs.isEmpty {
+            output = linear("decoder.out", inFeatures: width, outFeatures: d)
+        } else {
+            decoder.append(linear("decoder.fc", inFeatures: width, outFeatures: featureMap))
+            // Kernel 4, padding 1: each doubles the sides, mirroring the encoder's channels.
+            for (i, c) in convs.enumerated().reversed() {
+                let g = ConvGeometry(inHeight: c.inHeight, inWidth: c.inWidth, inChannels: c.inChannels, kernel: 4, stride: 2, padding: 1)
+                let j = convs.count - 1 - i
+                let w = add("decoder.deconv.\(j).weight", [c.outChannels, c.inChannels, 4, 4])
+                convDecoder.append(ConvView(geometry: g, channels: c.outChannels, weight: w, bias: add("decoder.deconv.\(j).bias", [c.inChannels])))
+            }
+        }
         if config.likelihood == .gaussian { outputLogvar = add("decoder.logvar", [d]) }
     }
 
     public func tensor(named name: String) -> TensorSpec? { tensors.first { $0.name == name } }
+
+    /// Where each layer's weight starts, ascending: the offsets backward finishes, from the last.
+    public var layerStarts: [Int] {
+        (convEncoder.map(\.weight) + encoder.map(\.weight) + [head.weight] + decoder.map(\.weight)
+         + (output.map { [$0.weight] } ?? []) + convDecoder.map(\.weight)).sorted()
+    }
 
     private mutating func add(_ name: String, _ shape: [Int]) -> Int {
         let spec = TensorSpec(name: name, shape: shape, offset: count)

@@ -55,10 +55,12 @@ public final class VAE: @unchecked Sendable {
     }
 
     private func tensorFanIn(_ tensor: TensorSpec) -> Int {
-        // A bias has the fan-in of its weight: the layer's input width.
-        if tensor.shape.count == 2 { return tensor.shape[1] }
+        // torch's fan-in: the weight's size over its dimensions after the first (in x kh x kw
+        // for Conv2d; out x kh x kw for ConvTranspose2d, [in, out, kh, kw], as torch computes
+        // it). A bias has the fan-in of its weight.
+        if tensor.shape.count >= 2 { return tensor.shape.dropFirst().reduce(1, *) }
         let weightName = tensor.name.replacingSuffix(".bias", with: ".weight")
-        return layout.tensor(named: weightName)?.shape[1] ?? 1
+        return layout.tensor(named: weightName).map { $0.shape.dropFirst().reduce(1, *) } ?? 1
     }
 
     // MARK: Forward
@@ -98,18 +100,20 @@ public final class VAE: @unchecked Sendable {
 
     /// Encoder only: x [batch, D] -> workspace.heads [batch, 2 * latent] = (mu | logvar) per row.
     public func encode(_ workspace: VAEWorkspace, x: UnsafePointer<Float>, batch: Int) {
+        if workspace.conv != nil { return convEncode(workspace, x: x, batch: batch) }
         mlpForward(layout.encoder, activations: workspace.encoderHidden, head: layout.head, output: workspace.heads,
                    input: x, batch: batch, workspace: workspace.gemm)
     }
 
     /// Decoder only: z [batch, latent] -> workspace.logits [batch, D].
     public func decode(_ workspace: VAEWorkspace, z: UnsafePointer<Float>, batch: Int) {
-        mlpForward(layout.decoder, activations: workspace.decoderHidden, head: layout.output, output: workspace.logits,
+        if workspace.conv != nil { return convDecode(workspace, z: z, batch: batch) }
+        mlpForward(layout.decoder, activations: workspace.decoderHidden, head: layout.output!, output: workspace.logits,
                    input: z, batch: batch, workspace: workspace.gemm)
     }
 
     /// Hidden layers (Linear + ReLU) into `activations`, then the linear `head` into `output`.
-    private func mlpForward(_ hidden: [LinearView], activations: [UnsafeMutablePointer<Float>], head: LinearView,
+    func mlpForward(_ hidden: [LinearView], activations: [UnsafeMutablePointer<Float>], head: LinearView,
                             output: UnsafeMutablePointer<Float>, input x: UnsafePointer<Float>, batch: Int,
                             workspace: GEMMWorkspace) {
         var input = x
@@ -152,25 +156,10 @@ public final class VAE: @unchecked Sendable {
         let gradients = target ?? self.gradients
         let l = config.latent
         let ws = workspace.gemm
-        // Decoder: dlogits [batch, D] was seeded by the fused likelihood in forward.
-        var dout = workspace.dlogits
-        let out = layout.output
-        let decoderCount = layout.decoder.count
-        let lastDecoderInput = decoderCount > 0 ? UnsafePointer(workspace.decoderHidden[decoderCount - 1]) : UnsafePointer(workspace.z)
-        let dLast = decoderCount > 0 ? workspace.decoderGradient[decoderCount - 1] : workspace.dz
-        linearBackward(dLast, gradients + out.weight, gradients + out.bias, dout, lastDecoderInput, parameters + out.weight,
-                       batch: batch, inFeatures: out.inFeatures, outFeatures: out.outFeatures, accumulate: accumulate, threads: threads, workspace: ws)
-        observer?.gradientsFinal(from: out.weight)
-        for i in stride(from: decoderCount - 1, through: 0, by: -1) {
-            let layer = layout.decoder[i]
-            let activation = workspace.decoderHidden[i]
-            dout = workspace.decoderGradient[i]
-            reluBackward(dout, dout, activation, count: batch * layer.outFeatures, threads: threads)
-            let input = i > 0 ? UnsafePointer(workspace.decoderHidden[i - 1]) : UnsafePointer(workspace.z)
-            let dinp = i > 0 ? workspace.decoderGradient[i - 1] : workspace.dz
-            linearBackward(dinp, gradients + layer.weight, gradients + layer.bias, dout, input, parameters + layer.weight,
-                           batch: batch, inFeatures: layer.inFeatures, outFeatures: layer.outFeatures, accumulate: accumulate, threads: threads, workspace: ws)
-            observer?.gradientsFinal(from: layer.weight)
+        if workspace.conv != nil {
+            convDecoderBackward(workspace, gradients: gradients, batch: batch, observer: observer, accumulate: accumulate)
+        } else {
+            mlpDecoderBackward(workspace, gradients: gradients, batch: batch, observer: observer, accumulate: accumulate)
         }
         // Latent: dz -> (dmu | dlogvar) in dheads [batch, 2 * latent].
         let meanOnly = config.autoencoder || eps == nil
@@ -190,12 +179,48 @@ public final class VAE: @unchecked Sendable {
         observer?.gradientsFinal(from: head.weight)
         for i in stride(from: encoderCount - 1, through: 0, by: -1) {
             let layer = layout.encoder[i]
-            dout = workspace.encoderGradient[i]
+            let dout = workspace.encoderGradient[i]
             reluBackward(dout, dout, workspace.encoderHidden[i], count: batch * layer.outFeatures, threads: threads)
-            let input = i > 0 ? UnsafePointer(workspace.encoderHidden[i - 1]) : x
-            let dinp = i > 0 ? workspace.encoderGradient[i - 1] : nil
+            let input = i > 0 ? UnsafePointer(workspace.encoderHidden[i - 1]) : UnsafePointer(workspace.conv?.flat ?? UnsafeMutablePointer(mutating: x))
+            let dinp = i > 0 ? workspace.encoderGradient[i - 1] : workspace.conv?.dflat
             linearBackward(dinp, gradients + layer.weight, gradients + layer.bias, dout, input, parameters + layer.weight,
                            batch: batch, inFeatures: layer.inFeatures, outFeatures: layer.outFeatures, accumulate: accumulate, threads: threads, workspace: ws)
+            observer?.gradientsFinal(from: layer.weight)
+        }
+        if workspace.conv != nil {
+            convEncoderBackward(workspace, x: x, gradients: gradients, batch: batch, observer: observer, accumulate: accumulate)
+        }
+    }
+
+    /// The MLP decoder's backward: decoder.out, then the hidden layers, from dlogits to dz.
+    func mlpDecoderBackward(_ workspace: VAEWorkspace, gradients: UnsafeMutablePointer<Float>, batch: Int,
+                            observer: (any BackwardObserver)?, accumulate: Bool) {
+        let ws = workspace.gemm
+        // dlogits [batch, D] was seeded by the fused likelihood in forward.
+        let dout = workspace.dlogits
+        let out = layout.output!
+        let decoderCount = layout.decoder.count
+        let lastDecoderInput = decoderCount > 0 ? UnsafePointer(workspace.decoderHidden[decoderCount - 1]) : UnsafePointer(workspace.z)
+        let dLast = decoderCount > 0 ? workspace.decoderGradient[decoderCount - 1] : workspace.dz
+        linearBackward(dLast, gradients + out.weight, gradients + out.bias, dout, lastDecoderInput, parameters + out.weight,
+                       batch: batch, inFeatures: out.inFeatures, outFeatures: out.outFeatures, accumulate: accumulate, threads: threads, workspace: ws)
+        observer?.gradientsFinal(from: out.weight)
+        denseDecoderBackward(workspace, gradients: gradients, batch: batch, observer: observer, accumulate: accumulate)
+    }
+
+    /// The decoder's dense hidden layers (ReLU), from the last one's output gradient in
+    /// workspace.decoderGradient to dz.
+    func denseDecoderBackward(_ workspace: VAEWorkspace, gradients: UnsafeMutablePointer<Float>, batch: Int,
+                              observer: (any BackwardObserver)?, accumulate: Bool) {
+        for i in stride(from: layout.decoder.count - 1, through: 0, by: -1) {
+            let layer = layout.decoder[i]
+            let activation = workspace.decoderHidden[i]
+            let dout = workspace.decoderGradient[i]
+            reluBackward(dout, dout, activation, count: batch * layer.outFeatures, threads: threads)
+            let input = i > 0 ? UnsafePointer(workspace.decoderHidden[i - 1]) : UnsafePointer(workspace.z)
+            let dinp = i > 0 ? workspace.decoderGradient[i - 1] : workspace.dz
+            linearBackward(dinp, gradients + layer.weight, gradients + layer.bias, dout, input, parameters + layer.weight,
+                           batch: batch, inFeatures: layer.inFeatures, outFeatures: layer.outFeatures, accumulate: accumulate, threads: threads, workspace: workspace.gemm)
             observer?.gradientsFinal(from: layer.weight)
         }
     }
@@ -219,7 +244,7 @@ public struct LatentGradient {
 
 /// ReLU backward cut into ranges at multiples of 16 (the same elements take the SIMD body).
 @inline(__always)
-private func reluBackward(_ dinp: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>, _ out: UnsafePointer<Float>,
+func reluBackward(_ dinp: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>, _ out: UnsafePointer<Float>,
                           count: Int, threads: KernelThreads) {
     threads.forEachRange(count, alignment: 16, minimum: 4096, ReluBackwardRange(dinp: dinp, dout: dout, out: out))
 }
@@ -247,6 +272,8 @@ public final class VAEWorkspace: @unchecked Sendable {
     public let dlogits: UnsafeMutablePointer<Float>
     public let recon: UnsafeMutablePointer<Float>              // [capacity] -log p(x|z) per example
     public let kl: UnsafeMutablePointer<Float>                 // [capacity] KL(q(z|x) || p(z)) per example
+    /// The conv architecture's maps (nil for the MLP).
+    public let conv: ConvWorkspace?
     private var owned: [UnsafeMutablePointer<Float>] = []
 
     public init(config: ModelConfig, capacity: Int) {
@@ -264,8 +291,11 @@ public final class VAEWorkspace: @unchecked Sendable {
         dheads = buffer(2 * l)
         z = buffer(l)
         dz = buffer(l)
-        decoderHidden = config.hidden.reversed().map { buffer($0) }
-        decoderGradient = config.hidden.reversed().map { buffer($0) }
+        let layout = config.architecture == .conv ? ParameterLayout(config) : nil
+        let featureMap = layout?.convEncoder.last.map { [$0.gemmSize] } ?? []
+        decoderHidden = (config.hidden.reversed() + featureMap).map { buffer($0) }
+        decoderGradient = (config.hidden.reversed() + featureMap).map { buffer($0) }
+        conv = layout.map { ConvWorkspace(layout: $0, capacity: capacity) }
         logits = buffer(d)
         dlogits = buffer(d)
         recon = buffer(1)

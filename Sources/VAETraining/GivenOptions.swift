@@ -31,7 +31,8 @@ import VAEModel
 //                `checkResumeData`); other images need --allow-other-data.
 // and which must agree:
 //   --test-fraction, --layout, --image-size   which images are trained on, and how they are read;
-//   --hidden, --latent, --likelihood, --beta, --autoencoder   the model and its loss;
+//   --arch, --conv-channels, --hidden, --latent, --likelihood, --beta, --autoencoder   the model
+//                and its loss;
 //   --seed, --batch-size, --binarize   the epoch permutation, the noise, the steps of an epoch
 //                and the pixels trained on;
 //   --capacity, --gamma, --free-bits, --tc-beta   which objective is trained (like --beta): a
@@ -43,6 +44,8 @@ import VAEModel
 /// Options as given on a command line; nil means not given.
 public struct GivenOptions: Codable, Equatable, Sendable {
     // The model (ModelConfig); the image size always comes from the data.
+    public var architecture: Architecture?
+    public var convChannels: [Int]?
     public var hidden: [Int]?
     public var latent: Int?
     public var likelihood: Likelihood?

@@ -335,8 +335,7 @@ final class AllreduceReduction: GradientReduction, BackwardObserver {
 /// after backward) when bucketFloats is 0 or the whole buffer.
 public func gradientBuckets(_ layout: ParameterLayout, bucketFloats: Int) -> [Range<Int>] {
     guard bucketFloats > 0, bucketFloats < layout.count else { return [] }
-    let starts = (layout.encoder.map(\.weight) + [layout.head.weight] + layout.decoder.map(\.weight) + [layout.output.weight])
-        .sorted(by: >)
+    let starts = layout.layerStarts.reversed()
     var buckets: [Range<Int>] = []
     var end = layout.count
     for start in starts where end - start >= bucketFloats || start == 0 {

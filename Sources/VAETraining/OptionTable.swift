@@ -115,6 +115,22 @@ public enum TrainOptions {
               "Epochs to train in total; a resumed run continues up to this number (default: \(defaults.epochs), or the checkpoint's)."),
         value("--batch-size", "batch-size", \.batchSize, \.training.batchSize, .mustAgree,
               "Global batch size, split evenly over ranks (default: \(defaults.batchSize))."),
+        TrainOption(flag: "--arch", kind: .value("arch"),
+                    help: "The networks: mlp (fully connected) or conv (disentanglement_lib's convolutions; --hidden then defaults to \(ModelConfig.defaultConvHidden.map(String.init).joined(separator: ","))) (default: \(modelDefaults.architecture.rawValue)).",
+                    rule: .mustAgree,
+                    store: { text, _, given in given.architecture = try parseArchitecture(text ?? "") },
+                    apply: { given, config, merge throws(TrainingError) in
+                        try merge.set("--arch", rule: .mustAgree, given.architecture, &config.model.architecture, show: \.rawValue)
+                        // A new conv model without --hidden: disentanglement_lib's dense width.
+                        if merge.checkpoint == nil, given.architecture == .conv, given.hidden == nil, config.model.hidden == modelDefaults.hidden {
+                            config.model.hidden = ModelConfig.defaultConvHidden
+                        }
+                    },
+                    give: { config, given in given.architecture = config.model.architecture }),
+        .option("--conv-channels", .value("conv-channels"), \.convChannels, \.model.convChannels, rule: .mustAgree,
+                help: "--arch conv: output channels of the encoder's stride-2 convolutions, comma-separated; image sides must be divisible by 2^(their count) (default: \(ModelConfig.defaultConvChannels.map(String.init).joined(separator: ","))).",
+                parse: { text, _ in try parseWidths(text ?? "", option: "--conv-channels", example: "32,32,64,64") },
+                show: { $0.map(String.init).joined(separator: ",") }),
         .option("--hidden", .value("hidden"), \.hidden, \.model.hidden, rule: .mustAgree,
                 help: "Hidden layer widths of the encoder, comma-separated; the decoder mirrors them (default: \(modelDefaults.hidden.map(String.init).joined(separator: ","))).",
                 parse: { text, _ in try parseHidden(text ?? "") }, show: { $0.map(String.init).joined(separator: ",") }),
@@ -287,6 +303,22 @@ public func parseImageSize(_ text: String) throws -> ImageSize {
 public func parseLayout(_ layout: String) throws -> ArrayLayout {
     guard let value = ArrayLayout(rawValue: layout) else { throw TrainingError.option("--layout '\(layout)': expected nhwc or nchw") }
     return value
+}
+
+public func parseArchitecture(_ text: String) throws -> Architecture {
+    guard let architecture = Architecture(rawValue: text) else {
+        throw ModelConfigError.invalid("--arch '\(text)': expected mlp or conv")
+    }
+    return architecture
+}
+
+/// Positive integers separated by commas (--conv-channels).
+func parseWidths(_ text: String, option: String, example: String) throws -> [Int] {
+    let values = text.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
+    guard !values.isEmpty, values.allSatisfy({ ($0 ?? 0) > 0 }) else {
+        throw ModelConfigError.invalid("\(option) '\(text)': expected positive numbers separated by commas, such as \(example)")
+    }
+    return values.map { $0! }
 }
 
 public func parseLikelihood(_ likelihood: String) throws -> Likelihood {

@@ -142,7 +142,7 @@ public final class Trainer {
                                                   shardOnOneNode: given.shardOptimizer == nil && start.checkpoint == nil)
         self.reduction = reduction
         if let shared = reduction as? SharedMemoryReduction { self.options.shardOptimizer = shared.sharded }
-        evalWorkspace = VAEWorkspace(config: config, capacity: evaluationBatch)
+        evalWorkspace = VAEWorkspace(config: config, capacity: evaluationBatch(for: config))
         try Self.startStage(communicator) { try restoreState(from: start.checkpoint) }
         startNotes = notes
         try shareStartState(resume: resume, overwrite: overwrite)
@@ -268,7 +268,11 @@ extension Trainer {
 
 /// "784-400-20 VAE (bernoulli)" and the like.
 public func describe(_ config: ModelConfig) -> String {
-    let widths = ([config.inputDimension] + config.hidden + [config.latent]).map(String.init).joined(separator: "-")
+    var widths = ([config.inputDimension] + config.hidden + [config.latent]).map(String.init).joined(separator: "-")
+    if config.architecture == .conv {
+        widths = "\(config.imageHeight)x\(config.imageWidth)x\(config.channels) conv \(config.convChannels.map(String.init).joined(separator: ","))-"
+            + (config.hidden + [config.latent]).map(String.init).joined(separator: "-")
+    }
     var kind = config.autoencoder ? "autoencoder" : (config.beta == 1 ? "VAE" : "beta-VAE (beta \(config.beta))")
     kind += " (\(config.likelihood.rawValue))"
     return "\(widths) \(kind)"

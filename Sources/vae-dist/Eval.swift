@@ -38,7 +38,7 @@ struct Eval: ParsableCommand {
             let test = try testImages(data, checkpoint: checkpoint, path: path)
             let count = min(limit ?? test.count, test.count)
             let range = shardRange(count: count, rank: communicator.rank, worldSize: communicator.size)
-            let workspace = VAEWorkspace(config: model.config, capacity: evaluationBatch)
+            let workspace = VAEWorkspace(config: model.config, capacity: evaluationBatch(for: model.config))
             let training = checkpoint.config.training
             let start = now()
             let (totals, posterior) = try evaluateDistributed(model: model, workspace: workspace, images: test, count: count,

@@ -15,6 +15,8 @@ func referenceForward(_ p: [Double], config: ModelConfig, layout: ParameterLayou
     let l = config.latent
     func linear(_ input: [Double], _ v: LinearView, relu: Bool) -> [Double] { referenceLinear(p, input, v, relu: relu, batch: batch) }
     var h = x
+    for v in layout.convEncoder { h = referenceConvolution(p, h, v, batch: batch) }
+    if let last = layout.convEncoder.last { h = referenceFlatten(h, positions: last.geometry.positions, channels: last.channels, batch: batch) }
     for v in layout.encoder { h = linear(h, v, relu: true) }
     let heads = linear(h, layout.head, relu: false)
     var result = ReferenceForward(mu: [], logvar: [], z: [], nll: [Double](repeating: 0, count: batch))
@@ -35,7 +37,17 @@ func referenceDecode(_ p: [Double], config: ModelConfig, layout: ParameterLayout
     let d = config.inputDimension
     var g = z
     for v in layout.decoder { g = referenceLinear(p, g, v, relu: true, batch: batch) }
-    let out = referenceLinear(p, g, layout.output, relu: false, batch: batch)
+    var out: [Double]
+    if let output = layout.output {
+        out = referenceLinear(p, g, output, relu: false, batch: batch)
+    } else {
+        // conv: decoder.fc's output is a CHW feature map; transposed convolutions, ReLU but the last.
+        let first = layout.convDecoder[0]
+        out = referenceUnflatten(g, positions: first.geometry.positions, channels: first.channels, batch: batch)
+        for (i, v) in layout.convDecoder.enumerated() {
+            out = referenceTransposedConvolution(p, out, v, relu: i < layout.convDecoder.count - 1, batch: batch)
+        }
+    }
     var nll = [Double](repeating: 0, count: batch)
     for b in 0..<batch {
         for i in 0..<d {
@@ -51,6 +63,74 @@ func referenceDecode(_ p: [Double], config: ModelConfig, layout: ParameterLayout
         }
     }
     return nll
+}
+
+/// torch.nn.Conv2d + ReLU on NHWC images, from the definition: out[n, oy, ox, o] = b[o] +
+/// sum over c, ky, kx of W[o, c, ky, kx] * in[n, oy * s - p + ky, ox * s - p + kx, c].
+func referenceConvolution(_ p: [Double], _ input: [Double], _ v: ConvView, batch: Int) -> [Double] {
+    let g = v.geometry, k = g.kernel
+    var out = [Double](repeating: 0, count: batch * g.positions * v.channels)
+    for n in 0..<batch {
+        for oy in 0..<g.outHeight {
+            for ox in 0..<g.outWidth {
+                for o in 0..<v.channels {
+                    var sum = p[v.bias + o]
+                    for c in 0..<g.inChannels {
+                        for ky in 0..<k {
+                            for kx in 0..<k {
+                                let iy = oy * g.stride - g.padding + ky, ix = ox * g.stride - g.padding + kx
+                                guard iy >= 0, iy < g.inHeight, ix >= 0, ix < g.inWidth else { continue }
+                                sum += p[v.weight + ((o * g.inChannels + c) * k + ky) * k + kx]
+                                    * input[((n * g.inHeight + iy) * g.inWidth + ix) * g.inChannels + c]
+                            }
+                        }
+                    }
+                    out[((n * g.outHeight + oy) * g.outWidth + ox) * v.channels + o] = max(sum, 0)
+                }
+            }
+        }
+    }
+    return out
+}
+
+/// torch.nn.ConvTranspose2d (weight [in, out, kh, kw]) on NHWC maps, from the definition: each
+/// input pixel (iy, ix) adds W[c, o, ky, kx] * in[n, iy, ix, c] to out[n, iy * s - p + ky, ix * s - p + kx, o].
+func referenceTransposedConvolution(_ p: [Double], _ input: [Double], _ v: ConvView, relu: Bool, batch: Int) -> [Double] {
+    let g = v.geometry, k = g.kernel, outChannels = g.inChannels
+    var out = [Double](repeating: 0, count: batch * g.imageSize)
+    for n in 0..<batch {
+        for i in 0..<(g.inHeight * g.inWidth) { for o in 0..<outChannels { out[(n * g.inHeight * g.inWidth + i) * outChannels + o] = p[v.bias + o] } }
+        for iy in 0..<g.outHeight {
+            for ix in 0..<g.outWidth {
+                for c in 0..<v.channels {
+                    let x = input[((n * g.outHeight + iy) * g.outWidth + ix) * v.channels + c]
+                    for o in 0..<outChannels {
+                        for ky in 0..<k {
+                            for kx in 0..<k {
+                                let oy = iy * g.stride - g.padding + ky, ox = ix * g.stride - g.padding + kx
+                                guard oy >= 0, oy < g.inHeight, ox >= 0, ox < g.inWidth else { continue }
+                                out[((n * g.inHeight + oy) * g.inWidth + ox) * outChannels + o] += p[v.weight + ((c * outChannels + o) * k + ky) * k + kx] * x
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    return relu ? out.map { max($0, 0) } : out
+}
+
+/// NHWC maps [batch, positions, channels] -> torch's flatten order [batch, channels, positions].
+func referenceFlatten(_ maps: [Double], positions: Int, channels: Int, batch: Int) -> [Double] {
+    var out = maps
+    for n in 0..<batch { for q in 0..<positions { for c in 0..<channels { out[(n * channels + c) * positions + q] = maps[(n * positions + q) * channels + c] } } }
+    return out
+}
+
+func referenceUnflatten(_ flat: [Double], positions: Int, channels: Int, batch: Int) -> [Double] {
+    var out = flat
+    for n in 0..<batch { for q in 0..<positions { for c in 0..<channels { out[(n * positions + q) * channels + c] = flat[(n * channels + c) * positions + q] } } }
+    return out
 }
 
 /// input [batch, in] -> [batch, out] through the Linear view `v` of parameters p (ReLU optional).
@@ -81,7 +161,23 @@ func referenceLoss(_ p: [Double], config: ModelConfig, layout: ParameterLayout, 
         ModelConfig(imageHeight: 4, imageWidth: 5, hidden: [7], latent: 3, likelihood: .bernoulli),
         ModelConfig(imageHeight: 4, imageWidth: 5, hidden: [9, 6], latent: 2, likelihood: .gaussian, beta: 4),
         ModelConfig(imageHeight: 3, imageWidth: 3, hidden: [5], latent: 2, likelihood: .bernoulli, autoencoder: true),
-    ]
+    ] + convConfigs
+
+    /// conv: kernels 4 and 2, padding 1 and 0, an odd last map (3 x 5), C = 1 and 3, both likelihoods.
+    static let convConfigs: [ModelConfig] = {
+        func conv(_ h: Int, _ w: Int, channels: Int, _ convChannels: [Int], hidden: [Int], latent: Int, likelihood: Likelihood,
+                  beta: Float = 1, autoencoder: Bool = false) -> ModelConfig {
+            var c = ModelConfig(imageHeight: h, imageWidth: w, hidden: hidden, latent: latent, likelihood: likelihood, beta: beta,
+                                autoencoder: autoencoder)
+            c.channels = channels
+            c.architecture = .conv
+            c.convChannels = convChannels
+            return c
+        }
+        return [conv(8, 8, channels: 1, [3, 4], hidden: [5], latent: 2, likelihood: .bernoulli),
+                conv(6, 10, channels: 3, [2], hidden: [4], latent: 2, likelihood: .gaussian, beta: 4),
+                conv(8, 8, channels: 3, [2, 3, 2], hidden: [4, 3], latent: 3, likelihood: .bernoulli, autoencoder: true)]
+    }()
 
     /// Central differences of the Double reference against the model's analytic
     /// gradient, for every parameter of every tensor.

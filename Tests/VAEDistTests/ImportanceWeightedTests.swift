@@ -65,7 +65,7 @@ private func smallImages(_ count: Int, seed: UInt64) -> ImageSet {
         let model = VAE(config: config)
         model.parameters.update(repeating: 0, count: model.parameterCount)  // mu = 0, logvar = 0, decoder constant
         let bias = randomFloats(20, seed: 5, scale: 2)
-        for i in 0..<20 { model.parameters[model.layout.output.bias + i] = bias[i] }
+        for i in 0..<20 { model.parameters[model.layout.output!.bias + i] = bias[i] }
         let images = smallImages(4, seed: 6)
         var logPx = 0.0  // sum over the images of log Bernoulli(x; sigmoid(bias)), x in [0, 1]
         for n in 0..<4 {

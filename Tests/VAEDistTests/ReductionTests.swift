@@ -14,7 +14,7 @@ import VAECheckpoint
     func bucketsTileTheBufferOnLayerBoundaries(bucketFloats: Int) {
         let layout = ParameterLayout(ModelConfig(hidden: [400, 200], latent: 20, likelihood: .gaussian))
         let buckets = gradientBuckets(layout, bucketFloats: bucketFloats)
-        let layerStarts = Set(layout.encoder.map(\.weight) + [layout.head.weight] + layout.decoder.map(\.weight) + [layout.output.weight])
+        let layerStarts = Set(layout.encoder.map(\.weight) + [layout.head.weight] + layout.decoder.map(\.weight) + [layout.output!.weight])
         #expect(buckets.first?.upperBound == layout.count && buckets.last?.lowerBound == 0)
         for (a, b) in zip(buckets, buckets.dropFirst()) { #expect(b.upperBound == a.lowerBound, "contiguous, falling") }
         for bucket in buckets {

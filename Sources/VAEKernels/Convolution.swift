@@ -1,0 +1,171 @@
+// Convolution as GEMM (im2col): images are held NHWC (an example's pixels row by row, a
+// pixel's channels adjacent), so a stride-2 convolution's output [batch * Ho * Wo, Cout] is
+//   cols [batch * Ho * Wo, Cin * k * k] · weight [Cout, Cin * k * k]^T + bias
+// with weight in torch.nn.Conv2d's layout [Cout, Cin, kh, kw] as it is: a row of `cols` holds
+// one output position's patch in the order (channel, ky, kx). The gradient with respect to the
+// input is dcols = dout · weight, added back into the image (col2im); the gradient with respect
+// to the weight is dout^T · cols. A transposed convolution (torch.nn.ConvTranspose2d, weight
+// [Cin, Cout, kh, kw]) is the adjoint of the convolution with the two image shapes swapped: its
+// forward is col2im(input · weight), its input gradient im2col(dout) · weight^T.
+//
+// im2col and col2im only move numbers (col2im adds each image element's contributions in one
+// fixed order), so any cut of their rows between threads gives the same bits.
+
+/// The geometry of one stride-2 convolution, per example: image [inHeight, inWidth, inChannels]
+/// -> [outHeight, outWidth] positions, each a patch of inChannels x kernel x kernel values.
+public struct ConvGeometry: Sendable, Equatable {
+    public let inHeight: Int, inWidth: Int, inChannels: Int
+    public let outHeight: Int, outWidth: Int
+    public let kernel: Int, stride: Int, padding: Int
+
+    public init(inHeight: Int, inWidth: Int, inChannels: Int, kernel: Int, stride: Int, padding: Int) {
+        self.inHeight = inHeight
+        self.inWidth = inWidth
+        self.inChannels = inChannels
+        self.kernel = kernel
+        self.stride = stride
+        self.padding = padding
+        outHeight = (inHeight + 2 * padding - kernel) / stride + 1
+        outWidth = (inWidth + 2 * padding - kernel) / stride + 1
+    }
+
+    /// Values in one patch: a row of cols, a column of the weight matrix.
+    public var patch: Int { inChannels * kernel * kernel }
+    /// Output positions of one example: rows of cols per example.
+    public var positions: Int { outHeight * outWidth }
+    /// Floats of one input image.
+    public var imageSize: Int { inHeight * inWidth * inChannels }
+}
+
+/// cols[row, (c * k + ky) * k + kx] = image[n, oy * s - p + ky, ox * s - p + kx, c] (0 outside the
+/// image) for the rows `rows` of cols, row = (n * outHeight + oy) * outWidth + ox.
+@inlinable
+public func im2col(_ cols: UnsafeMutablePointer<Float>, _ image: UnsafePointer<Float>, _ g: ConvGeometry, rows: Range<Int>) {
+    let k = g.kernel, taps = k * k, c = g.inChannels, patch = g.patch
+    for row in rows {
+        let n = row / g.positions, position = row % g.positions
+        let oy = position / g.outWidth, ox = position % g.outWidth
+        let dst = cols + row * patch
+        for ky in 0..<k {
+            let iy = oy * g.stride - g.padding + ky
+            for kx in 0..<k {
+                let ix = ox * g.stride - g.padding + kx
+                let tap = ky * k + kx
+                if iy < 0 || iy >= g.inHeight || ix < 0 || ix >= g.inWidth {
+                    for channel in 0..<c { dst[channel * taps + tap] = 0 }
+                } else {
+                    let src = image + ((n * g.inHeight + iy) * g.inWidth + ix) * c
+                    for channel in 0..<c { dst[channel * taps + tap] = src[channel] }
+                }
+            }
+        }
+    }
+}
+
+/// image[n] = sum over the patches that hold each element of cols (the adjoint of im2col), for
+/// the examples `examples`: overwritten, each element's terms added in row order, then tap order.
+@inlinable
+public func col2im(_ image: UnsafeMutablePointer<Float>, _ cols: UnsafePointer<Float>, _ g: ConvGeometry, examples: Range<Int>) {
+    let k = g.kernel, taps = k * k, c = g.inChannels, patch = g.patch
+    for n in examples {
+        (image + n * g.imageSize).update(repeating: 0, count: g.imageSize)
+        for position in 0..<g.positions {
+            let oy = position / g.outWidth, ox = position % g.outWidth
+            let src = cols + (n * g.positions + position) * patch
+            for ky in 0..<k {
+                let iy = oy * g.stride - g.padding + ky
+                if iy < 0 || iy >= g.inHeight { continue }
+                for kx in 0..<k {
+                    let ix = ox * g.stride - g.padding + kx
+                    if ix < 0 || ix >= g.inWidth { continue }
+                    let tap = ky * k + kx
+                    let dst = image + ((n * g.inHeight + iy) * g.inWidth + ix) * c
+                    for channel in 0..<c { dst[channel] += src[channel * taps + tap] }
+                }
+            }
+        }
+    }
+}
+
+// MARK: Naive references (direct loops from the definition, for tests)
+
+/// out[n, oy, ox, o] = bias[o] + sum_{c, ky, kx} weight[o, c, ky, kx] * image[n, iy, ix, c]:
+/// torch.nn.Conv2d on NHWC images.
+public func convolutionNaive(_ out: UnsafeMutablePointer<Float>, _ image: UnsafePointer<Float>, _ weight: UnsafePointer<Float>,
+                             _ bias: UnsafePointer<Float>?, _ g: ConvGeometry, outChannels: Int, batch: Int) {
+    for n in 0..<batch {
+        for oy in 0..<g.outHeight {
+            for ox in 0..<g.outWidth {
+                for o in 0..<outChannels {
+                    var sum = bias?[o] ?? 0
+                    forEachTap(g, oy: oy, ox: ox) { iy, ix, tap in
+                        for c in 0..<g.inChannels {
+                            sum += weight[(o * g.inChannels + c) * g.kernel * g.kernel + tap]
+                                * image[((n * g.inHeight + iy) * g.inWidth + ix) * g.inChannels + c]
+                        }
+                    }
+                    out[((n * g.outHeight + oy) * g.outWidth + ox) * outChannels + o] = sum
+                }
+            }
+        }
+    }
+}
+
+/// dimage = d(sum dout * convolution) / d(image), overwritten.
+public func convolutionInputGradientNaive(_ dimage: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>,
+                                          _ weight: UnsafePointer<Float>, _ g: ConvGeometry, outChannels: Int, batch: Int) {
+    dimage.update(repeating: 0, count: batch * g.imageSize)
+    for n in 0..<batch {
+        for oy in 0..<g.outHeight {
+            for ox in 0..<g.outWidth {
+                for o in 0..<outChannels {
+                    let d = dout[((n * g.outHeight + oy) * g.outWidth + ox) * outChannels + o]
+                    forEachTap(g, oy: oy, ox: ox) { iy, ix, tap in
+                        for c in 0..<g.inChannels {
+                            dimage[((n * g.inHeight + iy) * g.inWidth + ix) * g.inChannels + c]
+                                += d * weight[(o * g.inChannels + c) * g.kernel * g.kernel + tap]
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// dweight [outChannels, inChannels, k, k] and dbias [outChannels] of sum dout * convolution, overwritten.
+public func convolutionWeightGradientNaive(_ dweight: UnsafeMutablePointer<Float>, _ dbias: UnsafeMutablePointer<Float>?,
+                                           _ dout: UnsafePointer<Float>, _ image: UnsafePointer<Float>, _ g: ConvGeometry,
+                                           outChannels: Int, batch: Int) {
+    dweight.update(repeating: 0, count: outChannels * g.patch)
+    dbias?.update(repeating: 0, count: outChannels)
+    for n in 0..<batch {
+        for oy in 0..<g.outHeight {
+            for ox in 0..<g.outWidth {
+                for o in 0..<outChannels {
+                    let d = dout[((n * g.outHeight + oy) * g.outWidth + ox) * outChannels + o]
+                    dbias?[o] += d
+                    forEachTap(g, oy: oy, ox: ox) { iy, ix, tap in
+                        for c in 0..<g.inChannels {
+                            dweight[(o * g.inChannels + c) * g.kernel * g.kernel + tap]
+                                += d * image[((n * g.inHeight + iy) * g.inWidth + ix) * g.inChannels + c]
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The taps of output position (oy, ox) that fall inside the image: (iy, ix, ky * k + kx).
+@inline(__always)
+func forEachTap(_ g: ConvGeometry, oy: Int, ox: Int, _ body: (Int, Int, Int) -> Void) {
+    for ky in 0..<g.kernel {
+        let iy = oy * g.stride - g.padding + ky
+        if iy < 0 || iy >= g.inHeight { continue }
+        for kx in 0..<g.kernel {
+            let ix = ox * g.stride - g.padding + kx
+            if ix < 0 || ix >= g.inWidth { continue }
+            body(iy, ix, ky * g.kernel + kx)
+        }
+    }
+}

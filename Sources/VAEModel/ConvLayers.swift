@@ -1,0 +1,119 @@
+import VAEKernelDispatch
+import VAEKernels
+
+// The conv architecture's layers as forward/backward pairs over the GEMM (see Convolution.swift
+// in VAEKernels): a convolution is im2col, then the Linear layer's GEMMs with the batch's
+// output positions as rows; a transposed convolution is the same pair swapped. Threads cut
+// im2col by rows, col2im by examples and the GEMMs as Linear.swift does, so every thread count
+// gives the same bits.
+
+/// out [batch * positions, channels] = im2col(image) · weight^T + bias (+ ReLU); `cols` keeps
+/// the patches for the backward pass.
+public func convolutionForward(_ view: ConvView, image: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
+                        cols: UnsafeMutablePointer<Float>, parameters: UnsafePointer<Float>, batch: Int, relu: Bool,
+                        threads: KernelThreads, workspace: GEMMWorkspace) {
+    let g = view.geometry, rows = batch * g.positions
+    threads.forEachRange(rows, alignment: 1, minimum: 64, Im2ColRows(cols: cols, image: image, geometry: g))
+    linearForward(out, cols, parameters + view.weight, parameters + view.bias, batch: rows, inFeatures: g.patch,
+                  outFeatures: view.channels, relu: relu, threads: threads, workspace: workspace)
+}
+
+/// Given dout [batch * positions, channels] (the ReLU's gradient already applied): dweight and
+/// dbias (+)= the convolution's, and dimage = its input gradient when wanted (dcols: scratch).
+public func convolutionBackward(_ view: ConvView, dout: UnsafePointer<Float>, cols: UnsafePointer<Float>,
+                         dimage: UnsafeMutablePointer<Float>?, dcols: UnsafeMutablePointer<Float>,
+                         parameters: UnsafePointer<Float>, gradients: UnsafeMutablePointer<Float>, batch: Int,
+                         accumulate: Bool, threads: KernelThreads, workspace: GEMMWorkspace) {
+    let g = view.geometry, rows = batch * g.positions
+    linearBackward(dimage == nil ? nil : dcols, gradients + view.weight, gradients + view.bias, dout, cols,
+                   parameters + view.weight, batch: rows, inFeatures: g.patch, outFeatures: view.channels,
+                   accumulate: accumulate, threads: threads, workspace: workspace)
+    if let dimage {
+        threads.forEachRange(batch, alignment: 1, minimum: 1, Col2ImExamples(image: dimage, cols: dcols, geometry: g))
+    }
+}
+
+/// The transposed convolution: out image [batch, geometry.in*] = col2im(input · weight) + bias
+/// (+ ReLU), input [batch * positions, channels]; `cols` is scratch.
+public func transposedConvolutionForward(_ view: ConvView, input: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
+                                  cols: UnsafeMutablePointer<Float>, parameters: UnsafePointer<Float>, batch: Int,
+                                  relu: Bool, threads: KernelThreads, workspace: GEMMWorkspace) {
+    let g = view.geometry, rows = batch * g.positions
+    // cols [rows, patch] = input [rows, channels] · weight [channels, patch]
+    let product = LinearInputGradient(dinp: cols, dout: input, weight: parameters + view.weight, batch: rows,
+                                      inFeatures: g.patch, outFeatures: view.channels, threads: threads, workspace: workspace)
+    if threads.count > 1 && g.patch >= 2 * columnSplitMinimum {
+        threads.forEachBlock(wideSplit(batch: rows, features: g.patch, threads: threads), product.blocks)
+    } else {
+        threads.forEachRange(rows, alignment: rowAlignment(columns: g.patch), minimum: GEMMBlocking.narrowMR, product)
+    }
+    threads.forEachRange(batch, alignment: 1, minimum: 1,
+                         Col2ImExamples(image: out, cols: UnsafePointer(cols), geometry: g,
+                                        bias: parameters + view.bias, relu: relu))
+}
+
+/// Given dout image [batch, geometry.in*] (the ReLU's gradient already applied): dweight and
+/// dbias (+)= the transposed convolution's, and dinput [batch * positions, channels] when wanted.
+public func transposedConvolutionBackward(_ view: ConvView, dout: UnsafePointer<Float>, input: UnsafePointer<Float>,
+                                   dinput: UnsafeMutablePointer<Float>?, dcols: UnsafeMutablePointer<Float>,
+                                   parameters: UnsafePointer<Float>, gradients: UnsafeMutablePointer<Float>, batch: Int,
+                                   accumulate: Bool, threads: KernelThreads, workspace: GEMMWorkspace) {
+    let g = view.geometry, rows = batch * g.positions
+    threads.forEachRange(rows, alignment: 1, minimum: 64, Im2ColRows(cols: dcols, image: dout, geometry: g))
+    // dweight [channels, patch] (+)= input^T · dcols; dbias = sum over the output image's pixels.
+    threads.forEachRange(view.channels, alignment: rowAlignment(columns: g.patch), minimum: 16,
+                         LinearWeightGradient(dweight: gradients + view.weight, dbias: nil, dout: input, inp: dcols, batch: rows,
+                                              inFeatures: g.patch, outFeatures: view.channels,
+                                              accumulate: accumulate, threads: threads, workspace: workspace))
+    let dbias = gradients + view.bias
+    if !accumulate { dbias.update(repeating: 0, count: g.inChannels) }
+    Kernels.active.biasBackward(dbias, dout, rows: batch * g.inHeight * g.inWidth, columns: g.inChannels, rowStride: g.inChannels)
+    // dinput [rows, channels] = dcols [rows, patch] · weight [channels, patch]^T
+    if let dinput {
+        threads.forEachRange(rows, alignment: rowAlignment(columns: view.channels), minimum: GEMMBlocking.narrowMR,
+                             LinearForwardRows(out: dinput, inp: dcols, weight: parameters + view.weight, bias: nil,
+                                               inFeatures: g.patch, outFeatures: view.channels, relu: false,
+                                               threads: threads, workspace: workspace))
+    }
+}
+
+/// [batch, positions, channels] (NHWC) -> [batch, channels, positions] (CHW, torch's flatten order),
+/// or back with `toCHW` false.
+func transposeFeatureMaps(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, batch: Int, positions: Int,
+                          channels: Int, toCHW: Bool) {
+    let size = positions * channels
+    for n in 0..<batch {
+        let s = src + n * size, d = dst + n * size
+        for p in 0..<positions {
+            for c in 0..<channels {
+                if toCHW { d[c * positions + p] = s[p * channels + c] } else { d[p * channels + c] = s[c * positions + p] }
+            }
+        }
+    }
+}
+
+struct Im2ColRows: RangeWork {
+    let cols: UnsafeMutablePointer<Float>, image: UnsafePointer<Float>, geometry: ConvGeometry
+
+    @inline(__always)
+    func run(_ rows: Range<Int>, thread: Int) { im2col(cols, image, geometry, rows: rows) }
+}
+
+/// col2im for a range of examples, then (a transposed convolution's forward) bias and ReLU.
+struct Col2ImExamples: RangeWork {
+    let image: UnsafeMutablePointer<Float>, cols: UnsafePointer<Float>, geometry: ConvGeometry
+    var bias: UnsafePointer<Float>? = nil
+    var relu = false
+
+    @inline(__always)
+    func run(_ examples: Range<Int>, thread: Int) {
+        col2im(image, cols, geometry, examples: examples)
+        guard let bias else { return }
+        let g = geometry, first = image + examples.lowerBound * g.imageSize, pixels = examples.count * g.inHeight * g.inWidth
+        if relu {
+            Kernels.active.biasReluForward(first, bias, rows: pixels, columns: g.inChannels)
+        } else {
+            Kernels.active.biasForward(first, bias, rows: pixels, columns: g.inChannels)
+        }
+    }
+}

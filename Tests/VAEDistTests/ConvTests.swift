@@ -1,0 +1,170 @@
+import Foundation
+import Testing
+import VAEKernelDispatch
+import VAEKernels
+import VAEModel
+
+/// The convolution kernels (im2col and col2im around the GEMM) against the naive loops, on every
+/// kernel set this CPU runs and on 1, 2 and 3 threads; the conv layers' three passes each.
+@Suite struct ConvolutionKernelTests {
+    /// Strides 1-3, paddings 0-2, kernels 1-4, odd sides, 1 and 3 channels, empty border rows.
+    static let geometries: [ConvGeometry] = [
+        ConvGeometry(inHeight: 8, inWidth: 8, inChannels: 1, kernel: 4, stride: 2, padding: 1),
+        ConvGeometry(inHeight: 7, inWidth: 5, inChannels: 3, kernel: 3, stride: 1, padding: 1),
+        ConvGeometry(inHeight: 6, inWidth: 10, inChannels: 3, kernel: 2, stride: 2, padding: 0),
+        ConvGeometry(inHeight: 9, inWidth: 7, inChannels: 5, kernel: 4, stride: 3, padding: 2),
+        ConvGeometry(inHeight: 4, inWidth: 4, inChannels: 33, kernel: 1, stride: 1, padding: 0),
+    ]
+
+    /// im2col + each kernel set's GEMM + bias equals the direct convolution; every set gives the same bits.
+    @Test(arguments: geometries)
+    func forwardMatchesNaiveOnEveryKernelSet(g: ConvGeometry) {
+        let batch = 3, outChannels = 7, rows = batch * g.positions
+        let image = randomFloats(batch * g.imageSize, seed: 1)
+        let weight = randomFloats(outChannels * g.patch, seed: 2, scale: 0.5)
+        let bias = randomFloats(outChannels, seed: 3)
+        var expected = [Float](repeating: 0, count: rows * outChannels)
+        convolutionNaive(&expected, image, weight, bias, g, outChannels: outChannels, batch: batch)
+        var cols = [Float](repeating: .nan, count: rows * g.patch)
+        cols.withUnsafeMutableBufferPointer { im2col($0.baseAddress!, image, g, rows: 0..<rows) }
+        var first: [Float]?
+        for kernels in Kernels.runnable {
+            var out = [Float](repeating: .nan, count: rows * outChannels)
+            kernels.matmulNT(&out, cols, weight, m: rows, n: outChannels, k: g.patch, accumulate: false, workspace: GEMMWorkspace())
+            kernels.biasForward(&out, bias, rows: rows, columns: outChannels, rowStride: nil)
+            expectClose(out, expected, rtol: 1e-5, atol: 1e-5, "\(kernels.isa) forward \(g)")
+            if let first { #expect(out == first, "\(kernels.isa): other bits than \(Kernels.runnable[0].isa)") } else { first = out }
+        }
+    }
+
+    /// col2im is the adjoint of im2col: <im2col(x), c> = <x, col2im(c)>, and the input gradient
+    /// through it equals the naive one.
+    @Test(arguments: geometries)
+    func col2imIsTheAdjointOfIm2col(g: ConvGeometry) {
+        let batch = 2, rows = batch * g.positions, outChannels = 4
+        let x = randomFloats(batch * g.imageSize, seed: 4), c = randomFloats(rows * g.patch, seed: 5)
+        var cols = [Float](repeating: 0, count: rows * g.patch), back = [Float](repeating: .nan, count: batch * g.imageSize)
+        cols.withUnsafeMutableBufferPointer { im2col($0.baseAddress!, x, g, rows: 0..<rows) }
+        back.withUnsafeMutableBufferPointer { col2im($0.baseAddress!, c, g, examples: 0..<batch) }
+        let left = zip(cols, c).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+        let right = zip(x, back).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+        expectClose(left, right, rtol: 1e-5, atol: 1e-5, "adjoint")
+        // dimage = col2im(dout · W) against the naive input gradient.
+        let dout = randomFloats(rows * outChannels, seed: 6), weight = randomFloats(outChannels * g.patch, seed: 7)
+        var dcols = [Float](repeating: 0, count: rows * g.patch), dimage = [Float](repeating: 0, count: batch * g.imageSize)
+        Kernels.active.matmulNN(&dcols, dout, weight, m: rows, n: g.patch, k: outChannels, accumulate: false, workspace: GEMMWorkspace())
+        dimage.withUnsafeMutableBufferPointer { col2im($0.baseAddress!, dcols, g, examples: 0..<batch) }
+        var expected = [Float](repeating: 0, count: batch * g.imageSize)
+        convolutionInputGradientNaive(&expected, dout, weight, g, outChannels: outChannels, batch: batch)
+        expectClose(dimage, expected, rtol: 1e-5, atol: 1e-5, "input gradient \(g)")
+    }
+
+    /// The conv layers' forward, input gradient and weight gradient (a convolution and a transposed
+    /// one) against the naive loops, with the same bits on 1, 2 and 3 threads.
+    @Test(arguments: geometries)
+    func layersMatchNaiveOnAnyThreadCount(g: ConvGeometry) {
+        let batch = 5, channels = 6, rows = batch * g.positions
+        let parameters = randomFloats(2 * channels * g.patch + channels + g.inChannels, seed: 8, scale: 0.5)
+        let conv = ConvView(geometry: g, channels: channels, weight: 0, bias: channels * g.patch)
+        let deconv = ConvView(geometry: g, channels: channels, weight: channels * g.patch + channels, bias: 2 * channels * g.patch + channels)
+        let image = randomFloats(batch * g.imageSize, seed: 9), maps = randomFloats(rows * channels, seed: 10)
+        let doutMaps = randomFloats(rows * channels, seed: 11), doutImage = randomFloats(batch * g.imageSize, seed: 12)
+        var results: [[Float]] = []
+        for threads in [1, 2, 3] {
+            let pool = KernelThreads(threads: threads), ws = GEMMWorkspace()
+            var out = [Float](repeating: .nan, count: rows * channels), cols = [Float](repeating: .nan, count: rows * g.patch)
+            var outImage = [Float](repeating: .nan, count: batch * g.imageSize)
+            var gradients = [Float](repeating: .nan, count: parameters.count)
+            var dimage = [Float](repeating: .nan, count: batch * g.imageSize), dmaps = [Float](repeating: .nan, count: rows * channels)
+            var scratch = [Float](repeating: .nan, count: rows * g.patch)
+            convolutionForward(conv, image: image, out: &out, cols: &cols, parameters: parameters, batch: batch, relu: false,
+                               threads: pool, workspace: ws)
+            convolutionBackward(conv, dout: doutMaps, cols: cols, dimage: &dimage, dcols: &scratch, parameters: parameters,
+                                gradients: &gradients, batch: batch, accumulate: false, threads: pool, workspace: ws)
+            transposedConvolutionForward(deconv, input: maps, out: &outImage, cols: &scratch, parameters: parameters, batch: batch,
+                                         relu: false, threads: pool, workspace: ws)
+            transposedConvolutionBackward(deconv, dout: doutImage, input: maps, dinput: &dmaps, dcols: &scratch, parameters: parameters,
+                                          gradients: &gradients, batch: batch, accumulate: false, threads: pool, workspace: ws)
+            results.append(out + dimage + outImage + dmaps + gradients)
+            if threads > 1 { continue }
+            let w = Array(parameters[conv.weight..<(conv.weight + channels * g.patch)])
+            let tw = Array(parameters[deconv.weight..<(deconv.weight + channels * g.patch)])
+            var expected = [Float](repeating: 0, count: rows * channels)
+            convolutionNaive(&expected, image, w, Array(parameters[conv.bias..<(conv.bias + channels)]), g, outChannels: channels, batch: batch)
+            expectClose(out, expected, rtol: 1e-5, atol: 1e-5, "conv forward")
+            var dw = [Float](repeating: 0, count: channels * g.patch), db = [Float](repeating: 0, count: channels)
+            convolutionWeightGradientNaive(&dw, &db, doutMaps, image, g, outChannels: channels, batch: batch)
+            expectClose(Array(gradients[conv.weight..<(conv.weight + dw.count)]), dw, rtol: 1e-4, atol: 1e-4, "conv dweight")
+            expectClose(Array(gradients[conv.bias..<(conv.bias + channels)]), db, rtol: 1e-4, atol: 1e-4, "conv dbias")
+            var di = [Float](repeating: 0, count: batch * g.imageSize)
+            convolutionInputGradientNaive(&di, doutMaps, w, g, outChannels: channels, batch: batch)
+            expectClose(dimage, di, rtol: 1e-5, atol: 1e-5, "conv dimage")
+            // The transposed convolution is the adjoint: its forward is the input gradient's loop.
+            var t = [Float](repeating: 0, count: batch * g.imageSize)
+            convolutionInputGradientNaive(&t, maps, tw, g, outChannels: channels, batch: batch)
+            let tb = Array(parameters[deconv.bias..<(deconv.bias + g.inChannels)])
+            for i in t.indices { t[i] += tb[i % g.inChannels] }
+            expectClose(outImage, t, rtol: 1e-5, atol: 1e-5, "transposed forward")
+            var tdw = [Float](repeating: 0, count: channels * g.patch)
+            convolutionWeightGradientNaive(&tdw, nil, maps, doutImage, g, outChannels: channels, batch: batch)
+            expectClose(Array(gradients[deconv.weight..<(deconv.weight + tdw.count)]), tdw, rtol: 1e-4, atol: 1e-4, "transposed dweight")
+            var tdb = [Float](repeating: 0, count: g.inChannels)
+            for i in doutImage.indices { tdb[i % g.inChannels] += doutImage[i] }
+            expectClose(Array(gradients[deconv.bias..<(deconv.bias + g.inChannels)]), tdb, rtol: 1e-4, atol: 1e-4, "transposed dbias")
+            var tdi = [Float](repeating: 0, count: rows * channels)
+            convolutionNaive(&tdi, doutImage, tw, nil, g, outChannels: channels, batch: batch)
+            expectClose(dmaps, tdi, rtol: 1e-5, atol: 1e-5, "transposed dinput")
+        }
+        #expect(results[1] == results[0], "2 threads: other bits than 1")
+        #expect(results[2] == results[0], "3 threads: other bits than 1")
+    }
+}
+
+/// The conv architecture's layout: torch's names and shapes, and the one clear error for sizes
+/// the stride-2 layers cannot halve.
+@Suite struct ConvArchitectureTests {
+    @Test func disentanglementLibLayout() throws {
+        var config = ModelConfig(imageHeight: 64, imageWidth: 64, hidden: [256], latent: 10)
+        config.architecture = .conv
+        try config.validate()
+        let shapes = Dictionary(uniqueKeysWithValues: ParameterLayout(config).tensors.map { ($0.name, $0.shape) })
+        #expect(shapes["encoder.conv.0.weight"] == [32, 1, 4, 4])
+        #expect(shapes["encoder.conv.1.weight"] == [32, 32, 4, 4])
+        #expect(shapes["encoder.conv.2.weight"] == [64, 32, 2, 2])
+        #expect(shapes["encoder.conv.3.weight"] == [64, 64, 2, 2])
+        #expect(shapes["encoder.0.weight"] == [256, 1024])
+        #expect(shapes["encoder.mu.weight"] == [10, 256])
+        #expect(shapes["decoder.0.weight"] == [256, 10])
+        #expect(shapes["decoder.fc.weight"] == [1024, 256])
+        #expect(shapes["decoder.deconv.0.weight"] == [64, 64, 4, 4])
+        #expect(shapes["decoder.deconv.1.weight"] == [64, 32, 4, 4])
+        #expect(shapes["decoder.deconv.2.weight"] == [32, 32, 4, 4])
+        #expect(shapes["decoder.deconv.3.weight"] == [32, 1, 4, 4])
+        #expect(shapes["decoder.deconv.3.bias"] == [1])
+        // About 83 MFLOP per training example (forward and backward GEMMs).
+        let flops = trainingGEMMShapes(config: config, batch: 1).reduce(0) { $0 + $1.flops }
+        #expect(flops > 75e6 && flops < 90e6, "\(flops)")
+    }
+
+    @Test func sidesMustHalve() {
+        var config = ModelConfig(imageHeight: 28, imageWidth: 28, hidden: [256], latent: 10)
+        config.architecture = .conv
+        #expect(throws: ModelConfigError.self) { try config.validate() }
+        do { try config.validate() } catch {
+            #expect(error.description.contains("divisible by 16") && error.description.contains("--conv-channels 2 values"), "\(error)")
+        }
+        config.convChannels = [32, 64]
+        #expect(throws: Never.self) { try config.validate() }
+    }
+
+    /// A conv config's JSON carries the architecture; an MLP's JSON is as before (no new keys).
+    @Test func configJSON() throws {
+        let mlp = String(decoding: try JSONEncoder().encode(ModelConfig()), as: UTF8.self)
+        #expect(!mlp.contains("architecture") && !mlp.contains("convChannels"))
+        var conv = ModelConfig(imageHeight: 8, imageWidth: 8, hidden: [5], latent: 2)
+        conv.architecture = .conv
+        conv.convChannels = [3, 4]
+        let back = try JSONDecoder().decode(ModelConfig.self, from: try JSONEncoder().encode(conv))
+        #expect(back == conv)
+    }
+}
