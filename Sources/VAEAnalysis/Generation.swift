@@ -8,16 +8,20 @@ import VAEModel
 /// The encoder's posterior means mu [count, latent] of images `indices`.
 public func encodeMeans(model: VAE, images: ImageSet, indices: [Int]) -> [Float] {
     let d = model.config.inputDimension, l = model.config.latent
-    let workspace = VAEWorkspace(config: model.config, capacity: max(indices.count, 1))
-    let x = allocateAligned(max(indices.count, 1) * d)
+    let chunk = min(max(indices.count, 1), decodeBatch(model.config))
+    let workspace = VAEWorkspace(config: model.config, capacity: chunk)
+    let x = allocateAligned(chunk * d)
     defer { x.deallocate() }
-    indices.map { Int32($0) }.withUnsafeBufferPointer {
-        fillBatch(x, from: images, indices: $0, binarize: false, generator: Philox4x32(seed: 0), epoch: 0)
-    }
-    model.encode(workspace, x: x, batch: indices.count)
     var means = [Float](repeating: 0, count: indices.count * l)
-    for r in 0..<indices.count {
-        for j in 0..<l { means[r * l + j] = workspace.heads[r * 2 * l + j] }
+    for first in stride(from: 0, to: indices.count, by: chunk) {
+        let rows = min(chunk, indices.count - first)
+        indices[first..<(first + rows)].map { Int32($0) }.withUnsafeBufferPointer {
+            fillBatch(x, from: images, indices: $0, binarize: false, generator: Philox4x32(seed: 0), epoch: 0)
+        }
+        model.encode(workspace, x: x, batch: rows)
+        for r in 0..<rows {
+            for j in 0..<l { means[(first + r) * l + j] = workspace.heads[r * 2 * l + j] }
+        }
     }
     return means
 }

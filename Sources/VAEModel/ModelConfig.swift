@@ -103,7 +103,8 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     }
 
     /// Checks the numbers; the message names the option to change.
-    public func validate() throws(ModelConfigError) {
+    /// `imageSize` false: before the data is read (its image size is not known yet).
+    public func validate(imageSize: Bool = true) throws(ModelConfigError) {
         if imageHeight <= 0 || imageWidth <= 0 { throw .invalid("image size \(imageHeight)x\(imageWidth) must be positive") }
         if channels != 1 && channels != 3 { throw .invalid("images have \(channels) channels; vae-dist models gray (1) or RGB (3)") }
         if hidden.isEmpty || hidden.contains(where: { $0 <= 0 }) {
@@ -115,21 +116,21 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         if imageHeight > 4096 || imageWidth > 4096 { throw .invalid("image size \(imageHeight)x\(imageWidth) is too large (at most 4096x4096)") }
         if hidden.count > 64 || hidden.contains(where: { $0 > 1 << 16 }) { throw .invalid("--hidden allows at most 64 layers of at most 65536 units") }
         if latent > 1 << 14 { throw .invalid("--latent is at most 16384 (got \(latent))") }
-        try validateConv()
+        try validateConv(imageSize: imageSize)
         // MPI counts are Int32: the flat buffers must stay below 2^31 floats.
         if ParameterLayout(self).count >= Int(Int32.max) { throw .invalid("the model would have 2^31 or more parameters") }
     }
 }
 
 extension ModelConfig {
-    func validateConv() throws(ModelConfigError) {
+    func validateConv(imageSize: Bool) throws(ModelConfigError) {
         guard architecture == .conv else { return }
         let list = convChannels.map(String.init).joined(separator: ",")
         if convChannels.isEmpty || convChannels.count > 8 || convChannels.contains(where: { $0 <= 0 || $0 > 4096 }) {
             throw .invalid("--conv-channels must list 1 to 8 positive channel counts of at most 4096, such as 32,32,64,64 (got \(list))")
         }
         let side = 1 << convChannels.count
-        if imageHeight % side != 0 || imageWidth % side != 0 {
+        if imageSize, imageHeight % side != 0 || imageWidth % side != 0 {
             let fits = (1...convChannels.count).last { imageHeight % (1 << $0) == 0 && imageWidth % (1 << $0) == 0 }
             throw .invalid("--arch conv with \(convChannels.count) stride-2 layers (--conv-channels \(list)) needs image sides divisible by \(side), but the images are \(imageHeight)x\(imageWidth)"
                            + (fits.map { ": give --conv-channels \($0) values" } ?? ""))

@@ -54,7 +54,7 @@ struct Train: ParsableCommand {
         try reportingErrors {
             let given = try given()
             // Checked before a checkpoint is read, so a bad value is named as typed.
-            try given.newRun().model.validate()
+            try given.newRun().model.validate(imageSize: false)
             Interruption.install()
             let communicator = try makeCommunicator()
             Fatal.communicator = communicator
