@@ -24,7 +24,7 @@ cd "$(dirname "$0")/.."
 # SUITE@SPEED runs a suite with VAE_DIST_TEST_SPEED=SPEED: the fault and signal suite runs with
 # every step slower and with a smaller, faster model, to show it holds on a CPU of any speed.
 # Each suite is Tests/integration/SUITE.sh.
-suites=(isa_test cli_test cli_usability_test latent_test resume_test mpi_test multihost_test regimes_test threads_test python_test disentangle_test beta_sweep_test torch_test tensorboard_test readme_test reduction_test compression_test python_package_test external_package_test lock_test runs_test integrity_test data_safety_test own_data_test image_folder_test fault_test@slow fault_test@fast watchdog_test accumulate_test)
+suites=(isa_test cli_test cli_usability_test latent_test resume_test mpi_test multihost_test regimes_test threads_test conv_test python_test disentangle_test beta_sweep_test torch_test tensorboard_test readme_test reduction_test compression_test python_package_test external_package_test lock_test runs_test integrity_test data_safety_test own_data_test image_folder_test fault_test@slow fault_test@fast watchdog_test accumulate_test)
 
 if [ "${1:-}" = "--list" ]; then
   echo swift; printf '%s\n' "${suites[@]}"; exit 0
