@@ -27,9 +27,11 @@ ck="$run/checkpoints/latest.safetensors"
 [ -f "$ck" ] && ok "train wrote $ck" || bad "no checkpoint in $run"
 
 # --version: the constant in the executable and the commit it was built from (Launch/setup.sh
-# records it: this checkout's HEAD, "-dirty" with uncommitted changes), exit 0.
+# records it: this checkout's HEAD, "-dirty" with uncommitted changes; outside a git checkout,
+# as in the mutation run's copy, VAE_DIST_BUILD_COMMIT), exit 0.
 version=$(sed -n 's/^let vaeDistVersion = "\(.*\)"$/\1/p' Sources/vae-dist/VAEDist.swift)
-head=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+head=$(git rev-parse HEAD 2>/dev/null || echo "${VAE_DIST_BUILD_COMMIT:-unknown}")
+head=${head%-dirty}
 out=$("$bin" --version 2>&1); code=$?
 [ "$code" -eq 0 ] && [ -n "$version" ] && [[ "$out" =~ ^"$version (commit $head"(-dirty)?")"$ ]] && ok "--version prints $out" \
   || bad "--version: exit $code, printed '$out', source says '$version', HEAD is $head"
