@@ -83,7 +83,9 @@ public struct StepBenchmark: Sendable {
 func benchmarkTrainer(config: ModelConfig, batch: Int, threads: Int) throws -> Trainer {
     var options = TrainingOptions()
     options.batchSize = batch
-    options.data = "synthetic:\(max(batch * 8, 1024))"
+    // The conv model is measured on dSprites' 64 x 64 images, the MLP on 28 x 28.
+    let examples = max(batch * 8, 1024)
+    options.data = config.architecture == .conv ? "dsprites:\(examples)" : "synthetic:\(examples)"
     options.epochs = 1
     options.threads = threads
     options.output = (NSTemporaryDirectory() as NSString).appendingPathComponent("vae-dist-bench-\(getpid())-\(threads)")
@@ -297,4 +299,77 @@ public func benchmarkCollective(_ collective: Collective, floatCount: Int, commu
     }
     return CollectiveTiming(collective: collective, bytes: floatCount * MemoryLayout<Float>.stride, repeats: times.count,
                             median: median(times), fastest: times.min()!)
+}
+
+/// One of a conv layer's three GEMM-like passes, timed as training runs it: im2col or col2im
+/// included.
+public struct ConvPassResult: Sendable {
+    public var layer: String
+    /// forward, input gradient, weight gradient
+    public var pass: String
+    public var flops: Double
+    /// The median and the fastest time of one call.
+    public var seconds: Double, fastest: Double
+    public var gflops: Double { flops / seconds / 1e9 }
+}
+
+/// Each convolution's and transposed convolution's forward, input gradient and weight gradient
+/// at `batch` examples on `threads` threads, through the layer functions training calls.
+public func benchmarkConvPasses(config: ModelConfig, batch: Int, threads count: Int = 1, budget: Double = 0.2) -> [ConvPassResult] {
+    let layout = ParameterLayout(config)
+    let threads = KernelThreads(threads: count), ws = GEMMWorkspace()
+    let parameters = allocateAligned(layout.count), gradients = allocateAligned(layout.count)
+    defer { parameters.deallocate(); gradients.deallocate() }
+    for i in 0..<layout.count { parameters[i] = Float(i % 7) * 0.01 - 0.03 }
+    var results: [ConvPassResult] = []
+    func time(_ layer: String, _ pass: String, flops: Double, _ body: () -> Void) {
+        body()
+        var times: [Double] = []
+        let start = now()
+        while now() - start < budget || times.count < 5 {
+            let t = now(); body(); times.append(now() - t)
+        }
+        results.append(ConvPassResult(layer: layer, pass: pass, flops: flops, seconds: median(times), fastest: times.min()!))
+    }
+    let views = layout.convEncoder.enumerated().map { ("encoder.conv.\($0.offset)", $0.element, false) }
+        + layout.convDecoder.enumerated().map { ("decoder.deconv.\($0.offset)", $0.element, true) }
+    for (name, view, transposed) in views {
+        let g = view.geometry, rows = batch * g.positions
+        let flops = 2 * Double(rows) * Double(g.patch) * Double(view.channels)
+        let image = allocateAligned(batch * g.imageSize), dimage = allocateAligned(batch * g.imageSize)
+        let maps = allocateAligned(rows * view.channels), dmaps = allocateAligned(rows * view.channels)
+        let cols = allocateAligned(rows * g.patch)
+        defer { for p in [image, dimage, maps, dmaps, cols] { p.deallocate() } }
+        for i in 0..<(batch * g.imageSize) { image[i] = Float(i % 5) * 0.1 }
+        for i in 0..<(rows * view.channels) { maps[i] = Float(i % 3) * 0.1 }
+        if transposed {
+            time(name, "forward", flops: flops) {
+                transposedConvolutionForward(view, input: maps, out: dimage, cols: cols, parameters: parameters, batch: batch,
+                                             relu: true, threads: threads, workspace: ws)
+            }
+            time(name, "input gradient", flops: flops) {
+                im2col(cols, image, g, rows: 0..<rows)
+                transposedConvolutionInputGradient(view, dcols: cols, dinput: dmaps, parameters: parameters, batch: batch,
+                                                   threads: threads, workspace: ws)
+            }
+            time(name, "weight gradient", flops: flops) {
+                transposedConvolutionWeightGradient(view, dout: image, dcols: cols, input: maps, gradients: gradients, batch: batch,
+                                                    accumulate: false, threads: threads, workspace: ws)
+            }
+        } else {
+            time(name, "forward", flops: flops) {
+                convolutionForward(view, image: image, out: dmaps, cols: cols, parameters: parameters, batch: batch, relu: true,
+                                   threads: threads, workspace: ws)
+            }
+            time(name, "input gradient", flops: flops) {
+                convolutionInputGradient(view, dout: maps, dimage: dimage, dcols: cols, parameters: parameters, batch: batch,
+                                         threads: threads, workspace: ws)
+            }
+            time(name, "weight gradient", flops: flops) {
+                convolutionWeightGradient(view, dout: maps, cols: cols, gradients: gradients, batch: batch, accumulate: false,
+                                          threads: threads, workspace: ws)
+            }
+        }
+    }
+    return results
 }

@@ -60,9 +60,19 @@ public struct Checkpoint: Sendable {
         // The run record (RunRecord.swift) as the run stood when this checkpoint was written.
         if let run { metadata["run"] = run }
         var tensors: [(name: String, shape: [Int], bytes: UnsafeRawBufferPointer)] = []
+        // Convolution weights in torch's order (TensorSpec.channelsLast): copies, freed after encoding.
+        var copies: [UnsafeMutablePointer<Float>] = []
+        defer { for copy in copies { copy.deallocate() } }
         func add(_ prefix: String, _ suffix: String, _ base: UnsafeMutablePointer<Float>) {
             for t in model.layout.tensors {
-                tensors.append((prefix + t.name + suffix, t.shape, UnsafeRawBufferPointer(start: base + t.offset, count: t.count * 4)))
+                var start = base + t.offset
+                if t.channelsLast {
+                    let copy = UnsafeMutablePointer<Float>.allocate(capacity: t.count)
+                    t.fileOrder(copy, from: start)
+                    copies.append(copy)
+                    start = copy
+                }
+                tensors.append((prefix + t.name + suffix, t.shape, UnsafeRawBufferPointer(start: start, count: t.count * 4)))
             }
         }
         add("", "", model.parameters)
@@ -139,6 +149,10 @@ public struct Checkpoint: Sendable {
                     return raw.bindMemory(to: Float.self)[t.offset..<(t.offset + t.count)].firstIndex { !valid($0) }
                 }
                 if let bad { throw .checkpoint(path: path, reason: "tensor \(name) holds \(what) at element \(bad - t.offset)") }
+                if t.channelsLast {
+                    let stored = Array(out[t.offset..<(t.offset + t.count)])
+                    out.withUnsafeMutableBufferPointer { t.bufferOrder($0.baseAddress! + t.offset, from: stored) }
+                }
             }
             return out
         }

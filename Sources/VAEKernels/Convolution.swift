@@ -1,8 +1,9 @@
 // Convolution as GEMM (im2col): images are held NHWC (an example's pixels row by row, a
 // pixel's channels adjacent), so a stride-2 convolution's output [batch * Ho * Wo, Cout] is
-//   cols [batch * Ho * Wo, Cin * k * k] · weight [Cout, Cin * k * k]^T + bias
-// with weight in torch.nn.Conv2d's layout [Cout, Cin, kh, kw] as it is: a row of `cols` holds
-// one output position's patch in the order (channel, ky, kx). The gradient with respect to the
+//   cols [batch * Ho * Wo, k * k * Cin] · weight [Cout, k * k * Cin]^T + bias
+// with a row of `cols` holding one output position's patch in the order (ky, kx, channel): the
+// weight is torch.nn.Conv2d's [Cout, Cin, kh, kw] with its channels moved last (checkpoints
+// store torch's order, TensorSpec.channelsLast). The gradient with respect to the
 // input is dcols = dout · weight, added back into the image (col2im); the gradient with respect
 // to the weight is dout^T · cols. A transposed convolution (torch.nn.ConvTranspose2d, weight
 // [Cin, Cout, kh, kw]) is the adjoint of the convolution with the two image shapes swapped: its
@@ -37,27 +38,27 @@ public struct ConvGeometry: Sendable, Equatable {
     public var imageSize: Int { inHeight * inWidth * inChannels }
 }
 
-/// cols[row, (c * k + ky) * k + kx] = image[n, oy * s - p + ky, ox * s - p + kx, c] (0 outside the
-/// image) for the rows `rows` of cols, row = (n * outHeight + oy) * outWidth + ox.
+/// cols[row, (ky * k + kx) * C + c] = image[n, oy * s - p + ky, ox * s - p + kx, c] (0 outside
+/// the image) for the rows `rows` of cols, row = (n * outHeight + oy) * outWidth + ox: for each
+/// ky, the k adjacent pixels of one image row are one contiguous run of k * C floats.
 @inlinable
 public func im2col(_ cols: UnsafeMutablePointer<Float>, _ image: UnsafePointer<Float>, _ g: ConvGeometry, rows: Range<Int>) {
-    let k = g.kernel, taps = k * k, c = g.inChannels, patch = g.patch
+    let k = g.kernel, c = g.inChannels, run = k * c, patch = g.patch
     for row in rows {
         let n = row / g.positions, position = row % g.positions
         let oy = position / g.outWidth, ox = position % g.outWidth
-        let dst = cols + row * patch
+        let ix0 = ox * g.stride - g.padding
+        let first = max(0, -ix0), last = min(k, g.inWidth - ix0)  // the kx inside the image
         for ky in 0..<k {
+            let dst = cols + row * patch + ky * run
             let iy = oy * g.stride - g.padding + ky
-            for kx in 0..<k {
-                let ix = ox * g.stride - g.padding + kx
-                let tap = ky * k + kx
-                if iy < 0 || iy >= g.inHeight || ix < 0 || ix >= g.inWidth {
-                    for channel in 0..<c { dst[channel * taps + tap] = 0 }
-                } else {
-                    let src = image + ((n * g.inHeight + iy) * g.inWidth + ix) * c
-                    for channel in 0..<c { dst[channel * taps + tap] = src[channel] }
-                }
+            if iy < 0 || iy >= g.inHeight || first >= last {
+                dst.update(repeating: 0, count: run)
+                continue
             }
+            if first > 0 { dst.update(repeating: 0, count: first * c) }
+            (dst + first * c).update(from: image + ((n * g.inHeight + iy) * g.inWidth + ix0 + first) * c, count: (last - first) * c)
+            if last < k { (dst + last * c).update(repeating: 0, count: (k - last) * c) }
         }
     }
 }
@@ -66,31 +67,43 @@ public func im2col(_ cols: UnsafeMutablePointer<Float>, _ image: UnsafePointer<F
 /// the examples `examples`: overwritten, each element's terms added in row order, then tap order.
 @inlinable
 public func col2im(_ image: UnsafeMutablePointer<Float>, _ cols: UnsafePointer<Float>, _ g: ConvGeometry, examples: Range<Int>) {
-    let k = g.kernel, taps = k * k, c = g.inChannels, patch = g.patch
+    let k = g.kernel, c = g.inChannels, run = k * c, patch = g.patch
     for n in examples {
         (image + n * g.imageSize).update(repeating: 0, count: g.imageSize)
         for position in 0..<g.positions {
             let oy = position / g.outWidth, ox = position % g.outWidth
-            let src = cols + (n * g.positions + position) * patch
+            let ix0 = ox * g.stride - g.padding
+            let first = max(0, -ix0), last = min(k, g.inWidth - ix0)
+            if first >= last { continue }
+            let count = (last - first) * c
             for ky in 0..<k {
                 let iy = oy * g.stride - g.padding + ky
                 if iy < 0 || iy >= g.inHeight { continue }
-                for kx in 0..<k {
-                    let ix = ox * g.stride - g.padding + kx
-                    if ix < 0 || ix >= g.inWidth { continue }
-                    let tap = ky * k + kx
-                    let dst = image + ((n * g.inHeight + iy) * g.inWidth + ix) * c
-                    for channel in 0..<c { dst[channel] += src[channel * taps + tap] }
-                }
+                let src = cols + (n * g.positions + position) * patch + ky * run + first * c
+                let dst = image + ((n * g.inHeight + iy) * g.inWidth + ix0 + first) * c
+                addRun(dst, src, count: count)
             }
         }
     }
 }
 
+/// dst[i] += src[i] for i in 0 ..< count (16 lanes at a time, then the rest one by one).
+@inlinable @inline(__always)
+func addRun(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, count: Int) {
+    var i = 0
+    while i + 16 <= count {
+        let a = UnsafeRawPointer(dst + i).loadUnaligned(as: SIMD16<Float>.self)
+        let b = UnsafeRawPointer(src + i).loadUnaligned(as: SIMD16<Float>.self)
+        UnsafeMutableRawPointer(dst + i).storeBytes(of: a + b, as: SIMD16<Float>.self)
+        i += 16
+    }
+    while i < count { dst[i] += src[i]; i += 1 }
+}
+
 // MARK: Naive references (direct loops from the definition, for tests)
 
-/// out[n, oy, ox, o] = bias[o] + sum_{c, ky, kx} weight[o, c, ky, kx] * image[n, iy, ix, c]:
-/// torch.nn.Conv2d on NHWC images.
+/// out[n, oy, ox, o] = bias[o] + sum_{c, ky, kx} weight[o, ky, kx, c] * image[n, iy, ix, c]:
+/// torch.nn.Conv2d on NHWC images (its weight with the channels last).
 public func convolutionNaive(_ out: UnsafeMutablePointer<Float>, _ image: UnsafePointer<Float>, _ weight: UnsafePointer<Float>,
                              _ bias: UnsafePointer<Float>?, _ g: ConvGeometry, outChannels: Int, batch: Int) {
     for n in 0..<batch {
@@ -100,7 +113,7 @@ public func convolutionNaive(_ out: UnsafeMutablePointer<Float>, _ image: Unsafe
                     var sum = bias?[o] ?? 0
                     forEachTap(g, oy: oy, ox: ox) { iy, ix, tap in
                         for c in 0..<g.inChannels {
-                            sum += weight[(o * g.inChannels + c) * g.kernel * g.kernel + tap]
+                            sum += weight[(o * g.kernel * g.kernel + tap) * g.inChannels + c]
                                 * image[((n * g.inHeight + iy) * g.inWidth + ix) * g.inChannels + c]
                         }
                     }
@@ -123,7 +136,7 @@ public func convolutionInputGradientNaive(_ dimage: UnsafeMutablePointer<Float>,
                     forEachTap(g, oy: oy, ox: ox) { iy, ix, tap in
                         for c in 0..<g.inChannels {
                             dimage[((n * g.inHeight + iy) * g.inWidth + ix) * g.inChannels + c]
-                                += d * weight[(o * g.inChannels + c) * g.kernel * g.kernel + tap]
+                                += d * weight[(o * g.kernel * g.kernel + tap) * g.inChannels + c]
                         }
                     }
                 }
@@ -132,7 +145,7 @@ public func convolutionInputGradientNaive(_ dimage: UnsafeMutablePointer<Float>,
     }
 }
 
-/// dweight [outChannels, inChannels, k, k] and dbias [outChannels] of sum dout * convolution, overwritten.
+/// dweight [outChannels, k, k, inChannels] and dbias [outChannels] of sum dout * convolution, overwritten.
 public func convolutionWeightGradientNaive(_ dweight: UnsafeMutablePointer<Float>, _ dbias: UnsafeMutablePointer<Float>?,
                                            _ dout: UnsafePointer<Float>, _ image: UnsafePointer<Float>, _ g: ConvGeometry,
                                            outChannels: Int, batch: Int) {
@@ -146,7 +159,7 @@ public func convolutionWeightGradientNaive(_ dweight: UnsafeMutablePointer<Float
                     dbias?[o] += d
                     forEachTap(g, oy: oy, ox: ox) { iy, ix, tap in
                         for c in 0..<g.inChannels {
-                            dweight[(o * g.inChannels + c) * g.kernel * g.kernel + tap]
+                            dweight[(o * g.kernel * g.kernel + tap) * g.inChannels + c]
                                 += d * image[((n * g.inHeight + iy) * g.inWidth + ix) * g.inChannels + c]
                         }
                     }

@@ -21,16 +21,40 @@ public func convolutionForward(_ view: ConvView, image: UnsafePointer<Float>, ou
 /// Given dout [batch * positions, channels] (the ReLU's gradient already applied): dweight and
 /// dbias (+)= the convolution's, and dimage = its input gradient when wanted (dcols: scratch).
 public func convolutionBackward(_ view: ConvView, dout: UnsafePointer<Float>, cols: UnsafePointer<Float>,
-                         dimage: UnsafeMutablePointer<Float>?, dcols: UnsafeMutablePointer<Float>,
-                         parameters: UnsafePointer<Float>, gradients: UnsafeMutablePointer<Float>, batch: Int,
-                         accumulate: Bool, threads: KernelThreads, workspace: GEMMWorkspace) {
-    let g = view.geometry, rows = batch * g.positions
-    linearBackward(dimage == nil ? nil : dcols, gradients + view.weight, gradients + view.bias, dout, cols,
-                   parameters + view.weight, batch: rows, inFeatures: g.patch, outFeatures: view.channels,
-                   accumulate: accumulate, threads: threads, workspace: workspace)
+                                dimage: UnsafeMutablePointer<Float>?, dcols: UnsafeMutablePointer<Float>,
+                                parameters: UnsafePointer<Float>, gradients: UnsafeMutablePointer<Float>, batch: Int,
+                                accumulate: Bool, threads: KernelThreads, workspace: GEMMWorkspace) {
+    convolutionWeightGradient(view, dout: dout, cols: cols, gradients: gradients, batch: batch, accumulate: accumulate,
+                              threads: threads, workspace: workspace)
     if let dimage {
-        threads.forEachRange(batch, alignment: 1, minimum: 1, Col2ImExamples(image: dimage, cols: dcols, geometry: g))
+        convolutionInputGradient(view, dout: dout, dimage: dimage, dcols: dcols, parameters: parameters, batch: batch,
+                                 threads: threads, workspace: workspace)
     }
+}
+
+/// dweight (+)= dout^T · cols and dbias (+)= the sum of dout's rows.
+public func convolutionWeightGradient(_ view: ConvView, dout: UnsafePointer<Float>, cols: UnsafePointer<Float>,
+                                      gradients: UnsafeMutablePointer<Float>, batch: Int, accumulate: Bool,
+                                      threads: KernelThreads, workspace: GEMMWorkspace) {
+    let g = view.geometry, rows = batch * g.positions
+    linearBackward(nil, gradients + view.weight, gradients + view.bias, dout, cols, UnsafePointer(gradients),
+                   batch: rows, inFeatures: g.patch, outFeatures: view.channels,
+                   accumulate: accumulate, threads: threads, workspace: workspace)
+}
+
+/// dimage = col2im(dout · weight), overwritten (dcols: scratch).
+public func convolutionInputGradient(_ view: ConvView, dout: UnsafePointer<Float>, dimage: UnsafeMutablePointer<Float>,
+                                     dcols: UnsafeMutablePointer<Float>, parameters: UnsafePointer<Float>, batch: Int,
+                                     threads: KernelThreads, workspace: GEMMWorkspace) {
+    let g = view.geometry, rows = batch * g.positions
+    let product = LinearInputGradient(dinp: dcols, dout: dout, weight: parameters + view.weight, batch: rows,
+                                      inFeatures: g.patch, outFeatures: view.channels, threads: threads, workspace: workspace)
+    if threads.count > 1 && g.patch >= 2 * columnSplitMinimum {
+        threads.forEachBlock(wideSplit(batch: rows, features: g.patch, threads: threads), product.blocks)
+    } else {
+        threads.forEachRange(rows, alignment: rowAlignment(columns: g.patch), minimum: GEMMBlocking.narrowMR, product)
+    }
+    threads.forEachRange(batch, alignment: 1, minimum: 1, Col2ImExamples(image: dimage, cols: dcols, geometry: g))
 }
 
 /// The transposed convolution: out image [batch, geometry.in*] = col2im(input · weight) + bias
@@ -55,12 +79,25 @@ public func transposedConvolutionForward(_ view: ConvView, input: UnsafePointer<
 /// Given dout image [batch, geometry.in*] (the ReLU's gradient already applied): dweight and
 /// dbias (+)= the transposed convolution's, and dinput [batch * positions, channels] when wanted.
 public func transposedConvolutionBackward(_ view: ConvView, dout: UnsafePointer<Float>, input: UnsafePointer<Float>,
-                                   dinput: UnsafeMutablePointer<Float>?, dcols: UnsafeMutablePointer<Float>,
-                                   parameters: UnsafePointer<Float>, gradients: UnsafeMutablePointer<Float>, batch: Int,
-                                   accumulate: Bool, threads: KernelThreads, workspace: GEMMWorkspace) {
+                                          dinput: UnsafeMutablePointer<Float>?, dcols: UnsafeMutablePointer<Float>,
+                                          parameters: UnsafePointer<Float>, gradients: UnsafeMutablePointer<Float>, batch: Int,
+                                          accumulate: Bool, threads: KernelThreads, workspace: GEMMWorkspace) {
+    let g = view.geometry
+    threads.forEachRange(batch * g.positions, alignment: 1, minimum: 64, Im2ColRows(cols: dcols, image: dout, geometry: g))
+    transposedConvolutionWeightGradient(view, dout: dout, dcols: dcols, input: input, gradients: gradients, batch: batch,
+                                        accumulate: accumulate, threads: threads, workspace: workspace)
+    if let dinput {
+        transposedConvolutionInputGradient(view, dcols: dcols, dinput: dinput, parameters: parameters, batch: batch,
+                                           threads: threads, workspace: workspace)
+    }
+}
+
+/// dweight [channels, patch] (+)= input^T · dcols, with dcols = im2col(dout) made by the caller;
+/// dbias (+)= the sum over the output image's pixels of dout.
+public func transposedConvolutionWeightGradient(_ view: ConvView, dout: UnsafePointer<Float>, dcols: UnsafePointer<Float>,
+                                                input: UnsafePointer<Float>, gradients: UnsafeMutablePointer<Float>, batch: Int,
+                                                accumulate: Bool, threads: KernelThreads, workspace: GEMMWorkspace) {
     let g = view.geometry, rows = batch * g.positions
-    threads.forEachRange(rows, alignment: 1, minimum: 64, Im2ColRows(cols: dcols, image: dout, geometry: g))
-    // dweight [channels, patch] (+)= input^T · dcols; dbias = sum over the output image's pixels.
     threads.forEachRange(view.channels, alignment: rowAlignment(columns: g.patch), minimum: 16,
                          LinearWeightGradient(dweight: gradients + view.weight, dbias: nil, dout: input, inp: dcols, batch: rows,
                                               inFeatures: g.patch, outFeatures: view.channels,
@@ -68,13 +105,17 @@ public func transposedConvolutionBackward(_ view: ConvView, dout: UnsafePointer<
     let dbias = gradients + view.bias
     if !accumulate { dbias.update(repeating: 0, count: g.inChannels) }
     Kernels.active.biasBackward(dbias, dout, rows: batch * g.inHeight * g.inWidth, columns: g.inChannels, rowStride: g.inChannels)
-    // dinput [rows, channels] = dcols [rows, patch] · weight [channels, patch]^T
-    if let dinput {
-        threads.forEachRange(rows, alignment: rowAlignment(columns: view.channels), minimum: GEMMBlocking.narrowMR,
-                             LinearForwardRows(out: dinput, inp: dcols, weight: parameters + view.weight, bias: nil,
-                                               inFeatures: g.patch, outFeatures: view.channels, relu: false,
-                                               threads: threads, workspace: workspace))
-    }
+}
+
+/// dinput [rows, channels] = dcols [rows, patch] · weight [channels, patch]^T, with dcols = im2col(dout).
+public func transposedConvolutionInputGradient(_ view: ConvView, dcols: UnsafePointer<Float>, dinput: UnsafeMutablePointer<Float>,
+                                               parameters: UnsafePointer<Float>, batch: Int, threads: KernelThreads,
+                                               workspace: GEMMWorkspace) {
+    let g = view.geometry
+    threads.forEachRange(batch * g.positions, alignment: rowAlignment(columns: view.channels), minimum: GEMMBlocking.narrowMR,
+                         LinearForwardRows(out: dinput, inp: dcols, weight: parameters + view.weight, bias: nil,
+                                           inFeatures: g.patch, outFeatures: view.channels, relu: false,
+                                           threads: threads, workspace: workspace))
 }
 
 /// [batch, positions, channels] (NHWC) -> [batch, channels, positions] (CHW, torch's flatten order),

@@ -15,6 +15,8 @@ import VAEKernels
 //
 // The conv architecture (ModelConfig.architecture), in the order forward runs:
 //   encoder.conv.0.weight [32, C, 4, 4] (torch.nn.Conv2d), encoder.conv.0.bias [32], ...
+//     (convolution weights are held [out, kh, kw, in] here and written in torch's order:
+//     TensorSpec.channelsLast)
 //   encoder.0.weight [256, 64 * 4 * 4] (the last feature map flattened as torch does: CHW), ...
 //   encoder.mu.*, encoder.logvar.*   (as above)
 //   decoder.0.weight [256, latent], ..., decoder.fc.weight [64 * 4 * 4, 256] (to the feature map, CHW)
@@ -24,10 +26,34 @@ import VAEKernels
 
 public struct TensorSpec: Sendable, Equatable {
     public let name: String
+    /// The shape in the checkpoint (torch's).
     public let shape: [Int]
     /// Offset in floats from the start of the flat buffer.
     public let offset: Int
+    /// A convolution weight held in the flat buffer with its second dimension last:
+    /// [shape[0], kh, kw, shape[1]] (an image patch's channels adjacent, as the images are HWC),
+    /// while the checkpoint holds torch's [shape[0], shape[1], kh, kw]. `fileOrder` and
+    /// `bufferOrder` convert.
+    public var channelsLast = false
     public var count: Int { shape.reduce(1, *) }
+
+    /// The tensor in the checkpoint's order from `buffer` (its place in the flat buffer) into `file`.
+    public func fileOrder(_ file: UnsafeMutablePointer<Float>, from buffer: UnsafePointer<Float>) {
+        guard channelsLast else { return file.update(from: buffer, count: count) }
+        let rows = shape[0], channels = shape[1], taps = shape[2] * shape[3]
+        for r in 0..<rows {
+            for c in 0..<channels { for t in 0..<taps { file[(r * channels + c) * taps + t] = buffer[(r * taps + t) * channels + c] } }
+        }
+    }
+
+    /// The tensor in the flat buffer's order from `file` (the checkpoint's order) into `buffer`.
+    public func bufferOrder(_ buffer: UnsafeMutablePointer<Float>, from file: UnsafePointer<Float>) {
+        guard channelsLast else { return buffer.update(from: file, count: count) }
+        let rows = shape[0], channels = shape[1], taps = shape[2] * shape[3]
+        for r in 0..<rows {
+            for c in 0..<channels { for t in 0..<taps { buffer[(r * taps + t) * channels + c] = file[(r * channels + c) * taps + t] } }
+        }
+    }
 }
 
 /// A linear layer's place in the flat buffer: weight [outFeatures, inFeatures], bias [outFeatures].
@@ -39,7 +65,7 @@ public struct LinearView: Sendable {
 }
 
 /// A convolution's place in the flat buffer. For torch.nn.Conv2d: `geometry` is its own, weight
-/// [channels = Cout, geometry.patch], bias [Cout]. For torch.nn.ConvTranspose2d: `geometry` is
+/// [channels = Cout, geometry.patch] (a patch in the order ky, kx, channel), bias [Cout]. For torch.nn.ConvTranspose2d: `geometry` is
 /// that of its adjoint convolution (geometry.in* are the transposed convolution's output image,
 /// geometry.out* its input positions), weight [channels = its input channels, geometry.patch],
 /// bias [geometry.inChannels].
@@ -83,7 +109,7 @@ public struct ParameterLayout: Sendable {
         let convs = config.convLayers
         for (i, c) in convs.enumerated() {
             let g = ConvGeometry(inHeight: c.inHeight, inWidth: c.inWidth, inChannels: c.inChannels, kernel: c.kernel, stride: 2, padding: c.padding)
-            let w = add("encoder.conv.\(i).weight", [c.outChannels, c.inChannels, c.kernel, c.kernel])
+            let w = add("encoder.conv.\(i).weight", [c.outChannels, c.inChannels, c.kernel, c.kernel], channelsLast: true)
             convEncoder.append(ConvView(geometry: g, channels: c.outChannels, weight: w, bias: add("encoder.conv.\(i).bias", [c.outChannels])))
             width = g.positions * c.outChannels
         }
@@ -110,7 +136,7 @@ public struct ParameterLayout: Sendable {
             for (i, c) in convs.enumerated().reversed() {
                 let g = ConvGeometry(inHeight: c.inHeight, inWidth: c.inWidth, inChannels: c.inChannels, kernel: 4, stride: 2, padding: 1)
                 let j = convs.count - 1 - i
-                let w = add("decoder.deconv.\(j).weight", [c.outChannels, c.inChannels, 4, 4])
+                let w = add("decoder.deconv.\(j).weight", [c.outChannels, c.inChannels, 4, 4], channelsLast: true)
                 convDecoder.append(ConvView(geometry: g, channels: c.outChannels, weight: w, bias: add("decoder.deconv.\(j).bias", [c.inChannels])))
             }
         }
@@ -125,8 +151,8 @@ public struct ParameterLayout: Sendable {
          + (output.map { [$0.weight] } ?? []) + convDecoder.map(\.weight)).sorted()
     }
 
-    private mutating func add(_ name: String, _ shape: [Int]) -> Int {
-        let spec = TensorSpec(name: name, shape: shape, offset: count)
+    private mutating func add(_ name: String, _ shape: [Int], channelsLast: Bool = false) -> Int {
+        let spec = TensorSpec(name: name, shape: shape, offset: count, channelsLast: channelsLast)
         tensors.append(spec)
         count += spec.count
         return spec.offset

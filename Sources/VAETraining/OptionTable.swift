@@ -313,7 +313,7 @@ public func parseArchitecture(_ text: String) throws -> Architecture {
 }
 
 /// Positive integers separated by commas (--conv-channels).
-func parseWidths(_ text: String, option: String, example: String) throws -> [Int] {
+public func parseWidths(_ text: String, option: String, example: String) throws -> [Int] {
     let values = text.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
     guard !values.isEmpty, values.allSatisfy({ ($0 ?? 0) > 0 }) else {
         throw ModelConfigError.invalid("\(option) '\(text)': expected positive numbers separated by commas, such as \(example)")

@@ -13,8 +13,11 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure the FMA peak, GEMM GFLOP/s per layer shape, training-step samples/s and the end-of-epoch evaluation's time on this machine (one process).")
     @Option(help: "Per-rank batch sizes to measure, comma-separated.") var batches = "64,128"
-    @Option(help: "Hidden widths of the model measured.") var hidden = "400"
-    @Option(help: "Latent dimensions of the model measured.") var latent = 20
+    @Option(help: "The model measured: mlp (784-400-20 by default) or conv (disentanglement_lib's on 64x64 dSprites images: --conv-channels 32,32,64,64, --hidden 256, --latent 10 by default).")
+    var arch = "mlp"
+    @Option(help: "Hidden widths of the model measured (default: 400, or 256 for conv).") var hidden: String?
+    @Option(help: "Latent dimensions of the model measured (default: 20, or 10 for conv).") var latent: Int?
+    @Option(help: "--arch conv: the convolutions' output channels (default: 32,32,64,64).") var convChannels: String?
     @Option(help: "Kernel thread counts at which to measure the training step and the evaluation, comma-separated (default: 1 up to the cores this process may use); the counts take turns in rounds of 10 steps.")
     var threads: String?
     @Flag(help: "JSON lines only.") var json = false
@@ -33,7 +36,7 @@ struct Bench: ParsableCommand {
                 return
             }
             if allreduce { throw TrainingError.option("--allreduce measures collectives between ranks: run it under mpirun (mpirun -n 2 vae-dist bench --allreduce)") }
-            let config = try modelConfig(hidden: hidden, latent: latent, likelihood: "bernoulli", beta: 1, autoencoder: false)
+            let config = try benchConfig()
             let sizes = batches.split(separator: ",").compactMap { Int($0) }.filter { $0 > 0 }
             guard !sizes.isEmpty else { throw TrainingError.option("--batches: expected positive numbers such as 64,128") }
             let counts = try threadCounts()
@@ -46,6 +49,7 @@ struct Bench: ParsableCommand {
             let flopsPerExample = trainingFlopsPerExample(config: config)
             printKernelSets(config: config, batch: choiceBatch, isa: isa, peak: peak)
             printGEMMs(config: config, sizes: sizes, isa: isa, peak: peak)
+            if config.architecture == .conv { for batch in sizes { printConvPasses(config: config, batch: batch, peak: peak) } }
             for batch in sizes {
                 for s in try benchmarkTrainingSteps(config: config, batch: batch, threadCounts: counts) {
                     printStep(s, isa: isa, peak: peak, flopsPerExample: flopsPerExample, first: counts[0])
@@ -53,7 +57,7 @@ struct Bench: ParsableCommand {
             }
             // The evaluation's share of an epoch at the default batch size (or the last measured).
             let epochBatch = sizes.contains(TrainingOptions().batchSize) ? TrainingOptions().batchSize : sizes.last!
-            for count in counts {
+            for count in counts where config.architecture == .mlp {
                 printEvaluation(try benchmarkEvaluation(config: config, batch: epochBatch, threads: count),
                                 isa: isa, peak: peak, config: config, epochBatch: epochBatch)
             }
@@ -146,6 +150,36 @@ struct Bench: ParsableCommand {
         }
     }
 
+    /// The model measured: --arch, --hidden, --latent, --conv-channels.
+    func benchConfig() throws -> ModelConfig {
+        let architecture = try parseArchitecture(arch)
+        guard architecture == .conv else {
+            if convChannels != nil { throw TrainingError.option("--conv-channels applies to --arch conv") }
+            return try modelConfig(hidden: hidden ?? "400", latent: latent ?? 20, likelihood: "bernoulli", beta: 1, autoencoder: false)
+        }
+        var config = ModelConfig(imageHeight: 64, imageWidth: 64,
+                                 hidden: try hidden.map(parseHidden) ?? ModelConfig.defaultConvHidden, latent: latent ?? 10)
+        config.architecture = .conv
+        if let convChannels { config.convChannels = try parseWidths(convChannels, option: "--conv-channels", example: "32,32,64,64") }
+        try config.validate()
+        return config
+    }
+
+    /// Each conv layer's three passes at `batch` examples on one thread (GFLOP/s, share of the peak).
+    func printConvPasses(config: ModelConfig, batch: Int, peak: Double) {
+        if !json { print("conv layer pass (batch \(batch), one thread, im2col/col2im included)  GFLOP/s  of peak      time") }
+        for r in benchmarkConvPasses(config: config, batch: batch) {
+            if json {
+                print(jsonObject([("kind", "\"conv_pass\""), ("layer", "\"\(r.layer)\""), ("pass", "\"\(r.pass)\""), ("batch", "\(batch)"),
+                                  ("gflops", jsonNumber(r.gflops)), ("peak_fraction", jsonNumber(r.gflops / peak)),
+                                  ("seconds", jsonNumber(r.seconds)), ("fastest_seconds", jsonNumber(r.fastest))]))
+            } else {
+                print("\(r.layer) \(r.pass)".padding(toLength: 62, withPad: " ", startingAt: 0)
+                      + String(format: "%9.1f  %6.0f%%  %7.2f ms", r.gflops, 100 * r.gflops / peak, r.seconds * 1e3))
+            }
+        }
+    }
+
     /// --threads as numbers; by default 1 up to the cores this process may use.
     func threadCounts() throws -> [Int] {
         guard let threads else { return Array(1...availableCores()) }
@@ -161,7 +195,7 @@ struct Bench: ParsableCommand {
     func benchDistributed() throws {
         let communicator = try makeCommunicator()
         Fatal.communicator = communicator
-        let config = try modelConfig(hidden: hidden, latent: latent, likelihood: "bernoulli", beta: 1, autoencoder: false)
+        let config = try benchConfig()
         let sizes = batches.split(separator: ",").compactMap { Int($0) }.filter { $0 > 0 }
         guard !sizes.isEmpty else { throw TrainingError.option("--batches: expected positive numbers such as 64,128") }
         let say: (String) -> Void = communicator.isRoot ? { print($0); fflush(nil) } : { _ in }
@@ -217,7 +251,7 @@ struct Bench: ParsableCommand {
             }
             byteCounts = parsed.map { $0! }
         } else {
-            let gradient = ParameterLayout(try modelConfig(hidden: hidden, latent: latent, likelihood: "bernoulli", beta: 1, autoencoder: false)).count * 4
+            let gradient = ParameterLayout(try benchConfig()).count * 4
             byteCounts = ((12...22).map { 1 << $0 } + [gradient]).sorted()
         }
         let say: (String) -> Void = communicator.isRoot ? { print($0); fflush(nil) } : { _ in }

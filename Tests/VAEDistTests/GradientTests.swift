@@ -66,7 +66,8 @@ func referenceDecode(_ p: [Double], config: ModelConfig, layout: ParameterLayout
 }
 
 /// torch.nn.Conv2d + ReLU on NHWC images, from the definition: out[n, oy, ox, o] = b[o] +
-/// sum over c, ky, kx of W[o, c, ky, kx] * in[n, oy * s - p + ky, ox * s - p + kx, c].
+/// sum over c, ky, kx of W[o, c, ky, kx] * in[n, oy * s - p + ky, ox * s - p + kx, c]; the flat
+/// buffer holds W as [o, ky, kx, c] (TensorSpec.channelsLast).
 func referenceConvolution(_ p: [Double], _ input: [Double], _ v: ConvView, batch: Int) -> [Double] {
     let g = v.geometry, k = g.kernel
     var out = [Double](repeating: 0, count: batch * g.positions * v.channels)
@@ -80,7 +81,7 @@ func referenceConvolution(_ p: [Double], _ input: [Double], _ v: ConvView, batch
                             for kx in 0..<k {
                                 let iy = oy * g.stride - g.padding + ky, ix = ox * g.stride - g.padding + kx
                                 guard iy >= 0, iy < g.inHeight, ix >= 0, ix < g.inWidth else { continue }
-                                sum += p[v.weight + ((o * g.inChannels + c) * k + ky) * k + kx]
+                                sum += p[v.weight + ((o * k + ky) * k + kx) * g.inChannels + c]
                                     * input[((n * g.inHeight + iy) * g.inWidth + ix) * g.inChannels + c]
                             }
                         }
@@ -93,7 +94,7 @@ func referenceConvolution(_ p: [Double], _ input: [Double], _ v: ConvView, batch
     return out
 }
 
-/// torch.nn.ConvTranspose2d (weight [in, out, kh, kw]) on NHWC maps, from the definition: each
+/// torch.nn.ConvTranspose2d (weight [in, out, kh, kw], held [in, kh, kw, out]) on NHWC maps, from the definition: each
 /// input pixel (iy, ix) adds W[c, o, ky, kx] * in[n, iy, ix, c] to out[n, iy * s - p + ky, ix * s - p + kx, o].
 func referenceTransposedConvolution(_ p: [Double], _ input: [Double], _ v: ConvView, relu: Bool, batch: Int) -> [Double] {
     let g = v.geometry, k = g.kernel, outChannels = g.inChannels
@@ -109,7 +110,7 @@ func referenceTransposedConvolution(_ p: [Double], _ input: [Double], _ v: ConvV
                             for kx in 0..<k {
                                 let oy = iy * g.stride - g.padding + ky, ox = ix * g.stride - g.padding + kx
                                 guard oy >= 0, oy < g.inHeight, ox >= 0, ox < g.inWidth else { continue }
-                                out[((n * g.inHeight + oy) * g.inWidth + ox) * outChannels + o] += p[v.weight + ((c * outChannels + o) * k + ky) * k + kx] * x
+                                out[((n * g.inHeight + oy) * g.inWidth + ox) * outChannels + o] += p[v.weight + ((c * k + ky) * k + kx) * outChannels + o] * x
                             }
                         }
                     }

@@ -47,12 +47,16 @@ import VAECheckpoint
         t.testFraction = 0.2
         t.layout = .nchw
         t.imageSize = ImageSize(height: 28, width: 28)
-        return CheckpointConfig(model: ModelConfig(hidden: [64, 32], latent: 6, likelihood: .gaussian, beta: 4, autoencoder: true),
-                                training: t)
+        var model = ModelConfig(hidden: [64, 32], latent: 6, likelihood: .gaussian, beta: 4, autoencoder: true)
+        model.architecture = .conv
+        model.convChannels = [16, 8]
+        return CheckpointConfig(model: model, training: t)
     }
 
     /// Per option: a given value other than `stored`'s, and both as the messages show them.
     static let otherValues: [(option: String, give: @Sendable (inout GivenOptions) -> Void, stored: String, given: String)] = [
+        ("--arch", { $0.architecture = .mlp }, "conv", "mlp"),
+        ("--conv-channels", { $0.convChannels = [32] }, "16,8", "32"),
         ("--hidden", { $0.hidden = [64] }, "64,32", "64"),
         ("--latent", { $0.latent = 8 }, "6", "8"),
         ("--likelihood", { $0.likelihood = .bernoulli }, "gaussian", "bernoulli"),
