@@ -9,7 +9,8 @@
 # Options (flag, or the environment variable; flags win):
 #   --data D        BETA_SWEEP_DATA     dsprites or dsprites:N            (default dsprites)
 #   --epochs N      BETA_SWEEP_EPOCHS                                     (default 3)
-#   --hidden H      BETA_SWEEP_HIDDEN   encoder widths, the decoder mirrors them (default 256,256)
+#   --arch A        BETA_SWEEP_ARCH     mlp or conv (disentanglement_lib's convolutions)  (default mlp)
+#   --hidden H      BETA_SWEEP_HIDDEN   encoder widths, the decoder mirrors them (default 256,256; conv 256)
 #   --latent N      BETA_SWEEP_LATENT                                     (default 10)
 #   --batch-size N  BETA_SWEEP_BATCH                                      (default 128)
 #   --lr R          BETA_SWEEP_LR                                         (default 0.001)
@@ -20,6 +21,7 @@
 #   --threads N     BETA_SWEEP_THREADS  kernel threads per rank; 0: all   (default 0)
 #   --out DIR       BETA_SWEEP_OUT      one folder per model, the table, the pictures (default runs/beta-sweep)
 #   --docs          BETA_SWEEP_DOCS=1   also copy the table and pictures to docs/ and docs/images/
+#                                       (beta-sweep*; with --arch conv beta-sweep-conv*)
 #   BETA_SWEEP_PYTHON: a python with matplotlib (default .venv-sweep/bin/python, created with pip
 #   when missing); BETA_SWEEP_PLOT=0 skips the plot.
 # Resumable: a model whose folder holds a finished run (sweep-done, written after its training
@@ -38,7 +40,8 @@ if [ "${BETA_SWEEP_QUICK:-0}" = 1 ]; then
 fi
 data=${BETA_SWEEP_DATA:-dsprites}
 epochs=${BETA_SWEEP_EPOCHS:-3}
-hidden=${BETA_SWEEP_HIDDEN:-256,256}
+arch=${BETA_SWEEP_ARCH:-mlp}
+hidden=${BETA_SWEEP_HIDDEN:-}
 latent=${BETA_SWEEP_LATENT:-10}
 batch=${BETA_SWEEP_BATCH:-128}
 lr=${BETA_SWEEP_LR:-0.001}
@@ -52,17 +55,18 @@ docs=${BETA_SWEEP_DOCS:-0}
 while [ $# -gt 0 ]; do
   case "$1" in
     --docs) docs=1; shift; continue ;;
-    --data|--epochs|--hidden|--latent|--batch-size|--lr|--seed|--betas|--tc-beta|--ranks|--threads|--out)
+    --data|--arch|--epochs|--hidden|--latent|--batch-size|--lr|--seed|--betas|--tc-beta|--ranks|--threads|--out)
       [ $# -ge 2 ] || die "$1 needs a value" ;;
     *) die "unknown option '$1' (see the top of Launch/beta_sweep.sh)" ;;
   esac
   case "$1" in
-    --data) data=$2 ;; --epochs) epochs=$2 ;; --hidden) hidden=$2 ;; --latent) latent=$2 ;;
+    --data) data=$2 ;; --arch) arch=$2 ;; --epochs) epochs=$2 ;; --hidden) hidden=$2 ;; --latent) latent=$2 ;;
     --batch-size) batch=$2 ;; --lr) lr=$2 ;; --seed) seed=$2 ;; --betas) betas=$2 ;;
     --tc-beta) tc_beta=$2 ;; --ranks) ranks=$2 ;; --threads) threads=$2 ;; --out) out=$2 ;;
   esac
   shift 2
 done
+case "$arch" in mlp) : "${hidden:=256,256}" ;; conv) : "${hidden:=256}" ;; *) die "--arch must be mlp or conv, got '$arch'" ;; esac
 [[ "$epochs" =~ ^[1-9][0-9]*$ ]] || die "--epochs must be a positive integer, got '$epochs'"
 [[ "$ranks" =~ ^[1-9][0-9]*$ ]] || die "--ranks must be a positive integer, got '$ranks'"
 [[ "$tc_beta" =~ ^[0-9]+([.][0-9]+)?$ ]] || die "--tc-beta must be a number >= 0, got '$tc_beta'"
@@ -81,6 +85,9 @@ launch() {  # the vae-dist command on $ranks ranks
   if [ "$ranks" -gt 1 ]; then run_mpi "$ranks" "$bin" "$@"; else "$bin" "$@"; fi
 }
 
+arch_args=()  # nothing for the MLP: its runs' signatures stay as they were
+[ "$arch" = conv ] && arch_args=(--arch conv)
+
 # name:options for each model
 models=()
 for b in $betas; do models+=("beta-$b:--beta $b"); done
@@ -92,7 +99,7 @@ for model in "${models[@]}"; do
   read -r -a regime <<< "${model#*:}"
   dir=$out/$name log=$out/$name.log
   # What the model is (not how long, nor how many threads or ranks trained it).
-  args=(--data "$data" --batch-size "$batch" --hidden "$hidden" --latent "$latent" --lr "$lr"
+  args=(--data "$data" "${arch_args[@]}" --batch-size "$batch" --hidden "$hidden" --latent "$latent" --lr "$lr"
         --seed "$seed" --likelihood bernoulli "${regime[@]}" --out "$dir")
   signature="${args[*]}"
   trained=0  # epochs of a finished training in $dir
@@ -125,9 +132,9 @@ done
 
 # The table (Markdown and CSV) and the best model by MIG.
 names=(); for model in "${models[@]}"; do names+=("${model%%:*}"); done
-best=$(python3 - "$out" "$data" "$epochs" "$hidden" "$latent" "$batch" "$lr" "$ranks" "${names[@]}" <<'PY'
+best=$(python3 - "$out" "$data" "$epochs" "$hidden" "$latent" "$batch" "$lr" "$ranks" "$arch" "${names[@]}" <<'PY'
 import csv, json, math, os, sys
-out, data, epochs, hidden, latent, batch, lr, ranks, *names = sys.argv[1:]
+out, data, epochs, hidden, latent, batch, lr, ranks, arch, *names = sys.argv[1:]
 factors = ["shape", "scale", "orientation", "position_x", "position_y"]
 rows = []
 for name in names:
@@ -160,7 +167,9 @@ with open(os.path.join(out, "beta-sweep.csv"), "w", newline="") as f:
 best = max(rows, key=lambda r: r["mig"])
 g = lambda v: f"{v:g}"
 with open(os.path.join(out, "beta-sweep.md"), "w") as f:
-    f.write(f"dSprites ({data}), {epochs} epoch(s), {4096}-{hidden.replace(',', '-')}-{latent}, bernoulli, "
+    network = (f"{4096}-{hidden.replace(',', '-')}-{latent}" if arch == "mlp"
+               else f"conv 32,32,64,64-{hidden.replace(',', '-')}-{latent} (disentanglement_lib's)")
+    f.write(f"dSprites ({data}), {epochs} epoch(s), {network}, bernoulli, "
             f"batch {batch}, Adam lr {lr}, {ranks} rank(s); test set measures from `vae-dist eval`.\n\n")
     f.write("| model | beta | test NELBO | recon | KL | active units | MIG | MIG shape | scale | orientation | x | y |\n")
     f.write("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
@@ -226,11 +235,12 @@ fi
 
 if [ "$docs" = 1 ]; then
   mkdir -p docs/images
-  cp "$out/beta-sweep.md" docs/beta-sweep.md && cp "$out/beta-sweep.csv" docs/beta-sweep.csv \
-    && cp "$out/traversal-best.png" docs/images/beta-sweep-traversal.png \
-    && { [ ! -f "$out/beta-sweep.png" ] || cp "$out/beta-sweep.png" docs/images/beta-sweep.png; } \
+  name=beta-sweep; [ "$arch" = conv ] && name=beta-sweep-conv
+  cp "$out/beta-sweep.md" "docs/$name.md" && cp "$out/beta-sweep.csv" "docs/$name.csv" \
+    && cp "$out/traversal-best.png" "docs/images/$name-traversal.png" \
+    && { [ ! -f "$out/beta-sweep.png" ] || cp "$out/beta-sweep.png" "docs/images/$name.png"; } \
     || die "could not copy the results to docs/"
-  echo "beta-sweep: copied to docs/beta-sweep.md, docs/beta-sweep.csv, docs/images/beta-sweep*.png"
+  echo "beta-sweep: copied to docs/$name.md, docs/$name.csv, docs/images/$name*.png"
 fi
 cat "$out/beta-sweep.md"
 echo "beta-sweep: done in $(( $(date +%s) - sweep_start )) s: $out/beta-sweep.md, $out/beta-sweep.csv"
