@@ -53,8 +53,15 @@ struct Train: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let given = try given()
-            // Checked before a checkpoint is read, so a bad value is named as typed.
-            try given.newRun().model.validate()
+            // Checked before a checkpoint is read, so a bad value is named as typed. The image size
+            // is the data's, known once it is read (Trainer.modelForData checks it then): here a
+            // size every --conv-channels count divides stands in for the default 28x28.
+            var model = given.newRun().model
+            if model.architecture == .conv {
+                model.imageHeight = 1 << min(model.convChannels.count, 8)
+                model.imageWidth = model.imageHeight
+            }
+            try model.validate()
             Interruption.install()
             let communicator = try makeCommunicator()
             Fatal.communicator = communicator
