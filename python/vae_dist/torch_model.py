@@ -220,6 +220,9 @@ def example_state_dict(path):
     """The default model's weights under the PyTorch examples' VAE names (fc1.weight, ...)."""
     tensors, _, _ = read_checkpoint(path)
     names = [f"{s}.{p}" for s in EXAMPLE_NAMES.values() for p in ("weight", "bias")]
+    if "encoder.conv.0.weight" in tensors:
+        raise CheckpointError(f"{checkpoint_path(path)}: a conv model (--arch conv); the PyTorch examples' VAE is "
+                              "an MLP: load this checkpoint with vae_dist.load instead")
     if "encoder.1.weight" in tensors or any(n not in tensors for n in names):
         raise CheckpointError(f"{checkpoint_path(path)}: the PyTorch examples' VAE has exactly one hidden "
                               "layer on each side; load this checkpoint with vae_dist.load instead")
