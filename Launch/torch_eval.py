@@ -6,7 +6,12 @@ By default the noise is vae-dist's own (the same eps per test example, and the s
 --binarize draws), so test_nelbo agrees with `vae-dist eval` to float rounding;
 --torch-noise draws eps with torch.randn instead (agreement to Monte Carlo noise).
 
-  .venv-torch/bin/python Launch/torch_eval.py --checkpoint FILE|RUN_DIR [--data DIR] [--limit N]
+  .venv-torch/bin/python Launch/torch_eval.py --checkpoint FILE|RUN_DIR [--data DIR|FILE.npy] [--limit N]
+
+Any architecture vae_dist.load builds (mlp, conv) and image shape (gray or colour, HWC). The
+test images: a folder's IDX t10k-images, or a uint8 .npy [N, H, W] or [N, H, W, C] taken
+whole as the test set (as `vae-dist train --test-data FILE.npy` does; the default when the
+checkpoint was trained so).
 
 (with the package installed in that environment: .venv-torch/bin/pip install -e ./python)
 """
@@ -47,14 +52,27 @@ def load_test_images(folder):
     return np.frombuffer(data, np.uint8, offset=16).reshape(n, rows, columns)
 
 
+def load_test_array(path):
+    """A .npy of test images as uint8 [count, H, W] or [count, H, W, C] (all of it: a test set)."""
+    try:
+        images = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise DataError(f"{path}: cannot be read as a .npy array ({error})") from None
+    if images.dtype != np.uint8 or images.ndim not in (3, 4):
+        raise DataError(f"{path}: a uint8 array [N, H, W] or [N, H, W, C] is needed (got {images.dtype} "
+                        f"{list(images.shape)})")
+    return images[..., 0] if images.ndim == 4 and images.shape[3] == 1 else images
+
+
 def parse_arguments(argv):
     parser = argparse.ArgumentParser(
         prog="torch_eval.py", description="Evaluate a vae-dist checkpoint on the test set with PyTorch; "
         "prints one JSON line with the fields of `vae-dist eval`.")
     parser.add_argument("--checkpoint", required=True, metavar="FILE|RUN_DIR",
                         help="a .safetensors checkpoint, or a run folder (its checkpoints/latest.safetensors)")
-    parser.add_argument("--data", metavar="DIR",
-                        help="folder with t10k-images-idx3-ubyte[.gz] (default: the data the checkpoint was trained on)")
+    parser.add_argument("--data", metavar="DIR|FILE.npy",
+                        help="folder with t10k-images-idx3-ubyte[.gz], or a uint8 .npy of test images [N, H, W(, C)] "
+                        "(default: the checkpoint's --test-data, else the data it was trained on)")
     parser.add_argument("--limit", type=int, metavar="N", help="evaluate only the first N test images")
     parser.add_argument("--batch-size", type=int, default=500, help="test images per forward pass (default 500)")
     parser.add_argument("--torch-noise", action="store_true",
@@ -98,16 +116,20 @@ def main(argv=None):
     try:
         model = vae_dist.load(args.checkpoint)
         training = model.config.training
-        data = args.data or training.data
+        data = args.data or training.test_data or training.data
         if data.startswith("synthetic"):
             raise DataError(f"{model.path} was trained on --data {data}, which vae-dist generates in Swift; "
                             "pass --data DIR with IDX images of the same size")
-        images = load_test_images(data)
+        if data.endswith(".npy") and not args.data and not training.test_data:
+            raise DataError(f"{model.path} was trained on {data} with a held-out test split; pass --data with "
+                            "the test images (a folder of IDX files or a .npy taken whole)")
+        images = load_test_array(data) if data.endswith(".npy") else load_test_images(data)
     except (vae_dist.CheckpointError, DataError) as error:
         sys.exit(f"torch_eval.py: error: {error}")
     if images.shape[1:] != model.image_shape:
-        sys.exit(f"torch_eval.py: error: {model.path} expects {model.image_shape[0]}x{model.image_shape[1]} images "
-                 f"but {data} has {images.shape[1]}x{images.shape[2]}")
+        shape = "x".join(map(str, model.image_shape))
+        sys.exit(f"torch_eval.py: error: {model.path} expects {shape} images but {data} has "
+                 f"{'x'.join(map(str, images.shape[1:]))}")
     images = images[:args.limit].reshape(len(images[:args.limit]), -1)
     torch.manual_seed(args.seed)
     with torch.no_grad():

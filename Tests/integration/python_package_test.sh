@@ -6,8 +6,10 @@
 # differs: 1e-6 on pixels in [0, 1], 1e-5 relative on mu and logvar); Config against
 # `vae-dist inspect --json`'s config (round trip, unknown keys kept, missing keys defaulted);
 # read_metrics on the run's metrics.jsonl; read_checkpoint's CRC-32 check against a flipped bit
-# (which `vae-dist inspect --verify` also refuses); read_run_record. Then, where a Python with
-# torch exists (.venv-torch, as torch_test.sh finds it), vae_dist.load against the numpy model.
+# (which `vae-dist inspect --verify` also refuses); read_run_record. The models: MLPs of both
+# likelihoods and conv models (--arch conv: 28x28 gray, and 16x16 colour from a .npy with its
+# --test-data). Then, where a Python with torch exists (.venv-torch, as torch_test.sh finds it),
+# vae_dist.load against the numpy model.
 #   bash Tests/integration/python_package_test.sh   -> python-package: N passed, M failed
 set -uo pipefail
 . "$(dirname "$0")/lib.sh" python-package
@@ -29,13 +31,27 @@ os.makedirs(sys.argv[1])
 for name, n in (("train-images-idx3-ubyte", 256), ("t10k-images-idx3-ubyte", 100)):
     with open(os.path.join(sys.argv[1], name), "wb") as f:
         f.write(struct.pack(">IIII", 0x0803, n, 28, 28) + images(n).tobytes())
+def colour(n):  # the same, 16x16 RGB, HWC
+    x = rng.integers(0, 40, (n, 16, 16, 3))
+    for i in range(n):
+        r, c = rng.integers(0, 10, 2)
+        x[i, r:r + rng.integers(3, 7), c:c + rng.integers(3, 7)] += rng.integers(60, 216, 3)
+    return x.astype(np.uint8)
+np.save(os.path.join(sys.argv[1], "colour-train.npy"), colour(256))
+np.save(os.path.join(sys.argv[1], "colour-test.npy"), colour(100))
 PY
 
-# Two models: the default bernoulli one (two epochs: two metrics rows) and a deeper gaussian one.
-for entry in "vae:--epochs 2" "gaussian:--epochs 1 --likelihood gaussian --hidden 64,32 --latent 5"; do
-  name=${entry%%:*}
+# The models: the default bernoulli one (two epochs: two metrics rows), a deeper gaussian one,
+# and conv ones: gray gaussian, colour bernoulli (on the .npy, its test set the other .npy).
+conv="--epochs 1 --arch conv --hidden 16 --latent 3 --lr 3e-3"
+for entry in "vae:--epochs 2" "gaussian:--epochs 1 --likelihood gaussian --hidden 64,32 --latent 5" \
+             "conv:$conv --conv-channels 4,8 --likelihood gaussian" \
+             "conv-colour:$conv --conv-channels 4,8,8 --data $tmp/data/colour-train.npy --test-data $tmp/data/colour-test.npy"; do
+  name=${entry%%:*} options=${entry#*:}
+  data=(--data "$tmp/data")
+  [[ " $options " == *" --data "* ]] && data=()
   # shellcheck disable=SC2086
-  "$bin" train --data "$tmp/data" --batch-size 64 ${entry#*:} --out "$tmp/$name" > "$tmp/$name.log" 2>&1 \
+  "$bin" train "${data[@]}" --batch-size 64 $options --out "$tmp/$name" > "$tmp/$name.log" 2>&1 \
     || abort "training $name failed: $(tail -1 "$tmp/$name.log")"
   "$bin" sample --checkpoint "$tmp/$name" --count 40 --seed 5 --out "$tmp/$name.png" --tensors "$tmp/$name.samples.safetensors" > /dev/null \
     && "$bin" encode --checkpoint "$tmp/$name" --out "$tmp/$name.encoded.safetensors" > /dev/null \
@@ -76,20 +92,22 @@ except ImportError:
               f"vae_dist.load without torch: ImportError: {str(error)[:90]}...")
 
 # The numpy decoder and encoder against vae-dist's own.
-test_images = np.fromfile(f"{tmp}/data/t10k-images-idx3-ubyte", np.uint8, offset=16).reshape(100, 28, 28)
-for name in ("vae", "gaussian"):
+idx_images = np.fromfile(f"{tmp}/data/t10k-images-idx3-ubyte", np.uint8, offset=16).reshape(100, 28, 28)
+for name in ("vae", "gaussian", "conv", "conv-colour"):
     model = vae_dist.load_numpy(f"{tmp}/{name}")
+    test_images = idx_images if name != "conv-colour" else np.load(f"{tmp}/data/colour-test.npy")
     ref = load_file(f"{tmp}/{name}.samples.safetensors")
     images = model.decode(ref["latents"])
     err = float(np.abs(images - ref["images"]).max())
     check(images.shape == ref["images"].shape and images.dtype == np.float32 and err <= 1e-6,
-          f"{name} ({model.model.likelihood}, hidden {model.model.hidden}): numpy decode of {len(images)} latents "
+          f"{name} ({model.model.architecture}{' ' + str(model.model.conv_channels) if model.model.conv_layers else ''}, "
+          f"{model.model.likelihood}, hidden {model.model.hidden}): numpy decode of {len(images)} latents "
           f"{images.shape} vs vae-dist sample --tensors: max |difference| {err:.2g} (tolerance 1e-6)")
     enc = load_file(f"{tmp}/{name}.encoded.safetensors")
     mu, logvar = model.encode(test_images.astype(np.float32) / np.float32(255))
     worst = max(float((np.abs(a - b) / (1 + np.abs(b))).max()) for a, b in ((mu, enc["mu"]), (logvar, enc["logvar"])))
     check(mu.shape == enc["mu"].shape and worst <= 1e-5,
-          f"{name}: numpy encode of 100 test images vs vae-dist encode: mu, logvar {mu.shape}, "
+          f"{name}: numpy encode of {len(test_images)} test images vs vae-dist encode: mu, logvar {mu.shape}, "
           f"max |difference| / (1 + |value|) {worst:.2g} (tolerance 1e-5)")
 
 # Config against `vae-dist inspect --json`'s config.
@@ -114,6 +132,14 @@ check(newer.model.extra == {"convolutional": True} and newer.training.extra == {
       "Config keeps unknown keys in extra (and writes them back) and defaults missing ones (accumulate 1, kl_warmup 0)")
 _, _, from_file = vae_dist.read_checkpoint(f"{tmp}/gaussian")
 check(from_file == config, "read_checkpoint's Config equals the one from inspect --json")
+conv_inspected = json.loads(json.load(open(f"{tmp}/conv-colour.inspect.json"))["metadata"]["config"])
+conv_config = vae_dist.Config.from_dict(conv_inspected)
+check(conv_config.to_dict() == conv_inspected and conv_config.model.extra == {}
+      and (conv_config.model.architecture, conv_config.model.conv_channels, conv_config.model.channels) == ("conv", [4, 8, 8], 3)
+      and conv_config.model.conv_layers == [(3, 4, 4, 1), (4, 8, 4, 1), (8, 8, 2, 0)]
+      and "architecture" not in inspected["model"] and config.model.architecture == "mlp" and config.model.conv_layers == [],
+      f"Config of a conv run round-trips (architecture {conv_config.model.architecture}, convChannels "
+      f"{conv_config.model.conv_channels}, layers (in, out, kernel, padding) {conv_config.model.conv_layers}); an MLP's has no conv keys")
 
 # read_metrics on the real run, and step rows apart from epoch rows.
 metrics = vae_dist.read_metrics(f"{tmp}/vae")
@@ -200,9 +226,10 @@ import numpy as np, torch
 import vae_dist
 from safetensors.numpy import load_file
 tmp = sys.argv[1]
-images = np.fromfile(f"{tmp}/data/t10k-images-idx3-ubyte", np.uint8, offset=16).reshape(100, 784).astype(np.float32) / 255
-for name in ("vae", "gaussian"):
+idx_images = np.fromfile(f"{tmp}/data/t10k-images-idx3-ubyte", np.uint8, offset=16).reshape(100, 784).astype(np.float32) / 255
+for name in ("vae", "gaussian", "conv", "conv-colour"):
     model, twin = vae_dist.load(f"{tmp}/{name}"), vae_dist.load_numpy(f"{tmp}/{name}")
+    images = idx_images if name != "conv-colour" else np.load(f"{tmp}/data/colour-test.npy").reshape(100, -1).astype(np.float32) / 255
     ref = load_file(f"{tmp}/{name}.samples.safetensors")
     with torch.no_grad():
         decoded = model.decode(torch.from_numpy(ref["latents"])).numpy().reshape(ref["images"].shape)
@@ -211,7 +238,7 @@ for name in ("vae", "gaussian"):
     err = max(float(np.abs(decoded - ref["images"]).max()), float(np.abs(decoded - twin.decode(ref["latents"])).max()))
     worst = max(float((np.abs(mu - a) / (1 + np.abs(a))).max()), float((np.abs(logvar - b) / (1 + np.abs(b))).max()))
     ok = isinstance(model, torch.nn.Module) and isinstance(model.config, vae_dist.Config) and err <= 1e-6 and worst <= 1e-5
-    print(f"{'ok' if ok else 'FAILED'}: {name}: vae_dist.load gives a torch.nn.Module with a Config; its decodes match "
+    print(f"{'ok' if ok else 'FAILED'}: {name} ({model.architecture}): vae_dist.load gives a torch.nn.Module with a Config; its decodes match "
           f"vae-dist and load_numpy (max |difference| {err:.2g}), its encodes load_numpy's ({worst:.2g})")
 PY
 )

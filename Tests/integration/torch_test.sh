@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # PyTorch consumers (the vae_dist package's torch model, Launch/torch_eval.py): tiny models trained on
-# synthetic data (three architectures and likelihoods) are loaded into PyTorch, whose decodes
-# and test losses must equal vae-dist's own (`vae-dist sample --tensors`, `vae-dist eval`) to
-# float rounding. Also torch_eval.py's command line: errors, --help, a run folder, no work on import.
+# synthetic data (MLPs of both likelihoods, binarized, an autoencoder; conv models (--arch conv)
+# of both likelihoods, and a colour one on a [N, 16, 16, 3] .npy) are loaded into PyTorch, whose
+# decodes and test losses must equal vae-dist's own (`vae-dist sample --tensors`, `vae-dist eval`)
+# to float rounding, and whose state_dict keys are the checkpoint's model tensor names. Also torch_eval.py's command line: errors, --help, a run folder, no work on import.
 # Where torch is not importable it prints one line saying so and exits 0.
 #   bash Tests/integration/torch_test.sh        (TORCH_PYTHON=... picks the Python; default .venv-torch)
 set -uo pipefail
@@ -35,24 +36,42 @@ os.makedirs(sys.argv[1])
 for name, n, op in (("train-images-idx3-ubyte", 64, open), ("t10k-images-idx3-ubyte.gz", 300, gzip.open)):
     with op(os.path.join(sys.argv[1], name), "wb") as f:
         f.write(struct.pack(">IIII", 0x0803, n, 28, 28) + images(n).tobytes())
+# Colour images HWC as a .npy (train) and its test set (--test-data: evaluated whole on both sides).
+rng = np.random.default_rng(4)
+def colour(n):
+    x = rng.integers(0, 40, (n, 16, 16, 3))
+    for i in range(n):
+        r, c = rng.integers(0, 10, 2)
+        x[i, r:r + rng.integers(3, 7), c:c + rng.integers(3, 7)] += rng.integers(60, 216, 3)
+    return x.astype(np.uint8)
+np.save(os.path.join(sys.argv[1], "colour-train.npy"), colour(256))
+np.save(os.path.join(sys.argv[1], "colour-test.npy"), colour(120))
 PY
 
+# NAME:OPTIONS. Trained on --data synthetic:512 (28x28) and evaluated on $tmp/data, unless the
+# options give --data (then evaluated on the checkpoint's --test-data).
+conv="--arch conv --hidden 16 --latent 3 --lr 3e-3"
 configs=(
   "vae:"
   "gaussian:--likelihood gaussian --hidden 64,32 --latent 5 --beta 4"
   "binarized:--binarize --hidden 48 --latent 3 --seed 9"
   "autoencoder:--autoencoder --hidden 32,16 --latent 4"
+  "conv:$conv --conv-channels 4,8"
+  "conv-gaussian:$conv --conv-channels 4,8 --likelihood gaussian --beta 2"
+  "conv-colour:$conv --data $tmp/data/colour-train.npy --test-data $tmp/data/colour-test.npy --conv-channels 4,8,8"
 )
 names=()
 for entry in "${configs[@]}"; do
   name=${entry%%:*}; options=${entry#*:}
+  data=(--data synthetic:512) eval_data=(--data "$tmp/data")
+  [[ " $options " == *" --data "* ]] && data=() eval_data=()
   # shellcheck disable=SC2086
-  if ! "$bin" train --data synthetic:512 --epochs 1 --batch-size 64 $options --out "$tmp/$name" > "$tmp/$name.log" 2>&1; then
+  if ! "$bin" train "${data[@]}" --epochs 1 --batch-size 64 $options --out "$tmp/$name" > "$tmp/$name.log" 2>&1; then
     bad "$name: training failed: $(tail -1 "$tmp/$name.log")"; continue
   fi
   "$bin" sample --checkpoint "$tmp/$name/checkpoints/latest.safetensors" --count 40 --seed 5 \
     --out "$tmp/$name.png" --tensors "$tmp/$name.samples.safetensors" > /dev/null &&
-  "$bin" eval --checkpoint "$tmp/$name/checkpoints/latest.safetensors" --data "$tmp/data" > "$tmp/$name.eval.json" ||
+  "$bin" eval --checkpoint "$tmp/$name/checkpoints/latest.safetensors" "${eval_data[@]}" > "$tmp/$name.eval.json" ||
     { bad "$name: vae-dist sample/eval failed"; continue; }
   names+=("$name")
 done
@@ -69,9 +88,18 @@ import vae_dist
 from vae_dist import torch_model
 from safetensors.numpy import load_file
 tmp, names = sys.argv[1], sys.argv[2:]
-images = torch_eval.load_test_images(f"{tmp}/data").reshape(300, -1)
+idx_images = torch_eval.load_test_images(f"{tmp}/data").reshape(300, -1)
 for name in names:
     model = vae_dist.load(f"{tmp}/{name}")            # the run folder form
+    test_data = model.config.training.test_data
+    images = idx_images if test_data is None else torch_eval.load_test_array(test_data)
+    images = images.reshape(len(images), -1)
+    n = len(images)
+    checkpoint = {k for k in load_file(model.path) if not k.startswith("optimizer.")}
+    keys = set(model.state_dict())
+    print(f"{'ok' if keys == checkpoint else 'FAILED'}: {name} ({model.architecture}): the torch model's "
+          f"{len(keys)} state_dict keys are the checkpoint's model tensor names"
+          + ("" if keys == checkpoint else f" (torch only {sorted(keys - checkpoint)}, checkpoint only {sorted(checkpoint - keys)})"))
     ref = load_file(f"{tmp}/{name}.samples.safetensors")
     with torch.no_grad():
         decoded = model.decode(torch.from_numpy(ref["latents"])).numpy().reshape(ref["images"].shape)
@@ -82,7 +110,7 @@ for name in names:
     training = model.config.training
     with torch.no_grad():
         recon, kl = torch_eval.evaluate(model, images, args, training.seed, training.binarize)
-    ours = {"test_nelbo": (recon + kl) / 300, "test_kl": kl / 300, "test_loss": (recon + model.beta * kl) / 300}
+    ours = {"test_nelbo": (recon + kl) / n, "test_kl": kl / n, "test_loss": (recon + model.beta * kl) / n}
     # vae-dist prints 6 significant digits: agreement to 2e-5 relative is float rounding.
     worst = max(abs(ours[k] - theirs[k]) / max(abs(theirs[k]), 1e-3) for k in ours)
     print(f"{'ok' if worst <= 2e-5 else 'FAILED'}: {name}: PyTorch test_nelbo {ours['test_nelbo']:.4f} vs vae-dist eval "
@@ -120,13 +148,18 @@ for path in (f"{tmp}/other.safetensors", f"{tmp}/garbage.safetensors", f"{tmp}/m
 PY
 )
 
-# torch_eval.py's command line.
-ckpt_eval=$(sed -n 's/.*"test_nelbo": \([0-9.e+-]*\).*/\1/p' "$tmp/vae.eval.json")
-if out=$("$py" Launch/torch_eval.py --checkpoint "$tmp/vae" --data "$tmp/data" 2>&1) &&
-   theirs=$(sed -n 's/.*"test_nelbo": \([0-9.e+-]*\).*/\1/p' <<< "$out") &&
-   awk -v a="$theirs" -v b="$ckpt_eval" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(b != "" && d <= 2e-5 * b) }'; then
-  ok "torch_eval.py --checkpoint RUN_DIR: test_nelbo $theirs, vae-dist eval $ckpt_eval"
-else bad "torch_eval.py --checkpoint RUN_DIR: $out (vae-dist eval: $ckpt_eval)"; fi
+# torch_eval.py's command line: an MLP and a conv run on the IDX test set, the colour conv run on
+# its --test-data .npy (the default).
+for entry in "vae:--data $tmp/data" "conv:--data $tmp/data" "conv-colour:"; do
+  name=${entry%%:*} options=${entry#*:}
+  ckpt_eval=$(sed -n 's/.*"test_nelbo": \([0-9.e+-]*\).*/\1/p' "$tmp/$name.eval.json" 2>/dev/null)
+  # shellcheck disable=SC2086
+  if out=$("$py" Launch/torch_eval.py --checkpoint "$tmp/$name" $options 2>&1) &&
+     theirs=$(sed -n 's/.*"test_nelbo": \([0-9.e+-]*\).*/\1/p' <<< "$out") &&
+     awk -v a="$theirs" -v b="$ckpt_eval" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(b != "" && d <= 2e-5 * b) }'; then
+    ok "torch_eval.py --checkpoint RUN_DIR ($name${options:+ $options}): test_nelbo $theirs, vae-dist eval $ckpt_eval"
+  else bad "torch_eval.py --checkpoint RUN_DIR ($name): $out (vae-dist eval: $ckpt_eval)"; fi
+done
 
 expect_error() {  # expect_error WHAT PATTERN ARGS...: exit 1, one line matching PATTERN, no traceback
   local what=$1 pattern=$2; shift 2

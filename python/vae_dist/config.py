@@ -40,9 +40,15 @@ def _to_json(section):
     return out
 
 
+DEFAULT_CONV_CHANNELS = (32, 32, 64, 64)
+
+
 @dataclass
 class ModelConfig:
-    """What the VAE is (ModelConfig.swift): image size, MLP widths, latent size, likelihood, beta."""
+    """What the VAE is (ModelConfig.swift): image size, architecture and widths, latent size,
+    likelihood, beta. `architecture` is "mlp" (dense layers of `hidden`) or "conv" (stride-2
+    convolutions of `conv_channels`, then the dense layers of `hidden`); vae-dist writes
+    "architecture" and "convChannels" for conv models only (absent: mlp)."""
     image_height: int = 28
     image_width: int = 28
     hidden: List[int] = field(default_factory=lambda: [400])   # encoder widths, input side first
@@ -51,18 +57,38 @@ class ModelConfig:
     beta: float = 1.0
     autoencoder: bool = False
     channels: int = 1                                          # 3: colour, pixels interleaved (HWC)
+    architecture: str = "mlp"                                  # or "conv"
+    conv_channels: List[int] = field(default_factory=lambda: list(DEFAULT_CONV_CHANNELS))
     extra: Dict[str, Any] = field(default_factory=dict)
 
     @property
     def input_dimension(self):
         return self.image_height * self.image_width * self.channels
 
+    @property
+    def conv_layers(self):
+        """conv: the encoder's convolutions as (in_channels, out_channels, kernel, padding), input
+        side first (stride 2; kernel 4 padding 1 for the first two, kernel 2 padding 0 after, as
+        ModelConfig.convLayers); [] for the MLP."""
+        if self.architecture != "conv":
+            return []
+        layers, c = [], self.channels
+        for i, out in enumerate(self.conv_channels):
+            kernel = 4 if i < 2 else 2
+            layers.append((c, out, kernel, 1 if kernel == 4 else 0))
+            c = out
+        return layers
+
     @classmethod
     def from_dict(cls, d):
         return _from_json(cls, d)
 
     def to_dict(self):
-        return _to_json(self)
+        out = _to_json(self)
+        if self.architecture == "mlp":  # as vae-dist writes an MLP's config: without the conv keys
+            out.pop("architecture", None)
+            out.pop("convChannels", None)
+        return out
 
 
 @dataclass
