@@ -135,6 +135,21 @@ extension ModelConfig {
             throw .invalid("--arch conv with \(convChannels.count) stride-2 layers (--conv-channels \(list)) needs image sides divisible by \(side), but the images are \(imageHeight)x\(imageWidth)"
                            + (fits.map { ": give --conv-channels \($0) values" } ?? ""))
         }
+        // The patch matrices and maps of one example (ConvWorkspace), bounded before any is
+        // allocated: a checkpoint's small tensors do not prove its image size.
+        if imageSize, convActivationsPerExample > 1 << 26 {
+            throw .invalid("--arch conv on \(imageHeight)x\(imageWidth)x\(channels) images with --conv-channels \(list) needs \(convActivationsPerExample >> 18) MB of activations per example; at most 256 MB: use smaller images (--image-size) or fewer channels")
+        }
+    }
+
+    /// Floats of the conv layers' patch matrices and maps (and their gradients) for one example.
+    public var convActivationsPerExample: Int {
+        convLayers.reduce(0) { total, c in
+            let positions = c.outHeight * c.outWidth
+            // The convolution's patches, its map and gradient; the transposed one's patches (kernel 4) and maps.
+            return total + positions * (c.kernel * c.kernel * c.inChannels + 2 * c.outChannels)
+                + positions * (16 * c.inChannels + 2 * c.outChannels)
+        }
     }
 }
 

@@ -8,8 +8,8 @@
 #      --autoencoder, beta-TCVAE, KL warm-up and capacity train to finite checkpoints;
 #   4. every subcommand on a conv checkpoint (sample, reconstruct, interpolate, traverse,
 #      latent-map, manifold, encode, eval with --iw-samples, inspect), colour images (.npy);
-#   5. one clear error line and exit 1 for image sides the layers cannot halve and bad
-#      --conv-channels.
+#   5. one clear error line and exit 1 for image sides the layers cannot halve, bad
+#      --conv-channels, and images whose activations would pass 256 MB an example.
 #   bash Tests/integration/conv_test.sh
 set -uo pipefail
 . "$(dirname "$0")/lib.sh" conv
@@ -117,6 +117,9 @@ check_one_line "28x28 with 4 layers" "needs image sides divisible by 16, but the
 check_one_line "--conv-channels 0" "--conv-channels '4,0': expected positive numbers" \
   "$bin" train --data synthetic:640 --arch conv --conv-channels 4,0 --epochs 1 --out "$tmp/e2"
 check_one_line "--arch cnn" "--arch 'cnn': expected mlp or conv" "$bin" train --data synthetic:640 --arch cnn --out "$tmp/e3"
+"$python" -c "import numpy as np; np.save('$tmp/huge.npy', np.zeros((4, 1024, 1024), np.uint8))"
+check_one_line "1024x1024 images: activations bounded before allocation" "MB of activations per example; at most 256 MB" \
+  "$bin" train --data "$tmp/huge.npy" --arch conv --batch-size 2 --epochs 1 --out "$tmp/e4"
 check_one_line "--resume with another --arch" "--arch cannot change on resume" \
   "$bin" train "${small[@]}" --arch mlp --epochs 2 --resume --out "$tmp/t1"
 
