@@ -46,15 +46,10 @@ public func convolutionWeightGradient(_ view: ConvView, dout: UnsafePointer<Floa
 public func convolutionInputGradient(_ view: ConvView, dout: UnsafePointer<Float>, dimage: UnsafeMutablePointer<Float>,
                                      dcols: UnsafeMutablePointer<Float>, parameters: UnsafePointer<Float>, batch: Int,
                                      threads: KernelThreads, workspace: GEMMWorkspace) {
-    let g = view.geometry, rows = batch * g.positions
-    let product = LinearInputGradient(dinp: dcols, dout: dout, weight: parameters + view.weight, batch: rows,
-                                      inFeatures: g.patch, outFeatures: view.channels, threads: threads, workspace: workspace)
-    if threads.count > 1 && g.patch >= 2 * columnSplitMinimum {
-        threads.forEachBlock(wideSplit(batch: rows, features: g.patch, threads: threads), product.blocks)
-    } else {
-        threads.forEachRange(rows, alignment: rowAlignment(columns: g.patch), minimum: GEMMBlocking.narrowMR, product)
-    }
-    threads.forEachRange(batch, alignment: 1, minimum: 1, Col2ImExamples(image: dimage, cols: dcols, geometry: g))
+    threads.forEachRange(batch, alignment: 1, minimum: 1,
+                         ProductCol2ImExamples(image: dimage, cols: dcols, input: dout, weight: parameters + view.weight,
+                                               geometry: view.geometry, channels: view.channels, bias: nil, relu: false,
+                                               threads: threads, workspace: workspace))
 }
 
 /// The transposed convolution: out image [batch, geometry.in*] = col2im(input · weight) + bias
@@ -62,18 +57,11 @@ public func convolutionInputGradient(_ view: ConvView, dout: UnsafePointer<Float
 public func transposedConvolutionForward(_ view: ConvView, input: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
                                   cols: UnsafeMutablePointer<Float>, parameters: UnsafePointer<Float>, batch: Int,
                                   relu: Bool, threads: KernelThreads, workspace: GEMMWorkspace) {
-    let g = view.geometry, rows = batch * g.positions
-    // cols [rows, patch] = input [rows, channels] · weight [channels, patch]
-    let product = LinearInputGradient(dinp: cols, dout: input, weight: parameters + view.weight, batch: rows,
-                                      inFeatures: g.patch, outFeatures: view.channels, threads: threads, workspace: workspace)
-    if threads.count > 1 && g.patch >= 2 * columnSplitMinimum {
-        threads.forEachBlock(wideSplit(batch: rows, features: g.patch, threads: threads), product.blocks)
-    } else {
-        threads.forEachRange(rows, alignment: rowAlignment(columns: g.patch), minimum: GEMMBlocking.narrowMR, product)
-    }
+    // cols [rows, patch] = input [rows, channels] · weight [channels, patch], then col2im.
     threads.forEachRange(batch, alignment: 1, minimum: 1,
-                         Col2ImExamples(image: out, cols: UnsafePointer(cols), geometry: g,
-                                        bias: parameters + view.bias, relu: relu))
+                         ProductCol2ImExamples(image: out, cols: cols, input: input, weight: parameters + view.weight,
+                                               geometry: view.geometry, channels: view.channels, bias: parameters + view.bias, relu: relu,
+                                               threads: threads, workspace: workspace))
 }
 
 /// Given dout image [batch, geometry.in*] (the ReLU's gradient already applied): dweight and
@@ -138,6 +126,34 @@ struct Im2ColRows: RangeWork {
 
     @inline(__always)
     func run(_ rows: Range<Int>, thread: Int) { im2col(cols, image, geometry, rows: rows) }
+}
+
+/// For a range of examples, a few at a time (about 512 KB of patches, so they are still in cache
+/// when added back): their rows of cols = input · weight, then col2im, bias and ReLU. Each
+/// thread writes only its examples' rows of `cols`; the bits are those of one GEMM over all rows
+/// (a row's result does not depend on the others).
+struct ProductCol2ImExamples: RangeWork {
+    let image: UnsafeMutablePointer<Float>, cols: UnsafeMutablePointer<Float>
+    let input: UnsafePointer<Float>, weight: UnsafePointer<Float>
+    let geometry: ConvGeometry, channels: Int
+    let bias: UnsafePointer<Float>?, relu: Bool
+    let threads: KernelThreads, workspace: GEMMWorkspace
+
+    @inline(__always)
+    func run(_ examples: Range<Int>, thread: Int) {
+        let g = geometry, perExample = g.positions * g.patch
+        let chunk = max(1, (1 << 17) / perExample)
+        var first = examples.lowerBound
+        while first < examples.upperBound {
+            let part = first..<min(first + chunk, examples.upperBound)
+            let row = part.lowerBound * g.positions
+            Kernels.active.matmulNN(cols + row * g.patch, input + row * channels, weight, m: part.count * g.positions,
+                                    n: g.patch, k: channels, accumulate: false,
+                                    workspace: threads.gemmWorkspace(thread, own: workspace))
+            Col2ImExamples(image: image, cols: UnsafePointer(cols), geometry: g, bias: bias, relu: relu).run(part, thread: thread)
+            first = part.upperBound
+        }
+    }
 }
 
 /// col2im for a range of examples, then (a transposed convolution's forward) bias and ReLU.
