@@ -56,6 +56,11 @@ if [ "${1:-}" = "--check" ]; then
   stale=0
   for patch in "${patches[@]}"; do
     out=$(apply --check "$patch" 2>&1) || { echo "mutation: $(basename "$patch" .patch): does not apply: $(head -1 <<< "$out")"; stale=1; }
+    # A misnamed first suite would fail Tests/test.sh by itself: a mutant "caught" for nothing.
+    first=$(header "$patch" first)
+    if [ -n "$first" ] && [ ! -f "Tests/integration/${first%@*}.sh" ]; then
+      echo "mutation: $(basename "$patch" .patch): first: $first is no suite (Tests/integration/${first%@*}.sh)"; stale=1
+    fi
   done
   [ "$stale" -eq 0 ] && echo "mutation: all ${#patches[@]} mutants apply to the source"
   exit "$stale"
