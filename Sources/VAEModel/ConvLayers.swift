@@ -37,9 +37,10 @@ public func convolutionWeightGradient(_ view: ConvView, dout: UnsafePointer<Floa
                                       gradients: UnsafeMutablePointer<Float>, batch: Int, accumulate: Bool,
                                       threads: KernelThreads, workspace: GEMMWorkspace) {
     let g = view.geometry, rows = batch * g.positions
-    linearBackward(nil, gradients + view.weight, gradients + view.bias, dout, cols, UnsafePointer(gradients),
-                   batch: rows, inFeatures: g.patch, outFeatures: view.channels,
-                   accumulate: accumulate, threads: threads, workspace: workspace)
+    threads.forEachRange(view.channels, alignment: rowAlignment(columns: g.patch), minimum: 16,
+                         LinearWeightGradient(dweight: gradients + view.weight, dbias: gradients + view.bias, dout: dout, inp: cols,
+                                              batch: rows, inFeatures: g.patch, outFeatures: view.channels,
+                                              accumulate: accumulate, threads: threads, workspace: workspace))
 }
 
 /// dimage = col2im(dout · weight), overwritten (dcols: scratch).
