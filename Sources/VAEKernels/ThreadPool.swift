@@ -44,6 +44,7 @@ public final class ThreadPool: @unchecked Sendable {
             #endif
             let status = pthread_create(&thread, nil, { raw in
                 let context = Unmanaged<WorkerContext>.fromOpaque(raw!).takeRetainedValue()
+                flushDenormals()  // as the caller does (FloatEnvironment.swift)
                 context.state.workerLoop(context.worker)
                 return nil
             }, context)

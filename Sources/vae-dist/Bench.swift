@@ -73,7 +73,8 @@ struct Bench: ParsableCommand {
         if json {
             print(jsonObject([("kind", "\"peak\""), ("isa", "\"\(isa.rawValue)\""), ("isa_name", "\"\(isa)\""),
                               ("choice", "\"\(Kernels.choice.description.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\""))\""),
-                              ("peak_gflops", jsonNumber(peak)), ("cpu_features", "\"\(Kernels.hostFeatures)\"")]))
+                              ("peak_gflops", jsonNumber(peak)), ("cpu_features", "\"\(Kernels.hostFeatures)\""),
+                              ("flush_denormals", flushesDenormals() ? "true" : "false")]))
             for candidate in candidates {
                 print(jsonObject([("kind", "\"kernels\""), ("isa", "\"\(candidate.rawValue)\""), ("isa_name", "\"\(candidate)\""),
                                   ("batch", "\(choiceBatch)"), ("chosen", candidate == isa ? "true" : "false"),
@@ -82,7 +83,8 @@ struct Bench: ParsableCommand {
             }
         } else {
             print("vae-dist bench: kernels \(Kernels.choice), FMA peak of one core "
-                  + String(format: "%.1f GFLOP/s (16 independent FMA chains)", peak))
+                  + String(format: "%.1f GFLOP/s (16 independent FMA chains)", peak)
+                  + (flushesDenormals() ? ", denormals flushed to zero (FTZ, DAZ)" : ", denormals computed (no FTZ/DAZ)"))
             print("GEMMs of one step at batch \(choiceBatch), one thread, each kernel set this CPU runs (alternating): "
                   + candidates.map { "\($0) " + String(format: "%.2f ms (%.2fx the fastest)", paths[$0]! * 1e3, paths[$0]! / fastest)
                                      + ($0 == isa ? " [chosen]" : "") }.joined(separator: ", "))

@@ -4,6 +4,7 @@ import Foundation
 import VAEData
 import VAEDistributed
 import VAEKernelDispatch
+import VAEKernels
 import VAEModel
 import VAECheckpoint
 import VAETraining
@@ -29,6 +30,7 @@ struct VAEDist: ParsableCommand {
     /// Parses and runs. Command bodies report their own errors through `Fatal`;
     /// what reaches this catch is a parsing error: one line, exit code 1.
     static func main() {
+        flushDenormals()  // before any thread starts: every thread computes without denormals (FloatEnvironment.swift)
         // A VAE_DIST_ISA this CPU cannot honour is refused before anything runs.
         if case .failure(let error) = Kernels.selection { Fatal.exit(error.description) }
         if let word = CommandLine.arguments.dropFirst().first, let message = unknownCommand(word) { Fatal.exit(message) }

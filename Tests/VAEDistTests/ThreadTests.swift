@@ -43,6 +43,52 @@ import VAECheckpoint
         }
     }
 
+    /// Kernel threads compute with flush-to-zero and denormals-are-zero (FloatEnvironment.swift):
+    /// a denormal input reads as 0 and a product below the normal range becomes 0, on every
+    /// worker; the caller's thread gets the same mode from `flushDenormals`.
+    @Test func kernelThreadsFlushDenormals() {
+        #if arch(x86_64)
+        let pool = ThreadPool(threads: 3)
+        let values = UnsafeMutablePointer<Float>.allocate(capacity: 2)
+        let results = UnsafeMutablePointer<Float>.allocate(capacity: 8)
+        let modes = UnsafeMutablePointer<Bool>.allocate(capacity: 8)
+        defer { values.deallocate(); results.deallocate(); modes.deallocate() }
+        values[0] = 1e-39  // denormal
+        values[1] = 1e-20  // 1e-20 * 1e-20 underflows to a denormal
+        #expect(values[0] != 0 && values[0] < Float.leastNormalMagnitude)
+        // Regions until a worker ran a chunk (the caller may run them all on a busy machine).
+        var ranOnWorkers: [Int] = []
+        let deadline = Date().addingTimeInterval(60)
+        while ranOnWorkers.isEmpty && Date() < deadline {
+            results.initialize(repeating: -1, count: 8)
+            modes.initialize(repeating: false, count: 8)
+            pool.run(8, DenormalProbe(values: values, results: results, modes: modes))
+            ranOnWorkers = (0..<8).filter { results[$0] != -1 }
+        }
+        #expect(!ranOnWorkers.isEmpty, "no worker ran a chunk")
+        #expect(ranOnWorkers.allSatisfy { modes[$0] }, "workers run with FTZ and DAZ")
+        #expect(ranOnWorkers.allSatisfy { results[$0] == 0 }, "denormals flushed: \(ranOnWorkers.map { results[$0] })")
+        var saved = fenv_t()
+        fegetenv(&saved)
+        flushDenormals()
+        #expect(flushesDenormals())
+        DenormalProbe(values: values, results: results, modes: modes).run(chunk: 0, thread: 1)
+        fesetenv(&saved)
+        #expect(results[0] == 0 && modes[0], "the caller's thread after flushDenormals")
+        #endif
+    }
+
+    struct DenormalProbe: ChunkWork {
+        let values: UnsafeMutablePointer<Float>, results: UnsafeMutablePointer<Float>, modes: UnsafeMutablePointer<Bool>
+        func run(chunk: Int, thread: Int) {
+            // Chunks the caller runs (thread 0, the test's own thread) are not recorded: only the
+            // workers' mode is the pool's doing.
+            if thread == 0 { return }
+            modes[chunk] = flushesDenormals()
+            results[chunk] = values[0] * 1 + values[1] * values[1]
+        }
+    }
+
     /// The ranges tile the work, start at multiples of the alignment, and use at most one per thread.
     @Test(arguments: [(0, 16, 16), (1, 16, 16), (37, 12, 12), (100, 16, 16), (652_824, 16, 16_384), (40, 16, 16), (7, 1, 1)])
     func rangesTileTheWork(total: Int, alignment: Int, minimum: Int) {
