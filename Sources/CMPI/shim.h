@@ -19,6 +19,7 @@ static inline void *vae_mpi_in_place(void) { return MPI_IN_PLACE; }
 static inline MPI_Request vae_mpi_request_null(void) { return MPI_REQUEST_NULL; }
 static inline MPI_Status *vae_mpi_status_ignore(void) { return MPI_STATUS_IGNORE; }
 static inline int vae_mpi_success(void) { return MPI_SUCCESS; }
+static inline int vae_mpi_thread_multiple(void) { return MPI_THREAD_MULTIPLE; }
 static inline int vae_mpi_errors_return(MPI_Comm comm) {
     return MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN);
 }

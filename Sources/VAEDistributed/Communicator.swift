@@ -52,6 +52,8 @@ public protocol Communicator: AnyObject, Sendable {
     /// The algorithm of the nonblocking allreduce and what chose it, for the start-up line; nil
     /// when it is not vae-dist's to choose (one process, MPI initialized by someone else).
     var allreduceAlgorithm: String? { get }
+    /// How buckets started during backward move on while it computes, for the start-up line.
+    var overlapProgress: String { get }
     /// Where this rank sits among the job's nodes, when it spans several and some node runs more
     /// than one rank; nil otherwise. Collective (makes the communicators the two next calls use).
     func nodeLayout() throws(CommunicatorError) -> NodeLayout?
@@ -94,6 +96,7 @@ extension Communicator {
         guard size == 1 else { throw CommunicatorError(call: "allgatherBlocksInPlace", message: "\(backend) cannot gather blocks") }
     }
     public var allreduceAlgorithm: String? { nil }
+    public var overlapProgress: String { "nothing to overlap" }
     public func nodeLayout() throws(CommunicatorError) -> NodeLayout? { nil }
     public func allocateNodeShared(count: Int) throws(CommunicatorError) -> UnsafeMutablePointer<Float>? { nil }
     public func crossNodeAllreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws(CommunicatorError) {

@@ -23,6 +23,13 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     var crossNode: MPI_Comm?
     /// The algorithm of MPI_Iallreduce and what chose it (AllreduceAlgorithm.swift).
     public let allreduceAlgorithm: String?
+    /// MPI gave MPI_THREAD_MULTIPLE, so a progress thread may drive the overlapped buckets.
+    private let threadMultiple: Bool
+    /// Why there is no progress thread (nil: there is one once a bucket starts).
+    private let noProgressThread: String?
+    /// The thread that polls the buckets started during backward (ReductionProgress.swift),
+    /// made at the first `startAllreduceSum`.
+    private var progress: ReductionProgress?
 
     public init() throws(CommunicatorError) {
         var initialized: Int32 = 0
@@ -33,9 +40,22 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
             // nodes, and ranks running different algorithms in one collective would hang).
             let ranks = ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"].lazy.compactMap { env[$0].flatMap { Int($0) } }.first ?? 2
             allreduceAlgorithm = AllreduceAlgorithmChoice.apply(ranks: ranks, environment: env).description
-            try Self.check(MPI_Init(nil, nil), "MPI_Init")
+            if ReductionProgress.enabled(env) {
+                var provided: Int32 = 0
+                try Self.check(MPI_Init_thread(nil, nil, vae_mpi_thread_multiple(), &provided), "MPI_Init_thread")
+                threadMultiple = provided >= vae_mpi_thread_multiple()
+                noProgressThread = threadMultiple ? nil : "this MPI gives no MPI_THREAD_MULTIPLE"
+            } else {
+                try Self.check(MPI_Init(nil, nil), "MPI_Init")
+                threadMultiple = false
+                noProgressThread = "VAE_DIST_PROGRESS_THREAD=0"
+            }
         } else {
             allreduceAlgorithm = nil
+            var level: Int32 = 0
+            try Self.check(MPI_Query_thread(&level), "MPI_Query_thread")
+            threadMultiple = level >= vae_mpi_thread_multiple() && ReductionProgress.enabled(ProcessInfo.processInfo.environment)
+            noProgressThread = threadMultiple ? nil : "MPI was initialized without MPI_THREAD_MULTIPLE"
         }
         world = vae_mpi_comm_world()
         try Self.check(vae_mpi_errors_return(world), "MPI_Comm_set_errhandler")
@@ -135,10 +155,26 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         var request: MPI_Request? = vae_mpi_request_null()
         try Self.check(MPI_Iallreduce(vae_mpi_in_place(), buffer, Int32(count), vae_mpi_float(), vae_mpi_sum(), world, &request),
                        "MPI_Iallreduce(float, \(count))")
-        pending.append(request)
+        if threadMultiple {
+            if progress == nil { progress = ReductionProgress() }
+            progress!.add(request)
+        } else {
+            pending.append(request)
+        }
     }
 
+    public var overlapProgress: String {
+        noProgressThread.map { "polled between layers: \($0)" } ?? "a progress thread polls them every \(ReductionProgress.defaultInterval) us"
+    }
+
+    /// Polls made by the progress thread so far (0 without one).
+    public var progressPolls: Int { progress?.polls ?? 0 }
+
     public func finishReductions() throws(CommunicatorError) {
+        if let progress {
+            // What the thread has not completed yet comes back here, waited for under the watchdog.
+            do { try progress.take(into: &pending) } catch { pending.removeAll(keepingCapacity: true); throw error }
+        }
         if pending.isEmpty { return }
         let count = pending.count
         try pending.withUnsafeMutableBufferPointer { p throws(CommunicatorError) in
@@ -148,7 +184,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     }
 
     public func progressReductions() throws(CommunicatorError) {
-        if pending.isEmpty { return }
+        if pending.isEmpty || progress != nil { return }
         var done: Int32 = 0
         let count = Int32(pending.count)
         let code = pending.withUnsafeMutableBufferPointer { MPI_Testall(count, $0.baseAddress, &done, nil) }
@@ -296,6 +332,7 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     public func finalize() {
         guard !finalized else { return }
         finalized = true
+        progress?.stop()
         watchdog?.finish()
         for i in windows.indices {
             MPI_Win_unlock_all(windows[i])

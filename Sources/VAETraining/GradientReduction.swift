@@ -284,7 +284,8 @@ final class AllreduceReduction: GradientReduction, BackwardObserver {
     var name: String {
         if communicator.size == 1 { return "none (one rank)" }
         let algorithm = communicator.allreduceAlgorithm.map { " (\($0))" } ?? ""
-        return (buckets.isEmpty ? "allreduce after backward" : "allreduce overlapped with backward in \(buckets.count) buckets") + algorithm
+        if buckets.isEmpty { return "allreduce after backward" + algorithm }
+        return "allreduce overlapped with backward in \(buckets.count) buckets" + algorithm + ", \(communicator.overlapProgress)"
     }
 
     var updateRange: Range<Int> { 0..<model.parameterCount }

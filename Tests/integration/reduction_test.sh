@@ -20,23 +20,31 @@ strategy() { sed -n 's/^vae-dist: gradient reduction: //p' "$1"; }
 "$bin" "${args[@]}" --out "$tmp/r1" > "$tmp/r1.log" 2>&1 || bad "1 rank: $(tail -1 "$tmp/r1.log")"
 
 echo "reduction: MPI_Iallreduce's algorithm, and the user's settings first"
+thread="a progress thread polls them every 50 us"  # ReductionProgress.swift
 for v in "4:Rabenseifner" "3:ring"; do
   np=${v%%:*} algorithm=${v#*:}
   for run in a b; do
     VAE_DIST_SHARED_MEMORY=0 run_mpi "$np" "$bin" "${args[@]}" --out "$tmp/n$np$run" > "$tmp/n$np$run.log" 2>&1 || bad "$np ranks: $(tail -2 "$tmp/n$np$run.log")"
   done
-  [ "$(strategy "$tmp/n${np}a.log")" = "allreduce overlapped with backward in 2 buckets ($algorithm)" ] \
+  [ "$(strategy "$tmp/n${np}a.log")" = "allreduce overlapped with backward in 2 buckets ($algorithm), $thread" ] \
     && ok "$np ranks: $(strategy "$tmp/n${np}a.log")" || bad "$np ranks: expected $algorithm: $(strategy "$tmp/n${np}a.log")"
   out=$(compare "$tmp/n${np}a" "$tmp/n${np}b" 0) && ok "$np ranks, $algorithm: two runs bit-identical" || bad "$np ranks, $algorithm, run to run: $out"
   out=$(compare "$tmp/r1" "$tmp/n${np}a" 1e-4) && ok "$np ranks, $algorithm vs 1 rank: $(echo "$out" | cut -d'(' -f1)" || bad "$np ranks vs 1 rank: $out"
 done
+# The progress thread moves libnbc's rounds while backward computes; it changes when they run,
+# never what they add: without it (VAE_DIST_PROGRESS_THREAD=0) the 4-rank run has the same bits.
+VAE_DIST_PROGRESS_THREAD=0 VAE_DIST_SHARED_MEMORY=0 run_mpi 4 "$bin" "${args[@]}" --out "$tmp/n4nothread" > "$tmp/n4nothread.log" 2>&1 \
+  || bad "4 ranks without the progress thread: $(tail -2 "$tmp/n4nothread.log")"
+[ "$(strategy "$tmp/n4nothread.log")" = "allreduce overlapped with backward in 2 buckets (Rabenseifner), polled between layers: VAE_DIST_PROGRESS_THREAD=0" ] \
+  && ok "VAE_DIST_PROGRESS_THREAD=0: $(strategy "$tmp/n4nothread.log")" || bad "VAE_DIST_PROGRESS_THREAD=0: $(strategy "$tmp/n4nothread.log")"
+out=$(compare "$tmp/n4a" "$tmp/n4nothread" 0) && ok "4 ranks: with and without the progress thread bit-identical" || bad "progress thread changed the bits: $out"
 # That Open MPI runs what the line says: on 3 ranks the ring and libnbc's binomial tree add
 # (r0 + r1) + r2 in different orders for most elements, so their runs must differ in some bit.
 OMPI_MCA_coll_libnbc_iallreduce_algorithm=2 VAE_DIST_SHARED_MEMORY=0 run_mpi 3 "$bin" "${args[@]}" --out "$tmp/n3binomial" > "$tmp/n3binomial.log" 2>&1
 ! compare "$tmp/n3a" "$tmp/n3binomial" 0 > /dev/null && compare "$tmp/r1" "$tmp/n3binomial" 1e-4 > /dev/null \
   && ok "3 ranks: the ring's bits differ from the binomial tree's (Open MPI took the setting)" || bad "3 ranks: the ring run equals the binomial run: the algorithm was not applied"
 OMPI_MCA_coll_libnbc_iallreduce_algorithm=2 VAE_DIST_SHARED_MEMORY=0 run_mpi 2 "$bin" "${args[@]}" --out "$tmp/env" > "$tmp/env.log" 2>&1
-[ "$(strategy "$tmp/env.log")" = "allreduce overlapped with backward in 2 buckets (binomial tree, from OMPI_MCA_coll_libnbc_iallreduce_algorithm=2)" ] \
+[ "$(strategy "$tmp/env.log")" = "allreduce overlapped with backward in 2 buckets (binomial tree, from OMPI_MCA_coll_libnbc_iallreduce_algorithm=2), $thread" ] \
   && ok "the environment's setting wins: $(strategy "$tmp/env.log")" || bad "OMPI_MCA_coll_libnbc_iallreduce_algorithm=2: $(strategy "$tmp/env.log")"
 printf '# a site file\ncoll_libnbc_iallreduce_algorithm = ring   # measured here\n' > "$tmp/params.conf"
 OMPI_MCA_mca_base_param_files=$tmp/params.conf VAE_DIST_SHARED_MEMORY=0 run_mpi 2 "$bin" "${args[@]}" --bucket-mb 0 --out "$tmp/file" > "$tmp/file.log" 2>&1
