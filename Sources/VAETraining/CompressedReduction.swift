@@ -25,11 +25,9 @@ final class CompressedReduction: GradientReduction {
     let compression: GradientCompression
     let format: SixteenBitFormat
     let sharded: Bool
-    let exchange: BlockExchange
-    private var shards: Shards { exchange.shards }
-    private let wire: UnsafeMutablePointer<UInt16>      // [P] this rank's compressed gradient, then every summed shard
-    private let received: UnsafeMutablePointer<UInt16>  // [size, this rank's block]
-    private let shard: UnsafeMutablePointer<Float>      // [this rank's block] the fp32 sums
+    /// The 16-bit all-to-all and allgather over the whole gradient, with its buffers.
+    let sum: CompressedSum
+    private var shards: Shards { sum.exchange.shards }
 
     init(model: VAE, communicator: any Communicator, compression: GradientCompression, sharded: Bool) {
         precondition(compression != .none)
@@ -38,18 +36,7 @@ final class CompressedReduction: GradientReduction {
         self.compression = compression
         format = compression == .fp16 ? .half : .bfloat16
         self.sharded = sharded
-        let shards = Shards(total: model.parameterCount, ranks: communicator.size)
-        exchange = BlockExchange(shards: shards, rank: communicator.rank, elementBytes: 2)
-        let mine = max(Int(shards.counts[communicator.rank]), 1)
-        wire = .allocate(capacity: model.parameterCount)
-        received = .allocate(capacity: communicator.size * mine)
-        shard = allocateAligned(mine)
-    }
-
-    deinit {
-        wire.deallocate()
-        received.deallocate()
-        shard.deallocate()
+        sum = CompressedSum(count: model.parameterCount, communicator: communicator, format: format)
     }
 
     var name: String {
@@ -59,7 +46,7 @@ final class CompressedReduction: GradientReduction {
     }
 
     var updateRange: Range<Int> { sharded ? shards.range(communicator.rank) : 0..<model.parameterCount }
-    var reducedGradients: UnsafeMutablePointer<Float> { sharded ? shard : model.gradients }
+    var reducedGradients: UnsafeMutablePointer<Float> { sharded ? sum.shard : model.gradients }
 
     /// fp16 carries at most 65504: a gradient element beyond 65504 / ranks (where even the sum
     /// of such values could overflow) counts as non-finite, so the step is skipped as a bad one
@@ -70,14 +57,7 @@ final class CompressedReduction: GradientReduction {
     }
 
     func reduce() throws {
-        let rank = communicator.rank, block = shards.range(rank)
-        compress(model.gradients, count: model.parameterCount, into: wire, format: format)        // rounding (1)
-        try communicator.exchangeBlocks(wire, into: received, exchange: exchange)
-        sumWidened(received, blocks: communicator.size, count: block.count, into: shard, format: format)
-        if sharded { return }
-        compress(shard, count: block.count, into: wire + block.lowerBound, format: format)        // rounding (2)
-        try communicator.allgatherBlocksInPlace(wire, exchange: exchange)
-        decompress(wire, count: model.parameterCount, into: model.gradients, format: format)
+        try sum.reduce(model.gradients, sharded: sharded)
     }
 
     func shareParameters() throws {
@@ -94,12 +74,56 @@ final class CompressedReduction: GradientReduction {
         guard sharded else { return blockwiseSquaredNorm(model.gradients) }
         return try withUnsafeTemporaryAllocation(of: Double.self, capacity: communicator.size) { partials throws(CommunicatorError) in
             partials.initialize(repeating: 0)
-            partials[communicator.rank] = sumOfSquares(shard, count: updateRange.count)
+            partials[communicator.rank] = sumOfSquares(sum.shard, count: updateRange.count)
             try communicator.allreduceSum(partials.baseAddress!, count: partials.count)
             var total = 0.0
             for p in partials { total += p }
             return total
         }
+    }
+}
+
+/// The sum over ranks of `count` floats that cross the network in 16 bits (the scheme above):
+/// `reduce` rounds, exchanges and sums this rank's block in fp32 into `shard`, then (unless
+/// `sharded`) rounds the summed blocks, allgathers them and widens the whole sum back in place.
+/// Blocks may be empty (fewer elements than ranks).
+final class CompressedSum {
+    let communicator: any Communicator
+    let format: SixteenBitFormat
+    let exchange: BlockExchange
+    let count: Int
+    private let wire: UnsafeMutablePointer<UInt16>      // [count] this rank's compressed values, then every summed block
+    private let received: UnsafeMutablePointer<UInt16>  // [size, this rank's block]
+    /// [this rank's block] the fp32 sums.
+    let shard: UnsafeMutablePointer<Float>
+
+    init(count: Int, communicator: any Communicator, format: SixteenBitFormat) {
+        self.count = count
+        self.communicator = communicator
+        self.format = format
+        let shards = Shards(total: count, ranks: communicator.size)
+        exchange = BlockExchange(shards: shards, rank: communicator.rank, elementBytes: 2)
+        let mine = max(Int(shards.counts[communicator.rank]), 1)
+        wire = .allocate(capacity: max(count, 1))
+        received = .allocate(capacity: communicator.size * mine)
+        shard = allocateAligned(mine)
+    }
+
+    deinit {
+        wire.deallocate()
+        received.deallocate()
+        shard.deallocate()
+    }
+
+    func reduce(_ values: UnsafeMutablePointer<Float>, sharded: Bool) throws {
+        let block = exchange.shards.range(communicator.rank)
+        compress(values, count: count, into: wire, format: format)                                  // rounding (1)
+        try communicator.exchangeBlocks(wire, into: received, exchange: exchange)
+        sumWidened(received, blocks: communicator.size, count: block.count, into: shard, format: format)
+        if sharded { return }
+        compress(shard, count: block.count, into: wire + block.lowerBound, format: format)           // rounding (2)
+        try communicator.allgatherBlocksInPlace(wire, exchange: exchange)
+        decompress(wire, count: count, into: values, format: format)
     }
 }
 

@@ -23,6 +23,8 @@ struct Bench: ParsableCommand {
     @Flag(help: "JSON lines only.") var json = false
     @Flag(help: "Under mpirun: time the collectives of the gradient reductions (allreduce, iallreduce, reduce-scatter + allgather) alone, per message size.")
     var allreduce = false
+    @Flag(help: "With --allreduce: instead of timing, check every reduction (the collectives on 0 to 65,537 floats, the training strategies on small models) against a Double reference on every rank; exit 1 if one fails.")
+    var check = false
     @Option(help: "Message sizes in bytes for --allreduce, comma-separated (default: 4096 to 4194304 by powers of 2, and the default model's gradient).")
     var sizes: String?
     @Option(help: "Under mpirun: the stall watchdog's --timeout of the measured steps (0: off, to measure its cost).")
@@ -32,9 +34,10 @@ struct Bench: ParsableCommand {
         try reportingErrors {
             // Under mpirun: the training step with every gradient reduction, on every rank.
             if launchedByMPI() {
-                try allreduce ? benchCollectives() : benchDistributed()
+                try allreduce ? (check ? checkReductions() : benchCollectives()) : benchDistributed()
                 return
             }
+            if check && !allreduce { throw TrainingError.option("--check goes with --allreduce (mpirun -n 3 vae-dist bench --allreduce --check)") }
             if allreduce { throw TrainingError.option("--allreduce measures collectives between ranks: run it under mpirun (mpirun -n 2 vae-dist bench --allreduce)") }
             let config = try benchConfig()
             let sizes = batches.split(separator: ",").compactMap { Int($0) }.filter { $0 > 0 }
@@ -239,6 +242,30 @@ struct Bench: ParsableCommand {
         }
         try communicator.barrier()
         communicator.finalize()
+    }
+
+    /// `mpirun -n N vae-dist bench --allreduce --check`: every reduction against a Double
+    /// reference (ReductionCheck.swift); one line per case on rank 0, exit 1 if any failed on any rank.
+    func checkReductions() throws {
+        let communicator = try makeCommunicator()
+        Fatal.communicator = communicator
+        try communicator.armWatchdog(timeout: timeout)
+        let say: (String) -> Void = communicator.isRoot ? { print($0); fflush(nil) } : { _ in }
+        say("vae-dist bench --allreduce --check: \(communicator.size) ranks; each result against the Double sum of every rank's values (error / allowed rounding, the worst element), and the same bits on every rank")
+        var failed = 0
+        for result in try checkCollectives(communicator: communicator) + checkStrategies(communicator: communicator) {
+            // Every rank's verdict: rank 0 reports the worst.
+            let (fewestPassing, _) = try communicator.allreduceMinMax(result.passed ? 1 : 0)
+            let (_, worst) = try communicator.allreduceMinMax(UInt64(min(result.worstRatio, 1e12) * 1e6))
+            let ok = fewestPassing == 1
+            if !ok { failed += 1 }
+            say((ok ? "  ok      " : "  FAILED  ") + "\(result.name) (\(result.count) floats): error \(String(format: "%.3g", Double(worst) / 1e6)) of the allowed"
+                + (result.sameOnEveryRank ? "" : ", NOT the same bits on every rank"))
+        }
+        try communicator.barrier()
+        communicator.finalize()
+        if failed > 0 { throw TrainingError.training("bench --allreduce --check: \(failed) reduction(s) failed on \(communicator.size) ranks") }
+        say("vae-dist bench --allreduce --check: all passed on \(communicator.size) ranks")
     }
 
     /// `mpirun -n N vae-dist bench --allreduce`: the median time of each collective per message size.

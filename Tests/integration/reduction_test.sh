@@ -5,7 +5,8 @@
 #      parameter file wins over it;
 #   2. the ring (3 ranks) and Rabenseifner (4 ranks) repeat bit for bit run to run, and compute the
 #      1-rank model to rounding; the ring's bits differ from the binomial tree's (the choice is applied);
-#   3. the hierarchical reduction on network namespaces (Launch/netns.sh): 2 hosts x 3 ranks
+#   3. every reduction against a Double reference on 2 to 7 ranks (bench --allreduce --check);
+#   4. the hierarchical reduction on network namespaces (Launch/netns.sh): 2 hosts x 3 ranks
 #      (each local rank reduces a third across hosts) and 3 + 2 ranks (unequal hosts: the first
 #      rank of each host reduces the whole node sum) against 1 rank; 2 x 3 repeats bit for bit.
 # Prints "reduction: N passed, M failed"; the namespace checks skip with one line without root.
@@ -38,6 +39,18 @@ VAE_DIST_PROGRESS_THREAD=0 VAE_DIST_SHARED_MEMORY=0 run_mpi 4 "$bin" "${args[@]}
 [ "$(strategy "$tmp/n4nothread.log")" = "allreduce overlapped with backward in 2 buckets (Rabenseifner), polled between layers: VAE_DIST_PROGRESS_THREAD=0" ] \
   && ok "VAE_DIST_PROGRESS_THREAD=0: $(strategy "$tmp/n4nothread.log")" || bad "VAE_DIST_PROGRESS_THREAD=0: $(strategy "$tmp/n4nothread.log")"
 out=$(compare "$tmp/n4a" "$tmp/n4nothread" 0) && ok "4 ranks: with and without the progress thread bit-identical" || bad "progress thread changed the bits: $out"
+# Every reduction against a Double reference (`bench --allreduce --check`, ReductionCheck.swift):
+# the collectives on 0 to 65,537 floats (fewer elements than ranks: empty blocks) and the
+# training strategies on models whose gradients divide unevenly, on 2 to 7 ranks.
+for np in 2 3 4 5 6 7; do
+  run_mpi "$np" "$bin" bench --allreduce --check > "$tmp/check$np.log" 2>&1; code=$?
+  if [ "$code" -eq 0 ] && grep -q "^vae-dist bench --allreduce --check: all passed on $np ranks" "$tmp/check$np.log" \
+     && [ "$(grep -c '^  ok ' "$tmp/check$np.log")" -eq 87 ] && ! grep -q FAILED "$tmp/check$np.log"; then
+    ok "$np ranks: 87 reductions match the Double reference, the same bits on every rank (worst: $(grep -o 'error [0-9.e-]* of the allowed' "$tmp/check$np.log" | sort -k2 -g | tail -1))"
+  else
+    bad "$np ranks, bench --allreduce --check: exit $code: $(grep -m3 'FAILED\|error' "$tmp/check$np.log" | tr '\n' ' ')"
+  fi
+done
 # That Open MPI runs what the line says: on 3 ranks the ring and libnbc's binomial tree add
 # (r0 + r1) + r2 in different orders for most elements, so their runs must differ in some bit.
 OMPI_MCA_coll_libnbc_iallreduce_algorithm=2 VAE_DIST_SHARED_MEMORY=0 run_mpi 3 "$bin" "${args[@]}" --out "$tmp/n3binomial" > "$tmp/n3binomial.log" 2>&1
@@ -53,7 +66,17 @@ OMPI_MCA_mca_base_param_files=$tmp/params.conf VAE_DIST_SHARED_MEMORY=0 run_mpi 
 
 echo "reduction: hierarchical across network namespaces"
 why=$(netns_unavailable)
-if [ -n "$why" ]; then echo "reduction: skipped the hierarchical checks: network namespaces cannot be made here: $why"; summary reduction; exit; fi
+if [ -n "$why" ]; then echo "reduction: skipped the hierarchical checks: network namespaces cannot be made here: $why"; # The hierarchical strategy and the cross-node collectives against the Double reference.
+for v in "$NETNS_HOSTFILE:6:3 ranks here" "$tmp/hosts32:5:by each node's first rank"; do
+  hosts=${v%%:*} rest=${v#*:}; np=${rest%%:*} what=${rest#*:}
+  bash Launch/launch.sh --hostfile "$hosts" -n "$np" bench --allreduce --check > "$tmp/hcheck$np.log" 2>&1; code=$?
+  if [ "$code" -eq 0 ] && grep -q "^  ok      default: hierarchical after backward.*$what" "$tmp/hcheck$np.log" && ! grep -q FAILED "$tmp/hcheck$np.log"; then
+    ok "$np ranks on 2 hosts: every reduction, the hierarchical one included, matches the Double reference"
+  else
+    bad "$np ranks on 2 hosts, --check: exit $code: $(grep -m3 'FAILED\|error' "$tmp/hcheck$np.log" | tr '\n' ' ')"
+  fi
+done
+summary reduction; exit; fi
 at_exit netns_down
 trap 'exit 130' INT TERM
 netns_up 2 3 || abort "could not set up the namespaces"
@@ -70,4 +93,14 @@ out=$(compare "$tmp/h6a" "$tmp/h6b" 0) && ok "2 hosts x 3 ranks: two runs bit-id
 grep -q "then allreduce of the node sums across 2 nodes (by each node's first rank" "$tmp/h5.log" \
   && ok "3 + 2 ranks: $(strategy "$tmp/h5.log" | sed 's/.*then/then/')" || bad "3 + 2: $(strategy "$tmp/h5.log")"
 out=$(compare "$tmp/r1" "$tmp/h5" 1e-4) && ok "3 + 2 ranks vs 1 rank: $(echo "$out" | cut -d'(' -f1)" || bad "3 + 2 vs 1 rank: $out"
+# The hierarchical strategy and the cross-node collectives against the Double reference.
+for v in "$NETNS_HOSTFILE:6:3 ranks here" "$tmp/hosts32:5:by each node's first rank"; do
+  hosts=${v%%:*} rest=${v#*:}; np=${rest%%:*} what=${rest#*:}
+  bash Launch/launch.sh --hostfile "$hosts" -n "$np" bench --allreduce --check > "$tmp/hcheck$np.log" 2>&1; code=$?
+  if [ "$code" -eq 0 ] && grep -q "^  ok      default: hierarchical after backward.*$what" "$tmp/hcheck$np.log" && ! grep -q FAILED "$tmp/hcheck$np.log"; then
+    ok "$np ranks on 2 hosts: every reduction, the hierarchical one included, matches the Double reference"
+  else
+    bad "$np ranks on 2 hosts, --check: exit $code: $(grep -m3 'FAILED\|error' "$tmp/hcheck$np.log" | tr '\n' ' ')"
+  fi
+done
 summary reduction
