@@ -487,6 +487,16 @@ def reduction_seconds(strategy, p, k, gbit):
         cross = (p - k) / p if k > 1 else (p - 1) / p
         return (2 * (p - 1) * ALPHA + 2 * k * cross * (n / 2) * beta
                 + (p - 1) / p * n * GAMMA + 3 * (n / 4) * CONVERT)
+    if strategy == "hierarchical-bf16":
+        # Built 2026-12-06 (uniform nodes): the node sum as "hierarchical", then each local rank's
+        # 1/k block of it through CompressedSum among the nodes: MPI_Ialltoallv + MPI_Iallgatherv
+        # of 16-bit blocks over `nodes` ranks, fp32 sums. The node's k local ranks cross together:
+        # the link carries 2 (nodes-1)/nodes of n/2 bytes; every local rank pays 2 (nodes-1)
+        # latencies (the k run at once).
+        if nodes < 2:
+            return n * GAMMA + 3 * 3e-6
+        return (n * GAMMA + 3 * 3e-6 + 2 * (nodes - 1) * ALPHA + 2 * (nodes - 1) / nodes * (n / 2) * beta
+                + (nodes - 1) / nodes * n / k * GAMMA + 3 * (n / 4 / k) * CONVERT)
     if strategy == "bf16-rabenseifner":
         # Not built: Rabenseifner's halving and doubling on 16-bit blocks, fp32 sums (the rounding
         # at every halving step, or a fp32 accumulator per step): half the bytes of fp32.
@@ -509,7 +519,8 @@ def project(compute_samples_per_second=None, batch=256):
             ("rabenseifner", False, "after backward, Rabenseifner (`--bucket-mb 0`)"),
             ("hierarchical", False, "hierarchical (default with several ranks per node)"),
             ("bf16", False, "`--grad-compression bf16` as built (all-to-all + allgather)"),
-            ("bf16-rabenseifner", False, "bf16 on Rabenseifner / the hierarchy's cross-node leg (not built)")]
+            ("hierarchical-bf16", False, "hierarchical, `--grad-compression bf16` (its cross-node leg all-to-all + allgather)"),
+            ("bf16-rabenseifner", False, "bf16 on Rabenseifner (not built)")]
     lines = [f"Per-rank batch {batch}, {rate:,.0f} samples/s per rank (1 thread) + Adam {ADAM_SECONDS * 1e3:.2f} ms: "
              f"{compute * 1e3:.1f} ms of compute per step. Scaling efficiency = compute / (compute + exposed reduction); "
              f"overlapped rows: as measured with the progress thread ({100 * OVERLAP_EXPOSED:.0f}% of the reduction exposed) / "
@@ -522,7 +533,7 @@ def project(compute_samples_per_second=None, batch=256):
         lines.append("| --- | --- | " + " | ".join("---:" for _ in ranks) + " |")
         for g in (1, 10, 25):
             for strategy, overlapped, label in rows:
-                if k == 1 and strategy == "hierarchical":
+                if k == 1 and strategy in ("hierarchical", "hierarchical-bf16"):
                     continue
                 cells = []
                 for p in ranks:

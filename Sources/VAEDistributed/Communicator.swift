@@ -69,6 +69,10 @@ public protocol Communicator: AnyObject, Sendable {
     func exchangeBlocks(_ send: UnsafeRawPointer, into received: UnsafeMutableRawPointer, exchange: BlockExchange) throws(CommunicatorError)
     /// In place (MPI_Iallgatherv): block r of `buffer` [exchange.shards.total elements] comes from rank r.
     func allgatherBlocksInPlace(_ buffer: UnsafeMutableRawPointer, exchange: BlockExchange) throws(CommunicatorError)
+    /// `exchangeBlocks` and `allgatherBlocksInPlace` among the ranks of every node that have this
+    /// rank's local rank (ranks as `NodeLayout.crossNodeRank`); after `nodeLayout`.
+    func crossNodeExchangeBlocks(_ send: UnsafeRawPointer, into received: UnsafeMutableRawPointer, exchange: BlockExchange) throws(CommunicatorError)
+    func crossNodeAllgatherBlocksInPlace(_ buffer: UnsafeMutableRawPointer, exchange: BlockExchange) throws(CommunicatorError)
 }
 
 /// This rank's node: `localSize` ranks share its memory, it is the `localRank`-th of them.
@@ -78,11 +82,18 @@ public struct NodeLayout: Sendable, Equatable {
     public let nodes: Int
     /// Every node runs `localSize` ranks.
     public let uniform: Bool
-    public init(localRank: Int, localSize: Int, nodes: Int, uniform: Bool) {
+    /// This rank's place among the ranks of its local rank on every node (the cross-node
+    /// collectives' rank): with uniform nodes, the node's index.
+    public let crossNodeRank: Int
+    /// How many ranks share this rank's local rank across nodes (`nodes` with uniform nodes).
+    public let crossNodeSize: Int
+    public init(localRank: Int, localSize: Int, nodes: Int, uniform: Bool, crossNodeRank: Int = 0, crossNodeSize: Int = 1) {
         self.localRank = localRank
         self.localSize = localSize
         self.nodes = nodes
         self.uniform = uniform
+        self.crossNodeRank = crossNodeRank
+        self.crossNodeSize = crossNodeSize
     }
 }
 
@@ -97,6 +108,12 @@ extension Communicator {
     }
     public var allreduceAlgorithm: String? { nil }
     public var overlapProgress: String { "nothing to overlap" }
+    public func crossNodeExchangeBlocks(_ send: UnsafeRawPointer, into received: UnsafeMutableRawPointer, exchange: BlockExchange) throws(CommunicatorError) {
+        throw CommunicatorError(call: "crossNodeExchangeBlocks", message: "no node communicators")
+    }
+    public func crossNodeAllgatherBlocksInPlace(_ buffer: UnsafeMutableRawPointer, exchange: BlockExchange) throws(CommunicatorError) {
+        throw CommunicatorError(call: "crossNodeAllgatherBlocksInPlace", message: "no node communicators")
+    }
     public func nodeLayout() throws(CommunicatorError) -> NodeLayout? { nil }
     public func allocateNodeShared(count: Int) throws(CommunicatorError) -> UnsafeMutablePointer<Float>? { nil }
     public func crossNodeAllreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws(CommunicatorError) {

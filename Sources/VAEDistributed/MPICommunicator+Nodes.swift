@@ -23,7 +23,11 @@ extension MPICommunicator {
             try Self.check(vae_mpi_errors_return(comm), "MPI_Comm_set_errhandler(across nodes)")
             crossNode = comm
         }
-        return NodeLayout(localRank: Int(localRank), localSize: localSize, nodes: Int(leaders), uniform: fewest == most)
+        var crossRank: Int32 = 0, crossSize: Int32 = 0
+        try Self.check(MPI_Comm_rank(crossNode, &crossRank), "MPI_Comm_rank(across nodes)")
+        try Self.check(MPI_Comm_size(crossNode, &crossSize), "MPI_Comm_size(across nodes)")
+        return NodeLayout(localRank: Int(localRank), localSize: localSize, nodes: Int(leaders), uniform: fewest == most,
+                          crossNodeRank: Int(crossRank), crossNodeSize: Int(crossSize))
     }
 
     public func allocateNodeShared(count: Int) throws(CommunicatorError) -> UnsafeMutablePointer<Float>? {
@@ -42,5 +46,15 @@ extension MPICommunicator {
         try Self.check(MPI_Iallreduce(vae_mpi_in_place(), buffer, Int32(count), vae_mpi_float(), vae_mpi_sum(), crossNode, &request),
                        "MPI_Iallreduce(across nodes, \(count))")
         try wait(&request, sequence: sequence, call: "MPI_Iallreduce(across nodes)")
+    }
+
+    public func crossNodeExchangeBlocks(_ send: UnsafeRawPointer, into received: UnsafeMutableRawPointer, exchange: BlockExchange) throws(CommunicatorError) {
+        guard let crossNode else { throw CommunicatorError(call: "crossNodeExchangeBlocks", message: "nodeLayout() first") }
+        try exchangeBlocks(send, into: received, exchange: exchange, on: crossNode)
+    }
+
+    public func crossNodeAllgatherBlocksInPlace(_ buffer: UnsafeMutableRawPointer, exchange: BlockExchange) throws(CommunicatorError) {
+        guard let crossNode else { throw CommunicatorError(call: "crossNodeAllgatherBlocksInPlace", message: "nodeLayout() first") }
+        try allgatherBlocksInPlace(buffer, exchange: exchange, on: crossNode)
     }
 }

@@ -215,20 +215,29 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     }
 
     public func exchangeBlocks(_ send: UnsafeRawPointer, into received: UnsafeMutableRawPointer, exchange: BlockExchange) throws(CommunicatorError) {
+        try exchangeBlocks(send, into: received, exchange: exchange, on: world)
+    }
+
+    public func allgatherBlocksInPlace(_ buffer: UnsafeMutableRawPointer, exchange: BlockExchange) throws(CommunicatorError) {
+        try allgatherBlocksInPlace(buffer, exchange: exchange, on: world)
+    }
+
+    func exchangeBlocks(_ send: UnsafeRawPointer, into received: UnsafeMutableRawPointer, exchange: BlockExchange,
+                        on comm: MPI_Comm?) throws(CommunicatorError) {
         let sequence = try enter()
         var request: MPI_Request? = vae_mpi_request_null()
         let bytes = vae_mpi_byte()
         try Self.check(MPI_Ialltoallv(send, exchange.blockBytes, exchange.blockOffsets, bytes,
-                                      received, exchange.receiveBytes, exchange.receiveOffsets, bytes, world, &request),
+                                      received, exchange.receiveBytes, exchange.receiveOffsets, bytes, comm, &request),
                        "MPI_Ialltoallv(\(exchange.shards.total * exchange.elementBytes) bytes)")
         try wait(&request, sequence: sequence, call: "MPI_Ialltoallv")
     }
 
-    public func allgatherBlocksInPlace(_ buffer: UnsafeMutableRawPointer, exchange: BlockExchange) throws(CommunicatorError) {
+    func allgatherBlocksInPlace(_ buffer: UnsafeMutableRawPointer, exchange: BlockExchange, on comm: MPI_Comm?) throws(CommunicatorError) {
         let sequence = try enter()
         var request: MPI_Request? = vae_mpi_request_null()
         try Self.check(MPI_Iallgatherv(vae_mpi_in_place(), 0, vae_mpi_byte(), buffer, exchange.blockBytes, exchange.blockOffsets,
-                                       vae_mpi_byte(), world, &request),
+                                       vae_mpi_byte(), comm, &request),
                        "MPI_Iallgatherv(\(exchange.shards.total * exchange.elementBytes) bytes)")
         try wait(&request, sequence: sequence, call: "MPI_Iallgatherv(blocks)")
     }

@@ -83,29 +83,44 @@ final class CompressedReduction: GradientReduction {
     }
 }
 
-/// The sum over ranks of `count` floats that cross the network in 16 bits (the scheme above):
-/// `reduce` rounds, exchanges and sums this rank's block in fp32 into `shard`, then (unless
-/// `sharded`) rounds the summed blocks, allgathers them and widens the whole sum back in place.
-/// Blocks may be empty (fewer elements than ranks).
+/// Who sums a `CompressedSum`: every rank, or (the hierarchy's cross-node leg) the ranks of every
+/// node that have this rank's local rank.
+enum BlockGroup {
+    case world
+    case crossNode(NodeLayout)
+}
+
+/// The sum over a group of ranks of `count` floats that cross the network in 16 bits (the scheme
+/// above): `reduce` rounds, exchanges and sums this rank's block in fp32 into `shard`, then
+/// (unless `sharded`) rounds the summed blocks, allgathers them and widens the whole sum back in
+/// place. Blocks may be empty (fewer elements than ranks).
 final class CompressedSum {
     let communicator: any Communicator
+    let group: BlockGroup
     let format: SixteenBitFormat
     let exchange: BlockExchange
     let count: Int
+    /// This rank's place in the group, and the group's size.
+    let rank: Int, size: Int
     private let wire: UnsafeMutablePointer<UInt16>      // [count] this rank's compressed values, then every summed block
     private let received: UnsafeMutablePointer<UInt16>  // [size, this rank's block]
     /// [this rank's block] the fp32 sums.
     let shard: UnsafeMutablePointer<Float>
 
-    init(count: Int, communicator: any Communicator, format: SixteenBitFormat) {
+    init(count: Int, communicator: any Communicator, format: SixteenBitFormat, group: BlockGroup = .world) {
         self.count = count
         self.communicator = communicator
         self.format = format
-        let shards = Shards(total: count, ranks: communicator.size)
-        exchange = BlockExchange(shards: shards, rank: communicator.rank, elementBytes: 2)
-        let mine = max(Int(shards.counts[communicator.rank]), 1)
+        self.group = group
+        switch group {
+        case .world: (rank, size) = (communicator.rank, communicator.size)
+        case .crossNode(let layout): (rank, size) = (layout.crossNodeRank, layout.crossNodeSize)
+        }
+        let shards = Shards(total: count, ranks: size)
+        exchange = BlockExchange(shards: shards, rank: rank, elementBytes: 2)
+        let mine = max(Int(shards.counts[rank]), 1)
         wire = .allocate(capacity: max(count, 1))
-        received = .allocate(capacity: communicator.size * mine)
+        received = .allocate(capacity: size * mine)
         shard = allocateAligned(mine)
     }
 
@@ -116,13 +131,19 @@ final class CompressedSum {
     }
 
     func reduce(_ values: UnsafeMutablePointer<Float>, sharded: Bool) throws {
-        let block = exchange.shards.range(communicator.rank)
+        let block = exchange.shards.range(rank)
         compress(values, count: count, into: wire, format: format)                                  // rounding (1)
-        try communicator.exchangeBlocks(wire, into: received, exchange: exchange)
-        sumWidened(received, blocks: communicator.size, count: block.count, into: shard, format: format)
+        switch group {
+        case .world: try communicator.exchangeBlocks(wire, into: received, exchange: exchange)
+        case .crossNode: try communicator.crossNodeExchangeBlocks(wire, into: received, exchange: exchange)
+        }
+        sumWidened(received, blocks: size, count: block.count, into: shard, format: format)
         if sharded { return }
         compress(shard, count: block.count, into: wire + block.lowerBound, format: format)           // rounding (2)
-        try communicator.allgatherBlocksInPlace(wire, exchange: exchange)
+        switch group {
+        case .world: try communicator.allgatherBlocksInPlace(wire, exchange: exchange)
+        case .crossNode: try communicator.crossNodeAllgatherBlocksInPlace(wire, exchange: exchange)
+        }
         decompress(wire, count: count, into: values, format: format)
     }
 }
@@ -136,8 +157,9 @@ func compressionNote(options: TrainingOptions, reduction: any GradientReduction)
     switch reduction {
     case is SharedMemoryReduction:
         return "vae-dist: note: \(flag) does nothing here: every rank is on this node and the gradients are summed through shared memory, where nothing crosses a network (VAE_DIST_SHARED_MEMORY=0 sends them through MPI)"
-    case is HierarchicalReduction:
-        return "vae-dist: note: \(flag) does nothing here: the hierarchical sum's cross-node allreduce stays fp32 (not yet compressed)"
+    case let hierarchical as HierarchicalReduction:
+        if hierarchical.crossSum != nil { return nil }
+        return "vae-dist: note: \(flag) does nothing here: the nodes run different numbers of ranks, and then the hierarchical sum's cross-node allreduce (by each node's first rank) stays fp32"
     default:
         return "vae-dist: note: \(flag) does nothing with this reduction (\(reduction.name))"
     }

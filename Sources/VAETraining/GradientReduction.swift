@@ -249,7 +249,8 @@ func makeGradientReduction(options: TrainingOptions, model: VAE, communicator: a
                                                             sharded: options.shardOptimizer || shardOnOneNode) {
         return shared
     }
-    if sharedMemory, !options.shardOptimizer, let hierarchical = try HierarchicalReduction(model: model, communicator: communicator) {
+    if sharedMemory, !options.shardOptimizer,
+       let hierarchical = try HierarchicalReduction(model: model, communicator: communicator, compression: options.gradCompression) {
         return hierarchical
     }
     if options.gradCompression != .none && communicator.size > 1 {

@@ -1,3 +1,4 @@
+import VAECheckpoint
 import VAEDistributed
 import VAEKernels
 import VAEModel
@@ -16,6 +17,12 @@ import VAEModel
 /// element is (node sum in local rank order) summed over nodes in the order of the allreduce's
 /// algorithm: on 2 nodes (a0 + a1) + (b0 + b1), the order --deterministic uses on 4 ranks.
 /// After backward only: the node sum needs every local rank's gradient first.
+///
+/// With --grad-compression bf16|fp16 and uniform nodes, the cross-node leg is CompressedSum's
+/// 16-bit all-to-all + allgather among the ranks of each local rank (instead of the fp32
+/// allreduce): local rank i rounds block i of its node's sum to 16 bits (rounding 1), the
+/// blocks' owners add them in fp32 in node order and round the sums (rounding 2). Each node then
+/// sends its gradient over the link in 16 bits. Nodes of unequal rank counts keep the fp32 leg.
 final class HierarchicalReduction: GradientReduction {
     let communicator: any Communicator
     let model: VAE
@@ -26,10 +33,12 @@ final class HierarchicalReduction: GradientReduction {
     private let blockOfSlots: [UnsafePointer<Float>]
     private let result: UnsafeMutablePointer<Float>
     private var scaled = false
+    /// The 16-bit cross-node leg (--grad-compression, uniform nodes); nil: the fp32 allreduce.
+    let crossSum: CompressedSum?
 
     /// nil when the ranks are on one node, one per node, or some node cannot map shared memory (on
     /// every rank alike). Collective.
-    init?(model: VAE, communicator: any Communicator) throws {
+    init?(model: VAE, communicator: any Communicator, compression: GradientCompression = .none) throws {
         guard let layout = try communicator.nodeLayout() else { return nil }
         let p = model.parameterCount, k = layout.localSize
         let stride = (p + 15) / 16 * 16
@@ -42,13 +51,23 @@ final class HierarchicalReduction: GradientReduction {
         let block = blocks.range(layout.localRank)
         blockOfSlots = slots.map { UnsafePointer($0 + block.lowerBound) }
         result = base + k * stride
+        crossSum = compression == .none || !layout.uniform ? nil
+            : CompressedSum(count: block.count, communicator: communicator, format: compression == .fp16 ? .half : .bfloat16,
+                            group: .crossNode(layout))
     }
 
     var name: String {
         let across = layout.uniform ? "each of the \(layout.localSize) local ranks 1/\(layout.localSize) of it" : "by each node's first rank"
         let algorithm = communicator.allreduceAlgorithm.map { ", \($0)" } ?? ""
-        return "hierarchical after backward: sum over shared memory on each node (\(layout.localSize) ranks here), "
-            + "then allreduce of the node sums across \(layout.nodes) nodes (\(across)\(algorithm))"
+        let leg = crossSum.map { "\($0.format == .half ? "fp16" : "bf16") sum (16-bit all-to-all, fp32 adds, 16-bit allgather) of the node sums across \(layout.nodes) nodes (\(across))" }
+            ?? "allreduce of the node sums across \(layout.nodes) nodes (\(across)\(algorithm))"
+        return "hierarchical after backward: sum over shared memory on each node (\(layout.localSize) ranks here), then " + leg
+    }
+
+    /// fp16 on the cross-node leg carries at most 65504 (as CompressedReduction).
+    func localGradientIsFinite() -> Bool {
+        guard crossSum?.format == .half else { return localGradientIsAllFinite() }
+        return allWithin(slot, count: model.parameterCount, limit: 65504 / Float(communicator.size))
     }
 
     var updateRange: Range<Int> { 0..<model.parameterCount }
@@ -72,7 +91,9 @@ final class HierarchicalReduction: GradientReduction {
         } else {
             sumSlots(blockOfSlots, into: result + block.lowerBound, count: block.count, threads: model.threads)
         }
-        if layout.uniform {
+        if let crossSum {
+            try crossSum.reduce(result + block.lowerBound, sharded: false)
+        } else if layout.uniform {
             try communicator.crossNodeAllreduceSum(result + block.lowerBound, count: block.count)
         } else {
             try communicator.synchronizeShared()

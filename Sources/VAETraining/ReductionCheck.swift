@@ -13,8 +13,8 @@ import VAEModel
 // every rank). Two kinds of cases:
 //   - the collectives alone on buffers of 0, 1, 2, 3, 5, 7, 13, 1,000 and 65,537 floats: fewer
 //     elements than ranks gives empty blocks to reduce-scatter, the all-to-all and the allgathers;
-//   - the strategies training uses (makeGradientReduction: shared memory, hierarchical, the
-//     overlapped buckets, sharded, 16-bit) on small models whose gradient sizes divide unevenly
+//   - the strategies training uses (makeGradientReduction: shared memory, hierarchical with an
+//     fp32 or 16-bit cross-node leg, the overlapped buckets, sharded, 16-bit) on small models whose gradient sizes divide unevenly
 //     among the ranks, run as a step runs them: backward's layer-by-layer observer, then reduce.
 
 /// One case's outcome on this rank.
@@ -165,6 +165,12 @@ public func checkStrategies(communicator: any Communicator) throws -> [Reduction
     strategies.append(("sharded, MPI's collectives", options, false, RoundingBound()))
     options.shardOptimizer = false
     if communicator.size > 1 {
+        options.gradCompression = .bf16
+        // The job's own layout: shared memory on one node (no network, nothing rounded), the
+        // hierarchy's 16-bit cross-node leg across nodes.
+        strategies.append(("bf16, this layout", options, true, RoundingBound(sixteenBit: 0x1p-8, roundsTheSum: true)))
+        options.gradCompression = .fp16
+        strategies.append(("fp16, this layout", options, true, RoundingBound(sixteenBit: 0x1p-11, roundsTheSum: true)))
         options.gradCompression = .bf16
         strategies.append(("bf16", options, false, RoundingBound(sixteenBit: 0x1p-8, roundsTheSum: true)))
         options.gradCompression = .fp16

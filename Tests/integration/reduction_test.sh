@@ -45,8 +45,8 @@ out=$(compare "$tmp/n4a" "$tmp/n4nothread" 0) && ok "4 ranks: with and without t
 for np in 2 3 4 5 6 7; do
   run_mpi "$np" "$bin" bench --allreduce --check > "$tmp/check$np.log" 2>&1; code=$?
   if [ "$code" -eq 0 ] && grep -q "^vae-dist bench --allreduce --check: all passed on $np ranks" "$tmp/check$np.log" \
-     && [ "$(grep -c '^  ok ' "$tmp/check$np.log")" -eq 87 ] && ! grep -q FAILED "$tmp/check$np.log"; then
-    ok "$np ranks: 87 reductions match the Double reference, the same bits on every rank (worst: $(grep -o 'error [0-9.e-]* of the allowed' "$tmp/check$np.log" | sort -k2 -g | tail -1))"
+     && [ "$(grep -c '^  ok ' "$tmp/check$np.log")" -eq 95 ] && ! grep -q FAILED "$tmp/check$np.log"; then
+    ok "$np ranks: 95 reductions match the Double reference, the same bits on every rank (worst: $(grep -o 'error [0-9.e-]* of the allowed' "$tmp/check$np.log" | sort -k2 -g | tail -1))"
   else
     bad "$np ranks, bench --allreduce --check: exit $code: $(grep -m3 'FAILED\|error' "$tmp/check$np.log" | tr '\n' ' ')"
   fi
@@ -66,12 +66,25 @@ OMPI_MCA_mca_base_param_files=$tmp/params.conf VAE_DIST_SHARED_MEMORY=0 run_mpi 
 
 echo "reduction: hierarchical across network namespaces"
 why=$(netns_unavailable)
-if [ -n "$why" ]; then echo "reduction: skipped the hierarchical checks: network namespaces cannot be made here: $why"; # The hierarchical strategy and the cross-node collectives against the Double reference.
-for v in "$NETNS_HOSTFILE:6:3 ranks here" "$tmp/hosts32:5:by each node's first rank"; do
+if [ -n "$why" ]; then echo "reduction: skipped the hierarchical checks: network namespaces cannot be made here: $why"; # --grad-compression bf16 on the hierarchy: uniform nodes compress the cross-node leg (the
+# parameters stay within bf16 rounding of the fp32 run); unequal nodes keep it fp32, with a note.
+hier h6bf16 "$NETNS_HOSTFILE" 6 --grad-compression bf16
+hier h5bf16 "$tmp/hosts32" 5 --grad-compression bf16
+grep -q "then bf16 sum (16-bit all-to-all, fp32 adds, 16-bit allgather) of the node sums across 2 nodes" "$tmp/h6bf16.log" \
+  && ! grep -q "note: --grad-compression" "$tmp/h6bf16.log" \
+  && out=$(compare "$tmp/h6a" "$tmp/h6bf16" 0.05) && ! compare "$tmp/h6a" "$tmp/h6bf16" 0 > /dev/null \
+  && ok "2 hosts x 3 ranks, bf16: the cross-node leg in 16 bits, parameters within rounding of fp32 ($(echo "$out" | cut -d'(' -f1))" \
+  || bad "2 x 3 bf16: $(strategy "$tmp/h6bf16.log"); $(compare "$tmp/h6a" "$tmp/h6bf16" 0.05)"
+grep -q "^vae-dist: note: --grad-compression bf16 does nothing here: the nodes run different numbers of ranks" "$tmp/h5bf16.log" \
+  && out=$(compare "$tmp/h5" "$tmp/h5bf16" 0) \
+  && ok "3 + 2 ranks, bf16: the fp32 leg, a note, the same bits as without it" || bad "3 + 2 bf16: $(grep -m1 note "$tmp/h5bf16.log"); $(compare "$tmp/h5" "$tmp/h5bf16" 0)"
+# The hierarchical strategy and the cross-node collectives against the Double reference.
+for v in "$NETNS_HOSTFILE:6:then bf16 sum (16-bit all-to-all" "$tmp/hosts32:5:by each node's first rank"; do
   hosts=${v%%:*} rest=${v#*:}; np=${rest%%:*} what=${rest#*:}
   bash Launch/launch.sh --hostfile "$hosts" -n "$np" bench --allreduce --check > "$tmp/hcheck$np.log" 2>&1; code=$?
-  if [ "$code" -eq 0 ] && grep -q "^  ok      default: hierarchical after backward.*$what" "$tmp/hcheck$np.log" && ! grep -q FAILED "$tmp/hcheck$np.log"; then
-    ok "$np ranks on 2 hosts: every reduction, the hierarchical one included, matches the Double reference"
+  if [ "$code" -eq 0 ] && grep -q "^  ok      default: hierarchical after backward" "$tmp/hcheck$np.log" \
+     && grep -q "^  ok      bf16, this layout: hierarchical after backward.*$what" "$tmp/hcheck$np.log" && ! grep -q FAILED "$tmp/hcheck$np.log"; then
+    ok "$np ranks on 2 hosts: every reduction, the hierarchical ones (fp32, and $what) included, matches the Double reference"
   else
     bad "$np ranks on 2 hosts, --check: exit $code: $(grep -m3 'FAILED\|error' "$tmp/hcheck$np.log" | tr '\n' ' ')"
   fi
@@ -82,8 +95,9 @@ trap 'exit 130' INT TERM
 netns_up 2 3 || abort "could not set up the namespaces"
 netns_env
 printf '%s slots=3\n%s slots=2\n' "${NETNS_HOSTS[0]}" "${NETNS_HOSTS[1]}" > "$tmp/hosts32"
-hier() {  # NAME HOSTFILE NP
-  bash Launch/launch.sh --hostfile "$2" -n "$3" "${args[@]}" --out "$tmp/$1" > "$tmp/$1.log" 2>&1 || bad "$1: $(grep -m2 -i error "$tmp/$1.log" | tr '\n' ' ')"
+hier() {  # NAME HOSTFILE NP [OPTIONS...]
+  local name=$1 hosts=$2 np=$3; shift 3
+  bash Launch/launch.sh --hostfile "$hosts" -n "$np" "${args[@]}" "$@" --out "$tmp/$name" > "$tmp/$name.log" 2>&1 || bad "$name: $(grep -m2 -i error "$tmp/$name.log" | tr '\n' ' ')"
 }
 hier h6a "$NETNS_HOSTFILE" 6; hier h6b "$NETNS_HOSTFILE" 6; hier h5 "$tmp/hosts32" 5
 grep -q "hierarchical after backward: sum over shared memory on each node (3 ranks here), then allreduce of the node sums across 2 nodes (each of the 3 local ranks 1/3 of it" "$tmp/h6a.log" \
@@ -93,12 +107,25 @@ out=$(compare "$tmp/h6a" "$tmp/h6b" 0) && ok "2 hosts x 3 ranks: two runs bit-id
 grep -q "then allreduce of the node sums across 2 nodes (by each node's first rank" "$tmp/h5.log" \
   && ok "3 + 2 ranks: $(strategy "$tmp/h5.log" | sed 's/.*then/then/')" || bad "3 + 2: $(strategy "$tmp/h5.log")"
 out=$(compare "$tmp/r1" "$tmp/h5" 1e-4) && ok "3 + 2 ranks vs 1 rank: $(echo "$out" | cut -d'(' -f1)" || bad "3 + 2 vs 1 rank: $out"
+# --grad-compression bf16 on the hierarchy: uniform nodes compress the cross-node leg (the
+# parameters stay within bf16 rounding of the fp32 run); unequal nodes keep it fp32, with a note.
+hier h6bf16 "$NETNS_HOSTFILE" 6 --grad-compression bf16
+hier h5bf16 "$tmp/hosts32" 5 --grad-compression bf16
+grep -q "then bf16 sum (16-bit all-to-all, fp32 adds, 16-bit allgather) of the node sums across 2 nodes" "$tmp/h6bf16.log" \
+  && ! grep -q "note: --grad-compression" "$tmp/h6bf16.log" \
+  && out=$(compare "$tmp/h6a" "$tmp/h6bf16" 0.05) && ! compare "$tmp/h6a" "$tmp/h6bf16" 0 > /dev/null \
+  && ok "2 hosts x 3 ranks, bf16: the cross-node leg in 16 bits, parameters within rounding of fp32 ($(echo "$out" | cut -d'(' -f1))" \
+  || bad "2 x 3 bf16: $(strategy "$tmp/h6bf16.log"); $(compare "$tmp/h6a" "$tmp/h6bf16" 0.05)"
+grep -q "^vae-dist: note: --grad-compression bf16 does nothing here: the nodes run different numbers of ranks" "$tmp/h5bf16.log" \
+  && out=$(compare "$tmp/h5" "$tmp/h5bf16" 0) \
+  && ok "3 + 2 ranks, bf16: the fp32 leg, a note, the same bits as without it" || bad "3 + 2 bf16: $(grep -m1 note "$tmp/h5bf16.log"); $(compare "$tmp/h5" "$tmp/h5bf16" 0)"
 # The hierarchical strategy and the cross-node collectives against the Double reference.
-for v in "$NETNS_HOSTFILE:6:3 ranks here" "$tmp/hosts32:5:by each node's first rank"; do
+for v in "$NETNS_HOSTFILE:6:then bf16 sum (16-bit all-to-all" "$tmp/hosts32:5:by each node's first rank"; do
   hosts=${v%%:*} rest=${v#*:}; np=${rest%%:*} what=${rest#*:}
   bash Launch/launch.sh --hostfile "$hosts" -n "$np" bench --allreduce --check > "$tmp/hcheck$np.log" 2>&1; code=$?
-  if [ "$code" -eq 0 ] && grep -q "^  ok      default: hierarchical after backward.*$what" "$tmp/hcheck$np.log" && ! grep -q FAILED "$tmp/hcheck$np.log"; then
-    ok "$np ranks on 2 hosts: every reduction, the hierarchical one included, matches the Double reference"
+  if [ "$code" -eq 0 ] && grep -q "^  ok      default: hierarchical after backward" "$tmp/hcheck$np.log" \
+     && grep -q "^  ok      bf16, this layout: hierarchical after backward.*$what" "$tmp/hcheck$np.log" && ! grep -q FAILED "$tmp/hcheck$np.log"; then
+    ok "$np ranks on 2 hosts: every reduction, the hierarchical ones (fp32, and $what) included, matches the Double reference"
   else
     bad "$np ranks on 2 hosts, --check: exit $code: $(grep -m3 'FAILED\|error' "$tmp/hcheck$np.log" | tr '\n' ' ')"
   fi
