@@ -256,7 +256,14 @@ resume_check "SIGUSR1 to mpirun with a 2 s write" "$tmp/mpi-usr1-slow" 2
 # terminal). It passes the signal to mpirun as SIGUSR1, which Open MPI forwards to every rank at
 # once: the 2 s stop checkpoint is written and the script exits 0. (A background job of a script
 # ignores SIGINT; the wrapper restores it, as a terminal's foreground job has it.)
+# Under nohup SIGHUP is ignored from the start, and a shell cannot trap a signal ignored on entry:
+# the script then (rightly) does not stop on it, so that case is left out with a line.
+hup_ignored=$(( 0x$(awk '/^SigIgn:/ {print $2}' /proc/$$/status 2>/dev/null || echo 0) & 1 ))
 for signal in INT TERM HUP; do
+  if [ "$signal" = HUP ] && [ "$hup_ignored" -eq 1 ]; then
+    echo "  skip: SIGHUP to Launch/train.sh: this test runs with SIGHUP ignored (nohup), which the script cannot trap"
+    continue
+  fi
   out=$tmp/ts-$signal
   VAE_DIST_FAULT=$(fault "hold:$hold,stall-write:2") NP=2 "$python" -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp("bash", ["bash"] + sys.argv[1:])' \
     Launch/train.sh "${small[@]:1}" "${long[@]}" --out "$out" > "$out.log" 2>&1 & pid=$!
