@@ -18,10 +18,8 @@ public final class VAE: @unchecked Sendable {
     public let config: ModelConfig
     public let layout: ParameterLayout
     public var parameterCount: Int { layout.count }
-    /// [parameterCount] all parameters, named views in `layout`: the model's own buffer, or
-    /// memory the ranks of a node share (`placeParameters`).
-    public private(set) var parameters: UnsafeMutablePointer<Float>
-    private let ownParameters: UnsafeMutablePointer<Float>
+    /// [parameterCount] all parameters, named views in `layout`.
+    public let parameters: UnsafeMutablePointer<Float>
     /// [parameterCount] gradients, same layout; backward accumulates into it.
     public let gradients: UnsafeMutablePointer<Float>
     /// The threads forward and backward run on (one unless set). Any count gives the same bits.
@@ -30,21 +28,13 @@ public final class VAE: @unchecked Sendable {
     public init(config: ModelConfig) {
         self.config = config
         layout = ParameterLayout(config)
-        ownParameters = allocateAligned(layout.count)
-        parameters = ownParameters
+        parameters = allocateAligned(layout.count)
         gradients = allocateAligned(layout.count)
     }
 
     deinit {
-        ownParameters.deallocate()
+        parameters.deallocate()
         gradients.deallocate()
-    }
-
-    /// From now on the parameters live in `storage` [parameterCount], which already holds them
-    /// and outlives the model (the sharded shared-memory reduction's window: the ranks of a node
-    /// then read one copy, and each updates its block in place).
-    public func placeParameters(in storage: UnsafeMutablePointer<Float>) {
-        parameters = storage
     }
 
     /// torch.nn.Linear's default: weight and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)).

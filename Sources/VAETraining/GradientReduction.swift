@@ -185,9 +185,6 @@ protocol GradientReduction: AnyObject {
     var updateRange: Range<Int> { get }
     /// After `reduce`: the global-batch gradient of `updateRange`.
     var reducedGradients: UnsafeMutablePointer<Float> { get }
-    /// Once, after the start's broadcast (every rank holds the same parameters): a strategy that
-    /// keeps the parameters in memory the ranks share moves them there. Default: nothing.
-    func adoptParameters() throws
     /// After the update: every rank holds every parameter again.
     func shareParameters() throws
     /// Before a checkpoint: every rank holds every Adam moment.
@@ -210,7 +207,6 @@ extension GradientReduction {
 
     var reducedGradients: UnsafeMutablePointer<Float> { model.gradients + updateRange.lowerBound }
     func scaleGradients(by coefficient: Float) { vectorScale(reducedGradients, by: coefficient, count: updateRange.count) }
-    func adoptParameters() throws {}
     func shareParameters() throws {}
     func shareOptimizerState(_ optimizer: AdamOptimizer) throws {}
     /// Allreduce strategies leave every rank the whole reduced gradient and compute it locally, as

@@ -12,16 +12,14 @@ import VAEModel
 /// (nothing is zeroed at allocation), so on a multi-socket node their pages sit near their writer.
 ///
 /// Layout: N slots of P floats (one per rank's local gradient), the result [P], and with the
-/// sharded optimizer the parameters [P], which every rank's model then uses as its parameters
-/// (`adoptParameters`: one copy per node, nothing copied per step). Two barriers per step (three
-/// sharded) keep writers and readers apart:
+/// sharded optimizer the parameters [P]. Two barriers per step (three sharded) keep writers and
+/// readers apart:
 ///   backward writes slot k  | B1 | rank k sums block k of all slots into result[k] | B2 |
 ///   the norm (clipping) and Adam read the result
-///   (sharded: rank k's Adam updates block k of the shared parameters in place | B3)
+///   (sharded: rank k updates block k, writes it to parameters[k] | B3 | copies the other blocks)
 /// The next step's backward rewrites slot k after B2, when nobody reads slots any more; its
 /// sums rewrite the result after its B1, which every rank reaches after it last read the result;
-/// its updates write the parameters after its B2, which every rank reaches after its forward and
-/// backward read them (rank 0 writes checkpoints and every rank evaluates before that B1 too).
+/// its new parameters are written after its B2, which every rank reaches after copying them.
 final class SharedMemoryReduction: GradientReduction {
     let communicator: any Communicator
     let model: VAE
@@ -79,21 +77,15 @@ final class SharedMemoryReduction: GradientReduction {
         try communicator.synchronizeShared()
     }
 
-    /// Sharded: each rank copies its block of the (identical) parameters into the shared ones,
-    /// and after a barrier every rank's model reads and updates those.
-    func adoptParameters() throws {
-        guard let parameters, model.parameters != parameters else { return }
+    func shareParameters() throws {
+        guard let parameters else { return }
         let block = shards.range(communicator.rank)
         (parameters + block.lowerBound).update(from: model.parameters + block.lowerBound, count: block.count)
         try communicator.synchronizeShared()
-        model.placeParameters(in: parameters)
-    }
-
-    /// Sharded: Adam updated this rank's block of the shared parameters in place; B3 orders those
-    /// writes before every rank's next forward.
-    func shareParameters() throws {
-        guard parameters != nil else { return }
-        try communicator.synchronizeShared()
+        for r in 0..<communicator.size where r != communicator.rank {
+            let other = shards.range(r)
+            (model.parameters + other.lowerBound).update(from: parameters + other.lowerBound, count: other.count)
+        }
     }
 
     func shareOptimizerState(_ optimizer: AdamOptimizer) throws {

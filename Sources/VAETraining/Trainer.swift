@@ -146,7 +146,6 @@ public final class Trainer {
         try Self.startStage(communicator) { try restoreState(from: start.checkpoint) }
         startNotes = notes
         try shareStartState(resume: resume, overwrite: overwrite)
-        try reduction.adoptParameters()
     }
 
     /// The start's first checks: flags that exclude each other, and the same options on every
