@@ -54,6 +54,10 @@ public protocol Communicator: AnyObject, Sendable {
     var allreduceAlgorithm: String? { get }
     /// How buckets started during backward move on while it computes, for the start-up line.
     var overlapProgress: String { get }
+    /// With a progress thread: whether reductions started with `startAllreduceSum` are still
+    /// incomplete, asked without any MPI call (so a caller that only waits sees the thread's
+    /// work). nil without a progress thread.
+    var reductionsOutstandingWithoutPolling: Bool? { get }
     /// Where this rank sits among the job's nodes, when it spans several and some node runs more
     /// than one rank; nil otherwise. Collective (makes the communicators the two next calls use).
     func nodeLayout() throws(CommunicatorError) -> NodeLayout?
@@ -108,6 +112,7 @@ extension Communicator {
     }
     public var allreduceAlgorithm: String? { nil }
     public var overlapProgress: String { "nothing to overlap" }
+    public var reductionsOutstandingWithoutPolling: Bool? { nil }
     public func crossNodeExchangeBlocks(_ send: UnsafeRawPointer, into received: UnsafeMutableRawPointer, exchange: BlockExchange) throws(CommunicatorError) {
         throw CommunicatorError(call: "crossNodeExchangeBlocks", message: "no node communicators")
     }

@@ -170,6 +170,11 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     /// Polls made by the progress thread so far (0 without one).
     public var progressPolls: Int { progress?.polls ?? 0 }
 
+    public var reductionsOutstandingWithoutPolling: Bool? {
+        guard threadMultiple else { return nil }
+        return progress?.outstanding ?? false
+    }
+
     public func finishReductions() throws(CommunicatorError) {
         if let progress {
             // What the thread has not completed yet comes back here, waited for under the watchdog.

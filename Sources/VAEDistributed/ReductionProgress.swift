@@ -63,6 +63,13 @@ final class ReductionProgress: @unchecked Sendable {
         if let failed { throw failed }
     }
 
+    /// Whether requests handed to the thread are still incomplete (without any MPI call).
+    var outstanding: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return !requests.isEmpty
+    }
+
     /// Ends the thread (before MPI_Finalize); returns once it stopped.
     func stop() {
         condition.lock()
