@@ -23,10 +23,10 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     var crossNode: MPI_Comm?
     /// The algorithm of MPI_Iallreduce and what chose it (AllreduceAlgorithm.swift).
     public let allreduceAlgorithm: String?
-    /// MPI gave MPI_THREAD_MULTIPLE, so a progress thread may drive the overlapped buckets.
-    private let threadMultiple: Bool
-    /// Why there is no progress thread (nil: there is one once a bucket starts).
+    /// Why there is no progress thread (nil: MPI gave MPI_THREAD_MULTIPLE, and the thread starts
+    /// with the first bucket).
     private let noProgressThread: String?
+    private var threadMultiple: Bool { noProgressThread == nil }
     /// The thread that polls the buckets started during backward (ReductionProgress.swift),
     /// made at the first `startAllreduceSum`.
     private var progress: ReductionProgress?
@@ -43,19 +43,17 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
             if ReductionProgress.enabled(env) {
                 var provided: Int32 = 0
                 try Self.check(MPI_Init_thread(nil, nil, vae_mpi_thread_multiple(), &provided), "MPI_Init_thread")
-                threadMultiple = provided >= vae_mpi_thread_multiple()
-                noProgressThread = threadMultiple ? nil : "this MPI gives no MPI_THREAD_MULTIPLE"
+                noProgressThread = provided >= vae_mpi_thread_multiple() ? nil : "this MPI gives no MPI_THREAD_MULTIPLE"
             } else {
                 try Self.check(MPI_Init(nil, nil), "MPI_Init")
-                threadMultiple = false
                 noProgressThread = "VAE_DIST_PROGRESS_THREAD=0"
             }
         } else {
             allreduceAlgorithm = nil
             var level: Int32 = 0
             try Self.check(MPI_Query_thread(&level), "MPI_Query_thread")
-            threadMultiple = level >= vae_mpi_thread_multiple() && ReductionProgress.enabled(ProcessInfo.processInfo.environment)
-            noProgressThread = threadMultiple ? nil : "MPI was initialized without MPI_THREAD_MULTIPLE"
+            let multiple = level >= vae_mpi_thread_multiple() && ReductionProgress.enabled(ProcessInfo.processInfo.environment)
+            noProgressThread = multiple ? nil : "MPI was initialized without MPI_THREAD_MULTIPLE"
         }
         world = vae_mpi_comm_world()
         try Self.check(vae_mpi_errors_return(world), "MPI_Comm_set_errhandler")
@@ -166,9 +164,6 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     public var overlapProgress: String {
         noProgressThread.map { "polled between layers: \($0)" } ?? "a progress thread polls them every \(ReductionProgress.defaultInterval) us"
     }
-
-    /// Polls made by the progress thread so far (0 without one).
-    public var progressPolls: Int { progress?.polls ?? 0 }
 
     public var reductionsOutstandingWithoutPolling: Bool? {
         guard threadMultiple else { return nil }

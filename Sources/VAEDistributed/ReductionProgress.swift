@@ -25,8 +25,6 @@ final class ReductionProgress: @unchecked Sendable {
     private let stopped = DispatchSemaphore(value: 0)
     /// Microseconds between two polls while requests are outstanding.
     let interval: UInt32
-    /// Polls made (for tests and `bench`: the thread did run).
-    private(set) var polls = 0
 
     /// Whether the environment allows the thread (VAE_DIST_PROGRESS_THREAD=0 turns it off).
     static func enabled(_ environment: [String: String]) -> Bool {
@@ -91,7 +89,6 @@ final class ReductionProgress: @unchecked Sendable {
             var done: Int32 = 0
             let count = Int32(requests.count)
             let code = requests.withUnsafeMutableBufferPointer { MPI_Testall(count, $0.baseAddress, &done, nil) }
-            polls += 1
             if code != vae_mpi_success() {
                 // The requests' states are unknown now: stop polling them; the training thread
                 // reports the error from `take`.

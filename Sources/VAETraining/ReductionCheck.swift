@@ -59,10 +59,11 @@ struct RoundingBound {
     }
 }
 
-/// Compares `result` [range] with the Double sum of every rank's values there; then whether every
-/// rank holds these bits (a collective: every rank calls it for the same case).
+/// Compares `result` [range] with the Double sum of every rank's values there; then, unless the
+/// ranks hold different ranges (`sameRange` false: a shard each), whether every rank holds these
+/// bits (a collective: every rank calls it for the same case).
 func checkAgainstReference(name: String, result: UnsafePointer<Float>, range: Range<Int>, salt: UInt64, bound: RoundingBound,
-                           communicator: any Communicator) throws -> ReductionCheckResult {
+                           sameRange: Bool = true, communicator: any Communicator) throws -> ReductionCheckResult {
     var worst = 0.0, worstIndex = range.lowerBound
     var hash: UInt64 = 0xCBF2_9CE4_8422_2325
     for (k, i) in range.enumerated() {
@@ -77,11 +78,10 @@ func checkAgainstReference(name: String, result: UnsafePointer<Float>, range: Ra
         if !(ratio <= worst) { worst = ratio; worstIndex = i }
         hash = (hash ^ UInt64(result[k].bitPattern)) &* 0x100_0000_01B3
     }
-    // The bits of every element on every rank: each rank hashes the elements it holds; where ranks
-    // hold different ranges (a sharded update) the hashes differ by design, so the sharded cases
-    // compare the gathered whole (see `checkStrategies`).
+    // The bits of every element on every rank: each rank hashes the elements it holds.
     let (low, high) = try communicator.allreduceMinMax(hash)
-    return ReductionCheckResult(name: name, count: range.count, worstRatio: worst, worstIndex: worstIndex, sameOnEveryRank: low == high)
+    return ReductionCheckResult(name: name, count: range.count, worstRatio: worst, worstIndex: worstIndex,
+                                sameOnEveryRank: low == high || !sameRange)
 }
 
 /// The collectives alone, on buffers from empty to 65,537 floats.
@@ -147,21 +147,12 @@ public func checkCollectives(communicator: any Communicator) throws -> [Reductio
                 fill(s + 1)
                 try sum.reduce(buffer, sharded: true)
                 results.append(try checkAgainstReference(name: "\(name) all-to-all, own block (sharded)", result: sum.shard, range: mine,
-                                                         salt: s + 1, bound: RoundingBound(sixteenBit: unit), communicator: communicator)
-                    .sameRegardless())
+                                                         salt: s + 1, bound: RoundingBound(sixteenBit: unit), sameRange: false,
+                                                         communicator: communicator))
             }
         }
     }
     return results
-}
-
-extension ReductionCheckResult {
-    /// Ranks hold different blocks: their hashes are not comparable.
-    func sameRegardless() -> ReductionCheckResult {
-        var r = self
-        r.sameOnEveryRank = true
-        return r
-    }
 }
 
 /// The strategies training builds (`makeGradientReduction`), on small models, as a step runs them.
@@ -213,9 +204,8 @@ public func checkStrategies(communicator: any Communicator) throws -> [Reduction
             let range = reduction.updateRange
             let name = "\(label): \(reduction.name)"
             var result = try checkAgainstReference(name: name, result: reduction.reducedGradients, range: range, salt: salt,
-                                                   bound: bound, communicator: communicator)
+                                                   bound: bound, sameRange: range.count == p, communicator: communicator)
             result.count = p
-            if range.count != p { result.sameOnEveryRank = true }  // a shard each: compared within the bound only
             results.append(result)
         }
     }
