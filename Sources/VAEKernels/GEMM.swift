@@ -34,15 +34,31 @@ public enum GEMMBlocking {
 public final class GEMMWorkspace: @unchecked Sendable {
     @usableFromInline let packedA: UnsafeMutablePointer<Float>  // a partial row panel of A, [kc, mr]
     @usableFromInline let packedB: UnsafeMutablePointer<Float>  // [kc, nc] as nc/nr panels of [kc, nr]
+    /// C^T of a product computed transposed (`gemmTransposesProduct`); grown on first use, so
+    /// a training step allocates only in its first call.
+    @usableFromInline var transposedC: UnsafeMutablePointer<Float>
+    @usableFromInline var transposedCapacity = 0
 
     public init() {
         packedA = allocateAligned(GEMMBlocking.kc * max(GEMMTile.avx512x12x32.mr, GEMMBlocking.narrowMR))
         packedB = allocateAligned(GEMMBlocking.kc * GEMMBlocking.nc)
+        transposedC = allocateAligned(1)
+    }
+
+    /// At least `count` floats of scratch for C^T.
+    @usableFromInline func transposedC(count: Int) -> UnsafeMutablePointer<Float> {
+        if count > transposedCapacity {
+            transposedC.deallocate()
+            transposedC = allocateAligned(count)
+            transposedCapacity = count
+        }
+        return transposedC
     }
 
     deinit {
         packedA.deallocate()
         packedB.deallocate()
+        transposedC.deallocate()
     }
 }
 
@@ -55,12 +71,71 @@ public func allocateAligned(_ count: Int) -> UnsafeMutablePointer<Float> {
 
 /// C = (accumulate ? C : 0) + op(A) · op(B), with op(A) [M, K] and op(B) [K, N].
 /// A is stored [M, lda] (or [K, lda] when transposed), B [K, ldb] (or [N, ldb]).
-/// Instantiated by each per-ISA target with its tag.
+/// Instantiated by each per-ISA target with its tag. Some shapes run faster as the transposed
+/// product C^T = op(B)^T · op(A)^T (`gemmTransposesProduct`): the same bits, since each element
+/// of C is the same chain of fused multiply-adds over K either way (a · b = b · a exactly).
 @inlinable
 public func gemm<ISA: ISATag>(_: ISA.Type, _ c: UnsafeMutablePointer<Float>, ldc: Int,
                               _ a: UnsafePointer<Float>, lda: Int, transposeA: Bool,
                               _ b: UnsafePointer<Float>, ldb: Int, transposeB: Bool,
                               m: Int, n: Int, k: Int, accumulate: Bool, workspace: GEMMWorkspace) {
+    if m == 0 || n == 0 { return }
+    if k == 0 {
+        if !accumulate { for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) } }
+        return
+    }
+    if gemmTransposesProduct(ISA.tile, m: m, n: n) {
+        gemmTransposed(ISA.self, c, ldc: ldc, a, lda: lda, transposeA: transposeA, b, ldb: ldb, transposeB: transposeB,
+                       m: m, n: n, k: k, accumulate: accumulate, workspace: workspace)
+    } else {
+        gemmAsGiven(ISA.self, c, ldc: ldc, a, lda: lda, transposeA: transposeA, b, ldb: ldb, transposeB: transposeB,
+                    m: m, n: n, k: k, accumulate: accumulate, workspace: workspace)
+    }
+}
+
+/// gemm computed as C^T = op(B)^T · op(A)^T into the workspace, then transposed into C (C is
+/// first transposed in when accumulating, so that the sums start from the same value).
+@inlinable
+public func gemmTransposed<ISA: ISATag>(_: ISA.Type, _ c: UnsafeMutablePointer<Float>, ldc: Int,
+                                        _ a: UnsafePointer<Float>, lda: Int, transposeA: Bool,
+                                        _ b: UnsafePointer<Float>, ldb: Int, transposeB: Bool,
+                                        m: Int, n: Int, k: Int, accumulate: Bool, workspace: GEMMWorkspace) {
+    if m == 0 || n == 0 { return }
+    let ct = workspace.transposedC(count: m * n)  // [n, m]
+    if accumulate { transposeMatrix(ct, ldd: m, c, lds: ldc, rows: m, columns: n) }
+    gemmAsGiven(ISA.self, ct, ldc: m, b, lda: ldb, transposeA: !transposeB, a, ldb: lda, transposeB: !transposeA,
+                m: n, n: m, k: k, accumulate: accumulate, workspace: workspace)
+    transposeMatrix(c, ldd: ldc, ct, lds: m, rows: n, columns: m)
+}
+
+/// dst[j * ldd + i] = src[i * lds + j] for i < rows, j < columns (8 x 8 blocks in registers).
+@inlinable
+func transposeMatrix(_ dst: UnsafeMutablePointer<Float>, ldd: Int, _ src: UnsafePointer<Float>, lds: Int, rows: Int, columns: Int) {
+    var i = 0
+    while i + 8 <= rows {
+        var j = 0
+        while j + 8 <= columns {
+            transpose8x8(src + i * lds + j, lds, dst + j * ldd + i, ldd)
+            j += 8
+        }
+        while j < columns {
+            for r in i..<(i + 8) { dst[j * ldd + r] = src[r * lds + j] }
+            j += 1
+        }
+        i += 8
+    }
+    while i < rows {
+        for j in 0..<columns { dst[j * ldd + i] = src[i * lds + j] }
+        i += 1
+    }
+}
+
+/// gemm in the orientation given (the packed blocked product; k >= 1).
+@inlinable
+public func gemmAsGiven<ISA: ISATag>(_: ISA.Type, _ c: UnsafeMutablePointer<Float>, ldc: Int,
+                                     _ a: UnsafePointer<Float>, lda: Int, transposeA: Bool,
+                                     _ b: UnsafePointer<Float>, ldb: Int, transposeB: Bool,
+                                     m: Int, n: Int, k: Int, accumulate: Bool, workspace: GEMMWorkspace) {
     if m == 0 || n == 0 { return }
     if k == 0 {
         if !accumulate { for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) } }
@@ -342,3 +417,16 @@ public func gemmNaive(_ c: UnsafeMutablePointer<Float>, ldc: Int,
     }
 }
 
+
+
+/// Whether gemm computes C^T = op(B)^T · op(A)^T instead of C = op(A) · op(B): when N is so
+/// narrow that the given product would take the narrow 12 x 8 tile and M is wide enough for the
+/// full one. A convolution's weight gradient over one input channel ([32, 16] summed over
+/// 65,536 positions) then runs at 2.1x, and the latent heads' narrow products at 2-3x
+/// (`vae-dist bench --arch conv`, 2026-12-06, Intel Xeon model 207, AVX-512). Where both
+/// orientations take the full tile, the given one stays: swapping the conv layers' [32, 512]
+/// weight gradients made the 16,384 x 512 patch matrix the operand read in place, 1.3x slower.
+@inlinable
+public func gemmTransposesProduct(_ tile: GEMMTile, m: Int, n: Int) -> Bool {
+    tile.prefersNarrowTile(n: n) && !tile.prefersNarrowTile(n: m)
+}

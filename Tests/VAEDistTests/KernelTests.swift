@@ -132,6 +132,53 @@ func runnableKernels(sourceLocation: SourceLocation = #_sourceLocation) -> [any 
         return rounds
     }
 
+    /// gemm computes some products transposed (C^T = op(B)^T · op(A)^T, then C transposed back):
+    /// the same bits as the product as given, with every tile, both transposes, strided C and
+    /// accumulation; and the rule takes that path where it measured faster.
+    @Test func transposedProductGivesTheSameBits() {
+        enum Wide: ISATag {
+            static var isa: KernelISA { .avx2 }
+            static var tile: GEMMTile { .avx512x12x32 }
+        }
+        enum Tall: ISATag {
+            static var isa: KernelISA { .avx2 }
+            static var tile: GEMMTile { .avx512ymm12x16 }
+        }
+        enum Short: ISATag {
+            static var isa: KernelISA { .avx2 }
+            static var tile: GEMMTile { .avx2x6x16 }
+        }
+        #expect(gemmTransposesProduct(.avx512x12x32, m: 32, n: 16))  // a one-channel conv's weight gradient
+        #expect(gemmTransposesProduct(.avx512x12x32, m: 64, n: 20))  // the latent heads
+        #expect(!gemmTransposesProduct(.avx512x12x32, m: 32, n: 512))
+        #expect(!gemmTransposesProduct(.avx512x12x32, m: 16, n: 16))
+        #expect(check(Wide.self) == 28 && check(Tall.self) == 28 && check(Short.self) == 28)
+
+        func check<Tag: ISATag>(_: Tag.Type) -> Int {
+            let workspace = GEMMWorkspace()
+            var rounds = 0
+            for (m, n, k) in [(32, 16, 700), (16, 32, 65), (5, 10, 40), (64, 20, 256), (256, 10, 64), (1, 9, 3), (13, 29, 300)] {
+                for (transposeA, transposeB) in [(false, true), (false, false), (true, false), (true, true)] {
+                    let a = randomFloats(m * k, seed: UInt64(m * 5 + k)), b = randomFloats(k * n, seed: UInt64(n * 13 + k))
+                    let lda = transposeA ? m : k, ldb = transposeB ? k : n, ldc = n + 3
+                    let accumulate = (m + n) % 2 == 0 || transposeB
+                    var given = randomFloats(m * ldc, seed: 7), transposed = given, slow = given
+                    gemmAsGiven(Tag.self, &given, ldc: ldc, a, lda: lda, transposeA: transposeA, b, ldb: ldb, transposeB: transposeB,
+                                m: m, n: n, k: k, accumulate: accumulate, workspace: workspace)
+                    gemmTransposed(Tag.self, &transposed, ldc: ldc, a, lda: lda, transposeA: transposeA, b, ldb: ldb,
+                                   transposeB: transposeB, m: m, n: n, k: k, accumulate: accumulate, workspace: workspace)
+                    gemmNaive(&slow, ldc: ldc, a, lda: lda, transposeA: transposeA, b, ldb: ldb, transposeB: transposeB,
+                              m: m, n: n, k: k, accumulate: accumulate)
+                    let label = "\(Tag.tile) gemm \(m)x\(n)x\(k) tA \(transposeA) tB \(transposeB) acc \(accumulate)"
+                    expectClose(transposed, slow, rtol: 1e-4, atol: 1e-4 * Float(k).squareRoot(), label)
+                    #expect(transposed.map(\.bitPattern) == given.map(\.bitPattern), "transposed vs given, \(label)")
+                    rounds += 1
+                }
+            }
+            return rounds
+        }
+    }
+
     @Test func namedFormsAreTheRightTransposes() {
         let workspace = GEMMWorkspace()
         let kernels = Kernels.active
