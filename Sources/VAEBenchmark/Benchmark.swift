@@ -348,9 +348,8 @@ public func benchmarkConvPasses(config: ModelConfig, batch: Int, threads count: 
                                              relu: true, threads: threads, workspace: ws)
             }
             time(name, "input gradient", flops: flops) {
-                im2col(cols, image, g, rows: 0..<rows)
-                transposedConvolutionInputGradient(view, dcols: cols, dinput: dmaps, parameters: parameters, batch: batch,
-                                                   threads: threads, workspace: ws)
+                transposedConvolutionInputGradient(view, dout: image, dcols: cols, dinput: dmaps, parameters: parameters,
+                                                   batch: batch, threads: threads, workspace: ws)
             }
             time(name, "weight gradient", flops: flops) {
                 transposedConvolutionWeightGradient(view, dout: image, dcols: cols, input: maps, gradients: gradients, batch: batch,

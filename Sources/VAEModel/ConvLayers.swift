@@ -13,9 +13,10 @@ public func convolutionForward(_ view: ConvView, image: UnsafePointer<Float>, ou
                         cols: UnsafeMutablePointer<Float>, parameters: UnsafePointer<Float>, batch: Int, relu: Bool,
                         threads: KernelThreads, workspace: GEMMWorkspace) {
     let g = view.geometry, rows = batch * g.positions
-    threads.forEachRange(rows, alignment: 1, minimum: 64, Im2ColRows(cols: cols, image: image, geometry: g))
-    linearForward(out, cols, parameters + view.weight, parameters + view.bias, batch: rows, inFeatures: g.patch,
-                  outFeatures: view.channels, relu: relu, threads: threads, workspace: workspace)
+    threads.forEachRange(rows, alignment: rowAlignment(columns: view.channels), minimum: GEMMBlocking.narrowMR,
+                         PatchProductRows(cols: cols, image: image, geometry: g, out: out, weight: parameters + view.weight,
+                                          bias: parameters + view.bias, outFeatures: view.channels, relu: relu,
+                                          threads: threads, workspace: workspace))
 }
 
 /// Given dout [batch * positions, channels] (the ReLU's gradient already applied): dweight and
@@ -71,14 +72,10 @@ public func transposedConvolutionBackward(_ view: ConvView, dout: UnsafePointer<
                                           dinput: UnsafeMutablePointer<Float>?, dcols: UnsafeMutablePointer<Float>,
                                           parameters: UnsafePointer<Float>, gradients: UnsafeMutablePointer<Float>, batch: Int,
                                           accumulate: Bool, threads: KernelThreads, workspace: GEMMWorkspace) {
-    let g = view.geometry
-    threads.forEachRange(batch * g.positions, alignment: 1, minimum: 64, Im2ColRows(cols: dcols, image: dout, geometry: g))
+    transposedConvolutionInputGradient(view, dout: dout, dcols: dcols, dinput: dinput, parameters: parameters, batch: batch,
+                                       threads: threads, workspace: workspace)
     transposedConvolutionWeightGradient(view, dout: dout, dcols: dcols, input: input, gradients: gradients, batch: batch,
                                         accumulate: accumulate, threads: threads, workspace: workspace)
-    if let dinput {
-        transposedConvolutionInputGradient(view, dcols: dcols, dinput: dinput, parameters: parameters, batch: batch,
-                                           threads: threads, workspace: workspace)
-    }
 }
 
 /// dweight [channels, patch] (+)= input^T · dcols, with dcols = im2col(dout) made by the caller;
@@ -96,15 +93,17 @@ public func transposedConvolutionWeightGradient(_ view: ConvView, dout: UnsafePo
     Kernels.active.biasBackward(dbias, dout, rows: batch * g.inHeight * g.inWidth, columns: g.inChannels, rowStride: g.inChannels)
 }
 
-/// dinput [rows, channels] = dcols [rows, patch] · weight [channels, patch]^T, with dcols = im2col(dout).
-public func transposedConvolutionInputGradient(_ view: ConvView, dcols: UnsafePointer<Float>, dinput: UnsafeMutablePointer<Float>,
-                                               parameters: UnsafePointer<Float>, batch: Int, threads: KernelThreads,
-                                               workspace: GEMMWorkspace) {
-    let g = view.geometry
-    threads.forEachRange(batch * g.positions, alignment: rowAlignment(columns: view.channels), minimum: GEMMBlocking.narrowMR,
-                         LinearForwardRows(out: dinput, inp: dcols, weight: parameters + view.weight, bias: nil,
-                                           inFeatures: g.patch, outFeatures: view.channels, relu: false,
-                                           threads: threads, workspace: workspace))
+/// dcols = im2col(dout) [rows, patch] (kept for the weight gradient) and, when wanted, dinput
+/// [rows, channels] = dcols · weight [channels, patch]^T: a few hundred rows at a time, each
+/// part multiplied while it is still in cache.
+public func transposedConvolutionInputGradient(_ view: ConvView, dout: UnsafePointer<Float>, dcols: UnsafeMutablePointer<Float>,
+                                               dinput: UnsafeMutablePointer<Float>?, parameters: UnsafePointer<Float>, batch: Int,
+                                               threads: KernelThreads, workspace: GEMMWorkspace) {
+    threads.forEachRange(batch * view.geometry.positions, alignment: rowAlignment(columns: view.channels),
+                         minimum: GEMMBlocking.narrowMR,
+                         PatchProductRows(cols: dcols, image: dout, geometry: view.geometry, out: dinput,
+                                          weight: parameters + view.weight, bias: nil, outFeatures: view.channels, relu: false,
+                                          threads: threads, workspace: workspace))
 }
 
 /// [batch, positions, channels] (NHWC) -> [batch, channels, positions] (CHW, torch's flatten order),
@@ -122,11 +121,32 @@ func transposeFeatureMaps(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePoint
     }
 }
 
-struct Im2ColRows: RangeWork {
+/// For a range of rows (output positions), a few hundred at a time (about 512 KB of patches):
+/// cols = im2col(image) for those rows, then, while they are in cache, out = cols · weight^T
+/// (+ bias, ReLU) for them when `out` is given. A row's result depends on that row alone, so
+/// any cut gives the bits of one GEMM over all rows.
+struct PatchProductRows: RangeWork {
     let cols: UnsafeMutablePointer<Float>, image: UnsafePointer<Float>, geometry: ConvGeometry
+    let out: UnsafeMutablePointer<Float>?, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?
+    let outFeatures: Int, relu: Bool
+    let threads: KernelThreads, workspace: GEMMWorkspace
 
     @inline(__always)
-    func run(_ rows: Range<Int>, thread: Int) { im2col(cols, image, geometry, rows: rows) }
+    func run(_ rows: Range<Int>, thread: Int) {
+        let patch = geometry.patch
+        let chunk = max(1, (1 << 17) / patch / GEMMBlocking.mc) * GEMMBlocking.mc
+        var first = rows.lowerBound
+        while first < rows.upperBound {
+            let part = first..<min(first + chunk, rows.upperBound)
+            im2col(cols, image, geometry, rows: part)
+            if let out {
+                LinearForwardRows(out: out, inp: cols,
+                                  weight: weight, bias: bias, inFeatures: patch, outFeatures: outFeatures, relu: relu,
+                                  threads: threads, workspace: workspace).run(part, thread: thread)
+            }
+            first = part.upperBound
+        }
+    }
 }
 
 /// For a range of examples, a few at a time (about 512 KB of patches, so they are still in cache

@@ -7,13 +7,17 @@ import VAEModel
 /// The convolution kernels (im2col and col2im around the GEMM) against the naive loops, on every
 /// kernel set this CPU runs and on 1, 2 and 3 threads; the conv layers' three passes each.
 @Suite struct ConvolutionKernelTests {
-    /// Strides 1-3, paddings 0-2, kernels 1-4, odd sides, 1 and 3 channels, empty border rows.
+    /// Strides 1-3, paddings 0-2, kernels 1-4, odd sides, 1 and 3 channels, empty border rows, and
+    /// one geometry with more rows than one im2col part.
     static let geometries: [ConvGeometry] = [
         ConvGeometry(inHeight: 8, inWidth: 8, inChannels: 1, kernel: 4, stride: 2, padding: 1),
         ConvGeometry(inHeight: 7, inWidth: 5, inChannels: 3, kernel: 3, stride: 1, padding: 1),
         ConvGeometry(inHeight: 6, inWidth: 10, inChannels: 3, kernel: 2, stride: 2, padding: 0),
         ConvGeometry(inHeight: 9, inWidth: 7, inChannels: 5, kernel: 4, stride: 3, padding: 2),
         ConvGeometry(inHeight: 4, inWidth: 4, inChannels: 33, kernel: 1, stride: 1, padding: 0),
+        // 528 floats a patch: the layers' im2col-and-multiply parts are 240 rows, so 5 examples'
+        // 320 rows take two on one thread.
+        ConvGeometry(inHeight: 16, inWidth: 16, inChannels: 33, kernel: 4, stride: 2, padding: 1),
     ]
 
     /// im2col + each kernel set's GEMM + bias equals the direct convolution; every set gives the same bits.
