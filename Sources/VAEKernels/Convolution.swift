@@ -40,30 +40,42 @@ public struct ConvGeometry: Sendable, Equatable {
 
 /// cols[row, (ky * k + kx) * C + c] = image[n, oy * s - p + ky, ox * s - p + kx, c] (0 outside
 /// the image) for the rows `rows` of cols, row = (n * outHeight + oy) * outWidth + ox: for each
-/// ky, the k adjacent pixels of one image row are one contiguous run of k * C floats. The
-/// position is stepped, not divided out of each row (three divisions a row cost more than the
-/// copy when a run is 4 floats: one input channel).
+/// ky, the k adjacent pixels of one image row are one contiguous run of k * C floats. The rows
+/// go by spans of one output row (one n and oy), the position stepped rather than divided out
+/// of each row, and runs wholly inside the image copied without clipping.
 @inlinable
 public func im2col(_ cols: UnsafeMutablePointer<Float>, _ image: UnsafePointer<Float>, _ g: ConvGeometry, rows: Range<Int>) {
     if rows.isEmpty { return }
     let k = g.kernel, c = g.inChannels, run = k * c, patch = g.patch
     var n = rows.lowerBound / g.positions, position = rows.lowerBound % g.positions
     var oy = position / g.outWidth, ox = position % g.outWidth
-    for row in rows {
-        let ix0 = ox * g.stride - g.padding
-        let first = max(0, -ix0), last = min(k, g.inWidth - ix0)  // the kx inside the image
+    var row = rows.lowerBound
+    while row < rows.upperBound {
+        let span = min(g.outWidth - ox, rows.upperBound - row)
         for ky in 0..<k {
             let dst = cols + row * patch + ky * run
             let iy = oy * g.stride - g.padding + ky
-            if iy < 0 || iy >= g.inHeight || first >= last {
-                fillZero(dst, count: run)
+            if iy < 0 || iy >= g.inHeight {
+                for j in 0..<span { fillZero(dst + j * patch, count: run) }
                 continue
             }
-            if first > 0 { fillZero(dst, count: first * c) }
-            copyRun(dst + first * c, image + ((n * g.inHeight + iy) * g.inWidth + ix0 + first) * c, count: (last - first) * c)
-            if last < k { fillZero(dst + last * c, count: (k - last) * c) }
+            let source = image + (n * g.inHeight + iy) * g.inWidth * c
+            for j in 0..<span {
+                let ix0 = (ox + j) * g.stride - g.padding
+                let out = dst + j * patch
+                if ix0 >= 0 && ix0 + k <= g.inWidth {
+                    copyRun(out, source + ix0 * c, count: run)
+                    continue
+                }
+                let first = max(0, -ix0), last = min(k, g.inWidth - ix0)  // the kx inside the image
+                if first >= last { fillZero(out, count: run); continue }
+                if first > 0 { fillZero(out, count: first * c) }
+                copyRun(out + first * c, source + (ix0 + first) * c, count: (last - first) * c)
+                if last < k { fillZero(out + last * c, count: (k - last) * c) }
+            }
         }
-        ox += 1
+        row += span
+        ox += span
         if ox == g.outWidth {
             ox = 0
             oy += 1
@@ -117,12 +129,16 @@ func addRun(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, cou
     while i < count { dst[i] += src[i]; i += 1 }
 }
 
-/// dst[i] = src[i] for i in 0 ..< count: short runs (one input channel: 4 floats) in vector
-/// moves, where a call to memmove costs more than the copy; long ones through memmove.
+/// dst[i] = src[i] for i in 0 ..< count, in vector moves: a patch's runs are 4 to a few hundred
+/// floats, where a call to memmove costs as much as the copy.
 @inlinable @inline(__always)
 func copyRun(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, count: Int) {
-    if count > 32 { dst.update(from: src, count: count); return }
     var i = 0
+    while i + 16 <= count {
+        UnsafeMutableRawPointer(dst + i).storeBytes(of: UnsafeRawPointer(src + i).loadUnaligned(as: SIMD16<Float>.self),
+                                                    as: SIMD16<Float>.self)
+        i += 16
+    }
     while i + 4 <= count {
         UnsafeMutableRawPointer(dst + i).storeBytes(of: UnsafeRawPointer(src + i).loadUnaligned(as: SIMD4<Float>.self),
                                                     as: SIMD4<Float>.self)
