@@ -344,7 +344,7 @@ public func benchmarkConvPasses(config: ModelConfig, batch: Int, threads count: 
         for i in 0..<(rows * view.channels) { maps[i] = Float(i % 3) * 0.1 }
         if transposed {
             time(name, "forward", flops: flops) {
-                transposedConvolutionForward(view, input: maps, out: dimage, cols: cols, parameters: parameters, batch: batch,
+                transposedConvolutionForward(view, input: maps, out: dimage, parameters: parameters, batch: batch,
                                              relu: true, threads: threads, workspace: ws)
             }
             time(name, "input gradient", flops: flops) {
@@ -361,11 +361,11 @@ public func benchmarkConvPasses(config: ModelConfig, batch: Int, threads count: 
                                    threads: threads, workspace: ws)
             }
             time(name, "input gradient", flops: flops) {
-                convolutionInputGradient(view, dout: maps, dimage: dimage, dcols: cols, parameters: parameters, batch: batch,
+                convolutionInputGradient(view, dout: maps, dimage: dimage, parameters: parameters, batch: batch,
                                          threads: threads, workspace: ws)
             }
             time(name, "weight gradient", flops: flops) {
-                convolutionWeightGradient(view, dout: maps, cols: cols, gradients: gradients, batch: batch, accumulate: false,
+                convolutionWeightGradient(view, dout: maps, image: image, cols: cols, gradients: gradients, batch: batch, accumulate: false,
                                           threads: threads, workspace: ws)
             }
         }

@@ -39,13 +39,15 @@ public struct ConvGeometry: Sendable, Equatable {
 }
 
 /// cols[row, (ky * k + kx) * C + c] = image[n, oy * s - p + ky, ox * s - p + kx, c] (0 outside
-/// the image) for the rows `rows` of cols, row = (n * outHeight + oy) * outWidth + ox: for each
+/// the image) for the rows `rows` of the patch matrix, `cols` pointing at the first of them, row
+/// = (n * outHeight + oy) * outWidth + ox: for each
 /// ky, the k adjacent pixels of one image row are one contiguous run of k * C floats. The rows
 /// go by spans of one output row (one n and oy), the position stepped rather than divided out
 /// of each row, and runs wholly inside the image copied without clipping.
 @inlinable
 public func im2col(_ cols: UnsafeMutablePointer<Float>, _ image: UnsafePointer<Float>, _ g: ConvGeometry, rows: Range<Int>) {
     if rows.isEmpty { return }
+    let cols = cols - rows.lowerBound * g.patch  // cols points at the first of `rows`
     let k = g.kernel, c = g.inChannels, run = k * c, patch = g.patch
     var n = rows.lowerBound / g.positions, position = rows.lowerBound % g.positions
     var oy = position / g.outWidth, ox = position % g.outWidth
@@ -80,6 +82,61 @@ public func im2col(_ cols: UnsafeMutablePointer<Float>, _ image: UnsafePointer<F
             ox = 0
             oy += 1
             if oy == g.outHeight { oy = 0; n += 1 }
+        }
+    }
+}
+
+/// op(B) = im2col(image) [examples * positions, patch], never stored: `pack` copies each
+/// panel's values straight from the image (zeros outside it), the same values packing the
+/// stored im2col would give, so a GEMM over it has the same bits. A panel whose nr columns lie
+/// within one pixel's channels (inChannels a multiple of nr) is one contiguous copy per row.
+public struct GEMMPatches: GEMMPanelSource {
+    public let image: UnsafePointer<Float>, geometry: ConvGeometry
+
+    @inlinable public init(image: UnsafePointer<Float>, geometry: ConvGeometry) {
+        self.image = image
+        self.geometry = geometry
+    }
+
+    @inlinable
+    public func pack(_ dst: UnsafeMutablePointer<Float>, row: Int, column: Int, kc: Int, nc: Int, nr: Int) {
+        let g = geometry, c = g.inChannels, k = g.kernel, run = k * c
+        var n = row / g.positions, position = row % g.positions
+        var oy = position / g.outWidth, ox = position % g.outWidth
+        for p in 0..<kc {
+            var j = 0
+            while j < nc {
+                let out = dst + j * kc + p * nr, q0 = column + j
+                let columns = min(nr, nc - j)
+                let ky = q0 / run, kx = (q0 % run) / c, channel = q0 % c
+                if columns == nr && channel + nr <= c {
+                    let iy = oy * g.stride - g.padding + ky, ix = ox * g.stride - g.padding + kx
+                    if iy >= 0 && iy < g.inHeight && ix >= 0 && ix < g.inWidth {
+                        copyRun(out, image + ((n * g.inHeight + iy) * g.inWidth + ix) * c + channel, count: nr)
+                    } else {
+                        fillZero(out, count: nr)
+                    }
+                } else {
+                    for q in 0..<nr {
+                        var value: Float = 0
+                        if q < columns {
+                            let col = q0 + q, ky = col / run, kx = (col % run) / c, channel = col % c
+                            let iy = oy * g.stride - g.padding + ky, ix = ox * g.stride - g.padding + kx
+                            if iy >= 0 && iy < g.inHeight && ix >= 0 && ix < g.inWidth {
+                                value = image[((n * g.inHeight + iy) * g.inWidth + ix) * c + channel]
+                            }
+                        }
+                        out[q] = value
+                    }
+                }
+                j += nr
+            }
+            ox += 1
+            if ox == g.outWidth {
+                ox = 0
+                oy += 1
+                if oy == g.outHeight { oy = 0; n += 1 }
+            }
         }
     }
 }

@@ -43,6 +43,21 @@ public final class GEMMWorkspace: @unchecked Sendable {
         packedA = allocateAligned(GEMMBlocking.kc * max(GEMMTile.avx512x12x32.mr, GEMMBlocking.narrowMR))
         packedB = allocateAligned(GEMMBlocking.kc * GEMMBlocking.nc)
         transposedC = allocateAligned(1)
+        patchScratch = allocateAligned(1)
+    }
+
+    /// im2col parts of a convolution whose patches are not kept (ConvLayers.swift); grown on first use.
+    @usableFromInline var patchScratch: UnsafeMutablePointer<Float>
+    @usableFromInline var patchCapacity = 0
+
+    /// At least `count` floats of scratch for im2col parts.
+    public func patches(count: Int) -> UnsafeMutablePointer<Float> {
+        if count > patchCapacity {
+            patchScratch.deallocate()
+            patchScratch = allocateAligned(count)
+            patchCapacity = count
+        }
+        return patchScratch
     }
 
     /// At least `count` floats of scratch for C^T.
@@ -59,6 +74,7 @@ public final class GEMMWorkspace: @unchecked Sendable {
         packedA.deallocate()
         packedB.deallocate()
         transposedC.deallocate()
+        patchScratch.deallocate()
     }
 }
 
@@ -130,12 +146,45 @@ func transposeMatrix(_ dst: UnsafeMutablePointer<Float>, ldd: Int, _ src: Unsafe
     }
 }
 
-/// gemm in the orientation given (the packed blocked product; k >= 1).
+/// gemm in the orientation given (the packed blocked product).
 @inlinable
 public func gemmAsGiven<ISA: ISATag>(_: ISA.Type, _ c: UnsafeMutablePointer<Float>, ldc: Int,
                                      _ a: UnsafePointer<Float>, lda: Int, transposeA: Bool,
                                      _ b: UnsafePointer<Float>, ldb: Int, transposeB: Bool,
                                      m: Int, n: Int, k: Int, accumulate: Bool, workspace: GEMMWorkspace) {
+    gemmPanels(ISA.self, c, ldc: ldc, a, lda: lda, transposeA: transposeA, GEMMMatrix(b: b, ldb: ldb, transposed: transposeB),
+               m: m, n: n, k: k, accumulate: accumulate, workspace: workspace)
+}
+
+/// Where gemm's op(B) [K, N] comes from: it is read only through `pack`, which copies
+/// op(B)[row ..< row + kc, column ..< column + nc] into panels of nr columns (panel p holds
+/// [kc, nr] contiguously, columns past N zero).
+public protocol GEMMPanelSource {
+    func pack(_ dst: UnsafeMutablePointer<Float>, row: Int, column: Int, kc: Int, nc: Int, nr: Int)
+}
+
+/// op(B) a matrix in memory: B [K, ldb], or [N, ldb] when transposed.
+public struct GEMMMatrix: GEMMPanelSource {
+    public let b: UnsafePointer<Float>, ldb: Int, transposed: Bool
+
+    @inlinable public init(b: UnsafePointer<Float>, ldb: Int, transposed: Bool) {
+        self.b = b
+        self.ldb = ldb
+        self.transposed = transposed
+    }
+
+    @inlinable @inline(__always)
+    public func pack(_ dst: UnsafeMutablePointer<Float>, row: Int, column: Int, kc: Int, nc: Int, nr: Int) {
+        packB(dst, b, ldb: ldb, transposed: transposed, row: row, column: column, kc: kc, nc: nc, nr: nr)
+    }
+}
+
+/// C = (accumulate ? C : 0) + op(A) · op(B), op(B) packed from `source` (k >= 0).
+@inlinable
+public func gemmPanels<ISA: ISATag, Source: GEMMPanelSource>(_: ISA.Type, _ c: UnsafeMutablePointer<Float>, ldc: Int,
+                                                             _ a: UnsafePointer<Float>, lda: Int, transposeA: Bool,
+                                                             _ source: Source,
+                                                             m: Int, n: Int, k: Int, accumulate: Bool, workspace: GEMMWorkspace) {
     if m == 0 || n == 0 { return }
     if k == 0 {
         if !accumulate { for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) } }
@@ -156,7 +205,7 @@ public func gemmAsGiven<ISA: ISATag>(_: ISA.Type, _ c: UnsafeMutablePointer<Floa
             let kc = min(kBlock, k - pc)
             // The first K block overwrites C unless the caller accumulates.
             let load = accumulate || pc > 0
-            packB(packedB, b, ldb: ldb, transposed: transposeB, row: pc, column: jc, kc: kc, nc: nc, nr: nr)
+            source.pack(packedB, row: pc, column: jc, kc: kc, nc: nc, nr: nr)
             var ic = 0
             while ic < m {
                 gemmRowBlock(ISA.self, c, ldc: ldc, a, lda: lda, transposeA: transposeA, packedA: packedA, packedB: packedB,

@@ -23,6 +23,12 @@ public protocol KernelSet: Sendable {
               _ b: UnsafePointer<Float>, ldb: Int, transposeB: Bool,
               m: Int, n: Int, k: Int, accumulate: Bool, workspace: GEMMWorkspace)
 
+    /// The same with op(B) = im2col(image) (GEMMPatches), packed from the image: a convolution's
+    /// weight gradient without its patches stored.
+    func gemm(_ c: UnsafeMutablePointer<Float>, ldc: Int,
+              _ a: UnsafePointer<Float>, lda: Int, transposeA: Bool, patches: GEMMPatches,
+              m: Int, n: Int, k: Int, accumulate: Bool, workspace: GEMMWorkspace)
+
     /// out[r, c] += bias[c], rows `rowStride` apart (nil: `columns`)
     func biasForward(_ out: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, rows: Int, columns: Int, rowStride: Int?)
     /// out = max(out + bias, 0), rows `rowStride` apart (nil: `columns`)

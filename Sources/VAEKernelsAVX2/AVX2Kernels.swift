@@ -24,6 +24,13 @@ public struct AVX2Kernels: KernelSet {
                         m: m, n: n, k: k, accumulate: accumulate, workspace: workspace)
     }
 
+    public func gemm(_ c: UnsafeMutablePointer<Float>, ldc: Int,
+                     _ a: UnsafePointer<Float>, lda: Int, transposeA: Bool, patches: GEMMPatches,
+                     m: Int, n: Int, k: Int, accumulate: Bool, workspace: GEMMWorkspace) {
+        VAEKernels.gemmPanels(AVX2.self, c, ldc: ldc, a, lda: lda, transposeA: transposeA, patches,
+                              m: m, n: n, k: k, accumulate: accumulate, workspace: workspace)
+    }
+
     public func biasForward(_ out: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, rows: Int, columns: Int, rowStride: Int?) {
         VAEKernels.biasForward(AVX2.self, out, bias, rows: rows, columns: columns, rowStride: rowStride)
     }

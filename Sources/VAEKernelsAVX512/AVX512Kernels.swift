@@ -24,6 +24,13 @@ public struct AVX512Kernels: KernelSet {
                         m: m, n: n, k: k, accumulate: accumulate, workspace: workspace)
     }
 
+    public func gemm(_ c: UnsafeMutablePointer<Float>, ldc: Int,
+                     _ a: UnsafePointer<Float>, lda: Int, transposeA: Bool, patches: GEMMPatches,
+                     m: Int, n: Int, k: Int, accumulate: Bool, workspace: GEMMWorkspace) {
+        VAEKernels.gemmPanels(AVX512.self, c, ldc: ldc, a, lda: lda, transposeA: transposeA, patches,
+                              m: m, n: n, k: k, accumulate: accumulate, workspace: workspace)
+    }
+
     public func biasForward(_ out: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, rows: Int, columns: Int, rowStride: Int?) {
         VAEKernels.biasForward(AVX512.self, out, bias, rows: rows, columns: columns, rowStride: rowStride)
     }
@@ -80,6 +87,13 @@ public struct AVX512YMMKernels: KernelSet {
                      m: Int, n: Int, k: Int, accumulate: Bool, workspace: GEMMWorkspace) {
         VAEKernels.gemm(AVX512YMM.self, c, ldc: ldc, a, lda: lda, transposeA: transposeA, b, ldb: ldb, transposeB: transposeB,
                         m: m, n: n, k: k, accumulate: accumulate, workspace: workspace)
+    }
+
+    public func gemm(_ c: UnsafeMutablePointer<Float>, ldc: Int,
+                     _ a: UnsafePointer<Float>, lda: Int, transposeA: Bool, patches: GEMMPatches,
+                     m: Int, n: Int, k: Int, accumulate: Bool, workspace: GEMMWorkspace) {
+        VAEKernels.gemmPanels(AVX512YMM.self, c, ldc: ldc, a, lda: lda, transposeA: transposeA, patches,
+                              m: m, n: n, k: k, accumulate: accumulate, workspace: workspace)
     }
 
     public func biasForward(_ out: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, rows: Int, columns: Int, rowStride: Int?) {

@@ -7,61 +7,74 @@ import VAEKernels
 // im2col by rows, col2im by examples and the GEMMs as Linear.swift does, so every thread count
 // gives the same bits.
 
+extension ConvView {
+    /// Whether the weight gradient packs the patches straight from the image (GEMMPatches), so
+    /// that they are never stored: where each panel of the GEMM tile's nr columns is one pixel's
+    /// channels (inChannels a multiple of nr). Elsewhere (one input channel) the forward pass
+    /// keeps its patches in `cols` for the backward pass, as the transposed product there needs.
+    public var packsPatchesFromImage: Bool {
+        let tile = Kernels.choice.isa.tile
+        return geometry.inChannels % tile.nr == 0 && !tile.prefersNarrowTile(n: geometry.patch)
+    }
+}
+
 /// out [batch * positions, channels] = im2col(image) · weight^T + bias (+ ReLU); `cols` keeps
-/// the patches for the backward pass.
+/// the patches for the backward pass unless the view packs them from the image.
 public func convolutionForward(_ view: ConvView, image: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
                         cols: UnsafeMutablePointer<Float>, parameters: UnsafePointer<Float>, batch: Int, relu: Bool,
                         threads: KernelThreads, workspace: GEMMWorkspace) {
     let g = view.geometry, rows = batch * g.positions
     threads.forEachRange(rows, alignment: rowAlignment(columns: view.channels), minimum: GEMMBlocking.narrowMR,
-                         PatchProductRows(cols: cols, image: image, geometry: g, out: out, weight: parameters + view.weight,
-                                          bias: parameters + view.bias, outFeatures: view.channels, relu: relu,
-                                          threads: threads, workspace: workspace))
+                         PatchProductRows(cols: view.packsPatchesFromImage ? nil : cols, image: image, geometry: g, out: out,
+                                          weight: parameters + view.weight, bias: parameters + view.bias,
+                                          outFeatures: view.channels, relu: relu, threads: threads, workspace: workspace))
 }
 
 /// Given dout [batch * positions, channels] (the ReLU's gradient already applied): dweight and
-/// dbias (+)= the convolution's, and dimage = its input gradient when wanted (dcols: scratch).
-public func convolutionBackward(_ view: ConvView, dout: UnsafePointer<Float>, cols: UnsafePointer<Float>,
-                                dimage: UnsafeMutablePointer<Float>?, dcols: UnsafeMutablePointer<Float>,
+/// dbias (+)= the convolution's, and dimage = its input gradient when wanted.
+public func convolutionBackward(_ view: ConvView, dout: UnsafePointer<Float>, image: UnsafePointer<Float>, cols: UnsafePointer<Float>,
+                                dimage: UnsafeMutablePointer<Float>?,
                                 parameters: UnsafePointer<Float>, gradients: UnsafeMutablePointer<Float>, batch: Int,
                                 accumulate: Bool, threads: KernelThreads, workspace: GEMMWorkspace) {
-    convolutionWeightGradient(view, dout: dout, cols: cols, gradients: gradients, batch: batch, accumulate: accumulate,
+    convolutionWeightGradient(view, dout: dout, image: image, cols: cols, gradients: gradients, batch: batch, accumulate: accumulate,
                               threads: threads, workspace: workspace)
     if let dimage {
-        convolutionInputGradient(view, dout: dout, dimage: dimage, dcols: dcols, parameters: parameters, batch: batch,
+        convolutionInputGradient(view, dout: dout, dimage: dimage, parameters: parameters, batch: batch,
                                  threads: threads, workspace: workspace)
     }
 }
 
-/// dweight (+)= dout^T · cols and dbias (+)= the sum of dout's rows.
-public func convolutionWeightGradient(_ view: ConvView, dout: UnsafePointer<Float>, cols: UnsafePointer<Float>,
-                                      gradients: UnsafeMutablePointer<Float>, batch: Int, accumulate: Bool,
-                                      threads: KernelThreads, workspace: GEMMWorkspace) {
+/// dweight (+)= dout^T · im2col(image) and dbias (+)= the sum of dout's rows; the patches
+/// packed from the image, or read from `cols` (kept by the forward pass) when the view does not.
+public func convolutionWeightGradient(_ view: ConvView, dout: UnsafePointer<Float>, image: UnsafePointer<Float>,
+                                      cols: UnsafePointer<Float>, gradients: UnsafeMutablePointer<Float>, batch: Int,
+                                      accumulate: Bool, threads: KernelThreads, workspace: GEMMWorkspace) {
     let g = view.geometry, rows = batch * g.positions
     threads.forEachRange(view.channels, alignment: rowAlignment(columns: g.patch), minimum: 16,
                          LinearWeightGradient(dweight: gradients + view.weight, dbias: gradients + view.bias, dout: dout, inp: cols,
+                                              patches: view.packsPatchesFromImage ? GEMMPatches(image: image, geometry: g) : nil,
                                               batch: rows, inFeatures: g.patch, outFeatures: view.channels,
                                               accumulate: accumulate, threads: threads, workspace: workspace))
 }
 
-/// dimage = col2im(dout · weight), overwritten (dcols: scratch).
+/// dimage = col2im(dout · weight), overwritten.
 public func convolutionInputGradient(_ view: ConvView, dout: UnsafePointer<Float>, dimage: UnsafeMutablePointer<Float>,
-                                     dcols: UnsafeMutablePointer<Float>, parameters: UnsafePointer<Float>, batch: Int,
+                                     parameters: UnsafePointer<Float>, batch: Int,
                                      threads: KernelThreads, workspace: GEMMWorkspace) {
     threads.forEachRange(batch, alignment: 1, minimum: 1,
-                         ProductCol2ImExamples(image: dimage, cols: dcols, input: dout, weight: parameters + view.weight,
+                         ProductCol2ImExamples(image: dimage, input: dout, weight: parameters + view.weight,
                                                geometry: view.geometry, channels: view.channels, bias: nil, relu: false,
                                                threads: threads, workspace: workspace))
 }
 
 /// The transposed convolution: out image [batch, geometry.in*] = col2im(input · weight) + bias
-/// (+ ReLU), input [batch * positions, channels]; `cols` is scratch.
+/// (+ ReLU), input [batch * positions, channels].
 public func transposedConvolutionForward(_ view: ConvView, input: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
-                                  cols: UnsafeMutablePointer<Float>, parameters: UnsafePointer<Float>, batch: Int,
+                                  parameters: UnsafePointer<Float>, batch: Int,
                                   relu: Bool, threads: KernelThreads, workspace: GEMMWorkspace) {
     // cols [rows, patch] = input [rows, channels] · weight [channels, patch], then col2im.
     threads.forEachRange(batch, alignment: 1, minimum: 1,
-                         ProductCol2ImExamples(image: out, cols: cols, input: input, weight: parameters + view.weight,
+                         ProductCol2ImExamples(image: out, input: input, weight: parameters + view.weight,
                                                geometry: view.geometry, channels: view.channels, bias: parameters + view.bias, relu: relu,
                                                threads: threads, workspace: workspace))
 }
@@ -78,14 +91,17 @@ public func transposedConvolutionBackward(_ view: ConvView, dout: UnsafePointer<
                                         accumulate: accumulate, threads: threads, workspace: workspace)
 }
 
-/// dweight [channels, patch] (+)= input^T · dcols, with dcols = im2col(dout) made by the caller;
-/// dbias (+)= the sum over the output image's pixels of dout.
+/// dweight [channels, patch] (+)= input^T · im2col(dout), its patches packed from dout or read
+/// from dcols (made by transposedConvolutionInputGradient) when the view does not; dbias (+)=
+/// the sum over the output image's pixels of dout.
 public func transposedConvolutionWeightGradient(_ view: ConvView, dout: UnsafePointer<Float>, dcols: UnsafePointer<Float>,
                                                 input: UnsafePointer<Float>, gradients: UnsafeMutablePointer<Float>, batch: Int,
                                                 accumulate: Bool, threads: KernelThreads, workspace: GEMMWorkspace) {
     let g = view.geometry, rows = batch * g.positions
     threads.forEachRange(view.channels, alignment: rowAlignment(columns: g.patch), minimum: 16,
-                         LinearWeightGradient(dweight: gradients + view.weight, dbias: nil, dout: input, inp: dcols, batch: rows,
+                         LinearWeightGradient(dweight: gradients + view.weight, dbias: nil, dout: input, inp: dcols,
+                                              patches: view.packsPatchesFromImage ? GEMMPatches(image: dout, geometry: g) : nil,
+                                              batch: rows,
                                               inFeatures: g.patch, outFeatures: view.channels,
                                               accumulate: accumulate, threads: threads, workspace: workspace))
     let dbias = gradients + view.bias
@@ -93,15 +109,16 @@ public func transposedConvolutionWeightGradient(_ view: ConvView, dout: UnsafePo
     Kernels.active.biasBackward(dbias, dout, rows: batch * g.inHeight * g.inWidth, columns: g.inChannels, rowStride: g.inChannels)
 }
 
-/// dcols = im2col(dout) [rows, patch] (kept for the weight gradient) and, when wanted, dinput
-/// [rows, channels] = dcols · weight [channels, patch]^T: a few hundred rows at a time, each
-/// part multiplied while it is still in cache.
+/// dcols = im2col(dout) [rows, patch] (kept for the weight gradient unless the view packs its
+/// patches from dout) and, when wanted, dinput [rows, channels] = dcols · weight [channels,
+/// patch]^T: a few hundred rows at a time, each part multiplied while it is still in cache.
 public func transposedConvolutionInputGradient(_ view: ConvView, dout: UnsafePointer<Float>, dcols: UnsafeMutablePointer<Float>,
                                                dinput: UnsafeMutablePointer<Float>?, parameters: UnsafePointer<Float>, batch: Int,
                                                threads: KernelThreads, workspace: GEMMWorkspace) {
     threads.forEachRange(batch * view.geometry.positions, alignment: rowAlignment(columns: view.channels),
                          minimum: GEMMBlocking.narrowMR,
-                         PatchProductRows(cols: dcols, image: dout, geometry: view.geometry, out: dinput,
+                         PatchProductRows(cols: view.packsPatchesFromImage ? nil : dcols, image: dout, geometry: view.geometry,
+                                          out: dinput,
                                           weight: parameters + view.weight, bias: nil, outFeatures: view.channels, relu: false,
                                           threads: threads, workspace: workspace))
 }
@@ -122,11 +139,12 @@ func transposeFeatureMaps(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePoint
 }
 
 /// For a range of rows (output positions), a few hundred at a time (about 512 KB of patches):
-/// cols = im2col(image) for those rows, then, while they are in cache, out = cols · weight^T
-/// (+ bias, ReLU) for them when `out` is given. A row's result depends on that row alone, so
-/// any cut gives the bits of one GEMM over all rows.
+/// im2col(image) for those rows, into `cols` (kept) or, when it is nil, into the thread's
+/// scratch; then, while they are in cache, out = patches · weight^T (+ bias, ReLU) for them
+/// when `out` is given. A row's result depends on that row alone, so any cut gives the bits of
+/// one GEMM over all rows.
 struct PatchProductRows: RangeWork {
-    let cols: UnsafeMutablePointer<Float>, image: UnsafePointer<Float>, geometry: ConvGeometry
+    let cols: UnsafeMutablePointer<Float>?, image: UnsafePointer<Float>, geometry: ConvGeometry
     let out: UnsafeMutablePointer<Float>?, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?
     let outFeatures: Int, relu: Bool
     let threads: KernelThreads, workspace: GEMMWorkspace
@@ -135,26 +153,35 @@ struct PatchProductRows: RangeWork {
     func run(_ rows: Range<Int>, thread: Int) {
         let patch = geometry.patch
         let chunk = max(1, (1 << 17) / patch / GEMMBlocking.mc) * GEMMBlocking.mc
+        let ws = threads.gemmWorkspace(thread, own: workspace)
+        let scratch = cols == nil ? ws.patches(count: min(chunk, rows.count) * patch) : nil
         var first = rows.lowerBound
         while first < rows.upperBound {
             let part = first..<min(first + chunk, rows.upperBound)
-            im2col(cols, image, geometry, rows: part)
+            let patches = cols.map { $0 + part.lowerBound * patch } ?? scratch!
+            im2col(patches, image, geometry, rows: part)
             if let out {
-                LinearForwardRows(out: out, inp: cols,
-                                  weight: weight, bias: bias, inFeatures: patch, outFeatures: outFeatures, relu: relu,
-                                  threads: threads, workspace: workspace).run(part, thread: thread)
+                let o = out + part.lowerBound * outFeatures
+                Kernels.active.matmulNT(o, patches, weight, m: part.count, n: outFeatures, k: patch, accumulate: false, workspace: ws)
+                if let bias {
+                    if relu {
+                        Kernels.active.biasReluForward(o, bias, rows: part.count, columns: outFeatures)
+                    } else {
+                        Kernels.active.biasForward(o, bias, rows: part.count, columns: outFeatures)
+                    }
+                }
             }
             first = part.upperBound
         }
     }
 }
 
-/// For a range of examples, a few at a time (about 512 KB of patches, so they are still in cache
-/// when added back): their rows of cols = input · weight, then col2im, bias and ReLU. Each
-/// thread writes only its examples' rows of `cols`; the bits are those of one GEMM over all rows
-/// (a row's result does not depend on the others).
+/// For a range of examples, a few at a time (about 512 KB of patches, in the thread's scratch,
+/// so they are still in cache when added back): their rows of cols = input · weight, then
+/// col2im, bias and ReLU. The bits are those of one GEMM over all rows (a row's result does not
+/// depend on the others).
 struct ProductCol2ImExamples: RangeWork {
-    let image: UnsafeMutablePointer<Float>, cols: UnsafeMutablePointer<Float>
+    let image: UnsafeMutablePointer<Float>
     let input: UnsafePointer<Float>, weight: UnsafePointer<Float>
     let geometry: ConvGeometry, channels: Int
     let bias: UnsafePointer<Float>?, relu: Bool
@@ -164,14 +191,16 @@ struct ProductCol2ImExamples: RangeWork {
     func run(_ examples: Range<Int>, thread: Int) {
         let g = geometry, perExample = g.positions * g.patch
         let chunk = max(1, (1 << 17) / perExample)
+        let ws = threads.gemmWorkspace(thread, own: workspace)
+        let cols = ws.patches(count: min(chunk, examples.count) * perExample)
         var first = examples.lowerBound
         while first < examples.upperBound {
             let part = first..<min(first + chunk, examples.upperBound)
             let row = part.lowerBound * g.positions
-            Kernels.active.matmulNN(cols + row * g.patch, input + row * channels, weight, m: part.count * g.positions,
-                                    n: g.patch, k: channels, accumulate: false,
-                                    workspace: threads.gemmWorkspace(thread, own: workspace))
-            Col2ImExamples(image: image, cols: UnsafePointer(cols), geometry: g, bias: bias, relu: relu).run(part, thread: thread)
+            Kernels.active.matmulNN(cols, input + row * channels, weight, m: part.count * g.positions,
+                                    n: g.patch, k: channels, accumulate: false, workspace: ws)
+            Col2ImExamples(image: image, cols: cols - part.lowerBound * perExample, geometry: g, bias: bias, relu: relu)
+                .run(part, thread: thread)
             first = part.upperBound
         }
     }

@@ -129,16 +129,23 @@ struct LinearWeightGradient: RangeWork {
     /// dbias nil: none (a transposed convolution's, which sums its output instead).
     let dweight: UnsafeMutablePointer<Float>, dbias: UnsafeMutablePointer<Float>?
     let dout: UnsafePointer<Float>, inp: UnsafePointer<Float>
+    /// When given: inp is im2col of this image, packed from it (inp is not read).
+    var patches: GEMMPatches? = nil
     let batch: Int, inFeatures: Int, outFeatures: Int, accumulate: Bool
     let threads: KernelThreads, workspace: GEMMWorkspace
 
     @inline(__always)
     func run(_ features: Range<Int>, thread: Int) {
-        let o = features.lowerBound
+        let o = features.lowerBound, ws = threads.gemmWorkspace(thread, own: workspace)
         // dweight[o ..< o + n, :] += dout[:, o ..< o + n]^T · inp
-        Kernels.active.gemm(dweight + o * inFeatures, ldc: inFeatures, dout + o, lda: outFeatures, transposeA: true,
-             inp, ldb: inFeatures, transposeB: false, m: features.count, n: inFeatures, k: batch,
-             accumulate: accumulate, workspace: threads.gemmWorkspace(thread, own: workspace))
+        if let patches {
+            Kernels.active.gemm(dweight + o * inFeatures, ldc: inFeatures, dout + o, lda: outFeatures, transposeA: true,
+                                patches: patches, m: features.count, n: inFeatures, k: batch, accumulate: accumulate, workspace: ws)
+        } else {
+            Kernels.active.gemm(dweight + o * inFeatures, ldc: inFeatures, dout + o, lda: outFeatures, transposeA: true,
+                                inp, ldb: inFeatures, transposeB: false, m: features.count, n: inFeatures, k: batch,
+                                accumulate: accumulate, workspace: ws)
+        }
         guard let dbias else { return }
         if !accumulate { (dbias + o).update(repeating: 0, count: features.count) }
         Kernels.active.biasBackward(dbias + o, dout + o, rows: batch, columns: features.count, rowStride: outFeatures)

@@ -36,7 +36,7 @@ extension VAE {
         let count = layout.convDecoder.count
         for (i, view) in layout.convDecoder.enumerated() {
             let out = i == count - 1 ? workspace.logits : conv.decoderMaps[i + 1]
-            transposedConvolutionForward(view, input: conv.decoderMaps[i], out: out, cols: conv.scratch, parameters: parameters,
+            transposedConvolutionForward(view, input: conv.decoderMaps[i], out: out, parameters: parameters,
                                          batch: batch, relu: i < count - 1, threads: threads, workspace: workspace.gemm)
         }
     }
@@ -77,9 +77,10 @@ extension VAE {
             let view = layout.convEncoder[i]
             let dout = conv.encoderGradients[i]
             reluBackward(dout, dout, conv.encoderMaps[i], count: batch * view.gemmSize, threads: threads)
-            convolutionBackward(view, dout: dout, cols: conv.encoderCols[i], dimage: i > 0 ? conv.encoderGradients[i - 1] : nil,
-                                dcols: conv.scratch, parameters: parameters, gradients: gradients, batch: batch,
-                                accumulate: accumulate, threads: threads, workspace: workspace.gemm)
+            let image = i > 0 ? UnsafePointer(conv.encoderMaps[i - 1]) : x
+            convolutionBackward(view, dout: dout, image: image, cols: conv.encoderCols[i],
+                                dimage: i > 0 ? conv.encoderGradients[i - 1] : nil, parameters: parameters, gradients: gradients,
+                                batch: batch, accumulate: accumulate, threads: threads, workspace: workspace.gemm)
             observer?.gradientsFinal(from: view.weight)
         }
     }
@@ -87,8 +88,8 @@ extension VAE {
 
 /// The conv architecture's activations and their gradients for up to `capacity` examples.
 public final class ConvWorkspace: @unchecked Sendable {
-    /// Per encoder convolution: its patches [capacity * positions, patch] (kept for backward),
-    /// its output maps [capacity * positions, channels] after ReLU, and their gradients.
+    /// Per encoder convolution: its patches [capacity * positions, patch] (kept for backward;
+    /// one float where the layer packs them from its input instead), its output maps [capacity * positions, channels] after ReLU, and their gradients.
     let encoderCols: [UnsafeMutablePointer<Float>]
     let encoderMaps: [UnsafeMutablePointer<Float>]
     let encoderGradients: [UnsafeMutablePointer<Float>]
@@ -99,7 +100,8 @@ public final class ConvWorkspace: @unchecked Sendable {
     /// one unflattened from decoder.fc) and their gradients.
     let decoderMaps: [UnsafeMutablePointer<Float>]
     let decoderGradients: [UnsafeMutablePointer<Float>]
-    /// The largest patch matrix of any other pass (transposed convolutions, input gradients).
+    /// The largest patch matrix a transposed convolution's backward keeps for its weight gradient
+    /// (the layers that do not pack their patches from dout).
     let scratch: UnsafeMutablePointer<Float>
     private var owned: [UnsafeMutablePointer<Float>] = []
 
@@ -110,7 +112,7 @@ public final class ConvWorkspace: @unchecked Sendable {
             all.append(p)
             return p
         }
-        encoderCols = layout.convEncoder.map { buffer($0.geometry.positions * $0.geometry.patch) }
+        encoderCols = layout.convEncoder.map { buffer($0.packsPatchesFromImage ? 0 : $0.geometry.positions * $0.geometry.patch) }
         encoderMaps = layout.convEncoder.map { buffer($0.gemmSize) }
         encoderGradients = layout.convEncoder.map { buffer($0.gemmSize) }
         let features = layout.convEncoder.last?.gemmSize ?? 0
@@ -118,7 +120,7 @@ public final class ConvWorkspace: @unchecked Sendable {
         dflat = buffer(features)
         decoderMaps = layout.convDecoder.map { buffer($0.gemmSize) }
         decoderGradients = layout.convDecoder.map { buffer($0.gemmSize) }
-        scratch = buffer((layout.convEncoder + layout.convDecoder).map { $0.geometry.positions * $0.geometry.patch }.max() ?? 0)
+        scratch = buffer(layout.convDecoder.map { $0.packsPatchesFromImage ? 0 : $0.geometry.positions * $0.geometry.patch }.max() ?? 0)
         owned = all
     }
 

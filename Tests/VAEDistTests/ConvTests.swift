@@ -18,7 +18,61 @@ import VAEModel
         // 528 floats a patch: the layers' im2col-and-multiply parts are 240 rows, so 5 examples'
         // 320 rows take two on one thread.
         ConvGeometry(inHeight: 16, inWidth: 16, inChannels: 33, kernel: 4, stride: 2, padding: 1),
+        // 32 channels: the weight gradients pack their patches from the image (GEMMPatches).
+        ConvGeometry(inHeight: 6, inWidth: 7, inChannels: 32, kernel: 4, stride: 2, padding: 1),
     ]
+
+    /// A weight gradient with its patches packed from the image (GEMMPatches) has the bits of the
+    /// same product over the stored im2col, on every tile (nr 8, 16 and 32: panels within a
+    /// pixel's channels and across pixels), with a row offset inside an example and C accumulated.
+    @Test(arguments: geometries)
+    func patchesPackedFromTheImageGiveTheStoredPatchesBits(g: ConvGeometry) {
+        enum Wide: ISATag {
+            static var isa: KernelISA { .avx2 }
+            static var tile: GEMMTile { .avx512x12x32 }
+        }
+        enum Tall: ISATag {
+            static var isa: KernelISA { .avx2 }
+            static var tile: GEMMTile { .avx512ymm12x16 }
+        }
+        enum Short: ISATag {
+            static var isa: KernelISA { .avx2 }
+            static var tile: GEMMTile { .avx2x6x16 }
+        }
+        let batch = 3, rows = batch * g.positions
+        let image = randomFloats(batch * g.imageSize, seed: 21)
+        var cols = [Float](repeating: .nan, count: rows * g.patch)
+        cols.withUnsafeMutableBufferPointer { im2col($0.baseAddress!, image, g, rows: 0..<rows) }
+        #expect(check(Wide.self) && check(Tall.self) && check(Short.self))
+
+        func check<Tag: ISATag>(_: Tag.Type) -> Bool {
+            var same = true
+            for (m, skip) in [(7, 0), (40, 1), (5, rows / 2 + 1)] {
+                let k = rows - skip, dout = randomFloats(rows * m, seed: UInt64(m))
+                let start = randomFloats(m * g.patch, seed: 22), ws = GEMMWorkspace()
+                var stored = start, packed = start
+                image.withUnsafeBufferPointer { image in
+                    // Rows skip ..< rows: the patch source starts `skip` positions in (mid-example).
+                    let shifted = GEMMPatchesFrom(image: image.baseAddress!, geometry: g, firstRow: skip)
+                    dout.withUnsafeBufferPointer { d in
+                        gemmPanels(Tag.self, &packed, ldc: g.patch, d.baseAddress! + skip * m, lda: m, transposeA: true, shifted,
+                                   m: m, n: g.patch, k: k, accumulate: true, workspace: ws)
+                    }
+                }
+                cols.withUnsafeBufferPointer { c in
+                    dout.withUnsafeBufferPointer { d in
+                        gemmAsGiven(Tag.self, &stored, ldc: g.patch, d.baseAddress! + skip * m, lda: m, transposeA: true,
+                                    c.baseAddress! + skip * g.patch, ldb: g.patch, transposeB: false,
+                                    m: m, n: g.patch, k: k, accumulate: true, workspace: ws)
+                    }
+                }
+                let equal = packed.map(\.bitPattern) == stored.map(\.bitPattern)
+                #expect(equal, "\(Tag.tile) \(g) m \(m) from row \(skip): packed from the image, other bits")
+                same = same && equal
+            }
+            return same
+        }
+    }
 
     /// im2col + each kernel set's GEMM + bias equals the direct convolution; every set gives the same bits.
     @Test(arguments: geometries)
@@ -83,9 +137,9 @@ import VAEModel
             var scratch = [Float](repeating: .nan, count: rows * g.patch)
             convolutionForward(conv, image: image, out: &out, cols: &cols, parameters: parameters, batch: batch, relu: false,
                                threads: pool, workspace: ws)
-            convolutionBackward(conv, dout: doutMaps, cols: cols, dimage: &dimage, dcols: &scratch, parameters: parameters,
+            convolutionBackward(conv, dout: doutMaps, image: image, cols: cols, dimage: &dimage, parameters: parameters,
                                 gradients: &gradients, batch: batch, accumulate: false, threads: pool, workspace: ws)
-            transposedConvolutionForward(deconv, input: maps, out: &outImage, cols: &scratch, parameters: parameters, batch: batch,
+            transposedConvolutionForward(deconv, input: maps, out: &outImage, parameters: parameters, batch: batch,
                                          relu: false, threads: pool, workspace: ws)
             transposedConvolutionBackward(deconv, dout: doutImage, input: maps, dinput: &dmaps, dcols: &scratch, parameters: parameters,
                                           gradients: &gradients, batch: batch, accumulate: false, threads: pool, workspace: ws)
@@ -170,5 +224,14 @@ import VAEModel
         conv.convChannels = [3, 4]
         let back = try JSONDecoder().decode(ModelConfig.self, from: try JSONEncoder().encode(conv))
         #expect(back == conv)
+    }
+}
+
+/// GEMMPatches from a row other than the first: op(B) row r is patch row firstRow + r.
+struct GEMMPatchesFrom: GEMMPanelSource {
+    let image: UnsafePointer<Float>, geometry: ConvGeometry, firstRow: Int
+
+    func pack(_ dst: UnsafeMutablePointer<Float>, row: Int, column: Int, kc: Int, nc: Int, nr: Int) {
+        GEMMPatches(image: image, geometry: geometry).pack(dst, row: firstRow + row, column: column, kc: kc, nc: nc, nr: nr)
     }
 }

@@ -171,7 +171,8 @@ func runnableKernels(sourceLocation: SourceLocation = #_sourceLocation) -> [any 
                               m: m, n: n, k: k, accumulate: accumulate)
                     let label = "\(Tag.tile) gemm \(m)x\(n)x\(k) tA \(transposeA) tB \(transposeB) acc \(accumulate)"
                     expectClose(transposed, slow, rtol: 1e-4, atol: 1e-4 * Float(k).squareRoot(), label)
-                    #expect(transposed.map(\.bitPattern) == given.map(\.bitPattern), "transposed vs given, \(label)")
+                    let equal = transposed.map(\.bitPattern) == given.map(\.bitPattern)
+                    #expect(equal, "transposed vs given: other bits, \(label)")
                     rounds += 1
                 }
             }
