@@ -92,15 +92,23 @@ public func im2col(_ cols: UnsafeMutablePointer<Float>, _ image: UnsafePointer<F
 /// within one pixel's channels (inChannels a multiple of nr) is one contiguous copy per row.
 public struct GEMMPatches: GEMMPanelSource {
     public let image: UnsafePointer<Float>, geometry: ConvGeometry
+    /// op(B) column j is patch column firstColumn + j.
+    public let firstColumn: Int
 
-    @inlinable public init(image: UnsafePointer<Float>, geometry: ConvGeometry) {
+    @inlinable public init(image: UnsafePointer<Float>, geometry: ConvGeometry, firstColumn: Int = 0) {
         self.image = image
         self.geometry = geometry
+        self.firstColumn = firstColumn
+    }
+
+    /// The patch columns from `column` on.
+    @inlinable public func fromColumn(_ column: Int) -> GEMMPatches {
+        GEMMPatches(image: image, geometry: geometry, firstColumn: firstColumn + column)
     }
 
     @inlinable
     public func pack(_ dst: UnsafeMutablePointer<Float>, row: Int, column: Int, kc: Int, nc: Int, nr: Int) {
-        let g = geometry, c = g.inChannels, k = g.kernel, run = k * c
+        let g = geometry, c = g.inChannels, k = g.kernel, run = k * c, column = column + firstColumn
         var n = row / g.positions, position = row % g.positions
         var oy = position / g.outWidth, ox = position % g.outWidth
         for p in 0..<kc {

@@ -134,6 +134,28 @@ struct LinearWeightGradient: RangeWork {
     let batch: Int, inFeatures: Int, outFeatures: Int, accumulate: Bool
     let threads: KernelThreads, workspace: GEMMWorkspace
 
+    /// The same product cut by input features (columns of dweight) instead, without dbias.
+    var columns: Columns { Columns(whole: self) }
+
+    struct Columns: RangeWork {
+        let whole: LinearWeightGradient
+
+        @inline(__always)
+        func run(_ columns: Range<Int>, thread: Int) {
+            let w = whole, q = columns.lowerBound, ws = w.threads.gemmWorkspace(thread, own: w.workspace)
+            // dweight[:, q ..< q + n] += dout^T · inp[:, q ..< q + n]
+            if let patches = w.patches {
+                Kernels.active.gemm(w.dweight + q, ldc: w.inFeatures, w.dout, lda: w.outFeatures, transposeA: true,
+                                    patches: patches.fromColumn(q), m: w.outFeatures, n: columns.count, k: w.batch,
+                                    accumulate: w.accumulate, workspace: ws)
+            } else {
+                Kernels.active.gemm(w.dweight + q, ldc: w.inFeatures, w.dout, lda: w.outFeatures, transposeA: true,
+                                    w.inp + q, ldb: w.inFeatures, transposeB: false, m: w.outFeatures, n: columns.count,
+                                    k: w.batch, accumulate: w.accumulate, workspace: ws)
+            }
+        }
+    }
+
     @inline(__always)
     func run(_ features: Range<Int>, thread: Int) {
         let o = features.lowerBound, ws = threads.gemmWorkspace(thread, own: workspace)
