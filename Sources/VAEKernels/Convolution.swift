@@ -109,20 +109,21 @@ public struct GEMMPatches: GEMMPanelSource {
     @inlinable
     public func pack(_ dst: UnsafeMutablePointer<Float>, row: Int, column: Int, kc: Int, nc: Int, nr: Int) {
         let g = geometry, c = g.inChannels, k = g.kernel, run = k * c, column = column + firstColumn
-        var n = row / g.positions, position = row % g.positions
-        var oy = position / g.outWidth, ox = position % g.outWidth
-        for p in 0..<kc {
-            var j = 0
-            while j < nc {
-                let out = dst + j * kc + p * nr, q0 = column + j
-                let columns = min(nr, nc - j)
-                let ky = q0 / run, kx = (q0 % run) / c, channel = q0 % c
+        let n0 = row / g.positions, position0 = row % g.positions
+        let oy0 = position0 / g.outWidth, ox0 = position0 % g.outWidth
+        // Panel by panel: a panel's tap (ky, kx) and first channel are the same in every row.
+        var j = 0
+        while j < nc {
+            let out = dst + j * kc, q0 = column + j, columns = min(nr, nc - j)
+            let ky = q0 / run, kx = (q0 % run) / c, channel = q0 % c
+            var n = n0, oy = oy0, ox = ox0
+            for p in 0..<kc {
+                let iy = oy * g.stride - g.padding + ky, ix = ox * g.stride - g.padding + kx
                 if columns == nr && channel + nr <= c {
-                    let iy = oy * g.stride - g.padding + ky, ix = ox * g.stride - g.padding + kx
                     if iy >= 0 && iy < g.inHeight && ix >= 0 && ix < g.inWidth {
-                        copyRun(out, image + ((n * g.inHeight + iy) * g.inWidth + ix) * c + channel, count: nr)
+                        copyRun(out + p * nr, image + ((n * g.inHeight + iy) * g.inWidth + ix) * c + channel, count: nr)
                     } else {
-                        fillZero(out, count: nr)
+                        fillZero(out + p * nr, count: nr)
                     }
                 } else {
                     for q in 0..<nr {
@@ -134,17 +135,17 @@ public struct GEMMPatches: GEMMPanelSource {
                                 value = image[((n * g.inHeight + iy) * g.inWidth + ix) * c + channel]
                             }
                         }
-                        out[q] = value
+                        out[p * nr + q] = value
                     }
                 }
-                j += nr
+                ox += 1
+                if ox == g.outWidth {
+                    ox = 0
+                    oy += 1
+                    if oy == g.outHeight { oy = 0; n += 1 }
+                }
             }
-            ox += 1
-            if ox == g.outWidth {
-                ox = 0
-                oy += 1
-                if oy == g.outHeight { oy = 0; n += 1 }
-            }
+            j += nr
         }
     }
 }
