@@ -25,7 +25,7 @@ public func convolutionForward(_ view: ConvView, image: UnsafePointer<Float>, ou
                         threads: KernelThreads, workspace: GEMMWorkspace) {
     let g = view.geometry, rows = batch * g.positions
     threads.forEachRange(rows, alignment: rowAlignment(columns: view.channels), minimum: GEMMBlocking.narrowMR,
-                         PatchProductRows(cols: view.packsPatchesFromImage ? nil : cols, image: image, geometry: g, out: out,
+                         PatchProductRows(cols: view.packsPatchesFromImage ? nil : cols, image: image, geometry: g, out: out, mask: nil,
                                           weight: parameters + view.weight, bias: parameters + view.bias,
                                           outFeatures: view.channels, relu: relu, threads: threads, workspace: workspace))
 }
@@ -33,13 +33,13 @@ public func convolutionForward(_ view: ConvView, image: UnsafePointer<Float>, ou
 /// Given dout [batch * positions, channels] (the ReLU's gradient already applied): dweight and
 /// dbias (+)= the convolution's, and dimage = its input gradient when wanted.
 public func convolutionBackward(_ view: ConvView, dout: UnsafePointer<Float>, image: UnsafePointer<Float>, cols: UnsafePointer<Float>,
-                                dimage: UnsafeMutablePointer<Float>?,
+                                dimage: UnsafeMutablePointer<Float>?, reluMask: UnsafePointer<Float>? = nil,
                                 parameters: UnsafePointer<Float>, gradients: UnsafeMutablePointer<Float>, batch: Int,
                                 accumulate: Bool, threads: KernelThreads, workspace: GEMMWorkspace) {
     convolutionWeightGradient(view, dout: dout, image: image, cols: cols, gradients: gradients, batch: batch, accumulate: accumulate,
                               threads: threads, workspace: workspace)
     if let dimage {
-        convolutionInputGradient(view, dout: dout, dimage: dimage, parameters: parameters, batch: batch,
+        convolutionInputGradient(view, dout: dout, dimage: dimage, reluMask: reluMask, parameters: parameters, batch: batch,
                                  threads: threads, workspace: workspace)
     }
 }
@@ -97,12 +97,14 @@ struct BiasGradientColumns: RangeWork {
     }
 }
 
-/// dimage = col2im(dout · weight), overwritten.
+/// dimage = col2im(dout · weight), overwritten; where `reluMask` (the image, the ReLU's output
+/// that fed this layer) is not positive, 0 instead: the ReLU's backward, applied while each
+/// part is in cache.
 public func convolutionInputGradient(_ view: ConvView, dout: UnsafePointer<Float>, dimage: UnsafeMutablePointer<Float>,
-                                     parameters: UnsafePointer<Float>, batch: Int,
+                                     reluMask: UnsafePointer<Float>? = nil, parameters: UnsafePointer<Float>, batch: Int,
                                      threads: KernelThreads, workspace: GEMMWorkspace) {
     threads.forEachRange(batch, alignment: 1, minimum: 1,
-                         ProductCol2ImExamples(image: dimage, input: dout, weight: parameters + view.weight,
+                         ProductCol2ImExamples(image: dimage, mask: reluMask, input: dout, weight: parameters + view.weight,
                                                geometry: view.geometry, channels: view.channels, bias: nil, relu: false,
                                                threads: threads, workspace: workspace))
 }
@@ -114,7 +116,7 @@ public func transposedConvolutionForward(_ view: ConvView, input: UnsafePointer<
                                   relu: Bool, threads: KernelThreads, workspace: GEMMWorkspace) {
     // cols [rows, patch] = input [rows, channels] · weight [channels, patch], then col2im.
     threads.forEachRange(batch, alignment: 1, minimum: 1,
-                         ProductCol2ImExamples(image: out, input: input, weight: parameters + view.weight,
+                         ProductCol2ImExamples(image: out, mask: nil, input: input, weight: parameters + view.weight,
                                                geometry: view.geometry, channels: view.channels, bias: parameters + view.bias, relu: relu,
                                                threads: threads, workspace: workspace))
 }
@@ -122,10 +124,11 @@ public func transposedConvolutionForward(_ view: ConvView, input: UnsafePointer<
 /// Given dout image [batch, geometry.in*] (the ReLU's gradient already applied): dweight and
 /// dbias (+)= the transposed convolution's, and dinput [batch * positions, channels] when wanted.
 public func transposedConvolutionBackward(_ view: ConvView, dout: UnsafePointer<Float>, input: UnsafePointer<Float>,
-                                          dinput: UnsafeMutablePointer<Float>?, dcols: UnsafeMutablePointer<Float>,
+                                          dinput: UnsafeMutablePointer<Float>?, reluMask: UnsafePointer<Float>? = nil,
+                                          dcols: UnsafeMutablePointer<Float>,
                                           parameters: UnsafePointer<Float>, gradients: UnsafeMutablePointer<Float>, batch: Int,
                                           accumulate: Bool, threads: KernelThreads, workspace: GEMMWorkspace) {
-    transposedConvolutionInputGradient(view, dout: dout, dcols: dcols, dinput: dinput, parameters: parameters, batch: batch,
+    transposedConvolutionInputGradient(view, dout: dout, dcols: dcols, dinput: dinput, reluMask: reluMask, parameters: parameters, batch: batch,
                                        threads: threads, workspace: workspace)
     transposedConvolutionWeightGradient(view, dout: dout, dcols: dcols, input: input, gradients: gradients, batch: batch,
                                         accumulate: accumulate, threads: threads, workspace: workspace)
@@ -148,14 +151,16 @@ public func transposedConvolutionWeightGradient(_ view: ConvView, dout: UnsafePo
 
 /// dcols = im2col(dout) [rows, patch] (kept for the weight gradient unless the view packs its
 /// patches from dout) and, when wanted, dinput [rows, channels] = dcols · weight [channels,
-/// patch]^T: a few hundred rows at a time, each part multiplied while it is still in cache.
+/// patch]^T, 0 where `reluMask` (the ReLU output that fed this layer) is not positive: a few
+/// hundred rows at a time, each part multiplied (and masked) while it is still in cache.
 public func transposedConvolutionInputGradient(_ view: ConvView, dout: UnsafePointer<Float>, dcols: UnsafeMutablePointer<Float>,
-                                               dinput: UnsafeMutablePointer<Float>?, parameters: UnsafePointer<Float>, batch: Int,
+                                               dinput: UnsafeMutablePointer<Float>?, reluMask: UnsafePointer<Float>? = nil,
+                                               parameters: UnsafePointer<Float>, batch: Int,
                                                threads: KernelThreads, workspace: GEMMWorkspace) {
     threads.forEachRange(batch * view.geometry.positions, alignment: rowAlignment(columns: view.channels),
                          minimum: GEMMBlocking.narrowMR,
                          PatchProductRows(cols: view.packsPatchesFromImage ? nil : dcols, image: dout, geometry: view.geometry,
-                                          out: dinput,
+                                          out: dinput, mask: reluMask,
                                           weight: parameters + view.weight, bias: nil, outFeatures: view.channels, relu: false,
                                           threads: threads, workspace: workspace))
 }
@@ -182,7 +187,9 @@ func transposeFeatureMaps(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePoint
 /// one GEMM over all rows.
 struct PatchProductRows: RangeWork {
     let cols: UnsafeMutablePointer<Float>?, image: UnsafePointer<Float>, geometry: ConvGeometry
-    let out: UnsafeMutablePointer<Float>?, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?
+    /// out is 0 where mask (same shape) is not positive: a ReLU's backward (bias nil then).
+    let out: UnsafeMutablePointer<Float>?, mask: UnsafePointer<Float>?
+    let weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?
     let outFeatures: Int, relu: Bool
     let threads: KernelThreads, workspace: GEMMWorkspace
 
@@ -207,6 +214,10 @@ struct PatchProductRows: RangeWork {
                         Kernels.active.biasForward(o, bias, rows: part.count, columns: outFeatures)
                     }
                 }
+                if let mask {
+                    let first = part.lowerBound * outFeatures
+                    Kernels.active.reluBackward(o, o, mask + first, count: part.count * outFeatures)
+                }
             }
             first = part.upperBound
         }
@@ -218,7 +229,8 @@ struct PatchProductRows: RangeWork {
 /// col2im, bias and ReLU. The bits are those of one GEMM over all rows (a row's result does not
 /// depend on the others).
 struct ProductCol2ImExamples: RangeWork {
-    let image: UnsafeMutablePointer<Float>
+    /// image is 0 where mask (same shape) is not positive: a ReLU's backward.
+    let image: UnsafeMutablePointer<Float>, mask: UnsafePointer<Float>?
     let input: UnsafePointer<Float>, weight: UnsafePointer<Float>
     let geometry: ConvGeometry, channels: Int
     let bias: UnsafePointer<Float>?, relu: Bool
@@ -238,6 +250,10 @@ struct ProductCol2ImExamples: RangeWork {
                                     n: g.patch, k: channels, accumulate: false, workspace: ws)
             Col2ImExamples(image: image, cols: cols - part.lowerBound * perExample, geometry: g, bias: bias, relu: relu)
                 .run(part, thread: thread)
+            if let mask {
+                let first = part.lowerBound * g.imageSize
+                Kernels.active.reluBackward(image + first, image + first, mask + first, count: part.count * g.imageSize)
+            }
             first = part.upperBound
         }
     }

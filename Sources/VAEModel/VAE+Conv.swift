@@ -49,11 +49,9 @@ extension VAE {
         var dout = UnsafeMutablePointer(workspace.dlogits)
         for i in stride(from: count - 1, through: 0, by: -1) {
             let view = layout.convDecoder[i]
-            if i < count - 1 {
-                let g = view.geometry
-                reluBackward(dout, dout, conv.decoderMaps[i + 1], count: batch * g.imageSize, threads: threads)
-            }
+            // (The ReLU after this layer was applied to dout by the next layer's input gradient.)
             transposedConvolutionBackward(view, dout: dout, input: conv.decoderMaps[i], dinput: conv.decoderGradients[i],
+                                          reluMask: i > 0 ? conv.decoderMaps[i] : nil,
                                           dcols: conv.scratch, parameters: parameters, gradients: gradients, batch: batch,
                                           accumulate: accumulate, threads: threads, workspace: ws)
             observer?.gradientsFinal(from: view.weight)
@@ -76,10 +74,12 @@ extension VAE {
         for i in stride(from: count - 1, through: 0, by: -1) {
             let view = layout.convEncoder[i]
             let dout = conv.encoderGradients[i]
-            reluBackward(dout, dout, conv.encoderMaps[i], count: batch * view.gemmSize, threads: threads)
+            // The last convolution's ReLU here; the others' in the next layer's input gradient.
+            if i == count - 1 { reluBackward(dout, dout, conv.encoderMaps[i], count: batch * view.gemmSize, threads: threads) }
             let image = i > 0 ? UnsafePointer(conv.encoderMaps[i - 1]) : x
             convolutionBackward(view, dout: dout, image: image, cols: conv.encoderCols[i],
-                                dimage: i > 0 ? conv.encoderGradients[i - 1] : nil, parameters: parameters, gradients: gradients,
+                                dimage: i > 0 ? conv.encoderGradients[i - 1] : nil,
+                                reluMask: i > 0 ? UnsafePointer(conv.encoderMaps[i - 1]) : nil, parameters: parameters, gradients: gradients,
                                 batch: batch, accumulate: accumulate, threads: threads, workspace: workspace.gemm)
             observer?.gradientsFinal(from: view.weight)
         }
