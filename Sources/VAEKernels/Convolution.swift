@@ -151,13 +151,14 @@ public struct GEMMPatches: GEMMPanelSource {
 }
 
 /// image[n] = sum over the patches that hold each element of cols (the adjoint of im2col), for
-/// the examples `examples`: overwritten, each element's terms added in row order, then tap order.
+/// the examples `examples`, `cols` pointing at the first of their patches: overwritten, each
+/// element's terms added in row order, then tap order.
 @inlinable
 public func col2im(_ image: UnsafeMutablePointer<Float>, _ cols: UnsafePointer<Float>, _ g: ConvGeometry, examples: Range<Int>) {
     let k = g.kernel, c = g.inChannels, run = k * c, patch = g.patch
     for n in examples {
         (image + n * g.imageSize).update(repeating: 0, count: g.imageSize)
-        var src = cols + n * g.positions * patch
+        var src = cols + (n - examples.lowerBound) * g.positions * patch
         for oy in 0..<g.outHeight {
             for ox in 0..<g.outWidth {
                 defer { src += patch }

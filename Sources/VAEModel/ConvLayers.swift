@@ -248,7 +248,7 @@ struct ProductCol2ImExamples: RangeWork {
             let row = part.lowerBound * g.positions
             Kernels.active.matmulNN(cols, input + row * channels, weight, m: part.count * g.positions,
                                     n: g.patch, k: channels, accumulate: false, workspace: ws)
-            Col2ImExamples(image: image, cols: cols - part.lowerBound * perExample, geometry: g, bias: bias, relu: relu)
+            Col2ImExamples(image: image, cols: cols, geometry: g, bias: bias, relu: relu)
                 .run(part, thread: thread)
             if let mask {
                 let first = part.lowerBound * g.imageSize
@@ -259,7 +259,8 @@ struct ProductCol2ImExamples: RangeWork {
     }
 }
 
-/// col2im for a range of examples, then (a transposed convolution's forward) bias and ReLU.
+/// col2im for a range of examples (`cols` holding their patches from its start), then (a
+/// transposed convolution's forward) bias and ReLU.
 struct Col2ImExamples: RangeWork {
     let image: UnsafeMutablePointer<Float>, cols: UnsafePointer<Float>, geometry: ConvGeometry
     var bias: UnsafePointer<Float>? = nil
