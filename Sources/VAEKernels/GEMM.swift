@@ -24,6 +24,15 @@ public enum GEMMBlocking {
     /// Rows of A swept per B panel: an mc x kc block of A (120 KiB) stays in L2.
     /// A multiple of every tile's mr (6 and 12).
     public static let mc = 120
+    /// The length of gemm's K blocks for a product over k: k cut into equal blocks of at most
+    /// kc (784 = 4 x 196, not 3 x 256 + 16: a short last block pays a C tile's loads and stores
+    /// for a few steps), the last one shorter by the remainder. Each output element is summed
+    /// block by block in this partition, so a caller that sums the blocks' products in order gets
+    /// the same bits.
+    @inlinable public static func kBlock(_ k: Int) -> Int {
+        let blocks = (k + kc - 1) / kc
+        return (k + blocks - 1) / blocks
+    }
     /// Columns of B packed at once: a kc x nc block of B (1 MiB at most) in L2/L3.
     /// A multiple of every tile's nr (16 and 32).
     public static let nc = 1024
@@ -44,11 +53,26 @@ public final class GEMMWorkspace: @unchecked Sendable {
         packedB = allocateAligned(GEMMBlocking.kc * GEMMBlocking.nc)
         transposedC = allocateAligned(1)
         patchScratch = allocateAligned(1)
+        partialScratch = allocateAligned(1)
     }
 
     /// im2col parts of a convolution whose patches are not kept (ConvLayers.swift); grown on first use.
     @usableFromInline var patchScratch: UnsafeMutablePointer<Float>
     @usableFromInline var patchCapacity = 0
+
+    /// Per-K-block products a caller sums in order (ConvLayers.swift); grown on first use.
+    @usableFromInline var partialScratch: UnsafeMutablePointer<Float>
+    @usableFromInline var partialCapacity = 0
+
+    /// At least `count` floats of scratch for per-K-block products.
+    public func partials(count: Int) -> UnsafeMutablePointer<Float> {
+        if count > partialCapacity {
+            partialScratch.deallocate()
+            partialScratch = allocateAligned(count)
+            partialCapacity = count
+        }
+        return partialScratch
+    }
 
     /// At least `count` floats of scratch for im2col parts.
     public func patches(count: Int) -> UnsafeMutablePointer<Float> {
@@ -75,6 +99,7 @@ public final class GEMMWorkspace: @unchecked Sendable {
         packedB.deallocate()
         transposedC.deallocate()
         patchScratch.deallocate()
+        partialScratch.deallocate()
     }
 }
 
@@ -197,9 +222,7 @@ public func gemmPanels<ISA: ISATag, Source: GEMMPanelSource>(_: ISA.Type, _ c: U
     var jc = 0
     while jc < n {
         let nc = min(GEMMBlocking.nc, n - jc)
-        // K in equal blocks of at most GEMMBlocking.kc (784 = 4 x 196, not 3 x 256 + 16: a
-        // short last block pays a C tile's loads and stores for a few steps).
-        let kBlock = (k + (k + GEMMBlocking.kc - 1) / GEMMBlocking.kc - 1) / ((k + GEMMBlocking.kc - 1) / GEMMBlocking.kc)
+        let kBlock = GEMMBlocking.kBlock(k)
         var pc = 0
         while pc < k {
             let kc = min(kBlock, k - pc)

@@ -68,20 +68,56 @@ func patchWeightGradient(_ view: ConvView, dweight: UnsafeMutablePointer<Float>,
     let work = LinearWeightGradient(dweight: dweight, dbias: dbias, dout: dout, inp: cols, patches: patches, batch: rows,
                                     inFeatures: g.patch, outFeatures: view.channels, accumulate: accumulate,
                                     threads: threads, workspace: workspace)
-    // A patch of one input channel (16 columns) is computed transposed (gemm), its columns the
-    // rows of that product: they are cut 4 at a time, where a cut by channels would leave each
-    // thread a narrow product in both orientations (2.2x slower on 2 threads than on one).
+    // A patch of one input channel (16 columns): the product is a few hundred floats summed
+    // over 65,536 positions, bound by reading dout and the patches. Threads take gemm's K blocks
+    // instead, each block's product stored on its own and the blocks then added in order: the
+    // sums gemm makes over the whole K, the same bits. (Cut by channels, each thread got a narrow
+    // product in both orientations: 2.2x slower on 2 threads than on one; by columns, each read
+    // all of dout: no faster than one.)
     let narrow = gemmTransposesProduct(tile, m: view.channels, n: g.patch)
-    let cut = narrow ? 4 : 2 * tile.nr
-    if threads.count > 1 && (narrow || g.patch >= cut * threads.count) {
-        threads.forEachRange(g.patch, alignment: narrow ? 4 : tile.nr, minimum: cut, work.columns)
-        if let dbias {
-            threads.forEachRange(view.channels, alignment: 16, minimum: 16,
-                                 BiasGradientColumns(dbias: dbias, dout: dout, rows: rows, columns: view.channels,
-                                                     accumulate: accumulate))
-        }
+    if threads.count > 1 && narrow && patches == nil && rows > 0 {
+        let length = GEMMBlocking.kBlock(rows), blocks = (rows + length - 1) / length, size = view.channels * g.patch
+        let partials = workspace.partials(count: blocks * size)
+        threads.forEachRange(blocks, alignment: 1, minimum: 1,
+                             WeightGradientBlocks(partials: partials, dout: dout, cols: cols, rows: rows, length: length,
+                                                  channels: view.channels, patch: g.patch, threads: threads, workspace: workspace))
+        if !accumulate { dweight.update(from: partials, count: size) } else { addInPlace(dweight, partials, count: size) }
+        for b in 1..<blocks { addInPlace(dweight, partials + b * size, count: size) }
+    } else if threads.count > 1 && g.patch >= 2 * tile.nr * threads.count {
+        threads.forEachRange(g.patch, alignment: tile.nr, minimum: 2 * tile.nr, work.columns)
     } else {
         threads.forEachRange(view.channels, alignment: rowAlignment(columns: g.patch), minimum: 16, work)
+        return
+    }
+    if let dbias {
+        threads.forEachRange(view.channels, alignment: 16, minimum: 16,
+                             BiasGradientColumns(dbias: dbias, dout: dout, rows: rows, columns: view.channels,
+                                                 accumulate: accumulate))
+    }
+}
+
+/// dst[i] += src[i] for i < count (vectorized by the compiler; each element one add).
+@inline(__always)
+func addInPlace(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, count: Int) {
+    for i in 0..<count { dst[i] += src[i] }
+}
+
+/// K blocks `blocks` of dweight's product: block b's dout^T · cols over rows b * length ..< +
+/// length, overwritten into partials[b] [channels, patch] (one gemm K block each).
+struct WeightGradientBlocks: RangeWork {
+    let partials: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, cols: UnsafePointer<Float>
+    let rows: Int, length: Int, channels: Int, patch: Int
+    let threads: KernelThreads, workspace: GEMMWorkspace
+
+    @inline(__always)
+    func run(_ blocks: Range<Int>, thread: Int) {
+        let ws = threads.gemmWorkspace(thread, own: workspace)
+        for b in blocks {
+            let first = b * length, k = min(length, rows - first)
+            Kernels.active.gemm(partials + b * channels * patch, ldc: patch, dout + first * channels, lda: channels, transposeA: true,
+                                cols + first * patch, ldb: patch, transposeB: false, m: channels, n: patch, k: k,
+                                accumulate: false, workspace: ws)
+        }
     }
 }
 

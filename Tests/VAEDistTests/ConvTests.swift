@@ -22,6 +22,37 @@ import VAEModel
         ConvGeometry(inHeight: 6, inWidth: 7, inChannels: 32, kernel: 4, stride: 2, padding: 1),
     ]
 
+    /// A one-channel layer's weight gradient (32 channels x 16 taps, computed transposed): on
+    /// several threads its K blocks are shared out and added in order, with the bits of one
+    /// thread's single product, accumulated or not, and close to the naive sum.
+    @Test func oneChannelWeightGradientSameBitsOnAnyThreadCount() {
+        let g = ConvGeometry(inHeight: 30, inWidth: 22, inChannels: 1, kernel: 4, stride: 2, padding: 1)
+        let batch = 5, channels = 32, rows = batch * g.positions
+        #expect(gemmTransposesProduct(Kernels.choice.isa.tile, m: channels, n: g.patch))
+        #expect(rows > 2 * GEMMBlocking.kc, "several K blocks: \(rows) rows")
+        let conv = ConvView(geometry: g, channels: channels, weight: 0, bias: channels * g.patch)
+        let image = randomFloats(batch * g.imageSize, seed: 31), dout = randomFloats(rows * channels, seed: 32)
+        var cols = [Float](repeating: .nan, count: rows * g.patch)
+        cols.withUnsafeMutableBufferPointer { im2col($0.baseAddress!, image, g, rows: 0..<rows) }
+        let start = randomFloats(channels * g.patch + channels, seed: 33)
+        var expected = [Float](repeating: 0, count: channels * g.patch), db = [Float](repeating: 0, count: channels)
+        convolutionWeightGradientNaive(&expected, &db, dout, image, g, outChannels: channels, batch: batch)
+        for accumulate in [false, true] {
+            var results: [[Float]] = []
+            for threads in [1, 2, 3] {
+                var gradients = start
+                convolutionWeightGradient(conv, dout: dout, image: image, cols: cols, gradients: &gradients, batch: batch,
+                                          accumulate: accumulate, threads: KernelThreads(threads: threads), workspace: GEMMWorkspace())
+                results.append(gradients)
+            }
+            let same = results.dropFirst().allSatisfy { $0.map(\.bitPattern) == results[0].map(\.bitPattern) }
+            #expect(same, "threads 1, 2, 3: other bits (accumulate \(accumulate))")
+            let base = accumulate ? Array(start[0..<(channels * g.patch)]) : [Float](repeating: 0, count: channels * g.patch)
+            expectClose(Array(results[1][0..<(channels * g.patch)]), zip(base, expected).map { $0 + $1 }, rtol: 1e-4, atol: 1e-3,
+                        "one-channel dweight, 2 threads, accumulate \(accumulate)")
+        }
+    }
+
     /// A weight gradient with its patches packed from the image (GEMMPatches) has the bits of the
     /// same product over the stored im2col, on every tile (nr 8, 16 and 32: panels within a
     /// pixel's channels and across pixels), with a row offset inside an example and C accumulated.
