@@ -2,10 +2,12 @@ import VAEKernelDispatch
 import VAEKernels
 
 // The conv architecture's layers as forward/backward pairs over the GEMM (see Convolution.swift
-// in VAEKernels): a convolution is im2col, then the Linear layer's GEMMs with the batch's
-// output positions as rows; a transposed convolution is the same pair swapped. Threads cut
-// im2col by rows, col2im by examples and the GEMMs as Linear.swift does, so every thread count
-// gives the same bits.
+// in VAEKernels): a convolution is im2col, then a GEMM with the batch's output positions as
+// rows; a transposed convolution is the same pair swapped. Patches are made a few hundred rows
+// at a time next to the product that reads them, or packed straight from the image by the
+// weight gradient (GEMMPatches). Threads cut rows of outputs, examples of col2im, and a weight
+// gradient's columns or, for one input channel, its K blocks summed in gemm's order: never a
+// sum, so every thread count gives the same bits.
 
 extension ConvView {
     /// Whether the weight gradient packs the patches straight from the image (GEMMPatches), so
