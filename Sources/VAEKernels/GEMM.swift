@@ -43,64 +43,48 @@ public enum GEMMBlocking {
 public final class GEMMWorkspace: @unchecked Sendable {
     @usableFromInline let packedA: UnsafeMutablePointer<Float>  // a partial row panel of A, [kc, mr]
     @usableFromInline let packedB: UnsafeMutablePointer<Float>  // [kc, nc] as nc/nr panels of [kc, nr]
-    /// C^T of a product computed transposed (`gemmTransposesProduct`); grown on first use, so
-    /// a training step allocates only in its first call.
-    @usableFromInline var transposedC: UnsafeMutablePointer<Float>
-    @usableFromInline var transposedCapacity = 0
+    /// Scratch grown on first use, so a training step allocates only in its first call: C^T of
+    /// a product computed transposed (`gemmTransposesProduct`), im2col parts of a convolution
+    /// whose patches are not kept, and per-K-block products a caller sums in order (both
+    /// ConvLayers.swift).
+    @usableFromInline let transposed = GrowingBuffer(), patchParts = GrowingBuffer(), blockProducts = GrowingBuffer()
 
     public init() {
         packedA = allocateAligned(GEMMBlocking.kc * max(GEMMTile.avx512x12x32.mr, GEMMBlocking.narrowMR))
         packedB = allocateAligned(GEMMBlocking.kc * GEMMBlocking.nc)
-        transposedC = allocateAligned(1)
-        patchScratch = allocateAligned(1)
-        partialScratch = allocateAligned(1)
-    }
-
-    /// im2col parts of a convolution whose patches are not kept (ConvLayers.swift); grown on first use.
-    @usableFromInline var patchScratch: UnsafeMutablePointer<Float>
-    @usableFromInline var patchCapacity = 0
-
-    /// Per-K-block products a caller sums in order (ConvLayers.swift); grown on first use.
-    @usableFromInline var partialScratch: UnsafeMutablePointer<Float>
-    @usableFromInline var partialCapacity = 0
-
-    /// At least `count` floats of scratch for per-K-block products.
-    public func partials(count: Int) -> UnsafeMutablePointer<Float> {
-        if count > partialCapacity {
-            partialScratch.deallocate()
-            partialScratch = allocateAligned(count)
-            partialCapacity = count
-        }
-        return partialScratch
-    }
-
-    /// At least `count` floats of scratch for im2col parts.
-    public func patches(count: Int) -> UnsafeMutablePointer<Float> {
-        if count > patchCapacity {
-            patchScratch.deallocate()
-            patchScratch = allocateAligned(count)
-            patchCapacity = count
-        }
-        return patchScratch
     }
 
     /// At least `count` floats of scratch for C^T.
-    @usableFromInline func transposedC(count: Int) -> UnsafeMutablePointer<Float> {
-        if count > transposedCapacity {
-            transposedC.deallocate()
-            transposedC = allocateAligned(count)
-            transposedCapacity = count
-        }
-        return transposedC
-    }
+    @inlinable func transposedC(count: Int) -> UnsafeMutablePointer<Float> { transposed.atLeast(count) }
+    /// At least `count` floats of scratch for im2col parts.
+    public func patches(count: Int) -> UnsafeMutablePointer<Float> { patchParts.atLeast(count) }
+    /// At least `count` floats of scratch for per-K-block products.
+    public func partials(count: Int) -> UnsafeMutablePointer<Float> { blockProducts.atLeast(count) }
 
     deinit {
         packedA.deallocate()
         packedB.deallocate()
-        transposedC.deallocate()
-        patchScratch.deallocate()
-        partialScratch.deallocate()
     }
+}
+
+/// A float buffer that grows to the largest size asked of it (64-byte aligned; zero-filled when
+/// it grows). Not thread-safe, as GEMMWorkspace.
+@usableFromInline final class GrowingBuffer {
+    @usableFromInline var pointer = allocateAligned(1)
+    @usableFromInline var capacity = 0
+
+    @usableFromInline init() {}
+
+    @inlinable func atLeast(_ count: Int) -> UnsafeMutablePointer<Float> {
+        if count > capacity {
+            pointer.deallocate()
+            pointer = allocateAligned(count)
+            capacity = count
+        }
+        return pointer
+    }
+
+    deinit { pointer.deallocate() }
 }
 
 /// A 64-byte aligned, zero-filled float buffer (one cache line, one AVX-512 vector).
