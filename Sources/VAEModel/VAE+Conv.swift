@@ -79,7 +79,7 @@ extension VAE {
             let image = i > 0 ? UnsafePointer(conv.encoderMaps[i - 1]) : x
             convolutionBackward(view, dout: dout, image: image, cols: conv.encoderCols[i],
                                 dimage: i > 0 ? conv.encoderGradients[i - 1] : nil,
-                                reluMask: i > 0 ? UnsafePointer(conv.encoderMaps[i - 1]) : nil, parameters: parameters, gradients: gradients,
+                                reluMask: i > 0 ? image : nil, parameters: parameters, gradients: gradients,
                                 batch: batch, accumulate: accumulate, threads: threads, workspace: workspace.gemm)
             observer?.gradientsFinal(from: view.weight)
         }
@@ -89,7 +89,8 @@ extension VAE {
 /// The conv architecture's activations and their gradients for up to `capacity` examples.
 public final class ConvWorkspace: @unchecked Sendable {
     /// Per encoder convolution: its patches [capacity * positions, patch] (kept for backward;
-    /// one float where the layer packs them from its input instead), its output maps [capacity * positions, channels] after ReLU, and their gradients.
+    /// one float where the layer packs them from its input instead), its output maps
+    /// [capacity * positions, channels] after ReLU, and their gradients.
     let encoderCols: [UnsafeMutablePointer<Float>]
     let encoderMaps: [UnsafeMutablePointer<Float>]
     let encoderGradients: [UnsafeMutablePointer<Float>]
