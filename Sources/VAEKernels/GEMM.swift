@@ -118,6 +118,18 @@ public func gemm<ISA: ISATag>(_: ISA.Type, _ c: UnsafeMutablePointer<Float>, ldc
     }
 }
 
+/// Whether gemm computes C^T = op(B)^T · op(A)^T instead of C = op(A) · op(B): when N is so
+/// narrow that the given product would take the narrow 12 x 8 tile and M is wide enough for the
+/// full one. A convolution's weight gradient over one input channel ([32, 16] summed over
+/// 65,536 positions) then runs at 2.1x, and the latent heads' narrow products at 2-3x
+/// (`vae-dist bench --arch conv`, 2026-12-06, Intel Xeon model 207, AVX-512). Where both
+/// orientations take the full tile, the given one stays: swapping the conv layers' [32, 512]
+/// weight gradients made the 16,384 x 512 patch matrix the operand read in place, 1.3x slower.
+@inlinable
+public func gemmTransposesProduct(_ tile: GEMMTile, m: Int, n: Int) -> Bool {
+    tile.prefersNarrowTile(n: n) && !tile.prefersNarrowTile(n: m)
+}
+
 /// gemm computed as C^T = op(B)^T · op(A)^T into the workspace, then transposed into C (C is
 /// first transposed in when accumulating, so that the sums start from the same value).
 @inlinable
@@ -163,29 +175,6 @@ public func gemmAsGiven<ISA: ISATag>(_: ISA.Type, _ c: UnsafeMutablePointer<Floa
                                      m: Int, n: Int, k: Int, accumulate: Bool, workspace: GEMMWorkspace) {
     gemmPanels(ISA.self, c, ldc: ldc, a, lda: lda, transposeA: transposeA, GEMMMatrix(b: b, ldb: ldb, transposed: transposeB),
                m: m, n: n, k: k, accumulate: accumulate, workspace: workspace)
-}
-
-/// Where gemm's op(B) [K, N] comes from: it is read only through `pack`, which copies
-/// op(B)[row ..< row + kc, column ..< column + nc] into panels of nr columns (panel p holds
-/// [kc, nr] contiguously, columns past N zero).
-public protocol GEMMPanelSource {
-    func pack(_ dst: UnsafeMutablePointer<Float>, row: Int, column: Int, kc: Int, nc: Int, nr: Int)
-}
-
-/// op(B) a matrix in memory: B [K, ldb], or [N, ldb] when transposed.
-public struct GEMMMatrix: GEMMPanelSource {
-    public let b: UnsafePointer<Float>, ldb: Int, transposed: Bool
-
-    @inlinable public init(b: UnsafePointer<Float>, ldb: Int, transposed: Bool) {
-        self.b = b
-        self.ldb = ldb
-        self.transposed = transposed
-    }
-
-    @inlinable @inline(__always)
-    public func pack(_ dst: UnsafeMutablePointer<Float>, row: Int, column: Int, kc: Int, nc: Int, nr: Int) {
-        packB(dst, b, ldb: ldb, transposed: transposed, row: row, column: column, kc: kc, nc: nc, nr: nr)
-    }
 }
 
 /// C = (accumulate ? C : 0) + op(A) · op(B), op(B) packed from `source` (k >= 0).
@@ -309,150 +298,6 @@ func gemmFourRowTiles<ISA: ISATag>(_: ISA.Type, _ c: UnsafeMutablePointer<Float>
     }
 }
 
-/// Packs op(B)[row ..< row+kc, column ..< column+nc] into panels of nr columns:
-/// panel p holds [kc, nr] contiguously, columns past the edge are zero.
-@inlinable @inline(__always)
-func packB(_ dst: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, ldb: Int, transposed: Bool,
-           row: Int, column: Int, kc: Int, nc: Int, nr: Int) {
-    var j = 0
-    var out = dst
-    while j < nc {
-        let columns = min(nr, nc - j)
-        if !transposed {
-            // op(B)(p, q) = b[p * ldb + q]: each packed row is a contiguous run of B.
-            var src = b + row * ldb + column + j
-            if columns == nr && nr % 16 == 0 {
-                for _ in 0..<kc {
-                    var q = 0
-                    while q < nr {
-                        UnsafeMutableRawPointer(out + q).storeBytes(
-                            of: UnsafeRawPointer(src + q).loadUnaligned(as: SIMD16<Float>.self), as: SIMD16<Float>.self)
-                        q += 16
-                    }
-                    out += nr; src += ldb
-                }
-            } else if columns == 8 && nr == 8 {
-                for _ in 0..<kc {
-                    UnsafeMutableRawPointer(out).storeBytes(
-                        of: UnsafeRawPointer(src).loadUnaligned(as: SIMD8<Float>.self), as: SIMD8<Float>.self)
-                    out += nr; src += ldb
-                }
-            } else {
-                for _ in 0..<kc {
-                    for q in 0..<columns { out[q] = src[q] }
-                    for q in columns..<nr { out[q] = 0 }
-                    out += nr; src += ldb
-                }
-            }
-        } else {
-            packTransposedPanel(out, b, ldb: ldb, row: row, column: column + j, kc: kc, columns: columns, nr: nr)
-            out += kc * nr
-        }
-        j += nr
-    }
-}
-
-/// One panel of packB for op(B) = B^T: op(B)(p, q) = b[q * ldb + p] for `columns` of nr columns
-/// from `column`, rows row ..< row + kc, into dst [kc, nr] (columns past the edge zero).
-@inlinable @inline(__always)
-func packTransposedPanel(_ out: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, ldb: Int,
-                         row: Int, column: Int, kc: Int, columns: Int, nr: Int) {
-    if columns == nr && nr % 8 == 0 {
-        // 8 x 8 blocks of the stored B, transposed in registers.
-        var p = 0
-        while p + 8 <= kc {
-            var g = 0
-            while g < nr {
-                transpose8x8(b + (column + g) * ldb + row + p, ldb, out + p * nr + g, nr)
-                g += 8
-            }
-            p += 8
-        }
-        while p < kc {
-            for q in 0..<nr { out[p * nr + q] = b[(column + q) * ldb + row + p] }
-            p += 1
-        }
-        return
-    }
-    // Read each row of the stored B contiguously.
-    for q in 0..<columns {
-        let src = b + (column + q) * ldb + row
-        var o = out + q
-        for p in 0..<kc { o.pointee = src[p]; o += nr }
-    }
-    if columns < nr {
-        for p in 0..<kc { for q in columns..<nr { out[p * nr + q] = 0 } }
-    }
-}
-
-/// dst[j * ldd + i] = src[i * lds + j] for i, j in 0 ..< 8: three rounds of de-interleaving
-/// row pairs (even and odd elements of two rows: a shuffle and a permute each on AVX2).
-@inlinable @inline(__always)
-func transpose8x8(_ src: UnsafePointer<Float>, _ lds: Int, _ dst: UnsafeMutablePointer<Float>, _ ldd: Int) {
-    typealias V = SIMD8<Float>
-    @inline(__always) func load(_ i: Int) -> V { UnsafeRawPointer(src + i * lds).loadUnaligned(as: V.self) }
-    @inline(__always) func split(_ a: V, _ b: V) -> (V, V) {
-        let both = SIMD16<Float>(lowHalf: a, highHalf: b)
-        return (both.evenHalf, both.oddHalf)
-    }
-    var r0 = load(0), r1 = load(1), r2 = load(2), r3 = load(3)
-    var r4 = load(4), r5 = load(5), r6 = load(6), r7 = load(7)
-    for _ in 0..<3 {
-        let (e0, o0) = split(r0, r1), (e1, o1) = split(r2, r3)
-        let (e2, o2) = split(r4, r5), (e3, o3) = split(r6, r7)
-        (r0, r1, r2, r3, r4, r5, r6, r7) = (e0, e1, e2, e3, o0, o1, o2, o3)
-    }
-    let d = UnsafeMutableRawPointer(dst)
-    d.storeBytes(of: r0, as: V.self)
-    (d + 4 * ldd).storeBytes(of: r1, as: V.self)
-    (d + 8 * ldd).storeBytes(of: r2, as: V.self)
-    (d + 12 * ldd).storeBytes(of: r3, as: V.self)
-    (d + 16 * ldd).storeBytes(of: r4, as: V.self)
-    (d + 20 * ldd).storeBytes(of: r5, as: V.self)
-    (d + 24 * ldd).storeBytes(of: r6, as: V.self)
-    (d + 28 * ldd).storeBytes(of: r7, as: V.self)
-}
-
-/// Packs op(A)[row ..< row+mc, column ..< column+kc] into panels of mr rows:
-/// panel p holds [kc, mr] contiguously, rows past the edge are zero.
-@inlinable @inline(__always)
-func packA(_ dst: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, lda: Int, transposed: Bool,
-           row: Int, column: Int, mc: Int, kc: Int, mr: Int) {
-    var i = 0
-    var out = dst
-    while i < mc {
-        let rows = min(mr, mc - i)
-        if transposed {
-            // op(A)(r, p) = a[p * lda + r]: mr consecutive floats per packed step.
-            var src = a + column * lda + row + i
-            if rows == mr {
-                for _ in 0..<kc {
-                    for r in 0..<mr { out[r] = src[r] }
-                    out += mr; src += lda
-                }
-            } else {
-                for _ in 0..<kc {
-                    for r in 0..<rows { out[r] = src[r] }
-                    for r in rows..<mr { out[r] = 0 }
-                    out += mr; src += lda
-                }
-            }
-        } else {
-            // op(A)(r, p) = a[r * lda + p]: read each row contiguously.
-            for r in 0..<rows {
-                let src = a + (row + i + r) * lda + column
-                var o = out + r
-                for p in 0..<kc { o.pointee = src[p]; o += mr }
-            }
-            if rows < mr {
-                for p in 0..<kc { for r in rows..<mr { out[p * mr + r] = 0 } }
-            }
-            out += kc * mr
-        }
-        i += mr
-    }
-}
-
 // MARK: - Reference
 
 /// Naive reference: C = (accumulate ? C : 0) + op(A) · op(B), summed in Double.
@@ -471,18 +316,4 @@ public func gemmNaive(_ c: UnsafeMutablePointer<Float>, ldc: Int,
             c[i * ldc + j] = Float(sum + (accumulate ? Double(c[i * ldc + j]) : 0))
         }
     }
-}
-
-
-
-/// Whether gemm computes C^T = op(B)^T · op(A)^T instead of C = op(A) · op(B): when N is so
-/// narrow that the given product would take the narrow 12 x 8 tile and M is wide enough for the
-/// full one. A convolution's weight gradient over one input channel ([32, 16] summed over
-/// 65,536 positions) then runs at 2.1x, and the latent heads' narrow products at 2-3x
-/// (`vae-dist bench --arch conv`, 2026-12-06, Intel Xeon model 207, AVX-512). Where both
-/// orientations take the full tile, the given one stays: swapping the conv layers' [32, 512]
-/// weight gradients made the 16,384 x 512 patch matrix the operand read in place, 1.3x slower.
-@inlinable
-public func gemmTransposesProduct(_ tile: GEMMTile, m: Int, n: Int) -> Bool {
-    tile.prefersNarrowTile(n: n) && !tile.prefersNarrowTile(n: m)
 }
