@@ -36,6 +36,46 @@ public final class AdamOptimizer: @unchecked Sendable {
         model.threads.forEachRange(r.count, alignment: 16, minimum: 16_384,
                                    AdamRange(parameters: p, gradients: g, firstMoment: m, secondMoment: v, step: step, hyper: hyper))
     }
+
+    /// `update` of parameters `range` with their gradient the sum of `slots` (each pointing at
+    /// the range's first element), added in slot order as `sumSlots` adds them: a piece at a
+    /// time into a buffer that stays in L1, then Adam on it, then the piece's new parameters
+    /// copied to `publish` (the range's first element) while they are in L1. The same bits as
+    /// summing the whole range first, without writing the sum out and reading it back.
+    public func update(_ model: VAE, range: Range<Int>, summing slots: [UnsafePointer<Float>],
+                       publish: UnsafeMutablePointer<Float>) {
+        step += 1
+        let step = step, hyper = hyper
+        model.threads.forEachRange(range.count, alignment: 16, minimum: 16_384,
+                                   SummedAdamRange(parameters: model.parameters + range.lowerBound, slots: slots, publish: publish,
+                                                   firstMoment: firstMoment + range.lowerBound,
+                                                   secondMoment: secondMoment + range.lowerBound, step: step, hyper: hyper))
+    }
+}
+
+/// Adam on elements `range` of the buffers, the gradient summed from `slots` piece by piece
+/// (pieces of 4,096: a multiple of 16, so the same elements take the SIMD body as in AdamRange),
+/// each piece's new parameters also copied to `publish`.
+struct SummedAdamRange: RangeWork {
+    let parameters: UnsafeMutablePointer<Float>, slots: [UnsafePointer<Float>], publish: UnsafeMutablePointer<Float>
+    let firstMoment: UnsafeMutablePointer<Float>, secondMoment: UnsafeMutablePointer<Float>
+    let step: Int, hyper: AdamHyperparameters
+
+    func run(_ range: Range<Int>, thread: Int) {
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 4096) { buffer in
+            let sum = buffer.baseAddress!
+            var i = range.lowerBound
+            while i < range.upperBound {
+                let n = min(4096, range.upperBound - i)
+                vectorAdd(sum, slots[0] + i, slots[1] + i, count: n)
+                for s in slots.dropFirst(2) { vectorAdd(sum, sum, s + i, count: n) }
+                Kernels.active.adamUpdate(parameters: parameters + i, gradients: sum, firstMoment: firstMoment + i,
+                                          secondMoment: secondMoment + i, count: n, step: step, hyper: hyper)
+                (publish + i).update(from: parameters + i, count: n)
+                i += n
+            }
+        }
+    }
 }
 
 /// Adam on elements `range` of the buffers.

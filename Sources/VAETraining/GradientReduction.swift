@@ -181,6 +181,13 @@ protocol GradientReduction: AnyObject {
     func localGradientIsFinite() -> Bool
     /// Completes the reduction: `reducedGradients` holds the global-batch gradient of `updateRange`.
     func reduce() throws
+    /// The training step's reduce: as `reduce`, except that a strategy may leave the last sum to
+    /// `update` (made while it updates each piece; `squaredGradientNorm` makes it first).
+    /// Default: `reduce`.
+    func reduceForUpdate() throws
+    /// After `reduceForUpdate` (and any clipping): Adam on `updateRange` with the global-batch
+    /// gradient. Default: `optimizer.update` on `reducedGradients`.
+    func update(_ optimizer: AdamOptimizer)
     /// The parameters and Adam moments this rank updates.
     var updateRange: Range<Int> { get }
     /// After `reduce`: the global-batch gradient of `updateRange`.
@@ -204,6 +211,9 @@ extension GradientReduction {
     func localGradientIsFinite() -> Bool { localGradientIsAllFinite() }
     /// The finiteness check of this rank's whole gradient.
     func localGradientIsAllFinite() -> Bool { model.threads.allFinite(localGradient, count: model.parameterCount) }
+
+    func reduceForUpdate() throws { try reduce() }
+    func update(_ optimizer: AdamOptimizer) { optimizer.update(model, range: updateRange, gradients: reducedGradients) }
 
     var reducedGradients: UnsafeMutablePointer<Float> { model.gradients + updateRange.lowerBound }
     func scaleGradients(by coefficient: Float) { vectorScale(reducedGradients, by: coefficient, count: updateRange.count) }

@@ -12,14 +12,21 @@ import VAEModel
 /// (nothing is zeroed at allocation), so on a multi-socket node their pages sit near their writer.
 ///
 /// Layout: N slots of P floats (one per rank's local gradient), the result [P], and with the
-/// sharded optimizer the parameters [P]. Two barriers per step (three sharded) keep writers and
-/// readers apart:
+/// sharded optimizer the parameters [P]. Two barriers per step keep writers and readers apart:
 ///   backward writes slot k  | B1 | rank k sums block k of all slots into result[k] | B2 |
 ///   the norm (clipping) and Adam read the result
-///   (sharded: rank k updates block k, writes it to parameters[k] | B3 | copies the other blocks)
 /// The next step's backward rewrites slot k after B2, when nobody reads slots any more; its
-/// sums rewrite the result after its B1, which every rank reaches after it last read the result;
-/// its new parameters are written after its B2, which every rank reaches after copying them.
+/// sums rewrite the result after its B1, which every rank reaches after it last read the result.
+/// Sharded, a training step without clipping sums each piece of block k as Adam updates it and
+/// copies its new parameters to parameters[k] while they are in L1 (`update`: the same bits,
+/// without writing the sum out and reading it back), and no rank reads another's sums, so B2
+/// goes:
+///   backward writes slot k | B1 | rank k sums and updates block k, writes it to parameters[k] |
+///   B3 | copies the other blocks
+/// The next step's backward rewrites slot k after B3, which every rank reaches after its sums;
+/// its new parameters are written after its B1, which every rank reaches after copying them.
+/// With clipping the norm needs every block's sum: `squaredGradientNorm` makes them first, as
+/// `reduce` does (B1, sums, B2), and B3 follows the update.
 final class SharedMemoryReduction: GradientReduction {
     let communicator: any Communicator
     let model: VAE
@@ -32,6 +39,10 @@ final class SharedMemoryReduction: GradientReduction {
     private let parameters: UnsafeMutablePointer<Float>?
     /// Clipping scaled a copy of this rank's part of the result into model.gradients.
     private var scaled = false
+    /// After B1 of `reduceForUpdate`: the result's block not summed yet (sharded only).
+    private var sumPending = false
+    /// `update` wrote this rank's block to the shared parameters already.
+    private var published = false
 
     /// nil when the ranks do not share one node (or there is one rank).
     init?(model: VAE, communicator: any Communicator, sharded: Bool) throws {
@@ -71,16 +82,41 @@ final class SharedMemoryReduction: GradientReduction {
 
     func reduce() throws {
         scaled = false
+        sumPending = false
         try communicator.synchronizeShared()
+        try sumBlock()
+    }
+
+    /// This rank's block of the result from every slot, then B2.
+    private func sumBlock() throws {
         let block = shards.range(communicator.rank)
         sumSlots(blockOfSlots, into: result + block.lowerBound, count: block.count, threads: model.threads)
         try communicator.synchronizeShared()
     }
 
+    func reduceForUpdate() throws {
+        guard sharded else { return try reduce() }
+        scaled = false
+        try communicator.synchronizeShared()
+        sumPending = true
+    }
+
+    func update(_ optimizer: AdamOptimizer) {
+        if sumPending, let parameters {
+            let block = updateRange
+            optimizer.update(model, range: block, summing: blockOfSlots, publish: parameters + block.lowerBound)
+            sumPending = false
+            published = true
+        } else {
+            optimizer.update(model, range: updateRange, gradients: reducedGradients)
+        }
+    }
+
     func shareParameters() throws {
         guard let parameters else { return }
         let block = shards.range(communicator.rank)
-        (parameters + block.lowerBound).update(from: model.parameters + block.lowerBound, count: block.count)
+        if !published { (parameters + block.lowerBound).update(from: model.parameters + block.lowerBound, count: block.count) }
+        published = false
         try communicator.synchronizeShared()
         for r in 0..<communicator.size where r != communicator.rank {
             let other = shards.range(r)
@@ -94,7 +130,13 @@ final class SharedMemoryReduction: GradientReduction {
 
     /// Every rank reads the whole reduced gradient: the per-block sums in rank order, as the other
     /// strategies add them.
-    func squaredGradientNorm() throws -> Double { blockwiseSquaredNorm(result) }
+    func squaredGradientNorm() throws -> Double {
+        if sumPending {
+            try sumBlock()
+            sumPending = false
+        }
+        return blockwiseSquaredNorm(result)
+    }
 }
 
 /// into[i] = slots[0][i] + slots[1][i] + ... for i < count, added in slot order (at least two

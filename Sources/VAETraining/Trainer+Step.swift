@@ -73,7 +73,7 @@ extension Trainer {
         let t1 = now()
 
         // Reduce the gradients and the control block.
-        try reduction.reduce()
+        try reduction.reduceForUpdate()
         var control = StepControl(nonFiniteRanks: finite ? 0 : 1, stopRequests: Interruption.pending != 0 ? 1 : 0,
                                   recon: local.recon, kl: local.kl, regime: regime)
         try control.allreduce(communicator)
@@ -86,7 +86,7 @@ extension Trainer {
             optimizer.hyper.learningRate = learningRate(step: optimizer.step, totalSteps: plan.steps * options.epochs,
                                                         base: options.learningRate, schedule: options.lrSchedule,
                                                         warmupSteps: options.warmupSteps)
-            optimizer.update(model, range: reduction.updateRange, gradients: reduction.reducedGradients)
+            reduction.update(optimizer)
             t3 = now()
             try reduction.shareParameters()
             t4 = now()
