@@ -64,6 +64,48 @@ import VAECheckpoint
         expectIdentical(out, expected, "the sum of \(n) slots on \(threads) threads")
     }
 
+    /// The sharded shared-memory update sums each piece of the block as Adam updates it: the
+    /// same parameters and moments as summing the block first and updating it, on any thread
+    /// count, with its new parameters published to the shared buffer and nothing outside the
+    /// block touched. The block starts at no multiple of 16 and ends in a ragged piece.
+    @Test(arguments: [(2, 1), (3, 2), (4, 3)])
+    func summedAdamUpdateEqualsSumThenUpdate(slots n: Int, threads: Int) {
+        let config = ModelConfig(imageHeight: 16, imageWidth: 16, hidden: [40], latent: 3)
+        let (a, b) = (VAE(config: config), VAE(config: config))
+        a.initialize(seed: 3)
+        b.initialize(seed: 3)
+        a.threads = KernelThreads(threads: threads)
+        b.threads = KernelThreads(threads: threads)
+        let p = a.parameterCount, block = 1001..<(p - 37)
+        let hyper = AdamHyperparameters(learningRate: 1e-2)
+        let (oa, ob) = (AdamOptimizer(count: p, hyper: hyper), AdamOptimizer(count: p, hyper: hyper))
+        for i in 0..<p {
+            let (m, v) = (Float.random(in: -0.1...0.1), Float.random(in: 0...0.01))
+            (oa.firstMoment[i], ob.firstMoment[i], oa.secondMoment[i], ob.secondMoment[i]) = (m, m, v, v)
+        }
+        oa.step = 5
+        ob.step = 5
+        let slots = (0..<n).map { _ -> UnsafeMutablePointer<Float> in
+            let s = UnsafeMutablePointer<Float>.allocate(capacity: p)
+            for i in 0..<p { s[i] = Float.random(in: -1...1) * powf(10, Float.random(in: -4...2)) }
+            return s
+        }
+        let sum = UnsafeMutablePointer<Float>.allocate(capacity: p), shared = UnsafeMutablePointer<Float>.allocate(capacity: p)
+        shared.initialize(repeating: -7, count: p)
+        defer { (slots + [sum, shared]).forEach { $0.deallocate() } }
+        sumSlots(slots.map { UnsafePointer($0) }, into: sum, count: p, threads: .serial)
+        oa.update(a, range: block, gradients: sum + block.lowerBound)
+        ob.update(b, range: block, summing: slots.map { UnsafePointer($0 + block.lowerBound) }, publish: shared + block.lowerBound)
+        let all = 0..<p
+        expectIdentical(all.map { b.parameters[$0] }, all.map { a.parameters[$0] }, "parameters, \(n) slots, \(threads) threads")
+        expectIdentical(all.map { ob.firstMoment[$0] }, all.map { oa.firstMoment[$0] }, "first moments")
+        expectIdentical(all.map { ob.secondMoment[$0] }, all.map { oa.secondMoment[$0] }, "second moments")
+        #expect(ob.step == oa.step)
+        #expect(all.allSatisfy { block.contains($0) ? shared[$0].bitPattern == a.parameters[$0].bitPattern : shared[$0] == -7 },
+                "the shared buffer holds the block's new parameters and nothing else")
+        #expect(block.contains { a.parameters[$0] != 0 } && (0..<block.lowerBound).contains { a.parameters[$0] != 0 })
+    }
+
     /// VAE_DIST_SHARED_MEMORY: unset, empty or 1 allow the shared-memory sum, 0 turns it off,
     /// anything else is an error naming the variable and its value.
     @Test func sharedMemoryEnvironmentVariable() throws {
