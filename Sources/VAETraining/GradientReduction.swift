@@ -21,8 +21,10 @@ import VAEModel
 //
 // A step runs forward and backward into the buffers the strategy gives (`gradientTarget`; the
 // gradients of its micro-batches add up locally and only the last one's backward may start
-// reductions), then `finishLocalGradient`, `reduce` (always, so started requests complete on
-// every rank), and, unless the step is skipped, updates `updateRange` and calls shareParameters.
+// reductions), then `finishLocalGradient`, `reduceForUpdate` (always, so started requests
+// complete on every rank; `reduce`, except that the sharded shared-memory sum leaves its last
+// sums to the update), and, unless the step is skipped, `update` (Adam on `updateRange`) and
+// shareParameters.
 
 /// This rank's share of a step, one micro-batch at a time: its inputs and noise, and the model
 /// that runs them. With --accumulate N the buffers and the workspaces hold 1/N of the rank's slice.
