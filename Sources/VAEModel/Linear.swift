@@ -142,32 +142,29 @@ struct LinearWeightGradient: RangeWork {
 
         @inline(__always)
         func run(_ columns: Range<Int>, thread: Int) {
-            let w = whole, q = columns.lowerBound, ws = w.threads.gemmWorkspace(thread, own: w.workspace)
-            // dweight[:, q ..< q + n] += dout^T · inp[:, q ..< q + n]
-            if let patches = w.patches {
-                Kernels.active.gemm(w.dweight + q, ldc: w.inFeatures, w.dout, lda: w.outFeatures, transposeA: true,
-                                    patches: patches.fromColumn(q), m: w.outFeatures, n: columns.count, k: w.batch,
-                                    accumulate: w.accumulate, workspace: ws)
-            } else {
-                Kernels.active.gemm(w.dweight + q, ldc: w.inFeatures, w.dout, lda: w.outFeatures, transposeA: true,
-                                    w.inp + q, ldb: w.inFeatures, transposeB: false, m: w.outFeatures, n: columns.count,
-                                    k: w.batch, accumulate: w.accumulate, workspace: ws)
-            }
+            whole.multiply(features: 0..<whole.outFeatures, columns: columns, thread: thread)
+        }
+    }
+
+    /// dweight[features, columns] (+)= dout[:, features]^T · inp[:, columns].
+    @inline(__always)
+    func multiply(features: Range<Int>, columns: Range<Int>, thread: Int) {
+        let o = features.lowerBound, q = columns.lowerBound, ws = threads.gemmWorkspace(thread, own: workspace)
+        let c = dweight + o * inFeatures + q
+        if let patches {
+            Kernels.active.gemm(c, ldc: inFeatures, dout + o, lda: outFeatures, transposeA: true, patches: patches.fromColumn(q),
+                                m: features.count, n: columns.count, k: batch, accumulate: accumulate, workspace: ws)
+        } else {
+            Kernels.active.gemm(c, ldc: inFeatures, dout + o, lda: outFeatures, transposeA: true, inp + q, ldb: inFeatures,
+                                transposeB: false, m: features.count, n: columns.count, k: batch, accumulate: accumulate,
+                                workspace: ws)
         }
     }
 
     @inline(__always)
     func run(_ features: Range<Int>, thread: Int) {
-        let o = features.lowerBound, ws = threads.gemmWorkspace(thread, own: workspace)
-        // dweight[o ..< o + n, :] += dout[:, o ..< o + n]^T · inp
-        if let patches {
-            Kernels.active.gemm(dweight + o * inFeatures, ldc: inFeatures, dout + o, lda: outFeatures, transposeA: true,
-                                patches: patches, m: features.count, n: inFeatures, k: batch, accumulate: accumulate, workspace: ws)
-        } else {
-            Kernels.active.gemm(dweight + o * inFeatures, ldc: inFeatures, dout + o, lda: outFeatures, transposeA: true,
-                                inp, ldb: inFeatures, transposeB: false, m: features.count, n: inFeatures, k: batch,
-                                accumulate: accumulate, workspace: ws)
-        }
+        let o = features.lowerBound
+        multiply(features: features, columns: 0..<inFeatures, thread: thread)
         guard let dbias else { return }
         if !accumulate { (dbias + o).update(repeating: 0, count: features.count) }
         Kernels.active.biasBackward(dbias + o, dout + o, rows: batch, columns: features.count, rowStride: outFeatures)
