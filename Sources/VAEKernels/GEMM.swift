@@ -45,9 +45,10 @@ public final class GEMMWorkspace: @unchecked Sendable {
     @usableFromInline let packedB: UnsafeMutablePointer<Float>  // [kc, nc] as nc/nr panels of [kc, nr]
     /// Scratch grown on first use, so a training step allocates only in its first call: C^T of
     /// a product computed transposed (`gemmTransposesProduct`), im2col parts of a convolution
-    /// whose patches are not kept, and per-K-block products a caller sums in order (both
-    /// ConvLayers.swift).
+    /// whose patches are not kept, per-K-block products a caller sums in order, and a
+    /// convolution's packed weights (GEMMPackedB; all ConvLayers.swift).
     @usableFromInline let transposed = GrowingBuffer(), patchParts = GrowingBuffer(), blockProducts = GrowingBuffer()
+    @usableFromInline let weightPanels = GrowingBuffer()
 
     public init() {
         packedA = allocateAligned(GEMMBlocking.kc * max(GEMMTile.avx512x12x32.mr, GEMMBlocking.narrowMR))
@@ -60,6 +61,8 @@ public final class GEMMWorkspace: @unchecked Sendable {
     public func patches(count: Int) -> UnsafeMutablePointer<Float> { patchParts.atLeast(count) }
     /// At least `count` floats of scratch for per-K-block products.
     public func partials(count: Int) -> UnsafeMutablePointer<Float> { blockProducts.atLeast(count) }
+    /// At least `count` floats of scratch for packed weights (GEMMPackedB).
+    public func packedWeights(count: Int) -> UnsafeMutablePointer<Float> { weightPanels.atLeast(count) }
 
     deinit {
         packedA.deallocate()
@@ -201,10 +204,16 @@ public func gemmPanels<ISA: ISATag, Source: GEMMPanelSource>(_: ISA.Type, _ c: U
             let kc = min(kBlock, k - pc)
             // The first K block overwrites C unless the caller accumulates.
             let load = accumulate || pc > 0
-            source.pack(packedB, row: pc, column: jc, kc: kc, nc: nc, nr: nr)
+            let panels: UnsafePointer<Float>
+            if let given = source.packedPanels(row: pc, column: jc, kc: kc, nc: nc, nr: nr) {
+                panels = given
+            } else {
+                source.pack(packedB, row: pc, column: jc, kc: kc, nc: nc, nr: nr)
+                panels = UnsafePointer(packedB)
+            }
             var ic = 0
             while ic < m {
-                gemmRowBlock(ISA.self, c, ldc: ldc, a, lda: lda, transposeA: transposeA, packedA: packedA, packedB: packedB,
+                gemmRowBlock(ISA.self, c, ldc: ldc, a, lda: lda, transposeA: transposeA, packedA: packedA, packedB: panels,
                              rows: ic, mc: min(GEMMBlocking.mc, m - ic), columns: jc, nc: nc, depth: pc, kc: kc,
                              load: load, narrow: narrow)
                 ic += GEMMBlocking.mc
@@ -220,7 +229,7 @@ public func gemmPanels<ISA: ISATag, Source: GEMMPanelSource>(_: ISA.Type, _ c: U
 @inlinable @inline(__always)
 func gemmRowBlock<ISA: ISATag>(_: ISA.Type, _ c: UnsafeMutablePointer<Float>, ldc: Int,
                                _ a: UnsafePointer<Float>, lda: Int, transposeA: Bool,
-                               packedA: UnsafeMutablePointer<Float>, packedB: UnsafeMutablePointer<Float>,
+                               packedA: UnsafeMutablePointer<Float>, packedB: UnsafePointer<Float>,
                                rows ic: Int, mc: Int, columns jc: Int, nc: Int, depth pc: Int, kc: Int,
                                load: Bool, narrow: Bool) {
     let tile = ISA.tile
@@ -283,7 +292,7 @@ func gemmRowBlock<ISA: ISATag>(_: ISA.Type, _ c: UnsafeMutablePointer<Float>, ld
 /// the row block's first row at the panel's first column.
 @inlinable @inline(__always)
 func gemmFourRowTiles<ISA: ISATag>(_: ISA.Type, _ c: UnsafeMutablePointer<Float>, ldc: Int,
-                                   packedA: UnsafeMutablePointer<Float>, panelB: UnsafeMutablePointer<Float>,
+                                   packedA: UnsafeMutablePointer<Float>, panelB: UnsafePointer<Float>,
                                    fullRows: Int, mc: Int, kc: Int, nr: Int, columns: Int, load: Bool) {
     var ir = fullRows
     while ir < mc {

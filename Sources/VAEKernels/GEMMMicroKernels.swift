@@ -272,6 +272,17 @@ func microKernel12x32<ISA: ISATag>(_: ISA.Type, kc: Int, a: UnsafePointer<Float>
             pb += 128
         } while p < kc
     }
+    if rows == 12 && columns == 32 {
+        // A full tile straight from the registers (through the tuple below, the 24 vectors
+        // went to the stack and back first: about a tenth of this kernel's time at K = 32).
+        storeTileRow(c, ldc: ldc, 0, c0, c1, load: load); storeTileRow(c, ldc: ldc, 1, c2, c3, load: load)
+        storeTileRow(c, ldc: ldc, 2, c4, c5, load: load); storeTileRow(c, ldc: ldc, 3, c6, c7, load: load)
+        storeTileRow(c, ldc: ldc, 4, c8, c9, load: load); storeTileRow(c, ldc: ldc, 5, c10, c11, load: load)
+        storeTileRow(c, ldc: ldc, 6, c12, c13, load: load); storeTileRow(c, ldc: ldc, 7, c14, c15, load: load)
+        storeTileRow(c, ldc: ldc, 8, c16, c17, load: load); storeTileRow(c, ldc: ldc, 9, c18, c19, load: load)
+        storeTileRow(c, ldc: ldc, 10, c20, c21, load: load); storeTileRow(c, ldc: ldc, 11, c22, c23, load: load)
+        return
+    }
     // Row r of the tile is (c[2r], c[2r + 1]): 32 consecutive floats in this tuple.
     let tile = (c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15,
                 c16, c17, c18, c19, c20, c21, c22, c23)
@@ -326,6 +337,11 @@ func microKernel4x32<ISA: ISATag>(_: ISA.Type, kc: Int, a: UnsafePointer<Float>,
         pb += 128
         remaining &-= 1
     } while remaining > 0
+    if rows == 4 && columns == 32 {
+        storeTileRow(c, ldc: ldc, 0, c0, c1, load: load); storeTileRow(c, ldc: ldc, 1, c2, c3, load: load)
+        storeTileRow(c, ldc: ldc, 2, c4, c5, load: load); storeTileRow(c, ldc: ldc, 3, c6, c7, load: load)
+        return
+    }
     let tile = (c0, c1, c2, c3, c4, c5, c6, c7)
     withUnsafeBytes(of: tile) { raw in
         let t = raw.baseAddress!
@@ -407,6 +423,16 @@ func microKernel12x16<ISA: ISATag>(_: ISA.Type, kc: Int, a: UnsafePointer<Float>
             pb += 64
         } while p < kc
     }
+    if rows == 12 && columns == 16 {
+        // A full tile straight from the registers, as the 12 x 32 tile does.
+        storeTileRow(c, ldc: ldc, 0, c0, c1, load: load); storeTileRow(c, ldc: ldc, 1, c2, c3, load: load)
+        storeTileRow(c, ldc: ldc, 2, c4, c5, load: load); storeTileRow(c, ldc: ldc, 3, c6, c7, load: load)
+        storeTileRow(c, ldc: ldc, 4, c8, c9, load: load); storeTileRow(c, ldc: ldc, 5, c10, c11, load: load)
+        storeTileRow(c, ldc: ldc, 6, c12, c13, load: load); storeTileRow(c, ldc: ldc, 7, c14, c15, load: load)
+        storeTileRow(c, ldc: ldc, 8, c16, c17, load: load); storeTileRow(c, ldc: ldc, 9, c18, c19, load: load)
+        storeTileRow(c, ldc: ldc, 10, c20, c21, load: load); storeTileRow(c, ldc: ldc, 11, c22, c23, load: load)
+        return
+    }
     // Row r of the tile is (c[2r], c[2r + 1]): 16 consecutive floats in this tuple.
     let tile = (c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15,
                 c16, c17, c18, c19, c20, c21, c22, c23)
@@ -437,4 +463,18 @@ func microKernel12x16<ISA: ISATag>(_: ISA.Type, kc: Int, a: UnsafePointer<Float>
             }
         }
     }
+}
+
+/// Row r of a tile held as two vectors (lo, hi) into C: stored, or added to C's row when `load`.
+@inlinable @inline(__always)
+func storeTileRow<V: SIMD>(_ c: UnsafeMutablePointer<Float>, ldc: Int, _ r: Int, _ lo: V, _ hi: V, load: Bool)
+    where V.Scalar == Float {
+    let row = UnsafeMutableRawPointer(c + r * ldc)
+    var lo = lo, hi = hi
+    if load {
+        lo += row.loadUnaligned(as: V.self)
+        hi += row.loadUnaligned(fromByteOffset: MemoryLayout<V>.size, as: V.self)
+    }
+    row.storeBytes(of: lo, as: V.self)
+    row.storeBytes(of: hi, toByteOffset: MemoryLayout<V>.size, as: V.self)
 }

@@ -7,6 +7,67 @@
 /// [kc, nr] contiguously, columns past N zero).
 public protocol GEMMPanelSource {
     func pack(_ dst: UnsafeMutablePointer<Float>, row: Int, column: Int, kc: Int, nc: Int, nr: Int)
+    /// Those panels where they are already packed (GEMMPackedB), for gemm to read in place;
+    /// nil (the default) where they must be packed.
+    func packedPanels(row: Int, column: Int, kc: Int, nc: Int, nr: Int) -> UnsafePointer<Float>?
+}
+
+extension GEMMPanelSource {
+    @inlinable @inline(__always)
+    public func packedPanels(row: Int, column: Int, kc: Int, nc: Int, nr: Int) -> UnsafePointer<Float>? { nil }
+}
+
+/// op(B) packed once for many products with it: a convolution's weights, multiplied a few
+/// hundred rows at a time (each product would pack the same panels again) and by every thread.
+/// Every K block of every column block, in gemmPanels' order and blocking, so gemm reads the
+/// panels in place: block (column jc, row pc) at jc * k + (its nc rounded up to nr) * pc. Made
+/// by `GEMMPackedB.pack` for the wide tiles only, where gemm keeps the given orientation.
+public struct GEMMPackedB: GEMMPanelSource {
+    public let panels: UnsafePointer<Float>, n: Int, k: Int, nr: Int
+
+    /// Floats of the packed op(B) [k, n] for `tile`.
+    @inlinable public static func count(n: Int, k: Int, tile: GEMMTile) -> Int { (n + tile.nr - 1) / tile.nr * tile.nr * k }
+
+    /// Packs op(B) [k, n] (B [k, ldb], or [n, ldb] when transposed) into dst (count(n:k:tile:)
+    /// floats) for products of the tile `ISA.tile`; nil where gemm would take the narrow tile or
+    /// transpose the product (then gemm packs as it goes).
+    @inlinable
+    public static func pack<ISA: ISATag>(_: ISA.Type, _ dst: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, ldb: Int,
+                                         transposed: Bool, n: Int, k: Int) -> GEMMPackedB? {
+        let tile = ISA.tile
+        if n == 0 || k == 0 || tile.prefersNarrowTile(n: n) { return nil }
+        let kBlock = GEMMBlocking.kBlock(k)
+        var jc = 0
+        while jc < n {
+            let nc = min(GEMMBlocking.nc, n - jc), width = (nc + tile.nr - 1) / tile.nr * tile.nr
+            var pc = 0
+            while pc < k {
+                packB(dst + jc * k + width * pc, b, ldb: ldb, transposed: transposed, row: pc, column: jc,
+                      kc: min(kBlock, k - pc), nc: nc, nr: tile.nr)
+                pc += kBlock
+            }
+            jc += GEMMBlocking.nc
+        }
+        return GEMMPackedB(panels: dst, n: n, k: k, nr: tile.nr)
+    }
+
+    @inlinable init(panels: UnsafePointer<Float>, n: Int, k: Int, nr: Int) {
+        self.panels = panels
+        self.n = n
+        self.k = k
+        self.nr = nr
+    }
+
+    @inlinable @inline(__always)
+    public func packedPanels(row: Int, column: Int, kc: Int, nc: Int, nr: Int) -> UnsafePointer<Float>? {
+        precondition(nr == self.nr && row + kc <= k && column + nc <= n, "GEMMPackedB: a block it does not hold")
+        return panels + column * k + (nc + nr - 1) / nr * nr * row
+    }
+
+    @inlinable
+    public func pack(_ dst: UnsafeMutablePointer<Float>, row: Int, column: Int, kc: Int, nc: Int, nr: Int) {
+        dst.update(from: packedPanels(row: row, column: column, kc: kc, nc: nc, nr: nr)!, count: (nc + nr - 1) / nr * nr * kc)
+    }
 }
 
 /// op(B) a matrix in memory: B [K, ldb], or [N, ldb] when transposed.

@@ -29,6 +29,16 @@ public protocol KernelSet: Sendable {
               _ a: UnsafePointer<Float>, lda: Int, transposeA: Bool, patches: GEMMPatches,
               m: Int, n: Int, k: Int, accumulate: Bool, workspace: GEMMWorkspace)
 
+    /// op(B) [k, n] packed into dst (GEMMPackedB.count floats) once for many products with it;
+    /// nil where gemm would pack as it goes (a narrow N).
+    func packB(_ dst: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, ldb: Int, transposeB: Bool,
+               n: Int, k: Int) -> GEMMPackedB?
+
+    /// The same with op(B) packed by packB: its panels read in place.
+    func gemm(_ c: UnsafeMutablePointer<Float>, ldc: Int,
+              _ a: UnsafePointer<Float>, lda: Int, transposeA: Bool, packed: GEMMPackedB,
+              m: Int, accumulate: Bool, workspace: GEMMWorkspace)
+
     /// out[r, c] += bias[c], rows `rowStride` apart (nil: `columns`)
     func biasForward(_ out: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, rows: Int, columns: Int, rowStride: Int?)
     /// out = max(out + bias, 0), rows `rowStride` apart (nil: `columns`)

@@ -31,6 +31,18 @@ public struct AVX2Kernels: KernelSet {
                               m: m, n: n, k: k, accumulate: accumulate, workspace: workspace)
     }
 
+    public func packB(_ dst: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, ldb: Int, transposeB: Bool,
+                      n: Int, k: Int) -> GEMMPackedB? {
+        GEMMPackedB.pack(AVX2.self, dst, b, ldb: ldb, transposed: transposeB, n: n, k: k)
+    }
+
+    public func gemm(_ c: UnsafeMutablePointer<Float>, ldc: Int,
+                     _ a: UnsafePointer<Float>, lda: Int, transposeA: Bool, packed: GEMMPackedB,
+                     m: Int, accumulate: Bool, workspace: GEMMWorkspace) {
+        VAEKernels.gemmPanels(AVX2.self, c, ldc: ldc, a, lda: lda, transposeA: transposeA, packed,
+                              m: m, n: packed.n, k: packed.k, accumulate: accumulate, workspace: workspace)
+    }
+
     public func biasForward(_ out: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, rows: Int, columns: Int, rowStride: Int?) {
         VAEKernels.biasForward(AVX2.self, out, bias, rows: rows, columns: columns, rowStride: rowStride)
     }

@@ -31,6 +31,18 @@ public struct AVX512Kernels: KernelSet {
                               m: m, n: n, k: k, accumulate: accumulate, workspace: workspace)
     }
 
+    public func packB(_ dst: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, ldb: Int, transposeB: Bool,
+                      n: Int, k: Int) -> GEMMPackedB? {
+        GEMMPackedB.pack(AVX512.self, dst, b, ldb: ldb, transposed: transposeB, n: n, k: k)
+    }
+
+    public func gemm(_ c: UnsafeMutablePointer<Float>, ldc: Int,
+                     _ a: UnsafePointer<Float>, lda: Int, transposeA: Bool, packed: GEMMPackedB,
+                     m: Int, accumulate: Bool, workspace: GEMMWorkspace) {
+        VAEKernels.gemmPanels(AVX512.self, c, ldc: ldc, a, lda: lda, transposeA: transposeA, packed,
+                              m: m, n: packed.n, k: packed.k, accumulate: accumulate, workspace: workspace)
+    }
+
     public func biasForward(_ out: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, rows: Int, columns: Int, rowStride: Int?) {
         VAEKernels.biasForward(AVX512.self, out, bias, rows: rows, columns: columns, rowStride: rowStride)
     }
@@ -94,6 +106,18 @@ public struct AVX512YMMKernels: KernelSet {
                      m: Int, n: Int, k: Int, accumulate: Bool, workspace: GEMMWorkspace) {
         VAEKernels.gemmPanels(AVX512YMM.self, c, ldc: ldc, a, lda: lda, transposeA: transposeA, patches,
                               m: m, n: n, k: k, accumulate: accumulate, workspace: workspace)
+    }
+
+    public func packB(_ dst: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, ldb: Int, transposeB: Bool,
+                      n: Int, k: Int) -> GEMMPackedB? {
+        GEMMPackedB.pack(AVX512YMM.self, dst, b, ldb: ldb, transposed: transposeB, n: n, k: k)
+    }
+
+    public func gemm(_ c: UnsafeMutablePointer<Float>, ldc: Int,
+                     _ a: UnsafePointer<Float>, lda: Int, transposeA: Bool, packed: GEMMPackedB,
+                     m: Int, accumulate: Bool, workspace: GEMMWorkspace) {
+        VAEKernels.gemmPanels(AVX512YMM.self, c, ldc: ldc, a, lda: lda, transposeA: transposeA, packed,
+                              m: m, n: packed.n, k: packed.k, accumulate: accumulate, workspace: workspace)
     }
 
     public func biasForward(_ out: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, rows: Int, columns: Int, rowStride: Int?) {

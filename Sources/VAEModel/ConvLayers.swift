@@ -28,7 +28,10 @@ public func convolutionForward(_ view: ConvView, image: UnsafePointer<Float>, ou
     let g = view.geometry, rows = batch * g.positions
     threads.forEachRange(rows, alignment: rowAlignment(columns: view.channels), minimum: GEMMBlocking.narrowMR,
                          PatchProductRows(cols: view.packsPatchesFromImage ? nil : cols, image: image, geometry: g, out: out, mask: nil,
-                                          weight: parameters + view.weight, bias: parameters + view.bias,
+                                          weight: parameters + view.weight,
+                                          packed: packWeights(parameters + view.weight, ldb: g.patch, transposed: true,
+                                                              n: view.channels, k: g.patch, workspace: workspace),
+                                          bias: parameters + view.bias,
                                           outFeatures: view.channels, relu: relu, threads: threads, workspace: workspace))
 }
 
@@ -143,6 +146,8 @@ public func convolutionInputGradient(_ view: ConvView, dout: UnsafePointer<Float
                                      threads: KernelThreads, workspace: GEMMWorkspace) {
     threads.forEachRange(batch, alignment: 1, minimum: 1,
                          ProductCol2ImExamples(image: dimage, mask: reluMask, input: dout, weight: parameters + view.weight,
+                                               packed: packWeights(parameters + view.weight, ldb: view.geometry.patch, transposed: false,
+                                                                   n: view.geometry.patch, k: view.channels, workspace: workspace),
                                                geometry: view.geometry, channels: view.channels, bias: nil, relu: false,
                                                threads: threads, workspace: workspace))
 }
@@ -155,6 +160,8 @@ public func transposedConvolutionForward(_ view: ConvView, input: UnsafePointer<
     // cols [rows, patch] = input [rows, channels] · weight [channels, patch], then col2im.
     threads.forEachRange(batch, alignment: 1, minimum: 1,
                          ProductCol2ImExamples(image: out, mask: nil, input: input, weight: parameters + view.weight,
+                                               packed: packWeights(parameters + view.weight, ldb: view.geometry.patch, transposed: false,
+                                                                   n: view.geometry.patch, k: view.channels, workspace: workspace),
                                                geometry: view.geometry, channels: view.channels, bias: parameters + view.bias, relu: relu,
                                                threads: threads, workspace: workspace))
 }
@@ -198,9 +205,21 @@ public func transposedConvolutionInputGradient(_ view: ConvView, dout: UnsafePoi
     threads.forEachRange(batch * view.geometry.positions, alignment: rowAlignment(columns: view.channels),
                          minimum: GEMMBlocking.narrowMR,
                          PatchProductRows(cols: view.packsPatchesFromImage ? nil : dcols, image: dout, geometry: view.geometry,
-                                          out: dinput, mask: reluMask,
-                                          weight: parameters + view.weight, bias: nil, outFeatures: view.channels, relu: false,
+                                          out: dinput, mask: reluMask, weight: parameters + view.weight,
+                                          packed: dinput == nil ? nil : packWeights(parameters + view.weight, ldb: view.geometry.patch,
+                                                                                    transposed: true, n: view.channels,
+                                                                                    k: view.geometry.patch, workspace: workspace),
+                                          bias: nil, outFeatures: view.channels, relu: false,
                                           threads: threads, workspace: workspace))
+}
+
+/// op(B) [k, n] of a pass's products packed once into the workspace, for every part and thread
+/// to read (nil where gemm packs as it goes: a narrow N, which it computes transposed).
+func packWeights(_ b: UnsafePointer<Float>, ldb: Int, transposed: Bool, n: Int, k: Int,
+                 workspace: GEMMWorkspace) -> GEMMPackedB? {
+    let kernels = Kernels.active
+    let dst = workspace.packedWeights(count: GEMMPackedB.count(n: n, k: k, tile: kernels.isa.tile))
+    return kernels.packB(dst, b, ldb: ldb, transposeB: transposed, n: n, k: k)
 }
 
 /// [batch, positions, channels] (NHWC) -> [batch, channels, positions] (CHW, torch's flatten order),
@@ -227,7 +246,8 @@ struct PatchProductRows: RangeWork {
     let cols: UnsafeMutablePointer<Float>?, image: UnsafePointer<Float>, geometry: ConvGeometry
     /// out is 0 where mask (same shape) is not positive: a ReLU's backward (bias nil then).
     let out: UnsafeMutablePointer<Float>?, mask: UnsafePointer<Float>?
-    let weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?
+    /// weight^T packed once for every part (nil: each part's product packs it).
+    let weight: UnsafePointer<Float>, packed: GEMMPackedB?, bias: UnsafePointer<Float>?
     let outFeatures: Int, relu: Bool
     let threads: KernelThreads, workspace: GEMMWorkspace
 
@@ -244,7 +264,13 @@ struct PatchProductRows: RangeWork {
             im2col(patches, image, geometry, rows: part)
             if let out {
                 let o = out + part.lowerBound * outFeatures
-                Kernels.active.matmulNT(o, patches, weight, m: part.count, n: outFeatures, k: patch, accumulate: false, workspace: ws)
+                if let packed {
+                    Kernels.active.gemm(o, ldc: outFeatures, patches, lda: patch, transposeA: false, packed: packed, m: part.count,
+                                        accumulate: false, workspace: ws)
+                } else {
+                    Kernels.active.matmulNT(o, patches, weight, m: part.count, n: outFeatures, k: patch, accumulate: false,
+                                            workspace: ws)
+                }
                 if let bias {
                     if relu {
                         Kernels.active.biasReluForward(o, bias, rows: part.count, columns: outFeatures)
@@ -269,7 +295,8 @@ struct PatchProductRows: RangeWork {
 struct ProductCol2ImExamples: RangeWork {
     /// image is 0 where mask (same shape) is not positive: a ReLU's backward.
     let image: UnsafeMutablePointer<Float>, mask: UnsafePointer<Float>?
-    let input: UnsafePointer<Float>, weight: UnsafePointer<Float>
+    /// weight packed once for every part (nil: each part's product packs it).
+    let input: UnsafePointer<Float>, weight: UnsafePointer<Float>, packed: GEMMPackedB?
     let geometry: ConvGeometry, channels: Int
     let bias: UnsafePointer<Float>?, relu: Bool
     let threads: KernelThreads, workspace: GEMMWorkspace
@@ -284,8 +311,13 @@ struct ProductCol2ImExamples: RangeWork {
         while first < examples.upperBound {
             let part = first..<min(first + chunk, examples.upperBound)
             let row = part.lowerBound * g.positions
-            Kernels.active.matmulNN(cols, input + row * channels, weight, m: part.count * g.positions,
-                                    n: g.patch, k: channels, accumulate: false, workspace: ws)
+            if let packed {
+                Kernels.active.gemm(cols, ldc: g.patch, input + row * channels, lda: channels, transposeA: false, packed: packed,
+                                    m: part.count * g.positions, accumulate: false, workspace: ws)
+            } else {
+                Kernels.active.matmulNN(cols, input + row * channels, weight, m: part.count * g.positions,
+                                        n: g.patch, k: channels, accumulate: false, workspace: ws)
+            }
             Col2ImExamples(image: image, cols: cols, geometry: g, bias: bias, relu: relu)
                 .run(part, thread: thread)
             if let mask {
