@@ -192,7 +192,8 @@ public func gemmPanels<ISA: ISATag, Source: GEMMPanelSource>(_: ISA.Type, _ c: U
         return
     }
     let tile = ISA.tile
-    let narrow = tile.prefersNarrowTile(n: n)
+    // Packed weights (GEMMPackedB) come in the full tile's panels even for a narrow N.
+    let narrow = !source.wholePanels && tile.prefersNarrowTile(n: n)
     let nr = narrow ? GEMMBlocking.narrowNR : tile.nr
     let packedA = workspace.packedA, packedB = workspace.packedB
     var jc = 0

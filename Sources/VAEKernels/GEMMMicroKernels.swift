@@ -283,6 +283,16 @@ func microKernel12x32<ISA: ISATag>(_: ISA.Type, kc: Int, a: UnsafePointer<Float>
         storeTileRow(c, ldc: ldc, 10, c20, c21, load: load); storeTileRow(c, ldc: ldc, 11, c22, c23, load: load)
         return
     }
+    if rows == 12 && columns == 16 {
+        // Padded weights of 16 columns (a transposed convolution to one channel): the left halves.
+        storeTileHalf(c, ldc: ldc, 0, c0, load: load); storeTileHalf(c, ldc: ldc, 1, c2, load: load)
+        storeTileHalf(c, ldc: ldc, 2, c4, load: load); storeTileHalf(c, ldc: ldc, 3, c6, load: load)
+        storeTileHalf(c, ldc: ldc, 4, c8, load: load); storeTileHalf(c, ldc: ldc, 5, c10, load: load)
+        storeTileHalf(c, ldc: ldc, 6, c12, load: load); storeTileHalf(c, ldc: ldc, 7, c14, load: load)
+        storeTileHalf(c, ldc: ldc, 8, c16, load: load); storeTileHalf(c, ldc: ldc, 9, c18, load: load)
+        storeTileHalf(c, ldc: ldc, 10, c20, load: load); storeTileHalf(c, ldc: ldc, 11, c22, load: load)
+        return
+    }
     // Row r of the tile is (c[2r], c[2r + 1]): 32 consecutive floats in this tuple.
     let tile = (c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15,
                 c16, c17, c18, c19, c20, c21, c22, c23)
@@ -477,4 +487,13 @@ func storeTileRow<V: SIMD>(_ c: UnsafeMutablePointer<Float>, ldc: Int, _ r: Int,
     }
     row.storeBytes(of: lo, as: V.self)
     row.storeBytes(of: hi, toByteOffset: MemoryLayout<V>.size, as: V.self)
+}
+
+/// The first vector of row r of a tile into C: stored, or added to C's row when `load`.
+@inlinable @inline(__always)
+func storeTileHalf<V: SIMD>(_ c: UnsafeMutablePointer<Float>, ldc: Int, _ r: Int, _ lo: V, load: Bool) where V.Scalar == Float {
+    let row = UnsafeMutableRawPointer(c + r * ldc)
+    var lo = lo
+    if load { lo += row.loadUnaligned(as: V.self) }
+    row.storeBytes(of: lo, as: V.self)
 }

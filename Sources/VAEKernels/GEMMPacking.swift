@@ -10,11 +10,15 @@ public protocol GEMMPanelSource {
     /// Those panels where they are already packed (GEMMPackedB), for gemm to read in place;
     /// nil (the default) where they must be packed.
     func packedPanels(row: Int, column: Int, kc: Int, nc: Int, nr: Int) -> UnsafePointer<Float>?
+    /// Whether gemm must take the full tile's panels whatever N is (false, the default: a narrow
+    /// N takes the narrow tile).
+    var wholePanels: Bool { get }
 }
 
 extension GEMMPanelSource {
     @inlinable @inline(__always)
     public func packedPanels(row: Int, column: Int, kc: Int, nc: Int, nr: Int) -> UnsafePointer<Float>? { nil }
+    @inlinable public var wholePanels: Bool { false }
 }
 
 /// op(B) packed once for many products with it: a convolution's weights, multiplied a few
@@ -29,13 +33,14 @@ public struct GEMMPackedB: GEMMPanelSource {
     @inlinable public static func count(n: Int, k: Int, tile: GEMMTile) -> Int { (n + tile.nr - 1) / tile.nr * tile.nr * k }
 
     /// Packs op(B) [k, n] (B [k, ldb], or [n, ldb] when transposed) into dst (count(n:k:tile:)
-    /// floats) for products of the tile `ISA.tile`; nil where gemm would take the narrow tile or
-    /// transpose the product (then gemm packs as it goes).
+    /// floats) for products of the tile `ISA.tile`. A narrow N (where gemm would take the narrow
+    /// tile, or compute the product transposed) is packed only when `padded`: into the full
+    /// tile's panels, its columns past N zero.
     @inlinable
     public static func pack<ISA: ISATag>(_: ISA.Type, _ dst: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, ldb: Int,
-                                         transposed: Bool, n: Int, k: Int) -> GEMMPackedB? {
+                                         transposed: Bool, n: Int, k: Int, padded: Bool) -> GEMMPackedB? {
         let tile = ISA.tile
-        if n == 0 || k == 0 || tile.prefersNarrowTile(n: n) { return nil }
+        if n == 0 || k == 0 || (!padded && tile.prefersNarrowTile(n: n)) { return nil }
         let kBlock = GEMMBlocking.kBlock(k)
         var jc = 0
         while jc < n {
@@ -57,6 +62,8 @@ public struct GEMMPackedB: GEMMPanelSource {
         self.k = k
         self.nr = nr
     }
+
+    @inlinable public var wholePanels: Bool { true }
 
     @inlinable @inline(__always)
     public func packedPanels(row: Int, column: Int, kc: Int, nc: Int, nr: Int) -> UnsafePointer<Float>? {

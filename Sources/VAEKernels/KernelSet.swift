@@ -30,9 +30,9 @@ public protocol KernelSet: Sendable {
               m: Int, n: Int, k: Int, accumulate: Bool, workspace: GEMMWorkspace)
 
     /// op(B) [k, n] packed into dst (GEMMPackedB.count floats) once for many products with it;
-    /// nil where gemm would pack as it goes (a narrow N).
+    /// a narrow N only when `padded` (see GEMMPackedB.pack), else nil.
     func packB(_ dst: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, ldb: Int, transposeB: Bool,
-               n: Int, k: Int) -> GEMMPackedB?
+               n: Int, k: Int, padded: Bool) -> GEMMPackedB?
 
     /// The same with op(B) packed by packB: its panels read in place.
     func gemm(_ c: UnsafeMutablePointer<Float>, ldc: Int,

@@ -32,8 +32,8 @@ public struct AVX2Kernels: KernelSet {
     }
 
     public func packB(_ dst: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, ldb: Int, transposeB: Bool,
-                      n: Int, k: Int) -> GEMMPackedB? {
-        GEMMPackedB.pack(AVX2.self, dst, b, ldb: ldb, transposed: transposeB, n: n, k: k)
+                      n: Int, k: Int, padded: Bool) -> GEMMPackedB? {
+        GEMMPackedB.pack(AVX2.self, dst, b, ldb: ldb, transposed: transposeB, n: n, k: k, padded: padded)
     }
 
     public func gemm(_ c: UnsafeMutablePointer<Float>, ldc: Int,

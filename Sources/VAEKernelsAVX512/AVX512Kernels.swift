@@ -32,8 +32,8 @@ public struct AVX512Kernels: KernelSet {
     }
 
     public func packB(_ dst: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, ldb: Int, transposeB: Bool,
-                      n: Int, k: Int) -> GEMMPackedB? {
-        GEMMPackedB.pack(AVX512.self, dst, b, ldb: ldb, transposed: transposeB, n: n, k: k)
+                      n: Int, k: Int, padded: Bool) -> GEMMPackedB? {
+        GEMMPackedB.pack(AVX512.self, dst, b, ldb: ldb, transposed: transposeB, n: n, k: k, padded: padded)
     }
 
     public func gemm(_ c: UnsafeMutablePointer<Float>, ldc: Int,
@@ -109,8 +109,8 @@ public struct AVX512YMMKernels: KernelSet {
     }
 
     public func packB(_ dst: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, ldb: Int, transposeB: Bool,
-                      n: Int, k: Int) -> GEMMPackedB? {
-        GEMMPackedB.pack(AVX512YMM.self, dst, b, ldb: ldb, transposed: transposeB, n: n, k: k)
+                      n: Int, k: Int, padded: Bool) -> GEMMPackedB? {
+        GEMMPackedB.pack(AVX512YMM.self, dst, b, ldb: ldb, transposed: transposeB, n: n, k: k, padded: padded)
     }
 
     public func gemm(_ c: UnsafeMutablePointer<Float>, ldc: Int,

@@ -161,7 +161,8 @@ public func transposedConvolutionForward(_ view: ConvView, input: UnsafePointer<
     threads.forEachRange(batch, alignment: 1, minimum: 1,
                          ProductCol2ImExamples(image: out, mask: nil, input: input, weight: parameters + view.weight,
                                                packed: packWeights(parameters + view.weight, ldb: view.geometry.patch, transposed: false,
-                                                                   n: view.geometry.patch, k: view.channels, workspace: workspace),
+                                                                   n: view.geometry.patch, k: view.channels, padded: true,
+                                                                   workspace: workspace),
                                                geometry: view.geometry, channels: view.channels, bias: parameters + view.bias, relu: relu,
                                                threads: threads, workspace: workspace))
 }
@@ -215,11 +216,11 @@ public func transposedConvolutionInputGradient(_ view: ConvView, dout: UnsafePoi
 
 /// op(B) [k, n] of a pass's products packed once into the workspace, for every part and thread
 /// to read (nil where gemm packs as it goes: a narrow N, which it computes transposed).
-func packWeights(_ b: UnsafePointer<Float>, ldb: Int, transposed: Bool, n: Int, k: Int,
+func packWeights(_ b: UnsafePointer<Float>, ldb: Int, transposed: Bool, n: Int, k: Int, padded: Bool = false,
                  workspace: GEMMWorkspace) -> GEMMPackedB? {
     let kernels = Kernels.active
     let dst = workspace.packedWeights(count: GEMMPackedB.count(n: n, k: k, tile: kernels.isa.tile))
-    return kernels.packB(dst, b, ldb: ldb, transposeB: transposed, n: n, k: k)
+    return kernels.packB(dst, b, ldb: ldb, transposeB: transposed, n: n, k: k, padded: padded)
 }
 
 /// [batch, positions, channels] (NHWC) -> [batch, channels, positions] (CHW, torch's flatten order),

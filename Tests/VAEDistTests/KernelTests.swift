@@ -182,21 +182,22 @@ func runnableKernels(sourceLocation: SourceLocation = #_sourceLocation) -> [any 
 
     /// op(B) packed once (GEMMPackedB, a convolution's weights) gives the bits of gemm packing as it
     /// goes, on every kernel set: shapes with several K blocks (k > 256), several column blocks
-    /// (n > 1024), ragged last panels, and N narrow enough for packB to decline (nil).
+    /// (n > 1024), ragged last panels, and narrow N (packB declines them unless padded; padded,
+    /// gemm's transposed product has the same bits).
     @Test func prepackedWeightsGiveTheBitsOfGemm() {
         let workspace = GEMMWorkspace()
         var packedProducts = 0
         for kernels in runnableKernels() {
             for (m, n, k) in [(37, 32, 512), (130, 512, 32), (12, 64, 700), (25, 1100, 9), (5, 48, 257), (40, 16, 32), (9, 8, 3)] {
-                for (transposeA, transposeB) in [(false, true), (false, false), (true, false)] {
+                for (transposeA, transposeB) in [(false, true), (false, false), (true, false)] { for padded in [false, true] {
                     let a = randomFloats(m * k, seed: UInt64(m + k)), b = randomFloats(k * n, seed: UInt64(n * 3 + k))
                     let lda = transposeA ? m : k, ldb = transposeB ? k : n, ldc = n + 5
-                    let label = "\(kernels.isa) \(m)x\(n)x\(k) tA \(transposeA) tB \(transposeB)"
+                    let label = "\(kernels.isa) \(m)x\(n)x\(k) tA \(transposeA) tB \(transposeB) padded \(padded)"
                     let count = GEMMPackedB.count(n: n, k: k, tile: kernels.isa.tile), panels = allocateAligned(count)
                     defer { panels.deallocate() }
                     panels.update(repeating: .nan, count: count)
-                    guard let packed = kernels.packB(panels, b, ldb: ldb, transposeB: transposeB, n: n, k: k) else {
-                        #expect(kernels.isa.tile.prefersNarrowTile(n: n), "packB declined a wide N: \(label)")
+                    guard let packed = kernels.packB(panels, b, ldb: ldb, transposeB: transposeB, n: n, k: k, padded: padded) else {
+                        #expect(!padded && kernels.isa.tile.prefersNarrowTile(n: n), "packB declined: \(label)")
                         continue
                     }
                     for accumulate in [false, true] {
@@ -208,10 +209,10 @@ func runnableKernels(sourceLocation: SourceLocation = #_sourceLocation) -> [any 
                         #expect(fromPacked.map(\.bitPattern) == given.map(\.bitPattern), "packed vs gemm: other bits, \(label)")
                         packedProducts += 1
                     }
-                }
+                } }
             }
         }
-        #expect(packedProducts >= 30)
+        #expect(packedProducts >= 60)
     }
 
     @Test func namedFormsAreTheRightTransposes() {
