@@ -117,6 +117,38 @@ public struct GEMMPatches: GEMMPanelSource {
             let out = dst + j * kc, q0 = column + j, columns = min(nr, nc - j)
             let ky = q0 / run, kx = (q0 % run) / c, channel = q0 % c
             var n = n0, oy = oy0, ox = ox0
+            if columns == nr && channel + nr <= c {
+                // The panel's rows by spans of one output row: the image row and the positions
+                // inside the image found once per span, then one copy per row.
+                var p = 0
+                while p < kc {
+                    let span = min(g.outWidth - ox, kc - p), out = out + p * nr
+                    let iy = oy * g.stride - g.padding + ky, ix0 = ox * g.stride - g.padding + kx
+                    if iy < 0 || iy >= g.inHeight {
+                        fillZero(out, count: span * nr)
+                    } else {
+                        // j in inside ..< end: 0 <= ix0 + j * stride < inWidth.
+                        let inside = min(span, ix0 >= 0 ? 0 : (-ix0 + g.stride - 1) / g.stride)
+                        let end = max(inside, min(span, ix0 >= g.inWidth ? 0 : (g.inWidth - ix0 + g.stride - 1) / g.stride))
+                        if inside > 0 { fillZero(out, count: inside * nr) }
+                        var src = image + ((n * g.inHeight + iy) * g.inWidth + ix0 + inside * g.stride) * c + channel
+                        for j in inside..<end {
+                            copyRun(out + j * nr, src, count: nr)
+                            src += g.stride * c
+                        }
+                        if end < span { fillZero(out + end * nr, count: (span - end) * nr) }
+                    }
+                    p += span
+                    ox += span
+                    if ox == g.outWidth {
+                        ox = 0
+                        oy += 1
+                        if oy == g.outHeight { oy = 0; n += 1 }
+                    }
+                }
+                j += nr
+                continue
+            }
             for p in 0..<kc {
                 let iy = oy * g.stride - g.padding + ky, ix = ox * g.stride - g.padding + kx
                 if columns == nr && channel + nr <= c {
