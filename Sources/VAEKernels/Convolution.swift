@@ -127,13 +127,13 @@ public struct GEMMPatches: GEMMPanelSource {
                     if iy < 0 || iy >= g.inHeight {
                         fillZero(out, count: span * nr)
                     } else {
-                        // j in inside ..< end: 0 <= ix0 + j * stride < inWidth.
+                        // Rows i in inside ..< end of the span: 0 <= ix0 + i * stride < inWidth.
                         let inside = min(span, ix0 >= 0 ? 0 : (-ix0 + g.stride - 1) / g.stride)
                         let end = max(inside, min(span, ix0 >= g.inWidth ? 0 : (g.inWidth - ix0 + g.stride - 1) / g.stride))
                         if inside > 0 { fillZero(out, count: inside * nr) }
                         var src = image + ((n * g.inHeight + iy) * g.inWidth + ix0 + inside * g.stride) * c + channel
-                        for j in inside..<end {
-                            copyRun(out + j * nr, src, count: nr)
+                        for i in inside..<end {
+                            copyRun(out + i * nr, src, count: nr)
                             src += g.stride * c
                         }
                         if end < span { fillZero(out + end * nr, count: (span - end) * nr) }
@@ -149,26 +149,18 @@ public struct GEMMPatches: GEMMPanelSource {
                 j += nr
                 continue
             }
+            // A partial panel, or one whose columns span pixels: value by value.
             for p in 0..<kc {
-                let iy = oy * g.stride - g.padding + ky, ix = ox * g.stride - g.padding + kx
-                if columns == nr && channel + nr <= c {
-                    if iy >= 0 && iy < g.inHeight && ix >= 0 && ix < g.inWidth {
-                        copyRun(out + p * nr, image + ((n * g.inHeight + iy) * g.inWidth + ix) * c + channel, count: nr)
-                    } else {
-                        fillZero(out + p * nr, count: nr)
-                    }
-                } else {
-                    for q in 0..<nr {
-                        var value: Float = 0
-                        if q < columns {
-                            let col = q0 + q, ky = col / run, kx = (col % run) / c, channel = col % c
-                            let iy = oy * g.stride - g.padding + ky, ix = ox * g.stride - g.padding + kx
-                            if iy >= 0 && iy < g.inHeight && ix >= 0 && ix < g.inWidth {
-                                value = image[((n * g.inHeight + iy) * g.inWidth + ix) * c + channel]
-                            }
+                for q in 0..<nr {
+                    var value: Float = 0
+                    if q < columns {
+                        let col = q0 + q, ky = col / run, kx = (col % run) / c, channel = col % c
+                        let iy = oy * g.stride - g.padding + ky, ix = ox * g.stride - g.padding + kx
+                        if iy >= 0 && iy < g.inHeight && ix >= 0 && ix < g.inWidth {
+                            value = image[((n * g.inHeight + iy) * g.inWidth + ix) * c + channel]
                         }
-                        out[p * nr + q] = value
                     }
+                    out[p * nr + q] = value
                 }
                 ox += 1
                 if ox == g.outWidth {
