@@ -9,7 +9,7 @@
 // contiguous or one row stride apart whichever way op(A) is stored, so the kernel reads A in
 // place (packing it cost 2-5% of these GEMMs and bought nothing at these sizes). Only a
 // partial last row panel is copied, zero-padded. The tile is the kernel set's
-// (GEMMMicroKernels.swift): 6 x 16 on AVX2, 12 x 32 zmm or 12 x 16 ymm on AVX-512, with
+// (GEMMMicroKernels.swift, GEMMMicroKernelsAVX512.swift): 6 x 16 on AVX2, 12 x 32 zmm or 12 x 16 ymm on AVX-512, with
 // 4-row tiles for the rows past the last full tile.
 
 /// Block sizes of the packed GEMM (the register tile is `GEMMTile`).
