@@ -30,7 +30,10 @@ public struct GEMMPackedB: GEMMPanelSource {
     public let panels: UnsafePointer<Float>, n: Int, k: Int, nr: Int
 
     /// Floats of the packed op(B) [k, n] for `tile`.
-    @inlinable public static func count(n: Int, k: Int, tile: GEMMTile) -> Int { (n + tile.nr - 1) / tile.nr * tile.nr * k }
+    @inlinable public static func count(n: Int, k: Int, tile: GEMMTile) -> Int { panelWidth(n, nr: tile.nr) * k }
+
+    /// nc columns rounded up to whole panels of nr.
+    @inlinable static func panelWidth(_ nc: Int, nr: Int) -> Int { (nc + nr - 1) / nr * nr }
 
     /// Packs op(B) [k, n] (B [k, ldb], or [n, ldb] when transposed) into dst (count(n:k:tile:)
     /// floats) for products of the tile `ISA.tile`. A narrow N (where gemm would take the narrow
@@ -44,7 +47,7 @@ public struct GEMMPackedB: GEMMPanelSource {
         let kBlock = GEMMBlocking.kBlock(k)
         var jc = 0
         while jc < n {
-            let nc = min(GEMMBlocking.nc, n - jc), width = (nc + tile.nr - 1) / tile.nr * tile.nr
+            let nc = min(GEMMBlocking.nc, n - jc), width = panelWidth(nc, nr: tile.nr)
             var pc = 0
             while pc < k {
                 packB(dst + jc * k + width * pc, b, ldb: ldb, transposed: transposed, row: pc, column: jc,
@@ -68,12 +71,13 @@ public struct GEMMPackedB: GEMMPanelSource {
     @inlinable @inline(__always)
     public func packedPanels(row: Int, column: Int, kc: Int, nc: Int, nr: Int) -> UnsafePointer<Float>? {
         precondition(nr == self.nr && row + kc <= k && column + nc <= n, "GEMMPackedB: a block it does not hold")
-        return panels + column * k + (nc + nr - 1) / nr * nr * row
+        return panels + column * k + GEMMPackedB.panelWidth(nc, nr: nr) * row
     }
 
     @inlinable
     public func pack(_ dst: UnsafeMutablePointer<Float>, row: Int, column: Int, kc: Int, nc: Int, nr: Int) {
-        dst.update(from: packedPanels(row: row, column: column, kc: kc, nc: nc, nr: nr)!, count: (nc + nr - 1) / nr * nr * kc)
+        dst.update(from: packedPanels(row: row, column: column, kc: kc, nc: nc, nr: nr)!,
+                   count: GEMMPackedB.panelWidth(nc, nr: nr) * kc)
     }
 }
 
