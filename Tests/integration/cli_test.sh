@@ -34,13 +34,18 @@ assert m["test_count"] == 40 and m["test_iw_nll"] <= m["test_nelbo"] + 1, m' "$o
 # (formatted text, every ~10 s or 25 an epoch by default) are reporting, not the step.
 # VAE_DIST_ISA forces the kernels: timing them at start (when the cache lacks this workload, as
 # after other workloads pushed it out) allocates as many times as its rounds, which vary with load.
+# SWIFT_DETERMINISTIC_HASHING=1: Swift seeds every Set and Dictionary's hash at random per
+# process, so their growth (argument parsing, JSON) allocated 5-25 times more or less from run
+# to run, in either direction, and failed this test once in CI (9210 with 20 steps, 9203 with
+# 100). With fixed seeds two runs differ by one or two; 10 leaves room for thread timing and
+# still fails on one allocation every 8 steps.
 if command -v cc > /dev/null && cc -O2 -shared -fPIC "$tools/count_allocations.c" -o "$tmp/count.so" -ldl 2> /dev/null; then
   counts=()
   for n in 1280 6400; do
-    counts+=("$(VAE_DIST_ISA=avx2 LD_PRELOAD="$tmp/count.so" "$bin" train --data synthetic:$n --epochs 1 --batch-size 64 --log-every 100000 --out "$tmp/alloc$n" 2>&1 \
+    counts+=("$(SWIFT_DETERMINISTIC_HASHING=1 VAE_DIST_ISA=avx2 LD_PRELOAD="$tmp/count.so" "$bin" train --data synthetic:$n --epochs 1 --batch-size 64 --log-every 100000 --out "$tmp/alloc$n" 2>&1 \
       | sed -n 's/^allocations: total \([0-9]*\).*/\1/p')")
   done
-  if [ -n "${counts[0]}" ] && [ -n "${counts[1]}" ] && [ $(( ${counts[1]} - ${counts[0]} )) -le 5 ] && [ $(( ${counts[0]} - ${counts[1]} )) -le 5 ]; then
+  if [ -n "${counts[0]}" ] && [ -n "${counts[1]}" ] && [ $(( ${counts[1]} - ${counts[0]} )) -le 10 ] && [ $(( ${counts[0]} - ${counts[1]} )) -le 10 ]; then
     ok "no allocation in the training step: ${counts[0]} allocations (every allocation function) with 20 steps, ${counts[1]} with 100"
   else
     bad "allocations grow with steps: ${counts[*]}"
