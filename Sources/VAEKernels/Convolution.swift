@@ -176,9 +176,67 @@ public struct GEMMPatches: GEMMPanelSource {
 
 /// image[n] = sum over the patches that hold each element of cols (the adjoint of im2col), for
 /// the examples `examples`, `cols` pointing at the first of their patches: overwritten, each
-/// element's terms added in row order, then tap order.
+/// element 0 plus its terms in row order (the patches' positions in order). With 16 channels or
+/// more, gathered (col2imGather); with fewer, a pixel's channels fill less than a vector, and
+/// each patch's kernel rows are added into the zeroed image instead (col2imScatter, runs of
+/// k * C floats). Both add each element's terms in the same order, from 0: the same bits.
 @inlinable
 public func col2im(_ image: UnsafeMutablePointer<Float>, _ cols: UnsafePointer<Float>, _ g: ConvGeometry, examples: Range<Int>) {
+    if g.inChannels < 16 {
+        col2imScatter(image, cols, g, examples: examples)
+    } else {
+        col2imGather(image, cols, g, examples: examples)
+    }
+}
+
+/// col2im by pixels: each pixel adds its (at most ceil(k / s)^2) terms in registers and is
+/// stored once, so the image is neither zeroed first nor read back once per term. Each image
+/// row is whole when `afterRow` gets it (its address and index n * inHeight + iy): an epilogue
+/// (bias, ReLU, a mask) can run while the row is in L1.
+@inlinable
+public func col2imGather(_ image: UnsafeMutablePointer<Float>, _ cols: UnsafePointer<Float>, _ g: ConvGeometry,
+                         examples: Range<Int>, afterRow: (UnsafeMutablePointer<Float>, Int) -> Void = { _, _ in }) {
+    let k = g.kernel, s = g.stride, c = g.inChannels, patch = g.patch
+    for n in examples {
+        let base = cols + (n - examples.lowerBound) * g.positions * patch
+        for iy in 0..<g.inHeight {
+            // The output rows whose patches hold image row iy: iy + padding = oy * s + ky, 0 <= ky < k.
+            let t = iy + g.padding
+            let oyFirst = t - k + 1 <= 0 ? 0 : (t - k + s) / s, oyLast = min(g.outHeight - 1, t / s)
+            var dst = image + (n * g.inHeight + iy) * g.inWidth * c
+            for ix in 0..<g.inWidth {
+                let u = ix + g.padding
+                let oxFirst = u - k + 1 <= 0 ? 0 : (u - k + s) / s, oxLast = min(g.outWidth - 1, u / s)
+                var ch = 0
+                while ch + 16 <= c {
+                    var sum = SIMD16<Float>(repeating: 0)
+                    gatherTerms(base, g, oyFirst, oyLast, t, oxFirst, oxLast, u, ch) { sum += UnsafeRawPointer($0).loadUnaligned(as: SIMD16<Float>.self) }
+                    UnsafeMutableRawPointer(dst + ch).storeBytes(of: sum, as: SIMD16<Float>.self)
+                    ch += 16
+                }
+                while ch + 4 <= c {
+                    var sum = SIMD4<Float>(repeating: 0)
+                    gatherTerms(base, g, oyFirst, oyLast, t, oxFirst, oxLast, u, ch) { sum += UnsafeRawPointer($0).loadUnaligned(as: SIMD4<Float>.self) }
+                    UnsafeMutableRawPointer(dst + ch).storeBytes(of: sum, as: SIMD4<Float>.self)
+                    ch += 4
+                }
+                while ch < c {
+                    var sum: Float = 0
+                    gatherTerms(base, g, oyFirst, oyLast, t, oxFirst, oxLast, u, ch) { sum += $0.pointee }
+                    dst[ch] = sum
+                    ch += 1
+                }
+                dst += c
+            }
+            afterRow(dst - g.inWidth * c, n * g.inHeight + iy)
+        }
+    }
+}
+
+/// col2im by patches: the image zeroed, then each patch's kernel rows added into it, the
+/// patches in row order.
+@inlinable
+public func col2imScatter(_ image: UnsafeMutablePointer<Float>, _ cols: UnsafePointer<Float>, _ g: ConvGeometry, examples: Range<Int>) {
     let k = g.kernel, c = g.inChannels, run = k * c, patch = g.patch
     for n in examples {
         (image + n * g.imageSize).update(repeating: 0, count: g.imageSize)
@@ -218,6 +276,25 @@ func addRun(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, cou
         i += 4
     }
     while i < count { dst[i] += src[i]; i += 1 }
+}
+
+/// Calls `add` with the address of channel `ch` of each term of one pixel (t = iy + padding,
+/// u = ix + padding) in the patches from `base`: the positions oyFirst...oyLast, oxFirst...oxLast
+/// in row order, each at its tap (ky, kx) = (t - oy * s, u - ox * s).
+@inlinable @inline(__always)
+func gatherTerms(_ base: UnsafePointer<Float>, _ g: ConvGeometry, _ oyFirst: Int, _ oyLast: Int, _ t: Int,
+                 _ oxFirst: Int, _ oxLast: Int, _ u: Int, _ ch: Int, _ add: (UnsafePointer<Float>) -> Void) {
+    let k = g.kernel, s = g.stride, c = g.inChannels, patch = g.patch
+    var oy = oyFirst
+    while oy <= oyLast {
+        let row = base + oy * g.outWidth * patch + (t - oy * s) * k * c + ch
+        var ox = oxFirst
+        while ox <= oxLast {
+            add(row + ox * patch + (u - ox * s) * c)
+            ox += 1
+        }
+        oy += 1
+    }
 }
 
 /// dst[i] = src[i] for i in 0 ..< count, in vector moves: a patch's runs are 4 to a few hundred

@@ -319,33 +319,36 @@ struct ProductCol2ImExamples: RangeWork {
                 Kernels.active.matmulNN(cols, input + row * channels, weight, m: part.count * g.positions,
                                         n: g.patch, k: channels, accumulate: false, workspace: ws)
             }
-            Col2ImExamples(image: image, cols: cols, geometry: g, bias: bias, relu: relu)
-                .run(part, thread: thread)
-            if let mask {
+            let rowLength = g.inWidth * g.inChannels
+            if g.inChannels >= 16 && rowLength % 16 == 0 {
+                // Each image row's epilogue while the row is in L1: the same calls as on the
+                // whole part, cut at rows of whole vectors, so the same bits.
+                col2imGather(image, cols, g, examples: part) { row, index in
+                    epilogue(row, pixels: g.inWidth, offset: index * rowLength)
+                }
+            } else {
+                col2im(image, cols, g, examples: part)
                 let first = part.lowerBound * g.imageSize
-                Kernels.active.reluBackward(image + first, image + first, mask + first, count: part.count * g.imageSize)
+                epilogue(image + first, pixels: part.count * g.inHeight * g.inWidth, offset: first)
             }
             first = part.upperBound
         }
     }
-}
 
-/// col2im for a range of examples (`cols` holding their patches from its start), then (a
-/// transposed convolution's forward) bias and ReLU.
-struct Col2ImExamples: RangeWork {
-    let image: UnsafeMutablePointer<Float>, cols: UnsafePointer<Float>, geometry: ConvGeometry
-    var bias: UnsafePointer<Float>? = nil
-    var relu = false
-
+    /// On `pixels` pixels of the image from image + offset (= `start`): bias and ReLU (a
+    /// transposed convolution's forward), or 0 where the mask is not positive (an input gradient).
     @inline(__always)
-    func run(_ examples: Range<Int>, thread: Int) {
-        col2im(image, cols, geometry, examples: examples)
-        guard let bias else { return }
-        let g = geometry, first = image + examples.lowerBound * g.imageSize, pixels = examples.count * g.inHeight * g.inWidth
-        if relu {
-            Kernels.active.biasReluForward(first, bias, rows: pixels, columns: g.inChannels)
-        } else {
-            Kernels.active.biasForward(first, bias, rows: pixels, columns: g.inChannels)
+    func epilogue(_ start: UnsafeMutablePointer<Float>, pixels: Int, offset: Int) {
+        if let bias {
+            if relu {
+                Kernels.active.biasReluForward(start, bias, rows: pixels, columns: geometry.inChannels)
+            } else {
+                Kernels.active.biasForward(start, bias, rows: pixels, columns: geometry.inChannels)
+            }
+        }
+        if let mask {
+            Kernels.active.reluBackward(start, start, mask + offset, count: pixels * geometry.inChannels)
         }
     }
 }
+
