@@ -149,6 +149,39 @@ import VAEModel
         expectClose(dimage, expected, rtol: 1e-5, atol: 1e-5, "input gradient \(g)")
     }
 
+    /// col2im gathers each pixel's terms in registers (16 channels or more) or adds each patch
+    /// into a zeroed image (fewer): both add every element's terms to 0 in the patches' order, so
+    /// on every geometry they have the same bits (-0 terms included: one term a pixel at kernel 1
+    /// or stride = kernel), also for examples after the first; the gather hands each image row to
+    /// `afterRow` whole, once, in order.
+    @Test(arguments: geometries)
+    func col2imGatherHasTheBitsOfTheScatter(g: ConvGeometry) {
+        let batch = 3, size = g.positions * g.patch
+        var c = randomFloats(batch * size, seed: 13)
+        for i in stride(from: 0, to: c.count, by: 7) { c[i] = -0.0 }
+        var scattered = [Float](repeating: .nan, count: batch * g.imageSize), gathered = scattered, later = scattered
+        scattered.withUnsafeMutableBufferPointer { col2imScatter($0.baseAddress!, c, g, examples: 0..<batch) }
+        var rows: [Int] = []
+        gathered.withUnsafeMutableBufferPointer { buffer in
+            let image = buffer.baseAddress!
+            col2imGather(image, c, g, examples: 0..<batch) { row, index in
+                #expect(row == image + index * g.inWidth * g.inChannels, "row \(index)")
+                // Whole when handed over: no element of the row is still NaN.
+                let whole = !(0..<g.inWidth * g.inChannels).contains { row[$0].isNaN }
+                #expect(whole, "row \(index)")
+                rows.append(index)
+            }
+        }
+        #expect(gathered.map(\.bitPattern) == scattered.map(\.bitPattern), "\(g)")
+        #expect(rows == Array(0..<batch * g.inHeight))
+        c.withUnsafeBufferPointer { patches in
+            later.withUnsafeMutableBufferPointer { col2imGather($0.baseAddress!, patches.baseAddress! + size, g, examples: 1..<batch) }
+        }
+        #expect(later[g.imageSize...].map(\.bitPattern) == scattered[g.imageSize...].map(\.bitPattern), "examples 1..<3, \(g)")
+        let untouched = later[..<g.imageSize].allSatisfy(\.isNaN)
+        #expect(untouched, "example 0 untouched")
+    }
+
     /// The conv layers' forward, input gradient and weight gradient (a convolution and a transposed
     /// one) against the naive loops, with the same bits on 1, 2 and 3 threads.
     @Test(arguments: geometries)
