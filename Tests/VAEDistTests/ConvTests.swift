@@ -172,12 +172,14 @@ import VAEModel
                 rows.append(index)
             }
         }
-        #expect(gathered.map(\.bitPattern) == scattered.map(\.bitPattern), "\(g)")
+        let same = gathered.map(\.bitPattern) == scattered.map(\.bitPattern)
+        #expect(same, "gathered and scattered bits differ: \(g)")
         #expect(rows == Array(0..<batch * g.inHeight))
         c.withUnsafeBufferPointer { patches in
             later.withUnsafeMutableBufferPointer { col2imGather($0.baseAddress!, patches.baseAddress! + size, g, examples: 1..<batch) }
         }
-        #expect(later[g.imageSize...].map(\.bitPattern) == scattered[g.imageSize...].map(\.bitPattern), "examples 1..<3, \(g)")
+        let sameLater = later[g.imageSize...].map(\.bitPattern) == scattered[g.imageSize...].map(\.bitPattern)
+        #expect(sameLater, "examples 1..<3: gathered and scattered bits differ: \(g)")
         let untouched = later[..<g.imageSize].allSatisfy(\.isNaN)
         #expect(untouched, "example 0 untouched")
     }
