@@ -106,6 +106,52 @@ public struct GEMMPatches: GEMMPanelSource {
         GEMMPatches(image: image, geometry: geometry, firstColumn: firstColumn + column)
     }
 
+    /// The rows i in inside ..< end of a span of one output row whose first tap column is ix0:
+    /// those with 0 <= ix0 + i * stride < inWidth.
+    @inlinable @inline(__always)
+    func inImage(ix0: Int, span: Int) -> (inside: Int, end: Int) {
+        let g = geometry
+        let inside = min(span, ix0 >= 0 ? 0 : (-ix0 + g.stride - 1) / g.stride)
+        let end = max(inside, min(span, ix0 >= g.inWidth ? 0 : (g.inWidth - ix0 + g.stride - 1) / g.stride))
+        return (inside, end)
+    }
+
+    /// A whole-pixel panel's rows in the image: each row's nr channels of one pixel, or `zero`
+    /// outside the image; by spans of one output row, as `pack` copies them.
+    @inlinable
+    public func panelRows(_ rows: UnsafeMutablePointer<UnsafePointer<Float>>, zero: UnsafePointer<Float>,
+                          row: Int, column: Int, kc: Int, nr: Int) -> Bool {
+        let g = geometry, c = g.inChannels, run = g.kernel * c, q0 = column + firstColumn
+        let ky = q0 / run, kx = (q0 % run) / c, channel = q0 % c
+        if channel + nr > c { return false }
+        var n = row / g.positions, oy = row % g.positions / g.outWidth, ox = row % g.positions % g.outWidth
+        var p = 0
+        while p < kc {
+            let span = min(g.outWidth - ox, kc - p), out = rows + p
+            let iy = oy * g.stride - g.padding + ky, ix0 = ox * g.stride - g.padding + kx
+            if iy < 0 || iy >= g.inHeight {
+                out.update(repeating: zero, count: span)
+            } else {
+                let (inside, end) = inImage(ix0: ix0, span: span)
+                out.update(repeating: zero, count: inside)
+                var src = image + ((n * g.inHeight + iy) * g.inWidth + ix0 + inside * g.stride) * c + channel
+                for i in inside..<end {
+                    out[i] = src
+                    src += g.stride * c
+                }
+                (out + end).update(repeating: zero, count: span - end)
+            }
+            p += span
+            ox += span
+            if ox == g.outWidth {
+                ox = 0
+                oy += 1
+                if oy == g.outHeight { oy = 0; n += 1 }
+            }
+        }
+        return true
+    }
+
     @inlinable
     public func pack(_ dst: UnsafeMutablePointer<Float>, row: Int, column: Int, kc: Int, nc: Int, nr: Int) {
         let g = geometry, c = g.inChannels, k = g.kernel, run = k * c, column = column + firstColumn
@@ -127,9 +173,7 @@ public struct GEMMPatches: GEMMPanelSource {
                     if iy < 0 || iy >= g.inHeight {
                         fillZero(out, count: span * nr)
                     } else {
-                        // Rows i in inside ..< end of the span: 0 <= ix0 + i * stride < inWidth.
-                        let inside = min(span, ix0 >= 0 ? 0 : (-ix0 + g.stride - 1) / g.stride)
-                        let end = max(inside, min(span, ix0 >= g.inWidth ? 0 : (g.inWidth - ix0 + g.stride - 1) / g.stride))
+                        let (inside, end) = inImage(ix0: ix0, span: span)
                         if inside > 0 { fillZero(out, count: inside * nr) }
                         var src = image + ((n * g.inHeight + iy) * g.inWidth + ix0 + inside * g.stride) * c + channel
                         for i in inside..<end {

@@ -49,6 +49,10 @@ public final class GEMMWorkspace: @unchecked Sendable {
     /// convolution's packed weights (GEMMPackedB; all ConvLayers.swift).
     @usableFromInline let transposed = GrowingBuffer(), patchParts = GrowingBuffer(), blockProducts = GrowingBuffer()
     @usableFromInline let weightPanels = GrowingBuffer()
+    /// Row addresses of op(B)'s panels read in place (GEMMRowPointers.swift), and 32 zeros for
+    /// the rows outside an image.
+    @usableFromInline let panelRowAddresses = GrowingBuffer()
+    @usableFromInline let zeroRow = UnsafePointer(allocateAligned(32))
 
     public init() {
         packedA = allocateAligned(GEMMBlocking.kc * max(GEMMTile.avx512x12x32.mr, GEMMBlocking.narrowMR))
@@ -64,9 +68,16 @@ public final class GEMMWorkspace: @unchecked Sendable {
     /// At least `count` floats of scratch for packed weights (GEMMPackedB).
     public func packedWeights(count: Int) -> UnsafeMutablePointer<Float> { weightPanels.atLeast(count) }
 
+    /// Room for at least `count` row addresses (GEMMRowPointers.swift).
+    @inlinable func rowPointers(count: Int) -> UnsafeMutablePointer<UnsafePointer<Float>> {
+        let floats = count * MemoryLayout<UnsafePointer<Float>>.stride / MemoryLayout<Float>.stride
+        return UnsafeMutableRawPointer(panelRowAddresses.atLeast(floats)).bindMemory(to: UnsafePointer<Float>.self, capacity: count)
+    }
+
     deinit {
         packedA.deallocate()
         packedB.deallocate()
+        zeroRow.deallocate()
     }
 }
 
@@ -196,6 +207,7 @@ public func gemmPanels<ISA: ISATag, Source: GEMMPanelSource>(_: ISA.Type, _ c: U
     let narrow = !source.wholePanels && tile.prefersNarrowTile(n: n)
     let nr = narrow ? GEMMBlocking.narrowNR : tile.nr
     let packedA = workspace.packedA, packedB = workspace.packedB
+    let rowPointers = tile == .avx512x12x32 && !narrow && transposeA
     var jc = 0
     while jc < n {
         let nc = min(GEMMBlocking.nc, n - jc)
@@ -205,6 +217,26 @@ public func gemmPanels<ISA: ISATag, Source: GEMMPanelSource>(_: ISA.Type, _ c: U
             let kc = min(kBlock, k - pc)
             // The first K block overwrites C unless the caller accumulates.
             let load = accumulate || pc > 0
+            if rowPointers && nc % nr == 0 {
+                // The 12 x 32 tile reads the panels' rows in place where the source has them
+                // (GEMMRowPointers.swift): the same products without packing.
+                let pointers = workspace.rowPointers(count: nc / nr * kc)
+                var inPlace = true, j = 0
+                while inPlace && j < nc {
+                    inPlace = source.panelRows(pointers + j / nr * kc, zero: workspace.zeroRow, row: pc, column: jc + j, kc: kc, nr: nr)
+                    j += nr
+                }
+                if inPlace {
+                    var ic = 0
+                    while ic < m {
+                        gemmRowBlockRows(ISA.self, c, ldc: ldc, a, lda: lda, packedA: packedA, panels: pointers, rows: ic,
+                                         mc: min(GEMMBlocking.mc, m - ic), columns: jc, nc: nc, depth: pc, kc: kc, load: load)
+                        ic += GEMMBlocking.mc
+                    }
+                    pc += kBlock
+                    continue
+                }
+            }
             let panels: UnsafePointer<Float>
             if let given = source.packedPanels(row: pc, column: jc, kc: kc, nc: nc, nr: nr) {
                 panels = given

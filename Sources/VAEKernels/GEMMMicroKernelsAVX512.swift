@@ -63,6 +63,23 @@ func microKernel12x32<ISA: ISATag>(_: ISA.Type, kc: Int, a: UnsafePointer<Float>
             pb += 128
         } while p < kc
     }
+    storeTile12x32(c, ldc: ldc, rows: rows, columns: columns, load: load,
+                   (c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15,
+                    c16, c17, c18, c19, c20, c21, c22, c23))
+}
+
+/// The 12 x 32 tile's 24 accumulators, row r in (2r, 2r + 1).
+@usableFromInline typealias Tile12x32 = (SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>,
+                       SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>,
+                       SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>,
+                       SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>)
+
+/// Rows ..< rows, columns ..< columns of a 12 x 32 tile into C: stored, or added to C when `load`.
+@inlinable @inline(__always)
+func storeTile12x32(_ c: UnsafeMutablePointer<Float>, ldc: Int, rows: Int, columns: Int, load: Bool, _ tile: Tile12x32) {
+    typealias V = SIMD16<Float>
+    let (c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15,
+         c16, c17, c18, c19, c20, c21, c22, c23) = tile
     if rows == 12 && columns == 32 {
         // A full tile straight from the registers (through the tuple below, the 24 vectors
         // went to the stack and back first: about a tenth of this kernel's time at K = 32).
@@ -84,9 +101,7 @@ func microKernel12x32<ISA: ISATag>(_: ISA.Type, kc: Int, a: UnsafePointer<Float>
         storeTileHalf(c, ldc: ldc, 10, c20, load: load); storeTileHalf(c, ldc: ldc, 11, c22, load: load)
         return
     }
-    // Row r of the tile is (c[2r], c[2r + 1]): 32 consecutive floats in this tuple.
-    let tile = (c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15,
-                c16, c17, c18, c19, c20, c21, c22, c23)
+    // Row r of the tile is (c[2r], c[2r + 1]): 32 consecutive floats in the tuple.
     withUnsafeBytes(of: tile) { raw in
         let t = raw.baseAddress!
         if columns == 32 {
@@ -138,12 +153,22 @@ func microKernel4x32<ISA: ISATag>(_: ISA.Type, kc: Int, a: UnsafePointer<Float>,
         pb += 128
         remaining &-= 1
     } while remaining > 0
+    storeTile4x32(c, ldc: ldc, rows: rows, columns: columns, load: load, (c0, c1, c2, c3, c4, c5, c6, c7))
+}
+
+/// Rows ..< rows, columns ..< columns of a 4 x 32 tile (row r in (2r, 2r + 1)) into C: stored,
+/// or added to C when `load`.
+@inlinable @inline(__always)
+func storeTile4x32(_ c: UnsafeMutablePointer<Float>, ldc: Int, rows: Int, columns: Int, load: Bool,
+                   _ tile: (SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>,
+                            SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>)) {
+    typealias V = SIMD16<Float>
+    let (c0, c1, c2, c3, c4, c5, c6, c7) = tile
     if rows == 4 && columns == 32 {
         storeTileRow(c, ldc: ldc, 0, c0, c1, load: load); storeTileRow(c, ldc: ldc, 1, c2, c3, load: load)
         storeTileRow(c, ldc: ldc, 2, c4, c5, load: load); storeTileRow(c, ldc: ldc, 3, c6, c7, load: load)
         return
     }
-    let tile = (c0, c1, c2, c3, c4, c5, c6, c7)
     withUnsafeBytes(of: tile) { raw in
         let t = raw.baseAddress!
         let source = t.assumingMemoryBound(to: Float.self)

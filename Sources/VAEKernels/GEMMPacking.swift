@@ -13,12 +13,21 @@ public protocol GEMMPanelSource {
     /// Whether gemm must take the full tile's panels whatever N is (false, the default: a narrow
     /// N takes the narrow tile).
     var wholePanels: Bool { get }
+    /// The panel of nr columns from `column`, rows `row` ..< row + kc, as the address of each
+    /// row's nr contiguous values where they lie in place (`zero`, nr zeros, for a row of
+    /// zeros), for the 12 x 32 tile to read without packing (GEMMRowPointers.swift); false (the
+    /// default) where a row's values are not contiguous, and gemm packs the panel.
+    func panelRows(_ rows: UnsafeMutablePointer<UnsafePointer<Float>>, zero: UnsafePointer<Float>,
+                   row: Int, column: Int, kc: Int, nr: Int) -> Bool
 }
 
 extension GEMMPanelSource {
     @inlinable @inline(__always)
     public func packedPanels(row: Int, column: Int, kc: Int, nc: Int, nr: Int) -> UnsafePointer<Float>? { nil }
     @inlinable public var wholePanels: Bool { false }
+    @inlinable @inline(__always)
+    public func panelRows(_ rows: UnsafeMutablePointer<UnsafePointer<Float>>, zero: UnsafePointer<Float>,
+                          row: Int, column: Int, kc: Int, nr: Int) -> Bool { false }
 }
 
 /// op(B) packed once for many products with it: a convolution's weights, multiplied a few

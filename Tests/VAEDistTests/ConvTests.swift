@@ -57,6 +57,8 @@ import VAEModel
     /// A weight gradient with its patches packed from the image (GEMMPatches) has the bits of the
     /// same product over the stored im2col, on every tile (nr 8, 16 and 32: panels within a
     /// pixel's channels and across pixels), with a row offset inside an example and C accumulated.
+    /// On the 12 x 32 tile, whole-pixel panels (32 channels) are read in place through row
+    /// pointers (GEMMRowPointers.swift), so the tiles' row-pointer forms are checked here too.
     @Test(arguments: geometries)
     func patchesPackedFromTheImageGiveTheStoredPatchesBits(g: ConvGeometry) {
         enum Wide: ISATag {
@@ -79,7 +81,9 @@ import VAEModel
 
         func check<Tag: ISATag>(_: Tag.Type) -> Bool {
             var same = true
-            for (m, skip) in [(7, 0), (40, 1), (5, rows / 2 + 1)] {
+            // 40 rows: three 12-row tiles and a 4-row one; 11: one partial 12-row tile; 7 and 5:
+            // 4-row tiles only.
+            for (m, skip) in [(7, 0), (40, 1), (5, rows / 2 + 1), (11, 2)] {
                 let k = rows - skip, dout = randomFloats(rows * m, seed: UInt64(m))
                 let start = randomFloats(m * g.patch, seed: 22), ws = GEMMWorkspace()
                 var stored = start, packed = start
@@ -300,5 +304,10 @@ struct GEMMPatchesFrom: GEMMPanelSource {
 
     func pack(_ dst: UnsafeMutablePointer<Float>, row: Int, column: Int, kc: Int, nc: Int, nr: Int) {
         GEMMPatches(image: image, geometry: geometry).pack(dst, row: firstRow + row, column: column, kc: kc, nc: nc, nr: nr)
+    }
+
+    func panelRows(_ rows: UnsafeMutablePointer<UnsafePointer<Float>>, zero: UnsafePointer<Float>,
+                   row: Int, column: Int, kc: Int, nr: Int) -> Bool {
+        GEMMPatches(image: image, geometry: geometry).panelRows(rows, zero: zero, row: firstRow + row, column: column, kc: kc, nr: nr)
     }
 }
