@@ -104,6 +104,15 @@ public struct GEMMMatrix: GEMMPanelSource {
     public func pack(_ dst: UnsafeMutablePointer<Float>, row: Int, column: Int, kc: Int, nc: Int, nr: Int) {
         packB(dst, b, ldb: ldb, transposed: transposed, row: row, column: column, kc: kc, nc: nc, nr: nr)
     }
+
+    /// B's rows in place (a panel's nr columns are contiguous in each row of B, not of B^T).
+    @inlinable
+    public func panelRows(_ rows: UnsafeMutablePointer<UnsafePointer<Float>>, zero: UnsafePointer<Float>,
+                          row: Int, column: Int, kc: Int, nr: Int) -> Bool {
+        if transposed { return false }
+        for p in 0..<kc { rows[p] = b + (row + p) * ldb + column }
+        return true
+    }
 }
 
 /// Packs op(B)[row ..< row+kc, column ..< column+nc] into panels of nr columns:
