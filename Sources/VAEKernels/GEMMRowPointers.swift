@@ -62,6 +62,36 @@ func microKernel4x32Rows<ISA: ISATag>(_: ISA.Type, kc: Int, a: UnsafePointer<Flo
     storeTile4x32(c, ldc: ldc, rows: rows, columns: columns, load: load, (c0, c1, c2, c3, c4, c5, c6, c7))
 }
 
+/// Eight rows past the 12-row tiles (M = 32: 12 + 12 + 8), one tile instead of two 4-row ones:
+/// C[8, 32] (+)= A[kc, 8 adjacent, kStride apart] (in place) · B[kc rows at b]. 16 accumulators.
+@inlinable @inline(never)
+func microKernel8x32Rows<ISA: ISATag>(_: ISA.Type, kc: Int, a: UnsafePointer<Float>, kStride: Int,
+                                      b: UnsafePointer<UnsafePointer<Float>>, c: UnsafeMutablePointer<Float>, ldc: Int, load: Bool) {
+    typealias V = SIMD16<Float>
+    var c0 = V(), c1 = V(), c2 = V(), c3 = V(), c4 = V(), c5 = V(), c6 = V(), c7 = V()
+    var c8 = V(), c9 = V(), c10 = V(), c11 = V(), c12 = V(), c13 = V(), c14 = V(), c15 = V()
+    var pa = a
+    var p = 0
+    repeat {
+        let pb = UnsafeRawPointer(b[p])
+        let b0 = pb.loadUnaligned(as: V.self), b1 = pb.loadUnaligned(fromByteOffset: 64, as: V.self)
+        var x = V(repeating: pa[0]); c0 = c0.addingProduct(x, b0); c1 = c1.addingProduct(x, b1)
+        x = V(repeating: pa[1]); c2 = c2.addingProduct(x, b0); c3 = c3.addingProduct(x, b1)
+        x = V(repeating: pa[2]); c4 = c4.addingProduct(x, b0); c5 = c5.addingProduct(x, b1)
+        x = V(repeating: pa[3]); c6 = c6.addingProduct(x, b0); c7 = c7.addingProduct(x, b1)
+        x = V(repeating: pa[4]); c8 = c8.addingProduct(x, b0); c9 = c9.addingProduct(x, b1)
+        x = V(repeating: pa[5]); c10 = c10.addingProduct(x, b0); c11 = c11.addingProduct(x, b1)
+        x = V(repeating: pa[6]); c12 = c12.addingProduct(x, b0); c13 = c13.addingProduct(x, b1)
+        x = V(repeating: pa[7]); c14 = c14.addingProduct(x, b0); c15 = c15.addingProduct(x, b1)
+        pa += kStride
+        p &+= 1
+    } while p < kc
+    storeTileRow(c, ldc: ldc, 0, c0, c1, load: load); storeTileRow(c, ldc: ldc, 1, c2, c3, load: load)
+    storeTileRow(c, ldc: ldc, 2, c4, c5, load: load); storeTileRow(c, ldc: ldc, 3, c6, c7, load: load)
+    storeTileRow(c, ldc: ldc, 4, c8, c9, load: load); storeTileRow(c, ldc: ldc, 5, c10, c11, load: load)
+    storeTileRow(c, ldc: ldc, 6, c12, c13, load: load); storeTileRow(c, ldc: ldc, 7, c14, c15, load: load)
+}
+
 /// gemmRowBlock for the 12 x 32 tile with op(A) = A^T and op(B)'s K block given as row pointers,
 /// kc per panel of 32 columns (`panels`): the same tiles over the same rows and panels.
 @inlinable @inline(__always)
@@ -71,14 +101,19 @@ func gemmRowBlockRows<ISA: ISATag>(_: ISA.Type, _ c: UnsafeMutablePointer<Float>
     let tile = ISA.tile, mr = tile.mr, nr = tile.nr
     var fullRows = mc / mr * mr, tailMR = mr
     if mc % mr != 0 && mc % mr <= tile.fourRowTail { tailMR = 4 }
-    if fullRows < mc {
+    // Eight rows left: one 8 x 32 tile reading A in place.
+    let eight = mc - fullRows == 8
+    if fullRows < mc && !eight {
         packA(packedA, a, lda: lda, transposed: true, row: ic + fullRows, column: pc, mc: mc - fullRows, kc: kc, mr: tailMR)
     }
     if tailMR != 4 { fullRows = mc }  // a partial 12-row tile reads packedA below
     var jr = 0
     while jr < nc {
         let panel = panels + jr / nr * kc
-        if tailMR == 4 {
+        if eight {
+            microKernel8x32Rows(ISA.self, kc: kc, a: a + pc * lda + (ic + fullRows), kStride: lda, b: panel,
+                                c: c + (ic + fullRows) * ldc + (jc + jr), ldc: ldc, load: load)
+        } else if tailMR == 4 {
             var ir = fullRows
             while ir < mc {
                 microKernel4x32Rows(ISA.self, kc: kc, a: packedA + (ir - fullRows) * kc, b: panel, c: c + (ic + ir) * ldc + (jc + jr),

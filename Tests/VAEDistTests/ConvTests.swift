@@ -81,9 +81,9 @@ import VAEModel
 
         func check<Tag: ISATag>(_: Tag.Type) -> Bool {
             var same = true
-            // 40 rows: three 12-row tiles and a 4-row one; 11: one partial 12-row tile; 7 and 5:
-            // 4-row tiles only.
-            for (m, skip) in [(7, 0), (40, 1), (5, rows / 2 + 1), (11, 2)] {
+            // 40 rows: three 12-row tiles and a 4-row one; 20: a 12-row and an 8-row tile (the
+            // in-place form's 8 x 32); 11: one partial 12-row tile; 7 and 5: 4-row tiles only.
+            for (m, skip) in [(7, 0), (40, 1), (5, rows / 2 + 1), (11, 2), (20, 3)] {
                 let k = rows - skip, dout = randomFloats(rows * m, seed: UInt64(m))
                 let start = randomFloats(m * g.patch, seed: 22), ws = GEMMWorkspace()
                 var stored = start, packed = start
