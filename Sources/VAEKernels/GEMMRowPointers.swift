@@ -1,10 +1,10 @@
 // The 12 x 32 tile reading op(B) in place through row pointers: for a source whose panel rows
 // are contiguous where they lie (GEMMPanelSource.panelRows: a convolution's patches, each row
-// of a whole-pixel panel one pixel's 32 channels in the image), gemm hands the tiles a list of
-// the kc row addresses instead of copying the rows into a packed panel first. The tiles run the
-// same FMAs on the same values in the same order as on the packed panel, so the bits are the
-// same; only the copy is gone. Only for op(A) = A^T (a weight gradient, dout^T · patches),
-// whose step of 12 values is adjacent in A.
+// of a whole-pixel panel one pixel's 32 channels in the image; B itself, GEMMMatrix), gemm
+// hands the tiles a list of the kc row addresses instead of copying the rows into a packed
+// panel first. The tiles run the same FMAs on the same values in the same order as on the
+// packed panel, so the bits are the same; only the copy is gone. Only for op(A) = A^T (weight
+// gradients: dout^T · patches, dout^T · x), whose step of 12 values is adjacent in A.
 
 /// C[12, 32] (+)= A[kc, 12 adjacent, kStride apart] · B[kc rows at b[0 ..< kc], 32 each]: the
 /// 12 x 32 tile's loop with each step's two B vectors loaded through the step's row pointer.
@@ -101,8 +101,8 @@ func gemmRowBlockRows<ISA: ISATag>(_: ISA.Type, _ c: UnsafeMutablePointer<Float>
     let tile = ISA.tile, mr = tile.mr, nr = tile.nr
     var fullRows = mc / mr * mr, tailMR = mr
     if mc % mr != 0 && mc % mr <= tile.fourRowTail { tailMR = 4 }
-    // Eight rows left: one 8 x 32 tile reading A in place.
-    let eight = mc - fullRows == 8
+    // Eight rows left (taken as 4 + 4): one 8 x 32 tile reading A in place instead.
+    let eight = tailMR == 4 && mc - fullRows == 8
     if fullRows < mc && !eight {
         packA(packedA, a, lda: lda, transposed: true, row: ic + fullRows, column: pc, mc: mc - fullRows, kc: kc, mr: tailMR)
     }
