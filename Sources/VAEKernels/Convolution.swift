@@ -36,6 +36,9 @@ public struct ConvGeometry: Sendable, Equatable {
     public var positions: Int { outHeight * outWidth }
     /// Floats of one input image.
     public var imageSize: Int { inHeight * inWidth * inChannels }
+    /// Whether col2im gathers each pixel's terms (16 channels or more: a pixel fills a vector),
+    /// rather than adding each patch into the zeroed image.
+    public var col2imGathers: Bool { inChannels >= 16 }
 }
 
 /// cols[row, (ky * k + kx) * C + c] = image[n, oy * s - p + ky, ox * s - p + kx, c] (0 outside
@@ -226,7 +229,7 @@ public struct GEMMPatches: GEMMPanelSource {
 /// k * C floats). Both add each element's terms in the same order, from 0: the same bits.
 @inlinable
 public func col2im(_ image: UnsafeMutablePointer<Float>, _ cols: UnsafePointer<Float>, _ g: ConvGeometry, examples: Range<Int>) {
-    if g.inChannels < 16 {
+    if !g.col2imGathers {
         col2imScatter(image, cols, g, examples: examples)
     } else {
         col2imGather(image, cols, g, examples: examples)

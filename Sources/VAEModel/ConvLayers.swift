@@ -320,7 +320,7 @@ struct ProductCol2ImExamples: RangeWork {
                                         n: g.patch, k: channels, accumulate: false, workspace: ws)
             }
             let rowLength = g.inWidth * g.inChannels
-            if g.inChannels >= 16 && rowLength % 16 == 0 {
+            if g.col2imGathers && rowLength % 16 == 0 {
                 // Each image row's epilogue while the row is in L1: the same calls as on the
                 // whole part, cut at rows of whole vectors, so the same bits.
                 col2imGather(image, cols, g, examples: part) { row, index in
