@@ -10,7 +10,7 @@
 // place (packing it cost 2-5% of these GEMMs and bought nothing at these sizes). Only a
 // partial last row panel is copied, zero-padded. The tile is the kernel set's
 // (GEMMMicroKernels.swift, GEMMMicroKernelsAVX512.swift): 6 x 16 on AVX2, 12 x 32 zmm or 12 x 16 ymm on AVX-512, with
-// 4-row tiles for the rows past the last full tile. For op(A) = A^T on the 12 x 32 tile, B is
+// 4-row tiles for the rows past the last full tile. For op(A) = A^T on the 12 x 32 and 6 x 16 tiles, B is
 // not packed either where its panels' rows lie contiguous in memory (B itself, a convolution's
 // patches in the image): the tile reads them through a list of row addresses
 // (GEMMRowPointers.swift), the same FMAs in the same order.
@@ -210,7 +210,7 @@ public func gemmPanels<ISA: ISATag, Source: GEMMPanelSource>(_: ISA.Type, _ c: U
     let narrow = !source.wholePanels && tile.prefersNarrowTile(n: n)
     let nr = narrow ? GEMMBlocking.narrowNR : tile.nr
     let packedA = workspace.packedA, packedB = workspace.packedB
-    let rowPointers = tile == .avx512x12x32 && !narrow && transposeA
+    let rowPointers = tile != .avx512ymm12x16 && !narrow && transposeA
     var jc = 0
     while jc < n {
         let nc = min(GEMMBlocking.nc, n - jc)
@@ -221,7 +221,7 @@ public func gemmPanels<ISA: ISATag, Source: GEMMPanelSource>(_: ISA.Type, _ c: U
             // The first K block overwrites C unless the caller accumulates.
             let load = accumulate || pc > 0
             if rowPointers && nc % nr == 0 {
-                // The 12 x 32 tile reads the panels' rows in place where the source has them
+                // The 12 x 32 and 6 x 16 tiles read the panels' rows in place where the source has them
                 // (GEMMRowPointers.swift): the same products without packing.
                 let pointers = workspace.rowPointers(count: nc / nr * kc)
                 var inPlace = true, j = 0

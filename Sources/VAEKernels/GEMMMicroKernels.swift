@@ -89,6 +89,16 @@ func microKernel6x16<ISA: ISATag>(_: ISA.Type, kc: Int, a: UnsafePointer<Float>,
             pb += 64
         } while p < kc
     }
+    storeTile6x16(c, ldc: ldc, rows: rows, columns: columns, load: load, (c0, c1, c2, c3, c4, c5))
+}
+
+/// C[rows, columns] (+)= the 6 x 16 tile's accumulators (row r in the r-th): a full tile
+/// straight from the registers, an edge tile through the stack.
+@inlinable @inline(__always)
+func storeTile6x16(_ c: UnsafeMutablePointer<Float>, ldc: Int, rows: Int, columns: Int, load: Bool,
+                   _ tile: (SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>)) {
+    typealias V = SIMD16<Float>
+    var (c0, c1, c2, c3, c4, c5) = tile
     if rows == 6 && columns == 16 {
         let r0 = UnsafeMutableRawPointer(c), r1 = UnsafeMutableRawPointer(c + ldc)
         let r2 = UnsafeMutableRawPointer(c + 2 * ldc), r3 = UnsafeMutableRawPointer(c + 3 * ldc)
@@ -103,7 +113,6 @@ func microKernel6x16<ISA: ISATag>(_: ISA.Type, kc: Int, a: UnsafePointer<Float>,
         r4.storeBytes(of: c4, as: V.self); r5.storeBytes(of: c5, as: V.self)
         return
     }
-    let tile = (c0, c1, c2, c3, c4, c5)
     withUnsafeBytes(of: tile) { raw in
         let t = raw.baseAddress!.assumingMemoryBound(to: Float.self)
         for r in 0..<rows {
@@ -138,7 +147,14 @@ func microKernel4x16<ISA: ISATag>(_: ISA.Type, kc: Int, a: UnsafePointer<Float>,
         pb += 64
         remaining &-= 1
     } while remaining > 0
-    let tile = (c0, c1, c2, c3)
+    storeTile4x16(c, ldc: ldc, rows: rows, columns: columns, load: load, (c0, c1, c2, c3))
+}
+
+/// C[rows, columns] (+)= the 4 x 16 tile's accumulators (row r in the r-th).
+@inlinable @inline(__always)
+func storeTile4x16(_ c: UnsafeMutablePointer<Float>, ldc: Int, rows: Int, columns: Int, load: Bool,
+                   _ tile: (SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>)) {
+    typealias V = SIMD16<Float>
     withUnsafeBytes(of: tile) { raw in
         let t = raw.baseAddress!.assumingMemoryBound(to: Float.self)
         for r in 0..<rows {

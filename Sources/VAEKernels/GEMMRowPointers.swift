@@ -1,8 +1,8 @@
-// The 12 x 32 tile reading op(B) in place through row pointers: for a source whose panel rows
-// are contiguous where they lie (GEMMPanelSource.panelRows: a convolution's patches, each row
-// of a whole-pixel panel one pixel's 32 channels in the image; B itself, GEMMMatrix), gemm
-// hands the tiles a list of the kc row addresses instead of copying the rows into a packed
-// panel first. The tiles run the same FMAs on the same values in the same order as on the
+// The 12 x 32 (AVX-512) and 6 x 16 (AVX2) tiles reading op(B) in place through row pointers:
+// for a source whose panel rows are contiguous where they lie (GEMMPanelSource.panelRows: a
+// convolution's patches, each row of a whole-pixel panel nr of one pixel's channels in the
+// image; B itself, GEMMMatrix), gemm hands the tiles a list of the kc row addresses instead of
+// copying the rows into a packed panel first. The tiles run the same FMAs on the same values in the same order as on the
 // packed panel, so the bits are the same; only the copy is gone. Only for op(A) = A^T (weight
 // gradients: dout^T · patches, dout^T · x), whose step of 12 values is adjacent in A.
 
@@ -92,21 +92,70 @@ func microKernel8x32Rows<ISA: ISATag>(_: ISA.Type, kc: Int, a: UnsafePointer<Flo
     storeTileRow(c, ldc: ldc, 6, c12, c13, load: load); storeTileRow(c, ldc: ldc, 7, c14, c15, load: load)
 }
 
-/// gemmRowBlock for the 12 x 32 tile with op(A) = A^T and op(B)'s K block given as row pointers,
-/// kc per panel of 32 columns (`panels`): the same tiles over the same rows and panels.
+/// The AVX2 tile's loop for op(A) = A^T with B's rows in place: C[6, 16] (+)= A[kc, 6 adjacent,
+/// kStride apart] · B[kc rows at b[0 ..< kc], 16 each], the FMAs of microKernel6x16.
+@inlinable @inline(never)
+func microKernel6x16Rows<ISA: ISATag>(_: ISA.Type, kc: Int, a: UnsafePointer<Float>, kStride: Int,
+                                      b: UnsafePointer<UnsafePointer<Float>>,
+                                      c: UnsafeMutablePointer<Float>, ldc: Int, rows: Int, columns: Int, load: Bool) {
+    typealias V = SIMD16<Float>
+    var c0 = V(), c1 = V(), c2 = V(), c3 = V(), c4 = V(), c5 = V()
+    var pa = a
+    var p = 0  // kc >= 1: gemm never calls with an empty K block
+    repeat {
+        let bv = UnsafeRawPointer(b[p]).loadUnaligned(as: V.self)
+        c0 = c0.addingProduct(V(repeating: pa[0]), bv)
+        c1 = c1.addingProduct(V(repeating: pa[1]), bv)
+        c2 = c2.addingProduct(V(repeating: pa[2]), bv)
+        c3 = c3.addingProduct(V(repeating: pa[3]), bv)
+        c4 = c4.addingProduct(V(repeating: pa[4]), bv)
+        c5 = c5.addingProduct(V(repeating: pa[5]), bv)
+        pa += kStride
+        p &+= 1
+    } while p < kc
+    storeTile6x16(c, ldc: ldc, rows: rows, columns: columns, load: load, (c0, c1, c2, c3, c4, c5))
+}
+
+/// The 4-row tail of microKernel6x16Rows: C[4, 16] (+)= Apanel[kc, 4] (packed) · B[kc rows at b].
+@inlinable @inline(never)
+func microKernel4x16Rows<ISA: ISATag>(_: ISA.Type, kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<UnsafePointer<Float>>,
+                                      c: UnsafeMutablePointer<Float>, ldc: Int, rows: Int, columns: Int, load: Bool) {
+    typealias V = SIMD16<Float>
+    var c0 = V(), c1 = V(), c2 = V(), c3 = V()
+    var pa = a
+    var p = 0
+    repeat {
+        let bv = UnsafeRawPointer(b[p]).loadUnaligned(as: V.self)
+        c0 = c0.addingProduct(V(repeating: pa[0]), bv)
+        c1 = c1.addingProduct(V(repeating: pa[1]), bv)
+        c2 = c2.addingProduct(V(repeating: pa[2]), bv)
+        c3 = c3.addingProduct(V(repeating: pa[3]), bv)
+        pa += 4
+        p &+= 1
+    } while p < kc
+    storeTile4x16(c, ldc: ldc, rows: rows, columns: columns, load: load, (c0, c1, c2, c3))
+}
+
+/// gemmRowBlock for the 12 x 32 or 6 x 16 tile with op(A) = A^T and op(B)'s K block given as
+/// row pointers, kc per panel of nr columns (`panels`): the same tiles over the same rows and
+/// panels.
 @inlinable @inline(__always)
 func gemmRowBlockRows<ISA: ISATag>(_: ISA.Type, _ c: UnsafeMutablePointer<Float>, ldc: Int, _ a: UnsafePointer<Float>, lda: Int,
                                    packedA: UnsafeMutablePointer<Float>, panels: UnsafePointer<UnsafePointer<Float>>,
                                    rows ic: Int, mc: Int, columns jc: Int, nc: Int, depth pc: Int, kc: Int, load: Bool) {
-    let tile = ISA.tile, mr = tile.mr, nr = tile.nr
+    let tile = ISA.tile, mr = tile.mr, nr = tile.nr, wide = tile == .avx512x12x32
+    // The tail rule of gemmRowBlock: the rows past the last full tile on 4-row tiles.
     var fullRows = mc / mr * mr, tailMR = mr
-    if mc % mr != 0 && mc % mr <= tile.fourRowTail { tailMR = 4 }
-    // Eight rows left (taken as 4 + 4): one 8 x 32 tile reading A in place instead.
-    let eight = tailMR == 4 && mc - fullRows == 8
+    if mc % mr != 0 && mc % mr <= tile.fourRowTail {
+        tailMR = 4
+        if !wide && mc % mr == 2 && fullRows > 0 { fullRows -= mr }
+    }
+    // Eight rows left on the 12 x 32 tile (taken as 4 + 4): one 8 x 32 tile reading A in place.
+    let eight = wide && tailMR == 4 && mc - fullRows == 8
     if fullRows < mc && !eight {
         packA(packedA, a, lda: lda, transposed: true, row: ic + fullRows, column: pc, mc: mc - fullRows, kc: kc, mr: tailMR)
     }
-    if tailMR != 4 { fullRows = mc }  // a partial 12-row tile reads packedA below
+    if tailMR != 4 { fullRows = mc }  // a partial full-height tile reads packedA below
     var jr = 0
     while jr < nc {
         let panel = panels + jr / nr * kc
@@ -116,8 +165,12 @@ func gemmRowBlockRows<ISA: ISATag>(_: ISA.Type, _ c: UnsafeMutablePointer<Float>
         } else if tailMR == 4 {
             var ir = fullRows
             while ir < mc {
-                microKernel4x32Rows(ISA.self, kc: kc, a: packedA + (ir - fullRows) * kc, b: panel, c: c + (ic + ir) * ldc + (jc + jr),
-                                    ldc: ldc, rows: min(4, mc - ir), columns: nr, load: load)
+                let tailA = packedA + (ir - fullRows) * kc, tailC = c + (ic + ir) * ldc + (jc + jr), rows = min(4, mc - ir)
+                if wide {
+                    microKernel4x32Rows(ISA.self, kc: kc, a: tailA, b: panel, c: tailC, ldc: ldc, rows: rows, columns: nr, load: load)
+                } else {
+                    microKernel4x16Rows(ISA.self, kc: kc, a: tailA, b: panel, c: tailC, ldc: ldc, rows: rows, columns: nr, load: load)
+                }
                 ir += 4
             }
         }
@@ -125,9 +178,15 @@ func gemmRowBlockRows<ISA: ISATag>(_: ISA.Type, _ c: UnsafeMutablePointer<Float>
         while ir < fullRows {
             let rows = min(mr, mc - ir)
             let whole = rows == mr
-            microKernel12x32Rows(ISA.self, kc: kc, a: whole ? a + pc * lda + (ic + ir) : UnsafePointer(packedA),
-                                 kStride: whole ? lda : mr, b: panel, c: c + (ic + ir) * ldc + (jc + jr), ldc: ldc,
-                                 rows: rows, columns: nr, load: load)
+            let tileA = whole ? a + pc * lda + (ic + ir) : UnsafePointer(packedA), kStride = whole ? lda : mr
+            let tileC = c + (ic + ir) * ldc + (jc + jr)
+            if wide {
+                microKernel12x32Rows(ISA.self, kc: kc, a: tileA, kStride: kStride, b: panel, c: tileC, ldc: ldc,
+                                     rows: rows, columns: nr, load: load)
+            } else {
+                microKernel6x16Rows(ISA.self, kc: kc, a: tileA, kStride: kStride, b: panel, c: tileC, ldc: ldc,
+                                    rows: rows, columns: nr, load: load)
+            }
             ir += mr
         }
         jr += nr

@@ -57,8 +57,9 @@ import VAEModel
     /// A weight gradient with its patches packed from the image (GEMMPatches) has the bits of the
     /// same product over the stored im2col, on every tile (nr 8, 16 and 32: panels within a
     /// pixel's channels and across pixels), with a row offset inside an example and C accumulated.
-    /// On the 12 x 32 tile, whole-pixel panels (32 channels) are read in place through row
-    /// pointers (GEMMRowPointers.swift), so the tiles' row-pointer forms are checked here too.
+    /// On the 12 x 32 and 6 x 16 tiles, whole-pixel panels (32 channels) are read in place through
+    /// row pointers (GEMMRowPointers.swift), so the tiles' row-pointer forms are checked here
+    /// against the packed ones.
     @Test(arguments: geometries)
     func patchesPackedFromTheImageGiveTheStoredPatchesBits(g: ConvGeometry) {
         enum Wide: ISATag {
@@ -83,10 +84,11 @@ import VAEModel
             var same = true
             // 40 rows: three 12-row tiles and a 4-row one; 20: a 12-row and an 8-row tile (the
             // in-place form's 8 x 32); 11: one partial 12-row tile; 7 and 5: 4-row tiles only.
+            // 6 x 16: 40 = 6 x 6 + 4, 20 = 2 x 6 + 4 + 4, 11 = 6 + a partial 6, 7 = 6 + 4, 5 partial.
             for (m, skip) in [(7, 0), (40, 1), (5, rows / 2 + 1), (11, 2), (20, 3)] {
                 let k = rows - skip, dout = randomFloats(rows * m, seed: UInt64(m))
                 let start = randomFloats(m * g.patch, seed: 22), ws = GEMMWorkspace()
-                var stored = start, packed = start
+                var reference = start, packed = start
                 image.withUnsafeBufferPointer { image in
                     // Rows skip ..< rows: the patch source starts `skip` positions in (mid-example).
                     let shifted = GEMMPatchesFrom(image: image.baseAddress!, geometry: g, firstRow: skip)
@@ -97,12 +99,13 @@ import VAEModel
                 }
                 cols.withUnsafeBufferPointer { c in
                     dout.withUnsafeBufferPointer { d in
-                        gemmAsGiven(Tag.self, &stored, ldc: g.patch, d.baseAddress! + skip * m, lda: m, transposeA: true,
-                                    c.baseAddress! + skip * g.patch, ldb: g.patch, transposeB: false,
-                                    m: m, n: g.patch, k: k, accumulate: true, workspace: ws)
+                        // Packed, never read in place: the reference the row-pointer tiles must match.
+                        let stored = PackedOnly(matrix: GEMMMatrix(b: c.baseAddress! + skip * g.patch, ldb: g.patch, transposed: false))
+                        gemmPanels(Tag.self, &reference, ldc: g.patch, d.baseAddress! + skip * m, lda: m, transposeA: true, stored,
+                                   m: m, n: g.patch, k: k, accumulate: true, workspace: ws)
                     }
                 }
-                let equal = packed.map(\.bitPattern) == stored.map(\.bitPattern)
+                let equal = packed.map(\.bitPattern) == reference.map(\.bitPattern)
                 #expect(equal, "\(Tag.tile) \(g) m \(m) from row \(skip): packed from the image, other bits")
                 same = same && equal
             }
@@ -295,6 +298,15 @@ import VAEModel
         conv.convChannels = [3, 4]
         let back = try JSONDecoder().decode(ModelConfig.self, from: try JSONEncoder().encode(conv))
         #expect(back == conv)
+    }
+}
+
+/// A matrix that gemm must pack (no panelRows): the packed form the in-place tiles are checked against.
+struct PackedOnly: GEMMPanelSource {
+    let matrix: GEMMMatrix
+
+    func pack(_ dst: UnsafeMutablePointer<Float>, row: Int, column: Int, kc: Int, nc: Int, nr: Int) {
+        matrix.pack(dst, row: row, column: column, kc: kc, nc: nc, nr: nr)
     }
 }
 
