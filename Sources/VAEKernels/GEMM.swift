@@ -10,9 +10,9 @@
 // place (packing it cost 2-5% of these GEMMs and bought nothing at these sizes). Only a
 // partial last row panel is copied, zero-padded. The tile is the kernel set's
 // (GEMMMicroKernels.swift, GEMMMicroKernelsAVX512.swift): 6 x 16 on AVX2, 12 x 32 zmm or 12 x 16 ymm on AVX-512, with
-// 4-row tiles for the rows past the last full tile. For op(A) = A^T on the 12 x 32 and 6 x 16 tiles, B is
-// not packed either where its panels' rows lie contiguous in memory (B itself, a convolution's
-// patches in the image): the tile reads them through a list of row addresses
+// 4-row tiles for the rows past the last full tile. For op(A) = A^T on the 12 x 32 and 6 x 16
+// tiles, B is not packed either where its panels' rows lie contiguous in memory (B itself, a
+// convolution's patches in the image): the tile reads them through a list of row addresses
 // (GEMMRowPointers.swift), the same FMAs in the same order.
 
 /// Block sizes of the packed GEMM (the register tile is `GEMMTile`).
@@ -221,8 +221,8 @@ public func gemmPanels<ISA: ISATag, Source: GEMMPanelSource>(_: ISA.Type, _ c: U
             // The first K block overwrites C unless the caller accumulates.
             let load = accumulate || pc > 0
             if rowPointers && nc % nr == 0 {
-                // The 12 x 32 and 6 x 16 tiles read the panels' rows in place where the source has them
-                // (GEMMRowPointers.swift): the same products without packing.
+                // The 12 x 32 and 6 x 16 tiles read the panels' rows in place where the source
+                // has them (GEMMRowPointers.swift): the same products without packing.
                 let pointers = workspace.rowPointers(count: nc / nr * kc)
                 var inPlace = true, j = 0
                 while inPlace && j < nc {

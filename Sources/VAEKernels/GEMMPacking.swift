@@ -15,8 +15,8 @@ public protocol GEMMPanelSource {
     var wholePanels: Bool { get }
     /// The panel of nr columns from `column`, rows `row` ..< row + kc, as the address of each
     /// row's nr contiguous values where they lie in place (`zero`, nr zeros, for a row of
-    /// zeros), for the 12 x 32 and 6 x 16 tiles to read without packing (GEMMRowPointers.swift); false (the
-    /// default) where a row's values are not contiguous, and gemm packs the panel.
+    /// zeros), for the 12 x 32 and 6 x 16 tiles to read without packing (GEMMRowPointers.swift);
+    /// false (the default) where a row's values are not contiguous, and gemm packs the panel.
     func panelRows(_ rows: UnsafeMutablePointer<UnsafePointer<Float>>, zero: UnsafePointer<Float>,
                    row: Int, column: Int, kc: Int, nr: Int) -> Bool
 }
@@ -108,7 +108,7 @@ public struct GEMMMatrix: GEMMPanelSource {
     /// B's rows in place (a panel's nr columns are contiguous in each row of B, not of B^T),
     /// where they are at most 1 KB apart (the one-channel convolutions' transposed weight
     /// gradients, 32 floats): rows further apart (the MLP's activations, 400-784 floats) each
-    /// cost a cache line and most a TLB entry per step, and measured 2-3% slower than packing.
+    /// cost a cache line and mostly a TLB entry per step, and measured 2-3% slower than packing.
     @inlinable
     public func panelRows(_ rows: UnsafeMutablePointer<UnsafePointer<Float>>, zero: UnsafePointer<Float>,
                           row: Int, column: Int, kc: Int, nr: Int) -> Bool {

@@ -2,9 +2,10 @@
 // for a source whose panel rows are contiguous where they lie (GEMMPanelSource.panelRows: a
 // convolution's patches, each row of a whole-pixel panel nr of one pixel's channels in the
 // image; B itself, GEMMMatrix), gemm hands the tiles a list of the kc row addresses instead of
-// copying the rows into a packed panel first. The tiles run the same FMAs on the same values in the same order as on the
-// packed panel, so the bits are the same; only the copy is gone. Only for op(A) = A^T (weight
-// gradients: dout^T · patches, dout^T · x), whose step of 12 values is adjacent in A.
+// copying the rows into a packed panel first. The tiles run the same FMAs on the same values in
+// the same order as on the packed panel, so the bits are the same; only the copy is gone. Only
+// for op(A) = A^T (weight gradients: dout^T · patches, dout^T · x), whose step of mr values is
+// adjacent in A.
 
 /// C[12, 32] (+)= A[kc, 12 adjacent, kStride apart] · B[kc rows at b[0 ..< kc], 32 each]: the
 /// 12 x 32 tile's loop with each step's two B vectors loaded through the step's row pointer.
@@ -167,9 +168,11 @@ func gemmRowBlockRows<ISA: ISATag>(_: ISA.Type, _ c: UnsafeMutablePointer<Float>
             while ir < mc {
                 let tailA = packedA + (ir - fullRows) * kc, tailC = c + (ic + ir) * ldc + (jc + jr), rows = min(4, mc - ir)
                 if wide {
-                    microKernel4x32Rows(ISA.self, kc: kc, a: tailA, b: panel, c: tailC, ldc: ldc, rows: rows, columns: nr, load: load)
+                    microKernel4x32Rows(ISA.self, kc: kc, a: tailA, b: panel, c: tailC, ldc: ldc, rows: rows, columns: nr,
+                                        load: load)
                 } else {
-                    microKernel4x16Rows(ISA.self, kc: kc, a: tailA, b: panel, c: tailC, ldc: ldc, rows: rows, columns: nr, load: load)
+                    microKernel4x16Rows(ISA.self, kc: kc, a: tailA, b: panel, c: tailC, ldc: ldc, rows: rows, columns: nr,
+                                        load: load)
                 }
                 ir += 4
             }
