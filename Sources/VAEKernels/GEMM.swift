@@ -210,7 +210,7 @@ public func gemmPanels<ISA: ISATag, Source: GEMMPanelSource>(_: ISA.Type, _ c: U
     let narrow = !source.wholePanels && tile.prefersNarrowTile(n: n)
     let nr = narrow ? GEMMBlocking.narrowNR : tile.nr
     let packedA = workspace.packedA, packedB = workspace.packedB
-    let rowPointers = tile != .avx512ymm12x16 && !narrow && transposeA
+    let rowPointers = tile.readsRowsInPlace && !narrow && transposeA
     var jc = 0
     while jc < n {
         let nc = min(GEMMBlocking.nc, n - jc)
@@ -275,14 +275,9 @@ func gemmRowBlock<ISA: ISATag>(_: ISA.Type, _ c: UnsafeMutablePointer<Float>, ld
     // A^T); only a partial last row panel is packed (zero rows), so that no tile reads past
     // the end of A.
     let rowStride = transposeA ? 1 : lda, kStride = transposeA ? lda : 1
-    // The rows past the last full tile. Up to `tile.fourRowTail` of them take 4-row tiles: on
-    // AVX2 up to 4, and 2 take them with the last full tile's 6 (8 = 4 + 4), so 128 rows are 20
-    // tiles of 6 and 2 of 4, none computing padding; with 12-row tiles up to 8 (64 = 5 x 12 + 4).
-    var fullRows = mc / mr * mr, tailMR = mr
-    if !narrow && mc % mr != 0 && mc % mr <= tile.fourRowTail {
-        tailMR = 4
-        if tile == .avx2x6x16 && mc % mr == 2 && fullRows > 0 { fullRows -= mr }
-    }
+    // The rows past the last full tile take 4-row tiles or one partial tile (GEMMTile.rowTiles);
+    // the narrow tile has no 4-row form.
+    let (fullRows, tailMR) = narrow ? (mc / mr * mr, mr) : tile.rowTiles(mc)
     if fullRows < mc {
         packA(packedA, a, lda: lda, transposed: transposeA, row: ic + fullRows, column: pc,
               mc: mc - fullRows, kc: kc, mr: tailMR)

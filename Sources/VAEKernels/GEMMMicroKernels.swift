@@ -30,6 +30,21 @@ public enum GEMMTile: Sendable {
     /// The most rows past the last full tile that run on 4-row tiles (more: one padded full tile).
     @inlinable public var fourRowTail: Int { self == .avx2x6x16 ? 4 : 8 }
 
+    /// How a block of mc rows is cut into tiles: rows ..< fullRows on full mr-row tiles, the rest
+    /// on 4-row tiles (tailMR 4: up to `fourRowTail` rows past the last full tile, and on AVX2 2
+    /// rows with the last full tile's 6, 8 = 4 + 4, so 128 rows are 20 tiles of 6 and 2 of 4,
+    /// none computing padding; 64 = 5 x 12 + 4 on the 12-row tiles) or on one partial full-height
+    /// tile (tailMR mr).
+    @inlinable public func rowTiles(_ mc: Int) -> (fullRows: Int, tailMR: Int) {
+        let fullRows = mc / mr * mr, left = mc - fullRows
+        if left == 0 || left > fourRowTail { return (fullRows, mr) }
+        return (self == .avx2x6x16 && left == 2 && fullRows > 0 ? fullRows - mr : fullRows, 4)
+    }
+
+    /// Whether the tile has forms reading B's rows in place (GEMMRowPointers.swift): the 12 x 32
+    /// and the 6 x 16, not the 12 x 16 ymm tile.
+    @inlinable public var readsRowsInPlace: Bool { self != .avx512ymm12x16 }
+
     /// Whether the narrow 12 x 8 tile (GEMMBlocking.narrowMR/NR) serves N better: it pads
     /// N to a multiple of 8 instead of nr. The 32-wide tile keeps it for N <= 64 only:
     /// beyond that the 8-wide tile's 8 times fewer FMAs per broadcast cost more than padding.

@@ -145,12 +145,8 @@ func gemmRowBlockRows<ISA: ISATag>(_: ISA.Type, _ c: UnsafeMutablePointer<Float>
                                    packedA: UnsafeMutablePointer<Float>, panels: UnsafePointer<UnsafePointer<Float>>,
                                    rows ic: Int, mc: Int, columns jc: Int, nc: Int, depth pc: Int, kc: Int, load: Bool) {
     let tile = ISA.tile, mr = tile.mr, nr = tile.nr, wide = tile == .avx512x12x32
-    // The tail rule of gemmRowBlock: the rows past the last full tile on 4-row tiles.
-    var fullRows = mc / mr * mr, tailMR = mr
-    if mc % mr != 0 && mc % mr <= tile.fourRowTail {
-        tailMR = 4
-        if !wide && mc % mr == 2 && fullRows > 0 { fullRows -= mr }
-    }
+    // The tiles of gemmRowBlock (GEMMTile.rowTiles).
+    var (fullRows, tailMR) = tile.rowTiles(mc)
     // Eight rows left on the 12 x 32 tile (taken as 4 + 4): one 8 x 32 tile reading A in place.
     let eight = wide && tailMR == 4 && mc - fullRows == 8
     if fullRows < mc && !eight {
