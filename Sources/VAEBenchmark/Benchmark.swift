@@ -308,28 +308,42 @@ public struct ConvPassResult: Sendable {
     /// forward, input gradient, weight gradient
     public var pass: String
     public var flops: Double
-    /// The median and the fastest time of one call.
-    public var seconds: Double, fastest: Double
+    /// Kernel threads, and the median and the fastest time of one call.
+    public var threads: Int, seconds: Double, fastest: Double
+    /// The first thread count's time over this one's, the median of calls that ran side by
+    /// side (nil for the first count).
+    public var speedup: Double?
     public var gflops: Double { flops / seconds / 1e9 }
 }
 
 /// Each convolution's and transposed convolution's forward, input gradient and weight gradient
-/// at `batch` examples on `threads` threads, through the layer functions training calls.
-public func benchmarkConvPasses(config: ModelConfig, batch: Int, threads count: Int = 1, budget: Double = 0.2) -> [ConvPassResult] {
+/// at `batch` examples on each of `threadCounts` kernel threads, through the layer functions
+/// training calls. The counts take turns call by call (every other round in reverse order), so
+/// that other work on a shared machine slows them alike; each count's results follow the pass's
+/// first count's.
+public func benchmarkConvPasses(config: ModelConfig, batch: Int, threadCounts: [Int] = [1], budget: Double = 0.2) -> [ConvPassResult] {
     let layout = ParameterLayout(config)
-    let threads = KernelThreads(threads: count), ws = GEMMWorkspace()
+    let pools = threadCounts.map { KernelThreads(threads: $0) }, ws = GEMMWorkspace()
     let parameters = allocateAligned(layout.count), gradients = allocateAligned(layout.count)
     defer { parameters.deallocate(); gradients.deallocate() }
     for i in 0..<layout.count { parameters[i] = Float(i % 7) * 0.01 - 0.03 }
     var results: [ConvPassResult] = []
-    func time(_ layer: String, _ pass: String, flops: Double, _ body: () -> Void) {
-        body()
-        var times: [Double] = []
+    func time(_ layer: String, _ pass: String, flops: Double, _ body: (KernelThreads) -> Void) {
+        for threads in pools { body(threads) }
+        var times = [[Double]](repeating: [], count: pools.count)
         let start = now()
-        while now() - start < budget || times.count < 5 {
-            let t = now(); body(); times.append(now() - t)
+        var round = 0
+        while now() - start < budget * Double(pools.count) || round < 5 {
+            for i in round % 2 == 0 ? Array(pools.indices) : pools.indices.reversed() {
+                let t = now(); body(pools[i]); times[i].append(now() - t)
+            }
+            round += 1
         }
-        results.append(ConvPassResult(layer: layer, pass: pass, flops: flops, seconds: median(times), fastest: times.min()!))
+        for i in pools.indices {
+            results.append(ConvPassResult(layer: layer, pass: pass, flops: flops, threads: threadCounts[i], seconds: median(times[i]),
+                                          fastest: times[i].min()!,
+                                          speedup: i == 0 ? nil : median(zip(times[0], times[i]).map { $0 / $1 })))
+        }
     }
     let views = layout.convEncoder.enumerated().map { ("encoder.conv.\($0.offset)", $0.element, false) }
         + layout.convDecoder.enumerated().map { ("decoder.deconv.\($0.offset)", $0.element, true) }
@@ -343,28 +357,28 @@ public func benchmarkConvPasses(config: ModelConfig, batch: Int, threads count: 
         for i in 0..<(batch * g.imageSize) { image[i] = Float(i % 5) * 0.1 }
         for i in 0..<(rows * view.channels) { maps[i] = Float(i % 3) * 0.1 }
         if transposed {
-            time(name, "forward", flops: flops) {
+            time(name, "forward", flops: flops) { threads in
                 transposedConvolutionForward(view, input: maps, out: dimage, parameters: parameters, batch: batch,
                                              relu: true, threads: threads, workspace: ws)
             }
-            time(name, "input gradient", flops: flops) {
+            time(name, "input gradient", flops: flops) { threads in
                 transposedConvolutionInputGradient(view, dout: image, dcols: cols, dinput: dmaps, parameters: parameters,
                                                    batch: batch, threads: threads, workspace: ws)
             }
-            time(name, "weight gradient", flops: flops) {
+            time(name, "weight gradient", flops: flops) { threads in
                 transposedConvolutionWeightGradient(view, dout: image, dcols: cols, input: maps, gradients: gradients, batch: batch,
                                                     accumulate: false, threads: threads, workspace: ws)
             }
         } else {
-            time(name, "forward", flops: flops) {
+            time(name, "forward", flops: flops) { threads in
                 convolutionForward(view, image: image, out: dmaps, cols: cols, parameters: parameters, batch: batch, relu: true,
                                    threads: threads, workspace: ws)
             }
-            time(name, "input gradient", flops: flops) {
+            time(name, "input gradient", flops: flops) { threads in
                 convolutionInputGradient(view, dout: maps, dimage: dimage, parameters: parameters, batch: batch,
                                          threads: threads, workspace: ws)
             }
-            time(name, "weight gradient", flops: flops) {
+            time(name, "weight gradient", flops: flops) { threads in
                 convolutionWeightGradient(view, dout: maps, image: image, cols: cols, gradients: gradients, batch: batch, accumulate: false,
                                           threads: threads, workspace: ws)
             }

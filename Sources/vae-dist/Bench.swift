@@ -18,7 +18,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Hidden widths of the model measured (default: 400, or 256 for conv).") var hidden: String?
     @Option(help: "Latent dimensions of the model measured (default: 20, or 10 for conv).") var latent: Int?
     @Option(help: "--arch conv: the convolutions' output channels (default: 32,32,64,64).") var convChannels: String?
-    @Option(help: "Kernel thread counts at which to measure the training step and the evaluation, comma-separated (default: 1 up to the cores this process may use); the counts take turns in rounds of 10 steps.")
+    @Option(help: "Kernel thread counts at which to measure the training step, the evaluation and (--arch conv) each conv layer's passes, comma-separated (default: 1 up to the cores this process may use); the counts take turns in rounds of 10 steps (passes: call by call).")
     var threads: String?
     @Flag(help: "JSON lines only.") var json = false
     @Flag(help: "Under mpirun: time the collectives of the gradient reductions (allreduce, iallreduce, reduce-scatter + allgather) alone, per message size.")
@@ -52,7 +52,7 @@ struct Bench: ParsableCommand {
             let flopsPerExample = trainingFlopsPerExample(config: config)
             printKernelSets(config: config, batch: choiceBatch, isa: isa, peak: peak)
             printGEMMs(config: config, sizes: sizes, isa: isa, peak: peak)
-            if config.architecture == .conv { for batch in sizes { printConvPasses(config: config, batch: batch, peak: peak) } }
+            if config.architecture == .conv { for batch in sizes { printConvPasses(config: config, batch: batch, counts: counts, peak: peak) } }
             for batch in sizes {
                 for s in try benchmarkTrainingSteps(config: config, batch: batch, threadCounts: counts) {
                     printStep(s, isa: isa, peak: peak, flopsPerExample: flopsPerExample, first: counts[0])
@@ -170,18 +170,32 @@ struct Bench: ParsableCommand {
         return config
     }
 
-    /// Each conv layer's three passes at `batch` examples on one thread (GFLOP/s, share of the peak).
-    func printConvPasses(config: ModelConfig, batch: Int, peak: Double) {
-        if !json { print("conv layer pass (batch \(batch), one thread, im2col/col2im included)  GFLOP/s  of peak      time") }
-        for r in benchmarkConvPasses(config: config, batch: batch) {
+    /// Each conv layer's three passes at `batch` examples on each of `counts` threads (GFLOP/s,
+    /// share of the peak of the cores used; beside the first count, each other's speedup).
+    func printConvPasses(config: ModelConfig, batch: Int, counts: [Int], peak: Double) {
+        let results = benchmarkConvPasses(config: config, batch: batch, threadCounts: counts)
+        let cores = { (n: Int) in n == 1 ? "1 thread" : "\(n) threads" }
+        if !json {
+            print("conv layer pass (batch \(batch), \(cores(counts[0])), im2col/col2im included)".padding(toLength: 62, withPad: " ", startingAt: 0)
+                  + "GFLOP/s  of peak        time" + counts.dropFirst().map { "  | \(cores($0).padding(toLength: 13, withPad: " ", startingAt: 0))      time  speedup" }.joined())
+        }
+        var line = ""
+        for r in results {
+            let fraction = r.gflops / peak / Double(r.threads)
             if json {
                 print(jsonObject([("kind", "\"conv_pass\""), ("layer", "\"\(r.layer)\""), ("pass", "\"\(r.pass)\""), ("batch", "\(batch)"),
-                                  ("gflops", jsonNumber(r.gflops)), ("peak_fraction", jsonNumber(r.gflops / peak)),
-                                  ("seconds", jsonNumber(r.seconds)), ("fastest_seconds", jsonNumber(r.fastest))]))
-            } else {
-                print("\(r.layer) \(r.pass)".padding(toLength: 62, withPad: " ", startingAt: 0)
-                      + String(format: "%9.1f  %6.0f%%  %7.2f ms", r.gflops, 100 * r.gflops / peak, r.seconds * 1e3))
+                                  ("threads", "\(r.threads)"), ("gflops", jsonNumber(r.gflops)), ("peak_fraction", jsonNumber(fraction)),
+                                  ("seconds", jsonNumber(r.seconds)), ("fastest_seconds", jsonNumber(r.fastest)),
+                                  ("speedup", r.speedup.map(jsonNumber) ?? "null")]))
+                continue
             }
+            if r.threads == counts[0] {
+                line = "\(r.layer) \(r.pass)".padding(toLength: 62, withPad: " ", startingAt: 0)
+                    + String(format: "%7.1f  %6.0f%%  %7.2f ms", r.gflops, 100 * fraction, r.seconds * 1e3)
+            } else {
+                line += String(format: "  | %4.0f%% of peak %6.2f ms  %5.2fx", 100 * fraction, r.seconds * 1e3, r.speedup ?? 0)
+            }
+            if r.threads == counts.last! { print(line) }
         }
     }
 

@@ -8,7 +8,8 @@
 #      --autoencoder, beta-TCVAE, KL warm-up and capacity train to finite checkpoints;
 #   4. every subcommand on a conv checkpoint (sample, reconstruct, interpolate, traverse,
 #      latent-map, manifold, encode, eval with --iw-samples, inspect), colour images (.npy);
-#   5. one clear error line and exit 1 for image sides the layers cannot halve, bad
+#   5. bench's conv pass table at 1 and 2 threads (--json);
+#   6. one clear error line and exit 1 for image sides the layers cannot halve, bad
 #      --conv-channels, and images whose activations would pass 256 MB an example.
 #   bash Tests/integration/conv_test.sh
 set -uo pipefail
@@ -105,6 +106,27 @@ np.save('$tmp/colour.npy', x)"
 "$bin" train --data "$tmp/colour.npy" --arch conv --conv-channels 4,8 --hidden 16 --latent 3 --batch-size 32 --epochs 1 --out "$tmp/colour" > "$tmp/colour.log" 2>&1 \
   && valid "$(checkpoint_of "$tmp/colour")" && "$bin" sample --checkpoint "$tmp/colour" --out "$tmp/out/colour.png" > /dev/null 2>&1 \
   && ok "RGB 16x16: trains and samples ($(grep -o 'test_nelbo [0-9.]*' "$tmp/colour.log" | tail -1))" || bad "RGB: $(tail -1 "$tmp/colour.log")"
+
+echo "conv: bench's pass table at 1 and 2 threads"
+"$bin" bench --arch conv --conv-channels 4,8 --hidden 16 --batches 2 --threads 1,2 --json > "$tmp/bench.jsonl" 2>&1 \
+  && "$python" - "$tmp/bench.jsonl" <<'PY' && ok "bench --arch conv --threads 1,2: $(grep -m1 '"threads": 2, "gflops"' "$tmp/bench.jsonl" | cut -c1-150)" \
+  || bad "bench --arch conv --threads 1,2: $(tail -2 "$tmp/bench.jsonl")"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+peak = next(r for r in rows if r["kind"] == "peak")["peak_gflops"]
+passes = [r for r in rows if r["kind"] == "conv_pass"]
+layers = ["encoder.conv.0", "encoder.conv.1", "decoder.deconv.0", "decoder.deconv.1"]
+kinds = ["forward", "input gradient", "weight gradient"]
+# Each pass at 1 thread, then at 2 (the speedup paired call by call with the first count).
+assert [(r["layer"], r["pass"], r["threads"]) for r in passes] == [(l, k, t) for l in layers for k in kinds for t in (1, 2)], passes
+for r in passes:
+    assert r["batch"] == 2 and 0 < r["fastest_seconds"] <= r["seconds"], r
+    assert abs(r["peak_fraction"] - r["gflops"] / peak / r["threads"]) < 1e-4 * r["peak_fraction"], r
+    assert (r["speedup"] is None) == (r["threads"] == 1), r
+    assert r["threads"] == 1 or 0.05 < r["speedup"] < 20, r
+steps = sorted(r["threads"] for r in rows if r["kind"] == "step")
+assert steps == [1, 2], steps
+PY
 
 echo "conv: errors"
 check_one_line() {  # WHAT EXPECTED COMMAND...: exit 1 and one line holding EXPECTED
