@@ -57,6 +57,12 @@ public func im2col(_ cols: UnsafeMutablePointer<Float>, _ image: UnsafePointer<F
     var row = rows.lowerBound
     while row < rows.upperBound {
         let span = min(g.outWidth - ox, rows.upperBound - row)
+        // The span's positions inside ..< end have all k taps inside the image row: one run
+        // each, copied in a loop free of bounds (a one-channel patch's run is 4 floats, where
+        // per-position checks cost more than the copy); the few others are clipped.
+        let ixStart = ox * g.stride - g.padding
+        let inside = min(span, ixStart >= 0 ? 0 : (-ixStart + g.stride - 1) / g.stride)
+        let end = max(inside, min(span, g.inWidth - k - ixStart < 0 ? 0 : (g.inWidth - k - ixStart) / g.stride + 1))
         for ky in 0..<k {
             let dst = cols + row * patch + ky * run
             let iy = oy * g.stride - g.padding + ky
@@ -65,19 +71,18 @@ public func im2col(_ cols: UnsafeMutablePointer<Float>, _ image: UnsafePointer<F
                 continue
             }
             let source = image + (n * g.inHeight + iy) * g.inWidth * c
-            for j in 0..<span {
-                let ix0 = (ox + j) * g.stride - g.padding
-                let out = dst + j * patch
-                if ix0 >= 0 && ix0 + k <= g.inWidth {
-                    copyRun(out, source + ix0 * c, count: run)
-                    continue
-                }
+            copyRuns(dst + inside * patch, patch, source + (ixStart + inside * g.stride) * c, g.stride * c,
+                     runs: end - inside, count: run)
+            func clipped(_ j: Int) {
+                let ix0 = ixStart + j * g.stride, out = dst + j * patch
                 let first = max(0, -ix0), last = min(k, g.inWidth - ix0)  // the kx inside the image
-                if first >= last { fillZero(out, count: run); continue }
+                if first >= last { fillZero(out, count: run); return }
                 if first > 0 { fillZero(out, count: first * c) }
                 copyRun(out + first * c, source + (ix0 + first) * c, count: (last - first) * c)
                 if last < k { fillZero(out + last * c, count: (k - last) * c) }
             }
+            for j in 0..<inside { clipped(j) }
+            for j in end..<span { clipped(j) }
         }
         row += span
         ox += span
@@ -360,6 +365,27 @@ func copyRun(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, co
         i += 4
     }
     while i < count { dst[i] = src[i]; i += 1 }
+}
+
+/// copyRun for `runs` runs of `count` floats, the i-th from src + i * srcStride to dst + i *
+/// dstStride; runs of 4 floats (one-channel patches) one vector move each.
+@inlinable @inline(__always)
+func copyRuns(_ dst: UnsafeMutablePointer<Float>, _ dstStride: Int, _ src: UnsafePointer<Float>, _ srcStride: Int,
+              runs: Int, count: Int) {
+    var d = dst, s = src
+    if count == 4 {
+        for _ in 0..<runs {
+            UnsafeMutableRawPointer(d).storeBytes(of: UnsafeRawPointer(s).loadUnaligned(as: SIMD4<Float>.self), as: SIMD4<Float>.self)
+            d += dstStride
+            s += srcStride
+        }
+        return
+    }
+    for _ in 0..<runs {
+        copyRun(d, s, count: count)
+        d += dstStride
+        s += srcStride
+    }
 }
 
 /// dst[i] = 0 for i in 0 ..< count (short runs without a call to memset).
