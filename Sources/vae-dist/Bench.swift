@@ -180,7 +180,7 @@ struct Bench: ParsableCommand {
                   + "GFLOP/s  of peak        time" + counts.dropFirst().map { "  | \(cores($0).padding(toLength: 13, withPad: " ", startingAt: 0))      time  speedup" }.joined())
         }
         var line = ""
-        for r in results {
+        for (i, r) in results.enumerated() {  // each pass's counts in the order given
             let fraction = r.gflops / peak / Double(r.threads)
             if json {
                 print(jsonObject([("kind", "\"conv_pass\""), ("layer", "\"\(r.layer)\""), ("pass", "\"\(r.pass)\""), ("batch", "\(batch)"),
@@ -189,13 +189,13 @@ struct Bench: ParsableCommand {
                                   ("speedup", r.speedup.map(jsonNumber) ?? "null")]))
                 continue
             }
-            if r.threads == counts[0] {
+            if i % counts.count == 0 {
                 line = "\(r.layer) \(r.pass)".padding(toLength: 62, withPad: " ", startingAt: 0)
                     + String(format: "%7.1f  %6.0f%%  %7.2f ms", r.gflops, 100 * fraction, r.seconds * 1e3)
             } else {
                 line += String(format: "  | %4.0f%% of peak %6.2f ms  %5.2fx", 100 * fraction, r.seconds * 1e3, r.speedup ?? 0)
             }
-            if r.threads == counts.last! { print(line) }
+            if i % counts.count == counts.count - 1 { print(line) }
         }
     }
 
