@@ -289,7 +289,7 @@ public func col2imGather(_ image: UnsafeMutablePointer<Float>, _ cols: UnsafePoi
 /// patches in row order.
 @inlinable
 public func col2imScatter(_ image: UnsafeMutablePointer<Float>, _ cols: UnsafePointer<Float>, _ g: ConvGeometry, examples: Range<Int>) {
-    if g.isOneChannelHalving { return col2imOneChannelHalving(image, cols, g, examples: examples) }
+    if g.isScatteredHalving { return col2imHalving(image, cols, g, examples: examples) }
     let k = g.kernel, c = g.inChannels, run = k * c, patch = g.patch
     for n in examples {
         (image + n * g.imageSize).update(repeating: 0, count: g.imageSize)

@@ -11,8 +11,9 @@ import VAEModel
     /// one geometry with more rows than one im2col part.
     static let geometries: [ConvGeometry] = [
         ConvGeometry(inHeight: 8, inWidth: 8, inChannels: 1, kernel: 4, stride: 2, padding: 1),
-        // One channel, an odd height: col2im's one-channel row-by-row form (isOneChannelHalving).
+        // One and three channels (an odd height): col2im's row-by-row form (isScatteredHalving).
         ConvGeometry(inHeight: 7, inWidth: 10, inChannels: 1, kernel: 4, stride: 2, padding: 1),
+        ConvGeometry(inHeight: 6, inWidth: 8, inChannels: 3, kernel: 4, stride: 2, padding: 1),
         ConvGeometry(inHeight: 7, inWidth: 5, inChannels: 3, kernel: 3, stride: 1, padding: 1),
         ConvGeometry(inHeight: 6, inWidth: 10, inChannels: 3, kernel: 2, stride: 2, padding: 0),
         ConvGeometry(inHeight: 9, inWidth: 7, inChannels: 5, kernel: 4, stride: 3, padding: 2),
