@@ -40,13 +40,17 @@ public final class KernelThreads: @unchecked Sendable {
         thread == 0 ? own : workerGEMM[thread - 1]
     }
 
-    /// Cuts 0 ..< total into at most `count` ranges whose starts are multiples of `alignment`,
-    /// none shorter than `minimum` (but the last), and runs work.run(range, thread:) for each on
-    /// the pool (`thread` picks the scratch space; the result must not depend on it). With one
-    /// range the work runs on the caller, with no synchronization.
+    /// Cuts 0 ..< total into at most `count` x `chunksPerThread` ranges (one on one thread)
+    /// whose starts are multiples of `alignment`, none shorter than `minimum` (but the last),
+    /// and runs work.run(range, thread:) for each on the pool (`thread` picks the scratch space;
+    /// the result must not depend on it). With one range the work runs on the caller, with no
+    /// synchronization. Several ranges per thread balance a region whose threads run at
+    /// different speeds (the pool's threads claim them as they go), where one range each makes
+    /// the faster thread wait for the slower; each range costs a call.
     @inlinable @inline(__always)
-    public func forEachRange<Work: RangeWork>(_ total: Int, alignment: Int = 16, minimum: Int = 16, _ work: Work) {
-        let (parts, size) = partition(total, alignment: alignment, minimum: minimum)
+    public func forEachRange<Work: RangeWork>(_ total: Int, alignment: Int = 16, minimum: Int = 16, chunksPerThread: Int = 1,
+                                              _ work: Work) {
+        let (parts, size) = partition(total, alignment: alignment, minimum: minimum, chunksPerThread: chunksPerThread)
         if parts <= 1 {
             if total > 0 { work.run(0..<total, thread: 0) }
             return
@@ -56,8 +60,8 @@ public final class KernelThreads: @unchecked Sendable {
 
     /// (number of ranges, length of each but the last).
     @inlinable @inline(__always)
-    func partition(_ total: Int, alignment: Int, minimum: Int) -> (Int, Int) {
-        let wanted = min(count, max(1, total / max(minimum, 1)))
+    func partition(_ total: Int, alignment: Int, minimum: Int, chunksPerThread: Int = 1) -> (Int, Int) {
+        let wanted = min(count == 1 ? 1 : count * max(1, chunksPerThread), max(1, total / max(minimum, 1)))
         if wanted <= 1 { return (1, total) }
         var size = (total + wanted - 1) / wanted
         size = (size + alignment - 1) / alignment * alignment

@@ -9,6 +9,15 @@ import VAEKernels
 // gradient's columns or, for one input channel, its K blocks summed in gemm's order: never a
 // sum, so every thread count gives the same bits.
 
+/// Ranges per thread of the passes whose parts are independent and share their packed weights
+/// (the products with im2col or col2im, the one-channel weight gradients' K blocks): the pool's
+/// threads claim them as they go, so a thread slowed by the host (on a 2-core AMD EPYC guest,
+/// 2026-12-07, the worker's halves ran 8-14% slower than the caller's, and the caller waited
+/// for them 14-22% of the time spent in regions; docs/performance.md) no longer holds the
+/// other up. The weight gradients cut by columns keep one range each: each range reads all of
+/// dout.
+let convChunksPerThread = 8
+
 extension ConvView {
     /// Whether the weight gradient packs the patches straight from the image (GEMMPatches), so
     /// that they are never stored: where each panel of the GEMM tile's nr columns is one pixel's
@@ -27,6 +36,7 @@ public func convolutionForward(_ view: ConvView, image: UnsafePointer<Float>, ou
                         threads: KernelThreads, workspace: GEMMWorkspace) {
     let g = view.geometry, rows = batch * g.positions
     threads.forEachRange(rows, alignment: rowAlignment(columns: view.channels), minimum: GEMMBlocking.narrowMR,
+                         chunksPerThread: convChunksPerThread,
                          PatchProductRows(cols: view.packsPatchesFromImage ? nil : cols, image: image, geometry: g, out: out, mask: nil,
                                           weight: parameters + view.weight,
                                           packed: packWeights(parameters + view.weight, ldb: g.patch, transposed: true,
@@ -83,7 +93,7 @@ func patchWeightGradient(_ view: ConvView, dweight: UnsafeMutablePointer<Float>,
     if threads.count > 1 && narrow && patches == nil && rows > 0 {
         let length = GEMMBlocking.kBlock(rows), blocks = (rows + length - 1) / length, size = view.channels * g.patch
         let partials = workspace.partials(count: blocks * size)
-        threads.forEachRange(blocks, alignment: 1, minimum: 1,
+        threads.forEachRange(blocks, alignment: 1, minimum: 1, chunksPerThread: convChunksPerThread,
                              WeightGradientBlocks(partials: partials, dout: dout, cols: cols, rows: rows, length: length,
                                                   channels: view.channels, patch: g.patch, threads: threads, workspace: workspace))
         if !accumulate { dweight.update(from: partials, count: size) } else { addInPlace(dweight, partials, count: size) }
@@ -144,7 +154,7 @@ struct BiasGradientColumns: RangeWork {
 public func convolutionInputGradient(_ view: ConvView, dout: UnsafePointer<Float>, dimage: UnsafeMutablePointer<Float>,
                                      reluMask: UnsafePointer<Float>? = nil, parameters: UnsafePointer<Float>, batch: Int,
                                      threads: KernelThreads, workspace: GEMMWorkspace) {
-    threads.forEachRange(batch, alignment: 1, minimum: 1,
+    threads.forEachRange(batch, alignment: 1, minimum: 1, chunksPerThread: convChunksPerThread,
                          ProductCol2ImExamples(image: dimage, mask: reluMask, input: dout, weight: parameters + view.weight,
                                                packed: packWeights(parameters + view.weight, ldb: view.geometry.patch, transposed: false,
                                                                    n: view.geometry.patch, k: view.channels, workspace: workspace),
@@ -158,7 +168,7 @@ public func transposedConvolutionForward(_ view: ConvView, input: UnsafePointer<
                                   parameters: UnsafePointer<Float>, batch: Int,
                                   relu: Bool, threads: KernelThreads, workspace: GEMMWorkspace) {
     // cols [rows, patch] = input [rows, channels] · weight [channels, patch], then col2im.
-    threads.forEachRange(batch, alignment: 1, minimum: 1,
+    threads.forEachRange(batch, alignment: 1, minimum: 1, chunksPerThread: convChunksPerThread,
                          ProductCol2ImExamples(image: out, mask: nil, input: input, weight: parameters + view.weight,
                                                packed: packWeights(parameters + view.weight, ldb: view.geometry.patch, transposed: false,
                                                                    n: view.geometry.patch, k: view.channels, padded: true,
@@ -204,7 +214,7 @@ public func transposedConvolutionInputGradient(_ view: ConvView, dout: UnsafePoi
                                                parameters: UnsafePointer<Float>, batch: Int,
                                                threads: KernelThreads, workspace: GEMMWorkspace) {
     threads.forEachRange(batch * view.geometry.positions, alignment: rowAlignment(columns: view.channels),
-                         minimum: GEMMBlocking.narrowMR,
+                         minimum: GEMMBlocking.narrowMR, chunksPerThread: convChunksPerThread,
                          PatchProductRows(cols: view.packsPatchesFromImage ? nil : dcols, image: dout, geometry: view.geometry,
                                           out: dinput, mask: reluMask, weight: parameters + view.weight,
                                           packed: dinput == nil ? nil : packWeights(parameters + view.weight, ldb: view.geometry.patch,

@@ -9,8 +9,8 @@ import VAECheckpoint
 
 @Suite(.serialized) struct ThreadTests {
     /// Every chunk runs exactly once per region, region after region, whether the workers are
-    /// spinning (regions back to back) or asleep (a pause between); thread index t is always the
-    /// same thread, and 0 is the caller.
+    /// spinning (regions back to back), polling between yields or asleep (pauses between);
+    /// thread index t is always the same thread, and 0 is the caller.
     @Test func poolRunsEveryChunkOnce() {
         let pool = ThreadPool(threads: 4)
         let runs = UnsafeMutablePointer<Int>.allocate(capacity: 8)
@@ -24,6 +24,7 @@ import VAECheckpoint
             pool.run(1 + round % 8, CountChunks(runs: runs, owners: owners, known: known))
             regions += 1
             if round % 1000 == 999 { usleep(20_000) }  // let the workers fall asleep
+            if round % 100 == 50 { usleep(300) }  // a pause the workers poll through (ThreadPool's yieldWindow)
         }
         #expect(regions == 4000)
         #expect((0..<8).map { runs[$0] } == (0..<8).map { 500 * (8 - $0) })
@@ -89,20 +90,28 @@ import VAECheckpoint
         }
     }
 
-    /// The ranges tile the work, start at multiples of the alignment, and use at most one per thread.
-    @Test(arguments: [(0, 16, 16), (1, 16, 16), (37, 12, 12), (100, 16, 16), (652_824, 16, 16_384), (40, 16, 16), (7, 1, 1)])
+    /// The ranges tile the work, start at multiples of the alignment, and number at most
+    /// chunksPerThread per thread (one on one thread), as many as the minimum allows.
+    @Test(arguments: [(0, 16, 16), (1, 16, 16), (37, 12, 12), (100, 16, 16), (652_824, 16, 16_384), (40, 16, 16), (7, 1, 1),
+                      (96, 1, 1)])
     func rangesTileTheWork(total: Int, alignment: Int, minimum: Int) {
         for threads in 1...4 {
-            let k = KernelThreads(threads: threads)
-            let seen = UnsafeMutablePointer<Int>.allocate(capacity: max(total, 1))
-            let calls = UnsafeMutablePointer<Int>.allocate(capacity: threads)
-            seen.initialize(repeating: 0, count: max(total, 1))
-            calls.initialize(repeating: 0, count: threads)
-            defer { seen.deallocate(); calls.deallocate() }
-            k.forEachRange(total, alignment: alignment, minimum: minimum, MarkRange(seen: seen, calls: calls, alignment: alignment))
-            #expect((0..<total).allSatisfy { seen[$0] == 1 }, "\(total) over \(threads) threads")
-            let count = (0..<threads).reduce(0) { $0 + calls[$1] }
-            #expect(count >= (total > 0 ? 1 : 0) && count <= threads)
+            for chunksPerThread in [1, 8] {
+                let k = KernelThreads(threads: threads)
+                let seen = UnsafeMutablePointer<Int>.allocate(capacity: max(total, 1))
+                let calls = UnsafeMutablePointer<Int>.allocate(capacity: threads)
+                seen.initialize(repeating: 0, count: max(total, 1))
+                calls.initialize(repeating: 0, count: threads)
+                defer { seen.deallocate(); calls.deallocate() }
+                k.forEachRange(total, alignment: alignment, minimum: minimum, chunksPerThread: chunksPerThread,
+                               MarkRange(seen: seen, calls: calls, alignment: alignment))
+                #expect((0..<total).allSatisfy { seen[$0] == 1 }, "\(total) over \(threads) threads")
+                let count = (0..<threads).reduce(0) { $0 + calls[$1] }
+                let most = threads == 1 ? 1 : threads * chunksPerThread
+                #expect(count >= (total > 0 ? 1 : 0) && count <= most)
+                // As many ranges as allowed: 96 (a multiple of 8, 16, 24 and 32) in ranges of at least 1.
+                if total == 96 && minimum == 1 { #expect(count == most, "\(threads) threads, \(chunksPerThread) each") }
+            }
         }
     }
 
