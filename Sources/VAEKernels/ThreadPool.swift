@@ -140,10 +140,10 @@ private struct Ticket {
     /// longer than the serial gap between two regions of a step, far shorter than a step.
     static let spinIterations = 20_000
     /// How long an idle worker polls the ticket between sched_yield calls before it sleeps, in
-    /// nanoseconds: longer than nearly every gap between two regions of a training step (with
+    /// seconds: longer than nearly every gap between two regions of a training step (with
     /// it, 47 of a conv benchmark's 10,500 regions began with the worker asleep, against 4,970
     /// without), far shorter than the pauses of a run (an evaluation, a checkpoint).
-    static let yieldWindow: UInt64 = 1_000_000
+    static let yieldWindow = 0.001
 
     init(threadCount: Int) {
         self.threadCount = threadCount
@@ -215,9 +215,9 @@ private struct Ticket {
             var spins = 0
             while Ticket(ticket.load(ordering: .acquiring)).generation == seen && spins < Self.spinIterations { spins += 1 }
             if Ticket(ticket.load(ordering: .acquiring)).generation == seen {
-                let start = monotonicNanoseconds()
+                let start = monotonicSeconds()
                 while Ticket(ticket.load(ordering: .acquiring)).generation == seen
-                        && monotonicNanoseconds() &- start < Self.yieldWindow {
+                        && monotonicSeconds() - start < Self.yieldWindow {
                     sched_yield()
                 }
             }
@@ -251,10 +251,11 @@ private final class WorkerContext {
     }
 }
 
-/// CLOCK_MONOTONIC in nanoseconds (a vDSO call: no system call).
+/// Seconds on CLOCK_MONOTONIC (a vDSO call: no system call): the project's one clock for
+/// measuring and waiting (VAEKernelDispatch's kernel timing, VAEOutputs.now).
 @inline(__always)
-func monotonicNanoseconds() -> UInt64 {
+public func monotonicSeconds() -> Double {
     var t = timespec()
     clock_gettime(CLOCK_MONOTONIC, &t)
-    return UInt64(t.tv_sec) &* 1_000_000_000 &+ UInt64(t.tv_nsec)
+    return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
 }

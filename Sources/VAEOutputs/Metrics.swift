@@ -1,5 +1,6 @@
 import Foundation
 import VAEAnalysis
+import VAEKernels
 
 /// One line of metrics.jsonl: nats per example, averaged over the epoch / test set.
 public struct EpochMetrics: Sendable {
@@ -60,13 +61,9 @@ public func jsonObject(_ fields: [(String, String)]) -> String {
     "{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}"
 }
 
-/// Seconds on a monotonic clock.
+/// Seconds on a monotonic clock (VAEKernels.monotonicSeconds).
 @inline(__always)
-public func now() -> Double {
-    var t = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &t)
-    return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
-}
+public func now() -> Double { monotonicSeconds() }
 
 /// Peak resident memory of this process in MB (getrusage; Linux reports KiB).
 public func peakMemoryMB() -> Double {
