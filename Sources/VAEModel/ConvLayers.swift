@@ -83,14 +83,16 @@ func patchWeightGradient(_ view: ConvView, dweight: UnsafeMutablePointer<Float>,
     let work = LinearWeightGradient(dweight: dweight, dbias: dbias, dout: dout, inp: cols, patches: patches, batch: rows,
                                     inFeatures: g.patch, outFeatures: view.channels, accumulate: accumulate,
                                     threads: threads, workspace: workspace)
-    // A patch of one input channel (16 columns): the product is a few hundred floats summed
-    // over 65,536 positions, bound by reading dout and the patches. Threads take gemm's K blocks
-    // instead, each block's product stored on its own and the blocks then added in order: the
-    // sums gemm makes over the whole K, the same bits. (Cut by channels, each thread got a narrow
-    // product in both orientations: 2.2x slower on 2 threads than on one; by columns, each read
+    // A patch of one input channel (16 columns, 48 in colour): the product is a few hundred
+    // floats summed over 65,536 positions, bound by reading dout and the patches. Threads take
+    // gemm's K blocks instead, each block's product stored on its own and the blocks then added
+    // in order: the sums gemm makes over the whole K, the same bits. (Cut by channels, each
+    // thread read all the patches: on the 12 x 32 tile 2.2x slower on 2 threads than on one, on
+    // the 6 x 16 tile 1.2-1.3x faster, where K blocks make it 2x faster; by columns, each read
     // all of dout: no faster than one.)
     let narrow = gemmTransposesProduct(tile, m: view.channels, n: g.patch)
-    if threads.count > 1 && narrow && patches == nil && rows > 0 {
+    let fewColumns = narrow || g.patch < 2 * tile.nr * threads.count
+    if threads.count > 1 && fewColumns && patches == nil && rows > 0 {
         let length = GEMMBlocking.kBlock(rows), blocks = (rows + length - 1) / length, size = view.channels * g.patch
         let partials = workspace.partials(count: blocks * size)
         threads.forEachRange(blocks, alignment: 1, minimum: 1, chunksPerThread: convChunksPerThread,

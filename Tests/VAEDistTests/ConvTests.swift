@@ -25,11 +25,10 @@ import VAEModel
         ConvGeometry(inHeight: 6, inWidth: 7, inChannels: 32, kernel: 4, stride: 2, padding: 1),
     ]
 
-    /// A one-channel layer's weight gradient (32 channels x 16 taps): on several threads, where
-    /// the kernels chosen at start compute it transposed (the 12 x 32 tile), its K blocks are
-    /// shared out and added in order; either way the bits are one thread's single product's,
-    /// accumulated or not, and close to the naive sum. (The choice is by measurement, so the
-    /// test does not assume it: a loaded machine may pick the 6 x 16 tile, which cuts channels.)
+    /// A one-channel layer's weight gradient (32 channels x 16 taps): on several threads its K
+    /// blocks are shared out and added in order, whichever tile the kernels chosen at start use;
+    /// the bits are one thread's single product's, accumulated or not, and close to the naive
+    /// sum.
     @Test func oneChannelWeightGradientSameBitsOnAnyThreadCount() {
         let g = ConvGeometry(inHeight: 30, inWidth: 22, inChannels: 1, kernel: 4, stride: 2, padding: 1)
         let batch = 5, channels = 32, rows = batch * g.positions
