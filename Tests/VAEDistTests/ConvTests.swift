@@ -25,12 +25,12 @@ import VAEModel
         ConvGeometry(inHeight: 6, inWidth: 7, inChannels: 32, kernel: 4, stride: 2, padding: 1),
     ]
 
-    /// A one-channel layer's weight gradient (32 channels x 16 taps): on several threads its K
-    /// blocks are shared out and added in order, whichever tile the kernels chosen at start use;
-    /// the bits are one thread's single product's, accumulated or not, and close to the naive
-    /// sum.
-    @Test func oneChannelWeightGradientSameBitsOnAnyThreadCount() {
-        let g = ConvGeometry(inHeight: 30, inWidth: 22, inChannels: 1, kernel: 4, stride: 2, padding: 1)
+    /// A grey or colour image's layer's weight gradient (32 channels x 16 or 48 taps): on several
+    /// threads its K blocks are shared out and added in order, whichever tile the kernels chosen
+    /// at start use; the bits are one thread's single product's, accumulated or not, and close to
+    /// the naive sum.
+    @Test(arguments: [1, 3]) func fewColumnWeightGradientSameBitsOnAnyThreadCount(inChannels: Int) {
+        let g = ConvGeometry(inHeight: 30, inWidth: 22, inChannels: inChannels, kernel: 4, stride: 2, padding: 1)
         let batch = 5, channels = 32, rows = batch * g.positions
         #expect(rows > 2 * GEMMBlocking.kc, "several K blocks: \(rows) rows")
         let conv = ConvView(geometry: g, channels: channels, weight: 0, bias: channels * g.patch)
@@ -52,7 +52,7 @@ import VAEModel
             #expect(same, "threads 1, 2, 3: other bits (accumulate \(accumulate))")
             let base = accumulate ? Array(start[0..<(channels * g.patch)]) : [Float](repeating: 0, count: channels * g.patch)
             expectClose(Array(results[1][0..<(channels * g.patch)]), zip(base, expected).map { $0 + $1 }, rtol: 1e-4, atol: 1e-3,
-                        "one-channel dweight, 2 threads, accumulate \(accumulate)")
+                        "\(inChannels)-channel dweight, 2 threads, accumulate \(accumulate)")
         }
     }
 
