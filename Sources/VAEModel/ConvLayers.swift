@@ -14,8 +14,8 @@ import VAEKernels
 /// threads claim them as they go, so a thread slowed by the host (on a 2-core AMD EPYC guest,
 /// 2026-12-07, the worker's halves ran 8-14% slower than the caller's, and the caller waited
 /// for them 14-22% of the time spent in regions; docs/performance.md) no longer holds the
-/// other up. The weight gradients cut by columns keep one range each: each range reads all of
-/// dout.
+/// other up. The weight gradients cut by columns keep one range each: 2 or 4 per thread measured
+/// slower (docs/performance.md).
 let convChunksPerThread = 8
 
 extension ConvView {
@@ -90,9 +90,10 @@ func patchWeightGradient(_ view: ConvView, dweight: UnsafeMutablePointer<Float>,
     // thread read all the patches: on the 12 x 32 tile 2.2x slower on 2 threads than on one, on
     // the 6 x 16 tile 1.2-1.3x faster, where K blocks make it 2x faster; by columns, each read
     // all of dout: no faster than one.)
-    let narrow = gemmTransposesProduct(tile, m: view.channels, n: g.patch)
-    let fewColumns = narrow || g.patch < 2 * tile.nr * threads.count
-    if threads.count > 1 && fewColumns && patches == nil && rows > 0 {
+    // (Every product the chosen tile computes transposed, gemmTransposesProduct, has fewer than
+    // two panels' columns per thread too: at most 56 on the 12 x 32 tile, 8 on the others.)
+    let byColumns = g.patch >= 2 * tile.nr * threads.count
+    if threads.count > 1 && !byColumns && patches == nil && rows > 0 {
         let length = GEMMBlocking.kBlock(rows), blocks = (rows + length - 1) / length, size = view.channels * g.patch
         let partials = workspace.partials(count: blocks * size)
         threads.forEachRange(blocks, alignment: 1, minimum: 1, chunksPerThread: convChunksPerThread,
@@ -100,7 +101,7 @@ func patchWeightGradient(_ view: ConvView, dweight: UnsafeMutablePointer<Float>,
                                                   channels: view.channels, patch: g.patch, threads: threads, workspace: workspace))
         if !accumulate { dweight.update(from: partials, count: size) } else { addInPlace(dweight, partials, count: size) }
         for b in 1..<blocks { addInPlace(dweight, partials + b * size, count: size) }
-    } else if threads.count > 1 && g.patch >= 2 * tile.nr * threads.count {
+    } else if threads.count > 1 && byColumns {
         threads.forEachRange(g.patch, alignment: tile.nr, minimum: 2 * tile.nr, work.columns)
     } else {
         threads.forEachRange(view.channels, alignment: rowAlignment(columns: g.patch), minimum: 16, work)
